@@ -1,0 +1,10 @@
+"""atomgraph: graphs from molecules, crystals and protein-ligand complexes, and the GNNs that learn on them.
+
+The folders follow the data flow::
+
+    structures/ -> graphs/ -> data/ -> models/ -> tasks/ -> training/ -> evaluation/, md/, cli/
+
+Units inside the package: Å, eV, eV/Å, eV/Å^3.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Command line: ``atomgraph train|evaluate|predict|...``."""

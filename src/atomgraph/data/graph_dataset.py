@@ -1,0 +1,115 @@
+"""An in-memory dataset of graphs with its targets' metadata, saved to and loaded from a safe cache."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch_geometric.data import Data, InMemoryDataset
+
+
+@dataclass
+class TargetInfo:
+    """What the columns of ``y`` are: names, units and whether each is extensive (sums over atoms)."""
+
+    names: list[str]
+    units: list[str]
+    extensive: list[bool]
+    kind: str = "regression"  # or "classification"
+
+    def __post_init__(self) -> None:
+        if not (len(self.names) == len(self.units) == len(self.extensive)):
+            raise ValueError("target names, units and extensive flags must have the same length")
+
+    def select(self, names: Sequence[str]) -> tuple[TargetInfo, list[int]]:
+        missing = [n for n in names if n not in self.names]
+        if missing:
+            raise ValueError(f"unknown targets {missing}; available: {self.names}")
+        columns = [self.names.index(n) for n in names]
+        info = TargetInfo(
+            [self.names[c] for c in columns],
+            [self.units[c] for c in columns],
+            [self.extensive[c] for c in columns],
+            self.kind,
+        )
+        return info, columns
+
+
+@dataclass
+class DatasetMeta:
+    """Everything recorded about a processed dataset besides the graphs."""
+
+    name: str
+    targets: TargetInfo
+    ids: list[str] = field(default_factory=list)
+    smiles: list[str] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)  # rows that failed: {"index", "id", "error"}
+    settings: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DatasetMeta:
+        d = dict(d)
+        d["targets"] = TargetInfo(**d["targets"])
+        return cls(**d)
+
+
+class GraphDataset(InMemoryDataset):
+    """Graphs (each with ``y`` [1, T] and ``natoms``) held in PyG's collated storage.
+
+    Indexing with an int gives a ``Data``; with a sequence/tensor of indices a view on those rows
+    (``dataset[train_idx]``), as in PyG.
+    """
+
+    def __init__(self, graphs: Sequence[Data] | None, meta: DatasetMeta):
+        super().__init__(None)
+        self.meta = meta
+        if graphs is not None:
+            if len(graphs) == 0:
+                raise ValueError(
+                    f"dataset {meta.name!r} has no graphs (every row failed or the source is empty)"
+                )
+            self.data, self.slices = self.collate(list(graphs))
+
+    @property
+    def targets(self) -> TargetInfo:
+        return self.meta.targets
+
+    def num_atoms(self) -> np.ndarray:
+        """Atoms per graph [M] for the rows of this (possibly indexed) dataset."""
+        counts = self._data.natoms.view(-1)
+        return counts[torch.as_tensor(self.indices())].numpy()
+
+    def atomic_numbers(self) -> list[np.ndarray]:
+        """Atomic numbers of each graph's real atoms (master nodes, z = 0, left out)."""
+        z, offsets = self._data.z, self.slices["z"]
+        rows = []
+        for i in self.indices():
+            zi = z[offsets[i] : offsets[i + 1]].numpy()
+            rows.append(zi[zi > 0])
+        return rows
+
+    def targets_array(self) -> np.ndarray:
+        """Targets [M, T] (NaN where missing) of the rows of this dataset."""
+        return self._data.y[torch.as_tensor(self.indices())].numpy()
+
+    def save(self, path: str | Path) -> None:  # type: ignore[override]
+        """Write graphs and metadata; :meth:`load` reads them back with ``weights_only=True``."""
+        if self._indices is not None:
+            raise ValueError("save the whole dataset, not an indexed view of it")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"data": self._data.to_dict(), "slices": self.slices, "meta": self.meta.to_dict()}, path)
+
+    @classmethod
+    def load_file(cls, path: str | Path) -> GraphDataset:
+        """Read a dataset written by :meth:`save` (plain tensors and dicts only: safe to load)."""
+        stored = torch.load(path, weights_only=True)
+        dataset = cls(None, DatasetMeta.from_dict(stored["meta"]))
+        dataset.data = Data.from_dict(stored["data"])
+        dataset.slices = stored["slices"]
+        return dataset

@@ -1,0 +1,255 @@
+"""Diagnostic plots, each written to a PNG whose path is returned.
+
+Figures are built with ``matplotlib.figure.Figure`` on an Agg canvas, never through ``pyplot``: no
+global backend is switched, no window is opened, and nothing stays registered after saving (so no
+figure leaks, even in long training runs). Parent folders of ``path`` are created.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from atomgraph.evaluation._arrays import paired, to_numpy
+from atomgraph.evaluation.metrics import mae, r2
+
+__all__ = ["comparison_bar", "error_histogram", "error_vs_size", "learning_curves", "parity_plot"]
+
+PathLike = str | os.PathLike
+
+HEXBIN_ABOVE = 5000
+DPI = 150
+
+# Lightning CSVLogger column names, most preferred first.
+TRAIN_LOSS_COLUMNS = ("train_loss_epoch", "train_loss", "train_loss_step")
+VAL_LOSS_COLUMNS = ("val_loss", "val_loss_epoch")
+VAL_MAE_COLUMNS = ("val_mae", "val_mae_epoch")
+
+
+def _new_figure(figsize: tuple[float, float]) -> Figure:
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, format="png")
+    fig.clear()
+    return path
+
+
+def _with_unit(label: str, unit: str) -> str:
+    return f"{label} [{unit}]" if unit else label
+
+
+def _finite_pairs(y_true: Any, y_pred: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Labelled pairs with a finite prediction too (a NaN prediction cannot be drawn)."""
+    t, p = paired(y_true, y_pred, name)
+    ok = np.isfinite(p) & np.isfinite(t)
+    if not ok.any():
+        raise ValueError(f"{name}: no pair with a finite target and prediction")
+    return t[ok], p[ok]
+
+
+def parity_plot(y_true: Any, y_pred: Any, path: PathLike, title: str = "", unit: str = "") -> Path:
+    """Predicted against true values with the ``y = x`` line; MAE, R² and n in the upper-left corner.
+
+    ``y_true`` and ``y_pred`` have the same shape (flattened; NaN targets dropped). A scatter up to
+    5000 points, a log-count hexbin above. Axes are equal and share limits.
+    """
+    t, p = _finite_pairs(y_true, y_pred, "parity_plot")
+    fig = _new_figure((5.0, 5.0))
+    ax = fig.add_subplot()
+    lo, hi = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
+    pad = 0.03 * (hi - lo) if hi > lo else 1.0
+    lo, hi = lo - pad, hi + pad
+    if t.size > HEXBIN_ABOVE:
+        hb = ax.hexbin(t, p, gridsize=80, bins="log", mincnt=1, cmap="viridis", extent=(lo, hi, lo, hi))
+        fig.colorbar(hb, ax=ax, label="count", shrink=0.8)
+    else:
+        ax.scatter(t, p, s=8, alpha=0.6, edgecolors="none")
+    ax.plot([lo, hi], [lo, hi], color="k", lw=1, ls="--", zorder=3)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_aspect("equal")
+    text = f"MAE = {mae(t, p):.4g}{' ' + unit if unit else ''}\nR² = {r2(t, p):.4f}\nn = {t.size}"
+    ax.text(
+        0.04, 0.96, text, transform=ax.transAxes, va="top", ha="left",
+        bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8},
+    )  # fmt: skip
+    ax.set_xlabel(_with_unit("true", unit))
+    ax.set_ylabel(_with_unit("predicted", unit))
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def _epoch_series(df: pd.DataFrame, x: str, candidates: tuple[str, ...]) -> tuple[str, pd.Series] | None:
+    """The first candidate column with data, averaged per ``x`` value (sparse Lightning rows dropped)."""
+    for col in candidates:
+        if col in df.columns:
+            sub = df[[x, col]].apply(pd.to_numeric, errors="coerce").dropna()
+            if len(sub):
+                return col, sub.groupby(x)[col].mean()
+    return None
+
+
+def _maybe_log(ax: Any, series: list[pd.Series]) -> None:
+    values = np.concatenate([s.to_numpy(dtype=float) for s in series])
+    if values.size and np.all(values > 0) and values.max() / values.min() > 20:
+        ax.set_yscale("log")
+
+
+def learning_curves(metrics_csv: PathLike, path: PathLike) -> Path:
+    """Train/validation loss (and validation MAE, in a second panel, when logged) against epoch.
+
+    Reads a Lightning ``CSVLogger`` ``metrics.csv``: sparse rows where each column is filled only on the
+    steps it was logged. The train loss is the first present of ``train_loss_epoch``, ``train_loss``,
+    ``train_loss_step`` and is averaged per epoch; validation columns are ``val_loss`` and ``val_mae``
+    (or their ``_epoch`` variants). The x axis is ``epoch`` (``step`` when there is no epoch column,
+    else the row number). Raises ``ValueError`` when none of these columns has data.
+    """
+    try:
+        df = pd.read_csv(metrics_csv)
+    except pd.errors.EmptyDataError as err:
+        raise ValueError(f"learning_curves: {metrics_csv} is empty") from err
+    x = "epoch" if "epoch" in df.columns else "step" if "step" in df.columns else None
+    if x is None:
+        df = df.assign(row=np.arange(len(df)))
+        x = "row"
+    losses = [
+        (label, found)
+        for label, cols in (("train", TRAIN_LOSS_COLUMNS), ("validation", VAL_LOSS_COLUMNS))
+        if (found := _epoch_series(df, x, cols)) is not None
+    ]
+    val_mae = _epoch_series(df, x, VAL_MAE_COLUMNS)
+    if not losses and val_mae is None:
+        wanted = TRAIN_LOSS_COLUMNS + VAL_LOSS_COLUMNS + VAL_MAE_COLUMNS
+        raise ValueError(
+            f"learning_curves: {metrics_csv} has none of the columns {wanted} with data "
+            f"(columns: {list(df.columns)})"
+        )
+    panels = int(bool(losses)) + int(val_mae is not None)
+    fig = _new_figure((5.0 * panels, 4.0))
+    axes = fig.subplots(1, panels, squeeze=False)[0]
+    i = 0
+    if losses:
+        ax = axes[i]
+        for label, (col, s) in losses:
+            marker = "o" if len(s) < 30 else None
+            ax.plot(s.index, s.to_numpy(), marker=marker, ms=3, label=f"{label} ({col})")
+        _maybe_log(ax, [s for _, (_, s) in losses])
+        ax.set_xlabel(x)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel("loss")
+        ax.set_title("loss")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        i += 1
+    if val_mae is not None:
+        ax = axes[i]
+        col, s = val_mae
+        ax.plot(s.index, s.to_numpy(), color="C2", marker="o" if len(s) < 30 else None, ms=3, label=col)
+        best = int(np.argmin(s.to_numpy()))
+        ax.axhline(s.iloc[best], color="C2", lw=0.8, ls=":", label=f"best {s.iloc[best]:.4g}")
+        _maybe_log(ax, [s])
+        ax.set_xlabel(x)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel("validation MAE")
+        ax.set_title("validation MAE")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def error_histogram(y_true: Any, y_pred: Any, path: PathLike, unit: str = "", bins: int = 50) -> Path:
+    """Histogram of signed errors ``y_pred - y_true`` with mean (bias), standard deviation and MAE."""
+    t, p = _finite_pairs(y_true, y_pred, "error_histogram")
+    err = p - t
+    fig = _new_figure((5.5, 4.0))
+    ax = fig.add_subplot()
+    ax.hist(err, bins=bins, color="C0", alpha=0.8)
+    ax.axvline(0.0, color="k", lw=1, ls="--")
+    u = f" {unit}" if unit else ""
+    text = (
+        f"mean = {err.mean():.3g}{u}\nstd = {err.std():.3g}{u}\n"
+        f"MAE = {np.abs(err).mean():.3g}{u}\nn = {err.size}"
+    )
+    ax.text(
+        0.97, 0.96, text, transform=ax.transAxes, va="top", ha="right",
+        bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8},
+    )  # fmt: skip
+    ax.set_xlabel(_with_unit("error (predicted − true)", unit))
+    ax.set_ylabel("count")
+    return _save(fig, path)
+
+
+def error_vs_size(
+    sizes: Any,
+    y_true: Any,
+    y_pred: Any,
+    path: PathLike,
+    unit: str = "",
+    size_label: str = "number of atoms",
+) -> Path:
+    """Mean absolute error per integer size (top) and the number of structures per size (bottom).
+
+    ``sizes``, ``y_true`` and ``y_pred`` are ``[N]`` (one value per structure); sizes are rounded to ints.
+    """
+    s = to_numpy(sizes).reshape(-1)
+    t, p = to_numpy(y_true).reshape(-1), to_numpy(y_pred).reshape(-1)
+    if not (s.shape == t.shape == p.shape):
+        raise ValueError(f"error_vs_size: shapes differ: sizes {s.shape}, y_true {t.shape}, y_pred {p.shape}")
+    ok = np.isfinite(s) & np.isfinite(t) & np.isfinite(p)
+    if not ok.any():
+        raise ValueError("error_vs_size: no structure with finite size, target and prediction")
+    s, abs_err = np.rint(s[ok]).astype(int), np.abs(p[ok] - t[ok])
+    uniq, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
+    per_size = np.bincount(inverse, weights=abs_err) / counts
+    fig = _new_figure((6.0, 5.0))
+    ax, ax_n = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    ax.plot(uniq, per_size, marker="o", ms=3, color="C0")
+    ax.axhline(abs_err.mean(), color="k", lw=0.8, ls="--", label=f"overall MAE {abs_err.mean():.3g}")
+    ax.set_ylabel(_with_unit("MAE", unit))
+    ax.legend()
+    ax.grid(alpha=0.3)
+    ax_n.bar(uniq, counts, width=0.8, color="C7")
+    ax_n.set_ylabel("count")
+    ax_n.set_xlabel(size_label)
+    return _save(fig, path)
+
+
+def comparison_bar(results: dict[str, float], path: PathLike, metric: str = "MAE", unit: str = "") -> Path:
+    """Horizontal bars of one metric for several models and baselines, in the given order, values written.
+
+    NaN values are drawn as empty bars labelled ``n/a``.
+    """
+    if not results:
+        raise ValueError("comparison_bar: results is empty")
+    names = list(results)
+    values = np.array([float(results[n]) for n in names], dtype=float)
+    fig = _new_figure((6.0, 0.5 * len(names) + 1.5))
+    ax = fig.add_subplot()
+    y = np.arange(len(names))
+    colors = ["C7" if "baseline" in n.lower() else "C0" for n in names]
+    ax.barh(y, np.nan_to_num(values), color=colors)
+    finite = values[np.isfinite(values)]
+    span = float(np.abs(finite).max()) if finite.size else 1.0
+    for yi, v in zip(y, values, strict=True):
+        label = "n/a" if not np.isfinite(v) else f"{v:.4g}"
+        ax.text((v if np.isfinite(v) else 0.0) + 0.01 * span, yi, label, va="center", fontsize=9)
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()
+    ax.set_xlim(right=ax.get_xlim()[1] + 0.15 * span)
+    ax.set_xlabel(_with_unit(metric, unit))
+    ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)

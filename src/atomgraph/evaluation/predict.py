@@ -1,0 +1,90 @@
+"""Run a trained module over graphs and collect predictions in real units."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from rdkit import Chem
+from torch_geometric.loader import DataLoader
+
+
+@torch.no_grad()
+def predict_graphs(module: torch.nn.Module, graphs, batch_size: int = 128) -> np.ndarray:
+    """Predictions [M, T] (real units; probabilities for classification) for a dataset or list of graphs."""
+    module.eval()
+    device = next(module.parameters()).device
+    rows = []
+    for batch in DataLoader(graphs, batch_size=batch_size, shuffle=False):
+        rows.append(module(batch.to(device)).detach().cpu().double().numpy())
+    return np.concatenate(rows) if rows else np.zeros((0, 0))
+
+
+def _input_rows(path: Path, smiles_column: str, embed_3d: bool):
+    """(row id, SMILES or "", Atoms or the error that row raised) for a SMILES CSV or structure file."""
+    from atomgraph.structures import StructureError, from_smiles, read_records
+
+    if path.suffix.lower() == ".csv":
+        table = pd.read_csv(path)
+        column = smiles_column if smiles_column in table.columns else "smiles"
+        if column not in table.columns:
+            raise ValueError(f"{path}: no SMILES column {smiles_column!r}; it has {list(table.columns)}")
+        for row, smiles in enumerate(table[column].astype(str)):
+            try:
+                yield f"{path.name}:{row + 2}", smiles, from_smiles(smiles, embed_3d=embed_3d)
+            except StructureError as error:
+                yield f"{path.name}:{row + 2}", smiles, error
+        return
+    for k, record in enumerate(read_records(path)):
+        smiles = ""
+        if not isinstance(record, Exception) and "rdkit_mol" in record.info:
+            smiles = Chem.MolToSmiles(Chem.RemoveHs(record.info["rdkit_mol"], sanitize=False))
+        yield f"{path.name} record {k}", smiles, record
+
+
+def predict_file(run_dir: str | Path, input_path: str | Path, output: str | Path) -> pd.DataFrame:
+    """Predict every row of a SMILES CSV or structure file (XYZ, SDF, ...) with a trained run.
+
+    Rows that cannot be read or turned into a graph keep their place in the output with an ``error``
+    message and empty predictions; they are also reported on stderr. Returns the table written.
+    """
+    from atomgraph.training.datasets import graph_settings
+    from atomgraph.training.run import load_module, load_run_config
+
+    config = load_run_config(run_dir)
+    module = load_module(run_dir)
+    settings = graph_settings(config)
+    names = module.info.names
+    records, graphs, slots = [], [], []
+    for row_id, smiles, atoms in _input_rows(
+        Path(input_path), config["data"]["smiles_column"], settings.kind == "radius"
+    ):
+        record = {"id": row_id, "smiles": smiles, "error": ""}
+        if isinstance(atoms, Exception):
+            record["error"] = str(atoms)
+        else:
+            try:
+                graph = settings.build(atoms)
+                graph.y = torch.full((1, len(names)), float("nan"))
+                graphs.append(graph)
+                slots.append(len(records))
+            except (ValueError, RuntimeError, KeyError) as error:
+                record["error"] = f"{row_id}: {error}"
+        records.append(record)
+    table = pd.DataFrame(records)
+    for name in names:
+        table[name] = np.nan
+    if graphs:
+        values = predict_graphs(module, graphs)
+        for t, name in enumerate(names):
+            table.loc[slots, name] = values[:, t]
+    bad = table[table["error"] != ""]
+    for _, row in bad.iterrows():
+        print(f"skipped {row['id']}: {row['error']}", file=sys.stderr)
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(output, index=False)
+    print(f"predicted {len(graphs)} of {len(table)} rows -> {output}; {len(bad)} skipped", file=sys.stderr)
+    return table

@@ -1,0 +1,227 @@
+"""Per-atom feature vectors for RDKit molecules.
+
+:class:`AtomFeaturizer` turns an ``rdkit.Chem.Mol`` into a float tensor ``[n_atoms, dim]`` (rows in the
+Mol's atom order) whose columns are described by a :class:`~atomgraph.features.layout.FeatureLayout`.
+With the default element vocabulary the layout is (``dim = 47``):
+
+=================  =====  ===================================================================
+block              width  content
+=================  =====  ===================================================================
+element            13     one-hot: H, B, C, N, O, F, Si, P, S, Cl, Br, I, other
+formal_charge      6      one-hot: -2, -1, 0, +1, +2, other
+gasteiger_charge   1      Gasteiger partial charge (e); 0 where RDKit has no parameters (NaN/inf)
+hybridization      7      one-hot: s, sp, sp2, sp3, sp3d, sp3d2, other (unspecified included)
+total_num_hs       6      one-hot: 0, 1, 2, 3, 4, other (implicit + explicit H, H atoms included)
+aromatic           1      0/1
+chirality          4      one-hot: unspecified, CW, CCW, other
+mass               1      atomic mass (u) / 100
+degree             7      one-hot: 0, 1, 2, 3, 4, 5, other (total degree: H neighbours included)
+in_ring            1      0/1
+=================  =====  ===================================================================
+
+The Mol is expected to carry explicit hydrogens (``Chem.AddHs``) but need not: hydrogen counts and
+degrees include implicit hydrogens, and the Gasteiger charge of implicit hydrogens is added to their
+heavy atom, so a heavy atom gets (nearly) the same features either way and the charges of the atoms
+always sum to the net formal charge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from rdkit import Chem
+from rdkit.Chem import rdPartialCharges
+
+from atomgraph.features.layout import FeatureLayout, one_hot_block, one_hot_index, scalar_block
+
+__all__ = [
+    "DEFAULT_ATOM_FEATURIZER",
+    "DEFAULT_ELEMENTS",
+    "AtomFeaturizer",
+    "gasteiger_charges",
+]
+
+DEFAULT_ELEMENTS: tuple[str, ...] = ("H", "B", "C", "N", "O", "F", "Si", "P", "S", "Cl", "Br", "I")
+"""Element vocabulary of the default featurizer (organic chemistry); anything else is ``element=other``."""
+
+FORMAL_CHARGES: tuple[int, ...] = (-2, -1, 0, 1, 2)
+HYBRIDIZATIONS: tuple[Chem.HybridizationType, ...] = (
+    Chem.HybridizationType.S,
+    Chem.HybridizationType.SP,
+    Chem.HybridizationType.SP2,
+    Chem.HybridizationType.SP3,
+    Chem.HybridizationType.SP3D,
+    Chem.HybridizationType.SP3D2,
+)
+HYBRIDIZATION_LABELS: tuple[str, ...] = ("s", "sp", "sp2", "sp3", "sp3d", "sp3d2")
+NUM_HS: tuple[int, ...] = (0, 1, 2, 3, 4)
+CHIRAL_TAGS: tuple[Chem.ChiralType, ...] = (
+    Chem.ChiralType.CHI_UNSPECIFIED,
+    Chem.ChiralType.CHI_TETRAHEDRAL_CW,
+    Chem.ChiralType.CHI_TETRAHEDRAL_CCW,
+)
+CHIRAL_LABELS: tuple[str, ...] = ("unspecified", "CW", "CCW")
+DEGREES: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+
+
+def _charge_label(charge: int) -> str:
+    return f"{charge:+d}" if charge else "0"
+
+
+def _atomic_number(element: str | int) -> int:
+    table = Chem.GetPeriodicTable()
+    if isinstance(element, str):
+        try:
+            z = table.GetAtomicNumber(element)
+        except RuntimeError:
+            z = 0
+        if z <= 0 or table.GetElementSymbol(z) != element:
+            raise ValueError(f"unknown element symbol {element!r}")
+        return z
+    z = int(element)
+    if not 1 <= z <= 118:
+        raise ValueError(f"unknown atomic number {z}")
+    return z
+
+
+def ensure_ring_info(mol: Chem.Mol) -> None:
+    """Perceive rings in place with ``FastFindRings`` so ``IsInRing`` works on unsanitised Mols too.
+
+    Call it on a copy: it may replace an existing SSSR ring set (ring membership is the same).
+    """
+    Chem.FastFindRings(mol)
+
+
+def _prepared_copy(mol: Chem.Mol) -> Chem.Mol:
+    """A copy with ring info and implicit valences available (works for unsanitised Mols too)."""
+    work = Chem.Mol(mol)
+    work.UpdatePropertyCache(strict=False)
+    ensure_ring_info(work)
+    return work
+
+
+def gasteiger_charges(mol: Chem.Mol, fold_implicit_hs: bool = True) -> np.ndarray:
+    """Gasteiger-Marsili partial charges (units of e), shape ``[n_atoms]``, float64.
+
+    Computed with ``rdPartialCharges.ComputeGasteigerCharges`` on a copy (the input Mol is not modified).
+    With ``fold_implicit_hs`` the charge RDKit assigns to the implicit hydrogens of an atom
+    (``_GasteigerHCharge``) is added to that atom, so the charges sum to the net formal charge whether or
+    not hydrogens are explicit. Elements without Gasteiger parameters make RDKit return NaN (for the
+    whole molecule); NaN and inf are replaced by 0.
+    """
+    work = _prepared_copy(mol)
+    rdPartialCharges.ComputeGasteigerCharges(work)
+    charges = np.zeros(work.GetNumAtoms(), dtype=np.float64)
+    for atom in work.GetAtoms():
+        q = atom.GetDoubleProp("_GasteigerCharge") if atom.HasProp("_GasteigerCharge") else 0.0
+        if fold_implicit_hs and atom.HasProp("_GasteigerHCharge"):
+            q += atom.GetDoubleProp("_GasteigerHCharge")
+        charges[atom.GetIdx()] = q
+    charges[~np.isfinite(charges)] = 0.0
+    return charges
+
+
+class AtomFeaturizer:
+    """Callable ``rdkit.Chem.Mol -> torch.Tensor [n_atoms, dim]`` (float, default dtype).
+
+    Args:
+        elements: element vocabulary of the ``element`` one-hot, as symbols or atomic numbers; any other
+            element falls into ``element=other``. Default :data:`DEFAULT_ELEMENTS`.
+
+    The column layout is in :attr:`layout` (see the module docstring for the blocks); :attr:`names` gives
+    one name per column (``"element=C"``, ``"formal_charge=+1"``, ``"mass"``, ...) and :attr:`slices`
+    maps block name -> column slice.
+
+    Notes:
+        * Hydrogens count as ``s`` hybridised: RDKit marks hydrogens added by ``Chem.AddHs`` as
+          ``UNSPECIFIED`` but hydrogens parsed from ``[H]`` as ``S``; both are reported as ``s``. Any
+          other unspecified hybridisation goes to ``hybridization=other``.
+        * ``total_num_hs`` and ``degree`` count implicit and explicit hydrogens alike
+          (``GetTotalNumHs(includeNeighbors=True)``, ``GetTotalDegree()``).
+        * ``chirality`` is RDKit's chiral tag (``@`` = CCW, ``@@`` = CW in SMILES), not a CIP R/S label.
+    """
+
+    def __init__(self, elements: Sequence[str | int] = DEFAULT_ELEMENTS) -> None:
+        table = Chem.GetPeriodicTable()
+        atomic_numbers = tuple(_atomic_number(e) for e in elements)
+        if len(set(atomic_numbers)) != len(atomic_numbers):
+            raise ValueError(f"duplicate elements in {list(elements)!r}")
+        self._atomic_numbers = atomic_numbers
+        self._elements = tuple(table.GetElementSymbol(z) for z in atomic_numbers)
+        self._layout = FeatureLayout(
+            [
+                one_hot_block("element", self._elements),
+                one_hot_block("formal_charge", [_charge_label(c) for c in FORMAL_CHARGES]),
+                scalar_block("gasteiger_charge"),
+                one_hot_block("hybridization", HYBRIDIZATION_LABELS),
+                one_hot_block("total_num_hs", NUM_HS),
+                scalar_block("aromatic"),
+                one_hot_block("chirality", CHIRAL_LABELS),
+                scalar_block("mass"),
+                one_hot_block("degree", DEGREES),
+                scalar_block("in_ring"),
+            ]
+        )
+        self._start = {name: s.start for name, s in self._layout.slices.items()}
+
+    @property
+    def elements(self) -> tuple[str, ...]:
+        """Element symbols of the ``element`` one-hot (without ``other``)."""
+        return self._elements
+
+    @property
+    def layout(self) -> FeatureLayout:
+        """The column layout."""
+        return self._layout
+
+    @property
+    def dim(self) -> int:
+        """Number of feature columns (47 with the default elements)."""
+        return self._layout.dim
+
+    @property
+    def names(self) -> list[str]:
+        """One name per column."""
+        return self._layout.names
+
+    @property
+    def slices(self) -> dict[str, slice]:
+        """Block name -> column slice."""
+        return self._layout.slices
+
+    def __call__(self, mol: Chem.Mol) -> torch.Tensor:
+        """Features of every atom of ``mol``: ``[n_atoms, dim]``, rows in atom index order."""
+        work = _prepared_copy(mol)
+        n = work.GetNumAtoms()
+        x = np.zeros((n, self.dim), dtype=np.float64)
+        if n == 0:
+            return torch.zeros((0, self.dim), dtype=torch.get_default_dtype())
+        charges = gasteiger_charges(work)
+        start = self._start
+        for atom in work.GetAtoms():
+            i = atom.GetIdx()
+            z = atom.GetAtomicNum()
+            x[i, start["element"] + one_hot_index(z, self._atomic_numbers)] = 1.0
+            x[i, start["formal_charge"] + one_hot_index(atom.GetFormalCharge(), FORMAL_CHARGES)] = 1.0
+            x[i, start["gasteiger_charge"]] = charges[i]
+            hybridization = atom.GetHybridization()
+            if z == 1 and hybridization == Chem.HybridizationType.UNSPECIFIED:
+                hybridization = Chem.HybridizationType.S
+            x[i, start["hybridization"] + one_hot_index(hybridization, HYBRIDIZATIONS)] = 1.0
+            num_hs = atom.GetTotalNumHs(includeNeighbors=True)
+            x[i, start["total_num_hs"] + one_hot_index(num_hs, NUM_HS)] = 1.0
+            x[i, start["aromatic"]] = float(atom.GetIsAromatic())
+            x[i, start["chirality"] + one_hot_index(atom.GetChiralTag(), CHIRAL_TAGS)] = 1.0
+            x[i, start["mass"]] = atom.GetMass() / 100.0
+            x[i, start["degree"] + one_hot_index(atom.GetTotalDegree(), DEGREES)] = 1.0
+            x[i, start["in_ring"]] = float(atom.IsInRing())
+        return torch.tensor(x, dtype=torch.get_default_dtype())
+
+    def __repr__(self) -> str:
+        return f"AtomFeaturizer(elements={list(self._elements)}, dim={self.dim})"
+
+
+DEFAULT_ATOM_FEATURIZER = AtomFeaturizer()
+"""The featurizer with :data:`DEFAULT_ELEMENTS` (``dim = 47``)."""

@@ -1,0 +1,133 @@
+"""Per-bond feature vectors and integer bond types for RDKit molecules.
+
+:class:`BondFeaturizer` turns an ``rdkit.Chem.Mol`` into a float tensor ``[n_bonds, dim]`` with rows in
+``mol.GetBonds()`` order (``dim = 11``):
+
+===========  =====  ===================================================================
+block        width  content
+===========  =====  ===================================================================
+bond_type    5      one-hot: single, double, triple, aromatic, other
+conjugated   1      0/1
+in_ring      1      0/1
+stereo       4      one-hot: none, Z, E, other (STEREOANY and the atropisomer tags)
+===========  =====  ===================================================================
+
+A graph stores every bond in both directions; the two directed edges of bond ``b`` share row ``b``.
+:func:`bond_type_index` gives the bond class as an integer for an ``edge_type`` field.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from rdkit import Chem
+
+from atomgraph.features.atom_features import ensure_ring_info
+from atomgraph.features.layout import FeatureLayout, one_hot_block, scalar_block
+
+__all__ = [
+    "BOND_TYPES",
+    "DEFAULT_BOND_FEATURIZER",
+    "NUM_BOND_TYPES",
+    "BondFeaturizer",
+    "bond_type_index",
+    "bond_type_indices",
+]
+
+BOND_TYPES: tuple[Chem.BondType, ...] = (
+    Chem.BondType.SINGLE,
+    Chem.BondType.DOUBLE,
+    Chem.BondType.TRIPLE,
+    Chem.BondType.AROMATIC,
+)
+BOND_TYPE_LABELS: tuple[str, ...] = ("single", "double", "triple", "aromatic")
+NUM_BOND_TYPES = len(BOND_TYPES) + 1
+"""Number of integer bond classes returned by :func:`bond_type_index` (4 named + other)."""
+
+STEREO_LABELS: tuple[str, ...] = ("none", "Z", "E")
+_STEREO_INDEX: dict[Chem.BondStereo, int] = {
+    Chem.BondStereo.STEREONONE: 0,
+    Chem.BondStereo.STEREOZ: 1,
+    Chem.BondStereo.STEREOCIS: 1,
+    Chem.BondStereo.STEREOE: 2,
+    Chem.BondStereo.STEREOTRANS: 2,
+}
+_OTHER_STEREO = len(STEREO_LABELS)
+_BOND_TYPE_INDEX: dict[Chem.BondType, int] = {t: i for i, t in enumerate(BOND_TYPES)}
+
+
+def bond_type_index(bond: Chem.Bond) -> int:
+    """Integer bond class: 0 single, 1 double, 2 triple, 3 aromatic, 4 other (dative, zero, ...)."""
+    return _BOND_TYPE_INDEX.get(bond.GetBondType(), len(BOND_TYPES))
+
+
+def bond_type_indices(mol: Chem.Mol) -> torch.Tensor:
+    """:func:`bond_type_index` of every bond, ``[n_bonds]`` int64 in ``mol.GetBonds()`` order."""
+    return torch.tensor([bond_type_index(b) for b in mol.GetBonds()], dtype=torch.long)
+
+
+def _stereo_index(stereo: Chem.BondStereo) -> int:
+    return _STEREO_INDEX.get(stereo, _OTHER_STEREO)
+
+
+class BondFeaturizer:
+    """Callable ``rdkit.Chem.Mol -> torch.Tensor [n_bonds, dim]`` (float, default dtype), ``dim = 11``.
+
+    Blocks (see the module docstring): ``bond_type`` (one-hot, :func:`bond_type_index` order),
+    ``conjugated``, ``in_ring``, ``stereo``. RDKit's ``STEREOZ`` and ``STEREOCIS`` both go to ``Z``,
+    ``STEREOE`` and ``STEREOTRANS`` to ``E``. ``STEREOCIS``/``STEREOTRANS`` are defined relative to the
+    bond's stereo atoms rather than by CIP priority, so for them Z/E is an approximation; Mols parsed from
+    SMILES carry ``STEREOZ``/``STEREOE``.
+    """
+
+    def __init__(self) -> None:
+        self._layout = FeatureLayout(
+            [
+                one_hot_block("bond_type", BOND_TYPE_LABELS),
+                scalar_block("conjugated"),
+                scalar_block("in_ring"),
+                one_hot_block("stereo", STEREO_LABELS),
+            ]
+        )
+        self._start = {name: s.start for name, s in self._layout.slices.items()}
+
+    @property
+    def layout(self) -> FeatureLayout:
+        """The column layout."""
+        return self._layout
+
+    @property
+    def dim(self) -> int:
+        """Number of feature columns (11)."""
+        return self._layout.dim
+
+    @property
+    def names(self) -> list[str]:
+        """One name per column."""
+        return self._layout.names
+
+    @property
+    def slices(self) -> dict[str, slice]:
+        """Block name -> column slice."""
+        return self._layout.slices
+
+    def __call__(self, mol: Chem.Mol) -> torch.Tensor:
+        """Features of every bond of ``mol``: ``[n_bonds, dim]`` in ``mol.GetBonds()`` order."""
+        work = Chem.Mol(mol)
+        ensure_ring_info(work)
+        start = self._start
+        x = np.zeros((work.GetNumBonds(), self.dim), dtype=np.float64)
+        for bond in work.GetBonds():
+            i = bond.GetIdx()
+            x[i, start["bond_type"] + bond_type_index(bond)] = 1.0
+            x[i, start["conjugated"]] = float(bond.GetIsConjugated())
+            x[i, start["in_ring"]] = float(bond.IsInRing())
+            x[i, start["stereo"] + _stereo_index(bond.GetStereo())] = 1.0
+        return torch.tensor(x, dtype=torch.get_default_dtype())
+
+    def __repr__(self) -> str:
+        return f"BondFeaturizer(dim={self.dim})"
+
+
+DEFAULT_BOND_FEATURIZER = BondFeaturizer()
+"""A shared :class:`BondFeaturizer` (it has no options)."""

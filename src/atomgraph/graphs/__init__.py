@@ -1,0 +1,29 @@
+"""Graphs: one ``torch_geometric.data.Data`` type for molecules, crystals and complexes.
+
+Fields are documented in :mod:`atomgraph.graphs.fields`. Builders: :func:`bond_graph` (chemical
+bonds), :func:`radius_graph` (periodic radius / k-nearest graphs via vesin), plus Gilmer's virtual
+edges and master node and DimeNet's triplets. :func:`edge_vectors` turns a graph into differentiable
+edge vectors, the basis of forces and stress.
+"""
+
+from atomgraph.graphs.bond_graph import bond_graph
+from atomgraph.graphs.geometry import apply_strain, cell_volume, edge_lengths, edge_vectors
+from atomgraph.graphs.neighbors import NeighborList, neighbor_list
+from atomgraph.graphs.radius_graph import radius_graph
+from atomgraph.graphs.triplets import triplet_angles, triplets
+from atomgraph.graphs.virtual import add_master_node, add_virtual_edges
+
+__all__ = [
+    "NeighborList",
+    "add_master_node",
+    "add_virtual_edges",
+    "apply_strain",
+    "bond_graph",
+    "cell_volume",
+    "edge_lengths",
+    "edge_vectors",
+    "neighbor_list",
+    "radius_graph",
+    "triplet_angles",
+    "triplets",
+]

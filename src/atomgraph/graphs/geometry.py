@@ -1,0 +1,65 @@
+"""Geometry in torch: edge vectors, distances and strain, differentiable w.r.t. positions and cell.
+
+Computing edge vectors inside the forward pass (instead of storing them) is what lets forces
+(-dE/dpos) and stress (dE/dstrain / V) come from autograd for every model and every cell.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch_geometric.data import Data
+
+
+def edge_graph_index(graph: Data) -> torch.Tensor:
+    """For each edge, the index of the graph (in a batch) it belongs to: [E] int64."""
+    batch = getattr(graph, "batch", None)
+    target = graph.edge_index[1]
+    if batch is None:
+        return torch.zeros_like(target)
+    return batch[target]
+
+
+def edge_vectors(
+    graph: Data, pos: torch.Tensor | None = None, cell: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Vectors from each centre atom i to its neighbour j: ``pos[j] - pos[i] + edge_shift @ cell``.
+
+    graph: a graph or batch with ``edge_index`` [2, E] (row 0 = j, row 1 = i), ``pos`` [N, 3] Å and,
+    when periodic, ``edge_shift`` [E, 3] and ``cell`` [B, 3, 3]. ``pos``/``cell`` override the graph's
+    (e.g. strained copies). Returns [E, 3] in Å, differentiable w.r.t. positions and cell.
+    """
+    pos = graph.pos if pos is None else pos
+    j, i = graph.edge_index
+    vectors = pos[j] - pos[i]
+    shift = getattr(graph, "edge_shift", None)
+    if shift is not None and shift.numel() > 0:
+        cell = graph.cell if cell is None else cell
+        per_edge_cell = cell.view(-1, 3, 3)[edge_graph_index(graph)]
+        vectors = vectors + torch.einsum("ek,ekl->el", shift.to(vectors.dtype), per_edge_cell)
+    return vectors
+
+
+def edge_lengths(vectors: torch.Tensor) -> torch.Tensor:
+    """Euclidean lengths [E] (Å) of edge vectors [E, 3]."""
+    return torch.linalg.vector_norm(vectors, dim=-1)
+
+
+def apply_strain(graph: Data, strain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions and cells deformed by a small symmetric strain, for stress by autograd.
+
+    strain: [B, 3, 3] (one per graph; zeros with ``requires_grad`` in practice). Returns
+    ``pos @ (1 + strain)`` [N, 3] and ``cell @ (1 + strain)`` [B, 3, 3]. The stress is then
+    ``dE/dstrain / volume`` (eV/Å^3).
+    """
+    symmetric = 0.5 * (strain + strain.transpose(-1, -2))
+    batch = getattr(graph, "batch", None)
+    per_atom = symmetric[batch] if batch is not None else symmetric.expand(graph.pos.shape[0], 3, 3)
+    pos = graph.pos + torch.einsum("nk,nkl->nl", graph.pos, per_atom)
+    cell = graph.cell.view(-1, 3, 3)
+    cell = cell + cell @ symmetric
+    return pos, cell
+
+
+def cell_volume(cell: torch.Tensor) -> torch.Tensor:
+    """Absolute volume |det(cell)| (Å^3) of each cell in [B, 3, 3]: [B]."""
+    return torch.linalg.det(cell.view(-1, 3, 3)).abs()

@@ -1,0 +1,45 @@
+"""Graph readouts: node states [N, F] -> graph vectors [B, F'] (sum, mean, max, attention, Set2Set)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch_geometric.nn import aggr
+
+READOUTS = ("sum", "mean", "max", "attention", "set2set")
+
+
+def per_graph_count(batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
+    """Number of nodes in each graph: [B] (float, for dividing)."""
+    return torch.bincount(batch, minlength=num_graphs).to(torch.get_default_dtype())
+
+
+class GraphReadout(nn.Module):
+    """Pool node states into one vector per graph; every kind is invariant to node order.
+
+    kind: ``sum`` (extensive), ``mean`` (intensive), ``max``, ``attention`` (gated softmax weights,
+    Li et al. 2016) or ``set2set`` (Vinyals et al., as in Gilmer's MPNN; output width 2F).
+    ``out_dim`` tells the width of the result.
+    """
+
+    def __init__(self, kind: str, dim: int, set2set_steps: int = 3):
+        super().__init__()
+        if kind not in READOUTS:
+            raise ValueError(f"unknown readout {kind!r}; choose from {READOUTS}")
+        self.kind = kind
+        self.out_dim = 2 * dim if kind == "set2set" else dim
+        if kind == "sum":
+            self.pool = aggr.SumAggregation()
+        elif kind == "mean":
+            self.pool = aggr.MeanAggregation()
+        elif kind == "max":
+            self.pool = aggr.MaxAggregation()
+        elif kind == "attention":
+            gate = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, 1))
+            self.pool = aggr.AttentionalAggregation(gate_nn=gate)
+        else:
+            self.pool = aggr.Set2Set(dim, processing_steps=set2set_steps)
+
+    def forward(self, h: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
+        """h: [N, F], batch: [N] graph index -> [B, out_dim]."""
+        return self.pool(h, batch, dim_size=num_graphs)

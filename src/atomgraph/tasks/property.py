@@ -1,0 +1,51 @@
+"""Graph property prediction: regression (single or multi-task) and binary classification.
+
+Missing labels (NaN) are masked out of the loss. Regression losses are computed in the normalised
+space of :class:`~atomgraph.data.TargetNormalizer` (so every target weighs the same); metrics are
+computed in real units by the trainer.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional
+
+LOSSES = ("l1", "mse", "bce")
+
+
+class PropertyTask:
+    """Loss for predictions [B, T] against targets [B, T] with NaN for missing labels.
+
+    kind: "regression" (loss "l1" or "mse") or "classification" (loss "bce" on logits).
+    """
+
+    def __init__(self, kind: str = "regression", loss: str | None = None):
+        if kind not in ("regression", "classification"):
+            raise ValueError(f"task kind must be regression or classification, got {kind!r}")
+        loss = loss or ("bce" if kind == "classification" else "l1")
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; choose from {LOSSES}")
+        if (kind == "classification") != (loss == "bce"):
+            raise ValueError(f"loss {loss!r} does not fit a {kind} task")
+        self.kind = kind
+        self.loss_name = loss
+
+    @property
+    def normalizes(self) -> bool:
+        return self.kind == "regression"
+
+    def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean loss over the labelled entries (0 with a gradient if a batch has no labels)."""
+        mask = ~torch.isnan(target)
+        if not bool(mask.any()):
+            return pred.sum() * 0.0
+        p, t = pred[mask], target[mask]
+        if self.loss_name == "l1":
+            return functional.l1_loss(p, t)
+        if self.loss_name == "mse":
+            return functional.mse_loss(p, t)
+        return functional.binary_cross_entropy_with_logits(p, t)
+
+    def to_output(self, raw: torch.Tensor) -> torch.Tensor:
+        """Model output in the units a user reads: probabilities for classification."""
+        return torch.sigmoid(raw) if self.kind == "classification" else raw

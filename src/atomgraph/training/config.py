@@ -1,0 +1,132 @@
+"""Run configuration: YAML with defaults, ``key.sub=value`` overrides and checks for unknown keys.
+
+Sections: ``data`` (dataset, targets, graph, split), ``model`` (registry name + keyword arguments,
+free-form), ``task`` (loss, atomref), ``training`` (optimiser, schedule, stopping, devices).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULTS: dict[str, Any] = {
+    "name": "run",
+    "seed": 0,
+    "run_dir": None,  # default: runs/<name>
+    "data": {
+        "dataset": "qm9",  # qm9 | csv | structures
+        "source": "qm9pack",  # qm9: qm9pack or the path of dsgdb9nsd.xyz.tar.bz2
+        "path": None,  # csv / structures file
+        "subset": None,  # qm9: a seeded random sample of this many molecules
+        "smiles_column": "smiles",
+        "targets": ["homo"],
+        "kind": "regression",  # regression | classification
+        "extensive": None,  # csv: one flag per target (default intensive)
+        "graph": {
+            "kind": None,
+            "cutoff": 5.0,
+            "max_neighbors": None,
+            "explicit_hydrogens": True,
+            "virtual_edges": False,
+            "master_node": False,
+        },
+        "split": {"kind": "random", "sizes": [0.8, 0.1, 0.1], "seed": 0, "file": None},
+        "cache": None,
+    },
+    "model": {"name": "schnet"},
+    "task": {"loss": None, "atomref": True},
+    "training": {
+        "epochs": 100,
+        "max_time": None,  # "DD:HH:MM:SS" wall-clock budget
+        "max_steps": -1,
+        "batch_size": 32,
+        "eval_batch_size": 128,
+        "optimizer": "adamw",  # adam | adamw
+        "lr": 5e-4,
+        "weight_decay": 0.0,
+        "scheduler": "plateau",  # plateau | cosine | linear_decay | none
+        "plateau_factor": 0.5,
+        "plateau_patience": 5,
+        "min_lr": 1e-6,
+        "decay_start": 0.5,  # linear_decay: fraction of training before decay starts (Gilmer)
+        "decay_factor": 0.05,  # linear_decay: final lr = lr * decay_factor
+        "warmup_steps": 0,
+        "gradient_clip": None,
+        "early_stopping_patience": 20,
+        "checkpoint_every_n_steps": None,
+        "accelerator": "auto",
+        "devices": 1,
+        "num_nodes": 1,
+        "strategy": "auto",
+        "precision": "32-true",
+        "num_workers": 0,
+        "tensorboard": False,
+        "progress": True,
+        "deterministic": False,
+    },
+}
+
+FREE_FORM = {("model",)}
+
+
+class ConfigError(ValueError):
+    """A configuration key or value is wrong; the message names it."""
+
+
+def _merge(base: dict, update: dict, path: tuple[str, ...] = ()) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        where = ".".join((*path, key))
+        if path not in FREE_FORM and key not in base:
+            raise ConfigError(f"unknown config key {where!r}; known here: {sorted(base)}")
+        if isinstance(value, dict) and isinstance(base.get(key), dict) and (*path, key) not in FREE_FORM:
+            out[key] = _merge(base[key], value, (*path, key))
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``training.lr=1e-3`` -> (["training", "lr"], 0.001); values are read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key.sub=value")
+    key, value = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(value)
+
+
+def apply_overrides(config: dict, overrides: Sequence[str]) -> dict:
+    nested: dict = {}
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = nested
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+        node[keys[-1]] = value
+    return _merge(config, nested)
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> dict:
+    """Defaults <- YAML file <- overrides, with unknown keys rejected (``model`` is free-form)."""
+    config = copy.deepcopy(DEFAULTS)
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise ConfigError(f"config {path}: cannot read it ({error})") from error
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config {path}: expected a mapping at the top level")
+        config = _merge(config, loaded)
+    config = apply_overrides(config, overrides)
+    if "name" not in config["model"]:
+        raise ConfigError("model.name is required")
+    if config["run_dir"] is None:
+        config["run_dir"] = str(Path("runs") / config["name"])
+    return config
+
+
+def dump_config(config: dict, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config, sort_keys=False))

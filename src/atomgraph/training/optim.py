@@ -1,0 +1,71 @@
+"""Optimisers and learning-rate schedules (plateau, cosine, Gilmer's linear decay) with warm-up."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
+
+SCHEDULERS = ("plateau", "cosine", "linear_decay", "none")
+
+
+def make_optimizer(params, settings: dict) -> torch.optim.Optimizer:
+    name = settings["optimizer"].lower()
+    if name == "adam":
+        return torch.optim.Adam(params, lr=settings["lr"], weight_decay=settings["weight_decay"])
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=settings["lr"], weight_decay=settings["weight_decay"])
+    raise ValueError(f"unknown optimizer {settings['optimizer']!r}; choose adam or adamw")
+
+
+def step_lr_factor(step: int, total_steps: int, settings: dict) -> float:
+    """Multiplier of the base lr at optimiser step ``step`` for the step-based schedules.
+
+    Warm-up rises linearly over ``warmup_steps``; then ``cosine`` anneals to ``min_lr`` and
+    ``linear_decay`` (Gilmer et al.) holds until ``decay_start`` of training and falls linearly to
+    ``lr * decay_factor``.
+    """
+    warmup = settings["warmup_steps"]
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    kind = settings["scheduler"]
+    progress = min(1.0, step / max(total_steps, 1))
+    if kind == "cosine":
+        floor = settings["min_lr"] / settings["lr"]
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    if kind == "linear_decay":
+        start = settings["decay_start"]
+        if progress <= start:
+            return 1.0
+        return 1.0 - (1.0 - settings["decay_factor"]) * (progress - start) / max(1.0 - start, 1e-9)
+    return 1.0
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, settings: dict, total_steps: int) -> list[dict]:
+    """Lightning scheduler configs. Step schedules include the warm-up; with ``plateau`` or ``none``
+    the warm-up is applied by the module (:func:`warmup_factor`) so it cannot undo plateau cuts."""
+    kind = settings["scheduler"]
+    if kind not in SCHEDULERS:
+        raise ValueError(f"unknown scheduler {kind!r}; choose from {SCHEDULERS}")
+    schedulers = []
+    if kind in ("cosine", "linear_decay"):
+        lam = LambdaLR(optimizer, lambda step: step_lr_factor(step, total_steps, settings))
+        schedulers.append({"scheduler": lam, "interval": "step"})
+    if kind == "plateau":
+        plateau = ReduceLROnPlateau(
+            optimizer,
+            factor=settings["plateau_factor"],
+            patience=settings["plateau_patience"],
+            min_lr=settings["min_lr"],
+        )
+        schedulers.append({"scheduler": plateau, "monitor": "val_loss", "interval": "epoch"})
+    return schedulers
+
+
+def warmup_factor(step: int, settings: dict) -> float | None:
+    """The warm-up multiplier at ``step`` for plateau/none schedules, or None once warm-up is over."""
+    warmup = settings["warmup_steps"]
+    if settings["scheduler"] in ("cosine", "linear_decay") or not warmup or step >= warmup:
+        return None
+    return (step + 1) / warmup

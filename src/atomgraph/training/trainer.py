@@ -1,0 +1,53 @@
+"""The Lightning trainer of a run: checkpoints (best and last), early stopping, loggers, devices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+
+def make_trainer(training: dict, run_dir: Path) -> L.Trainer:
+    """A trainer writing ``checkpoints/best.ckpt`` (lowest val_loss), ``checkpoints/last.ckpt`` (for
+    resume, every ``checkpoint_every_n_steps`` optimiser steps or each epoch) and ``logs/metrics.csv``."""
+    best = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="best",
+        monitor="val_loss",
+        mode="min",
+        save_top_k=1,
+        auto_insert_metric_name=False,
+    )
+    last = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="last",
+        save_top_k=1,
+        every_n_train_steps=training["checkpoint_every_n_steps"],
+        enable_version_counter=False,
+    )
+    callbacks = [best, last, LearningRateMonitor(logging_interval="epoch")]
+    if training["early_stopping_patience"]:
+        callbacks.append(EarlyStopping("val_loss", patience=training["early_stopping_patience"], mode="min"))
+    loggers = [CSVLogger(run_dir, name="logs", version="")]
+    if training["tensorboard"]:
+        loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=""))
+    return L.Trainer(
+        max_epochs=training["epochs"],
+        max_steps=training["max_steps"],
+        max_time=training["max_time"],
+        accelerator=training["accelerator"],
+        devices=training["devices"],
+        num_nodes=training["num_nodes"],
+        strategy=training["strategy"],
+        precision=training["precision"],
+        gradient_clip_val=training["gradient_clip"],
+        deterministic=training["deterministic"],
+        callbacks=callbacks,
+        logger=loggers,
+        enable_progress_bar=training["progress"],
+        enable_model_summary=False,
+        log_every_n_steps=10,
+        default_root_dir=run_dir,
+    )

@@ -1,0 +1,239 @@
+"""Graph builders: neighbour sets against brute force, geometry derivatives, Gilmer/DimeNet options."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from torch_geometric.data import Batch
+
+from atomgraph.graphs import (
+    add_master_node,
+    add_virtual_edges,
+    apply_strain,
+    bond_graph,
+    edge_lengths,
+    edge_vectors,
+    neighbor_list,
+    radius_graph,
+    triplet_angles,
+    triplets,
+)
+from atomgraph.structures import StructureError
+
+
+def brute_force_pairs(positions, cell, pbc, cutoff):
+    """All (i, j, shift) within cutoff, by enumerating enough images along each periodic axis."""
+    cell = np.asarray(cell, dtype=float)
+    pbc = np.asarray(pbc, dtype=bool)
+    # enough images: the cutoff over the spacing of lattice planes, plus one for atoms anywhere in the cell
+    volume = abs(np.linalg.det(cell))
+    reach = np.zeros(3, dtype=int)
+    for axis in np.flatnonzero(pbc):
+        spacing = volume / np.linalg.norm(np.cross(cell[(axis + 1) % 3], cell[(axis + 2) % 3]))
+        reach[axis] = int(np.ceil(cutoff / spacing)) + 1
+    found = set()
+    ranges = [range(-r, r + 1) for r in reach]
+    for shift in itertools.product(*ranges):
+        offset = np.asarray(shift) @ cell
+        d = np.linalg.norm(positions[None, :, :] + offset - positions[:, None, :], axis=-1)
+        for i, j in zip(*np.nonzero(d < cutoff), strict=True):
+            if i == j and not any(shift):
+                continue
+            found.add((int(i), int(j), *shift))
+    return found
+
+
+def graph_pairs(graph):
+    j, i = graph.edge_index.tolist()
+    return {(a, b, *s) for a, b, s in zip(i, j, graph.edge_shift.tolist(), strict=True)}
+
+
+def test_nacl_primitive_cell_has_six_chlorine_neighbours():
+    a = 5.64
+    cell = 0.5 * a * np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0]])
+    nacl = Atoms("NaCl", positions=[[0, 0, 0], [a / 2, a / 2, a / 2]], cell=cell, pbc=True)
+    graph = radius_graph(nacl, cutoff=4.0)
+    j, i = graph.edge_index
+    na_neighbours = graph.z[j[i == 0]]
+    assert int((na_neighbours == 17).sum()) == 6
+    lengths = edge_lengths(edge_vectors(graph))
+    np.testing.assert_allclose(lengths[(i == 0) & (graph.z[j] == 17)].numpy(), a / 2, rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_triclinic_cells_match_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    cell = np.diag(rng.uniform(2.0, 4.5, 3)) + rng.uniform(-1.0, 1.0, (3, 3)) * (1 - np.eye(3))
+    n = int(rng.integers(1, 6))
+    frac = rng.uniform(0, 1, (n, 3))
+    positions = frac @ cell
+    pbc = [True, True, True] if seed < 3 else rng.permutation([True, True, False]).tolist()
+    if seed == 5:
+        pbc = [False, True, False]
+    cutoff = float(rng.uniform(3.5, 6.0))  # larger than the cell: several images of each pair
+    atoms = Atoms(numbers=[6] * n, positions=positions, cell=cell, pbc=pbc)
+    graph = radius_graph(atoms, cutoff)
+    expected = brute_force_pairs(positions, cell, pbc, cutoff)
+    assert graph_pairs(graph) == expected
+    assert graph.edge_index.shape[1] == len(expected)  # no duplicates
+    lengths = edge_lengths(edge_vectors(graph))
+    assert bool((lengths < cutoff).all())
+
+
+def test_water_molecule_edges():
+    water = Atoms("OHH", positions=[[0, 0, 0], [0.757, 0.587, 0], [-0.757, 0.587, 0]])
+    graph = radius_graph(water, cutoff=2.0)
+    assert graph.edge_index.shape == (2, 6)
+    lengths = sorted(edge_lengths(edge_vectors(graph)).tolist())
+    np.testing.assert_allclose(lengths, [0.958] * 4 + [1.514] * 2, atol=1e-3)
+    assert not bool(graph.pbc.any())
+
+
+def test_max_neighbors_keeps_the_nearest_only_when_asked():
+    rng = np.random.default_rng(0)
+    atoms = Atoms(numbers=[14] * 8, positions=rng.uniform(0, 5, (8, 3)), cell=np.eye(3) * 5, pbc=True)
+    full = radius_graph(atoms, cutoff=8.0)
+    capped = radius_graph(atoms, cutoff=8.0, max_neighbors=12)
+    counts = torch.bincount(capped.edge_index[1], minlength=8)
+    assert bool((counts == 12).all())
+    assert full.edge_index.shape[1] > capped.edge_index.shape[1]
+    full_len = edge_lengths(edge_vectors(full))
+    capped_len = edge_lengths(edge_vectors(capped))
+    for centre in range(8):
+        nearest = torch.sort(full_len[full.edge_index[1] == centre]).values[:12]
+        kept = torch.sort(capped_len[capped.edge_index[1] == centre]).values
+        torch.testing.assert_close(kept, nearest)
+
+
+def test_distances_invariant_under_rotation_and_translation():
+    rng = np.random.default_rng(1)
+    atoms = Atoms(numbers=[6, 8, 1, 1, 7], positions=rng.uniform(-2, 2, (5, 3)))
+    before = torch.sort(edge_lengths(edge_vectors(radius_graph(atoms, 3.0)))).values
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    moved = atoms.copy()
+    moved.positions = atoms.positions @ q.T + rng.normal(size=3)
+    after = torch.sort(edge_lengths(edge_vectors(radius_graph(moved, 3.0)))).values
+    torch.testing.assert_close(before, after, atol=1e-5, rtol=1e-5)
+
+
+def test_periodic_distances_invariant_under_rotation_of_cell_and_atoms():
+    rng = np.random.default_rng(2)
+    cell = np.diag([3.0, 3.5, 4.0]) + 0.3 * rng.normal(size=(3, 3))
+    atoms = Atoms(numbers=[11, 17, 11], positions=rng.uniform(0, 3, (3, 3)), cell=cell, pbc=True)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    rotated = Atoms(numbers=atoms.numbers, positions=atoms.positions @ q.T, cell=cell @ q.T, pbc=True)
+    a = torch.sort(edge_lengths(edge_vectors(radius_graph(atoms, 5.0)))).values
+    b = torch.sort(edge_lengths(edge_vectors(radius_graph(rotated, 5.0)))).values
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def _energy_like(graph, pos, cell):
+    d = edge_lengths(edge_vectors(graph, pos, cell))
+    return (torch.exp(-d) * torch.cos(d)).sum()
+
+
+def test_autograd_matches_finite_differences_for_positions_and_strain():
+    torch.set_default_dtype(torch.float64)
+    try:
+        rng = np.random.default_rng(3)
+        cell = np.diag([3.1, 3.3, 2.9]) + 0.2 * rng.normal(size=(3, 3))
+        atoms = Atoms(numbers=[6] * 4, positions=rng.uniform(0, 3, (4, 3)), cell=cell, pbc=True)
+        graph = radius_graph(atoms, 4.0)
+        strain = torch.zeros(1, 3, 3, requires_grad=True)
+        pos = graph.pos.clone().requires_grad_(True)
+        graph.pos = pos
+        spos, scell = apply_strain(graph, strain)
+        energy = _energy_like(graph, spos, scell)
+        grad_pos, grad_strain = torch.autograd.grad(energy, [pos, strain])
+        eps = 1e-6
+        for atom, axis in [(0, 0), (2, 1), (3, 2)]:
+            plus, minus = pos.detach().clone(), pos.detach().clone()
+            plus[atom, axis] += eps
+            minus[atom, axis] -= eps
+            fd = (_energy_like(graph, plus, graph.cell) - _energy_like(graph, minus, graph.cell)) / (2 * eps)
+            assert abs(fd.item() - grad_pos[atom, axis].item()) < 1e-6
+        for a, b in [(0, 0), (0, 1), (1, 2), (2, 2)]:
+
+            def strained(delta, a=a, b=b):
+                e = torch.zeros(1, 3, 3)
+                e[0, a, b] += delta / 2
+                e[0, b, a] += delta / 2
+                p, c = apply_strain(graph, e)
+                return _energy_like(graph, p.detach(), c)
+
+            fd = (strained(eps) - strained(-eps)) / (2 * eps)
+            sym = 0.5 * (grad_strain[0, a, b] + grad_strain[0, b, a])
+            assert abs(fd.item() - sym.item()) < 1e-6
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def test_batched_edge_vectors_use_each_graphs_own_cell():
+    a = Atoms("Si", positions=[[0, 0, 0]], cell=np.eye(3) * 2.0, pbc=True)
+    b = Atoms("Si", positions=[[0, 0, 0]], cell=np.eye(3) * 3.0, pbc=True)
+    batch = Batch.from_data_list([radius_graph(a, 2.5), radius_graph(b, 3.5)])
+    lengths = edge_lengths(edge_vectors(batch))
+    first = batch.batch[batch.edge_index[1]] == 0
+    torch.testing.assert_close(lengths[first].min(), torch.tensor(2.0))
+    torch.testing.assert_close(lengths[~first].min(), torch.tensor(3.0))
+    assert batch.cell.shape == (2, 3, 3)
+
+
+def test_bond_graph_of_ethanol_has_both_directions_and_features():
+    graph = bond_graph("CCO")
+    assert graph.num_nodes == 3
+    assert graph.edge_index.shape == (2, 4)
+    pairs = set(map(tuple, graph.edge_index.t().tolist()))
+    assert {(0, 1), (1, 0), (1, 2), (2, 1)} == pairs
+    assert graph.edge_attr.shape[0] == 4
+    assert graph.x.shape[0] == 3
+    with_h = bond_graph("CCO", explicit_hydrogens=True)
+    assert with_h.num_nodes == 9 and with_h.edge_index.shape[1] == 16
+
+
+def test_bond_graph_rejects_bad_smiles_naming_it():
+    with pytest.raises(StructureError, match="C1CC"):
+        bond_graph("C1CC")
+
+
+def test_virtual_edges_complete_the_graph_and_master_node_joins_all():
+    graph = bond_graph("CCO")
+    full = add_virtual_edges(graph)
+    assert full.edge_index.shape[1] == 3 * 2
+    assert full.edge_attr.shape[1] == graph.edge_attr.shape[1] + 1
+    assert full.edge_attr[:, -1].sum() == 2  # the C...O pair, both directions
+    master = add_master_node(graph)
+    assert master.num_nodes == 4 and bool(master.is_master[-1])
+    assert master.edge_index.shape[1] == 4 + 2 * 3
+    assert int(master.natoms) == 3
+
+
+def test_triplets_exclude_backtracking_and_give_right_angles():
+    water = Atoms("OHH", positions=[[0, 0, 0], [0.757, 0.587, 0], [-0.757, 0.587, 0]])
+    graph = radius_graph(water, cutoff=1.2)  # only the two O-H bonds
+    idx_kj, idx_ji = triplets(graph.edge_index, graph.num_nodes, graph.edge_shift)
+    # H1 -> O -> H2 and H2 -> O -> H1 are the only walks that do not turn back
+    assert len(idx_kj) == 2
+    angles = triplet_angles(edge_vectors(graph), idx_kj, idx_ji)
+    expected = 2 * np.arctan2(0.757, 0.587)
+    np.testing.assert_allclose(angles.numpy(), expected, rtol=1e-5)
+
+
+def test_triplets_count_matches_brute_force_in_small_periodic_cell():
+    atoms = Atoms("C", positions=[[0, 0, 0]], cell=np.eye(3) * 2.0, pbc=True)
+    graph = radius_graph(atoms, cutoff=2.5)  # six images of itself
+    idx_kj, idx_ji = triplets(graph.edge_index, graph.num_nodes, graph.edge_shift)
+    assert len(idx_kj) == 6 * 5  # every ordered pair of distinct images
+    angles = torch.sort(triplet_angles(edge_vectors(graph), idx_kj, idx_ji)).values
+    assert torch.isclose(angles[0], torch.tensor(np.pi / 2, dtype=angles.dtype))
+
+
+def test_neighbor_list_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="cutoff"):
+        neighbor_list(np.zeros((1, 3)), None, False, 0.0)
+    with pytest.raises(ValueError, match="max_neighbors"):
+        neighbor_list(np.zeros((1, 3)), None, False, 1.0, max_neighbors=0)
