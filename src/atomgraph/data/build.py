@@ -76,7 +76,7 @@ def load_or_build(path: Path, build: Callable[[], GraphDataset]) -> GraphDataset
     if path.exists():
         return GraphDataset.load_file(path)
     dataset = build()
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: ranks may build at once
     dataset.save(tmp)
     tmp.replace(path)
     return dataset

@@ -70,4 +70,6 @@ def load_csv(
         meta = DatasetMeta(Path(path).stem, info, settings={"graph": settings.__dict__, "source": str(path)})
         return build_dataset(rows(), settings, meta, total=len(table), progress=progress)
 
-    return load_or_build(file, build)
+    dataset = load_or_build(file, build)
+    dataset.meta.targets = info  # kind/units/extensive are not in the cache key: never trust cached ones
+    return dataset

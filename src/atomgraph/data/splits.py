@@ -20,7 +20,8 @@ def split_sizes(n: int, sizes: Sequence[float | int]) -> list[int]:
     """Turn fractions (summing to <= 1) or counts into three counts that fit in n rows."""
     if len(sizes) != 3:
         raise ValueError(f"give three split sizes (train, val, test), got {list(sizes)}")
-    if all(isinstance(s, float) and s <= 1.0 for s in sizes):
+    fractions = any(isinstance(s, float) for s in sizes)  # [0.8, 0.2, 0] is fractions, not counts
+    if fractions and all(isinstance(s, int | float) and s <= 1.0 for s in sizes):
         if sum(sizes) > 1.0 + 1e-9:
             raise ValueError(f"split fractions sum to more than 1: {list(sizes)}")
         counts = [round(s * n) for s in sizes]
@@ -62,6 +63,7 @@ def scaffold_split(
     """
     n = len(smiles)
     train_n, val_n, test_n = split_sizes(n, sizes)
+    test_takes_rest = train_n + val_n + test_n == n  # else sets that fit nowhere are left out
     groups: dict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(smiles):
         groups[murcko_scaffold(s)].append(i)
@@ -77,7 +79,7 @@ def scaffold_split(
             out["train"] += group
         elif len(out["val"]) + len(group) <= val_n:
             out["val"] += group
-        else:
+        elif test_takes_rest or len(out["test"]) + len(group) <= test_n:
             out["test"] += group
     return {name: np.sort(np.asarray(rows, dtype=np.int64)) for name, rows in out.items()}
 

@@ -7,7 +7,7 @@ edge vectors, the basis of forces and stress.
 """
 
 from atomgraph.graphs.bond_graph import bond_graph
-from atomgraph.graphs.geometry import apply_strain, cell_volume, edge_lengths, edge_vectors
+from atomgraph.graphs.geometry import apply_strain, cell_volume, edge_lengths, edge_pairs, edge_vectors
 from atomgraph.graphs.neighbors import NeighborList, neighbor_list
 from atomgraph.graphs.radius_graph import radius_graph
 from atomgraph.graphs.triplets import triplet_angles, triplets
@@ -21,6 +21,7 @@ __all__ = [
     "bond_graph",
     "cell_volume",
     "edge_lengths",
+    "edge_pairs",
     "edge_vectors",
     "neighbor_list",
     "radius_graph",

@@ -72,6 +72,7 @@ def bond_graph(
         edge_attr=torch.cat([bond_attr, bond_attr]),
         edge_type=torch.cat([edge_type, edge_type]),
         edge_shift=torch.zeros((edge_index.shape[1], 3), dtype=torch.long),
+        edge_forward=torch.arange(edge_index.shape[1]) < len(bonds),
         natoms=torch.tensor([n_atoms]),
         has_3d=torch.tensor([has_3d]),
     )

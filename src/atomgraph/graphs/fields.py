@@ -15,6 +15,9 @@ edge_index [2, E]        int64   ``edge_index[0]`` = source atom j (the neighbou
                                  message); every edge appears in both directions
 edge_shift [E, 3]        int64   integer image offsets S of the source atom: the edge vector is
                                  ``pos[j] - pos[i] + S @ cell`` (see :func:`edge_vectors`)
+edge_forward [E]         bool    symmetric graphs only: True on the first edge of each pair; the
+                                 reverse edges (False) follow in the same order, in every graph and
+                                 so in every batch (see :func:`edge_pairs`)
 x          [N, F_atom]   float   atom features (bonded graphs; layout in ``AtomFeaturizer.slices``)
 edge_attr  [E, F_bond]   float   bond features (bonded graphs; layout in ``BondFeaturizer.slices``)
 edge_type  [E]           int64   integer edge type (bonded graphs: bond order class; virtual edges)

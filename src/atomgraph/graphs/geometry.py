@@ -20,23 +20,44 @@ def edge_graph_index(graph: Data) -> torch.Tensor:
 
 
 def edge_vectors(
-    graph: Data, pos: torch.Tensor | None = None, cell: torch.Tensor | None = None
+    graph: Data,
+    pos: torch.Tensor | None = None,
+    cell: torch.Tensor | None = None,
+    edges: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Vectors from each centre atom i to its neighbour j: ``pos[j] - pos[i] + edge_shift @ cell``.
 
     graph: a graph or batch with ``edge_index`` [2, E] (row 0 = j, row 1 = i), ``pos`` [N, 3] Å and,
     when periodic, ``edge_shift`` [E, 3] and ``cell`` [B, 3, 3]. ``pos``/``cell`` override the graph's
-    (e.g. strained copies). Returns [E, 3] in Å, differentiable w.r.t. positions and cell.
+    (e.g. strained copies); ``edges`` [E'] selects a subset of edges. Returns [E, 3] (or [E', 3]) in Å,
+    differentiable w.r.t. positions and cell.
     """
     pos = graph.pos if pos is None else pos
-    j, i = graph.edge_index
-    vectors = pos[j] - pos[i]
+    edge_index = graph.edge_index if edges is None else graph.edge_index.index_select(1, edges)
+    j, i = edge_index
+    vectors = pos.index_select(0, j) - pos.index_select(0, i)
     shift = getattr(graph, "edge_shift", None)
-    if shift is not None and shift.numel() > 0:
+    if shift is not None and shift.numel() > 0 and bool(graph.pbc.any()):
         cell = graph.cell if cell is None else cell
-        per_edge_cell = cell.view(-1, 3, 3)[edge_graph_index(graph)]
+        graph_of_edge = edge_graph_index(graph)
+        if edges is not None:
+            shift, graph_of_edge = shift.index_select(0, edges), graph_of_edge.index_select(0, edges)
+        per_edge_cell = cell.view(-1, 3, 3).index_select(0, graph_of_edge)
         vectors = vectors + torch.einsum("ek,ekl->el", shift.to(vectors.dtype), per_edge_cell)
     return vectors
+
+
+def edge_pairs(graph: Data) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """For symmetric graphs (``edge_forward`` present): the forward edges [P] and, for every edge, the
+    index [E] of its pair among them, so a pair term (a filter of the distance) is computed once and
+    gathered for both directions. None for graphs without that layout."""
+    forward = getattr(graph, "edge_forward", None)
+    if forward is None:
+        return None
+    first = forward.nonzero().view(-1)
+    rank_forward = torch.cumsum(forward, 0) - 1
+    rank_reverse = torch.cumsum(~forward, 0) - 1
+    return first, torch.where(forward, rank_forward, rank_reverse)
 
 
 def edge_lengths(vectors: torch.Tensor) -> torch.Tensor:

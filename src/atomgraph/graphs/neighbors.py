@@ -38,6 +38,7 @@ def neighbor_list(
     pbc: np.ndarray | bool,
     cutoff: float,
     max_neighbors: int | None = None,
+    half: bool = False,
 ) -> NeighborList:
     """Every directed pair (i, j, shift) with distance < ``cutoff`` Å over all periodic images.
 
@@ -46,8 +47,12 @@ def neighbor_list(
     images are included. Pairs come sorted by (i, distance, j).
 
     ``max_neighbors`` keeps only the k nearest neighbours of each centre (the CGCNN "12 within 8 Å"
-    setting); it is never applied unless asked for.
+    setting); it is never applied unless asked for. ``half`` returns each unordered pair once (as
+    (i, j, S) or (j, i, -S)); it cannot be combined with ``max_neighbors`` (a k-nearest graph is not
+    symmetric).
     """
+    if half and max_neighbors is not None:
+        raise ValueError("half=True lists each pair once; it cannot be combined with max_neighbors")
     if cutoff <= 0:
         raise ValueError(f"cutoff must be positive, got {cutoff}")
     if max_neighbors is not None and max_neighbors < 1:
@@ -61,7 +66,7 @@ def neighbor_list(
     if len(positions) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return NeighborList(empty, empty, np.zeros((0, 3), dtype=np.int64), np.zeros(0))
-    calculator = vesin.NeighborList(cutoff=float(cutoff), full_list=True)
+    calculator = vesin.NeighborList(cutoff=float(cutoff), full_list=not half)
     i, j, shift, distance = calculator.compute(positions, box, periodic.tolist(), "ijSd")
     i = i.astype(np.int64)
     j = j.astype(np.int64)

@@ -23,18 +23,30 @@ def radius_graph(
     neighbour, and its own images), for mixed periodicity (slabs, wires) and for molecules (no
     cell). ``max_neighbors`` keeps only the k nearest of each atom (ties broken by neighbour index);
     nothing is capped unless asked. Returns ``Data(z, pos, cell, pbc, edge_index, edge_shift,
-    natoms)`` with the fields of :mod:`atomgraph.graphs.fields`.
+    natoms)`` with the fields of :mod:`atomgraph.graphs.fields`; without ``max_neighbors`` the graph
+    is symmetric and laid out as pairs then their reverses (``edge_forward`` marks the first half).
     """
     dtype = dtype or torch.get_default_dtype()
-    pairs = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff, max_neighbors)
+    if max_neighbors is None:
+        # each pair once, then reversed in the same order: models may compute pair terms once
+        pairs = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff, half=True)
+        source, target = np.r_[pairs.j, pairs.i], np.r_[pairs.i, pairs.j]
+        shift = np.concatenate([pairs.shift, -pairs.shift])
+        forward = torch.arange(len(source)) < len(pairs)
+    else:
+        pairs = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff, max_neighbors)
+        source, target, shift, forward = pairs.j, pairs.i, pairs.shift, None
     # message flows from neighbour j (row 0) to centre i (row 1)
-    edge_index = torch.from_numpy(np.stack([pairs.j, pairs.i]))
-    return Data(
+    edge_index = torch.from_numpy(np.stack([source, target]))
+    graph = Data(
         z=torch.from_numpy(atoms.numbers.astype(np.int64)),
         pos=torch.tensor(atoms.positions, dtype=dtype),
         cell=cell_tensor(atoms.cell.array, dtype),
         pbc=pbc_tensor(atoms.pbc),
         edge_index=edge_index,
-        edge_shift=torch.from_numpy(pairs.shift),
+        edge_shift=torch.from_numpy(shift),
         natoms=torch.tensor([len(atoms)]),
     )
+    if forward is not None:
+        graph.edge_forward = forward
+    return graph

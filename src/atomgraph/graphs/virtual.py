@@ -14,6 +14,13 @@ def _append_flag_column(tensor: torch.Tensor, flag: bool) -> torch.Tensor:
     return torch.cat([tensor, column], dim=1)
 
 
+def _without_pair_layout(graph: Data) -> Data:
+    """Appended edges break the pairs-then-reverses layout: drop its marker."""
+    if "edge_forward" in graph:
+        del graph.edge_forward
+    return graph
+
+
 def add_virtual_edges(graph: Data) -> Data:
     """Add a directed edge between every pair of atoms not already joined (a molecule only).
 
@@ -37,7 +44,7 @@ def add_virtual_edges(graph: Data) -> Data:
     )
     out.edge_type = torch.cat([graph.edge_type, torch.full((new.shape[1],), VIRTUAL_EDGE_TYPE)])
     out.edge_shift = torch.zeros((out.edge_index.shape[1], 3), dtype=torch.long)
-    return out
+    return _without_pair_layout(out)
 
 
 def add_master_node(graph: Data) -> Data:
@@ -69,4 +76,4 @@ def add_master_node(graph: Data) -> Data:
     if getattr(graph, "edge_type", None) is not None:
         out.edge_type = torch.cat([graph.edge_type, torch.full((new.shape[1],), MASTER_EDGE_TYPE)])
     out.edge_shift = torch.zeros((out.edge_index.shape[1], 3), dtype=torch.long)
-    return out
+    return _without_pair_layout(out)

@@ -37,7 +37,7 @@ class EdgeNetwork(nn.Module):
 
     def forward(self, h: torch.Tensor, edge_input: torch.Tensor, source: torch.Tensor, target: torch.Tensor):
         matrices = self.matrices(edge_input).view(-1, self.hidden, self.hidden)
-        messages = torch.bmm(matrices, h[source].unsqueeze(-1)).squeeze(-1)
+        messages = torch.bmm(matrices, h.index_select(0, source).unsqueeze(-1)).squeeze(-1)
         return torch.zeros_like(h).index_add_(0, target, messages)
 
 

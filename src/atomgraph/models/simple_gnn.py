@@ -28,7 +28,9 @@ class MessagePassingLayer(nn.Module):
         self.update = MLP([2 * dim, dim, dim], act="silu")
 
     def forward(self, h: torch.Tensor, edge_attr: torch.Tensor, source: torch.Tensor, target: torch.Tensor):
-        messages = self.message(torch.cat([h[target], h[source], edge_attr], dim=-1))
+        messages = self.message(
+            torch.cat([h.index_select(0, target), h.index_select(0, source), edge_attr], dim=-1)
+        )
         aggregated = torch.zeros_like(h).index_add_(0, target, messages)
         return h + self.update(torch.cat([h, aggregated], dim=-1))
 

@@ -19,6 +19,7 @@ def make_trainer(training: dict, run_dir: Path) -> L.Trainer:
         mode="min",
         save_top_k=1,
         auto_insert_metric_name=False,
+        enable_version_counter=False,  # a re-run overwrites best.ckpt instead of writing best-v1.ckpt
     )
     last = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",

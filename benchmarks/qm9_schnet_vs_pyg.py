@@ -1,0 +1,233 @@
+"""atomgraph's SchNet against PyTorch Geometric's SchNet on the same QM9 data, split, budget and loop.
+
+Both models get the same graphs (atomgraph's vesin radius graph, 5 Å; PyG's own radius_graph needs
+torch_cluster, which has no wheel here), the same target normalisation (fitted on the training split),
+the same hyperparameters, the same plain PyTorch training loop (Adam, plateau schedule, L1 loss) and
+the same wall-clock budget per target. Each (framework, target) runs in its own process so the peak
+memory is its own. Writes ``benchmarks/results/qm9_schnet_vs_pyg.json``.
+
+    python benchmarks/qm9_schnet_vs_pyg.py --budget-s 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch_geometric.loader import DataLoader
+
+from atomgraph.data import GraphSettings, TargetNormalizer, random_split
+from atomgraph.data.qm9 import load_qm9
+from atomgraph.graphs.geometry import edge_lengths, edge_vectors
+from atomgraph.models import build_model
+
+RESULTS = Path(__file__).resolve().parent / "results" / "qm9_schnet_vs_pyg.json"
+TARGETS = {"homo": "mae_homo_ev", "U0": "mae_u0_ev"}
+
+
+class GivenGraph:
+    """PyG SchNet's ``interaction_graph`` hook: hands it the batch's precomputed edges and lengths."""
+
+    edge_index: torch.Tensor
+    lengths: torch.Tensor
+
+    def __call__(self, pos, batch):
+        return self.edge_index, self.lengths
+
+
+class PyGSchNet(nn.Module):
+    """torch_geometric.nn.models.SchNet fed with our graph; same widths, RBF count and cutoff."""
+
+    def __init__(
+        self, extensive: bool, hidden: int, filters: int, interactions: int, num_rbf: int, cutoff: float
+    ):
+        super().__init__()
+        from torch_geometric.nn.models import SchNet
+
+        self.graph = GivenGraph()
+        self.net = SchNet(
+            hidden_channels=hidden,
+            num_filters=filters,
+            num_interactions=interactions,
+            num_gaussians=num_rbf,
+            cutoff=cutoff,
+            interaction_graph=self.graph,
+            readout="add" if extensive else "mean",
+        )
+
+    def forward(self, batch):
+        self.graph.edge_index = batch.edge_index
+        self.graph.lengths = edge_lengths(edge_vectors(batch))
+        return self.net(batch.z, batch.pos, batch.batch)
+
+
+def make_model(framework: str, extensive: bool, args) -> nn.Module:
+    kwargs = dict(
+        hidden=args.hidden,
+        filters=args.hidden,
+        interactions=args.interactions,
+        num_rbf=args.num_rbf,
+        cutoff=args.cutoff,
+    )
+    if framework == "atomgraph":
+        return build_model("schnet", extensive=[extensive], **kwargs)
+    return PyGSchNet(extensive, **kwargs)
+
+
+def data(args):
+    dataset = load_qm9(
+        GraphSettings(kind="radius", cutoff=args.cutoff),
+        subset=args.train + args.val + args.test,
+        seed=0,
+        cache=args.cache,
+        progress=False,
+    )
+    split = random_split(len(dataset), [args.train, args.val, args.test], seed=0)
+    return dataset, split
+
+
+@torch.no_grad()
+def mae(model, normalizer, loader, column) -> float:
+    model.eval()
+    errors = []
+    for batch in loader:
+        pred = normalizer.denormalize(model(batch), batch)[:, 0]
+        errors.append((pred - batch.y[:, column]).abs())
+    model.train()
+    return float(torch.cat(errors).mean())
+
+
+def worker(framework: str, target: str, args) -> dict:
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    dataset, split = data(args)
+    names = dataset.targets.names
+    column = names.index(target)
+    extensive = dataset.targets.extensive[column]
+    train = dataset[torch.as_tensor(split["train"])]
+    normalizer = TargetNormalizer([extensive]).fit(train.targets_array()[:, [column]], train.atomic_numbers())
+    model = make_model(framework, extensive, args)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
+    generator = torch.Generator().manual_seed(0)
+    train_loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, generator=generator)
+    val_loader = DataLoader(dataset[torch.as_tensor(split["val"])], batch_size=256)
+    test_loader = DataLoader(dataset[torch.as_tensor(split["test"])], batch_size=256)
+
+    trained, train_time, epochs, best = 0, 0.0, 0, (float("inf"), None)
+    start = time.perf_counter()
+    while time.perf_counter() - start < args.budget_s:
+        epoch_start = time.perf_counter()
+        for batch in train_loader:
+            y = normalizer.normalize(batch.y[:, [column]], batch)
+            loss = (model(batch) - y).abs().mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            trained += batch.num_graphs
+            if time.perf_counter() - start > args.budget_s:
+                break
+        train_time += time.perf_counter() - epoch_start
+        epochs += 1
+        val = mae(model, normalizer, val_loader, column)
+        plateau.step(val)
+        if val < best[0]:
+            best = (val, {k: v.clone() for k, v in model.state_dict().items()})
+    model.load_state_dict(best[1])
+    return {
+        "framework": framework,
+        "target": target,
+        "epochs": epochs,
+        "molecules_trained": trained,
+        "molecules_per_s": trained / train_time,
+        "best_val_mae_ev": best[0],
+        "test_mae_ev": mae(model, normalizer, test_loader, column),
+        "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--budget-s", type=float, default=300.0, help="training seconds per framework and target"
+    )
+    parser.add_argument("--train", type=int, default=10000)
+    parser.add_argument("--val", type=int, default=1000)
+    parser.add_argument("--test", type=int, default=10000)
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--interactions", type=int, default=3)
+    parser.add_argument("--num-rbf", type=int, default=25)
+    parser.add_argument("--cutoff", type=float, default=5.0)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--targets", nargs="+", default=list(TARGETS))
+    parser.add_argument("--cache", default=None, help="processed-data cache (default ~/.cache/atomgraph)")
+    parser.add_argument("--worker", nargs=2, metavar=("FRAMEWORK", "TARGET"), help=argparse.SUPPRESS)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(*args.worker, args)))
+        return
+    try:
+        data(args)  # processes (and caches) the graphs once, before any timing
+    except ImportError as error:
+        print(f"skipping: {error}")
+        return
+    passthrough = [a for a in sys.argv[1:] if not a.startswith("--output")]
+    runs = {}
+    for target in args.targets:
+        for framework in ("atomgraph", "pyg"):
+            print(f"training {framework} SchNet on {target} for {args.budget_s:.0f} s ...", flush=True)
+            out = subprocess.run(
+                [sys.executable, __file__, *passthrough, "--worker", framework, target],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            runs[(framework, target)] = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"  {runs[(framework, target)]}", flush=True)
+    result: dict = {
+        "settings": {k: v for k, v in vars(args).items() if k not in ("worker", "output")},
+        "command": "python benchmarks/qm9_schnet_vs_pyg.py " + " ".join(passthrough),
+    }
+    for framework in ("atomgraph", "pyg"):
+        rows = [runs[(framework, t)] for t in args.targets]
+        entry = {
+            "molecules_per_s": float(np.mean([r["molecules_per_s"] for r in rows])),
+            "peak_memory_mb": float(max(r["peak_memory_mb"] for r in rows)),
+            "parameters": rows[0]["parameters"],
+            "runs": rows,
+        }
+        for t in args.targets:
+            entry[TARGETS.get(t, f"mae_{t}_ev")] = runs[(framework, t)]["test_mae_ev"]
+        result[framework] = entry
+    result["throughput_ratio"] = result["atomgraph"]["molecules_per_s"] / result["pyg"]["molecules_per_s"]
+    result["machine"] = {
+        "cpus": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "processor": platform.processor(),
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2))
+    print(f"throughput ratio atomgraph/PyG = {result['throughput_ratio']:.2f}")
+    for t in args.targets:
+        key = TARGETS.get(t, f"mae_{t}_ev")
+        print(f"{t}: test MAE atomgraph {result['atomgraph'][key]:.4f} eV, PyG {result['pyg'][key]:.4f} eV")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Tiny data shared by the data, model and training tests: random molecules with energies, SMILES CSVs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from ase import Atoms
+
+#: Per-element reference energies (eV) the synthetic energies are built from.
+REFS = {1: -0.5, 6: -3.0, 8: -4.0}
+
+#: 60 SMILES in 8 Bemis-Murcko scaffold groups: benzene 15, pyridine 10, cyclohexane 10, acyclic 10,
+#: cyclopentane 5, furan 4, thiophene 3, cyclopropane 3.
+SCAFFOLD_GROUPS: dict[str, list[str]] = {
+    "c1ccccc1": [
+        "c1ccccc1", "Cc1ccccc1", "Oc1ccccc1", "Nc1ccccc1", "Fc1ccccc1", "Clc1ccccc1", "CCc1ccccc1",
+        "COc1ccccc1", "N#Cc1ccccc1", "OC(=O)c1ccccc1", "Cc1ccc(C)cc1", "Cc1cccc(O)c1", "CC(C)c1ccccc1",
+        "Brc1ccccc1", "CCCc1ccccc1",
+    ],
+    "c1ccncc1": [
+        "c1ccncc1", "Cc1ccncc1", "Cc1ccccn1", "Oc1ccncc1", "Nc1ccccn1", "Clc1cccnc1", "CCc1ccncc1",
+        "COc1ccncc1", "Fc1ccncc1", "N#Cc1ccncc1",
+    ],
+    "C1CCCCC1": [
+        "C1CCCCC1", "CC1CCCCC1", "OC1CCCCC1", "NC1CCCCC1", "FC1CCCCC1", "ClC1CCCCC1", "CCC1CCCCC1",
+        "COC1CCCCC1", "CC1CCC(C)CC1", "OC(=O)C1CCCCC1",
+    ],
+    "": ["CCO", "CCCC", "CC(C)O", "CCN", "CC(=O)O", "CCOC", "CCCCO", "CC(C)(C)C", "NCCO", "CC=O"],
+    "C1CCCC1": ["C1CCCC1", "CC1CCCC1", "OC1CCCC1", "NC1CCCC1", "CCC1CCCC1"],
+    "c1ccoc1": ["c1ccoc1", "Cc1ccco1", "OCc1ccco1", "Cc1ccc(C)o1"],
+    "c1ccsc1": ["c1ccsc1", "Cc1cccs1", "Clc1cccs1"],
+    "C1CC1": ["C1CC1", "CC1CC1", "OC1CC1"],
+}  # fmt: skip
+SCAFFOLD_SMILES: list[str] = [s for group in SCAFFOLD_GROUPS.values() for s in group]
+
+
+def random_molecule(rng: np.random.Generator, n_min: int = 3, n_max: int = 8) -> Atoms:
+    """A loose random cluster of H/C/O atoms, every pair at least 1.0 Å apart."""
+    n = int(rng.integers(n_min, n_max + 1))
+    numbers = rng.choice(sorted(REFS), size=n)
+    box = 1.6 * n ** (1 / 3) + 1.0
+    positions: list[np.ndarray] = []
+    while len(positions) < n:
+        p = rng.uniform(0.0, box, size=3)
+        if all(np.linalg.norm(p - q) >= 1.0 for q in positions):
+            positions.append(p)
+    return Atoms(numbers=numbers, positions=np.array(positions))
+
+
+def synthetic_energy(atoms: Atoms, rng: np.random.Generator | None = None, noise: float = 0.0) -> float:
+    """Sum of element references + a smooth pair term (+ Gaussian noise)."""
+    d = atoms.get_all_distances()
+    pair = 0.5 * np.exp(-d[np.triu_indices(len(atoms), 1)]).sum()
+    e = sum(REFS[int(z)] for z in atoms.numbers) + pair
+    if rng is not None and noise:
+        e += rng.normal(0.0, noise)
+    return float(e)
+
+
+def random_molecules(n: int, seed: int = 0, noise: float = 0.0) -> list[Atoms]:
+    """``n`` random molecules with ``info["energy"]`` (eV) and ``info["gap"]`` (an intensive label)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        atoms = random_molecule(rng)
+        atoms.info["energy"] = synthetic_energy(atoms, rng, noise)
+        atoms.info["gap"] = float(rng.normal(5.0, 1.0))
+        out.append(atoms)
+    return out
+
+
+def write_xyz(path: Path, n: int = 40, seed: int = 0, noise: float = 0.2) -> list[Atoms]:
+    """An extended XYZ file of random molecules with energies; returns the molecules written."""
+    molecules = random_molecules(n, seed, noise)
+    ase.io.write(path, molecules, format="extxyz")
+    return molecules
+
+
+def write_csv(path: Path, smiles: Sequence[str], **columns: Sequence[float]) -> Path:
+    pd.DataFrame({"smiles": list(smiles), **{k: list(v) for k, v in columns.items()}}).to_csv(
+        path, index=False
+    )
+    return path
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def xyz_file(tmp_path) -> Path:
+    path = tmp_path / "mols.xyz"
+    write_xyz(path)
+    return path
+
+
+@pytest.fixture
+def scaffold_csv(tmp_path) -> Path:
+    """The 60 scaffold SMILES with a regression target (heavy-atom-ish length) and a 0/1 label."""
+    values = [len(s) * 0.1 + 0.01 * k for k, s in enumerate(SCAFFOLD_SMILES)]
+    labels = [float("O" in s or "o" in s) for s in SCAFFOLD_SMILES]
+    return write_csv(tmp_path / "scaffolds.csv", SCAFFOLD_SMILES, value=values, active=labels)
