@@ -9,6 +9,7 @@ import ase.io
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from ase import Atoms
 
@@ -38,6 +39,16 @@ SCAFFOLD_GROUPS: dict[str, list[str]] = {
     "C1CC1": ["C1CC1", "CC1CC1", "OC1CC1"],
 }  # fmt: skip
 SCAFFOLD_SMILES: list[str] = [s for group in SCAFFOLD_GROUPS.values() for s in group]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """Tiny models run fastest on one thread; several threads on a busy machine (another process, or
+    pytest-xdist workers) spin-wait and make each training step ~100x slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def random_molecule(rng: np.random.Generator, n_min: int = 3, n_max: int = 8) -> Atoms:

@@ -1,4 +1,4 @@
-"""Models: output shapes, invariances (permutation, rotation, translation), batching, extensivity, registry."""
+"""Models: output shapes, invariances (permutation, rotation, translation), batching, extensivity."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def random_rigid_motion(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def transformed_mol(mol: Chem.Mol, rotation=None, translation=None, order=None) -> Chem.Mol:
-    """A copy of ``mol`` with its conformer moved rigidly and/or its atoms renumbered (new i = old order[i])."""
+    """A copy of ``mol``, its conformer moved rigidly and/or its atoms renumbered (new i = old order[i])."""
     out = Chem.Mol(mol)
     if rotation is not None:
         conf = out.GetConformer()
@@ -202,7 +202,8 @@ def test_mpnn_rotation_translation_invariant(variant, float64):
         graph = settings.build(atoms)
         model = model or mpnn_model(graph, "rbf")
         rotation, shift = random_rigid_motion(10 + k)
-        moved = settings.build(mol_to_atoms(transformed_mol(atoms.info["rdkit_mol"], rotation, shift), "moved"))
+        moved_mol = transformed_mol(atoms.info["rdkit_mol"], rotation, shift)
+        moved = settings.build(mol_to_atoms(moved_mol, "moved"))
         assert not torch.allclose(moved.pos, graph.pos)
         torch.testing.assert_close(model(moved), model(graph), rtol=1e-10, atol=1e-10)
 

@@ -46,6 +46,13 @@ def structures_dataset(
             )
             yield str(atoms.info.get("source", k)), (lambda a=atoms: a), y
 
+    with_forces = ["forces" in atoms.arrays for atoms in atoms_list]
+    if any(with_forces) and not all(with_forces):
+        first = with_forces.index(not with_forces[0])
+        raise ValueError(
+            f"{name}: record {first} {'has' if with_forces[first] else 'lacks'} forces unlike record 0; "
+            "forces must be given for every structure or none"
+        )
     meta = DatasetMeta(name, info, settings={"graph": settings.__dict__})
     return build_dataset(rows(), settings, meta, total=len(atoms_list), progress=progress)
 

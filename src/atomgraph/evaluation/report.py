@@ -40,14 +40,16 @@ def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, ver
     """
     from atomgraph.data import load_split
     from atomgraph.training.datasets import load_dataset, select_targets
-    from atomgraph.training.run import load_module, load_run_config
+    from atomgraph.training.run import load_module, load_run_config, metrics_history
 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
     if dataset is None:
         dataset = select_targets(load_dataset(config, progress=False), config["data"]["targets"])
     split = split or load_split(run_dir / "split.json", len(dataset))
-    module = module or load_module(run_dir)
+    if module is None:  # a run stopped (max_steps) before its first validation has no best.ckpt
+        best = (run_dir / "checkpoints" / "best.ckpt").exists()
+        module = load_module(run_dir, "best" if best else "last")
     info = dataset.targets
     train = dataset[torch.as_tensor(split["train"])]
     test = dataset[torch.as_tensor(split["test"])]
@@ -83,8 +85,8 @@ def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, ver
             )
             error_histogram(y_test[:, t], pred[:, t], plots / f"errors_{name}.png", unit=unit)
             error_vs_size(sizes, y_test[:, t], pred[:, t], plots / f"error_vs_size_{name}.png", unit=unit)
-    metrics_csv = run_dir / "logs" / "metrics.csv"
-    if metrics_csv.exists():
+    metrics_csv = metrics_history(run_dir / "logs")
+    if metrics_csv is not None:
         try:
             learning_curves(metrics_csv, plots / "learning_curves.png")
         except ValueError:

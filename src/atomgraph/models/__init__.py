@@ -4,7 +4,7 @@ Every model maps a graph batch to [B, T] predictions (normalised units of the ta
 graph it needs in ``graph_kind`` ("radius" or "bond").
 """
 
-from atomgraph.models import mpnn, schnet, simple_gnn  # noqa: F401  (registers the models)
+from atomgraph.models import gat, gcn, graphsage, mpnn, schnet, simple_gnn  # noqa: F401  (registers the models)
 from atomgraph.models.registry import available_models, build_model, model_class, register_model
 
 __all__ = ["available_models", "build_model", "model_class", "register_model"]

@@ -51,8 +51,9 @@ class GilmerMPNN(nn.Module):
         hidden: node state width d (paper: up to 200).
         steps: message passing steps T (paper: 3-8; the GRU and edge network are shared by all).
         set2set_steps: M (paper: 1-12).
-        distance: "none" (chemical graph only), "raw" (distance as one feature) or "rbf"
-            (Gaussian expansion, 0-6 Å); needs 3D positions.
+        distance: "none" (chemical graph only, the default), "raw" (distance as one feature, the
+            paper's "distance + bond type") or "rbf" (Gaussian expansion, 0-6 Å); the last two need
+            3D positions.
         readout: "set2set" (paper) or any :data:`READOUTS` name.
     """
 
@@ -67,7 +68,7 @@ class GilmerMPNN(nn.Module):
         steps: int = 3,
         set2set_steps: int = 3,
         edge_hidden: int = 128,
-        distance: str = "rbf",
+        distance: str = "none",
         num_rbf: int = 16,
         readout: str = "set2set",
     ):

@@ -77,14 +77,21 @@ class ConfigError(ValueError):
     """A configuration key or value is wrong; the message names it."""
 
 
-def _merge(base: dict, update: dict, path: tuple[str, ...] = ()) -> dict:
+def _merge(base: dict, update: dict, path: tuple[str, ...] = (), replace_free_form: bool = True) -> dict:
+    """``base`` updated with ``update``; unknown keys are errors except inside free-form sections.
+
+    A free-form section given in a YAML file replaces the default one (``replace_free_form``); an
+    override such as ``model.hidden=64`` only sets that key and keeps the rest of the section.
+    """
     out = copy.deepcopy(base)
+    free = any(path[: k + 1] in FREE_FORM for k in range(len(path)))
     for key, value in update.items():
         where = ".".join((*path, key))
-        if path not in FREE_FORM and key not in base:
+        if not free and key not in base:
             raise ConfigError(f"unknown config key {where!r}; known here: {sorted(base)}")
-        if isinstance(value, dict) and isinstance(base.get(key), dict) and (*path, key) not in FREE_FORM:
-            out[key] = _merge(base[key], value, (*path, key))
+        replace = replace_free_form and (*path, key) in FREE_FORM
+        if isinstance(value, dict) and isinstance(base.get(key), dict) and not replace:
+            out[key] = _merge(base[key], value, (*path, key), replace_free_form)
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -106,7 +113,7 @@ def apply_overrides(config: dict, overrides: Sequence[str]) -> dict:
         for k in keys[:-1]:
             node = node.setdefault(k, {})
         node[keys[-1]] = value
-    return _merge(config, nested)
+    return _merge(config, nested, replace_free_form=False)
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> dict:

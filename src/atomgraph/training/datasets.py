@@ -72,6 +72,8 @@ def make_split(config: dict, dataset: GraphDataset) -> dict[str, np.ndarray]:
     split = config["data"]["split"]
     n = len(dataset)
     if split["kind"] == "file" or split["file"]:
+        if not split["file"]:
+            raise ConfigError("data.split.kind is 'file' but data.split.file is not set")
         return load_split(split["file"], n)
     if split["kind"] == "random":
         result = random_split(n, split["sizes"], split["seed"])

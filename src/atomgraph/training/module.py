@@ -35,18 +35,32 @@ class PropertyModule(L.LightningModule):
     def forward(self, batch: Batch) -> torch.Tensor:
         """Predictions [B, T] in real units (probabilities for classification)."""
         raw = self.model(batch)
-        if self.task.normalizes:
+        if self._normalized:
             return self.normalizer.denormalize(raw, batch)
         return self.task.to_output(raw)
 
+    @property
+    def _normalized(self) -> bool:
+        """Regression outputs live in normalised units, except for models whose output is already
+        physical (e.g. PaiNN's dipole moment built from charges and atomic dipoles)."""
+        return self.task.normalizes and not getattr(self.model, "physical_output", False)
+
     def _loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         raw = self.model(batch)
-        target = self.normalizer.normalize(batch.y, batch) if self.task.normalizes else batch.y
+        target = self.normalizer.normalize(batch.y, batch) if self._normalized else batch.y
         return self.task.loss(raw, target), raw
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss, _ = self._loss(batch)
-        self.log("train_loss", loss, batch_size=batch.num_graphs, on_step=False, on_epoch=True, prog_bar=True)
+        self.log(
+            "train_loss",
+            loss,
+            batch_size=batch.num_graphs,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            sync_dist=True,
+        )
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
@@ -54,7 +68,7 @@ class PropertyModule(L.LightningModule):
         n = batch.num_graphs
         self.log("val_loss", loss, batch_size=n, prog_bar=True, sync_dist=True)
         if self.task.normalizes:
-            pred = self.normalizer.denormalize(raw, batch)
+            pred = self.normalizer.denormalize(raw, batch) if self._normalized else raw
             for t, name in enumerate(self.info.names):
                 mask = ~torch.isnan(batch.y[:, t])
                 if bool(mask.any()):

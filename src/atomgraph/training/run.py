@@ -63,6 +63,8 @@ def train(config: dict, resume: bool = False, progress: bool = True) -> Path:
     last = run_dir / "checkpoints" / "last.ckpt"
     if resume and not last.exists():
         raise FileNotFoundError(f"cannot resume: {last} does not exist")
+    if resume:
+        keep_metrics_history(run_dir / "logs")
     L.seed_everything(config["seed"], workers=True, verbose=False)
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(config, run_dir / "config.yaml")
@@ -95,6 +97,29 @@ def train(config: dict, resume: bool = False, progress: bool = True) -> Path:
 
         evaluate_run(run_dir, dataset=dataset, split=split)
     return run_dir
+
+
+def keep_metrics_history(logs: Path) -> None:
+    """Lightning's CSV logger starts ``metrics.csv`` afresh on resume: keep the earlier part beside it."""
+    current = logs / "metrics.csv"
+    if current.exists():
+        part = len(list(logs.glob("metrics.part*.csv")))
+        current.rename(logs / f"metrics.part{part}.csv")
+
+
+def metrics_history(logs: Path) -> Path | None:
+    """All logged metrics of a run (earlier parts of resumed runs first) in one CSV; None if none."""
+    import pandas as pd
+
+    parts = sorted(logs.glob("metrics.part*.csv"), key=lambda p: int(p.stem.split("part")[1]))
+    parts += [logs / "metrics.csv"] if (logs / "metrics.csv").exists() else []
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    merged = logs / "metrics_all.csv"
+    pd.concat([pd.read_csv(p) for p in parts], ignore_index=True).to_csv(merged, index=False)
+    return merged
 
 
 def load_module(run_dir: str | Path, which: str = "best") -> PropertyModule:

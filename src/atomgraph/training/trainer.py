@@ -30,7 +30,15 @@ def make_trainer(training: dict, run_dir: Path) -> L.Trainer:
     )
     callbacks = [best, last, LearningRateMonitor(logging_interval="epoch")]
     if training["early_stopping_patience"]:
-        callbacks.append(EarlyStopping("val_loss", patience=training["early_stopping_patience"], mode="min"))
+        # checked after validation: a run stopped by max_steps mid-epoch has no val_loss at epoch end
+        callbacks.append(
+            EarlyStopping(
+                "val_loss",
+                patience=training["early_stopping_patience"],
+                mode="min",
+                check_on_train_epoch_end=False,
+            )
+        )
     loggers = [CSVLogger(run_dir, name="logs", version="")]
     if training["tensorboard"]:
         loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=""))
