@@ -49,6 +49,28 @@ def predict(
 
 
 @app.command()
+def explain(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
+    smiles: Annotated[str, typer.Argument(help="the molecule, as SMILES")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="PNG or SVG to write")] = Path("explain.png"),
+    layer: Annotated[str, typer.Option(help="attention layer: an index or 'mean' (GAT models)")] = "mean",
+    head: Annotated[str, typer.Option(help="attention head: an index or 'mean' (GAT models)")] = "mean",
+    target: Annotated[int, typer.Option(help="output column for gradient importance")] = 0,
+) -> None:
+    """Draw a molecule coloured by attention (GAT, GATv2) or by gradient x input atom importance."""
+    from atomgraph.evaluation.explain import explain as explain_molecule
+
+    def selection(text: str) -> int | str:
+        return text if text == "mean" else int(text)
+
+    result = explain_molecule(
+        run_dir, smiles, output, layer=selection(layer), head=selection(head), target=target
+    )
+    prediction = ", ".join(f"{v:.4g}" for v in result["prediction"])
+    typer.echo(f"{result['method']} -> {result['path']} (prediction: {prediction})")
+
+
+@app.command()
 def models() -> None:
     """List the model names a config can use."""
     from atomgraph.models import available_models

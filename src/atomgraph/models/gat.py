@@ -19,7 +19,7 @@ from torch import nn
 from torch_geometric.data import Data
 from torch_geometric.nn import GATConv, GATv2Conv
 
-from atomgraph.models.gcn import ConvStack, Edges
+from atomgraph.models.conv_stack import ConvStack, Edges
 from atomgraph.models.registry import register_model
 
 

@@ -25,7 +25,7 @@ from torch_geometric.data import Data
 from torch_geometric.nn import SAGEConv
 from torch_geometric.nn.aggr import Aggregation
 
-from atomgraph.models.gcn import ConvStack, Edges
+from atomgraph.models.conv_stack import ConvStack, Edges
 from atomgraph.models.registry import register_model
 
 AGGREGATORS = ("mean", "max", "lstm")
