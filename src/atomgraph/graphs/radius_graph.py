@@ -30,7 +30,7 @@ def radius_graph(
     if max_neighbors is None:
         # each pair once, then reversed in the same order: models may compute pair terms once
         pairs = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff, half=True)
-        source, target = np.r_[pairs.j, pairs.i], np.r_[pairs.i, pairs.j]
+        source, target = np.concatenate([pairs.j, pairs.i]), np.concatenate([pairs.i, pairs.j])
         shift = np.concatenate([pairs.shift, -pairs.shift])
         forward = torch.arange(len(source)) < len(pairs)
     else:
