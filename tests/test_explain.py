@@ -10,6 +10,7 @@ import torch
 from rdkit import Chem
 from torch import nn
 
+from atomgraph.complexes.synthetic import example_graph
 from atomgraph.data import GraphSettings
 from atomgraph.evaluation.attention import bond_weights, select_attention, stack_attention
 from atomgraph.evaluation.explain import (
@@ -145,6 +146,8 @@ def test_gradient_times_input_on_atom_features():
 
 def graph_for(name: str):
     cls = model_class(name)
+    if cls.graph_kind in ("complex", "sequence"):
+        return example_graph(cls.graph_kind)
     atoms = from_smiles("CC(=O)O", embed_3d=True)
     return GraphSettings(kind=cls.graph_kind).build(atoms)
 

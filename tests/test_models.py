@@ -15,6 +15,7 @@ from rdkit.Geometry import Point3D
 from scipy.spatial.transform import Rotation
 from torch_geometric.data import Batch
 
+from atomgraph.complexes.synthetic import example_graph
 from atomgraph.data import GraphSettings
 from atomgraph.graphs import radius_graph
 from atomgraph.models import available_models, build_model, model_class, register_model
@@ -265,8 +266,11 @@ def test_every_registered_model_builds_and_runs():
         ]
         assert set(required) <= set(inputs), f"{name}: do not know how to fill {required}"
         model = build_model(name, extensive=(True,), **{k: inputs[k] for k in required}).eval()
-        assert getattr(cls, "graph_kind", None) in ("radius", "bond"), name
-        graph = bond if cls.graph_kind == "bond" else radius
+        assert getattr(cls, "graph_kind", None) in ("radius", "bond", "complex", "sequence"), name
+        if cls.graph_kind in ("complex", "sequence"):
+            graph = example_graph(cls.graph_kind)
+        else:
+            graph = bond if cls.graph_kind == "bond" else radius
         with torch.no_grad():
             out = model(Batch.from_data_list([graph, graph]))
         assert out.shape == (2, 1), name

@@ -70,12 +70,156 @@ def explain(
     typer.echo(f"{result['method']} -> {result['path']} (prediction: {prediction})")
 
 
+@app.command("screen")
+def screen_ligands(
+    run_dir: Annotated[
+        Path, typer.Argument(help="a finished protein-ligand run (complex or sequence model)")
+    ],
+    protein: Annotated[Path, typer.Option("--protein", help="protein PDB/mmCIF, in the ligands' frame")],
+    ligands: Annotated[Path, typer.Option("--ligands", help="SDF, MOL2 or PDBQT file, one pose per record")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="ranked CSV to write")] = Path("screen.csv"),
+    batch_size: Annotated[int, typer.Option(help="complexes per prediction batch")] = 16,
+) -> None:
+    """Rank ligand poses by predicted affinity; ligands that fail keep a row with the error."""
+    from atomgraph.complexes.screen import screen
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    table = screen(run_dir, protein, ligands, output, batch_size=batch_size)
+    failed = int((table["error"] != "").sum())
+    typer.echo(f"ranked {len(table) - failed} of {len(table)} ligands -> {output}; {failed} failed")
+
+
+@app.command("explain-complex")
+def explain_complex_command(
+    run_dir: Annotated[Path, typer.Argument(help="a finished protein-ligand run (complex model)")],
+    protein: Annotated[Path, typer.Argument(help="protein PDB/mmCIF")],
+    ligand: Annotated[Path, typer.Argument(help="ligand SDF/MOL2/PDBQT (first record)")],
+    output_dir: Annotated[Path, typer.Option("-o", "--output-dir", help="folder for the files")] = Path(
+        "explain"
+    ),
+) -> None:
+    """Per-atom importance as B-factors (protein PDB, ligand SDF/PDB) and the interaction decomposition."""
+    from atomgraph.complexes import load_complex
+    from atomgraph.complexes.explain import explain_complex
+    from atomgraph.complexes.screen import scoring_model
+
+    scorer = scoring_model(run_dir)
+    complex_ = load_complex(protein, ligand, scorer.settings.pocket_radius, waters=scorer.settings.waters)
+    paths = explain_complex(scorer.module, complex_, output_dir, scorer.settings)
+    typer.echo("\n".join(f"{kind}: {path}" for kind, path in paths.items()))
+
+
 @app.command()
 def models() -> None:
     """List the model names a config can use."""
     from atomgraph.models import available_models
 
     typer.echo("\n".join(available_models()))
+
+
+@app.command()
+def relax(
+    run_dir: Annotated[Path, typer.Argument(help="a trained potential run (task.kind: potential)")],
+    structure: Annotated[Path, typer.Argument(help="structure file (XYZ, CIF, POSCAR, ...); first one")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="relaxed structure")] = Path("relaxed.xyz"),
+    fmax: Annotated[float, typer.Option(help="force threshold, eV/Å")] = 0.05,
+    steps: Annotated[int, typer.Option(help="maximum optimiser steps")] = 500,
+    optimizer: Annotated[str, typer.Option(help="bfgs | lbfgs | fire")] = "bfgs",
+    cell: Annotated[bool, typer.Option(help="relax the cell too (zero pressure)")] = False,
+    cell_filter: Annotated[str, typer.Option(help="frechet | exp")] = "frechet",
+    trajectory: Annotated[Path | None, typer.Option(help="ASE .traj of every step")] = None,
+    device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+) -> None:
+    """Relax a structure with a trained potential (ASE optimiser; optional cell relaxation)."""
+    from atomgraph.md.relax import relax_file
+
+    kwargs = {"fmax": fmax, "steps": steps, "optimizer": optimizer, "cell": cell, "cell_filter": cell_filter}
+    kwargs["logfile"] = "-"  # the optimiser's progress on stdout
+    result = relax_file(run_dir, structure, output, device=device, trajectory=trajectory, **kwargs)
+    state = "converged" if result.converged else "NOT converged"
+    typer.echo(
+        f"{state} after {result.steps} steps: E {result.energy_start:.6f} -> {result.energy_end:.6f} eV, "
+        f"max force {result.fmax_end:.4f} eV/Å -> {output}"
+    )
+
+
+@app.command()
+def md(
+    run_dir: Annotated[Path, typer.Argument(help="a trained potential run (task.kind: potential)")],
+    structure: Annotated[Path, typer.Argument(help="structure file (XYZ, CIF, POSCAR, ...); first one")],
+    ensemble: Annotated[str, typer.Option(help="nve (velocity Verlet) | nvt (Langevin)")] = "nve",
+    temperature: Annotated[float, typer.Option(help="initial / thermostat temperature, K")] = 300.0,
+    timestep: Annotated[float, typer.Option(help="time step, fs")] = 0.5,
+    steps: Annotated[int, typer.Option(help="number of steps")] = 1000,
+    friction: Annotated[float, typer.Option(help="Langevin friction, 1/fs")] = 0.01,
+    trajectory: Annotated[Path | None, typer.Option(help="ASE .traj file")] = Path("md.traj"),
+    logfile: Annotated[Path | None, typer.Option(help="time (ps), energies (eV), T (K)")] = Path("md.log"),
+    interval: Annotated[int, typer.Option(help="write trajectory and log every n steps")] = 10,
+    seed: Annotated[int, typer.Option(help="seed of the initial velocities and the thermostat")] = 0,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="final frame (extended XYZ)")] = None,
+    device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+) -> None:
+    """Molecular dynamics with a trained potential: NVE or Langevin NVT."""
+    from atomgraph.md.dynamics import md_file
+
+    result = md_file(
+        run_dir,
+        structure,
+        output,
+        device=device,
+        ensemble=ensemble,
+        temperature_K=temperature,
+        timestep_fs=timestep,
+        steps=steps,
+        friction_per_fs=friction,
+        trajectory=trajectory,
+        logfile=logfile,
+        loginterval=interval,
+        seed=seed,
+    )
+    e = result.energies
+    typer.echo(
+        f"{result.steps} steps in {result.seconds:.1f} s ({result.steps_per_s:.1f} steps/s); total energy "
+        f"{e[0, 3]:.6f} -> {e[-1, 3]:.6f} eV ({1000 * result.drift_per_atom:.3f} meV/atom change)"
+    )
+
+
+@app.command("screen-crystals")
+def screen_crystals(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
+    folder: Annotated[Path, typer.Argument(help="folder (or tar archive) of CIF/POSCAR files")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="ranked CSV to write")] = Path("ranked.csv"),
+    target: Annotated[str | None, typer.Option(help="target to rank by (default: the run's first)")] = None,
+    descending: Annotated[bool, typer.Option(help="largest values first (band gaps, moduli)")] = False,
+    workers: Annotated[int | None, typer.Option(help="processes for parsing (default: every core)")] = None,
+) -> None:
+    """Predict every structure of a folder and rank them; unreadable files are reported and skipped."""
+    from atomgraph.evaluation.screening import screen_structures
+
+    screen_structures(run_dir, folder, output, target, descending, workers)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def ablate(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Argument(help="YAML config (see configs/)")],
+) -> None:
+    """Depth x cutoff sweep: atomgraph ablate CONFIG \\[key=value ...] --cutoffs 4 6 8 --depths 2 3 4 5
+    \\[--depth-key layers] \\[--out DIR]; one run per pair, ablation.json and error-vs-depth plots."""
+    from atomgraph.evaluation.ablation import ablate as run_ablation
+    from atomgraph.evaluation.ablation import parse_sweep_arguments
+    from atomgraph.training.config import load_config
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        parsed = parse_sweep_arguments(ctx.args)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+    loaded = load_config(config, parsed["overrides"])
+    result = run_ablation(loaded, parsed["cutoffs"], parsed["depths"], parsed["out"], parsed["key"])
+    for row in result["runs"]:
+        scores = "  ".join(f"{name} mae={entry['mae']:.4g}" for name, entry in row["test"].items())
+        typer.echo(f"cutoff {row['cutoff']:g} Å  depth {row['depth']}:  {scores}")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,8 @@ def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, ver
     if module is None:  # a run stopped (max_steps) before its first validation has no best.ckpt
         best = (run_dir / "checkpoints" / "best.ckpt").exists()
         module = load_module(run_dir, "best" if best else "last")
+    if getattr(module, "kind", "property") == "potential":
+        return evaluate_potential(run_dir, config, dataset, split, module, verbose)
     info = dataset.targets
     train = dataset[torch.as_tensor(split["train"])]
     test = dataset[torch.as_tensor(split["test"])]
@@ -91,6 +93,82 @@ def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, ver
             learning_curves(metrics_csv, plots / "learning_curves.png")
         except ValueError:
             pass  # a run stopped before its first validation has no curves to draw
+    if config["data"]["dataset"] == "crystals" and info.kind == "regression":
+        from atomgraph.evaluation.crystal_report import add_crystal_report
+
+        add_crystal_report(results, config, module, dataset, split, pred)  # seed 004's protocol
+    pd.DataFrame(table).to_csv(run_dir / "predictions_test.csv", index=False)
+    (run_dir / "metrics.json").write_text(json.dumps(results, indent=2, default=float))
+    if verbose:
+        print(format_results(results))
+    return results
+
+
+def evaluate_potential(run_dir: Path, config: dict, dataset, split, module, verbose: bool = True) -> dict:
+    """Potential runs: test MAE/RMSE of the energy per atom (meV/atom), the total energy (meV), force
+    components (meV/Å) and stress (meV/Å^3, when labelled) beside baselines (training-mean energy per
+    atom, composition-only ridge on element counts, zero forces = the mean force); parity plots of
+    energies and forces; ``metrics.json``, ``predictions_test.csv`` (energies in eV)."""
+    from atomgraph.training.potential_module import predict_potential
+    from atomgraph.training.run import metrics_history
+
+    train = dataset[torch.as_tensor(split["train"])]
+    test = dataset[torch.as_tensor(split["test"])]
+    pred = predict_potential(module, test, config["training"]["eval_batch_size"])
+    natoms, e_true, e_pred = pred["natoms"], pred["energy_true"], pred["energy"]
+    e_train = train.targets_array()[:, module.column]
+    composition = CompositionBaseline("ridge", fractions=False, alpha=None)
+    e_comp = composition.fit(train.atomic_numbers(), e_train).predict(test.atomic_numbers())
+    per_atom_mean = np.full(len(e_true), np.nanmean(e_train / train.num_atoms()))
+    mev = 1000.0
+    tests: dict = {
+        "energy_per_atom": {
+            "unit": "meV/atom",
+            "model": regression_metrics(mev * e_true / natoms, mev * e_pred / natoms),
+            "mean_baseline": regression_metrics(mev * e_true / natoms, mev * per_atom_mean),
+            "composition_baseline": regression_metrics(mev * e_true / natoms, mev * e_comp / natoms),
+        },
+        "energy": {
+            "unit": "meV",
+            "model": regression_metrics(mev * e_true, mev * e_pred),
+            "composition_baseline": regression_metrics(mev * e_true, mev * e_comp),
+        },
+    }
+    plots = run_dir / "plots"
+    title = f"{config['model']['name']} (test)"
+    parity_plot(e_true / natoms, e_pred / natoms, plots / "parity_energy.png", f"{title}: energy", "eV/atom")
+    if "forces_true" in pred:
+        f_true, f_pred = pred["forces_true"].ravel(), pred["forces"].ravel()
+        tests["forces"] = {
+            "unit": "meV/Å",
+            "model": regression_metrics(mev * f_true, mev * f_pred),
+            "mean_baseline": regression_metrics(mev * f_true, np.zeros_like(f_true)),
+        }
+        parity_plot(f_true, f_pred, plots / "parity_forces.png", f"{title}: force components", "eV/Å")
+        error_histogram(f_true, f_pred, plots / "errors_forces.png", unit="eV/Å")
+    if "stress_true" in pred:
+        s_true, s_pred = pred["stress_true"].ravel(), pred["stress"].ravel()
+        tests["stress"] = {"unit": "meV/Å^3", "model": regression_metrics(mev * s_true, mev * s_pred)}
+        parity_plot(s_true, s_pred, plots / "parity_stress.png", f"{title}: stress", "eV/Å^3")
+    results = {
+        "run": config["name"],
+        "model": config["model"]["name"],
+        "task": "potential",
+        "units": "energies eV (metrics meV, meV/atom), forces eV/Å (metrics meV/Å), stress eV/Å^3",
+        "n_train": len(split["train"]),
+        "n_val": len(split["val"]),
+        "n_test": len(split["test"]),
+        "parameters": sum(p.numel() for p in module.model.parameters()),
+        "test": tests,
+    }
+    metrics_csv = metrics_history(run_dir / "logs")
+    if metrics_csv is not None:
+        try:
+            learning_curves(metrics_csv, plots / "learning_curves.png")
+        except ValueError:
+            pass
+    ids = [dataset.meta.ids[i] for i in split["test"]] if dataset.meta.ids else split["test"]
+    table = {"id": ids, "natoms": natoms.astype(int), "energy_true": e_true, "energy_pred": e_pred}
     pd.DataFrame(table).to_csv(run_dir / "predictions_test.csv", index=False)
     (run_dir / "metrics.json").write_text(json.dumps(results, indent=2, default=float))
     if verbose:
@@ -107,8 +185,12 @@ def format_results(results: dict) -> str:
     for name, entry in results["test"].items():
         unit = f" [{entry['unit']}]" if entry["unit"] else ""
         lines.append(f"  {name}{unit}")
-        for label in ("model", "mean_baseline", "composition_baseline"):
+        for label in ("model", "mean_baseline", "composition_baseline", "composition_mlp", "descriptor_rf"):
             if label in entry:
                 scores = "  ".join(f"{k}={v:.4g}" for k, v in entry[label].items() if k != "n")
                 lines.append(f"    {label:<22}{scores}")
+    if "shortcut" in results or results.get("warnings"):
+        from atomgraph.evaluation.crystal_report import format_crystal_report
+
+        lines.append(format_crystal_report(results))
     return "\n".join(lines)

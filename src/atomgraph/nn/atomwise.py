@@ -9,7 +9,7 @@ from torch import nn
 
 from atomgraph.nn.mlp import MLP
 from atomgraph.nn.readout import GraphReadout
-from atomgraph.nn.scatter import scatter_mean, scatter_sum
+from atomgraph.nn.target_pooling import pool_per_target
 
 
 class AtomwiseHead(nn.Module):
@@ -47,13 +47,4 @@ class AtomwiseHead(nn.Module):
     def forward(self, h: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
         if self.pool is not None:
             return self.mlp(self.pool(h, batch, num_graphs))
-        per_atom = self.mlp(h)
-        if self.readout == "sum":
-            return scatter_sum(per_atom, batch, num_graphs)
-        if self.readout == "mean":
-            return scatter_mean(per_atom, batch, num_graphs)
-        summed = scatter_sum(per_atom, batch, num_graphs)
-        if bool(self.extensive.all()):
-            return summed
-        counts = torch.bincount(batch, minlength=num_graphs).clamp(min=1).to(summed.dtype).unsqueeze(1)
-        return torch.where(self.extensive, summed, summed / counts)
+        return pool_per_target(self.mlp(h), batch, num_graphs, self.extensive, self.readout)

@@ -18,7 +18,7 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "run_dir": None,  # default: runs/<name>
     "data": {
-        "dataset": "qm9",  # qm9 | csv | structures
+        "dataset": "qm9",  # qm9 | csv | structures | rmd17 | mlearn | deepmd | lennard_jones
         "source": "qm9pack",  # qm9: qm9pack or the path of dsgdb9nsd.xyz.tar.bz2
         "path": None,  # csv / structures file
         "subset": None,  # qm9: a seeded random sample of this many molecules
@@ -26,6 +26,21 @@ DEFAULTS: dict[str, Any] = {
         "targets": ["homo"],
         "kind": "regression",  # regression | classification
         "extensive": None,  # csv: one flag per target (default intensive)
+        "molecule": None,  # rmd17: aspirin | ethanol | malonaldehyde | uracil | ...
+        # lennard_jones: random clusters (eps = 1 eV, sigma = 1 Å), no files needed
+        "lennard_jones": {"count": 500, "min_atoms": 4, "max_atoms": 8, "min_distance": 0.9, "seed": 0},
+        # crystals: a folder or tar archive of CIF/POSCAR files + an id,value CSV (atomgraph.data.crystals);
+        # data.extensive / crystals.per_atom: a list aligned with data.targets or {target: flag}
+        "crystals": {
+            "labels": None,  # id -> property CSV (default: id_prop*.csv beside data.path)
+            "workers": None,  # processes that parse the files (None: every core)
+            "per_atom": None,  # per-atom targets (eV/atom: never a sum readout); None: from the dataset
+            "min_distance": 0.5,  # Å; a structure with closer atoms is broken and skipped
+            "default_graph": True,  # data.graph left at 5 Å / no cap -> CGCNN's 12 nearest within 8 Å
+            "top_k": 100,  # report: top-k recall (direction from the target: low energies, high gaps)
+            "descriptor_baseline": True,  # report: Magpie-style + structure descriptors + random forest
+            "shortcut": True,  # report: R² kept after scrambling the elements over the sites
+        },
         "graph": {
             "kind": None,
             "cutoff": 5.0,
@@ -34,11 +49,20 @@ DEFAULTS: dict[str, Any] = {
             "virtual_edges": False,
             "master_node": False,
         },
+        # kind: random | scaffold | file | predefined (the dataset's own train/test; val from train)
         "split": {"kind": "random", "sizes": [0.8, 0.1, 0.1], "seed": 0, "file": None},
+        "complex": {},  # complexes / protein_sequence: see atomgraph.complexes.config (free-form)
         "cache": None,
     },
     "model": {"name": "schnet"},
-    "task": {"loss": None, "atomref": True},
+    "task": {
+        "loss": None,
+        "atomref": True,
+        "kind": "property",  # property | potential (energy + autograd forces/stress)
+        "energy_weight": 1.0,  # potential: (eV/atom)^2 term
+        "force_weight": 100.0,  # potential: (eV/Å)^2 per component
+        "stress_weight": 0.0,  # potential: (eV/Å^3)^2 per component
+    },
     "training": {
         "epochs": 100,
         "max_time": None,  # "DD:HH:MM:SS" wall-clock budget
@@ -70,7 +94,7 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 
-FREE_FORM = {("model",)}
+FREE_FORM = {("model",), ("data", "complex")}
 
 
 class ConfigError(ValueError):

@@ -20,6 +20,7 @@ from atomgraph.models import model_class
 from atomgraph.training.config import dump_config, load_config
 from atomgraph.training.datasets import load_dataset, make_split, select_targets
 from atomgraph.training.module import PropertyModule
+from atomgraph.training.potential_module import PotentialModule
 from atomgraph.training.trainer import make_trainer
 
 log = logging.getLogger(__name__)
@@ -40,12 +41,17 @@ def model_arguments(config: dict, dataset: GraphDataset) -> dict:
     return model
 
 
-def loaders(dataset: GraphDataset, split: dict, training: dict, seed: int) -> dict[str, DataLoader]:
+def loaders(
+    dataset: GraphDataset, split: dict, training: dict, seed: int, train_transform=None
+) -> dict[str, DataLoader]:
+    """Data loaders of the three subsets; ``train_transform`` (augmentation) applies to training only."""
     generator = torch.Generator().manual_seed(seed)
     out = {}
     for name in ("train", "val", "test"):
         subset = dataset[torch.as_tensor(split[name])]
         is_train = name == "train"
+        if is_train and train_transform is not None:
+            subset.transform = train_transform
         out[name] = DataLoader(
             subset,
             batch_size=training["batch_size"] if is_train else training["eval_batch_size"],
@@ -72,13 +78,19 @@ def train(config: dict, resume: bool = False, progress: bool = True) -> Path:
     dataset = select_targets(load_dataset(config, progress), config["data"]["targets"])
     split = make_split(config, dataset)
     save_split(split, run_dir / "split.json")
-    data = loaders(dataset, split, config["training"], config["seed"])
+    transform = None
+    if config["data"]["dataset"] == "complexes":
+        from atomgraph.complexes.config import complex_config
+
+        transform = complex_config(config).augmentation()
+    data = loaders(dataset, split, config["training"], config["seed"], transform)
     steps_per_epoch = math.ceil(len(split["train"]) / config["training"]["batch_size"])
     total_steps = config["training"]["max_steps"]
     if total_steps is None or total_steps < 0:
         total_steps = steps_per_epoch * config["training"]["epochs"]
 
-    module = PropertyModule(
+    potential = is_potential(config["task"])
+    module = (PotentialModule if potential else PropertyModule)(
         model=model_arguments(config, dataset),
         targets=dataset.targets.__dict__,
         task=config["task"],
@@ -90,7 +102,7 @@ def train(config: dict, resume: bool = False, progress: bool = True) -> Path:
         module.normalizer.fit(
             train_rows.targets_array(), train_rows.atomic_numbers(), config["task"]["atomref"]
         )
-    trainer = make_trainer(config["training"], run_dir)
+    trainer = make_trainer(config["training"], run_dir, inference_mode=not potential)
     trainer.fit(module, data["train"], data["val"], ckpt_path=str(last) if resume else None)
     if trainer.is_global_zero:
         from atomgraph.evaluation.report import evaluate_run
@@ -122,12 +134,28 @@ def metrics_history(logs: Path) -> Path | None:
     return merged
 
 
-def load_module(run_dir: str | Path, which: str = "best") -> PropertyModule:
-    """The trained module of a run, read with ``weights_only=True`` (no code runs from the file)."""
+def is_potential(task: dict) -> bool:
+    """Whether the ``task`` section asks for a potential (energy + autograd forces and stress)."""
+    kind = task.get("kind", "property")
+    if kind not in ("property", "potential"):
+        raise ValueError(f"unknown task.kind {kind!r}; choose property or potential")
+    return kind == "potential"
+
+
+def load_module(run_dir: str | Path, which: str = "best") -> PropertyModule | PotentialModule:
+    """The trained module of a run, read with ``weights_only=True`` (no code runs from the file).
+    Potential runs give a :class:`PotentialModule` in the dtype it was trained in."""
     path = Path(run_dir) / "checkpoints" / f"{which}.ckpt"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; is {run_dir} a finished run?")
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if is_potential(checkpoint["hyper_parameters"]["task"]):
+        module = PotentialModule(**checkpoint["hyper_parameters"])
+        weights = checkpoint["state_dict"]
+        dtypes = [v.dtype for k, v in weights.items() if k.startswith("model.") and v.is_floating_point()]
+        module.model.to(dtypes[0] if dtypes else torch.get_default_dtype())  # "64-true" runs: float64
+        module.load_state_dict(checkpoint["state_dict"])
+        return module.eval()
     module = PropertyModule(**checkpoint["hyper_parameters"])
     module.load_state_dict(checkpoint["state_dict"])
     return module.eval()

@@ -8,10 +8,13 @@ import lightning as L
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from atomgraph.training.progress import EpochSummary
 
-def make_trainer(training: dict, run_dir: Path) -> L.Trainer:
+
+def make_trainer(training: dict, run_dir: Path, inference_mode: bool = True) -> L.Trainer:
     """A trainer writing ``checkpoints/best.ckpt`` (lowest val_loss), ``checkpoints/last.ckpt`` (for
-    resume, every ``checkpoint_every_n_steps`` optimiser steps or each epoch) and ``logs/metrics.csv``."""
+    resume, every ``checkpoint_every_n_steps`` optimiser steps or each epoch) and ``logs/metrics.csv``.
+    ``inference_mode=False`` for potentials: their validation needs autograd forces."""
     best = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best",
@@ -28,7 +31,7 @@ def make_trainer(training: dict, run_dir: Path) -> L.Trainer:
         every_n_train_steps=training["checkpoint_every_n_steps"],
         enable_version_counter=False,
     )
-    callbacks = [best, last, LearningRateMonitor(logging_interval="epoch")]
+    callbacks = [best, last, LearningRateMonitor(logging_interval="epoch"), EpochSummary()]
     if training["early_stopping_patience"]:
         # checked after validation: a run stopped by max_steps mid-epoch has no val_loss at epoch end
         callbacks.append(
@@ -59,4 +62,5 @@ def make_trainer(training: dict, run_dir: Path) -> L.Trainer:
         enable_model_summary=False,
         log_every_n_steps=10,
         default_root_dir=run_dir,
+        inference_mode=inference_mode,
     )

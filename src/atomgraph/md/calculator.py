@@ -1,0 +1,164 @@
+"""An ASE calculator for trained atomgraph potentials: energy, forces and stress by autograd.
+
+Neighbour lists are built with ``cutoff + skin`` and reused while no atom has moved more than
+``skin / 2`` since the build (and numbers, cell and periodicity are unchanged); each step keeps the
+pairs closer than ``cutoff`` (filtered in torch), so results equal those of a fresh graph. A cell
+change (cell relaxation, NPT) always rebuilds.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.calculators.calculator import Calculator as AseCalculator
+from ase.calculators.calculator import PropertyNotImplementedError, all_changes
+from ase.stress import full_3x3_to_voigt_6_stress
+from torch_geometric.data import Batch
+
+from atomgraph.graphs.geometry import edge_lengths, edge_vectors
+from atomgraph.graphs.radius_graph import radius_graph
+
+
+def load_potential(run_dir: str | Path, which: str = "best") -> tuple[torch.nn.Module, dict]:
+    """The trained :class:`PotentialModule` of a run and its graph settings (``kind``, ``cutoff``, ...)."""
+    from atomgraph.training.datasets import graph_settings
+    from atomgraph.training.run import load_module, load_run_config
+
+    run_dir = Path(run_dir)
+    if which == "best" and not (run_dir / "checkpoints" / "best.ckpt").exists():
+        which = "last"
+    module = load_module(run_dir, which)
+    if getattr(module, "kind", "property") != "potential":
+        raise ValueError(f"{run_dir} is not a potential run (task.kind: potential)")
+    return module, graph_settings(load_run_config(run_dir)).__dict__
+
+
+def _module_cutoff(module: torch.nn.Module) -> float:
+    """The graph cutoff (Å) of a module given without its run: the model's ``cutoff`` argument."""
+    model_args = dict(getattr(module, "hparams", {}).get("model", {}))
+    cutoff = model_args.get("cutoff", getattr(module.model, "cutoff", None))
+    if cutoff is None:
+        raise ValueError("cannot tell the graph cutoff of this model: pass cutoff=")
+    return float(cutoff)
+
+
+class Calculator(AseCalculator):
+    """ASE calculator of a trained potential (a run directory or a :class:`PotentialModule`).
+
+    Args:
+        model: run directory (its best checkpoint and graph settings) or a PotentialModule.
+        cutoff: graph cutoff in Å (default: the run's ``data.graph.cutoff``, else the model's).
+        skin: neighbour-list skin in Å (0 rebuilds every call).
+        device: torch device; dtype: compute dtype (default: the model's, float64 for "64-true" runs).
+
+    Results: ``energy``/``free_energy`` (eV), ``forces`` [N, 3] eV/Å and, when asked for (cells
+    periodic in 3D), ``stress`` (6 Voigt components xx yy zz yz xz xy, eV/Å^3, ASE sign).
+    ``builds`` counts the neighbour-list builds.
+    """
+
+    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(
+        self,
+        model: str | Path | torch.nn.Module,
+        cutoff: float | None = None,
+        skin: float = 0.5,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        max_neighbors = None
+        if isinstance(model, str | Path):
+            module, settings = load_potential(model)
+            if settings["kind"] != "radius":
+                raise ValueError("the calculator needs a model on radius graphs")
+            cutoff = settings["cutoff"] if cutoff is None else cutoff
+            max_neighbors = settings["max_neighbors"]
+        else:
+            module = model
+            cutoff = _module_cutoff(module) if cutoff is None else cutoff
+        if skin < 0:
+            raise ValueError(f"skin must be >= 0, got {skin}")
+        self.module = module.to(device).eval()
+        if dtype is not None:
+            self.module.model.to(dtype)
+        self.dtype = next(self.module.model.parameters()).dtype
+        self.device = torch.device(device)
+        self.cutoff = float(cutoff)
+        self.max_neighbors = max_neighbors
+        self.skin = 0.0 if max_neighbors is not None else float(skin)  # k-nearest graphs: rebuild
+        self.builds = 0
+        self._stress_wanted = False
+        self._template: Batch | None = None
+        self._pairs: torch.Tensor | None = None
+        self._reference: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    # ------------------------------------------------------------------------------ neighbour list
+    def _needs_build(self, atoms: Atoms) -> bool:
+        if self._template is None or self._reference is None or self.skin == 0.0:
+            return True
+        numbers, positions, cell, pbc = self._reference
+        if len(atoms) != len(numbers) or not np.array_equal(atoms.numbers, numbers):
+            return True
+        if not np.array_equal(atoms.cell.array, cell) or not np.array_equal(atoms.pbc, pbc):
+            return True
+        moved = np.sqrt(((atoms.positions - positions) ** 2).sum(1).max(initial=0.0))
+        return moved > 0.5 * self.skin
+
+    def _build(self, atoms: Atoms) -> None:
+        graph = radius_graph(atoms, self.cutoff + self.skin, self.max_neighbors, dtype=self.dtype)
+        self._template = Batch.from_data_list([graph]).to(self.device)
+        forward = getattr(graph, "edge_forward", None)  # pairs, then their reverses in that order
+        self._pairs = torch.arange(int(forward.sum()), device=self.device) if forward is not None else None
+        self._reference = (
+            atoms.numbers.copy(),
+            atoms.positions.copy(),
+            atoms.cell.array.copy(),
+            atoms.pbc.copy(),
+        )
+        self.builds += 1
+
+    def graph(self, atoms: Atoms) -> Batch:
+        """The graph of ``atoms`` within ``cutoff`` (a batch of one), from the cached neighbour list."""
+        if self._needs_build(atoms):
+            self._build(atoms)
+        template = self._template
+        graph = copy.copy(template)
+        graph.pos = torch.as_tensor(atoms.positions, dtype=self.dtype, device=self.device)
+        if self.skin == 0.0 or self._pairs is None:
+            return graph
+        with torch.no_grad():
+            lengths = edge_lengths(edge_vectors(graph, edges=self._pairs))
+        kept = self._pairs[lengths < self.cutoff]
+        edges = torch.cat([kept, kept + len(self._pairs)])
+        graph.edge_index = template.edge_index.index_select(1, edges)
+        graph.edge_shift = template.edge_shift.index_select(0, edges)
+        graph.edge_forward = torch.arange(len(edges), device=self.device) < len(kept)
+        return graph
+
+    # -------------------------------------------------------------------------------- calculation
+    def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms
+        if "stress" in properties and not atoms.pbc.all():
+            raise PropertyNotImplementedError("stress needs a cell periodic in all three directions")
+        # once asked for (cell relaxation, NPT), stress comes with every call: it is nearly free then,
+        # while a separate call per property would double the cost; plain MD never pays for it
+        self._stress_wanted = self._stress_wanted or "stress" in properties
+        stress = self._stress_wanted and bool(atoms.pbc.all())
+        out = self.module.compute(self.graph(atoms), forces=True, stress=stress, training=False)
+        energy = float(out["energy"].detach().sum())
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "forces": out["forces"].detach().cpu().double().numpy(),
+        }
+        if stress:
+            virial = out["stress"].detach().cpu().double().numpy()[0]
+            self.results["stress"] = full_3x3_to_voigt_6_stress(virial)

@@ -1,0 +1,153 @@
+"""CGCNN (Xie & Grossman, PRL 120, 145301 (2018)): gated graph convolutions on crystal graphs.
+
+z_ij = h_i ‖ h_j ‖ e_ij,   h_i <- softplus(h_i + BN(Σ_j σ(z_ij W_f + b_f) ⊙ softplus(z_ij W_s + b_s)))
+
+with batch norm on the edge pre-activations (both halves) as in the reference code, e_ij the Gaussian
+expansion of the distance (0-8 Å, step 0.2 Å: :meth:`GaussianRBF.cgcnn`), and the crystal graph of
+the 12 nearest neighbours within 8 Å. Readout: mean pooling, softplus, fully connected layers (the
+paper's ``"mean"``); extensive and per-atom targets can use an atom-wise head instead (see
+:mod:`atomgraph.models.crystal_head`).
+
+Atom inputs (``atom_features``): ``"properties"`` (default) projects the 24 tabulated element
+properties of :func:`atomgraph.features.element_features` (electronegativity, radii, group, period,
+valence electrons, ionisation energy, electron affinity, mass, block, ...; z-scored) -- the same
+physical information as CGCNN's ``atom_init.json`` one-hot bins, but as continuous values;
+``"embedding"`` learns a vector per element instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional
+from torch_geometric.data import Data
+
+from atomgraph.features import ElementEmbeddingTable, GaussianRBF
+from atomgraph.graphs.fields import batch_vector
+from atomgraph.graphs.geometry import edge_lengths, edge_vectors
+from atomgraph.models.crystal_head import CrystalHead, resolve_readouts
+from atomgraph.models.lattice import LATTICE_DIM, scaled_lattice_features
+from atomgraph.models.registry import register_model
+from atomgraph.nn.scatter import scatter_mean
+
+ATOM_FEATURES = ("properties", "embedding")
+
+
+def batch_norm(norm: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
+    """``norm(x)``, but with the running statistics when training on fewer than two rows."""
+    if norm.training and x.shape[0] < 2:
+        return functional.batch_norm(
+            x, norm.running_mean, norm.running_var, norm.weight, norm.bias, False, 0.0, norm.eps
+        )
+    return norm(x)
+
+
+def cgcnn_rbf(cutoff: float) -> GaussianRBF:
+    """CGCNN's Gaussians (step 0.2 Å, exp(-(d - μ)² / 0.2²)) from 0 to ``cutoff`` Å."""
+    if math.isclose(cutoff, 8.0):
+        return GaussianRBF.cgcnn()
+    return GaussianRBF(0.0, cutoff, round(cutoff / 0.2) + 1, width=0.2 / math.sqrt(2.0))
+
+
+def within_cutoff(graph: Data, cutoff: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Edge index [2, E'] and lengths [E'] (Å) of the edges not longer than ``cutoff``."""
+    lengths = edge_lengths(edge_vectors(graph))
+    keep = lengths <= cutoff
+    if bool(keep.all()):
+        return graph.edge_index, lengths
+    return graph.edge_index[:, keep], lengths[keep]
+
+
+class CGCNNConv(nn.Module):
+    """One gated convolution: ``h [N, F], e [E, G] -> [N, F]`` (edge_index row 0 = j, row 1 = i)."""
+
+    def __init__(self, dim: int, edge_dim: int):
+        super().__init__()
+        self.linear = nn.Linear(2 * dim + edge_dim, 2 * dim)
+        self.norm_edges = nn.BatchNorm1d(2 * dim)
+        self.norm_atoms = nn.BatchNorm1d(dim)
+
+    def forward(self, h: torch.Tensor, e: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        source, target = edge_index
+        z = torch.cat([h.index_select(0, target), h.index_select(0, source), e], dim=-1)
+        gate, core = batch_norm(self.norm_edges, self.linear(z)).chunk(2, dim=-1)
+        messages = torch.sigmoid(gate) * functional.softplus(core)
+        summed = torch.zeros_like(h).index_add_(0, target, messages)
+        return functional.softplus(h + batch_norm(self.norm_atoms, summed))
+
+
+@register_model("cgcnn")
+class CGCNN(nn.Module):
+    """Crystal graph convolutional neural network.
+
+    Args:
+        extensive: one flag per target (its length is the number of outputs).
+        hidden: atom feature width (paper: 64).
+        layers: number of convolutions (paper: 3).
+        fc_hidden: width of the fully connected layers after pooling (paper: 128).
+        fc_layers: number of hidden fully connected layers (paper: 1).
+        cutoff: Å; edges longer than this are ignored and the Gaussians span 0..cutoff (paper: 8).
+        atom_features: "properties" (element property table, default) or "embedding" (learned).
+        readout: "auto" (sum for extensive, mean pooling for intensive), one of "mean", "sum",
+            "per_atom", or a list with one per target.
+        lattice: append a/b/c, cos α/β/γ and volume per atom to the pooled vector (and to each atom's
+            input of the atom-wise head); a/b/c depend on the cell choice.
+        max_z: largest atomic number (``"embedding"``).
+    Input: a radius graph or batch (``z``, ``pos``, ``edge_index``, ``edge_shift``, ``cell``).
+    Output: [B, T] in the normalised units of the task.
+    """
+
+    graph_kind = "radius"
+
+    def __init__(
+        self,
+        extensive: Sequence[bool] = (False,),
+        hidden: int = 64,
+        layers: int = 3,
+        fc_hidden: int = 128,
+        fc_layers: int = 1,
+        cutoff: float = 8.0,
+        atom_features: str = "properties",
+        readout: str | Sequence[str] = "auto",
+        lattice: bool = False,
+        max_z: int = 100,
+    ):
+        super().__init__()
+        if atom_features not in ATOM_FEATURES:
+            raise ValueError(f"atom_features must be one of {ATOM_FEATURES}, got {atom_features!r}")
+        self.cutoff = float(cutoff)
+        self.lattice = lattice
+        self.rbf = cgcnn_rbf(self.cutoff)
+        if atom_features == "properties":
+            table = ElementEmbeddingTable()
+            self.embedding = nn.Sequential(table, nn.Linear(table.dim, hidden))
+        else:
+            self.embedding = nn.Embedding(max_z + 1, hidden)
+        self.convs = nn.ModuleList(CGCNNConv(hidden, self.rbf.num) for _ in range(layers))
+        width = hidden + (LATTICE_DIM if lattice else 0)
+        readouts = resolve_readouts(readout, extensive)
+        self.head = CrystalHead(width, width, readouts, [fc_hidden] * fc_layers, act="softplus")
+
+    def atom_states(self, graph: Data) -> torch.Tensor:
+        """Atom features [N, hidden] after all convolutions."""
+        edge_index, lengths = within_cutoff(graph, self.cutoff)
+        e = self.rbf(lengths)
+        h = self.embedding(graph.z)
+        for conv in self.convs:
+            h = conv(h, e, edge_index)
+        return h
+
+    def forward(self, graph: Data) -> torch.Tensor:
+        batch, num_graphs = batch_vector(graph)
+        h = self.atom_states(graph)
+        # reference code: conv_to_fc(softplus(mean_i h_i)); the atom-wise head gets softplus(h_i)
+        pooled = functional.softplus(scatter_mean(h, batch, num_graphs)) if self.head.needs_pooled else None
+        h = functional.softplus(h)
+        if self.lattice:
+            lattice = scaled_lattice_features(graph)
+            pooled = None if pooled is None else torch.cat([pooled, lattice], dim=-1)
+            h = torch.cat([h, lattice.index_select(0, batch)], dim=-1)
+        return self.head(pooled, h, batch, num_graphs)

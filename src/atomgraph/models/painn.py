@@ -1,0 +1,234 @@
+"""PaiNN (Schütt, Unke & Gastegger 2021): equivariant message passing with scalar and vector features.
+
+Every atom carries scalars s [N, F] and vectors v [N, 3, F] (v starts at zero). With r_ij the vector
+from centre i to neighbour j (Å), n_ij = r_ij / |r_ij|, phi an MLP of s and W a linear map of a radial
+basis times a cosine cutoff:
+
+    message: (ds, dvv, dvs) = phi(s_j) * W(|r_ij|)
+             s_i += sum_j ds,   v_i += sum_j (v_j * dvv + dvs * n_ij)
+    update:  (a_vv, a_sv, a_ss) = MLP([s_i, |V v_i|])
+             v_i += a_vv * U v_i,   s_i += a_ss + a_sv * <U v_i, V v_i>
+
+Outputs:
+
+* ``output="property"`` (default; alias "energy"): per-atom MLP of s, summed (extensive targets) or
+  averaged (intensive) per graph, like SchNet; [B, T] in normalised units.
+* ``output="dipole"``: the molecular dipole moment magnitude |sum_i q_i r_i + sum_i mu_i| in Debye,
+  [B, 1]. A gated equivariant block (two layers) maps (s, v) to latent charges q_i and atomic dipoles
+  mu_i; the charges are shifted per molecule to sum to zero (neutral molecules), so the moment does not
+  depend on the origin; positions are taken relative to the centroid anyway. Since the output is
+  already physical (QM9's ``mu`` in Debye), the model sets ``physical_output = True``: the training
+  module then skips the target de-normalisation. The dipole is defined for molecules, not periodic cells.
+
+Norms of vector features use sqrt(|x|^2 + eps) so that gradients stay finite where vectors vanish
+(e.g. v = 0 before the first message).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch_geometric.data import Data
+
+from atomgraph.features import BesselRBF, CosineCutoff
+from atomgraph.graphs.fields import batch_vector
+from atomgraph.graphs.geometry import edge_lengths, edge_vectors
+from atomgraph.models.registry import register_model
+from atomgraph.nn.activations import activation
+from atomgraph.nn.atomwise import AtomwiseHead
+from atomgraph.nn.mlp import MLP
+from atomgraph.nn.scatter import scatter_mean, scatter_sum
+
+#: 1 e·Å in Debye.
+E_ANGSTROM_TO_DEBYE = 4.80320
+OUTPUTS = ("property", "energy", "dipole")
+_EPS = 1e-8
+
+
+def vector_norm(v: torch.Tensor, dim: int = -2, keepdim: bool = False) -> torch.Tensor:
+    """sqrt(|v|^2 + eps) along the spatial axis: smooth, with a finite gradient at v = 0."""
+    return torch.sqrt((v * v).sum(dim=dim, keepdim=keepdim) + _EPS)
+
+
+class PaiNNMessage(nn.Module):
+    """Message block: (s [N, F], v [N, 3, F]) -> increments of the same shapes, summed over neighbours."""
+
+    def __init__(self, hidden: int, num_rbf: int, act: str):
+        super().__init__()
+        self.hidden = hidden
+        self.phi = MLP([hidden, hidden, 3 * hidden], act)
+        self.filter = nn.Linear(num_rbf, 3 * hidden)
+
+    def forward(
+        self,
+        s: torch.Tensor,
+        v: torch.Tensor,
+        rbf: torch.Tensor,
+        envelope: torch.Tensor,
+        unit: torch.Tensor,
+        source: torch.Tensor,
+        target: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """rbf [E, num_rbf], envelope [E] (cosine cutoff), unit [E, 3] n_ij, source/target [E]."""
+        weight = self.filter(rbf) * envelope.unsqueeze(-1)
+        x = self.phi(s).index_select(0, source) * weight
+        ds, dvv, dvs = torch.split(x, self.hidden, dim=-1)
+        dv = v.index_select(0, source) * dvv.unsqueeze(1) + dvs.unsqueeze(1) * unit.unsqueeze(-1)
+        return scatter_sum(ds, target, s.shape[0]), scatter_sum(dv, target, s.shape[0])
+
+
+class PaiNNUpdate(nn.Module):
+    """Update block: atom-wise mixing of s [N, F] and v [N, 3, F] -> increments of the same shapes."""
+
+    def __init__(self, hidden: int, act: str):
+        super().__init__()
+        self.hidden = hidden
+        self.mix = nn.Linear(hidden, 2 * hidden, bias=False)  # U and V, applied to the feature axis
+        self.mlp = MLP([2 * hidden, hidden, 3 * hidden], act)
+
+    def forward(self, s: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        uv, vv = torch.split(self.mix(v), self.hidden, dim=-1)
+        a = self.mlp(torch.cat([s, vector_norm(vv)], dim=-1))
+        a_vv, a_sv, a_ss = torch.split(a, self.hidden, dim=-1)
+        ds = a_ss + a_sv * (uv * vv).sum(dim=1)
+        dv = a_vv.unsqueeze(1) * uv
+        return ds, dv
+
+
+class GatedEquivariantBlock(nn.Module):
+    """(s [N, F_in], v [N, 3, F_in]) -> (s' [N, F_out], v' [N, 3, F_out]) (Schütt et al. 2021, fig. 3).
+
+    v is mixed into (W1 v, W2 v); s' and the gates come from an MLP of [s, |W1 v|]; v' = gate * W2 v.
+    ``scalar_act`` (or None) is applied to s'.
+    """
+
+    def __init__(self, n_in: int, n_out: int, n_hidden: int, act: str, scalar_act: str | None):
+        super().__init__()
+        self.n_out = n_out
+        self.mix = nn.Linear(n_in, 2 * n_out, bias=False)
+        self.mlp = MLP([n_in + n_out, n_hidden, 2 * n_out], act)
+        self.scalar_act = activation(scalar_act) if scalar_act else nn.Identity()
+
+    def forward(self, s: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        v1, v2 = torch.split(self.mix(v), self.n_out, dim=-1)
+        x = self.mlp(torch.cat([s, vector_norm(v1)], dim=-1))
+        s_out, gate = torch.split(x, self.n_out, dim=-1)
+        return self.scalar_act(s_out), gate.unsqueeze(1) * v2
+
+
+@register_model("painn")
+class PaiNN(nn.Module):
+    """PaiNN for graph properties, potentials and dipole moments.
+
+    Args:
+        extensive: one flag per target (sum vs mean pooling); its length is the number of outputs
+            (must be 1 with ``output="dipole"``).
+        hidden: feature width F of s and v (paper: 128).
+        interactions: message + update blocks (paper: 3).
+        num_rbf: radial basis functions sin(n pi d / c) / d (paper: 20).
+        cutoff: cosine cutoff radius, Å (paper: 5).
+        max_z: largest atomic number.
+        act: activation (paper: silu).
+        readout: scalar output pooling, "auto" (sum for extensive, mean for intensive) or a readout name.
+        output: "property" (scalar head; alias "energy") or "dipole" (|dipole| in Debye, [B, 1]).
+    Input: a radius graph or batch (``z``, ``pos``, ``edge_index``, ``edge_shift``, ``cell``).
+    Output: [B, T]; differentiable w.r.t. ``pos`` and ``cell``.
+    """
+
+    graph_kind = "radius"
+    physical_output = False
+
+    def __init__(
+        self,
+        extensive: Sequence[bool] = (True,),
+        hidden: int = 128,
+        interactions: int = 3,
+        num_rbf: int = 20,
+        cutoff: float = 5.0,
+        max_z: int = 100,
+        act: str = "silu",
+        readout: str = "auto",
+        output: str = "property",
+    ):
+        super().__init__()
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+        if output == "dipole" and len(extensive) != 1:
+            raise ValueError(f"output='dipole' predicts one target, got {len(extensive)} flags")
+        self.output = "property" if output == "energy" else output
+        self.physical_output = self.output == "dipole"
+        self.hidden = hidden
+        self.cutoff = float(cutoff)
+        self.embedding = nn.Embedding(max_z + 1, hidden)
+        self.rbf = BesselRBF(cutoff, num_rbf)
+        self.envelope = CosineCutoff(cutoff)
+        self.messages = nn.ModuleList(PaiNNMessage(hidden, num_rbf, act) for _ in range(interactions))
+        self.updates = nn.ModuleList(PaiNNUpdate(hidden, act) for _ in range(interactions))
+        if self.output == "dipole":
+            self.head = None
+            half = max(hidden // 2, 1)
+            self.vector_head = nn.ModuleList(
+                [
+                    GatedEquivariantBlock(hidden, half, hidden, act, act),
+                    GatedEquivariantBlock(half, 1, half, act, None),
+                ]
+            )
+        else:
+            self.head = AtomwiseHead(hidden, extensive, hidden // 2, act=act, readout=readout)
+            self.vector_head = None
+
+    def atom_features(self, graph: Data) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scalar [N, F] and vector [N, 3, F] features after all interactions."""
+        vectors = edge_vectors(graph)
+        lengths = edge_lengths(vectors)
+        rbf, envelope = self.rbf(lengths), self.envelope(lengths)
+        unit = vectors / lengths.unsqueeze(-1)
+        source, target = graph.edge_index
+        s = self.embedding(graph.z)
+        v = s.new_zeros(s.shape[0], 3, self.hidden)
+        for message, update in zip(self.messages, self.updates, strict=True):
+            ds, dv = message(s, v, rbf, envelope, unit, source, target)
+            s, v = s + ds, v + dv
+            ds, dv = update(s, v)
+            s, v = s + ds, v + dv
+        return s, v
+
+    def _charges_and_dipoles(self, graph: Data) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.vector_head is None:
+            raise RuntimeError("vector outputs need PaiNN(output='dipole')")
+        s, v = self.atom_features(graph)
+        for block in self.vector_head:
+            s, v = block(s, v)
+        return s.squeeze(-1), v.squeeze(-1)
+
+    @staticmethod
+    def _neutral(charges: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
+        return charges - scatter_mean(charges, batch, num_graphs).index_select(0, batch)
+
+    def atomic_vectors(self, graph: Data) -> torch.Tensor:
+        """Per-atom vectors [N, 3] from the gated equivariant head (the atomic dipoles mu_i, e·Å)."""
+        return self._charges_and_dipoles(graph)[1]
+
+    def atomic_charges(self, graph: Data) -> torch.Tensor:
+        """Latent atomic charges q_i [N] (e), shifted to sum to zero over each molecule."""
+        batch, num_graphs = batch_vector(graph)
+        return self._neutral(self._charges_and_dipoles(graph)[0], batch, num_graphs)
+
+    def dipole_vector(self, graph: Data) -> torch.Tensor:
+        """Dipole moment vectors [B, 3] in Debye: sum_i q_i (r_i - centroid) + sum_i mu_i, sum_i q_i = 0."""
+        charges, dipoles = self._charges_and_dipoles(graph)
+        batch, num_graphs = batch_vector(graph)
+        charges = self._neutral(charges, batch, num_graphs)
+        centred = graph.pos - scatter_mean(graph.pos, batch, num_graphs).index_select(0, batch)
+        per_atom = charges.unsqueeze(-1) * centred + dipoles
+        return scatter_sum(per_atom, batch, num_graphs) * E_ANGSTROM_TO_DEBYE
+
+    def forward(self, graph: Data) -> torch.Tensor:
+        if self.output == "dipole":
+            moment = self.dipole_vector(graph)
+            return torch.sqrt((moment * moment).sum(-1, keepdim=True) + 1e-12)
+        batch, num_graphs = batch_vector(graph)
+        s, _ = self.atom_features(graph)
+        return self.head(s, batch, num_graphs)

@@ -1,0 +1,203 @@
+"""Affinity models: invariance to rotation and atom order, batching, explanations and screening."""
+
+from __future__ import annotations
+
+import gemmi
+import numpy as np
+import pytest
+import torch
+from rdkit import Chem
+from torch_geometric.data import Batch
+
+from atomgraph.complexes import (
+    ComplexGraphSettings,
+    complex_graph,
+    explain_complex,
+    interaction_decomposition,
+    make_complex,
+    screen,
+)
+from atomgraph.complexes.augment import random_rotation
+from atomgraph.complexes.sequence import protein_sequence, sequence_graph
+from atomgraph.complexes.synthetic import (
+    ligand_over_ring,
+    molecule,
+    peptide_mol,
+    protein_from_mol,
+    set_positions,
+)
+from atomgraph.models.affinity_cross_attention import CrossAttentionAffinity
+from atomgraph.models.affinity_joint import JointGraphAffinity
+from atomgraph.models.affinity_late_fusion import LateFusionAffinity
+from atomgraph.models.affinity_sequence import SequenceAffinity
+
+SMALL = {"hidden": 16, "layers": 2}
+MODELS = {
+    "late_fusion_residue": lambda: LateFusionAffinity(**SMALL),
+    "late_fusion_atom": lambda: LateFusionAffinity(protein_level="atom", **SMALL),
+    "late_fusion_zoo_gat": lambda: LateFusionAffinity(encoder="zoo:gat", protein_encoder="mpnn", **SMALL),
+    "joint": lambda: JointGraphAffinity(**SMALL),
+    "joint_attention_readout": lambda: JointGraphAffinity(readout="attention", encoder="gine", **SMALL),
+    "cross_attention_atom": lambda: CrossAttentionAffinity(heads=2, **SMALL),
+    "cross_attention_residue_rbf": lambda: CrossAttentionAffinity(
+        heads=2, protein_level="residue", distance_bias="rbf", **SMALL
+    ),
+}
+
+
+def _benzoate_over_phe(protein):
+    ligand = ligand_over_ring(protein, "c1ccccc1C(=O)[O-]")
+    ligand.SetProp("_Name", "benzoate")
+    return ligand
+
+
+@pytest.fixture(scope="module")
+def system():
+    mol = peptide_mol("KDFYW", seed=1)
+    protein = protein_from_mol(mol)
+    return mol, protein, _benzoate_over_phe(protein)
+
+
+def _graph(protein, ligand, settings=None):
+    return complex_graph(make_complex(protein, ligand, name="test"), settings)
+
+
+@torch.no_grad()
+def _predict(model, graph):
+    model.eval()
+    return model(Batch.from_data_list([graph]))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_prediction_invariant_to_rotation_and_atom_order(system, name):
+    torch.manual_seed(0)
+    model = MODELS[name]()
+    _, protein, ligand = system
+    reference = _predict(model, _graph(protein, ligand))
+    assert reference.shape == (1, 1) and torch.isfinite(reference).all()
+
+    rotation = random_rotation(torch.Generator().manual_seed(5), torch.float64).numpy()
+    shift = np.array([12.0, -3.0, 7.5])
+    moved_protein = protein.with_positions(protein.positions @ rotation.T + shift)
+    moved_ligand = set_positions(ligand, ligand.GetConformer().GetPositions() @ rotation.T + shift)
+    rotated = _predict(model, _graph(moved_protein, moved_ligand))
+    torch.testing.assert_close(rotated, reference, atol=1e-4, rtol=1e-4)
+
+    rng = np.random.default_rng(0)
+    shuffled_ligand = Chem.RenumberAtoms(ligand, rng.permutation(ligand.GetNumAtoms()).tolist())
+    shuffled_protein = protein.subset(rng.permutation(len(protein)))
+    permuted = _predict(model, _graph(shuffled_protein, shuffled_ligand))
+    torch.testing.assert_close(permuted, reference, atol=1e-4, rtol=1e-4)
+
+
+def test_batched_predictions_match_single_ones(system):
+    _, protein, ligand = system
+    other = _benzoate_over_phe(protein_from_mol(peptide_mol("GFA", seed=2)))
+    graphs = [_graph(protein, ligand), _graph(protein_from_mol(peptide_mol("GFA", seed=2)), other)]
+    batch = Batch.from_data_list(graphs)
+    assert int(batch.res_edge_index.max()) < batch.res_x.shape[0]
+    for name in ("late_fusion_residue", "joint", "cross_attention_atom"):
+        torch.manual_seed(0)
+        model = MODELS[name]().eval()
+        with torch.no_grad():
+            together = model(batch)
+            alone = torch.cat([model(Batch.from_data_list([g])) for g in graphs])
+        torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-5)
+
+
+def test_sequence_model_invariant_to_smiles_atom_order():
+    torch.manual_seed(0)
+    model = SequenceAffinity(hidden=16, layers=2, embed_dim=16, filters=4, kernel_size=3).eval()
+    sequence = "MKTAYIAKQRQISFVKSHFSRQ"
+    smiles = "CC(=O)Nc1ccc(O)cc1"
+    reference = _predict(model, sequence_graph(smiles, sequence, max_length=64))
+    randomised = Chem.MolToSmiles(Chem.MolFromSmiles(smiles), doRandom=True, canonical=False)
+    torch.testing.assert_close(
+        _predict(model, sequence_graph(randomised, sequence, max_length=64)), reference
+    )
+    other = _predict(model, sequence_graph(smiles, "GGGGGGGGGGGG", max_length=64))
+    assert not torch.allclose(other, reference)
+
+
+def test_interaction_decomposition(system):
+    _, protein, ligand = system
+    graph = _graph(protein, ligand)
+    torch.manual_seed(0)
+    joint = interaction_decomposition(JointGraphAffinity(**SMALL), graph)
+    assert "pi_stacking" in set(joint["type"]) and "all_inter" in set(joint["type"])
+    assert np.isfinite(joint["delta"]).all() and (joint["delta"].abs() > 0).any()
+    late = interaction_decomposition(LateFusionAffinity(**SMALL), graph)
+    assert np.allclose(late["delta"], 0.0)  # late fusion never sees ligand-protein edges
+    cross = interaction_decomposition(CrossAttentionAffinity(heads=2, **SMALL), graph)
+    assert (cross.loc[cross["type"] == "all_inter", "delta"].abs() > 0).all()
+
+
+def test_explain_writes_importance_as_bfactors(system, tmp_path):
+    mol, _, ligand = system
+    path = tmp_path / "protein.pdb"
+    Chem.MolToPDBFile(mol, str(path))
+    from atomgraph.complexes import read_protein
+
+    complex_ = make_complex(read_protein(path), ligand, pocket_radius=6.0, name="benzoate")
+    torch.manual_seed(0)
+    paths = explain_complex(
+        JointGraphAffinity(**SMALL), complex_, tmp_path / "out", ComplexGraphSettings(6.0)
+    )
+    structure = gemmi.read_structure(str(paths["protein"]))
+    bfactors = np.array([a.b_iso for r in structure[0][0] for a in r])
+    assert len(bfactors) == mol.GetNumAtoms()
+    pocket_heavy = complex_.pocket.atom_ids[complex_.pocket.heavy]
+    outside = np.setdiff1d(np.arange(len(bfactors)), complex_.pocket.atom_ids)
+    assert np.abs(bfactors[pocket_heavy]).max() > 0 and np.allclose(bfactors[outside], 0.0)
+    assert np.abs(bfactors).max() <= 99.0 + 1e-6  # scaled by the largest |importance| of the complex
+    written = Chem.SDMolSupplier(str(paths["ligand_sdf"]), removeHs=False)[0]
+    values = [float(v) for v in written.GetProp("bfactor").split()]
+    assert len(values) == ligand.GetNumAtoms() and any(v != 0 for v in values)
+    assert written.GetAtomWithIdx(0).HasProp("importance")
+    ligand_pdb = Chem.MolFromPDBFile(str(paths["ligand_pdb"]), removeHs=False, sanitize=False)
+    assert ligand_pdb.GetNumAtoms() == ligand.GetNumAtoms()
+    decomposition = paths["decomposition"].read_text()
+    assert "pi_stacking" in decomposition
+
+
+def test_screen_ranks_ligands_and_keeps_failures(system, tmp_path):
+    mol, _, ligand = system
+    pdb = tmp_path / "protein.pdb"
+    Chem.MolToPDBFile(mol, str(pdb))
+    far = set_positions(
+        molecule("CCO", name="far_away"), molecule("CCO").GetConformer().GetPositions() + 60.0
+    )
+    other = set_positions(ligand, ligand.GetConformer().GetPositions() + np.array([0.5, 0.0, 0.0]))
+    other.SetProp("_Name", "shifted")
+    broken = Chem.RWMol(molecule("C", name="broken_mol"))
+    extra = broken.AddAtom(Chem.Atom(1))
+    broken.AddBond(0, extra, Chem.BondType.SINGLE)
+    broken.GetConformer().SetAtomPosition(extra, (0.0, 0.0, 1.1))
+    blocks = [Chem.MolToMolBlock(m, kekulize=False) for m in (ligand, far, broken, other)]
+    sdf = tmp_path / "library.sdf"
+    sdf.write_text("".join(b + "$$$$\n" for b in blocks))
+    torch.manual_seed(0)
+    out = tmp_path / "ranked.csv"
+    table = screen(JointGraphAffinity(**SMALL), pdb, sdf, out, batch_size=2, progress=False)
+    assert out.exists()
+    assert list(table.columns) == ["rank", "record", "name", "smiles", "affinity", "error"]
+    ok = table[table["error"] == ""]
+    assert list(ok["name"]) and set(ok["name"]) == {"benzoate", "shifted"}
+    assert list(ok["rank"]) == [1, 2] and ok["affinity"].is_monotonic_decreasing
+    failed = table[table["error"] != ""].set_index("name")
+    assert set(failed.index) == {"far_away", "broken_mol"}
+    assert "broken_mol" in failed.loc["broken_mol", "error"]
+    assert "share a coordinate frame" in failed.loc["far_away", "error"]
+    assert failed["affinity"].isna().all() and failed["rank"].isna().all()
+
+
+def test_screen_with_a_sequence_model(system, tmp_path):
+    mol, _, ligand = system
+    pdb = tmp_path / "protein.pdb"
+    Chem.MolToPDBFile(mol, str(pdb))
+    sdf = tmp_path / "one.sdf"
+    sdf.write_text(Chem.MolToMolBlock(ligand) + "$$$$\n")
+    assert protein_sequence(protein_from_mol(mol)) == "KDFYW"
+    model = SequenceAffinity(hidden=16, layers=2, embed_dim=16, filters=4, kernel_size=3)
+    table = screen(model, pdb, sdf, progress=False)
+    assert table["error"].tolist() == [""] and np.isfinite(table["affinity"]).all()

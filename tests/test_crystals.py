@@ -1,0 +1,465 @@
+"""Crystals: supercell consistency of graphs and models, archive/folder datasets with missing labels,
+descriptor baseline, shortcut diagnostic, readout warnings, and a tiny run predicted and screened."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import warnings
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import bulk
+from torch import nn
+from torch_geometric.data import Batch
+
+from atomgraph.data.cif_archive import iter_archive, parse_structure
+from atomgraph.data.crystals import (
+    flags_by_name,
+    load_crystals,
+    per_atom_flags,
+    read_labels,
+    screen_largest_flags,
+)
+from atomgraph.data.graph_settings import GraphSettings
+from atomgraph.data.parallel_graphs import graphs_from_texts
+from atomgraph.evaluation.ablation import parse_sweep_arguments, sweep_configs
+from atomgraph.evaluation.descriptor_baseline import DescriptorBaseline, descriptor_matrix, magpie_features
+from atomgraph.evaluation.shortcut import scramble_elements, shortcut_diagnostic
+from atomgraph.graphs import radius_graph
+from atomgraph.models import build_model
+from atomgraph.models.crystal_head import readout_mismatches, resolve_readouts
+from atomgraph.models.lattice import lattice_features
+from atomgraph.training.config import load_config
+from atomgraph.training.datasets import graph_settings, load_dataset
+
+MP_LABELS = "id_prop_multi_eform_gap_efermi_volume_mag.csv"
+SMALL = {
+    "cgcnn": {"hidden": 16, "layers": 2, "fc_hidden": 16},
+    "megnet": {"dim": 8, "hidden": (16, 16), "blocks": 2, "embedding_dim": 8, "num_rbf": 20},
+}
+
+
+@pytest.fixture
+def float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def crystals(count: int = 24, seed: int = 0) -> list[Atoms]:
+    """Rattled, randomly strained copies of a few prototype crystals (1-8 atoms per cell)."""
+    rng = np.random.default_rng(seed)
+    prototypes = [
+        lambda a: bulk("NaCl", "rocksalt", a=5.6 * a),
+        lambda a: bulk("MgO", "rocksalt", a=4.2 * a),
+        lambda a: bulk("Si", "diamond", a=5.43 * a),
+        lambda a: bulk("Cu", "fcc", a=3.6 * a, cubic=True),
+        lambda a: bulk("CsCl", "cesiumchloride", a=4.1 * a),
+        lambda a: bulk("ZnS", "zincblende", a=5.4 * a),
+    ]
+    out = []
+    for k in range(count):
+        atoms = prototypes[k % len(prototypes)](rng.uniform(0.95, 1.05))
+        atoms.rattle(0.03, seed=k)
+        out.append(atoms)
+    return out
+
+
+def cif_bytes(atoms: Atoms) -> bytes:
+    buffer = io.BytesIO()
+    ase.io.write(buffer, atoms, format="cif")
+    return buffer.getvalue()
+
+
+def synthetic_labels(atoms: Atoms) -> tuple[float, float]:
+    """A per-atom 'formation energy' (composition + density) and an intensive 'gap'."""
+    z = atoms.numbers
+    volume = atoms.get_volume() / len(atoms)
+    return float(-0.05 * z.mean() + 0.02 * volume), float(np.ptp(z) / 10.0)
+
+
+def write_archive(folder: Path, structures: list[Atoms], broken: bool = True) -> Path:
+    """``cifs.tar.gz`` built in memory (no CIF ever on disk) + the MP label file beside it; row 1 has
+    a missing gap ("None"), the last label row has no structure and, if ``broken``, one CIF is junk."""
+    archive = folder / "cifs.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for k, atoms in enumerate(structures):
+            data = b"data_junk\n_cell_length_a 1\n" if broken and k == 2 else cif_bytes(atoms)
+            info = tarfile.TarInfo(f"data/{k}.cif")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    rows = []
+    for k, atoms in enumerate([*structures, structures[0]]):
+        energy, gap = synthetic_labels(atoms)
+        gap_text = "None" if k == 1 else f"{gap}"
+        rows.append(f"{k},{energy},{gap_text},0.5,{atoms.get_volume()},0.0")
+    (folder / MP_LABELS).write_text("\n".join(rows) + "\n")
+    return archive
+
+
+def per_atom_distances(graph, atom: int) -> np.ndarray:
+    vectors = graph.pos[graph.edge_index[0]] - graph.pos[graph.edge_index[1]]
+    vectors = vectors + graph.edge_shift.to(vectors.dtype) @ graph.cell[0]
+    centre = graph.edge_index[1] == atom
+    return np.sort(torch.linalg.vector_norm(vectors[centre], dim=-1).numpy())
+
+
+# ------------------------------------------------------------------------------------ supercells
+
+
+@pytest.mark.parametrize(("cutoff", "max_neighbors"), [(8.0, 12), (5.0, None)])
+def test_supercell_has_the_same_neighbour_environments(cutoff, max_neighbors, float64):
+    lattice = [[3.1, 0.0, 0.0], [0.7, 3.4, 0.0], [0.5, 0.9, 3.8]]
+    fractional = [[0, 0, 0], [0.4, 0.3, 0.6], [0.7, 0.8, 0.2]]
+    triclinic = Atoms("LiFeO", scaled_positions=fractional, cell=lattice, pbc=True)
+    for cell in [*crystals(4, seed=1), triclinic]:
+        n = len(cell)
+        small = radius_graph(cell, cutoff, max_neighbors)
+        big = radius_graph(cell.repeat(2), cutoff, max_neighbors)
+        for atom in range(8 * n):  # ase repeats the whole cell: supercell atom k is cell atom k % n
+            expected = per_atom_distances(small, atom % n)
+            np.testing.assert_allclose(per_atom_distances(big, atom), expected, atol=1e-9)
+
+
+def trained_statistics(model: nn.Module, graphs) -> nn.Module:
+    """Run a few batches in training mode so batch-norm running statistics are not the identity."""
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(Batch.from_data_list(graphs))
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", ["cgcnn", "megnet"])
+@pytest.mark.parametrize("readout", ["auto", ["per_atom", "sum", "mean"]])
+def test_intensive_unchanged_and_extensive_scaled_by_replication(name, readout, float64):
+    torch.manual_seed(0)
+    extensive = (True, False, False) if readout == "auto" else (False, True, False)
+    model = build_model(name, extensive=extensive, readout=readout, **SMALL[name])
+    cells = crystals(6, seed=2)
+    model = trained_statistics(model, [radius_graph(c, 8.0, 12) for c in cells])
+    kinds = resolve_readouts(readout, extensive)
+    with torch.no_grad():
+        for cell in cells[:4]:
+            small = model(radius_graph(cell, 8.0, 12))
+            big = model(radius_graph(cell.repeat(2), 8.0, 12))
+            both = model(
+                Batch.from_data_list([radius_graph(cell, 8.0, 12), radius_graph(cell.repeat(2), 8.0, 12)])
+            )
+            torch.testing.assert_close(both, torch.cat([small, big]), rtol=1e-9, atol=1e-9)
+            for t, kind in enumerate(kinds):
+                factor = 8.0 if kind == "sum" else 1.0
+                torch.testing.assert_close(big[:, t], factor * small[:, t], rtol=1e-8, atol=1e-8)
+            assert small.abs().min() > 1e-6
+
+
+def test_per_atom_readout_is_the_mean_of_atom_contributions(float64):
+    graph = radius_graph(crystals(1)[0].repeat((2, 1, 1)), 8.0, 12)
+    outputs = {}
+    for readout in ("sum", "per_atom"):
+        torch.manual_seed(0)  # the same weights: only the pooling of the atom contributions differs
+        model = build_model("cgcnn", extensive=(False, False), readout=readout, **SMALL["cgcnn"]).eval()
+        outputs[readout] = model(graph)
+    torch.testing.assert_close(outputs["per_atom"], outputs["sum"] / graph.num_nodes)
+
+
+def test_lattice_features_and_state(float64):
+    cubic = bulk("Cu", "fcc", a=3.6, cubic=True)
+    features = lattice_features(radius_graph(cubic, 8.0, 12))
+    expected = torch.tensor([[3.6, 3.6, 3.6, 90.0, 90.0, 90.0, 3.6**3 / 4]])
+    torch.testing.assert_close(features, expected)
+    torch.manual_seed(0)
+    model = build_model("megnet", extensive=(False,), lattice=True, state_dim=1, **SMALL["megnet"]).eval()
+    graph = radius_graph(cubic, 8.0, 12)
+    cold = model(graph)
+    graph.state = torch.tensor([[3.0]])  # e.g. a temperature
+    assert not torch.allclose(model(graph), cold)
+    graph.state = torch.zeros(1, 2)
+    with pytest.raises(ValueError, match="state"):
+        model(graph)
+    cgcnn = build_model("cgcnn", extensive=(False, True), lattice=True, **SMALL["cgcnn"]).eval()
+    assert cgcnn(graph).shape == (1, 2)
+
+
+# -------------------------------------------------------------------------------------- datasets
+
+
+def test_archive_dataset_streams_without_unpacking(tmp_path):
+    source = tmp_path / "mp"
+    source.mkdir()
+    structures = crystals(12)
+    archive = write_archive(source, structures)
+    assert [key for key, _, _ in iter_archive(archive)] == [str(k) for k in range(12)]
+    before = sorted(p.name for p in source.iterdir())
+    dataset = load_crystals(archive, cache=tmp_path / "cache", workers=1, progress=False)
+    assert sorted(p.name for p in source.iterdir()) == before  # nothing was unpacked
+    assert [p.name for p in tmp_path.iterdir() if p.name not in ("mp", "cache")] == []
+    assert len(list((tmp_path / "cache").iterdir())) == 1  # just the processed dataset
+    assert dataset.targets.names[:2] == ["formation_energy_per_atom", "band_gap"]
+    assert dataset.targets.units[0] == "eV/atom" and dataset.targets.extensive[3]  # volume: extensive
+    assert per_atom_flags(dataset)[0] and screen_largest_flags(dataset)[1]
+    skipped = {entry["id"]: entry["error"] for entry in dataset.meta.skipped}
+    assert set(skipped) == {"2", "12"}  # the junk CIF and the label row without a structure
+    assert "no structure file" in skipped["12"]
+    assert len(dataset) == 11 and dataset.meta.ids[:3] == ["0", "1", "3"]
+    y = dataset.targets_array()
+    assert np.isnan(y[1, 1]) and not np.isnan(y[1, 0])  # "None" is a missing label
+    assert np.isnan(y).sum() == 1
+    np.testing.assert_allclose(y[2, 0], synthetic_labels(structures[3])[0], rtol=1e-6)
+    graph = dataset[0]
+    assert graph.edge_index.shape[1] == 12 * graph.num_nodes  # 12 nearest within 8 Å
+    again = load_crystals(source, cache=tmp_path / "cache", progress=False, extensive={"band_gap": True})
+    assert len(again) == 11 and again.targets.extensive[1]  # from the cache, with a flag override
+
+
+def test_parallel_build_matches_serial():
+    texts = [(k, f"s{k}", "cif", cif_bytes(atoms).decode()) for k, atoms in enumerate(crystals(6))]
+    texts.append((6, "junk", "cif", "not a cif"))
+    settings = GraphSettings(cutoff=6.0, max_neighbors=12)
+    serial = graphs_from_texts(texts, settings, workers=1, progress=False)
+    parallel = graphs_from_texts(texts, settings, workers=2, chunk_size=2, progress=False)
+    assert sorted(parallel) == sorted(serial) == list(range(7))
+    assert isinstance(parallel[6], str) and "junk" in parallel[6]
+    for k in range(6):
+        for key, value in serial[k].items():
+            np.testing.assert_array_equal(parallel[k][key], value)
+
+
+def test_cgcnn_folder_layout_with_poscar_and_header(tmp_path):
+    folder = tmp_path / "cgcnn"
+    folder.mkdir()
+    structures = crystals(4)
+    for k, atoms in enumerate(structures[:3]):
+        (folder / f"x{k}.cif").write_bytes(cif_bytes(atoms))
+    ase.io.write(folder / "x3.vasp", structures[3], format="vasp")
+    (folder / "atom_init.json").write_text("{}")  # CGCNN's file: ignored
+    (folder / "id_prop.csv").write_text("x0,1.5\nx1,\nx2,2.5\nx3,3.5\n")
+    dataset = load_crystals(folder, cache=tmp_path / "cache", workers=1, progress=False)
+    assert dataset.targets.names == ["target"] and dataset.meta.ids == ["x0", "x1", "x2", "x3"]
+    np.testing.assert_array_equal(dataset.targets_array()[:, 0], [1.5, np.nan, 2.5, 3.5])
+    assert dataset[3].z.tolist() == structures[3].numbers.tolist()
+
+    named = tmp_path / "named.csv"
+    named.write_text("id,energy_per_atom,gap\nx0,1,2\nx1,None,3\n")
+    ids, values, targets = read_labels(named)
+    assert ids == ["x0", "x1"] and [t.name for t in targets] == ["energy_per_atom", "gap"]
+    assert targets[0].per_atom and np.isnan(values[1, 0])
+
+
+def test_bad_structures_are_reported():
+    with pytest.raises(ValueError, match=r"too close|closer"):
+        parse_structure(
+            cif_bytes(Atoms("H2", positions=[[0, 0, 0], [0.1, 0, 0]], cell=[5, 5, 5], pbc=True)).decode(),
+            "cif",
+            "h2",
+        )
+    with pytest.raises(ValueError, match="could not read"):
+        parse_structure("garbage", "vasp", "x")
+
+
+def test_flags_by_name():
+    assert flags_by_name(["a", "b"], None) is None
+    assert flags_by_name(["a", "b"], [True, False]) == {"a": True, "b": False}
+    assert flags_by_name(["a", "b"], {"b": True}) == {"b": True}
+    with pytest.raises(ValueError, match="unknown"):
+        flags_by_name(["a"], {"c": True})
+
+
+# ------------------------------------------------------------------------ baselines, diagnostics
+
+
+def test_descriptor_baseline_fits_composition_and_structure(tmp_path):
+    nacl = Atoms("NaCl", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5]], cell=[4, 4, 4], pbc=True)
+    magpie = magpie_features([nacl.numbers])
+    np.testing.assert_allclose(magpie[0, :5], [(0.93 + 3.16) / 2, 0.93, 3.16, 2.23, 1.115], atol=1e-2)
+    graphs = [radius_graph(atoms, 8.0, 12) for atoms in crystals(24)]
+    x = descriptor_matrix(graphs)
+    assert x.shape == (24, 56 + 100 + 20) and np.isfinite(x).all()
+    y = np.array([synthetic_labels(atoms)[0] for atoms in crystals(24)])
+    y[0] = np.nan  # a missing label is dropped, not fitted
+    model = DescriptorBaseline(n_estimators=20, n_jobs=1).fit(graphs[:20], y[:20])
+    assert model.predict(graphs[20:]).shape == (4,)
+    composition_only = DescriptorBaseline(("magpie", "fractions"), n_estimators=5, n_jobs=1)
+    assert composition_only.fit([g.z for g in graphs], y).predict([g.z for g in graphs]).shape == (24,)
+
+
+class _Probe(nn.Module):
+    """Predicts from the graph alone: by mean atomic number (chemistry) or atom count (a shortcut)."""
+
+    def __init__(self, shortcut: bool):
+        super().__init__()
+        self.shortcut = shortcut
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, batch) -> torch.Tensor:
+        counts = torch.bincount(batch.batch, minlength=batch.num_graphs).to(self.scale.dtype)
+        if self.shortcut:
+            return (self.scale * counts).unsqueeze(1)
+        z = torch.zeros(batch.num_graphs).index_add_(0, batch.batch, batch.z.to(self.scale.dtype))
+        return (self.scale * z / counts).unsqueeze(1)
+
+
+def test_shortcut_diagnostic_tells_chemistry_from_shortcuts():
+    graphs = [radius_graph(atoms, 6.0, 12) for atoms in crystals(24)]
+    mean_z = np.array([[g.z.double().mean().item()] for g in graphs])
+    counts = np.array([[g.num_nodes] for g in graphs], dtype=float)
+    chemistry = shortcut_diagnostic(_Probe(False), graphs, ["y"], y=mean_z)["y"]
+    assert chemistry["r2"] > 0.99 and chemistry["retained_global"] < 0.5
+    assert chemistry["retained_within"] > 0.99  # composition kept: a composition model is unaffected
+    shortcut = shortcut_diagnostic(_Probe(True), graphs, ["y"], y=counts)["y"]
+    assert shortcut["retained_global"] > 0.99  # scrambling elements cannot hurt a size-only model
+    scrambled = scramble_elements(graphs, "global", seed=1)
+    assert sorted(torch.cat([g.z for g in scrambled]).tolist()) == sorted(
+        torch.cat([g.z for g in graphs]).tolist()
+    )
+    assert all(torch.equal(a.edge_index, b.edge_index) for a, b in zip(scrambled, graphs, strict=True))
+
+
+def test_readout_mismatch_messages():
+    names, extensive, per_atom = ["e_per_atom", "volume", "gap"], [False, True, False], [True, False, False]
+    assert readout_mismatches(names, extensive, per_atom, "auto") == []
+    assert readout_mismatches(names, extensive, per_atom, ["per_atom", "sum", "mean"]) == []
+    messages = readout_mismatches(names, extensive, per_atom, "sum")
+    assert len(messages) == 2 and "mismatched-readout pitfall" in messages[0]
+    assert len(readout_mismatches(names, [True, True, False], per_atom, "auto")) == 1  # marked extensive
+    assert len(readout_mismatches(names, extensive, per_atom, "set2set")) == 1  # volume not summed
+    with pytest.raises(ValueError):
+        resolve_readouts(["mean"], [False, False])
+
+
+# ----------------------------------------------------------------------- config, run, predict, screen
+
+
+def crystal_config(tmp_path: Path, **model) -> dict:
+    source = tmp_path / "mp"
+    if not source.exists():
+        source.mkdir()
+        write_archive(source, crystals(24))
+    return load_config(
+        None,
+        [
+            f"run_dir={tmp_path / 'run'}",
+            "data.dataset=crystals",
+            f"data.path={source}",
+            "data.targets=[formation_energy_per_atom, band_gap]",
+            f"data.cache={tmp_path / 'cache'}",
+            "data.crystals.workers=1",
+            "data.crystals.top_k=5",
+            "data.split.sizes=[16, 3, 4]",
+            "training.epochs=2",
+            "training.batch_size=8",
+            "training.progress=false",
+            "training.accelerator=cpu",
+            "model.name=cgcnn",
+            *(f"model.{k}={v}" for k, v in {**SMALL["cgcnn"], **model}.items()),
+        ],
+    )
+
+
+def test_crystal_graph_defaults_and_readout_warning(tmp_path):
+    config = crystal_config(tmp_path)
+    settings = graph_settings(config)
+    assert (settings.cutoff, settings.max_neighbors) == (8.0, 12)  # CGCNN's graph unless configured
+    config["data"]["graph"]["cutoff"] = config["model"]["cutoff"] = 6.0
+    assert (graph_settings(config).cutoff, graph_settings(config).max_neighbors) == (6.0, None)
+    config = crystal_config(tmp_path, readout="sum")
+    with pytest.warns(UserWarning, match="mismatched-readout pitfall"):
+        load_dataset(config, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_dataset(crystal_config(tmp_path), progress=False)  # auto readout: no warning
+
+
+@pytest.fixture(scope="module")
+def crystal_run(tmp_path_factory):
+    """A tiny CGCNN run trained with a mismatched readout for the per-atom target (on purpose)."""
+    from atomgraph.training.run import train
+
+    tmp_path = tmp_path_factory.mktemp("crystal_run")
+    config = crystal_config(tmp_path, readout="[sum, mean]")
+    with pytest.warns(UserWarning, match="pitfall"):
+        run_dir = train(config, progress=False)
+    return tmp_path, Path(run_dir)
+
+
+def test_run_reports_baselines_shortcut_and_warnings(crystal_run):
+    _, run_dir = crystal_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for name in ("formation_energy_per_atom", "band_gap"):
+        entry = metrics["test"][name]
+        for label in ("model", "mean_baseline", "composition_baseline", "composition_mlp", "descriptor_rf"):
+            assert {"mae", "spearman", "top5_recall"} <= set(entry[label]), (name, label)
+        assert {"retained_global", "retained_within"} <= set(metrics["shortcut"][name])
+    assert metrics["test"]["band_gap"]["top_k"] == {"k": 5, "largest": True}
+    assert any("formation_energy_per_atom" in w and "pitfall" in w for w in metrics["warnings"])
+
+
+def test_predict_a_cif_and_screen_a_folder(crystal_run):
+    from typer.testing import CliRunner
+
+    from atomgraph.cli.main import app
+
+    tmp_path, run_dir = crystal_run
+    folder = tmp_path / "candidates"
+    folder.mkdir()
+    for k, atoms in enumerate(crystals(5, seed=7)):
+        (folder / f"c{k}.cif").write_bytes(cif_bytes(atoms))
+    ase.io.write(folder / "POSCAR_extra", crystals(1, seed=8)[0], format="vasp")
+    (folder / "broken.cif").write_text("data_x\nnonsense\n")
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["predict", str(run_dir), str(folder / "c0.cif"), "-o", str(tmp_path / "p.csv")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "formation_energy_per_atom" in (tmp_path / "p.csv").read_text()
+    ranked = tmp_path / "ranked.csv"
+    result = runner.invoke(
+        app,
+        [
+            "screen-crystals",
+            str(run_dir),
+            str(folder),
+            "-o",
+            str(ranked),
+            "--target",
+            "band_gap",
+            "--descending",
+            "--workers",
+            "1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    import pandas as pd
+
+    table = pd.read_csv(ranked)
+    assert len(table) == 6 and "broken" not in set(table["id"])
+    assert table["band_gap"].is_monotonic_decreasing and table["rank"].tolist() == list(range(1, 7))
+
+
+def test_ablation_arguments_and_configs(tmp_path):
+    parsed = parse_sweep_arguments(
+        ["training.epochs=1", "--cutoffs", "4", "6", "--depths", "2", "3", "--out", "x"]
+    )
+    assert parsed == {
+        "overrides": ["training.epochs=1"],
+        "cutoffs": [4.0, 6.0],
+        "depths": [2, 3],
+        "key": None,
+        "out": "x",
+    }
+    with pytest.raises(ValueError):
+        parse_sweep_arguments(["--widths", "3"])
+    runs = sweep_configs(crystal_config(tmp_path), [4.0, 6.0], [2, 3], tmp_path / "ablation")
+    assert len(runs) == 4
+    cutoff, depth, config = runs[-1]
+    assert (cutoff, depth, config["model"]["layers"], config["model"]["cutoff"]) == (6.0, 3, 3, 6.0)
+    settings = graph_settings(config)
+    assert (settings.cutoff, settings.max_neighbors) == (6.0, 12)
+    assert config["run_dir"].endswith("cutoff6_depth3")

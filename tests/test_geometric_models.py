@@ -1,0 +1,347 @@
+"""Geometric models (SchNet, PaiNN, DimeNet++, the equivariant potential): symmetries, extensivity,
+forces by autograd against finite differences, PaiNN's dipole output and DimeNet++'s periodic triplets.
+
+Everything runs in float64 with tiny widths; the models are built once per module.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.neighborlist import neighbor_list as ase_neighbor_list
+from conftest import random_molecule
+from scipy.spatial.transform import Rotation
+from scipy.special import spherical_jn as scipy_jn
+from torch_geometric.data import Batch
+
+from atomgraph.graphs import radius_graph
+from atomgraph.models import build_model, model_class
+from atomgraph.nn.spherical import spherical_bessel_zeros, spherical_jn, spherical_y_l0
+
+CUTOFF = 4.0
+SMALL = {
+    "schnet": {"hidden": 16, "filters": 16, "interactions": 2, "num_rbf": 12},
+    "painn": {"hidden": 16, "interactions": 2, "num_rbf": 8},
+    "dimenet++": {
+        "hidden": 16, "out_emb": 16, "int_emb": 8, "basis_emb": 4, "blocks": 2, "num_spherical": 4,
+        "num_radial": 4, "num_output_layers": 1,
+    },
+    "equivariant": {
+        "hidden_irreps": "8x0e + 4x1o + 2x2e", "layers": 2, "num_basis": 6, "radial_hidden": 16,
+        "avg_num_neighbors": 6.0,
+    },
+}  # fmt: skip
+NAMES = sorted(SMALL)
+STRUCTURES = ("molecule", "crystal")
+
+
+@pytest.fixture
+def float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def build(name: str, **extra) -> torch.nn.Module:
+    """A tiny float64 model (the default dtype is restored afterwards)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        torch.manual_seed(0)
+        return build_model(name, extensive=(True,), cutoff=CUTOFF, **{**SMALL[name], **extra}).eval()
+    finally:
+        torch.set_default_dtype(previous)
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, torch.nn.Module]:
+    return {name: build(name) for name in NAMES}
+
+
+@pytest.fixture(scope="module")
+def dipole_model() -> torch.nn.Module:
+    return build("painn", output="dipole")
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def molecule(seed: int = 0) -> Atoms:
+    return random_molecule(np.random.default_rng(seed), 5, 8)
+
+
+def crystal(seed: int = 0, n_atoms: int = 3) -> Atoms:
+    """A random triclinic cell with lattice vectors (~3.3 Å) shorter than the cutoff, atoms >= 1.3 Å apart."""
+    rng = np.random.default_rng(seed)
+    cell = np.diag(rng.uniform(3.1, 3.5, 3)) + rng.uniform(-0.3, 0.3, (3, 3)) * (1 - np.eye(3))
+    while True:
+        atoms = Atoms(
+            numbers=rng.choice([1, 6, 8], n_atoms),
+            scaled_positions=rng.random((n_atoms, 3)),
+            cell=cell,
+            pbc=True,
+        )
+        if len(ase_neighbor_list("d", atoms, 1.3)) == 0:
+            return atoms
+
+
+def structure(kind: str, seed: int = 0) -> Atoms:
+    return molecule(seed) if kind == "molecule" else crystal(seed)
+
+
+def energy_and_forces(model, graph, pos=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Energy [B] and forces -dE/dpos [N, 3]; positions set on a shallow copy, as the potentials task does."""
+    graph = copy.copy(graph)
+    graph.pos = (graph.pos if pos is None else pos).detach().clone().requires_grad_(True)
+    energy = model(graph)[:, 0]
+    (grad,) = torch.autograd.grad(energy.sum(), graph.pos)
+    return energy.detach(), -grad
+
+
+def energy(model, graph, pos=None, cell=None) -> float:
+    graph = copy.copy(graph)
+    if pos is not None:
+        graph.pos = pos
+    if cell is not None:
+        graph.cell = cell
+    with torch.no_grad():
+        return float(model(graph).sum())
+
+
+def rotation(seed: int) -> np.ndarray:
+    return Rotation.random(random_state=seed).as_matrix()
+
+
+def moved(atoms: Atoms, rot: np.ndarray | None = None, shift: np.ndarray | None = None) -> Atoms:
+    """A rigidly rotated (cell included) and/or translated copy."""
+    out = atoms.copy()
+    if rot is not None:
+        out.set_cell(atoms.cell.array @ rot.T, scale_atoms=False)
+        out.positions = atoms.positions @ rot.T
+    if shift is not None:
+        out.positions = out.positions + shift
+    return out
+
+
+def assert_close(actual: torch.Tensor, expected: torch.Tensor, rtol: float) -> None:
+    """Relative to the largest entry of ``expected``."""
+    scale = float(expected.abs().max())
+    torch.testing.assert_close(actual, expected, rtol=0.0, atol=rtol * max(scale, 1e-12))
+
+
+# ------------------------------------------------------------------------------------- symmetries
+
+
+@pytest.mark.parametrize("kind", STRUCTURES)
+@pytest.mark.parametrize("name", NAMES)
+def test_energy_invariant_forces_equivariant_under_rotation(models, name, kind, float64):
+    model, atoms = models[name], structure(kind, seed=1)
+    e, f = energy_and_forces(model, radius_graph(atoms, CUTOFF))
+    assert abs(float(e)) > 1e-8 and float(f.abs().max()) > 1e-8  # not trivially zero
+    for seed in range(2):
+        rot = rotation(seed)
+        e_rot, f_rot = energy_and_forces(model, radius_graph(moved(atoms, rot), CUTOFF))
+        assert_close(e_rot, e, 1e-6)
+        assert_close(f_rot, f @ torch.from_numpy(rot).T, 1e-6)
+
+
+@pytest.mark.parametrize("kind", STRUCTURES)
+@pytest.mark.parametrize("name", NAMES)
+def test_translation_invariance(models, name, kind, float64):
+    model, atoms = models[name], structure(kind, seed=2)
+    e, f = energy_and_forces(model, radius_graph(atoms, CUTOFF))
+    e_t, f_t = energy_and_forces(model, radius_graph(moved(atoms, shift=np.array([1.7, -3.1, 0.4])), CUTOFF))
+    assert_close(e_t, e, 1e-6)
+    assert_close(f_t, f, 1e-6)
+
+
+@pytest.mark.parametrize("kind", STRUCTURES)
+@pytest.mark.parametrize("name", NAMES)
+def test_permutation_invariance(models, name, kind, float64):
+    model, atoms = models[name], structure(kind, seed=3)
+    perm = np.random.default_rng(0).permutation(len(atoms))
+    e, f = energy_and_forces(model, radius_graph(atoms, CUTOFF))
+    e_p, f_p = energy_and_forces(model, radius_graph(atoms[perm], CUTOFF))
+    assert_close(e_p, e, 1e-10)
+    assert_close(f_p, f[torch.from_numpy(perm)], 1e-10)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_supercell_is_extensive(models, name, float64):
+    """A 2x2x2 supercell of a cell smaller than the cutoff: 8x the energy, the same forces."""
+    model, cell = models[name], crystal(seed=4)
+    e, f = energy_and_forces(model, radius_graph(cell, CUTOFF))
+    e_super, f_super = energy_and_forces(model, radius_graph(cell.repeat(2), CUTOFF))
+    assert_close(e_super, 8 * e, 1e-8)
+    assert_close(f_super[: len(cell)], f, 1e-8)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_batch_equals_single_graphs(models, name, float64):
+    graphs = [radius_graph(a, CUTOFF) for a in (molecule(5), crystal(5), molecule(6))]
+    batched = energy_and_forces(models[name], Batch.from_data_list(graphs))
+    single = [energy_and_forces(models[name], g) for g in graphs]
+    assert_close(batched[0], torch.cat([e for e, _ in single]), 1e-10)
+    assert_close(batched[1], torch.cat([f for _, f in single]), 1e-10)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_edges_beyond_the_model_cutoff_do_not_count(models, name, float64):
+    """A graph built with a larger radius (the data's) gives the same energy as one at the model's cutoff."""
+    atoms = crystal(seed=6)
+    e = energy(models[name], radius_graph(atoms, CUTOFF))
+    assert energy(models[name], radius_graph(atoms, CUTOFF + 1.0)) == pytest.approx(e, rel=1e-10, abs=1e-12)
+
+
+# ----------------------------------------------------------------------------------- derivatives
+
+
+@pytest.mark.parametrize("kind", STRUCTURES)
+@pytest.mark.parametrize("name", NAMES)
+def test_forces_match_finite_differences(models, name, kind, float64):
+    model, graph = models[name], radius_graph(structure(kind, seed=7), CUTOFF)
+    _, forces = energy_and_forces(model, graph)
+    h = 1e-4
+    for atom, axis in [(0, 0), (1, 2), (2, 1)]:
+        step = torch.zeros_like(graph.pos)
+        step[atom, axis] = h
+        numeric = (energy(model, graph, graph.pos + step) - energy(model, graph, graph.pos - step)) / (2 * h)
+        assert -float(forces[atom, axis]) == pytest.approx(numeric, rel=1e-6, abs=1e-8)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cell_gradient_matches_finite_differences(models, name, float64):
+    """dE/dcell (the route of stress) by autograd, with the same graph, equals central differences."""
+    model, graph = models[name], radius_graph(crystal(seed=8), CUTOFF)
+    strained = copy.copy(graph)
+    strained.cell = graph.cell.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(model(strained).sum(), strained.cell)
+    h = 1e-4
+    for row, col in [(0, 0), (1, 2)]:
+        step = torch.zeros_like(graph.cell)
+        step[0, row, col] = h
+        numeric = (
+            energy(model, graph, cell=graph.cell + step) - energy(model, graph, cell=graph.cell - step)
+        ) / (2 * h)
+        assert float(grad[0, row, col]) == pytest.approx(numeric, rel=1e-6, abs=1e-8)
+
+
+# ---------------------------------------------------------------------------------- PaiNN dipoles
+
+
+def test_painn_dipole_rotates_and_is_translation_invariant(dipole_model, float64):
+    atoms = molecule(9)
+    graph = radius_graph(atoms, CUTOFF)
+    with torch.no_grad():
+        mu = dipole_model.dipole_vector(graph)
+        atomic = dipole_model.atomic_vectors(graph)
+        magnitude = dipole_model(graph)
+        assert mu.shape == (1, 3) and atomic.shape == (len(atoms), 3) and magnitude.shape == (1, 1)
+        assert float(magnitude) > 1e-6
+        torch.testing.assert_close(
+            magnitude[:, 0], torch.linalg.vector_norm(mu, dim=-1), rtol=1e-9, atol=1e-9
+        )
+        for seed in range(2):
+            rot = torch.from_numpy(rotation(seed))
+            rotated = radius_graph(moved(atoms, rot.numpy()), CUTOFF)
+            assert_close(dipole_model.dipole_vector(rotated), mu @ rot.T, 1e-8)
+            assert_close(dipole_model.atomic_vectors(rotated), atomic @ rot.T, 1e-8)
+        shifted = radius_graph(moved(atoms, shift=np.array([10.0, -4.0, 7.5])), CUTOFF)
+        assert_close(dipole_model(shifted), magnitude, 1e-9)
+        assert_close(dipole_model.dipole_vector(shifted), mu, 1e-9)
+
+
+def test_painn_dipole_charges_are_neutral_and_batching_works(dipole_model, float64):
+    graphs = [radius_graph(molecule(s), CUTOFF) for s in (10, 11)]
+    batch = Batch.from_data_list(graphs)
+    with torch.no_grad():
+        raw, _ = dipole_model._charges_and_dipoles(batch)
+        charges = dipole_model.atomic_charges(batch)
+        batched = dipole_model.dipole_vector(batch)
+        single = torch.cat([dipole_model.dipole_vector(g) for g in graphs])
+    assert_close(batched, single, 1e-10)
+    totals = torch.zeros(2).index_add_(0, batch.batch, charges)
+    assert float(totals.abs().max()) < 1e-12 < float(raw[batch.batch == 0].sum().abs())
+    # translating only one molecule of the batch changes no moment
+    moved_graphs = [copy.copy(g) for g in graphs]
+    moved_graphs[1].pos = moved_graphs[1].pos + torch.tensor([3.0, 1.0, -2.0])
+    with torch.no_grad():
+        assert_close(dipole_model.dipole_vector(Batch.from_data_list(moved_graphs)), batched, 1e-9)
+
+
+def test_painn_output_modes(float64):
+    assert build("painn", output="dipole").physical_output is True
+    energy_model = build("painn")
+    assert energy_model.physical_output is False
+    with pytest.raises(RuntimeError, match="dipole"):
+        energy_model.atomic_vectors(radius_graph(molecule(0), CUTOFF))
+    with pytest.raises(ValueError, match="one target"):
+        build_model("painn", extensive=(True, False), output="dipole")
+    with pytest.raises(ValueError, match="output"):
+        build_model("painn", output="quadrupole")
+
+
+# -------------------------------------------------------------------------------- DimeNet++ triplets
+
+
+def test_dimenet_triplets_in_a_cell_smaller_than_the_cutoff(models, float64):
+    """One atom in a 2.3 Å cubic cell: every neighbour is an image of the atom itself, so every triplet
+    goes through images of the same atom; only the walk straight back to the same image is excluded."""
+    model = models["dimenet++"]
+    atoms = Atoms("C", positions=[[0.1, 0.2, 0.3]], cell=np.eye(3) * 2.3, pbc=True)
+    graph = radius_graph(atoms, CUTOFF)
+    edge_index, _, (idx_kj, _), cos = model.geometry(graph)
+    degree = edge_index.shape[1]
+    assert degree > 20 and idx_kj.numel() == degree * (degree - 1)
+    assert bool((cos.abs() <= 1 + 1e-12).all())
+    e, f = energy_and_forces(model, graph)
+    assert abs(float(e)) > 1e-8 and bool(torch.isfinite(e).all())
+    assert float(f.abs().max()) < 1e-10  # inversion symmetry of a Bravais lattice
+    e_super, _ = energy_and_forces(model, radius_graph(atoms.repeat(2), CUTOFF))
+    assert_close(e_super, 8 * e, 1e-8)
+
+
+# ---------------------------------------------------------------------------- bases and registry
+
+
+def test_spherical_bessel_functions_and_zeros(float64):
+    x = torch.linspace(0.0, 30.0, 3001, requires_grad=True)
+    for order in range(7):
+        values = spherical_jn(order, x)
+        np.testing.assert_allclose(values.detach().numpy(), scipy_jn(order, x.detach().numpy()), atol=1e-13)
+        (grad,) = torch.autograd.grad(values.sum(), x)
+        expected = scipy_jn(order, x.detach().numpy(), derivative=True)
+        np.testing.assert_allclose(grad.numpy(), expected, atol=1e-12)
+    zeros = spherical_bessel_zeros(7, 6)
+    assert np.all(np.diff(zeros, axis=1) > 0) and np.all(zeros > 0)
+    np.testing.assert_allclose([scipy_jn(n, zeros[n]) for n in range(7)], 0.0, atol=1e-12)
+    np.testing.assert_allclose(zeros[0], np.pi * np.arange(1, 7))
+    # Y_l0 are orthonormal on the sphere: 2 pi int_{-1}^{1} Y_l Y_m dcos = delta_lm
+    c = torch.linspace(-1.0, 1.0, 20001)
+    y = spherical_y_l0(6, c)
+    gram = 2 * np.pi * torch.trapezoid(y.unsqueeze(-1) * y.unsqueeze(-2), c, dim=0)
+    torch.testing.assert_close(gram, torch.eye(7), atol=1e-6, rtol=0)
+
+
+def test_registry_names_and_graph_kind():
+    assert model_class("dimenet++") is model_class("DimeNetPP")
+    assert model_class("nequip") is model_class("equivariant")
+    for name in ("painn", "dimenet++", "equivariant"):
+        assert model_class(name).graph_kind == "radius"
+
+
+def test_float32_models_run():
+    graphs = Batch.from_data_list([radius_graph(molecule(12), CUTOFF), radius_graph(crystal(12), CUTOFF)])
+    for name in NAMES:
+        torch.manual_seed(0)
+        model = build_model(name, extensive=(True, False), cutoff=CUTOFF, **SMALL[name]).eval()
+        with torch.no_grad():
+            out = model(graphs)
+        assert out.shape == (2, 2) and out.dtype == torch.float32 and bool(torch.isfinite(out).all())
