@@ -34,7 +34,13 @@ import torch
 from rdkit import Chem
 from rdkit.Chem import rdPartialCharges
 
-from atomgraph.features.layout import FeatureLayout, one_hot_block, one_hot_index, scalar_block
+from atomgraph.features.layout import (
+    FeatureLayout,
+    LayoutIntrospection,
+    one_hot_block,
+    one_hot_index,
+    scalar_block,
+)
 
 __all__ = [
     "DEFAULT_ATOM_FEATURIZER",
@@ -123,7 +129,7 @@ def gasteiger_charges(mol: Chem.Mol, fold_implicit_hs: bool = True) -> np.ndarra
     return charges
 
 
-class AtomFeaturizer:
+class AtomFeaturizer(LayoutIntrospection):
     """Callable ``rdkit.Chem.Mol -> torch.Tensor [n_atoms, dim]`` (float, default dtype).
 
     Args:
@@ -170,26 +176,6 @@ class AtomFeaturizer:
     def elements(self) -> tuple[str, ...]:
         """Element symbols of the ``element`` one-hot (without ``other``)."""
         return self._elements
-
-    @property
-    def layout(self) -> FeatureLayout:
-        """The column layout."""
-        return self._layout
-
-    @property
-    def dim(self) -> int:
-        """Number of feature columns (47 with the default elements)."""
-        return self._layout.dim
-
-    @property
-    def names(self) -> list[str]:
-        """One name per column."""
-        return self._layout.names
-
-    @property
-    def slices(self) -> dict[str, slice]:
-        """Block name -> column slice."""
-        return self._layout.slices
 
     def __call__(self, mol: Chem.Mol) -> torch.Tensor:
         """Features of every atom of ``mol``: ``[n_atoms, dim]``, rows in atom index order."""

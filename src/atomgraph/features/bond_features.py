@@ -23,7 +23,7 @@ import torch
 from rdkit import Chem
 
 from atomgraph.features.atom_features import ensure_ring_info
-from atomgraph.features.layout import FeatureLayout, one_hot_block, scalar_block
+from atomgraph.features.layout import FeatureLayout, LayoutIntrospection, one_hot_block, scalar_block
 
 __all__ = [
     "BOND_TYPES",
@@ -70,7 +70,7 @@ def _stereo_index(stereo: Chem.BondStereo) -> int:
     return _STEREO_INDEX.get(stereo, _OTHER_STEREO)
 
 
-class BondFeaturizer:
+class BondFeaturizer(LayoutIntrospection):
     """Callable ``rdkit.Chem.Mol -> torch.Tensor [n_bonds, dim]`` (float, default dtype), ``dim = 11``.
 
     Blocks (see the module docstring): ``bond_type`` (one-hot, :func:`bond_type_index` order),
@@ -90,26 +90,6 @@ class BondFeaturizer:
             ]
         )
         self._start = {name: s.start for name, s in self._layout.slices.items()}
-
-    @property
-    def layout(self) -> FeatureLayout:
-        """The column layout."""
-        return self._layout
-
-    @property
-    def dim(self) -> int:
-        """Number of feature columns (11)."""
-        return self._layout.dim
-
-    @property
-    def names(self) -> list[str]:
-        """One name per column."""
-        return self._layout.names
-
-    @property
-    def slices(self) -> dict[str, slice]:
-        """Block name -> column slice."""
-        return self._layout.slices
 
     def __call__(self, mol: Chem.Mol) -> torch.Tensor:
         """Features of every bond of ``mol``: ``[n_bonds, dim]`` in ``mol.GetBonds()`` order."""

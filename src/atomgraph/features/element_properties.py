@@ -49,7 +49,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from atomgraph.features.layout import FeatureBlock, FeatureLayout, one_hot_block, scalar_block
+from atomgraph.features.layout import (
+    FeatureBlock,
+    FeatureLayout,
+    LayoutIntrospection,
+    one_hot_block,
+    scalar_block,
+)
 
 __all__ = [
     "ELEMENT_PROPERTIES",
@@ -261,7 +267,7 @@ def element_features(z: torch.Tensor, standardize: bool = True) -> torch.Tensor:
     return table.to(z.device)[z.long()]
 
 
-class ElementEmbeddingTable(nn.Module):
+class ElementEmbeddingTable(LayoutIntrospection, nn.Module):
     """Fixed (non-trainable) lookup ``z [N] -> [N, 24]`` of the element property table.
 
     The table is a buffer, so it follows ``.to(device)`` / ``.double()`` and is saved in the state dict.
@@ -279,26 +285,6 @@ class ElementEmbeddingTable(nn.Module):
         self.register_buffer("table", table)
         self.standardize = standardize
         self._layout = element_property_layout()
-
-    @property
-    def layout(self) -> FeatureLayout:
-        """Column layout."""
-        return self._layout
-
-    @property
-    def names(self) -> list[str]:
-        """One name per column."""
-        return self._layout.names
-
-    @property
-    def slices(self) -> dict[str, slice]:
-        """Block name -> column slice."""
-        return self._layout.slices
-
-    @property
-    def dim(self) -> int:
-        """Number of columns (24)."""
-        return self._layout.dim
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """``z``: integer atomic numbers ``[N]`` -> ``[N, dim]`` (``ValueError`` for Z outside 0..100)."""

@@ -148,3 +148,29 @@ class FeatureLayout:
     def __repr__(self) -> str:
         inner = ", ".join(f"{block.name}:{block.width}" for block in self._blocks)
         return f"FeatureLayout(dim={self._dim}, blocks=[{inner}])"
+
+
+class LayoutIntrospection:
+    """``layout``, ``dim``, ``names`` and ``slices`` of a featuriser that keeps its ``_layout``."""
+
+    _layout: FeatureLayout
+
+    @property
+    def layout(self) -> FeatureLayout:
+        """The column layout."""
+        return self._layout
+
+    @property
+    def dim(self) -> int:
+        """Number of feature columns."""
+        return self._layout.dim
+
+    @property
+    def names(self) -> list[str]:
+        """One name per column."""
+        return self._layout.names
+
+    @property
+    def slices(self) -> dict[str, slice]:
+        """Block name -> column slice."""
+        return self._layout.slices

@@ -10,10 +10,10 @@ from atomgraph.data.graph_dataset import TargetInfo
 from atomgraph.data.normalization import TargetNormalizer
 from atomgraph.models import build_model
 from atomgraph.tasks import PropertyTask
-from atomgraph.training.optim import make_optimizer, make_scheduler, warmup_factor
+from atomgraph.training.optim import OptimizationMixin
 
 
-class PropertyModule(L.LightningModule):
+class PropertyModule(OptimizationMixin, L.LightningModule):
     """Graph property model with masked losses, normalised targets and real-unit validation MAE.
 
     model: ``{"name": ..., **kwargs}`` for :func:`build_model` (``extensive`` and input widths filled
@@ -80,15 +80,3 @@ class PropertyModule(L.LightningModule):
                         sync_dist=True,
                         prog_bar=len(self.info.names) == 1,
                     )
-
-    def configure_optimizers(self):
-        optimizer = make_optimizer(self.parameters(), self.training_settings)
-        schedulers = make_scheduler(optimizer, self.training_settings, self.total_steps)
-        return [optimizer], schedulers
-
-    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
-        factor = warmup_factor(self.trainer.global_step, self.training_settings)
-        if factor is not None:
-            for group in optimizer.param_groups:
-                group["lr"] = self.training_settings["lr"] * factor
-        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)

@@ -69,3 +69,20 @@ def warmup_factor(step: int, settings: dict) -> float | None:
     if settings["scheduler"] in ("cosine", "linear_decay") or not warmup or step >= warmup:
         return None
     return (step + 1) / warmup
+
+
+class OptimizationMixin:
+    """Optimiser, schedules and warm-up for the Lightning modules, read from ``self.training_settings``
+    (the ``training`` config section) and ``self.total_steps``."""
+
+    def configure_optimizers(self):
+        optimizer = make_optimizer(self.parameters(), self.training_settings)
+        schedulers = make_scheduler(optimizer, self.training_settings, self.total_steps)
+        return [optimizer], schedulers
+
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
+        factor = warmup_factor(self.trainer.global_step, self.training_settings)
+        if factor is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = self.training_settings["lr"] * factor
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)

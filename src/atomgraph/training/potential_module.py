@@ -23,10 +23,10 @@ from atomgraph.data.graph_dataset import TargetInfo
 from atomgraph.data.normalization import TargetNormalizer
 from atomgraph.models import build_model
 from atomgraph.tasks.potential import PotentialTask, cast_graph, energy_forces_stress
-from atomgraph.training.optim import make_optimizer, make_scheduler, warmup_factor
+from atomgraph.training.optim import OptimizationMixin
 
 
-class PotentialModule(L.LightningModule):
+class PotentialModule(OptimizationMixin, L.LightningModule):
     """Energy (eV), forces (eV/Å) and stress (eV/Å^3) of a registered model, trained on all three.
 
     Arguments as :class:`~atomgraph.training.module.PropertyModule`; ``task`` holds ``kind:
@@ -115,18 +115,6 @@ class PotentialModule(L.LightningModule):
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         with torch.enable_grad():
             self._step(batch, "test")
-
-    def configure_optimizers(self):
-        optimizer = make_optimizer(self.parameters(), self.training_settings)
-        schedulers = make_scheduler(optimizer, self.training_settings, self.total_steps)
-        return [optimizer], schedulers
-
-    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
-        factor = warmup_factor(self.trainer.global_step, self.training_settings)
-        if factor is not None:
-            for group in optimizer.param_groups:
-                group["lr"] = self.training_settings["lr"] * factor
-        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
 
 
 def predict_potential(
