@@ -116,23 +116,25 @@ def worker(framework: str, target: str, args) -> dict:
     train = dataset[torch.as_tensor(split["train"])]
     normalizer = TargetNormalizer([extensive]).fit(train.targets_array()[:, [column]], train.atomic_numbers())
     model = make_model(framework, extensive, args)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, fused=True)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
     generator = torch.Generator().manual_seed(0)
     train_loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, generator=generator)
     val_loader = DataLoader(dataset[torch.as_tensor(split["val"])], batch_size=256)
     test_loader = DataLoader(dataset[torch.as_tensor(split["test"])], batch_size=256)
 
-    trained, train_time, epochs, best = 0, 0.0, 0, (float("inf"), None)
+    trained, train_time, model_time, epochs, best = 0, 0.0, 0.0, 0, (float("inf"), None)
     start = time.perf_counter()
     while time.perf_counter() - start < args.budget_s:
         epoch_start = time.perf_counter()
         for batch in train_loader:
+            step_start = time.perf_counter()  # what follows is the model's work; batching is shared
             y = normalizer.normalize(batch.y[:, [column]], batch)
             loss = (model(batch) - y).abs().mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            model_time += time.perf_counter() - step_start
             trained += batch.num_graphs
             if time.perf_counter() - start > args.budget_s:
                 break
@@ -215,6 +217,10 @@ def main() -> None:
             entry[TARGETS.get(t, f"mae_{t}_ev")] = runs[(framework, t)]["test_mae_ev"]
         result[framework] = entry
     result["throughput_ratio"] = result["atomgraph"]["molecules_per_s"] / result["pyg"]["molecules_per_s"]
+    # the same ratio without the shared batching (PyG's collate of our graphs), i.e. model work only
+    result["model_throughput_ratio"] = (
+        result["atomgraph"]["model_molecules_per_s"] / result["pyg"]["model_molecules_per_s"]
+    )
     result["machine"] = {
         "cpus": torch.get_num_threads(),
         "python": platform.python_version(),
@@ -223,7 +229,10 @@ def main() -> None:
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2))
-    print(f"throughput ratio atomgraph/PyG = {result['throughput_ratio']:.2f}")
+    print(
+        f"throughput ratio atomgraph/PyG = {result['throughput_ratio']:.2f} "
+        f"(model work only: {result['model_throughput_ratio']:.2f})"
+    )
     for t in args.targets:
         key = TARGETS.get(t, f"mae_{t}_ev")
         print(f"{t}: test MAE atomgraph {result['atomgraph'][key]:.4f} eV, PyG {result['pyg'][key]:.4f} eV")

@@ -48,16 +48,13 @@ def edge_vectors(
 
 
 def edge_pairs(graph: Data) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """For symmetric graphs (``edge_forward`` present): the forward edges [P] and, for every edge, the
-    index [E] of its pair among them, so a pair term (a filter of the distance) is computed once and
-    gathered for both directions. None for graphs without that layout."""
+    """For symmetric graphs (``edge_forward`` present): the indices [P] of the forward edges and [P] of
+    their reverse edges, in matching order, so a pair term (a filter of the distance) is computed once
+    and used for both directions. None for graphs without that layout."""
     forward = getattr(graph, "edge_forward", None)
     if forward is None:
         return None
-    first = forward.nonzero().view(-1)
-    rank_forward = torch.cumsum(forward, 0) - 1
-    rank_reverse = torch.cumsum(~forward, 0) - 1
-    return first, torch.where(forward, rank_forward, rank_reverse)
+    return forward.nonzero().view(-1), (~forward).nonzero().view(-1)
 
 
 def edge_lengths(vectors: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@ are differentiable w.r.t. positions and strain.
 
 Speed: the filter W(r_ij) = W(r_ji) depends on the pair only. On symmetric graphs (``edge_forward``,
 what :func:`radius_graph` builds) distances, radial basis and filter networks are computed once per
-pair and gathered for both directions, halving the dominant cost.
+pair and used for both directions, halving the dominant cost.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from atomgraph.nn.atomwise import AtomwiseHead
 class CFConvInteraction(nn.Module):
     """One SchNet interaction: x_i += Dense(ssp(Dense(sum_j Lin(x_j) * W(r_ij)))).
 
-    The filter W(r) = Dense(ssp(Dense(rbf(r)))) * cutoff(r) is evaluated on the given pair rows
-    ([P, n_rbf] and [P]) and gathered to the edges through ``pair_of_edge`` [E] (None: one row per edge).
+    The filter W(r) = Dense(ssp(Dense(rbf(r)))) * cutoff(r) is evaluated once per row of ``rbf`` [P, n_rbf]
+    and ``envelope`` [P]; ``directions`` lists the (source, target) atom indices [P] of the edges that use
+    those rows: the forward and the reverse edges of each pair on symmetric graphs, all edges otherwise.
     """
 
     def __init__(self, hidden: int, filters: int, num_rbf: int):
@@ -45,15 +46,13 @@ class CFConvInteraction(nn.Module):
         h: torch.Tensor,
         rbf: torch.Tensor,
         envelope: torch.Tensor,
-        edge_index: torch.Tensor,
-        pair_of_edge: torch.Tensor | None,
+        directions: list[tuple[torch.Tensor, torch.Tensor]],
     ) -> torch.Tensor:
         weight = self.filter_network(rbf) * envelope.unsqueeze(-1)
-        if pair_of_edge is not None:
-            weight = weight.index_select(0, pair_of_edge)
-        source, target = edge_index
-        messages = self.to_filters(h).index_select(0, source) * weight
-        aggregated = h.new_zeros(h.shape[0], messages.shape[1]).index_add_(0, target, messages)
+        x = self.to_filters(h)
+        aggregated = x.new_zeros(x.shape)
+        for source, target in directions:
+            aggregated.index_add_(0, target, x.index_select(0, source) * weight)
         return h + self.update(aggregated)
 
 
@@ -100,12 +99,16 @@ class SchNet(nn.Module):
     def atom_states(self, graph: Data) -> torch.Tensor:
         """Atom features [N, hidden] after all interactions."""
         pairs = edge_pairs(graph)
-        first, pair_of_edge = pairs if pairs is not None else (None, None)
+        if pairs is None:  # one filter row per edge
+            first, directions = None, [(graph.edge_index[0], graph.edge_index[1])]
+        else:  # one filter row per pair, used by its forward and its reverse edge
+            first = pairs[0]
+            directions = [(graph.edge_index[0, edges], graph.edge_index[1, edges]) for edges in pairs]
         distances = edge_lengths(edge_vectors(graph, edges=first))
         rbf, envelope = self.rbf(distances), self.envelope(distances)
         h = self.embedding(graph.z)
         for interaction in self.interactions:
-            h = interaction(h, rbf, envelope, graph.edge_index, pair_of_edge)
+            h = interaction(h, rbf, envelope, directions)
         return h
 
     def forward(self, graph: Data) -> torch.Tensor:

@@ -12,10 +12,15 @@ SCHEDULERS = ("plateau", "cosine", "linear_decay", "none")
 
 def make_optimizer(params, settings: dict) -> torch.optim.Optimizer:
     name = settings["optimizer"].lower()
+    params = list(params)
+    # the fused kernels update all parameters at once (CPU and CUDA floating point tensors)
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
     if name == "adam":
-        return torch.optim.Adam(params, lr=settings["lr"], weight_decay=settings["weight_decay"])
+        return torch.optim.Adam(params, lr=settings["lr"], weight_decay=settings["weight_decay"], fused=fused)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=settings["lr"], weight_decay=settings["weight_decay"])
+        return torch.optim.AdamW(
+            params, lr=settings["lr"], weight_decay=settings["weight_decay"], fused=fused
+        )
     raise ValueError(f"unknown optimizer {settings['optimizer']!r}; choose adam or adamw")
 
 

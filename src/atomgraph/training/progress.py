@@ -14,7 +14,7 @@ class EpochSummary(L.Callback):
     def __init__(self) -> None:
         self.start = time.perf_counter()
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         metrics = trainer.callback_metrics

@@ -1,0 +1,27 @@
+"""Every shipped config loads, names a registered model and gives valid graph settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from atomgraph.models import model_class
+from atomgraph.training.config import load_config
+from atomgraph.training.datasets import COMPLEX_DATASETS, graph_settings
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+def test_configs_are_shipped():
+    assert len(CONFIGS) >= 8
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_config_loads(path):
+    config = load_config(path)
+    assert config["run_dir"] == f"runs/{config['name']}"
+    cls = model_class(config["model"]["name"])
+    if config["data"]["dataset"] not in COMPLEX_DATASETS:
+        settings = graph_settings(config)
+        assert settings.kind == getattr(cls, "graph_kind", settings.kind)
