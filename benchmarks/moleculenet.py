@@ -48,11 +48,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
 from atomgraph.data import load_split
 from atomgraph.evaluation.metrics import rmse, roc_auc
-from atomgraph.training.config import load_config
+from atomgraph.training.config import load_config, wall_clock_budget
 from atomgraph.training.datasets import load_dataset, make_split, select_targets
 
 BENCH = Path(__file__).resolve().parent
@@ -104,32 +103,6 @@ LABELS["chemprop"] = "chemprop D-MPNN"
 # ------------------------------------------------------------------------------------------------
 # configs
 # ------------------------------------------------------------------------------------------------
-def max_time(minutes: float) -> str:
-    """``training.max_time`` ("DD:HH:MM:SS") for a budget in minutes (at least one second)."""
-    seconds = max(1, round(minutes * 60))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    mins, secs = divmod(rest, 60)
-    return f"{days:02d}:{hours:02d}:{mins:02d}:{secs:02d}"
-
-
-def yaml_value(value) -> str:
-    """A value as YAML text that reads back to itself (``1e-05`` alone would read as a string)."""
-    text = yaml.safe_dump(value, default_flow_style=True, width=10**6).removesuffix("...\n").strip()
-    if yaml.safe_load(text) != value:
-        raise ValueError(f"cannot write {value!r} as a config override")
-    return text
-
-
-def overrides(settings: dict, prefix: str = "") -> list[str]:
-    """``{"data": {"path": "x.csv"}}`` -> ``["data.path=x.csv"]``, for ``load_config(None, overrides)``."""
-    out = []
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            out += overrides(value, f"{prefix}{key}.")
-        else:
-            out.append(f"{prefix}{key}={yaml_value(value)}")
-    return out
 
 
 def make_config(name: str, spec: Spec, path: Path, model: str, seed: int, args) -> dict:
@@ -151,7 +124,7 @@ def make_config(name: str, spec: Spec, path: Path, model: str, seed: int, args) 
         "task": {"loss": "mse" if spec.kind == "regression" else "bce"},
         "training": {
             "epochs": args.epochs,
-            "max_time": max_time(args.budget_min),
+            "max_time": wall_clock_budget(args.budget_min),
             "batch_size": 32,
             "eval_batch_size": 128,
             "optimizer": "adamw",
@@ -163,7 +136,7 @@ def make_config(name: str, spec: Spec, path: Path, model: str, seed: int, args) 
             "progress": not args.no_progress,
         },
     }
-    return load_config(None, overrides(settings))
+    return load_config(settings=settings)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -263,7 +236,7 @@ def run_chemprop(dataset, spec: Spec, split: dict, seed: int, run_dir: Path, arg
         accelerator="cpu",
         devices=1,
         max_epochs=args.chemprop_epochs,
-        max_time=max_time(args.budget_min),
+        max_time=wall_clock_budget(args.budget_min),
         callbacks=[best],
     )
     start = time.perf_counter()

@@ -60,14 +60,6 @@ PUBLISHED = {
 TOP_K = 100
 
 
-def budget_string(minutes: float) -> str:
-    """Lightning's ``max_time`` ("DD:HH:MM:SS") for a budget in minutes (at least one second)."""
-    seconds = max(round(minutes * 60), 1)
-    return (
-        f"{seconds // 86400:02d}:{seconds % 86400 // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-    )
-
-
 def scores(y: np.ndarray, pred: np.ndarray, largest: bool) -> dict:
     """MAE, RMSE, R², Spearman and top-100 recall of predictions against labels (NaN labels dropped)."""
     out = regression_metrics(y, pred)
@@ -102,7 +94,7 @@ def run_baselines(dataset, split: dict, targets: list[str], seed: int) -> dict:
 
 def run_model(name: str, target: str, args, split_file: Path) -> dict:
     """Train one model on one target within the budget and return its test metrics."""
-    from atomgraph.training.config import load_config
+    from atomgraph.training.config import load_config, wall_clock_budget
     from atomgraph.training.run import train
 
     hyper, lr = MODELS[name]
@@ -124,7 +116,7 @@ def run_model(name: str, target: str, args, split_file: Path) -> dict:
         f"model.name={name}",
         *(f"model.{k}={v}" for k, v in hyper.items()),
         "training.epochs=10000",
-        f"training.max_time={budget_string(args.budget_min)}",
+        f"training.max_time={wall_clock_budget(args.budget_min)}",
         f"training.batch_size={args.batch_size}",
         "training.eval_batch_size=256",
         f"training.lr={lr}",

@@ -55,7 +55,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.linear_model import RidgeCV
 from sklearn.neural_network import MLPRegressor
@@ -65,7 +64,7 @@ from sklearn.preprocessing import StandardScaler
 from atomgraph.evaluation.baselines import RIDGE_ALPHAS, MeanBaseline, composition_matrix
 from atomgraph.evaluation.metrics import regression_metrics
 from atomgraph.evaluation.plots import comparison_bar
-from atomgraph.training.config import load_config
+from atomgraph.training.config import load_config, wall_clock_budget
 from atomgraph.training.datasets import load_dataset, make_split, select_targets
 
 BENCH = Path(__file__).resolve().parent
@@ -136,35 +135,6 @@ MODELS = {
 }
 
 
-def max_time(minutes: float) -> str:
-    """``training.max_time`` ("DD:HH:MM:SS") for a budget in minutes (at least one second)."""
-    seconds = max(1, round(minutes * 60))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    mins, secs = divmod(rest, 60)
-    return f"{days:02d}:{hours:02d}:{mins:02d}:{secs:02d}"
-
-
-def yaml_value(value) -> str:
-    """A value as YAML text that reads back to itself (``1e-05`` alone would read as a string)."""
-    text = yaml.safe_dump(value, default_flow_style=True, width=10**6).removesuffix("...\n").strip()
-    if yaml.safe_load(text) != value:
-        raise ValueError(f"cannot write {value!r} as a config override")
-    return text
-
-
-def overrides(settings: dict, prefix: str = "") -> list[str]:
-    """``{"data": {"subset": 5}}`` -> ``["data.subset=5"]``, for ``load_config(None, overrides)``; the
-    ``model`` section is given key by key too."""
-    out = []
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            out += overrides(value, f"{prefix}{key}.")
-        else:
-            out.append(f"{prefix}{key}={yaml_value(value)}")
-    return out
-
-
 def run_settings(model: str, args) -> dict:
     """The config of one GNN run, as nested settings applied over the defaults."""
     return {
@@ -184,7 +154,7 @@ def run_settings(model: str, args) -> dict:
         "task": {"loss": "l1"},
         "training": {
             "epochs": args.epochs,
-            "max_time": max_time(args.budget_min),
+            "max_time": wall_clock_budget(args.budget_min),
             "batch_size": 32,
             "eval_batch_size": 128,
             "optimizer": "adam",
@@ -202,7 +172,7 @@ def run_settings(model: str, args) -> dict:
 
 
 def make_config(model: str, args) -> dict:
-    return load_config(None, overrides(run_settings(model, args)))
+    return load_config(settings=run_settings(model, args))
 
 
 # ------------------------------------------------------------------------------------------------

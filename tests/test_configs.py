@@ -25,3 +25,17 @@ def test_config_loads(path):
     if config["data"]["dataset"] not in COMPLEX_DATASETS:
         settings = graph_settings(config)
         assert settings.kind == getattr(cls, "graph_kind", settings.kind)
+
+
+def test_settings_from_code_merge_like_a_config_file():
+    from atomgraph.training.config import ConfigError, wall_clock_budget
+
+    config = load_config(
+        settings={"name": "x", "model": {"name": "gat", "heads": 2}, "training": {"lr": 0.01}}
+    )
+    assert config["model"] == {"name": "gat", "heads": 2}
+    assert config["training"]["lr"] == 0.01 and config["run_dir"] == "runs/x"
+    with pytest.raises(ConfigError, match=r"training\.lrr"):
+        load_config(settings={"training": {"lrr": 0.01}})
+    assert wall_clock_budget(90.5) == "00:01:30:30"
+    assert wall_clock_budget(0) == "00:00:00:01"

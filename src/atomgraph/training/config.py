@@ -140,8 +140,11 @@ def apply_overrides(config: dict, overrides: Sequence[str]) -> dict:
     return _merge(config, nested, replace_free_form=False)
 
 
-def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> dict:
-    """Defaults <- YAML file <- overrides, with unknown keys rejected (``model`` is free-form)."""
+def load_config(
+    path: str | Path | None = None, overrides: Sequence[str] = (), settings: dict | None = None
+) -> dict:
+    """Defaults <- YAML file <- ``settings`` (the same nested layout, from code) <- overrides, with
+    unknown keys rejected (``model`` is free-form)."""
     config = copy.deepcopy(DEFAULTS)
     if path is not None:
         try:
@@ -151,12 +154,23 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
         if not isinstance(loaded, dict):
             raise ConfigError(f"config {path}: expected a mapping at the top level")
         config = _merge(config, loaded)
+    if settings:
+        config = _merge(config, settings)
     config = apply_overrides(config, overrides)
     if "name" not in config["model"]:
         raise ConfigError("model.name is required")
     if config["run_dir"] is None:
         config["run_dir"] = str(Path("runs") / config["name"])
     return config
+
+
+def wall_clock_budget(minutes: float) -> str:
+    """``training.max_time`` ("DD:HH:MM:SS") for a budget in minutes (at least one second)."""
+    seconds = max(1, round(minutes * 60))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    mins, secs = divmod(rest, 60)
+    return f"{days:02d}:{hours:02d}:{mins:02d}:{secs:02d}"
 
 
 def dump_config(config: dict, path: str | Path) -> None:
