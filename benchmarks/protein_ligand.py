@@ -9,8 +9,9 @@ Models (small, CPU-sized; ``--hidden``/``--layers``):
 * ``late_fusion``: ligand MPNN + pocket residue-graph MPNN, pooled and concatenated;
 * ``joint``: one MPNN over the interaction graph with edge-type embeddings, Set2Set readout;
 * ``cross_attention``: ligand and pocket-atom encoders with distance-aware cross attention;
-* baselines: ``mean`` (training mean) and ``ligand_size`` (least squares on the ligand heavy-atom
-  count, a known strong affinity baseline).
+* baselines: ``ligand_only_gnn`` (the same ligand MPNN with no protein at all), ``mean`` (training
+  mean) and ``ligand_size`` (least squares on the ligand heavy-atom count, a known strong affinity
+  baseline).
 
 Splits: ``--split target`` (default) holds out each target in turn (leave-one-target-out; restrict with
 ``--test-targets``), validation is a random 10 % of the other targets' rows; ``--split random`` uses
@@ -60,11 +61,13 @@ from atomgraph.data.splits import random_split  # noqa: E402
 from atomgraph.models.affinity_cross_attention import CrossAttentionAffinity  # noqa: E402
 from atomgraph.models.affinity_joint import JointGraphAffinity  # noqa: E402
 from atomgraph.models.affinity_late_fusion import LateFusionAffinity  # noqa: E402
+from atomgraph.models.affinity_ligand_only import LigandOnlyAffinity  # noqa: E402
 
 GNN_MODELS: dict[str, Callable[[int, int], torch.nn.Module]] = {
     "late_fusion": lambda hidden, layers: LateFusionAffinity(hidden=hidden, layers=layers),
     "joint": lambda hidden, layers: JointGraphAffinity(hidden=hidden, layers=layers),
     "cross_attention": lambda hidden, layers: CrossAttentionAffinity(hidden=hidden, layers=layers, heads=4),
+    "ligand_only_gnn": lambda hidden, layers: LigandOnlyAffinity(hidden=hidden, layers=layers),
 }
 BASELINES = ("mean", "ligand_size")
 

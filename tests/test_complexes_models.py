@@ -29,6 +29,7 @@ from atomgraph.complexes.synthetic import (
 from atomgraph.models.affinity_cross_attention import CrossAttentionAffinity
 from atomgraph.models.affinity_joint import JointGraphAffinity
 from atomgraph.models.affinity_late_fusion import LateFusionAffinity
+from atomgraph.models.affinity_ligand_only import LigandOnlyAffinity
 from atomgraph.models.affinity_sequence import SequenceAffinity
 
 SMALL = {"hidden": 16, "layers": 2}
@@ -37,6 +38,7 @@ MODELS = {
     "late_fusion_atom": lambda: LateFusionAffinity(protein_level="atom", **SMALL),
     "late_fusion_zoo_gat": lambda: LateFusionAffinity(encoder="zoo:gat", protein_encoder="mpnn", **SMALL),
     "joint": lambda: JointGraphAffinity(**SMALL),
+    "ligand_only": lambda: LigandOnlyAffinity(**SMALL),
     "joint_attention_readout": lambda: JointGraphAffinity(readout="attention", encoder="gine", **SMALL),
     "cross_attention_atom": lambda: CrossAttentionAffinity(heads=2, **SMALL),
     "cross_attention_residue_rbf": lambda: CrossAttentionAffinity(

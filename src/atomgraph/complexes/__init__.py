@@ -20,7 +20,7 @@
 * Synthetic complexes for tests and examples (peptides, placed ligands): :mod:`atomgraph.complexes.synthetic`.
 
 Models (registered by name): ``affinity_late_fusion``, ``affinity_joint``, ``affinity_cross_attention``,
-``affinity_sequence`` in :mod:`atomgraph.models`.
+``affinity_sequence`` and the ``affinity_ligand_only`` baseline in :mod:`atomgraph.models`.
 """
 
 from atomgraph.complexes.augment import RandomRotationNoise, random_rotation

@@ -48,6 +48,7 @@ def _register_affinity_models() -> None:
         affinity_cross_attention,
         affinity_joint,
         affinity_late_fusion,
+        affinity_ligand_only,
         affinity_sequence,
     )
 

@@ -8,6 +8,7 @@ from atomgraph.models import (  # noqa: F401  (registers the models)
     affinity_cross_attention,
     affinity_joint,
     affinity_late_fusion,
+    affinity_ligand_only,
     affinity_sequence,
     cgcnn,
     dimenet,
