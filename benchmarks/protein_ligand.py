@@ -167,6 +167,15 @@ def train_model(
     return test_pred, info
 
 
+def headline(metrics: dict) -> dict[str, float]:
+    """The three numbers quoted per model: mean per-target Spearman, pooled Pearson r and RMSE (pK)."""
+    return {
+        "mean_target_spearman": metrics.get("per_target_mean", {}).get("spearman", float("nan")),
+        "pearson_r": metrics["pearson"],
+        "rmse": metrics["rmse"],
+    }
+
+
 def markdown(results: dict) -> str:
     lines = [
         f"# Protein-ligand affinity (OpenFF benchmark, {results['config']['split']} split)",
@@ -237,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     tested = ~np.isnan(predictions[args.models[0]])
     for name in args.models:
         metrics = affinity_metrics(y[tested], predictions[name][tested], np.asarray(groups)[tested])
-        results["models"][name] = {"metrics": metrics, "training": training[name]}
+        results["models"][name] = {**headline(metrics), "metrics": metrics, "training": training[name]}
     results["wall_seconds"] = time.perf_counter() - started
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2, default=float))
