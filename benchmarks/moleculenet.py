@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from results_json import finite_json, relative
 
 from atomgraph.data import load_split
 from atomgraph.evaluation.metrics import rmse, roc_auc
@@ -265,25 +266,6 @@ def mean_baseline(dataset, split: dict) -> dict:
 # ------------------------------------------------------------------------------------------------
 # data
 # ------------------------------------------------------------------------------------------------
-def finite_json(value):
-    """``value`` with NaN and infinities replaced by None, so the file is strict JSON."""
-    if isinstance(value, dict):
-        return {k: finite_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite_json(v) for v in value]
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    return value
-
-
-def relative(path: Path) -> str:
-    path = Path(path).resolve()
-    try:
-        return str(path.relative_to(ROOT))
-    except ValueError:
-        return str(path)
-
-
 def data_file(spec: Spec, args) -> Path:
     """The CSV to use: the original, or (``--limit``) a seeded sample of its rows in a temp folder."""
     path = args.data_dir / spec.file

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import shutil
 import sys
@@ -55,6 +54,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from results_json import finite_json, relative
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.linear_model import RidgeCV
 from sklearn.neural_network import MLPRegressor
@@ -291,25 +291,6 @@ TRAINING_KEYS = (
     "epochs", "max_time", "batch_size", "optimizer", "lr", "weight_decay", "scheduler", "plateau_factor",
     "plateau_patience", "min_lr", "early_stopping_patience", "gradient_clip",
 )  # fmt: skip
-
-
-def finite_json(value):
-    """``value`` with NaN and infinities replaced by None, so the file is strict JSON."""
-    if isinstance(value, dict):
-        return {k: finite_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite_json(v) for v in value]
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    return value
-
-
-def relative(path: Path) -> str:
-    path = Path(path).resolve()
-    try:
-        return str(path.relative_to(ROOT))
-    except ValueError:
-        return str(path)
 
 
 def epochs_run(run_dir: Path) -> tuple[int, int | None]:
