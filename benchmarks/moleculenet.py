@@ -155,10 +155,10 @@ def epochs_run(run_dir: Path) -> int:
 
 
 def run_ours(config: dict, spec: Spec, split: dict, args) -> dict:
-    from atomgraph.training.run import train
+    from atomgraph.evaluation.experiment import train_and_evaluate
 
     start = time.perf_counter()
-    run_dir = train(config, progress=not args.no_progress)
+    run_dir = train_and_evaluate(config, progress=not args.no_progress)
     seconds = time.perf_counter() - start
     saved = load_split(run_dir / "split.json")
     if any(not np.array_equal(saved[k], split[k]) for k in split):

@@ -95,7 +95,7 @@ def run_baselines(dataset, split: dict, targets: list[str], seed: int) -> dict:
 def run_model(name: str, target: str, args, split_file: Path) -> dict:
     """Train one model on one target within the budget and return its test metrics."""
     from atomgraph.training.config import load_config, wall_clock_budget
-    from atomgraph.training.run import train
+    from atomgraph.evaluation.experiment import train_and_evaluate
 
     hyper, lr = MODELS[name]
     run_dir = Path(args.run_root) / f"{name}_{target}"
@@ -125,7 +125,7 @@ def run_model(name: str, target: str, args, split_file: Path) -> dict:
         f"training.progress={str(args.progress).lower()}",
     ]
     start = time.perf_counter()
-    train(load_config(None, overrides), progress=args.progress)
+    train_and_evaluate(load_config(None, overrides), progress=args.progress)
     wall = time.perf_counter() - start
     metrics = json.loads((run_dir / "metrics.json").read_text())
     entry = dict(metrics["test"][target]["model"])

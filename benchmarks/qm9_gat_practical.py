@@ -308,12 +308,12 @@ def epochs_run(run_dir: Path) -> tuple[int, int | None]:
 
 
 def train_gnn(model: str, args, plots_dir: Path) -> dict:
-    from atomgraph.training.run import train
+    from atomgraph.evaluation.experiment import train_and_evaluate
 
     config = make_config(model, args)
     print(f"\n=== {model.upper()}: at most {args.epochs} epochs / {args.budget_min:g} min ===", flush=True)
     start = time.perf_counter()
-    run_dir = train(config, progress=not args.no_progress)
+    run_dir = train_and_evaluate(config, progress=not args.no_progress)
     seconds = time.perf_counter() - start
     metrics = json.loads((run_dir / "metrics.json").read_text())
     test = metrics["test"][TARGET]

@@ -25,9 +25,10 @@ import torch
 from torch import nn
 from torch_geometric.loader import DataLoader
 
-from atomgraph.data import GraphSettings, TargetNormalizer, random_split
+from atomgraph.data import TargetNormalizer, random_split
 from atomgraph.data.qm9 import load_qm9
 from atomgraph.graphs.geometry import edge_lengths, edge_vectors
+from atomgraph.graphs.spec import GraphSpec
 from atomgraph.models import build_model
 
 RESULTS = Path(__file__).resolve().parent / "results" / "qm9_schnet_vs_pyg.json"
@@ -85,7 +86,7 @@ def make_model(framework: str, extensive: bool, args) -> nn.Module:
 
 def data(args):
     dataset = load_qm9(
-        GraphSettings(kind="radius", cutoff=args.cutoff),
+        GraphSpec(kind="radius", cutoff=args.cutoff),
         subset=args.train + args.val + args.test,
         seed=0,
         cache=args.cache,

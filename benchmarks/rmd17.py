@@ -28,7 +28,7 @@ from atomgraph.data.deepmd import find_systems, read_system
 from atomgraph.md import Calculator, run_md
 from atomgraph.models import available_models
 from atomgraph.training.config import load_config
-from atomgraph.training.run import train
+from atomgraph.evaluation.experiment import train_and_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -195,7 +195,7 @@ def main() -> None:
             split_file = run_dir.parent / f"split_{molecule}_{args.n_train}_{args.n_val}_{args.n_test}.json"
             write_split(split_file, args.n_train, args.n_val, args.n_test, args.seed)
             start = time.perf_counter()
-            train(run_config(args, molecule, model, run_dir, split_file), progress=False)
+            train_and_evaluate(run_config(args, molecule, model, run_dir, split_file), progress=False)
             seconds = time.perf_counter() - start
             metrics = json.loads((run_dir / "metrics.json").read_text())["test"]
             results.setdefault(molecule, {})[model] = {

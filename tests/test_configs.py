@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from atomgraph.models import model_class
+from atomgraph.models import model_card
 from atomgraph.training.config import load_config
-from atomgraph.training.datasets import COMPLEX_DATASETS, graph_settings
+from atomgraph.training.datasets import graph_spec
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 
@@ -21,10 +21,7 @@ def test_configs_are_shipped():
 def test_config_loads(path):
     config = load_config(path)
     assert config["run_dir"] == f"runs/{config['name']}"
-    cls = model_class(config["model"]["name"])
-    if config["data"]["dataset"] not in COMPLEX_DATASETS:
-        settings = graph_settings(config)
-        assert settings.kind == getattr(cls, "graph_kind", settings.kind)
+    assert graph_spec(config).kind == model_card(config["model"]["name"]).graph_kind
 
 
 def test_settings_from_code_merge_like_a_config_file():

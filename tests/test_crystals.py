@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-import warnings
 from pathlib import Path
 
 import ase.io
@@ -20,23 +19,21 @@ from torch_geometric.data import Batch
 
 from atomgraph.data.cif_archive import iter_archive, parse_structure
 from atomgraph.data.crystals import (
-    flags_by_name,
     load_crystals,
-    per_atom_flags,
     read_labels,
-    screen_largest_flags,
 )
-from atomgraph.data.graph_settings import GraphSettings
 from atomgraph.data.parallel_graphs import graphs_from_texts
 from atomgraph.evaluation.ablation import parse_sweep_arguments, sweep_configs
 from atomgraph.evaluation.descriptor_baseline import DescriptorBaseline, descriptor_matrix, magpie_features
 from atomgraph.evaluation.shortcut import scramble_elements, shortcut_diagnostic
 from atomgraph.graphs import radius_graph
+from atomgraph.graphs.spec import GraphSpec
 from atomgraph.models import build_model
 from atomgraph.models.crystal_head import readout_mismatches, resolve_readouts
 from atomgraph.models.lattice import lattice_features
-from atomgraph.training.config import load_config
-from atomgraph.training.datasets import graph_settings, load_dataset
+from atomgraph.targets import TargetSet, TargetSpec
+from atomgraph.training.config import ConfigError, load_config
+from atomgraph.training.datasets import graph_spec, load_dataset
 
 MP_LABELS = "id_prop_multi_eform_gap_efermi_volume_mag.csv"
 SMALL = {
@@ -204,7 +201,7 @@ def test_archive_dataset_streams_without_unpacking(tmp_path):
     assert len(list((tmp_path / "cache").iterdir())) == 1  # just the processed dataset
     assert dataset.targets.names[:2] == ["formation_energy_per_atom", "band_gap"]
     assert dataset.targets.units[0] == "eV/atom" and dataset.targets.extensive[3]  # volume: extensive
-    assert per_atom_flags(dataset)[0] and screen_largest_flags(dataset)[1]
+    assert dataset.targets[0].reduction == "per_atom" and dataset.targets[1].ranks_first == "high"
     skipped = {entry["id"]: entry["error"] for entry in dataset.meta.skipped}
     assert set(skipped) == {"2", "12"}  # the junk CIF and the label row without a structure
     assert "no structure file" in skipped["12"]
@@ -215,14 +212,14 @@ def test_archive_dataset_streams_without_unpacking(tmp_path):
     np.testing.assert_allclose(y[2, 0], synthetic_labels(structures[3])[0], rtol=1e-6)
     graph = dataset[0]
     assert graph.edge_index.shape[1] == 12 * graph.num_nodes  # 12 nearest within 8 Å
-    again = load_crystals(source, cache=tmp_path / "cache", progress=False, extensive={"band_gap": True})
-    assert len(again) == 11 and again.targets.extensive[1]  # from the cache, with a flag override
+    again = load_crystals(source, cache=tmp_path / "cache", progress=False, reductions={"band_gap": "sum"})
+    assert len(again) == 11 and again.targets.extensive[1]  # from the cache, with a reduction override
 
 
 def test_parallel_build_matches_serial():
     texts = [(k, f"s{k}", "cif", cif_bytes(atoms).decode()) for k, atoms in enumerate(crystals(6))]
     texts.append((6, "junk", "cif", "not a cif"))
-    settings = GraphSettings(cutoff=6.0, max_neighbors=12)
+    settings = GraphSpec(cutoff=6.0, max_neighbors=12)
     serial = graphs_from_texts(texts, settings, workers=1, progress=False)
     parallel = graphs_from_texts(texts, settings, workers=2, chunk_size=2, progress=False)
     assert sorted(parallel) == sorted(serial) == list(range(7))
@@ -264,12 +261,13 @@ def test_bad_structures_are_reported():
         parse_structure("garbage", "vasp", "x")
 
 
-def test_flags_by_name():
-    assert flags_by_name(["a", "b"], None) is None
-    assert flags_by_name(["a", "b"], [True, False]) == {"a": True, "b": False}
-    assert flags_by_name(["a", "b"], {"b": True}) == {"b": True}
-    with pytest.raises(ValueError, match="unknown"):
-        flags_by_name(["a"], {"c": True})
+def test_reductions_from_the_config_change_only_the_named_targets(tmp_path):
+    config = crystal_config(tmp_path)
+    config["data"]["reductions"] = {"band_gap": "sum"}
+    assert [t.reduction for t in load_dataset(config, progress=False).targets] == ["per_atom", "sum"]
+    config["data"]["reductions"] = {"nope": "sum"}
+    with pytest.raises(ConfigError, match="unknown targets"):
+        load_dataset(config, progress=False)
 
 
 # ------------------------------------------------------------------------ baselines, diagnostics
@@ -323,13 +321,13 @@ def test_shortcut_diagnostic_tells_chemistry_from_shortcuts():
 
 
 def test_readout_mismatch_messages():
-    names, extensive, per_atom = ["e_per_atom", "volume", "gap"], [False, True, False], [True, False, False]
-    assert readout_mismatches(names, extensive, per_atom, "auto") == []
-    assert readout_mismatches(names, extensive, per_atom, ["per_atom", "sum", "mean"]) == []
-    messages = readout_mismatches(names, extensive, per_atom, "sum")
+    targets = TargetSet([TargetSpec("e_per_atom", reduction="per_atom"), TargetSpec("volume", reduction="sum"),
+                         TargetSpec("gap")])  # fmt: skip
+    assert readout_mismatches(targets, "auto") == []
+    assert readout_mismatches(targets, ["per_atom", "sum", "mean"]) == []
+    messages = readout_mismatches(targets, "sum")
     assert len(messages) == 2 and "mismatched-readout pitfall" in messages[0]
-    assert len(readout_mismatches(names, [True, True, False], per_atom, "auto")) == 1  # marked extensive
-    assert len(readout_mismatches(names, extensive, per_atom, "set2set")) == 1  # volume not summed
+    assert len(readout_mismatches(targets, "set2set")) == 1  # volume not summed
     with pytest.raises(ValueError):
         resolve_readouts(["mean"], [False, False])
 
@@ -363,29 +361,34 @@ def crystal_config(tmp_path: Path, **model) -> dict:
     )
 
 
-def test_crystal_graph_defaults_and_readout_warning(tmp_path):
+def test_crystal_graph_is_the_preset_unless_configured_and_readout_warning(tmp_path):
     config = crystal_config(tmp_path)
-    settings = graph_settings(config)
-    assert (settings.cutoff, settings.max_neighbors) == (8.0, 12)  # CGCNN's graph unless configured
-    config["data"]["graph"]["cutoff"] = config["model"]["cutoff"] = 6.0
-    assert (graph_settings(config).cutoff, graph_settings(config).max_neighbors) == (6.0, None)
-    config = crystal_config(tmp_path, readout="sum")
-    with pytest.warns(UserWarning, match="mismatched-readout pitfall"):
-        load_dataset(config, progress=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        load_dataset(crystal_config(tmp_path), progress=False)  # auto readout: no warning
+    spec = graph_spec(config)
+    assert (spec.cutoff, spec.max_neighbors, spec.preset) == (8.0, 12, "cgcnn_crystal")
+    # an explicit value is never compared with a default: 5 Å keeps the preset's 12-neighbour cap
+    config["data"]["graph"] = {"cutoff": 5.0}
+    assert (graph_spec(config).cutoff, graph_spec(config).max_neighbors) == (5.0, 12)
+    config["data"]["graph"] = {"cutoff": 6.0, "max_neighbors": None}
+    assert (graph_spec(config).cutoff, graph_spec(config).max_neighbors) == (6.0, None)
+    config["data"]["graph"] = "molecule"
+    assert (graph_spec(config).cutoff, graph_spec(config).max_neighbors) == (5.0, None)
+    config["model"]["cutoff"] = 6.0
+    with pytest.raises(ConfigError, match=r"model\.cutoff"):
+        graph_spec(config)
+    targets = load_dataset(crystal_config(tmp_path), progress=False).targets
+    assert "mismatched-readout pitfall" in readout_mismatches(targets, "sum")[0]
+    assert readout_mismatches(targets, "auto") == []
 
 
 @pytest.fixture(scope="module")
 def crystal_run(tmp_path_factory):
     """A tiny CGCNN run trained with a mismatched readout for the per-atom target (on purpose)."""
-    from atomgraph.training.run import train
+    from atomgraph.evaluation.experiment import train_and_evaluate
 
     tmp_path = tmp_path_factory.mktemp("crystal_run")
     config = crystal_config(tmp_path, readout="[sum, mean]")
     with pytest.warns(UserWarning, match="pitfall"):
-        run_dir = train(config, progress=False)
+        run_dir = train_and_evaluate(config, progress=False)
     return tmp_path, Path(run_dir)
 
 
@@ -459,7 +462,7 @@ def test_ablation_arguments_and_configs(tmp_path):
     runs = sweep_configs(crystal_config(tmp_path), [4.0, 6.0], [2, 3], tmp_path / "ablation")
     assert len(runs) == 4
     cutoff, depth, config = runs[-1]
-    assert (cutoff, depth, config["model"]["layers"], config["model"]["cutoff"]) == (6.0, 3, 3, 6.0)
-    settings = graph_settings(config)
+    assert (cutoff, depth, config["model"]["layers"], "cutoff" not in config["model"]) == (6.0, 3, 3, True)
+    settings = graph_spec(config)
     assert (settings.cutoff, settings.max_neighbors) == (6.0, 12)
     assert config["run_dir"].endswith("cutoff6_depth3")

@@ -13,7 +13,6 @@ from torch_geometric.data import Batch
 import atomgraph.data.csv_dataset as csv_dataset
 from atomgraph.data import (
     GraphDataset,
-    GraphSettings,
     TargetNormalizer,
     load_csv,
     load_split,
@@ -24,12 +23,14 @@ from atomgraph.data import (
     structures_dataset,
 )
 from atomgraph.data.build import build_dataset
-from atomgraph.data.graph_dataset import DatasetMeta, TargetInfo
+from atomgraph.data.graph_dataset import DatasetMeta
 from atomgraph.data.qm9 import molecule_from_xyz
 from atomgraph.data.splits import murcko_scaffold, split_sizes
+from atomgraph.graphs.spec import GraphSpec
 from atomgraph.structures import from_smiles
+from atomgraph.targets import TargetSet, TargetSpec
 
-RADIUS = GraphSettings(kind="radius", cutoff=4.0)
+RADIUS = GraphSpec(kind="radius", cutoff=4.0)
 
 
 def assert_partition(split: dict, n: int, complete: bool = True) -> None:
@@ -283,7 +284,7 @@ def test_empty_dataset_is_an_error():
     def broken():
         raise ValueError("nope")
 
-    meta = DatasetMeta("empty", TargetInfo(["y"], [""], [False]))
+    meta = DatasetMeta("empty", TargetSet([TargetSpec("y")]))
     with pytest.raises(ValueError, match="no graphs"):
         build_dataset([("r0", broken, np.array([1.0]))], RADIUS, meta, progress=False)
     assert meta.skipped and meta.skipped[0]["error"] == "nope"
@@ -353,7 +354,7 @@ def test_load_csv_second_call_reads_the_cache(tmp_path, monkeypatch):
         load_csv(
             path,
             target_columns=["y"],
-            settings=GraphSettings(kind="bond", explicit_hydrogens=True),
+            settings=GraphSpec(kind="bond", explicit_hydrogens=True),
             cache=cache,
             progress=False,
         )
@@ -361,7 +362,7 @@ def test_load_csv_second_call_reads_the_cache(tmp_path, monkeypatch):
     with_h = load_csv(
         path,
         target_columns=["y"],
-        settings=GraphSettings(kind="bond", explicit_hydrogens=True),
+        settings=GraphSpec(kind="bond", explicit_hydrogens=True),
         cache=cache,
         progress=False,
     )

@@ -11,8 +11,8 @@ from rdkit import Chem
 from torch import nn
 
 from atomgraph.complexes.synthetic import example_graph
-from atomgraph.data import GraphSettings
 from atomgraph.evaluation.attention import bond_weights, select_attention, stack_attention
+from atomgraph.evaluation.experiment import train_and_evaluate
 from atomgraph.evaluation.explain import (
     MAX_BOND_WIDTH,
     attribute_atoms,
@@ -23,13 +23,13 @@ from atomgraph.evaluation.explain import (
     molecule_and_graph,
 )
 from atomgraph.graphs import bond_graph, edge_lengths, edge_vectors
+from atomgraph.graphs.spec import GraphSpec
 from atomgraph.models import available_models, build_model, model_class
 from atomgraph.structures import from_smiles
 from atomgraph.training.config import load_config
-from atomgraph.training.run import train
 
 SMILES = "CC(=O)Oc1ccccc1C(=O)O"
-HEAVY = GraphSettings(kind="bond", explicit_hydrogens=False)
+HEAVY = GraphSpec(kind="bond", explicit_hydrogens=False)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -146,10 +146,10 @@ def test_gradient_times_input_on_atom_features():
 
 def graph_for(name: str):
     cls = model_class(name)
-    if cls.graph_kind in ("complex", "sequence"):
-        return example_graph(cls.graph_kind)
+    if cls.card.graph_kind in ("complex", "sequence"):
+        return example_graph(cls.card.graph_kind)
     atoms = from_smiles("CC(=O)O", embed_3d=True)
-    return GraphSettings(kind=cls.graph_kind).build(atoms)
+    return GraphSpec(kind=cls.card.graph_kind).build(atoms)
 
 
 def test_gradient_importance_works_for_every_registered_model():
@@ -187,7 +187,7 @@ class PositionsOnly(nn.Module):
 
 
 def test_gradient_falls_back_to_positions():
-    graph = GraphSettings(kind="radius").build(from_smiles("CCO", embed_3d=True))
+    graph = GraphSpec(kind="radius").build(from_smiles("CCO", embed_3d=True))
     importance, method = attribute_atoms(PositionsOnly(), graph)
     assert method == "pos" and importance.shape == (9,) and bool((importance > 0).all())
     torch.testing.assert_close(gradient_atom_importance(PositionsOnly(), graph), importance)
@@ -208,7 +208,7 @@ def test_explain_attention_with_a_model_and_settings(tmp_path):
     assert result["top_bonds"][0] == int(np.argmax(expected))
     torch.testing.assert_close(torch.as_tensor(result["prediction"]), model(graph)[0].double())
 
-    with_h = explain(model, SMILES, tmp_path / "gat_h.svg", GraphSettings(kind="bond"), layer=1, head=0)
+    with_h = explain(model, SMILES, tmp_path / "gat_h.svg", GraphSpec(kind="bond"), layer=1, head=0)
     assert with_h["mol"].GetNumAtoms() == 21 and len(with_h["bond_weights"]) == 21
     assert "<svg" in (tmp_path / "gat_h.svg").read_text()
 
@@ -221,8 +221,10 @@ def test_explain_gradient_for_models_without_attention(tmp_path):
     assert result["top_atoms"][0] == int(np.argmax(result["atom_weights"]))
     assert_png(tmp_path / "gcn.png")
 
-    schnet = build_model("schnet", hidden=8, filters=8, interactions=1, num_rbf=8, cutoff=4.0)
-    result = explain(schnet, "CCO", tmp_path / "schnet.svg", GraphSettings(kind="radius", cutoff=4.0))
+    schnet = build_model(
+        "schnet", hidden=8, filters=8, interactions=1, num_rbf=8, graph=GraphSpec(cutoff=4.0)
+    )
+    result = explain(schnet, "CCO", tmp_path / "schnet.svg", GraphSpec(kind="radius", cutoff=4.0))
     assert result["method"] == "embedding" and result["mol"].GetNumAtoms() == 9  # with hydrogens
     assert len(result["atom_weights"]) == 9
 
@@ -251,7 +253,7 @@ def test_explain_a_trained_gat_run(tmp_path, scaffold_csv):
             "training.early_stopping_patience=0",
         ],
     )
-    run_dir = train(config, progress=False)
+    run_dir = train_and_evaluate(config, progress=False)
     result = explain(run_dir, "CCO", tmp_path / "out.png")
     assert result["method"] == "attention"
     assert_png(tmp_path / "out.png")

@@ -19,10 +19,12 @@ from scipy.special import spherical_jn as scipy_jn
 from torch_geometric.data import Batch
 
 from atomgraph.graphs import radius_graph
+from atomgraph.graphs.spec import GraphSpec
 from atomgraph.models import build_model, model_class
 from atomgraph.nn.spherical import spherical_bessel_zeros, spherical_jn, spherical_y_l0
 
 CUTOFF = 4.0
+SPEC = GraphSpec(cutoff=CUTOFF)
 SMALL = {
     "schnet": {"hidden": 16, "filters": 16, "interactions": 2, "num_rbf": 12},
     "painn": {"hidden": 16, "interactions": 2, "num_rbf": 8},
@@ -55,7 +57,9 @@ def build(name: str, **extra) -> torch.nn.Module:
     torch.set_default_dtype(torch.float64)
     try:
         torch.manual_seed(0)
-        return build_model(name, extensive=(True,), cutoff=CUTOFF, **{**SMALL[name], **extra}).eval()
+        return build_model(
+            name, extensive=(True,), graph=SPEC, **{**SMALL[name], **extra}
+        ).eval()
     finally:
         torch.set_default_dtype(previous)
 
@@ -334,14 +338,16 @@ def test_registry_names_and_graph_kind():
     assert model_class("dimenet++") is model_class("DimeNetPP")
     assert model_class("nequip") is model_class("equivariant")
     for name in ("painn", "dimenet++", "equivariant"):
-        assert model_class(name).graph_kind == "radius"
+        assert model_class(name).card.graph_kind == "radius"
 
 
 def test_float32_models_run():
     graphs = Batch.from_data_list([radius_graph(molecule(12), CUTOFF), radius_graph(crystal(12), CUTOFF)])
     for name in NAMES:
         torch.manual_seed(0)
-        model = build_model(name, extensive=(True, False), cutoff=CUTOFF, **SMALL[name]).eval()
+        model = build_model(
+            name, extensive=(True, False), graph=SPEC, **SMALL[name]
+        ).eval()
         with torch.no_grad():
             out = model(graphs)
         assert out.shape == (2, 2) and out.dtype == torch.float32 and bool(torch.isfinite(out).all())

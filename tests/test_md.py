@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 from atomgraph.cli.main import app
 from atomgraph.data.lennard_jones import lennard_jones_clusters
+from atomgraph.evaluation.experiment import train_and_evaluate
 from atomgraph.md import Calculator, CommitteeCalculator, relax, run_md
 from atomgraph.training.config import load_config
-from atomgraph.training.run import train
 
 #: NVE energy conservation bound: |E_total(1000 steps) - E_total(0)| / N_atoms, 1 fs steps, 7 atoms.
 NVE_DRIFT_BOUND_EV_PER_ATOM = 1e-4  # 0.1 meV/atom (measured ~0.01 meV/atom)
@@ -42,7 +42,6 @@ def lj_run(tmp_path_factory):
             "model.filters=16",
             "model.interactions=2",
             "model.num_rbf=12",
-            "model.cutoff=4.0",
             "training.epochs=4",
             "training.batch_size=16",
             "training.lr=0.005",
@@ -53,7 +52,7 @@ def lj_run(tmp_path_factory):
             "training.precision=64-true",
         ],
     )
-    return train(config, progress=False)
+    return train_and_evaluate(config, progress=False)
 
 
 def cluster(n: int = 7, seed: int = 3) -> Atoms:

@@ -16,22 +16,28 @@ from scipy.spatial.transform import Rotation
 from torch_geometric.data import Batch
 
 from atomgraph.complexes.synthetic import example_graph
-from atomgraph.data import GraphSettings
 from atomgraph.graphs import radius_graph
+from atomgraph.graphs.spec import GraphSpec
 from atomgraph.models import available_models, build_model, model_class, register_model
 from atomgraph.structures import from_smiles, mol_to_atoms
 
 CUTOFF = 4.0
 RADIUS_MODELS = {
-    "schnet": {"hidden": 16, "filters": 16, "interactions": 2, "num_rbf": 12, "cutoff": CUTOFF},
-    "simple_gnn": {"dim": 16, "num_rbf": 12, "layers": 2, "cutoff": CUTOFF},
+    "schnet": {
+        "hidden": 16,
+        "filters": 16,
+        "interactions": 2,
+        "num_rbf": 12,
+        "graph": GraphSpec(cutoff=CUTOFF),
+    },
+    "simple_gnn": {"dim": 16, "num_rbf": 12, "layers": 2, "graph": GraphSpec(cutoff=CUTOFF)},
 }
 MPNN_SMALL = {"hidden": 16, "steps": 2, "set2set_steps": 2, "edge_hidden": 16}
 SMILES = ["CCO", "c1ccncc1", "CC(=O)O", "OC1CCCC1"]
 BOND_VARIANTS = {
-    "plain": GraphSettings(kind="bond"),
-    "virtual+master": GraphSettings(kind="bond", virtual_edges=True, master_node=True),
-    "heavy_atoms": GraphSettings(kind="bond", explicit_hydrogens=False),
+    "plain": GraphSpec(kind="bond"),
+    "virtual+master": GraphSpec(kind="bond", virtual_edges=True, master_node=True),
+    "heavy_atoms": GraphSpec(kind="bond", explicit_hydrogens=False),
 }
 EXTENSIVE = (True, False)  # two targets: one summed, one averaged over atoms
 
@@ -211,12 +217,12 @@ def test_mpnn_rotation_translation_invariant(variant, float64):
 
 def test_mpnn_distance_features_matter_and_need_3d():
     atoms = bond_atoms("CCO")
-    graph = GraphSettings(kind="bond").build(atoms)
+    graph = GraphSpec(kind="bond").build(atoms)
     model = mpnn_model(graph, "rbf")
     stretched = graph.clone()
     stretched.pos = graph.pos * 1.3
     assert not torch.allclose(model(stretched), model(graph))
-    flat = GraphSettings(kind="bond").build(from_smiles("CCO"))  # 2D depiction only
+    flat = GraphSpec(kind="bond").build(from_smiles("CCO"))  # 2D depiction only
     with pytest.raises(ValueError, match="3D"):
         model(flat)
     assert mpnn_model(flat, "none")(flat).shape == (1, 2)
@@ -245,7 +251,7 @@ def test_registry_names_are_case_insensitive_and_bad_arguments_are_reported():
 def test_registering_a_taken_name_is_an_error():
     with pytest.raises(ValueError, match="already registered"):
 
-        @register_model("schnet")
+        @register_model("schnet", card=model_class("schnet").card)
         class Impostor(torch.nn.Module):
             pass
 
@@ -254,7 +260,7 @@ def test_registering_a_taken_name_is_an_error():
 
 def test_every_registered_model_builds_and_runs():
     assert {"schnet", "simple_gnn", "mpnn"} <= set(available_models())
-    bond = GraphSettings(kind="bond").build(bond_atoms("CCO"))
+    bond = GraphSpec(kind="bond").build(bond_atoms("CCO"))
     radius = radius_graph(molecules(1)[0], 5.0)
     inputs = {"atom_dim": bond.x.shape[1], "edge_dim": bond.edge_attr.shape[1]}
     for name in available_models():
@@ -264,13 +270,14 @@ def test_every_registered_model_builds_and_runs():
             for p in inspect.signature(cls).parameters.values()
             if p.default is inspect.Parameter.empty and p.kind is p.POSITIONAL_OR_KEYWORD
         ]
+        required = [p for p in required if p != "graph"]  # build_model passes the card's preset
         assert set(required) <= set(inputs), f"{name}: do not know how to fill {required}"
         model = build_model(name, extensive=(True,), **{k: inputs[k] for k in required}).eval()
-        assert getattr(cls, "graph_kind", None) in ("radius", "bond", "complex", "sequence"), name
-        if cls.graph_kind in ("complex", "sequence"):
-            graph = example_graph(cls.graph_kind)
+        assert cls.card.graph_kind in ("radius", "bond", "complex", "sequence"), name
+        if cls.card.graph_kind in ("complex", "sequence"):
+            graph = example_graph(cls.card.graph_kind)
         else:
-            graph = bond if cls.graph_kind == "bond" else radius
+            graph = bond if cls.card.graph_kind == "bond" else radius
         with torch.no_grad():
             out = model(Batch.from_data_list([graph, graph]))
         assert out.shape == (2, 1), name

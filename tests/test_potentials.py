@@ -14,25 +14,28 @@ from conftest import random_molecule
 from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
 
-from atomgraph.data import GraphSettings
 from atomgraph.data.lennard_jones import lennard_jones_clusters, load_lennard_jones
+from atomgraph.evaluation.experiment import train_and_evaluate
 from atomgraph.evaluation.predict import predict_file
 from atomgraph.evaluation.report import evaluate_run
 from atomgraph.graphs import radius_graph
+from atomgraph.graphs.spec import GraphSpec
+from atomgraph.runs import TrainedRun
 from atomgraph.tasks.potential import PotentialTask, cast_graph, energy_forces_stress
 from atomgraph.training.config import load_config
+from atomgraph.training.datasets import is_potential
 from atomgraph.training.potential_module import PotentialModule, predict_potential
-from atomgraph.training.run import is_potential, load_module, train
 
-SCHNET = {"name": "schnet", "hidden": 16, "filters": 16, "interactions": 2, "num_rbf": 12, "cutoff": 4.0}
-ENERGY = {"names": ["energy"], "units": ["eV"], "extensive": [True]}
+SCHNET = {"name": "schnet", "hidden": 16, "filters": 16, "interactions": 2, "num_rbf": 12}
+GRAPH = GraphSpec(cutoff=4.0).to_dict()
+ENERGY = [{"name": "energy", "unit": "eV", "reduction": "sum"}]
 OPTIM = {"optimizer": "adam", "lr": 3e-3, "weight_decay": 0.0, "scheduler": "none", "warmup_steps": 0}
 
 
 def potential_module(seed: int = 0, dtype: torch.dtype = torch.float64, std: float = 3.0) -> PotentialModule:
     """A SchNet potential with a non-trivial normaliser (std, per-element references)."""
     torch.manual_seed(seed)
-    module = PotentialModule(SCHNET, ENERGY, {"kind": "potential"}, OPTIM)
+    module = PotentialModule(SCHNET, ENERGY, {"kind": "potential"}, OPTIM, graph=GRAPH)
     module.model.to(dtype)
     module.normalizer.std.fill_(std)
     module.normalizer.mean.fill_(-0.3)
@@ -154,9 +157,9 @@ def test_loss_terms_and_masks():
 
 def test_potential_loss_decreases_on_lennard_jones_clusters():
     torch.manual_seed(0)
-    settings = GraphSettings(cutoff=4.0)
+    settings = GraphSpec(cutoff=4.0)
     dataset = load_lennard_jones(settings, count=64, min_atoms=4, max_atoms=6, min_distance=1.0)
-    module = PotentialModule(SCHNET, ENERGY, {"kind": "potential"}, OPTIM)
+    module = PotentialModule(SCHNET, ENERGY, {"kind": "potential"}, OPTIM, graph=GRAPH)
     module.normalizer.fit(dataset.targets_array(), dataset.atomic_numbers())
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-2)
     losses = []
@@ -194,7 +197,7 @@ def test_potential_run_end_to_end_in_float64(tmp_path):
             "training.precision=64-true",
         ],
     )
-    run = train(config, progress=False)
+    run = train_and_evaluate(config, progress=False)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["task"] == "potential"
     assert metrics["test"]["energy_per_atom"]["unit"] == "meV/atom"
@@ -203,11 +206,11 @@ def test_potential_run_end_to_end_in_float64(tmp_path):
         assert (run / "plots" / plot).exists()
     logged = (run / "logs" / "metrics.csv").read_text().splitlines()[0]
     assert "val_force_mae_mev_per_a" in logged and "val_energy_mae_mev_per_atom" in logged
-    module = load_module(run)
+    module = TrainedRun.load(run).module
     assert isinstance(module, PotentialModule)
     assert next(module.model.parameters()).dtype == torch.float64
     assert module.normalizer.atomref.dtype == torch.float64 and float(module.normalizer.atomref[18, 0]) != 0.0
-    dataset = load_lennard_jones(GraphSettings(cutoff=4.0), count=5)
+    dataset = load_lennard_jones(GraphSpec(cutoff=4.0), count=5)
     pred = predict_potential(module, dataset)
     assert pred["energy"].shape == (5,) and pred["forces"].shape == pred["forces_true"].shape
     again = evaluate_run(run, verbose=False)  # `atomgraph evaluate` rebuilds data, split and module
@@ -222,4 +225,4 @@ def test_task_kind_is_checked():
     with pytest.raises(ValueError, match=r"task\.kind"):
         is_potential({"kind": "forces"})
     with pytest.raises(ValueError, match="energy"):
-        PotentialModule(SCHNET, {"names": ["gap"], "units": ["eV"], "extensive": [False]}, {}, OPTIM)
+        PotentialModule(SCHNET, [{"name": "gap", "unit": "eV"}], {}, OPTIM, graph=GRAPH)

@@ -28,6 +28,7 @@ from atomgraph.data.qm9_source import (
     parse_uncharacterized,
     read_qm9_archive,
 )
+from atomgraph.targets import QM9
 
 
 # --------------------------------------------------------------------------------------------------
@@ -134,7 +135,7 @@ def test_targets_table():
     for name in ("homo", "lumo", "gap", "zpve", "U0", "U", "H", "G"):
         assert by_name[name].unit == "eV" and by_name[name].source_unit == "Hartree"
         assert by_name[name].factor == HARTREE_TO_EV == 27.211386245988
-    assert {t.name for t in QM9_TARGETS if t.extensive} == {"alpha", "r2", "zpve", "U0", "U", "H", "G", "Cv"}
+    assert {t.name for t in QM9 if t.extensive} == {"alpha", "r2", "zpve", "U0", "U", "H", "G", "Cv"}
     assert by_name["mu"].unit == "D" and by_name["A"].unit == "GHz" and by_name["Cv"].unit == "cal/mol/K"
 
 

@@ -20,13 +20,14 @@ from typer.testing import CliRunner
 
 import atomgraph.training.run as run_module
 from atomgraph.cli.main import app
+from atomgraph.evaluation.experiment import train_and_evaluate
 from atomgraph.evaluation.predict import predict_file
+from atomgraph.runs import TrainedRun
 from atomgraph.structures import read_all
 from atomgraph.training.config import ConfigError, load_config
 from atomgraph.training.datasets import load_dataset, make_split
-from atomgraph.training.run import load_module, train
 
-SCHNET = {"name": "schnet", "hidden": 16, "filters": 16, "interactions": 2, "num_rbf": 12, "cutoff": 4.0}
+SCHNET = {"name": "schnet", "hidden": 16, "filters": 16, "interactions": 2, "num_rbf": 12}
 MPNN = {"name": "mpnn", "hidden": 16, "steps": 2, "set2set_steps": 2, "edge_hidden": 16, "distance": "none"}
 FAST = {
     "batch_size": 8,
@@ -105,7 +106,7 @@ def structures_run(tmp_path_factory):
     xyz = root / "mols.xyz"
     write_xyz(xyz, n=40, seed=0, noise=0.02)
     config = load(root, structures_config(root, xyz, epochs=20, lr=1e-2))
-    run_dir = train(config)
+    run_dir = train_and_evaluate(config)
     return run_dir, xyz, config
 
 
@@ -160,7 +161,7 @@ def test_normalizer_uses_training_rows_only(structures_run):
     # fitting on every row would have given other references: the run really used the training rows
     all_coef, _, all_std = hand_fit(range(len(molecules)))
     assert np.abs(all_coef - coef).max() > 1e-3 or abs(all_std - std) > 1e-3
-    module = load_module(run_dir)
+    module = TrainedRun.load(run_dir).module
     torch.testing.assert_close(module.normalizer.atomref, state["normalizer.atomref"])
 
 
@@ -229,7 +230,7 @@ def test_resume_after_a_kill_continues_from_the_last_checkpoint(tmp_path, monkey
         return trainer
 
     monkeypatch.setattr(run_module, "make_trainer", make_trainer)
-    train(load_config(path), resume=True)
+    train_and_evaluate(load_config(path), resume=True)
     assert recorder.start == 4  # not from 0
     assert recorder.steps == [5, 6, 7, 8, 9, 10]
     assert checkpoint_step(run_dir) == 10
@@ -242,12 +243,12 @@ def test_resume_with_a_larger_max_steps(tmp_path):
     write_xyz(xyz, n=40, seed=0)
     config = structures_config(tmp_path, xyz, max_steps=6, checkpoint_every_n_steps=2, epochs=50)
     path = write_config(tmp_path / "run.yaml", config)
-    run_dir = train(load_config(path))
+    run_dir = train_and_evaluate(load_config(path))
     assert checkpoint_step(run_dir) == 6
-    train(load_config(path, ["training.max_steps=12"]), resume=True)
+    train_and_evaluate(load_config(path, ["training.max_steps=12"]), resume=True)
     assert checkpoint_step(run_dir) == 12
     with pytest.raises(FileNotFoundError, match="cannot resume"):
-        train(load_config(path, ["run_dir=" + str(tmp_path / "elsewhere")]), resume=True)
+        train_and_evaluate(load_config(path, ["run_dir=" + str(tmp_path / "elsewhere")]), resume=True)
 
 
 def test_run_shorter_than_an_epoch_finishes_and_resumes(tmp_path):
@@ -256,11 +257,11 @@ def test_run_shorter_than_an_epoch_finishes_and_resumes(tmp_path):
     write_xyz(xyz, n=40, seed=0)
     config = structures_config(tmp_path, xyz, max_steps=2, early_stopping_patience=5)
     path = write_config(tmp_path / "run.yaml", config)
-    run_dir = train(load_config(path))
+    run_dir = train_and_evaluate(load_config(path))
     assert checkpoint_step(run_dir) == 2
     assert not (run_dir / "checkpoints" / "best.ckpt").exists()
     assert json.loads((run_dir / "metrics.json").read_text())["n_test"] == 4
-    train(load_config(path, ["training.max_steps=6"]), resume=True)
+    train_and_evaluate(load_config(path, ["training.max_steps=6"]), resume=True)
     assert checkpoint_step(run_dir) == 6
     assert checkpoint_step(run_dir, "best") == 4  # validated once, at the end of epoch 0
 
@@ -269,7 +270,7 @@ def test_early_stopping_ends_a_run_that_stops_improving(tmp_path):
     xyz = tmp_path / "mols.xyz"
     write_xyz(xyz, n=40, seed=0)
     config = structures_config(tmp_path, xyz, lr=0.0, epochs=10, early_stopping_patience=1)
-    run_dir = train(load(tmp_path, config))
+    run_dir = train_and_evaluate(load(tmp_path, config))
     assert checkpoint_step(run_dir) == 2 * 4  # val_loss never improves after epoch 0: stop after epoch 1
 
 
@@ -328,7 +329,7 @@ def test_cli_train_with_overrides(tmp_path, scaffold_csv, monkeypatch):
     again = runner.invoke(app, ["train", str(path), "training.epochs=1", "model.hidden=4"])
     assert again.exit_code == 0, again.output + repr(again.exception)
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
-    assert load_module(run_dir).hparams["model"]["hidden"] == 4
+    assert TrainedRun.load(run_dir).module.hparams["model"]["hidden"] == 4
     # and the run can be re-evaluated from the command line
     evaluated = runner.invoke(app, ["evaluate", str(run_dir)])
     assert evaluated.exit_code == 0, evaluated.output + repr(evaluated.exception)
@@ -359,8 +360,8 @@ def test_bad_override_key_is_a_config_error_naming_it(tmp_path, scaffold_csv):
 
 def test_classification_run_reports_roc_auc(tmp_path, scaffold_csv):
     config = load(tmp_path, csv_config(tmp_path, scaffold_csv, "active", kind="classification", epochs=3))
-    run_dir = train(config)
-    module = load_module(run_dir)
+    run_dir = train_and_evaluate(config)
+    module = TrainedRun.load(run_dir).module
     assert module.task.loss_name == "bce" and not module.task.normalizes
     metrics = json.loads((run_dir / "metrics.json").read_text())
     scores = metrics["test"]["active"]["model"]

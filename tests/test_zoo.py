@@ -52,7 +52,7 @@ def zoo_model(variant: str, readout: str = "mean", **extra) -> torch.nn.Module:
 def test_zoo_is_registered_as_bond_graph_models():
     assert {"gcn", "graphsage", "gat", "gatv2"} <= set(available_models())
     for name in ("gcn", "graphsage", "gat", "gatv2"):
-        assert build_model(name, atom_dim=ATOM_DIM).graph_kind == "bond"
+        assert build_model(name, atom_dim=ATOM_DIM).card.graph_kind == "bond"
 
 
 def shuffled_edges(graph, rng: np.random.Generator):

@@ -20,11 +20,11 @@ def train(
     resume: Annotated[bool, typer.Option(help="continue the run from its last checkpoint")] = False,
 ) -> None:
     """Train a model; the run directory gets the config, split, checkpoints, metrics and plots."""
+    from atomgraph.evaluation.experiment import train_and_evaluate
     from atomgraph.training.config import load_config
-    from atomgraph.training.run import train as run_training
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    run_dir = run_training(load_config(config, overrides or []), resume=resume)
+    run_dir = train_and_evaluate(load_config(config, overrides or []), resume=resume)
     typer.echo(f"run directory: {run_dir}")
 
 

@@ -38,11 +38,12 @@ from atomgraph.complexes.graph import ComplexData, ComplexGraphSettings, complex
 from atomgraph.complexes.ligand import read_ligand, read_ligands
 from atomgraph.complexes.protein import Protein, read_protein
 from atomgraph.data.build import cache_dir
-from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset, TargetInfo
+from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset
+from atomgraph.targets import AFFINITY, TargetSet
 
 log = logging.getLogger(__name__)
 
-AFFINITY_TARGET = TargetInfo(names=["pK"], units=["-log10(M)"], extensive=[False])
+AFFINITY_TARGET = TargetSet(AFFINITY)
 LAYOUTS = ("auto", "pdbbind", "openff")
 
 

@@ -61,21 +61,19 @@ def scoring_model(
     """A run directory (its best, else last, checkpoint and its ``data.complex`` settings) or a module."""
     if isinstance(model, nn.Module):
         inner = getattr(model, "model", model)
-        kind = getattr(inner, "graph_kind", "complex")
+        kind = inner.card.graph_kind
         info = getattr(model, "info", None)
         return ScoringModel(
             model, kind, settings or ComplexGraphSettings(), names or (info.names if info else ["affinity"])
         )
     _register_affinity_models()
     from atomgraph.complexes.config import complex_config
-    from atomgraph.training.run import load_module, load_run_config
+    from atomgraph.runs import TrainedRun
 
-    run_dir = Path(model)
-    config = load_run_config(run_dir)
-    best = (run_dir / "checkpoints" / "best.ckpt").exists()
-    module = load_module(run_dir, "best" if best else "last")
-    options = complex_config(config)
-    kind = getattr(module.model, "graph_kind", "complex")
+    run = TrainedRun.load(model)
+    module = run.module
+    options = complex_config(run.config or {})
+    kind = run.graph.kind
     return ScoringModel(
         module, kind, settings or options.settings, list(module.info.names), options.max_length
     )

@@ -31,9 +31,10 @@ from tqdm.auto import tqdm
 from atomgraph.complexes.protein import Protein
 from atomgraph.complexes.residues import one_letter_sequence, residue_type
 from atomgraph.data.build import cache_dir, load_or_build
-from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset, TargetInfo
+from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset
 from atomgraph.graphs import bond_graph
 from atomgraph.structures import StructureError
+from atomgraph.targets import targets_from_columns
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ def load_sequence_csv(
     missing = [c for c in [smiles_column, sequence_column, *target_columns] if c not in table.columns]
     if missing:
         raise ValueError(f"{path}: missing columns {missing}; it has {list(table.columns)}")
-    info = TargetInfo(list(target_columns), [""] * len(target_columns), [False] * len(target_columns))
+    info = targets_from_columns(list(target_columns))
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
     columns = "|".join([smiles_column, sequence_column, *target_columns, str(max_length)])
     key = hashlib.sha256(columns.encode()).hexdigest()[:8]

@@ -2,8 +2,7 @@
 
 from atomgraph.data.build import build_dataset, cache_dir
 from atomgraph.data.csv_dataset import load_csv
-from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset, TargetInfo
-from atomgraph.data.graph_settings import GraphSettings
+from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset
 from atomgraph.data.normalization import TargetNormalizer
 from atomgraph.data.splits import load_split, random_split, save_split, scaffold_split
 from atomgraph.data.structures_dataset import load_structures, structures_dataset
@@ -11,8 +10,6 @@ from atomgraph.data.structures_dataset import load_structures, structures_datase
 __all__ = [
     "DatasetMeta",
     "GraphDataset",
-    "GraphSettings",
-    "TargetInfo",
     "TargetNormalizer",
     "build_dataset",
     "cache_dir",

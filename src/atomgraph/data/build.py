@@ -14,7 +14,7 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset
-from atomgraph.data.graph_settings import GraphSettings
+from atomgraph.graphs.spec import GraphSpec
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ Row = tuple[str, Callable[[], Atoms], np.ndarray]
 """(row id, a function returning the structure (may raise), targets [T] with NaN for missing)."""
 
 
-def graph_with_labels(atoms: Atoms, settings: GraphSettings, y: np.ndarray) -> Data:
+def graph_with_labels(atoms: Atoms, settings: GraphSpec, y: np.ndarray) -> Data:
     """The graph of ``atoms`` with ``y`` [1, T]; per-atom forces and energy/stress are kept when present."""
     graph = settings.build(atoms)
     dtype = torch.get_default_dtype()
@@ -36,7 +36,7 @@ def graph_with_labels(atoms: Atoms, settings: GraphSettings, y: np.ndarray) -> D
 
 def build_dataset(
     rows: Iterable[Row],
-    settings: GraphSettings,
+    settings: GraphSpec,
     meta: DatasetMeta,
     total: int | None = None,
     progress: bool = True,

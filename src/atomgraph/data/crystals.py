@@ -13,16 +13,15 @@ Layouts (``path`` is a folder or an archive):
 Missing labels (``None``, blank, ``nan``) become NaN and are masked in losses and metrics. Parsing and
 graph building run once, in parallel over chunks of file texts (:mod:`atomgraph.data.parallel_graphs`),
 with a progress bar; the result is cached by content and settings.
-Per-target flags that are not part of ``TargetInfo`` live in ``meta.settings`` keyed by target name:
-``per_atom`` (a per-atom quantity such as eV/atom: read out as a mean, never a sum) and
-``screen_largest`` (the screening direction used by top-k recall).
+What each column means (unit, reduction sum / per_atom / mean, screening direction) is its
+:class:`~atomgraph.targets.TargetSpec`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,46 +31,20 @@ import torch
 
 from atomgraph.data.build import cache_dir, load_or_build
 from atomgraph.data.cif_archive import is_archive, iter_structure_texts, structure_format
-from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset, TargetInfo
-from atomgraph.data.graph_settings import GraphSettings
+from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset, apply_reductions
 from atomgraph.data.parallel_graphs import arrays_to_graph, graphs_from_texts
+from atomgraph.graphs.spec import GraphSpec, preset
+from atomgraph.targets import ELASTICITY, MATERIALS_PROJECT, TargetSet, TargetSpec, guess_target
 
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
 ID_MAP_FILE = "material_id_hash.csv"
-CRYSTAL_GRAPH = GraphSettings(kind="radius", cutoff=8.0, max_neighbors=12)
-"""The default crystal graph: CGCNN's 12 nearest neighbours within 8 Å."""
-
-
-@dataclass(frozen=True)
-class CrystalTarget:
-    """One label column: name, unit, extensive (sums over atoms), per-atom (eV/atom: mean readout) and
-    the screening direction (``screen_largest``: the top-k are the largest values)."""
-
-    name: str
-    unit: str = ""
-    extensive: bool = False
-    per_atom: bool = False
-    screen_largest: bool = False
-
-
-MP_TARGETS = (
-    CrystalTarget("formation_energy_per_atom", "eV/atom", per_atom=True),
-    CrystalTarget("band_gap", "eV", screen_largest=True),
-    CrystalTarget("fermi_energy", "eV"),
-    CrystalTarget("volume", "Å^3", extensive=True),  # the cell volume: grows with the cell
-    CrystalTarget("magnetization", "μB", extensive=True, screen_largest=True),  # MP total, per cell
-)
-ELASTICITY_TARGETS = (
-    CrystalTarget("bulk_modulus", "GPa", screen_largest=True),
-    CrystalTarget("shear_modulus", "GPa", screen_largest=True),
-    CrystalTarget("poisson_ratio", ""),
-)
-KNOWN_LABEL_FILES: dict[str, tuple[CrystalTarget, ...]] = {
-    "id_prop_multi_eform_gap_efermi_volume_mag.csv": MP_TARGETS,
-    "id_prop_K_G_poisson.csv": ELASTICITY_TARGETS,
+KNOWN_LABEL_FILES: dict[str, tuple[TargetSpec, ...]] = {
+    "id_prop_multi_eform_gap_efermi_volume_mag.csv": MATERIALS_PROJECT,
+    "id_prop_K_G_poisson.csv": ELASTICITY,
 }
+"""Label files whose columns are known targets (:mod:`atomgraph.targets`)."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +108,7 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def read_labels(path: str | Path) -> tuple[list[str], np.ndarray, list[CrystalTarget]]:
+def read_labels(path: str | Path) -> tuple[list[str], np.ndarray, list[TargetSpec]]:
     """Ids, values ``[M, T]`` (NaN where missing) and target descriptions of an id -> property CSV.
 
     Rows are ``id,value[,value...]``; a first row whose values are not numbers is a header naming
@@ -161,7 +134,7 @@ def read_labels(path: str | Path) -> tuple[list[str], np.ndarray, list[CrystalTa
     else:
         count = values.shape[1]
         names = header or (["target"] if count == 1 else [f"target_{k}" for k in range(count)])
-        targets = [CrystalTarget(name, per_atom=name.endswith("_per_atom")) for name in names]
+        targets = [guess_target(name) for name in names]
     return ids, values, targets
 
 
@@ -196,7 +169,7 @@ def _content_key(source: CrystalSource, extra: str) -> str:
 
 def _build(
     source: CrystalSource,
-    settings: GraphSettings,
+    settings: GraphSpec,
     subset: int | None,
     seed: int,
     workers: int | None,
@@ -219,19 +192,17 @@ def _build(
     name = source.labels.parent.name or "crystals"
     built = graphs_from_texts(items(), settings, workers, len(rows), progress, min_distance, desc=name)
     display = read_id_map(source.id_map)
-    info = TargetInfo([t.name for t in targets], [t.unit for t in targets], [t.extensive for t in targets])
+    info = TargetSet(targets)
     meta = DatasetMeta(
         name,
         info,
         settings={
-            "graph": settings.__dict__,
+            "graph": settings.to_dict(),
             "source": str(source.structures),
             "labels": str(source.labels),
             "subset": subset,
             "seed": seed,
             "min_distance": min_distance,
-            "per_atom": {t.name: t.per_atom for t in targets},
-            "screen_largest": {t.name: t.screen_largest for t in targets},
         },
     )
     graphs = []
@@ -253,13 +224,12 @@ def _build(
 
 def load_crystals(
     path: str | Path,
-    settings: GraphSettings | None = None,
+    settings: GraphSpec | None = None,
     labels: str | Path | None = None,
     subset: int | None = None,
     seed: int = 0,
     workers: int | None = None,
-    extensive: Mapping[str, bool] | None = None,
-    per_atom: Mapping[str, bool] | None = None,
+    reductions: Mapping[str, str] | None = None,
     min_distance: float = 0.5,
     cache: str | Path | None = None,
     progress: bool = True,
@@ -268,12 +238,13 @@ def load_crystals(
 
     Args:
         path: a folder (CGCNN layout, or one archive + one ``id_prop*.csv``) or a tar archive.
-        settings: graph construction; default :data:`CRYSTAL_GRAPH` (12 nearest within 8 Å).
+        settings: graph construction; default the preset ``cgcnn_crystal`` (12 nearest within 8 Å).
         labels: the id -> property CSV (default: ``id_prop.csv`` / the one ``id_prop*.csv`` beside).
         subset: a seeded random sample of this many label rows (only those files are parsed).
         seed: the sample's seed.
         workers: processes for parsing (None: every core; 1: in this process).
-        extensive, per_atom: per-target overrides by name (not part of the cache key: applied on load).
+        reductions: per-target reduction overrides by name ("sum", "per_atom", "mean"; not part of the
+            cache key: applied on load).
         min_distance: structures with atoms closer than this (Å) are skipped as broken.
         cache: cache folder (default :func:`cache_dir`).
 
@@ -281,7 +252,7 @@ def load_crystals(
     ``material_id_hash.csv`` when present (``mp-1234``), else the file ids. With several workers a
     script must call this under ``if __name__ == "__main__":`` (worker processes import the main module).
     """
-    settings = settings or CRYSTAL_GRAPH
+    settings = settings or preset("cgcnn_crystal")
     source = locate(path, labels)
     extra = f"{subset}|{seed}|{min_distance}|{source.structures.name}|{source.labels.name}"
     key = _content_key(source, extra)
@@ -289,71 +260,4 @@ def load_crystals(
     dataset = load_or_build(
         file, lambda: _build(source, settings, subset, seed, workers, min_distance, progress)
     )
-    return apply_target_flags(dataset, extensive, per_atom)
-
-
-# ------------------------------------------------------------------------------ per-target flags
-
-
-def flags_by_name(names: Sequence[str], value: bool | Sequence[bool] | Mapping[str, bool] | None):
-    """A config value for per-target flags as ``{name: flag}``: None stays None, one bool applies to
-    every name, a list is aligned with ``names`` and a mapping is checked against them."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return dict.fromkeys(names, value)
-    if isinstance(value, Mapping):
-        unknown = sorted(set(value) - set(names))
-        if unknown:
-            raise ValueError(f"flags for unknown targets {unknown}; the targets are {list(names)}")
-        return {str(k): bool(v) for k, v in value.items()}
-    value = list(value)
-    if len(value) != len(names):
-        raise ValueError(f"{len(value)} flags for {len(names)} targets {list(names)}")
-    return {name: bool(v) for name, v in zip(names, value, strict=True)}
-
-
-def apply_target_flags(
-    dataset: GraphDataset, extensive: Mapping[str, bool] | None, per_atom: Mapping[str, bool] | None
-) -> GraphDataset:
-    """Set the extensive / per-atom flags of the named targets (the others keep theirs)."""
-    info = dataset.meta.targets
-    for flags in (extensive, per_atom):
-        unknown = sorted(set(flags or {}) - set(info.names))
-        if unknown:
-            raise ValueError(f"flags for unknown targets {unknown}; the dataset has {info.names}")
-    for name, flag in (extensive or {}).items():
-        info.extensive[info.names.index(name)] = bool(flag)
-    settings = dataset.meta.settings
-    settings["per_atom"] = {**settings.get("per_atom", {}), **(per_atom or {})}
-    return dataset
-
-
-def is_per_atom(name: str, unit: str = "") -> bool:
-    """The guess for targets without a recorded flag: a name ending in ``_per_atom`` or a unit "/atom"."""
-    return name.endswith("_per_atom") or unit.replace(" ", "").endswith("/atom")
-
-
-def per_atom_flags(dataset: GraphDataset) -> list[bool]:
-    """Per-atom flag of each target of ``dataset`` (recorded, else :func:`is_per_atom`)."""
-    recorded = dataset.meta.settings.get("per_atom", {})
-    info = dataset.targets
-    return [bool(recorded.get(n, is_per_atom(n, u))) for n, u in zip(info.names, info.units, strict=True)]
-
-
-def screen_largest_flags(dataset: GraphDataset) -> list[bool]:
-    """Screening direction of each target (True: the largest values are the hits; default False)."""
-    recorded = dataset.meta.settings.get("screen_largest", {})
-    return [bool(recorded.get(name, False)) for name in dataset.targets.names]
-
-
-def readout_warnings(dataset: GraphDataset, names: Sequence[str], readout) -> list[str]:
-    """Messages for the targets ``names`` whose model ``readout`` contradicts their flags (per atom,
-    extensive); see :func:`atomgraph.models.crystal_head.readout_mismatches`."""
-    from atomgraph.models.crystal_head import readout_mismatches
-
-    info = dataset.targets
-    flags = dict(zip(info.names, per_atom_flags(dataset), strict=True))
-    _, columns = info.select(list(names))
-    extensive = [info.extensive[c] for c in columns]
-    return readout_mismatches(list(names), extensive, [flags[n] for n in names], readout)
+    return apply_reductions(dataset, reductions)

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 
 from atomgraph.data.build import build_dataset, cache_dir, load_or_build
-from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset, TargetInfo
-from atomgraph.data.graph_settings import GraphSettings
+from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset
+from atomgraph.graphs.spec import GraphSpec
 from atomgraph.structures import from_smiles
+from atomgraph.targets import targets_from_columns
 
 
 def read_table(path: str | Path, smiles_column: str, target_columns: Sequence[str]) -> pd.DataFrame:
@@ -33,7 +34,7 @@ def load_csv(
     path: str | Path,
     smiles_column: str = "smiles",
     target_columns: Sequence[str] = (),
-    settings: GraphSettings | None = None,
+    settings: GraphSpec | None = None,
     kind: str = "regression",
     extensive: Sequence[bool] | None = None,
     units: Sequence[str] | None = None,
@@ -46,15 +47,12 @@ def load_csv(
     Targets are intensive unless ``extensive`` says otherwise; ``kind`` is "regression" or
     "classification" (labels 0/1, blanks missing).
     """
-    settings = settings or GraphSettings(kind="bond", explicit_hydrogens=False)
+    settings = settings or GraphSpec(kind="bond", explicit_hydrogens=False)
     if not target_columns:
         raise ValueError(f"{path}: name at least one target column")
     table = read_table(path, smiles_column, target_columns)
-    info = TargetInfo(
-        names=list(target_columns),
-        units=list(units) if units else [""] * len(target_columns),
-        extensive=list(extensive) if extensive else [False] * len(target_columns),
-        kind=kind,
+    info = targets_from_columns(
+        list(target_columns), list(units) if units else None, list(extensive) if extensive else None, kind
     )
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
     columns_key = hashlib.sha256("|".join([smiles_column, *target_columns]).encode()).hexdigest()[:8]
@@ -67,7 +65,7 @@ def load_csv(
             yield f"{Path(path).name}:{row + 2}", lambda s=smiles: from_smiles(s, embed_3d=embed), values[row]
 
     def build() -> GraphDataset:
-        meta = DatasetMeta(Path(path).stem, info, settings={"graph": settings.__dict__, "source": str(path)})
+        meta = DatasetMeta(Path(path).stem, info, settings={"graph": settings.to_dict(), "source": str(path)})
         return build_dataset(rows(), settings, meta, total=len(table), progress=progress)
 
     dataset = load_or_build(file, build)

@@ -16,8 +16,8 @@ from ase.data import atomic_numbers
 
 from atomgraph.data.build import cache_dir, load_or_build
 from atomgraph.data.graph_dataset import GraphDataset
-from atomgraph.data.graph_settings import GraphSettings
 from atomgraph.data.potential_common import files_digest, potential_dataset
+from atomgraph.graphs.spec import GraphSpec
 
 
 def find_systems(path: str | Path) -> list[Path]:
@@ -63,7 +63,7 @@ def read_system(system: str | Path, type_map: list[str] | None = None) -> list[A
 
 
 def load_deepmd(
-    path: str | Path, settings: GraphSettings, cache: str | Path | None = None, progress: bool = True
+    path: str | Path, settings: GraphSpec, cache: str | Path | None = None, progress: bool = True
 ) -> GraphDataset:
     """All frames of every system at or below ``path`` (float64 graphs; eV, eV/Å, eV/Å^3)."""
     systems = find_systems(path)

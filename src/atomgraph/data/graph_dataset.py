@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -10,32 +10,7 @@ import numpy as np
 import torch
 from torch_geometric.data import Data, InMemoryDataset
 
-
-@dataclass
-class TargetInfo:
-    """What the columns of ``y`` are: names, units and whether each is extensive (sums over atoms)."""
-
-    names: list[str]
-    units: list[str]
-    extensive: list[bool]
-    kind: str = "regression"  # or "classification"
-
-    def __post_init__(self) -> None:
-        if not (len(self.names) == len(self.units) == len(self.extensive)):
-            raise ValueError("target names, units and extensive flags must have the same length")
-
-    def select(self, names: Sequence[str]) -> tuple[TargetInfo, list[int]]:
-        missing = [n for n in names if n not in self.names]
-        if missing:
-            raise ValueError(f"unknown targets {missing}; available: {self.names}")
-        columns = [self.names.index(n) for n in names]
-        info = TargetInfo(
-            [self.names[c] for c in columns],
-            [self.units[c] for c in columns],
-            [self.extensive[c] for c in columns],
-            self.kind,
-        )
-        return info, columns
+from atomgraph.targets import TargetSet
 
 
 @dataclass
@@ -43,19 +18,21 @@ class DatasetMeta:
     """Everything recorded about a processed dataset besides the graphs."""
 
     name: str
-    targets: TargetInfo
+    targets: TargetSet
     ids: list[str] = field(default_factory=list)
     smiles: list[str] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)  # rows that failed: {"index", "id", "error"}
     settings: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        out["targets"] = self.targets.to_list()
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> DatasetMeta:
         d = dict(d)
-        d["targets"] = TargetInfo(**d["targets"])
+        d["targets"] = TargetSet(d["targets"])
         return cls(**d)
 
 
@@ -77,7 +54,7 @@ class GraphDataset(InMemoryDataset):
             self.data, self.slices = self.collate(list(graphs))
 
     @property
-    def targets(self) -> TargetInfo:
+    def targets(self) -> TargetSet:
         return self.meta.targets
 
     def num_atoms(self) -> np.ndarray:
@@ -113,3 +90,16 @@ class GraphDataset(InMemoryDataset):
         dataset.data = Data.from_dict(stored["data"])
         dataset.slices = stored["slices"]
         return dataset
+
+
+def apply_reductions(dataset: GraphDataset, reductions: Mapping[str, str] | None) -> GraphDataset:
+    """Set the reduction ("sum", "per_atom" or "mean") of the named targets (config ``data.reductions``);
+    the others keep theirs. Returns ``dataset`` (changed in place)."""
+    targets = dataset.meta.targets
+    unknown = sorted(set(reductions or {}) - set(targets.names))
+    if unknown:
+        raise ValueError(f"data.reductions names unknown targets {unknown}; the dataset has {targets.names}")
+    for name, reduction in (reductions or {}).items():
+        targets = targets.with_changes(name, reduction=reduction)
+    dataset.meta.targets = targets
+    return dataset

@@ -16,8 +16,8 @@ import numpy as np
 from ase import Atoms
 
 from atomgraph.data.graph_dataset import GraphDataset
-from atomgraph.data.graph_settings import GraphSettings
 from atomgraph.data.potential_common import potential_dataset
+from atomgraph.graphs.spec import GraphSpec
 
 
 def lj_energy_forces(
@@ -89,7 +89,7 @@ def lennard_jones_clusters(
 
 
 def load_lennard_jones(
-    settings: GraphSettings,
+    settings: GraphSpec,
     count: int = 500,
     min_atoms: int = 4,
     max_atoms: int = 8,

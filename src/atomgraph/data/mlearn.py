@@ -21,8 +21,8 @@ from ase.data import atomic_numbers
 
 from atomgraph.data.build import cache_dir, load_or_build
 from atomgraph.data.graph_dataset import GraphDataset
-from atomgraph.data.graph_settings import GraphSettings
 from atomgraph.data.potential_common import files_digest, potential_dataset, voigt_to_matrix
+from atomgraph.graphs.spec import GraphSpec
 
 #: 1 kbar in eV/Å^3.
 KBAR_IN_EV_PER_A3 = 0.1 * units.GPa
@@ -68,7 +68,7 @@ def read_mlearn(path: str | Path, part: str = "train") -> list[Atoms]:
 
 
 def load_mlearn(
-    path: str | Path, settings: GraphSettings, cache: str | Path | None = None, progress: bool = True
+    path: str | Path, settings: GraphSpec, cache: str | Path | None = None, progress: bool = True
 ) -> GraphDataset:
     """An mlearn element folder (``training.json`` + ``test.json``: predefined split) or one JSON file."""
     path = Path(path)

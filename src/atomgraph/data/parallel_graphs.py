@@ -1,7 +1,7 @@
 """Structure texts -> graphs in parallel: a ``multiprocessing`` pool over chunks of CIF/POSCAR texts.
 
 Workers parse and validate each text (:func:`parse_structure`), build its graph with the given
-:class:`GraphSettings` and send it back as numpy arrays (cheap to pickle, no shared-memory file
+:class:`GraphSpec` and send it back as numpy arrays (cheap to pickle, no shared-memory file
 handles); the parent turns them into ``Data`` again with :func:`arrays_to_graph`. A structure that
 fails comes back as its error message, so one bad file never stops the others.
 """
@@ -19,7 +19,7 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from atomgraph.data.cif_archive import parse_structure
-from atomgraph.data.graph_settings import GraphSettings
+from atomgraph.graphs.spec import GraphSpec
 
 CHUNK_SIZE = 64
 """Texts per task sent to a worker."""
@@ -41,7 +41,7 @@ def _init_worker(dtype: str) -> None:
 
 
 def _process_chunk(
-    chunk: list[tuple[int, str, str, str]], settings: GraphSettings, min_distance: float
+    chunk: list[tuple[int, str, str, str]], settings: GraphSpec, min_distance: float
 ) -> list[tuple[int, dict[str, np.ndarray] | str]]:
     """Parse and build the graph of each ``(row, source, format, text)``; a failure becomes its message."""
     out: list[tuple[int, dict[str, np.ndarray] | str]] = []
@@ -76,7 +76,7 @@ def default_workers() -> int:
 
 def graphs_from_texts(
     items: Iterable[tuple[int, str, str, str]],
-    settings: GraphSettings,
+    settings: GraphSpec,
     workers: int | None = None,
     total: int | None = None,
     progress: bool = True,

@@ -12,14 +12,14 @@ import torch
 from ase import Atoms
 
 from atomgraph.data.graph_dataset import GraphDataset
-from atomgraph.data.graph_settings import GraphSettings
 from atomgraph.data.structures_dataset import structures_dataset
+from atomgraph.graphs.spec import GraphSpec
 
 UNITS = {"positions": "Å", "energy": "eV", "forces": "eV/Å", "stress": "eV/Å^3 (ASE sign: (1/V) dE/dstrain)"}
 
 
 def potential_dataset(
-    atoms_list: Sequence[Atoms], settings: GraphSettings, name: str, progress: bool = True
+    atoms_list: Sequence[Atoms], settings: GraphSpec, name: str, progress: bool = True
 ) -> GraphDataset:
     """Graphs of structures with ``info["energy"]`` (eV), ``arrays["forces"]`` and optionally
     ``info["stress"]``, all stored in float64 (total energies of ~10^4 eV need it: float32 resolves

@@ -15,24 +15,20 @@ from rdkit import Chem
 from rdkit.Chem import rdDetermineBonds
 
 from atomgraph.data.build import build_dataset, cache_dir, load_or_build
-from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset, TargetInfo
-from atomgraph.data.graph_settings import GraphSettings
+from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset
 from atomgraph.data.qm9_source import (
-    QM9_TARGETS,
     QM9Records,
     download_qm9,
     parse_uncharacterized,
     read_qm9_archive,
     read_qm9pack,
 )
+from atomgraph.graphs.spec import GraphSpec
+from atomgraph.targets import QM9, TargetSet
 
 
-def qm9_target_info() -> TargetInfo:
-    return TargetInfo(
-        names=[t.name for t in QM9_TARGETS],
-        units=[t.unit for t in QM9_TARGETS],
-        extensive=[t.extensive for t in QM9_TARGETS],
-    )
+def qm9_target_info() -> TargetSet:
+    return TargetSet(QM9)
 
 
 def molecule_from_xyz(numbers: np.ndarray, positions: np.ndarray) -> Chem.Mol:
@@ -75,14 +71,14 @@ def _read_source(source: str | Path, cache: str | Path | None, progress: bool) -
 
 
 def load_qm9(
-    settings: GraphSettings,
+    settings: GraphSpec,
     subset: int | None = None,
     seed: int = 0,
     source: str | Path = "qm9pack",
     cache: str | Path | None = None,
     progress: bool = True,
 ) -> GraphDataset:
-    """QM9 graphs with all targets in ``y`` (see :data:`QM9_TARGETS` for names, units, extensive flags).
+    """QM9 graphs with all targets in ``y`` (see :data:`atomgraph.targets.QM9` for names, units, reductions).
 
     subset: a seeded random sample of this many molecules (None = all 130,831).
     source: "qm9pack" (the offline PyPI package), "download" (the canonical archive, fetched once into
@@ -100,7 +96,7 @@ def load_qm9(
         meta = DatasetMeta(
             "qm9",
             qm9_target_info(),
-            settings={"graph": settings.__dict__, "subset": subset, "seed": seed, "source": str(source)},
+            settings={"graph": settings.to_dict(), "subset": subset, "seed": seed, "source": str(source)},
         )
         return build_dataset(
             _rows(records, indices, settings.kind == "bond"),

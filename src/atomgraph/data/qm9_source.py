@@ -52,6 +52,8 @@ import numpy as np
 from ase.data import atomic_numbers
 from tqdm.auto import tqdm
 
+from atomgraph.targets import QM9
+
 from .download import download
 
 __all__ = [
@@ -69,7 +71,7 @@ __all__ = [
     "QM9_UNCHARACTERIZED_SHA256",
     "QM9_UNCHARACTERIZED_URL",
     "QM9Records",
-    "Target",
+    "SourceColumn",
     "download_qm9",
     "parse_uncharacterized",
     "qm9pack_data_dir",
@@ -116,37 +118,25 @@ _QM9PACK_HINT = (
 # Targets
 # --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Target:
-    """One QM9 property: ``value[unit] = value[source_unit] * factor``."""
+class SourceColumn:
+    """How one QM9 property is stored in the sources: ``value[unit] = value[source_unit] * factor``.
+    Name, unit and meaning of each target are :data:`atomgraph.targets.QM9`'s."""
 
     name: str
     unit: str
     source_unit: str
     factor: float
-    extensive: bool
-    description: str
 
 
-_EV = "eV"
 _HA = "Hartree"
+_HARTREE_TARGETS = {"homo", "lumo", "gap", "zpve", "U0", "U", "H", "G"}
 
 #: The 15 targets, in column order of :attr:`QM9Records.targets`.
-QM9_TARGETS: tuple[Target, ...] = (
-    Target("mu", "D", "D", 1.0, False, "dipole moment magnitude"),
-    Target("alpha", "bohr^3", "bohr^3", 1.0, True, "isotropic polarizability"),
-    Target("homo", _EV, _HA, HARTREE_TO_EV, False, "energy of the highest occupied orbital"),
-    Target("lumo", _EV, _HA, HARTREE_TO_EV, False, "energy of the lowest unoccupied orbital"),
-    Target("gap", _EV, _HA, HARTREE_TO_EV, False, "lumo - homo"),
-    Target("r2", "bohr^2", "bohr^2", 1.0, True, "electronic spatial extent <R^2>"),
-    Target("zpve", _EV, _HA, HARTREE_TO_EV, True, "zero-point vibrational energy"),
-    Target("U0", _EV, _HA, HARTREE_TO_EV, True, "internal energy at 0 K (total, not atomisation)"),
-    Target("U", _EV, _HA, HARTREE_TO_EV, True, "internal energy at 298.15 K"),
-    Target("H", _EV, _HA, HARTREE_TO_EV, True, "enthalpy at 298.15 K"),
-    Target("G", _EV, _HA, HARTREE_TO_EV, True, "free energy at 298.15 K"),
-    Target("Cv", "cal/mol/K", "cal/mol/K", 1.0, True, "heat capacity at 298.15 K"),
-    Target("A", "GHz", "GHz", 1.0, False, "rotational constant A"),
-    Target("B", "GHz", "GHz", 1.0, False, "rotational constant B"),
-    Target("C", "GHz", "GHz", 1.0, False, "rotational constant C"),
+QM9_TARGETS: tuple[SourceColumn, ...] = tuple(
+    SourceColumn(t.name, t.unit, _HA, HARTREE_TO_EV)
+    if t.name in _HARTREE_TARGETS
+    else SourceColumn(t.name, t.unit, t.unit, 1.0)
+    for t in QM9
 )
 QM9_TARGET_NAMES: tuple[str, ...] = tuple(t.name for t in QM9_TARGETS)
 _FACTORS = np.array([t.factor for t in QM9_TARGETS], dtype=np.float64)

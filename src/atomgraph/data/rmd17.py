@@ -17,8 +17,8 @@ from ase import Atoms
 
 from atomgraph.data.build import cache_dir, load_or_build
 from atomgraph.data.graph_dataset import GraphDataset
-from atomgraph.data.graph_settings import GraphSettings
 from atomgraph.data.potential_common import files_digest, potential_dataset
+from atomgraph.graphs.spec import GraphSpec
 
 #: 1 kcal/mol in eV (4.184 kJ/mol / 96.485 kJ/mol per eV, rounded as in the rMD17 literature).
 KCAL_PER_MOL_IN_EV = 0.0433641
@@ -82,7 +82,7 @@ def rmd17_atoms(root: str | Path, molecule: str, part: str, split: str = "01") -
 def load_rmd17(
     root: str | Path,
     molecule: str,
-    settings: GraphSettings,
+    settings: GraphSpec,
     split: str = "01",
     cache: str | Path | None = None,
     progress: bool = True,

@@ -10,9 +10,10 @@ import numpy as np
 from ase import Atoms
 
 from atomgraph.data.build import build_dataset, cache_dir, load_or_build
-from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset, TargetInfo
-from atomgraph.data.graph_settings import GraphSettings
+from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset
+from atomgraph.graphs.spec import GraphSpec
 from atomgraph.structures import read_all
+from atomgraph.targets import targets_from_columns
 
 
 def _energy(atoms: Atoms) -> float:
@@ -26,18 +27,15 @@ def _energy(atoms: Atoms) -> float:
 
 def structures_dataset(
     atoms_list: Sequence[Atoms],
-    settings: GraphSettings,
+    settings: GraphSpec,
     name: str = "structures",
     properties: Sequence[str] = ("energy",),
     progress: bool = True,
 ) -> GraphDataset:
     """Graphs of in-memory structures; ``y`` holds ``properties`` read from ``atoms.info`` (energy: eV,
     extensive). Forces [N, 3] eV/Å and stress [1, 3, 3] eV/Å^3 are kept when present."""
-    info = TargetInfo(
-        list(properties),
-        ["eV" if p == "energy" else "" for p in properties],
-        [p == "energy" for p in properties],
-    )
+    units = ["eV" if p == "energy" else "" for p in properties]
+    info = targets_from_columns(list(properties), units, [p == "energy" for p in properties])
 
     def rows():
         for k, atoms in enumerate(atoms_list):
@@ -53,13 +51,13 @@ def structures_dataset(
             f"{name}: record {first} {'has' if with_forces[first] else 'lacks'} forces unlike record 0; "
             "forces must be given for every structure or none"
         )
-    meta = DatasetMeta(name, info, settings={"graph": settings.__dict__})
+    meta = DatasetMeta(name, info, settings={"graph": settings.to_dict()})
     return build_dataset(rows(), settings, meta, total=len(atoms_list), progress=progress)
 
 
 def load_structures(
     path: str | Path,
-    settings: GraphSettings,
+    settings: GraphSpec,
     properties: Sequence[str] = ("energy",),
     cache: str | Path | None = None,
     progress: bool = True,

@@ -1,10 +1,11 @@
 """Depth and cutoff ablation (seed 004, exercise 3): train one run per (cutoff, depth), plot error vs depth.
 
 ``atomgraph ablate CONFIG [key=value ...] --cutoffs 4 6 8 --depths 2 3 4 5`` trains the configured
-model for every pair, with ``data.graph.cutoff`` (and ``model.cutoff`` when the model has one) set to
-the cutoff and the model's depth argument (:data:`DEPTH_KEYS`) to the depth; ``max_neighbors`` stays
-what the config says (for crystals CGCNN's 12 unless set; with that cap 6 and 8 Å graphs differ little,
-so for a plain radius sweep pass ``data.graph.max_neighbors=null data.crystals.default_graph=false``).
+model for every pair, with ``data.graph.cutoff`` set to the cutoff (the graph spec's: the models
+derive theirs from it) and the model's depth argument (its card's ``depth_arg``) to the depth; the
+rest of the graph spec stays what the config says (for crystals the ``cgcnn_crystal`` preset's 12
+nearest unless changed; with that cap 6 and 8 Å graphs differ little, so for a plain radius sweep pass
+``data.graph.max_neighbors=null``).
 Each run lives in ``<out>/cutoff<c>_depth<L>/`` with its usual files; ``<out>/ablation.json``
 collects the test metrics and ``<out>/ablation_<target>.png`` plots test MAE against depth, one line
 per cutoff.
@@ -22,27 +23,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-DEPTH_KEYS = {
-    "cgcnn": "layers",
-    "megnet": "blocks",
-    "schnet": "interactions",
-    "simple_gnn": "layers",
-    "mpnn": "steps",
-    "gcn": "layers",
-    "graphsage": "layers",
-    "gat": "layers",
-    "gatv2": "layers",
-    "painn": "layers",
-    "dimenet": "blocks",
-}
-"""Model name -> the argument that sets its number of message-passing layers."""
-
 
 def depth_key(model_name: str, explicit: str | None = None) -> str:
-    """The depth argument of a model (``explicit`` wins; checked against the model's signature)."""
-    from atomgraph.models import model_class
+    """The depth argument of a model: ``explicit`` (checked against its signature), else its card's."""
+    from atomgraph.models import model_card, model_class
 
-    key = explicit or DEPTH_KEYS.get(model_name.lower())
+    key = explicit or model_card(model_name).depth_arg
     parameters = inspect.signature(model_class(model_name)).parameters
     if key is None or key not in parameters:
         raise ValueError(
@@ -56,11 +42,9 @@ def sweep_configs(
     config: dict, cutoffs: Sequence[float], depths: Sequence[int], out: Path, key: str | None = None
 ) -> list[tuple[float, int, dict]]:
     """One config per (cutoff, depth), each with its own ``name`` and ``run_dir`` under ``out``."""
-    from atomgraph.models import model_class
     from atomgraph.training.config import apply_overrides
 
     key = depth_key(config["model"]["name"], key)
-    has_cutoff = "cutoff" in inspect.signature(model_class(config["model"]["name"])).parameters
     runs = []
     for cutoff in cutoffs:
         for depth in depths:
@@ -70,21 +54,8 @@ def sweep_configs(
                 f"run_dir={out / tag}",
                 f"data.graph.cutoff={cutoff}",
                 f"model.{key}={depth}",
+                "data.crystals.descriptor_baseline=false",  # the same for every run: not repeated
             ]
-            if has_cutoff:
-                overrides.append(f"model.cutoff={cutoff}")
-            if config["data"]["dataset"] == "crystals":
-                graph = config["data"]["graph"]
-                neighbors = (
-                    12
-                    if graph["max_neighbors"] is None and config["data"]["crystals"]["default_graph"]
-                    else graph["max_neighbors"]
-                )
-                overrides += [
-                    f"data.graph.max_neighbors={'null' if neighbors is None else neighbors}",
-                    "data.crystals.default_graph=false",
-                    "data.crystals.descriptor_baseline=false",  # the same for every run: not repeated
-                ]
             runs.append((float(cutoff), int(depth), apply_overrides(config, overrides)))
     return runs
 
@@ -98,16 +69,15 @@ def ablate(
     progress: bool = True,
 ) -> dict:
     """Train every (cutoff, depth) run, then write ``ablation.json`` and the plots; returns the JSON."""
-    from atomgraph.training.datasets import graph_settings
-    from atomgraph.training.run import train
+    from atomgraph.evaluation.experiment import train_and_evaluate
 
     out = Path(out or Path(config["run_dir"]) / "ablation")
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for cutoff, depth, run_config in sweep_configs(config, cutoffs, depths, out, key):
-        run_dir = train(run_config, progress=progress)
+        run_dir = train_and_evaluate(run_config, progress=progress)
         metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
-        graph = graph_settings(run_config).__dict__
+        graph = json.loads((Path(run_dir) / "run.json").read_text())["graph"]  # as built
         row = {"cutoff": cutoff, "depth": depth, "run_dir": str(run_dir), "graph": graph, "test": {}}
         for name, entry in metrics["test"].items():
             row["test"][name] = {k: entry["model"].get(k) for k in ("mae", "rmse", "r2", "spearman")}

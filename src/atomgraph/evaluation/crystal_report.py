@@ -13,11 +13,11 @@ import warnings
 import numpy as np
 import torch
 
-from atomgraph.data.crystals import readout_warnings, screen_largest_flags
 from atomgraph.evaluation.baselines import CompositionBaseline, MeanBaseline
 from atomgraph.evaluation.descriptor_baseline import DescriptorBaseline, descriptor_matrix
 from atomgraph.evaluation.metrics import regression_metrics, top_k_recall
 from atomgraph.evaluation.shortcut import shortcut_diagnostic
+from atomgraph.models.crystal_head import readout_mismatches
 
 REPORT_DEFAULTS = {"top_k": 100, "descriptor_baseline": True, "shortcut": True}
 BASELINE_LABELS = ("composition_mlp", "descriptor_rf")
@@ -44,7 +44,7 @@ def add_crystal_report(results: dict, config: dict, module, dataset, split: dict
     test = dataset[torch.as_tensor(split["test"])]
     y_test = test.targets_array()
     info, k, seed = dataset.targets, int(options["top_k"]), int(config.get("seed", 0))
-    largest = screen_largest_flags(dataset)
+    largest = [t.ranks_first == "high" for t in info]
     descriptors = None
     if options["descriptor_baseline"]:
         descriptors = descriptor_matrix(train), descriptor_matrix(test)
@@ -66,7 +66,7 @@ def add_crystal_report(results: dict, config: dict, module, dataset, split: dict
         results["shortcut"] = shortcut_diagnostic(
             module, test, info.names, y_test, pred, seed=seed, batch_size=batch_size
         )
-    messages = readout_warnings(dataset, info.names, config["model"].get("readout"))
+    messages = readout_mismatches(info, config["model"].get("readout"))
     for message in messages:
         warnings.warn(message, UserWarning, stacklevel=2)
     results["warnings"] = results.get("warnings", []) + messages

@@ -261,18 +261,17 @@ def gradient_atom_importance(model: nn.Module, graph: Data, target: int = 0) -> 
 
 def _load(run, settings):
     """(network, graph settings, module giving real-unit predictions or None) from a run dir or model."""
-    from atomgraph.data import GraphSettings
+    from atomgraph.graphs.spec import preset
 
     if isinstance(run, str | Path):
-        from atomgraph.training.datasets import graph_settings
-        from atomgraph.training.run import load_module, load_run_config
+        from atomgraph.runs import TrainedRun
 
-        module = load_module(run)
-        return module.model, settings or graph_settings(load_run_config(run)), module
+        trained = TrainedRun.load(run)
+        return trained.module.model, settings or trained.graph, trained.module
     module = run if isinstance(getattr(run, "model", None), nn.Module) else None
     model = module.model if module is not None else run
-    if settings is None:
-        settings = GraphSettings(kind=getattr(model, "graph_kind", "radius"))
+    if settings is None:  # the spec the module was trained on, else the model card's preset
+        settings = getattr(module, "graph_spec", None) or preset(model.card.default_graph)
     return model, settings, module
 
 
@@ -308,8 +307,8 @@ def explain(
     """Draw why a model predicts what it does for one molecule; returns what was drawn.
 
     run: a run directory (its best checkpoint and config), a trained ``PropertyModule`` or a bare
-    network; ``settings``: the :class:`~atomgraph.data.GraphSettings` to build the graph with
-    (default: the run's; for a bare model ``GraphSettings(kind=model.graph_kind)``).
+    network; ``settings``: the :class:`~atomgraph.data.GraphSpec` to build the graph with
+    (default: the run's spec; for a bare model its card's preset).
     Models with ``attention_weights`` (GAT, GATv2) get the attention map (:func:`draw_attention`,
     ``layer``/``head``), the others gradient x input atom importance for output ``target``
     (:func:`draw_atom_importance`). PNG or SVG by the extension of ``output_path``.

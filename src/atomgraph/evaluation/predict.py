@@ -46,22 +46,20 @@ def _input_rows(path: Path, smiles_column: str, embed_3d: bool):
 
 
 def predict_file(run_dir: str | Path, input_path: str | Path, output: str | Path) -> pd.DataFrame:
-    """Predict every row of a SMILES CSV or structure file (XYZ, SDF, ...) with a trained run.
+    """Predict every row of a SMILES CSV or structure file (XYZ, SDF, ...) with a trained run (a run
+    directory or an exported file); graphs are built with the run's graph spec.
 
     Rows that cannot be read or turned into a graph keep their place in the output with an ``error``
     message and empty predictions; they are also reported on stderr. Returns the table written.
     """
-    from atomgraph.training.datasets import graph_settings
-    from atomgraph.training.run import load_module, load_run_config
+    from atomgraph.runs import TrainedRun
 
-    config = load_run_config(run_dir)
-    module = load_module(run_dir)
-    settings = graph_settings(config)
-    names = module.info.names
+    run = TrainedRun.load(run_dir)
+    module, settings = run.module, run.graph
+    names = run.targets.names
+    smiles_column = run.config["data"]["smiles_column"] if run.config else "smiles"
     records, graphs, slots = [], [], []
-    for row_id, smiles, atoms in _input_rows(
-        Path(input_path), config["data"]["smiles_column"], settings.kind == "radius"
-    ):
+    for row_id, smiles, atoms in _input_rows(Path(input_path), smiles_column, settings.kind == "radius"):
         record = {"id": row_id, "smiles": smiles, "error": ""}
         if isinstance(atoms, Exception):
             record["error"] = str(atoms)

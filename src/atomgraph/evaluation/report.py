@@ -13,6 +13,7 @@ from atomgraph.evaluation.baselines import CompositionBaseline, MeanBaseline
 from atomgraph.evaluation.metrics import classification_metrics, regression_metrics
 from atomgraph.evaluation.plots import error_histogram, error_vs_size, learning_curves, parity_plot
 from atomgraph.evaluation.predict import predict_graphs
+from atomgraph.evaluation.protocols import protocols_for
 
 
 def _baselines(train, test, t: int, extensive: bool, kind: str) -> dict[str, np.ndarray]:
@@ -39,17 +40,17 @@ def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, ver
     extensive targets, fractions for intensive ones) baselines.
     """
     from atomgraph.data import load_split
-    from atomgraph.training.datasets import load_dataset, select_targets
-    from atomgraph.training.run import load_module, load_run_config, metrics_history
+    from atomgraph.runs import TrainedRun
+    from atomgraph.training.datasets import load_dataset
+    from atomgraph.training.run import metrics_history
 
     run_dir = Path(run_dir)
-    config = load_run_config(run_dir)
+    run = TrainedRun.load(run_dir)  # best, else last: a run stopped before its first validation
+    config = run.config
     if dataset is None:
-        dataset = select_targets(load_dataset(config, progress=False), config["data"]["targets"])
+        dataset = load_dataset(config, run.graph, progress=False)
     split = split or load_split(run_dir / "split.json", len(dataset))
-    if module is None:  # a run stopped (max_steps) before its first validation has no best.ckpt
-        best = (run_dir / "checkpoints" / "best.ckpt").exists()
-        module = load_module(run_dir, "best" if best else "last")
+    module = module or run.module
     if getattr(module, "kind", "property") == "potential":
         return evaluate_potential(run_dir, config, dataset, split, module, verbose)
     info = dataset.targets
@@ -93,10 +94,8 @@ def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, ver
             learning_curves(metrics_csv, plots / "learning_curves.png")
         except ValueError:
             pass  # a run stopped before its first validation has no curves to draw
-    if config["data"]["dataset"] == "crystals" and info.kind == "regression":
-        from atomgraph.evaluation.crystal_report import add_crystal_report
-
-        add_crystal_report(results, config, module, dataset, split, pred)  # seed 004's protocol
+    for protocol in protocols_for(config["data"]["dataset"]):  # e.g. seed 004's crystal protocol
+        protocol(results, config, module, dataset, split, pred)
     pd.DataFrame(table).to_csv(run_dir / "predictions_test.csv", index=False)
     (run_dir / "metrics.json").write_text(json.dumps(results, indent=2, default=float))
     if verbose:

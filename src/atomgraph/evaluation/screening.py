@@ -31,7 +31,7 @@ def screen_structures(
     """Predict every CIF/POSCAR in ``folder`` and write them ranked by ``target`` to ``output``.
 
     Args:
-        run_dir: a finished run (its graph settings and best checkpoint are used).
+        run_dir: a finished run or an exported model (its graph spec and best checkpoint are used).
         folder: a folder of structure files or a tar archive of them.
         output: the CSV to write: ``rank, id, formula, natoms`` and one column per predicted target
             (in the run's units).
@@ -40,16 +40,15 @@ def screen_structures(
         workers: processes for parsing (None: every core).
     Returns ``(ranked, skipped)``; ``skipped`` has ``id`` and ``error`` for every file left out.
     """
-    from atomgraph.training.datasets import graph_settings
-    from atomgraph.training.run import load_module, load_run_config
+    from atomgraph.runs import TrainedRun
 
-    config = load_run_config(run_dir)
-    module = load_module(run_dir)
-    names = list(module.info.names)
+    run = TrainedRun.load(run_dir)
+    module = run.module
+    names = list(run.targets.names)
     target = target or names[0]
     if target not in names:
         raise ValueError(f"the run predicts {names}, not {target!r}")
-    settings = graph_settings(config)
+    settings = run.graph
     keys: list[str] = []
 
     def items():

@@ -10,10 +10,13 @@ from atomgraph.graphs.bond_graph import bond_graph
 from atomgraph.graphs.geometry import apply_strain, cell_volume, edge_lengths, edge_pairs, edge_vectors
 from atomgraph.graphs.neighbors import NeighborList, neighbor_list
 from atomgraph.graphs.radius_graph import radius_graph
+from atomgraph.graphs.spec import PRESETS, GraphSpec, preset, register_preset, resolve_graph_spec
 from atomgraph.graphs.triplets import triplet_angles, triplets
 from atomgraph.graphs.virtual import add_master_node, add_virtual_edges
 
 __all__ = [
+    "PRESETS",
+    "GraphSpec",
     "NeighborList",
     "add_master_node",
     "add_virtual_edges",
@@ -24,7 +27,10 @@ __all__ = [
     "edge_pairs",
     "edge_vectors",
     "neighbor_list",
+    "preset",
     "radius_graph",
+    "register_preset",
+    "resolve_graph_spec",
     "triplet_angles",
     "triplets",
 ]

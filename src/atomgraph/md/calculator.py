@@ -22,37 +22,26 @@ from torch_geometric.data import Batch
 
 from atomgraph.graphs.geometry import edge_lengths, edge_vectors
 from atomgraph.graphs.radius_graph import radius_graph
+from atomgraph.graphs.spec import GraphSpec
 
 
-def load_potential(run_dir: str | Path, which: str = "best") -> tuple[torch.nn.Module, dict]:
-    """The trained :class:`PotentialModule` of a run and its graph settings (``kind``, ``cutoff``, ...)."""
-    from atomgraph.training.datasets import graph_settings
-    from atomgraph.training.run import load_module, load_run_config
+def load_potential(path: str | Path, which: str = "auto") -> tuple[torch.nn.Module, GraphSpec]:
+    """The trained potential module of a run directory or exported file, and its graph spec."""
+    from atomgraph.runs import TrainedRun
 
-    run_dir = Path(run_dir)
-    if which == "best" and not (run_dir / "checkpoints" / "best.ckpt").exists():
-        which = "last"
-    module = load_module(run_dir, which)
-    if getattr(module, "kind", "property") != "potential":
-        raise ValueError(f"{run_dir} is not a potential run (task.kind: potential)")
-    return module, graph_settings(load_run_config(run_dir)).__dict__
-
-
-def _module_cutoff(module: torch.nn.Module) -> float:
-    """The graph cutoff (Å) of a module given without its run: the model's ``cutoff`` argument."""
-    model_args = dict(getattr(module, "hparams", {}).get("model", {}))
-    cutoff = model_args.get("cutoff", getattr(module.model, "cutoff", None))
-    if cutoff is None:
-        raise ValueError("cannot tell the graph cutoff of this model: pass cutoff=")
-    return float(cutoff)
+    run = TrainedRun.load(path, which)
+    if not run.is_potential:
+        raise ValueError(f"{path} is not a potential run (task.kind: potential)")
+    return run.module, run.graph
 
 
 class Calculator(AseCalculator):
-    """ASE calculator of a trained potential (a run directory or a :class:`PotentialModule`).
+    """ASE calculator of a trained potential.
 
     Args:
-        model: run directory (its best checkpoint and graph settings) or a PotentialModule.
-        cutoff: graph cutoff in Å (default: the run's ``data.graph.cutoff``, else the model's).
+        model: a run directory or exported file (its best checkpoint), a
+            :class:`~atomgraph.runs.TrainedRun` or a PotentialModule. The graph is the one the model
+            was trained on (its :class:`~atomgraph.graphs.spec.GraphSpec`: cutoff and neighbour cap).
         skin: neighbour-list skin in Å (0 rebuilds every call).
         device: torch device; dtype: compute dtype (default: the model's, float64 for "64-true" runs).
 
@@ -66,23 +55,25 @@ class Calculator(AseCalculator):
     def __init__(
         self,
         model: str | Path | torch.nn.Module,
-        cutoff: float | None = None,
         skin: float = 0.5,
         device: str | torch.device = "cpu",
         dtype: torch.dtype | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        max_neighbors = None
         if isinstance(model, str | Path):
-            module, settings = load_potential(model)
-            if settings["kind"] != "radius":
-                raise ValueError("the calculator needs a model on radius graphs")
-            cutoff = settings["cutoff"] if cutoff is None else cutoff
-            max_neighbors = settings["max_neighbors"]
+            module, spec = load_potential(model)
+        elif hasattr(model, "module") and hasattr(model, "graph"):  # a TrainedRun
+            if not model.is_potential:
+                raise ValueError(f"{model.source} is not a potential run (task.kind: potential)")
+            module, spec = model.module, model.graph
         else:
-            module = model
-            cutoff = _module_cutoff(module) if cutoff is None else cutoff
+            module, spec = model, model.graph_spec
+        if spec.kind != "radius":
+            raise ValueError(
+                f"the calculator needs a model on radius graphs, this one reads {spec.describe()}"
+            )
+        cutoff, max_neighbors = spec.cutoff, spec.max_neighbors
         if skin < 0:
             raise ValueError(f"skin must be >= 0, got {skin}")
         self.module = module.to(device).eval()

@@ -1,7 +1,7 @@
 """Models: one file per architecture, each registered by name for configs.
 
-Every model maps a graph batch to [B, T] predictions (normalised units of the task) and declares the
-graph it needs in ``graph_kind`` ("radius", "bond", or for protein-ligand models "complex"/"sequence").
+Every model maps a graph batch to [B, T] predictions (normalised units of the task) and carries a
+:class:`~atomgraph.models.card.ModelCard` (graph kind, inputs, depth argument, potential capability).
 """
 
 from atomgraph.models import (  # noqa: F401  (registers the models)
@@ -22,6 +22,7 @@ from atomgraph.models import (  # noqa: F401  (registers the models)
     schnet,
     simple_gnn,
 )
-from atomgraph.models.registry import available_models, build_model, model_class, register_model
+from atomgraph.models.card import ModelCard
+from atomgraph.models.registry import available_models, build_model, model_card, model_class, register_model
 
-__all__ = ["available_models", "build_model", "model_class", "register_model"]
+__all__ = ["ModelCard", "available_models", "build_model", "model_card", "model_class", "register_model"]

@@ -28,6 +28,7 @@ from torch_geometric.utils import to_dense_batch
 from atomgraph.complexes.features import ATOM_DIM, EDGE_DIM, RESIDUE_DIM
 from atomgraph.features import GaussianRBF
 from atomgraph.models.affinity_encoders import NodeSet, build_encoder, ligand_view, protein_view
+from atomgraph.models.card import ModelCard
 from atomgraph.models.registry import register_model
 from atomgraph.nn.mlp import MLP
 
@@ -107,7 +108,10 @@ def _position_in_graph(batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
     return torch.arange(batch.numel(), device=batch.device) - starts[batch]
 
 
-@register_model("affinity_cross_attention")
+CARD = ModelCard("complex", "complex", ("x", "edge_attr", "pos"), "layers")
+
+
+@register_model("affinity_cross_attention", card=CARD)
 class CrossAttentionAffinity(nn.Module):
     """Separate encoders, distance-aware cross attention, pooled states, MLP head.
 
@@ -121,8 +125,6 @@ class CrossAttentionAffinity(nn.Module):
         distance_bias: "linear" (- gamma d) or "rbf" (learned bias of RBF(d)).
         attention_cutoff: Å, mask pairs farther apart (None: attend to the whole pocket).
     """
-
-    graph_kind = "complex"
 
     def __init__(
         self,

@@ -16,6 +16,7 @@ from torch_geometric.data import Data
 
 from atomgraph.complexes.features import ATOM_DIM, EDGE_DIM, NUM_EDGE_TYPES
 from atomgraph.models.affinity_encoders import build_encoder, full_view, with_edge_attr
+from atomgraph.models.card import ModelCard
 from atomgraph.models.registry import register_model
 from atomgraph.nn.mlp import MLP
 from atomgraph.nn.readout import GraphReadout
@@ -23,7 +24,10 @@ from atomgraph.nn.readout import GraphReadout
 READOUT_NODES = ("all", "ligand")
 
 
-@register_model("affinity_joint")
+CARD = ModelCard("complex", "complex", ("x", "edge_attr", "pos"), "layers")
+
+
+@register_model("affinity_joint", card=CARD)
 class JointGraphAffinity(nn.Module):
     """One encoder over the interaction graph with interaction-type embeddings.
 
@@ -36,8 +40,6 @@ class JointGraphAffinity(nn.Module):
         readout: "set2set" (default), "attention" or any other :data:`~atomgraph.nn.READOUTS` kind.
         readout_nodes: pool over "all" nodes or the "ligand" atoms only.
     """
-
-    graph_kind = "complex"
 
     def __init__(
         self,

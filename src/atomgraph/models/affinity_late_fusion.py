@@ -18,12 +18,15 @@ from torch_geometric.data import Data
 
 from atomgraph.complexes.features import ATOM_DIM, EDGE_DIM, RESIDUE_DIM
 from atomgraph.models.affinity_encoders import build_encoder, ligand_view, protein_view
+from atomgraph.models.card import ModelCard
 from atomgraph.models.registry import register_model
 from atomgraph.nn.mlp import MLP
 from atomgraph.nn.readout import GraphReadout
 
+CARD = ModelCard("complex", "complex", ("x", "edge_attr", "pos"), "layers")
 
-@register_model("affinity_late_fusion")
+
+@register_model("affinity_late_fusion", card=CARD)
 class LateFusionAffinity(nn.Module):
     """Two encoders, two readouts, one head.
 
@@ -37,8 +40,6 @@ class LateFusionAffinity(nn.Module):
         protein_level: "residue" or "atom".
         readout: any :data:`~atomgraph.nn.READOUTS` kind (both sides).
     """
-
-    graph_kind = "complex"
 
     def __init__(
         self,

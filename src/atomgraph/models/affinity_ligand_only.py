@@ -18,12 +18,15 @@ from torch_geometric.data import Data
 
 from atomgraph.complexes.features import ATOM_DIM, EDGE_DIM
 from atomgraph.models.affinity_encoders import build_encoder, ligand_view
+from atomgraph.models.card import ModelCard
 from atomgraph.models.registry import register_model
 from atomgraph.nn.mlp import MLP
 from atomgraph.nn.readout import GraphReadout
 
+CARD = ModelCard("complex", "complex", ("x", "edge_attr", "pos"), "layers")
 
-@register_model("affinity_ligand_only")
+
+@register_model("affinity_ligand_only", card=CARD)
 class LigandOnlyAffinity(nn.Module):
     """One ligand encoder, a readout and a head; the protein part of the batch is not read.
 
@@ -35,8 +38,6 @@ class LigandOnlyAffinity(nn.Module):
             (:func:`~atomgraph.models.affinity_encoders.build_encoder`).
         readout: any :data:`~atomgraph.nn.READOUTS` kind.
     """
-
-    graph_kind = "complex"
 
     def __init__(
         self,

@@ -21,6 +21,7 @@ from atomgraph.complexes.sequence import SEQUENCE_VOCAB
 from atomgraph.features import DEFAULT_ATOM_FEATURIZER, DEFAULT_BOND_FEATURIZER
 from atomgraph.graphs.fields import batch_vector
 from atomgraph.models.affinity_encoders import NodeSet, build_encoder
+from atomgraph.models.card import ModelCard
 from atomgraph.models.registry import register_model
 from atomgraph.nn.mlp import MLP
 from atomgraph.nn.readout import GraphReadout
@@ -50,7 +51,10 @@ class SequenceCNN(nn.Module):
         return self.out(torch.nan_to_num(h, neginf=0.0))
 
 
-@register_model("affinity_sequence")
+CARD = ModelCard("sequence", "sequence", ("x", "edge_attr", "sequence"), "layers")
+
+
+@register_model("affinity_sequence", card=CARD)
 class SequenceAffinity(nn.Module):
     """GraphDTA-style model on (ligand graph, protein sequence) samples.
 
@@ -62,8 +66,6 @@ class SequenceAffinity(nn.Module):
         embed_dim, filters, kernel_size, conv_layers: the sequence CNN (GraphDTA: 128, 32, 8, 3).
         readout: ligand pooling (GraphDTA: max).
     """
-
-    graph_kind = "sequence"
 
     def __init__(
         self,

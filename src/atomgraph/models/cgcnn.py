@@ -28,6 +28,8 @@ from torch_geometric.data import Data
 from atomgraph.features import ElementEmbeddingTable, GaussianRBF
 from atomgraph.graphs.fields import batch_vector
 from atomgraph.graphs.geometry import edge_lengths, edge_vectors
+from atomgraph.graphs.spec import GraphSpec
+from atomgraph.models.card import ModelCard
 from atomgraph.models.crystal_head import CrystalHead, resolve_readouts
 from atomgraph.models.lattice import LATTICE_DIM, scaled_lattice_features
 from atomgraph.models.registry import register_model
@@ -79,7 +81,10 @@ class CGCNNConv(nn.Module):
         return functional.softplus(h + batch_norm(self.norm_atoms, summed))
 
 
-@register_model("cgcnn")
+CARD = ModelCard("radius", "cgcnn_crystal", ("z", "pos", "cell"), "layers", reads_positions=True)
+
+
+@register_model("cgcnn", card=CARD)
 class CGCNN(nn.Module):
     """Crystal graph convolutional neural network.
 
@@ -89,7 +94,9 @@ class CGCNN(nn.Module):
         layers: number of convolutions (paper: 3).
         fc_hidden: width of the fully connected layers after pooling (paper: 128).
         fc_layers: number of hidden fully connected layers (paper: 1).
-        cutoff: Å; edges longer than this are ignored and the Gaussians span 0..cutoff (paper: 8).
+        graph: the GraphSpec of the input graphs (paper: 12 nearest within 8 Å, preset cgcnn_crystal).
+        interaction_cutoff: Å, at most ``graph.cutoff`` (default: it); longer edges are ignored and the
+            Gaussians span 0..interaction_cutoff.
         atom_features: "properties" (element property table, default) or "embedding" (learned).
         readout: "auto" (sum for extensive, mean pooling for intensive), one of "mean", "sum",
             "per_atom", or a list with one per target.
@@ -100,16 +107,15 @@ class CGCNN(nn.Module):
     Output: [B, T] in the normalised units of the task.
     """
 
-    graph_kind = "radius"
-
     def __init__(
         self,
+        graph: GraphSpec,
         extensive: Sequence[bool] = (False,),
         hidden: int = 64,
         layers: int = 3,
         fc_hidden: int = 128,
         fc_layers: int = 1,
-        cutoff: float = 8.0,
+        interaction_cutoff: float | None = None,
         atom_features: str = "properties",
         readout: str | Sequence[str] = "auto",
         lattice: bool = False,
@@ -118,7 +124,7 @@ class CGCNN(nn.Module):
         super().__init__()
         if atom_features not in ATOM_FEATURES:
             raise ValueError(f"atom_features must be one of {ATOM_FEATURES}, got {atom_features!r}")
-        self.cutoff = float(cutoff)
+        self.cutoff = graph.interaction_cutoff(interaction_cutoff, "cgcnn")
         self.lattice = lattice
         self.rbf = cgcnn_rbf(self.cutoff)
         if atom_features == "properties":

@@ -59,8 +59,6 @@ class ConvStack(nn.Module):
         readout: any :data:`atomgraph.nn.READOUTS` kind; act: activation name.
     """
 
-    graph_kind = "bond"
-
     def __init__(
         self,
         convs: Sequence[nn.Module],

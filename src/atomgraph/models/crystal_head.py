@@ -22,6 +22,7 @@ from torch import nn
 
 from atomgraph.nn.mlp import MLP
 from atomgraph.nn.scatter import scatter_sum
+from atomgraph.targets import TargetSpec
 
 HEAD_READOUTS = ("mean", "sum", "per_atom")
 
@@ -55,16 +56,12 @@ def effective_readouts(readout: str | Sequence[str] | None, extensive: Sequence[
     return out
 
 
-def readout_mismatches(
-    names: Sequence[str],
-    extensive: Sequence[bool],
-    per_atom: Sequence[bool],
-    readout: str | Sequence[str] | None,
-) -> list[str]:
-    """Messages for targets whose readout contradicts what they are (empty when all is well)."""
+def readout_mismatches(targets: Sequence[TargetSpec], readout: str | Sequence[str] | None) -> list[str]:
+    """Messages for targets whose readout contradicts their reduction (empty when all is well)."""
     messages = []
-    readouts = effective_readouts(readout, extensive)
-    for name, ext, atom, kind in zip(names, extensive, per_atom, readouts, strict=True):
+    readouts = effective_readouts(readout, [t.extensive for t in targets])
+    for target, kind in zip(targets, readouts, strict=True):
+        name, ext, atom = target.name, target.extensive, target.per_atom
         if atom and kind == "sum":
             messages.append(
                 f"target {name!r} is a per-atom quantity but is read out with a sum over atoms: the model "

@@ -12,9 +12,9 @@ alpha_kji between the bonds j -> i and j -> k (:class:`~atomgraph.nn.spherical.S
 envelope; basis embeddings (``basis_emb``) factor the rbf/sbf projections as in DimeNet++.
 
 Triplets come from :func:`atomgraph.graphs.triplets` (no torch_sparse); in periodic cells smaller than
-the cutoff they include the paths through other images of the same atom. Edges longer than ``cutoff``
-(a graph built with a larger radius) are dropped in the forward pass: they would carry no weight, but
-they would multiply the number of triplets.
+the cutoff they include the paths through other images of the same atom. Edges longer than
+``interaction_cutoff`` (a graph built with a larger radius) are dropped in the forward pass: they would
+carry no weight, but they would multiply the number of triplets.
 
 Differences from the reference code: weights are Glorot-orthogonal initialised as there, but the last
 output layer is not zero-initialised (so an untrained model is not identically zero); the spherical
@@ -34,7 +34,9 @@ from torch_geometric.data import Data
 from atomgraph.features import BesselRBF, PolynomialEnvelope
 from atomgraph.graphs.fields import batch_vector
 from atomgraph.graphs.geometry import edge_lengths, edge_vectors
+from atomgraph.graphs.spec import GraphSpec
 from atomgraph.graphs.triplets import triplets
+from atomgraph.models.card import ModelCard
 from atomgraph.models.registry import register_model
 from atomgraph.nn.activations import activation
 from atomgraph.nn.spherical import SphericalBasis
@@ -163,8 +165,13 @@ class OutputPPBlock(nn.Module):
         return self.lin(x)
 
 
-@register_model("dimenet++")
-@register_model("dimenetpp")
+CARD = ModelCard(
+    "radius", "molecule", ("z", "pos", "cell"), "blocks", reads_positions=True, smooth=True, conservative=True
+)
+
+
+@register_model("dimenet++", card=CARD)
+@register_model("dimenetpp", card=CARD)
 class DimeNetPlusPlus(nn.Module):
     """DimeNet++ for graph properties and potentials (defaults: the paper's QM9 hyperparameters).
 
@@ -177,7 +184,8 @@ class DimeNetPlusPlus(nn.Module):
         blocks: number of interaction blocks (paper: 4); there is one more output block than that.
         num_spherical: degrees of the spherical basis (paper: 7).
         num_radial: radial basis functions (paper: 6).
-        cutoff: Å (paper: 5).
+        graph: the GraphSpec of the input graphs (paper: 5 Å).
+        interaction_cutoff: Å, at most ``graph.cutoff`` (default: it); longer edges are ignored.
         envelope_exponent: exponent p of the polynomial envelope (the reference code's 5 + 1 = 6).
         num_before_skip, num_after_skip: residual layers around the skip connection (paper: 1, 2).
         num_output_layers: hidden layers of each output MLP (paper: 3).
@@ -188,10 +196,9 @@ class DimeNetPlusPlus(nn.Module):
     Output: [B, T] in the normalised units of the task; differentiable w.r.t. ``pos`` and ``cell``.
     """
 
-    graph_kind = "radius"
-
     def __init__(
         self,
+        graph: GraphSpec,
         extensive: Sequence[bool] = (True,),
         hidden: int = 128,
         out_emb: int = 256,
@@ -200,7 +207,7 @@ class DimeNetPlusPlus(nn.Module):
         blocks: int = 4,
         num_spherical: int = 7,
         num_radial: int = 6,
-        cutoff: float = 5.0,
+        interaction_cutoff: float | None = None,
         envelope_exponent: int = 6,
         num_before_skip: int = 1,
         num_after_skip: int = 2,
@@ -212,13 +219,13 @@ class DimeNetPlusPlus(nn.Module):
         super().__init__()
         if blocks < 1:
             raise ValueError(f"blocks must be at least 1, got {blocks}")
-        self.cutoff = float(cutoff)
+        self.cutoff = graph.interaction_cutoff(interaction_cutoff, "dimenet++")
         self.readout = check_pooling(readout)
         self.register_buffer("extensive", torch.tensor(list(extensive), dtype=torch.bool), persistent=False)
         num_targets = len(extensive)
-        self.rbf = BesselRBF(cutoff, num_radial, trainable=True)
-        self.envelope = PolynomialEnvelope(cutoff, envelope_exponent)
-        self.sbf = SphericalBasis(num_spherical, num_radial, cutoff, envelope_exponent)
+        self.rbf = BesselRBF(self.cutoff, num_radial, trainable=True)
+        self.envelope = PolynomialEnvelope(self.cutoff, envelope_exponent)
+        self.sbf = SphericalBasis(num_spherical, num_radial, self.cutoff, envelope_exponent)
         self.embedding = EmbeddingBlock(num_radial, hidden, max_z, act)
         self.interactions = nn.ModuleList(
             InteractionPPBlock(

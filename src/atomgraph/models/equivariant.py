@@ -39,6 +39,8 @@ from torch_geometric.data import Data
 from atomgraph.features import BesselRBF, PolynomialEnvelope
 from atomgraph.graphs.fields import batch_vector
 from atomgraph.graphs.geometry import edge_lengths, edge_vectors
+from atomgraph.graphs.spec import GraphSpec
+from atomgraph.models.card import ModelCard
 from atomgraph.models.registry import register_model
 from atomgraph.nn.mlp import MLP
 from atomgraph.nn.target_pooling import check_pooling, pool_per_target
@@ -123,8 +125,13 @@ class EquivariantInteraction(nn.Module):
         return h + out if self.residual else out
 
 
-@register_model("equivariant")
-@register_model("nequip")
+CARD = ModelCard(
+    "radius", "molecule", ("z", "pos", "cell"), "layers", reads_positions=True, smooth=True, conservative=True
+)
+
+
+@register_model("equivariant", card=CARD)
+@register_model("nequip", card=CARD)
 class EquivariantPotential(nn.Module):
     """NequIP-style E(3)-equivariant message passing network (energies, invariant properties).
 
@@ -135,7 +142,7 @@ class EquivariantPotential(nn.Module):
         sh_lmax: largest degree of the edge spherical harmonics (default: that of ``hidden_irreps``).
         num_basis: Bessel radial basis functions (NequIP: 8).
         radial_hidden, radial_layers: width and depth of the radial MLP (NequIP: 64, 2).
-        cutoff: Å.
+        graph: the GraphSpec of the input graphs; the radial basis and the envelope span 0..graph.cutoff Å.
         envelope_exponent: exponent p of the polynomial envelope (NequIP: 6).
         avg_num_neighbors: the sum over neighbours is divided by this constant (set it to the data's
             mean number of neighbours within the cutoff; ~10-20 for organic molecules at 5 Å).
@@ -146,10 +153,9 @@ class EquivariantPotential(nn.Module):
     Build it under ``torch.set_default_dtype(torch.float64)`` for a double precision model.
     """
 
-    graph_kind = "radius"
-
     def __init__(
         self,
+        graph: GraphSpec,
         extensive: Sequence[bool] = (True,),
         hidden_irreps: str = "32x0e + 16x1o + 8x2e",
         layers: int = 4,
@@ -157,7 +163,6 @@ class EquivariantPotential(nn.Module):
         num_basis: int = 8,
         radial_hidden: int = 64,
         radial_layers: int = 2,
-        cutoff: float = 5.0,
         envelope_exponent: int = 6,
         avg_num_neighbors: float = 10.0,
         max_z: int = 100,
@@ -174,7 +179,7 @@ class EquivariantPotential(nn.Module):
             raise ValueError(f"layers must be at least 1, got {layers}")
         if not avg_num_neighbors > 0:
             raise ValueError(f"avg_num_neighbors must be positive, got {avg_num_neighbors}")
-        self.cutoff = float(cutoff)
+        self.cutoff = graph.cutoff
         self.readout = check_pooling(readout)
         self.register_buffer("extensive", torch.tensor(list(extensive), dtype=torch.bool), persistent=False)
         sh_lmax = irreps_hidden.lmax if sh_lmax is None else sh_lmax
@@ -182,8 +187,8 @@ class EquivariantPotential(nn.Module):
         self.spherical_harmonics = o3.SphericalHarmonics(
             self.irreps_edge, normalize=True, normalization="component"
         )
-        self.rbf = BesselRBF(cutoff, num_basis, trainable=True)
-        self.envelope = PolynomialEnvelope(cutoff, envelope_exponent)
+        self.rbf = BesselRBF(self.cutoff, num_basis, trainable=True)
+        self.envelope = PolynomialEnvelope(self.cutoff, envelope_exponent)
         self.embedding = nn.Embedding(max_z + 1, num_scalars)
         irreps = o3.Irreps(f"{num_scalars}x0e")
         self.interactions = nn.ModuleList()

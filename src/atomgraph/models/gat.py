@@ -19,11 +19,14 @@ from torch import nn
 from torch_geometric.data import Data
 from torch_geometric.nn import GATConv, GATv2Conv
 
+from atomgraph.models.card import ModelCard
 from atomgraph.models.conv_stack import ConvStack, Edges
 from atomgraph.models.registry import register_model
 
+ZOO_CARD = ModelCard("bond", "bond", ("x", "edge_attr"), "layers")
 
-@register_model("gat")
+
+@register_model("gat", card=ZOO_CARD)
 class GAT(ConvStack):
     """Multi-head graph attention on bonded graphs.
 
@@ -109,7 +112,7 @@ class GAT(ConvStack):
             self.train(was_training)
 
 
-@register_model("gatv2")
+@register_model("gatv2", card=ZOO_CARD)
 class GATv2(GAT):
     """GATv2 ("dynamic" attention: nonlinearity before the attention vector); arguments as :class:`GAT`."""
 

@@ -13,11 +13,14 @@ import torch
 from torch import nn
 from torch_geometric.nn import GCNConv
 
+from atomgraph.models.card import ModelCard
 from atomgraph.models.conv_stack import ConvStack, Edges
 from atomgraph.models.registry import register_model
 
+ZOO_CARD = ModelCard("bond", "bond", ("x", "edge_attr"), "layers")
 
-@register_model("gcn")
+
+@register_model("gcn", card=ZOO_CARD)
 class GCN(ConvStack):
     """Kipf & Welling's GCN: symmetric normalisation D^-1/2 (A + I) D^-1/2 with self-loops.
 

@@ -25,6 +25,7 @@ from torch_geometric.data import Data
 from torch_geometric.nn import SAGEConv
 from torch_geometric.nn.aggr import Aggregation
 
+from atomgraph.models.card import ModelCard
 from atomgraph.models.conv_stack import ConvStack, Edges
 from atomgraph.models.registry import register_model
 
@@ -88,7 +89,10 @@ class NeighborLSTM(Aggregation):
         return out
 
 
-@register_model("graphsage")
+ZOO_CARD = ModelCard("bond", "bond", ("x", "edge_attr"), "layers")
+
+
+@register_model("graphsage", card=ZOO_CARD)
 class GraphSAGE(ConvStack):
     """GraphSAGE on bonded graphs (see the module docstring for aggregators and sampling).
 

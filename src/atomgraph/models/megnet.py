@@ -16,8 +16,8 @@ layers; extensive and per-atom targets use an atom-wise head on v_i ‖ u instea
 
 The paper builds crystal graphs with a 5 Å radius; here the model takes whatever graph the data has
 (the crystal default is 12 nearest neighbours within 8 Å, shared with CGCNN for a fair comparison) and
-ignores edges longer than ``cutoff``. For the paper's graph use ``data.graph.cutoff=5``,
-``data.graph.max_neighbors=null`` and ``model.cutoff=5``.
+ignores edges longer than ``interaction_cutoff`` (default: the graph cutoff). For the paper's graph use
+``data.graph: megnet_crystal`` (5 Å, no neighbour cap).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from torch_geometric.data import Data
 
 from atomgraph.features import GaussianRBF
 from atomgraph.graphs.fields import batch_vector
+from atomgraph.graphs.spec import GraphSpec
+from atomgraph.models.card import ModelCard
 from atomgraph.models.cgcnn import within_cutoff
 from atomgraph.models.crystal_head import CrystalHead, resolve_readouts
 from atomgraph.models.lattice import LATTICE_DIM, scaled_lattice_features
@@ -81,7 +83,10 @@ class MEGNetBlock(nn.Module):
         return v0 + v, e0 + e, u0 + u
 
 
-@register_model("megnet")
+CARD = ModelCard("radius", "cgcnn_crystal", ("z", "pos", "cell"), "blocks", reads_positions=True)
+
+
+@register_model("megnet", card=CARD)
 class MEGNet(nn.Module):
     """MEGNet for crystal (and molecular) graph properties.
 
@@ -91,8 +96,9 @@ class MEGNet(nn.Module):
         hidden: hidden widths of φ_e, φ_v, φ_u (paper: 64, 64); the pre layers use ``hidden[0]``.
         blocks: number of MEGNet blocks (paper: 3).
         embedding_dim: element embedding width (paper: 16).
-        num_rbf, rbf_width: Gaussians on 0..cutoff Å and their width σ (paper: 100, 0.5 Å).
-        cutoff: Å; longer edges are ignored.
+        graph: the GraphSpec of the input graphs.
+        num_rbf, rbf_width: Gaussians on 0..interaction_cutoff Å and their width σ (paper: 100, 0.5 Å).
+        interaction_cutoff: Å, at most ``graph.cutoff`` (default: it); longer edges are ignored.
         state_dim: width S of ``graph.state`` (paper: 2 zeros for crystals).
         pool: "set2set" (paper) or "mean" pooling of atoms and edges for "mean" targets.
         set2set_steps: set2set processing steps (paper: 3).
@@ -103,10 +109,9 @@ class MEGNet(nn.Module):
     Input: a radius graph or batch; ``graph.state`` [B, S] if given. Output: [B, T] (normalised units).
     """
 
-    graph_kind = "radius"
-
     def __init__(
         self,
+        graph: GraphSpec,
         extensive: Sequence[bool] = (False,),
         dim: int = 32,
         hidden: Sequence[int] = (64, 64),
@@ -114,7 +119,7 @@ class MEGNet(nn.Module):
         embedding_dim: int = 16,
         num_rbf: int = 100,
         rbf_width: float = 0.5,
-        cutoff: float = 8.0,
+        interaction_cutoff: float | None = None,
         state_dim: int = 2,
         pool: str = "set2set",
         set2set_steps: int = 3,
@@ -126,7 +131,7 @@ class MEGNet(nn.Module):
         if pool not in POOLS:
             raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
         hidden = list(hidden)
-        self.cutoff = float(cutoff)
+        self.cutoff = graph.interaction_cutoff(interaction_cutoff, "megnet")
         self.state_dim = state_dim
         self.lattice = lattice
         self.embedding = nn.Embedding(max_z + 1, embedding_dim)

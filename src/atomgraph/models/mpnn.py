@@ -6,7 +6,7 @@ y = MLP(set2set({Lin([h_v^T, x_v])}))  (set2set over projected (h^T, x) pairs, M
 
 Edges carry the bond features of the chemical graph and, with ``distance="raw"`` or ``"rbf"``, the
 interatomic distance (the paper's "distance + bond type"). Virtual edges and a master node come from
-the graph builder (``GraphSettings(virtual_edges=True, master_node=True)``), flagged in the features.
+the graph builder (``GraphSpec(virtual_edges=True, master_node=True)``), flagged in the features.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from torch_geometric.data import Data
 from atomgraph.features import GaussianRBF
 from atomgraph.graphs.fields import batch_vector
 from atomgraph.graphs.geometry import edge_lengths, edge_vectors
+from atomgraph.graphs.spec import GraphSpec
+from atomgraph.models.card import ModelCard
 from atomgraph.models.registry import register_model
 from atomgraph.nn.mlp import MLP
 from atomgraph.nn.readout import GraphReadout
@@ -41,26 +43,29 @@ class EdgeNetwork(nn.Module):
         return torch.zeros_like(h).index_add_(0, target, messages)
 
 
-@register_model("mpnn")
+CARD = ModelCard("bond", "bond", ("x", "edge_attr", "pos"), "steps")
+
+
+@register_model("mpnn", card=CARD)
 class GilmerMPNN(nn.Module):
     """The enn-s2s MPNN of Gilmer et al. on bonded (optionally complete) molecular graphs.
 
     Args:
+        graph: the GraphSpec of the input graphs (its cutoff bounds the distance features).
         atom_dim, edge_dim: widths of ``x`` and ``edge_attr`` (filled in from the data).
         extensive: one flag per target (its length is the number of outputs).
         hidden: node state width d (paper: up to 200).
         steps: message passing steps T (paper: 3-8; the GRU and edge network are shared by all).
         set2set_steps: M (paper: 1-12).
         distance: "none" (chemical graph only, the default), "raw" (distance as one feature, the
-            paper's "distance + bond type") or "rbf" (Gaussian expansion, 0-6 Å); the last two need
-            3D positions.
+            paper's "distance + bond type") or "rbf" (Gaussian expansion over 0..graph.cutoff Å); the
+            last two need 3D positions.
         readout: "set2set" (paper) or any :data:`READOUTS` name.
     """
 
-    graph_kind = "bond"
-
     def __init__(
         self,
+        graph: GraphSpec,
         atom_dim: int,
         edge_dim: int,
         extensive: Sequence[bool] = (True,),
@@ -77,7 +82,7 @@ class GilmerMPNN(nn.Module):
             raise ValueError(f"distance must be one of {DISTANCE_ENCODINGS}, got {distance!r}")
         self.distance = distance
         self.steps = steps
-        self.rbf = GaussianRBF(0.0, 6.0, num_rbf) if distance == "rbf" else None
+        self.rbf = GaussianRBF(0.0, graph.cutoff, num_rbf) if distance == "rbf" else None
         extra = {"none": 0, "raw": 1, "rbf": num_rbf}[distance]
         self.project_atoms = nn.Linear(atom_dim, hidden)
         self.edge_network = EdgeNetwork(edge_dim + extra, hidden, edge_hidden)

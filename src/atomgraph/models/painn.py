@@ -35,6 +35,8 @@ from torch_geometric.data import Data
 from atomgraph.features import BesselRBF, CosineCutoff
 from atomgraph.graphs.fields import batch_vector
 from atomgraph.graphs.geometry import edge_lengths, edge_vectors
+from atomgraph.graphs.spec import GraphSpec
+from atomgraph.models.card import ModelCard
 from atomgraph.models.registry import register_model
 from atomgraph.nn.activations import activation
 from atomgraph.nn.atomwise import AtomwiseHead
@@ -118,7 +120,18 @@ class GatedEquivariantBlock(nn.Module):
         return self.scalar_act(s_out), gate.unsqueeze(1) * v2
 
 
-@register_model("painn")
+CARD = ModelCard(
+    "radius",
+    "molecule",
+    ("z", "pos", "cell"),
+    "interactions",
+    reads_positions=True,
+    smooth=True,
+    conservative=True,
+)
+
+
+@register_model("painn", card=CARD)
 class PaiNN(nn.Module):
     """PaiNN for graph properties, potentials and dipole moments.
 
@@ -128,7 +141,7 @@ class PaiNN(nn.Module):
         hidden: feature width F of s and v (paper: 128).
         interactions: message + update blocks (paper: 3).
         num_rbf: radial basis functions sin(n pi d / c) / d (paper: 20).
-        cutoff: cosine cutoff radius, Å (paper: 5).
+        graph: the GraphSpec of the input graphs; the radial basis and the envelope span 0..graph.cutoff Å.
         max_z: largest atomic number.
         act: activation (paper: silu).
         readout: scalar output pooling, "auto" (sum for extensive, mean for intensive) or a readout name.
@@ -137,16 +150,15 @@ class PaiNN(nn.Module):
     Output: [B, T]; differentiable w.r.t. ``pos`` and ``cell``.
     """
 
-    graph_kind = "radius"
     physical_output = False
 
     def __init__(
         self,
+        graph: GraphSpec,
         extensive: Sequence[bool] = (True,),
         hidden: int = 128,
         interactions: int = 3,
         num_rbf: int = 20,
-        cutoff: float = 5.0,
         max_z: int = 100,
         act: str = "silu",
         readout: str = "auto",
@@ -160,10 +172,10 @@ class PaiNN(nn.Module):
         self.output = "property" if output == "energy" else output
         self.physical_output = self.output == "dipole"
         self.hidden = hidden
-        self.cutoff = float(cutoff)
+        self.cutoff = graph.cutoff
         self.embedding = nn.Embedding(max_z + 1, hidden)
-        self.rbf = BesselRBF(cutoff, num_rbf)
-        self.envelope = CosineCutoff(cutoff)
+        self.rbf = BesselRBF(self.cutoff, num_rbf)
+        self.envelope = CosineCutoff(self.cutoff)
         self.messages = nn.ModuleList(PaiNNMessage(hidden, num_rbf, act) for _ in range(interactions))
         self.updates = nn.ModuleList(PaiNNUpdate(hidden, act) for _ in range(interactions))
         if self.output == "dipole":

@@ -20,6 +20,8 @@ from torch_geometric.data import Data
 from atomgraph.features import CosineCutoff, GaussianRBF
 from atomgraph.graphs.fields import batch_vector
 from atomgraph.graphs.geometry import edge_lengths, edge_pairs, edge_vectors
+from atomgraph.graphs.spec import GraphSpec
+from atomgraph.models.card import ModelCard
 from atomgraph.models.registry import register_model
 from atomgraph.nn.activations import ShiftedSoftplus
 from atomgraph.nn.atomwise import AtomwiseHead
@@ -56,7 +58,18 @@ class CFConvInteraction(nn.Module):
         return h + self.update(aggregated)
 
 
-@register_model("schnet")
+CARD = ModelCard(
+    "radius",
+    "molecule",
+    ("z", "pos", "cell"),
+    "interactions",
+    reads_positions=True,
+    smooth=True,
+    conservative=True,
+)
+
+
+@register_model("schnet", card=CARD)
 class SchNet(nn.Module):
     """SchNet for graph properties and potentials.
 
@@ -66,31 +79,29 @@ class SchNet(nn.Module):
         filters: filter width (paper: 64/128).
         interactions: number of interaction blocks (paper: 3 for QM9 in v1, 6 in schnetpack).
         num_rbf: Gaussians between 0 and ``cutoff`` Å (schnetpack: 20-50 over 0-5 Å).
-        cutoff: cosine cutoff radius, Å.
+        graph: the GraphSpec of the input graphs; the radial basis and the envelope span 0..graph.cutoff Å.
         max_z: largest atomic number.
         readout: "auto" (sum for extensive, mean for intensive) or a readout name.
     Input: a radius graph or batch (``z``, ``pos``, ``edge_index``, ``edge_shift``, ``cell``).
     Output: [B, T] in the normalised units of the task.
     """
 
-    graph_kind = "radius"
-
     def __init__(
         self,
+        graph: GraphSpec,
         extensive: Sequence[bool] = (True,),
         hidden: int = 128,
         filters: int = 128,
         interactions: int = 6,
         num_rbf: int = 50,
-        cutoff: float = 5.0,
         max_z: int = 100,
         readout: str = "auto",
     ):
         super().__init__()
-        self.cutoff = cutoff
+        self.cutoff = graph.cutoff
         self.embedding = nn.Embedding(max_z + 1, hidden)
-        self.rbf = GaussianRBF(0.0, cutoff, num_rbf)
-        self.envelope = CosineCutoff(cutoff)
+        self.rbf = GaussianRBF(0.0, self.cutoff, num_rbf)
+        self.envelope = CosineCutoff(self.cutoff)
         self.interactions = nn.ModuleList(
             CFConvInteraction(hidden, filters, num_rbf) for _ in range(interactions)
         )

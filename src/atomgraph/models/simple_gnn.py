@@ -14,6 +14,8 @@ from torch_geometric.data import Data
 from atomgraph.features import GaussianRBF
 from atomgraph.graphs.fields import batch_vector
 from atomgraph.graphs.geometry import edge_lengths, edge_vectors
+from atomgraph.graphs.spec import GraphSpec
+from atomgraph.models.card import ModelCard
 from atomgraph.models.registry import register_model
 from atomgraph.nn.atomwise import AtomwiseHead
 from atomgraph.nn.mlp import MLP
@@ -35,30 +37,31 @@ class MessagePassingLayer(nn.Module):
         return h + self.update(torch.cat([h, aggregated], dim=-1))
 
 
-@register_model("simple_gnn")
+CARD = ModelCard("radius", "molecule", ("z", "pos", "cell"), "layers", reads_positions=True)
+
+
+@register_model("simple_gnn", card=CARD)
 class SimpleGNN(nn.Module):
     """Embedding -> message-passing layers on Gaussian-expanded distances -> per-atom MLP -> sum/mean.
 
     Args: extensive (flags per target), dim (node width, lecture: 32), num_rbf (lecture: 16 Gaussians
-    between 0.5 and ``cutoff`` Å, width 0.5 Å), layers (lecture: 3), max_z.
+    between 0.5 Å and ``graph.cutoff``, width 0.5 Å), layers (lecture: 3), max_z.
     """
-
-    graph_kind = "radius"
 
     def __init__(
         self,
+        graph: GraphSpec,
         extensive: Sequence[bool] = (True,),
         dim: int = 32,
         num_rbf: int = 16,
         layers: int = 3,
-        cutoff: float = 5.0,
         max_z: int = 100,
         readout: str = "auto",
     ):
         super().__init__()
-        self.cutoff = cutoff
+        self.cutoff = graph.cutoff
         self.embedding = nn.Embedding(max_z + 1, dim)
-        self.rbf = GaussianRBF(0.5, cutoff, num_rbf, width=0.5)
+        self.rbf = GaussianRBF(0.5, self.cutoff, num_rbf, width=0.5)
         self.layers = nn.ModuleList(MessagePassingLayer(dim, num_rbf) for _ in range(layers))
         self.head = AtomwiseHead(dim, extensive, dim, act="silu", readout=readout)
 

@@ -25,30 +25,25 @@ DEFAULTS: dict[str, Any] = {
         "smiles_column": "smiles",
         "targets": ["homo"],
         "kind": "regression",  # regression | classification
-        "extensive": None,  # csv: one flag per target (default intensive)
+        # {target: sum | per_atom | mean}: how a target reduces over atoms, where the dataset's own
+        # TargetSpec (atomgraph.targets) is not what you want
+        "reductions": None,
         "molecule": None,  # rmd17: aspirin | ethanol | malonaldehyde | uracil | ...
         # lennard_jones: random clusters (eps = 1 eV, sigma = 1 Å), no files needed
         "lennard_jones": {"count": 500, "min_atoms": 4, "max_atoms": 8, "min_distance": 0.9, "seed": 0},
-        # crystals: a folder or tar archive of CIF/POSCAR files + an id,value CSV (atomgraph.data.crystals);
-        # data.extensive / crystals.per_atom: a list aligned with data.targets or {target: flag}
+        # crystals: a folder or tar archive of CIF/POSCAR files + an id,value CSV (atomgraph.data.crystals)
         "crystals": {
             "labels": None,  # id -> property CSV (default: id_prop*.csv beside data.path)
             "workers": None,  # processes that parse the files (None: every core)
-            "per_atom": None,  # per-atom targets (eV/atom: never a sum readout); None: from the dataset
             "min_distance": 0.5,  # Å; a structure with closer atoms is broken and skipped
-            "default_graph": True,  # data.graph left at 5 Å / no cap -> CGCNN's 12 nearest within 8 Å
             "top_k": 100,  # report: top-k recall (direction from the target: low energies, high gaps)
             "descriptor_baseline": True,  # report: Magpie-style + structure descriptors + random forest
             "shortcut": True,  # report: R² kept after scrambling the elements over the sites
         },
-        "graph": {
-            "kind": None,
-            "cutoff": 5.0,
-            "max_neighbors": None,
-            "explicit_hydrogens": True,
-            "virtual_edges": False,
-            "master_node": False,
-        },
+        # the GraphSpec (atomgraph.graphs.spec): a preset name (molecule, bond, cgcnn_crystal, ...), or
+        # a mapping of its fields with an optional "preset" they change; null: the dataset's preset, else
+        # the model card's. The run's config.yaml records the spec exactly as built.
+        "graph": None,
         # kind: random | scaffold | file | predefined (the dataset's own train/test; val from train)
         "split": {"kind": "random", "sizes": [0.8, 0.1, 0.1], "seed": 0, "file": None},
         "complex": {},  # complexes / protein_sequence: see atomgraph.complexes.config (free-form)
@@ -94,7 +89,7 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 
-FREE_FORM = {("model",), ("data", "complex")}
+FREE_FORM = {("model",), ("data", "complex"), ("data", "graph"), ("data", "reductions")}
 
 
 class ConfigError(ValueError):
@@ -153,15 +148,25 @@ def load_config(
             raise ConfigError(f"config {path}: cannot read it ({error})") from error
         if not isinstance(loaded, dict):
             raise ConfigError(f"config {path}: expected a mapping at the top level")
-        config = _merge(config, loaded)
+        config = _merge(config, _graph_as_mapping(loaded))
     if settings:
-        config = _merge(config, settings)
+        config = _merge(config, _graph_as_mapping(settings))
     config = apply_overrides(config, overrides)
     if "name" not in config["model"]:
         raise ConfigError("model.name is required")
     if config["run_dir"] is None:
         config["run_dir"] = str(Path("runs") / config["name"])
     return config
+
+
+def _graph_as_mapping(section: dict) -> dict:
+    """``data.graph: NAME`` as ``{"preset": NAME}``, so that overrides such as ``data.graph.cutoff=6``
+    change that preset rather than replace it."""
+    graph = (section.get("data") or {}).get("graph")
+    if isinstance(graph, str):
+        section = copy.deepcopy(section)
+        section["data"]["graph"] = {"preset": graph}
+    return section
 
 
 def wall_clock_budget(minutes: float) -> str:

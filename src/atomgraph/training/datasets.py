@@ -1,79 +1,90 @@
-"""From the ``data`` section of a config to a dataset, its graph settings and its split."""
+"""From the ``data`` section of a config to the graph spec, the dataset and its split.
+
+:func:`resolve_run` checks everything that can be checked before any data is read: the dataset and
+split kinds are registered, the graph spec resolves, the model's card accepts that graph and, for
+potentials, promises positions, smoothness and conservative forces.
+"""
 
 from __future__ import annotations
 
-import inspect
-from pathlib import Path
-
 import numpy as np
 
-from atomgraph.data import GraphDataset, GraphSettings, load_csv, load_split, load_structures
-from atomgraph.data.splits import check_split, random_split, scaffold_split
-from atomgraph.models import model_class
+from atomgraph.data import GraphDataset
+from atomgraph.data.graph_dataset import apply_reductions
+from atomgraph.data.registry import dataset_entry, split_maker
+from atomgraph.data.splits import check_split
+from atomgraph.graphs.spec import GraphSpec, preset, resolve_graph_spec
+from atomgraph.models import model_card
 from atomgraph.training.config import ConfigError
 
+TASK_KINDS = ("property", "potential")
 
-def graph_settings(config: dict) -> GraphSettings:
-    """Graph settings: the config's, with the model's graph kind and cutoff filling what is unset."""
-    graph = dict(config["data"]["graph"])
-    if config["data"]["dataset"] == "crystals":
-        graph = crystal_graph(config["data"], graph)
-    cls = model_class(config["model"]["name"])
-    if graph["kind"] is None:
-        graph["kind"] = getattr(cls, "graph_kind", "radius")
-    model_cutoff = config["model"].get("cutoff", inspect.signature(cls).parameters.get("cutoff"))
-    if isinstance(model_cutoff, inspect.Parameter):
-        model_cutoff = model_cutoff.default
-    if graph["kind"] == "radius" and isinstance(model_cutoff, int | float) and model_cutoff > graph["cutoff"]:
+
+def is_potential(task: dict) -> bool:
+    """Whether the ``task`` section asks for a potential (energy + autograd forces and stress)."""
+    kind = task.get("kind", "property")
+    if kind not in TASK_KINDS:
+        raise ConfigError(f"unknown task.kind {kind!r}; choose one of {TASK_KINDS}")
+    return kind == "potential"
+
+
+def graph_spec(config: dict) -> GraphSpec:
+    """The graph spec a config asks for (``data.graph``; see :func:`resolve_graph_spec`), checked
+    against the model's card. Raises :class:`ConfigError` naming the key."""
+    data, name = config["data"], config["model"]["name"]
+    try:
+        entry = dataset_entry(data["dataset"])
+        card = model_card(name)
+        if entry.own_graph is not None:
+            if data["graph"] is not None:
+                raise ValueError(
+                    f"data.graph: dataset {entry.name!r} builds its graphs from its own section "
+                    f"(data.{'complex' if entry.app == 'complexes' else entry.name}); remove data.graph"
+                )
+            spec = entry.own_graph(data)
+        else:
+            spec = resolve_graph_spec(data["graph"], preset(entry.default_graph or card.default_graph))
+        card.check_graph(spec, name)
+        if is_potential(config["task"]):
+            card.check_potential(spec, name)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    if "cutoff" in config["model"]:
         raise ConfigError(
-            f"model cutoff {model_cutoff} Å exceeds the graph cutoff data.graph.cutoff={graph['cutoff']} Å"
+            "model.cutoff: the cutoff belongs to the graph spec (data.graph.cutoff); a model that wants a "
+            "smaller one takes model.interaction_cutoff"
         )
-    return GraphSettings(**graph)
+    return spec
 
 
-def load_dataset(config: dict, progress: bool = True) -> GraphDataset:
-    """The dataset named in ``config["data"]`` with all its targets."""
+def resolve_run(config: dict) -> GraphSpec:
+    """Check a config before any data is read; returns its graph spec and records it in
+    ``config["data"]["graph"]`` exactly as it will be built."""
     data = config["data"]
-    kind = data["dataset"]
-    if kind in COMPLEX_DATASETS:
-        if data["path"] is None or not Path(data["path"]).exists():
-            raise ConfigError(f"data.path {data['path']!r} does not exist (dataset {kind!r})")
-        from atomgraph.complexes.config import load_complex_dataset
+    split_kind = "file" if data["split"]["file"] else data["split"]["kind"]
+    try:
+        split_maker(split_kind)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    spec = graph_spec(config)
+    if dataset_entry(data["dataset"]).own_graph is None:
+        data["graph"] = spec.to_dict()
+    return spec
 
-        try:
-            return load_complex_dataset(config, progress)
-        except ValueError as error:
-            raise ConfigError(str(error)) from error
-    settings = graph_settings(config)
-    if kind == "qm9":
-        from atomgraph.data.qm9 import load_qm9
 
-        return load_qm9(
-            settings, data["subset"], data["split"]["seed"], data["source"], data["cache"], progress
-        )
-    if kind in POTENTIAL_DATASETS:
-        return load_potential_dataset(data, settings, progress)
-    if data["path"] is None:
-        raise ConfigError(f"data.path is required for dataset {kind!r}")
-    if not Path(data["path"]).exists():
-        raise ConfigError(f"data.path {data['path']!r} does not exist")
-    if kind == "csv":
-        return load_csv(
-            data["path"],
-            data["smiles_column"],
-            data["targets"],
-            settings,
-            data["kind"],
-            data["extensive"],
-            cache=data["cache"],
-            progress=progress,
-        )
-    if kind == "crystals":
-        return load_crystal_dataset(config, settings, progress)
-    if kind == "structures":
-        return load_structures(data["path"], settings, data["targets"], data["cache"], progress)
-    known = ", ".join(("qm9", "csv", "structures", "crystals", *POTENTIAL_DATASETS, *COMPLEX_DATASETS))
-    raise ConfigError(f"unknown data.dataset {kind!r}; choose one of {known}")
+def load_dataset(config: dict, spec: GraphSpec | None = None, progress: bool = True) -> GraphDataset:
+    """The dataset named in ``config["data"]`` with the configured targets (in that order) and
+    reductions; ``spec`` defaults to :func:`graph_spec`."""
+    data = config["data"]
+    spec = spec or graph_spec(config)
+    entry = dataset_entry(data["dataset"])
+    try:
+        dataset = entry.load(data, spec, progress)
+        dataset = select_targets(dataset, data["targets"])
+        apply_reductions(dataset, data["reductions"])
+    except ValueError as error:
+        raise ConfigError(f"data ({data['dataset']}, {data.get('path') or 'no path'}): {error}") from error
+    return dataset
 
 
 def select_targets(dataset: GraphDataset, names: list[str]) -> GraphDataset:
@@ -85,117 +96,18 @@ def select_targets(dataset: GraphDataset, names: list[str]) -> GraphDataset:
 
 
 def make_split(config: dict, dataset: GraphDataset) -> dict[str, np.ndarray]:
-    split = config["data"]["split"]
-    n = len(dataset)
-    if split["kind"] == "file" or split["file"]:
-        if not split["file"]:
-            raise ConfigError("data.split.kind is 'file' but data.split.file is not set")
-        return load_split(split["file"], n)
-    if split["kind"] == "random":
-        result = random_split(n, split["sizes"], split["seed"])
-    elif split["kind"] == "predefined":
-        result = predefined_split(dataset, split["sizes"], split["seed"])
-    elif split["kind"] == "group":  # complexes: hold out data.complex.test_groups (protein targets)
-        from atomgraph.complexes.config import group_split_from_config
-
-        try:
-            result = group_split_from_config(config, dataset)
-        except ValueError as error:
-            raise ConfigError(str(error)) from error
-    elif split["kind"] == "scaffold":
-        if not any(dataset.meta.smiles):
-            raise ConfigError("a scaffold split needs SMILES; this dataset has none")
-        result = scaffold_split(dataset.meta.smiles, split["sizes"], split["seed"])
-    else:
-        raise ConfigError(
-            f"unknown data.split.kind {split['kind']!r}; choose random, scaffold, file, predefined or group"
-        )
-    check_split(result, n)
+    """Train/val/test row indices from ``data.split`` (a ``file`` always wins)."""
+    data = config["data"]
+    kind = "file" if data["split"]["file"] else data["split"]["kind"]
+    try:
+        result = split_maker(kind)(data, dataset)
+    except ValueError as error:
+        raise ConfigError(f"data.split ({kind}): {error}") from error
+    check_split(result, len(dataset))
     return result
 
 
-POTENTIAL_DATASETS = ("rmd17", "mlearn", "deepmd", "lennard_jones")
-COMPLEX_DATASETS = ("complexes", "protein_sequence")
-
-
-def load_potential_dataset(data: dict, settings: GraphSettings, progress: bool = True) -> GraphDataset:
-    """rMD17 (``path`` folder + ``molecule``), mlearn (``path``: element folder or JSON), DeePMD
-    (``path``: system folder or a folder of systems) or generated Lennard-Jones clusters: energies in
-    eV, forces eV/Å, stress eV/Å^3, stored in float64."""
-    kind = data["dataset"]
-    if kind == "lennard_jones":
-        from atomgraph.data.lennard_jones import load_lennard_jones
-
-        return load_lennard_jones(settings, **data["lennard_jones"], progress=progress)
-    if data["path"] is None or not Path(data["path"]).exists():
-        raise ConfigError(f"data.path {data['path']!r} (dataset {kind!r}) is not set or does not exist")
-    if kind == "rmd17":
-        from atomgraph.data.rmd17 import load_rmd17
-
-        return load_rmd17(data["path"], data["molecule"], settings, cache=data["cache"], progress=progress)
-    if kind == "mlearn":
-        from atomgraph.data.mlearn import load_mlearn
-
-        return load_mlearn(data["path"], settings, data["cache"], progress)
-    from atomgraph.data.deepmd import load_deepmd
-
-    return load_deepmd(data["path"], settings, data["cache"], progress)
-
-
-def predefined_split(dataset: GraphDataset, sizes, seed: int = 0) -> dict[str, np.ndarray]:
-    """The dataset's own train/test split (rMD17, mlearn files); validation rows are drawn from the
-    training rows: ``sizes[1]`` of them (a fraction of the training rows if below 1, else a count)."""
-    own = dataset.meta.settings.get("split")
-    if not own:
-        raise ConfigError(f"dataset {dataset.meta.name!r} has no predefined split; use random or file")
-    train, test = np.asarray(own["train"], dtype=np.int64), np.asarray(own["test"], dtype=np.int64)
-    val = np.asarray(own.get("val", []), dtype=np.int64)
-    if len(val) == 0:
-        n_val = sizes[1] if sizes[1] >= 1 else round(sizes[1] * len(train))
-        order = np.random.default_rng(seed).permutation(len(train))
-        val, train = np.sort(train[order[: int(n_val)]]), np.sort(train[order[int(n_val) :]])
-    return {"train": train, "val": val, "test": test}
-
-
-def crystal_graph(data: dict, graph: dict) -> dict:
-    """Crystals: a ``data.graph`` left at the defaults (5 Å, no cap) becomes CGCNN's 12 nearest
-    neighbours within 8 Å, unless ``data.crystals.default_graph`` is false."""
-    from atomgraph.training.config import DEFAULTS
-
-    defaults = DEFAULTS["data"]["graph"]
-    untouched = graph["cutoff"] == defaults["cutoff"] and graph["max_neighbors"] == defaults["max_neighbors"]
-    if data["crystals"]["default_graph"] and untouched:
-        return {**graph, "cutoff": 8.0, "max_neighbors": 12}
-    return graph
-
-
-def load_crystal_dataset(config: dict, settings: GraphSettings, progress: bool = True) -> GraphDataset:
-    """``data.dataset: crystals``: CIF/POSCAR folder or archive with an id -> property CSV; warns
-    (and logs) when a target's readout contradicts its flags (the mismatched-readout pitfall)."""
-    import logging
-    import warnings
-
-    from atomgraph.data.crystals import flags_by_name, load_crystals, readout_warnings
-
-    data, crystals = config["data"], config["data"]["crystals"]
-    try:
-        dataset = load_crystals(
-            data["path"],
-            settings,
-            labels=crystals["labels"],
-            subset=data["subset"],
-            seed=data["split"]["seed"],
-            workers=crystals["workers"],
-            extensive=flags_by_name(data["targets"], data["extensive"]),
-            per_atom=flags_by_name(data["targets"], crystals["per_atom"]),
-            min_distance=crystals["min_distance"],
-            cache=data["cache"],
-            progress=progress,
-        )
-        messages = readout_warnings(dataset, data["targets"], config["model"].get("readout"))
-    except ValueError as error:
-        raise ConfigError(f"data ({data['path']}): {error}") from error
-    for message in messages:
-        warnings.warn(message, UserWarning, stacklevel=2)
-        logging.getLogger(__name__).warning(message)
-    return dataset
+def train_transform(config: dict):
+    """The dataset's training-time augmentation (None for most datasets)."""
+    entry = dataset_entry(config["data"]["dataset"])
+    return entry.train_transform(config["data"]) if entry.train_transform is not None else None

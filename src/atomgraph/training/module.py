@@ -6,27 +6,47 @@ import lightning as L
 import torch
 from torch_geometric.data import Batch
 
-from atomgraph.data.graph_dataset import TargetInfo
 from atomgraph.data.normalization import TargetNormalizer
-from atomgraph.models import build_model
+from atomgraph.graphs.spec import GraphSpec, preset
+from atomgraph.models import build_model, model_card
+from atomgraph.targets import TargetSet
 from atomgraph.tasks import PropertyTask
 from atomgraph.training.optim import OptimizationMixin
+
+
+def build_parts(
+    model: dict, targets: list[dict], graph: dict | None
+) -> tuple[torch.nn.Module, TargetSet, GraphSpec]:
+    """The model, its targets and its graph spec from a module's hyperparameters (``graph`` None: the
+    model card's preset)."""
+    spec = (
+        GraphSpec.from_dict(graph) if graph is not None else preset(model_card(model["name"]).default_graph)
+    )
+    kwargs = {k: v for k, v in model.items() if k != "name"}
+    return build_model(model["name"], graph=spec, **kwargs), TargetSet(targets), spec
 
 
 class PropertyModule(OptimizationMixin, L.LightningModule):
     """Graph property model with masked losses, normalised targets and real-unit validation MAE.
 
     model: ``{"name": ..., **kwargs}`` for :func:`build_model` (``extensive`` and input widths filled
-    in); targets: :class:`TargetInfo` as a dict; task: ``{"loss", "atomref"}``; training: the
-    ``training`` config section; total_steps: for step-based schedules.
+    in); targets: :meth:`TargetSet.to_list`; task: ``{"loss", "atomref"}``; training: the
+    ``training`` config section; total_steps: for step-based schedules; graph: the
+    :meth:`GraphSpec.to_dict` of the graphs the model reads (stored in the checkpoint).
     """
 
-    def __init__(self, model: dict, targets: dict, task: dict, training: dict, total_steps: int = 1):
+    def __init__(
+        self,
+        model: dict,
+        targets: list[dict],
+        task: dict,
+        training: dict,
+        total_steps: int = 1,
+        graph: dict | None = None,
+    ):
         super().__init__()
         self.save_hyperparameters()
-        self.info = TargetInfo(**targets)
-        kwargs = {k: v for k, v in model.items() if k != "name"}
-        self.model = build_model(model["name"], **kwargs)
+        self.model, self.info, self.graph_spec = build_parts(model, targets, graph)
         self.task = PropertyTask(self.info.kind, task.get("loss"))
         self.normalizer = TargetNormalizer(self.info.extensive)
         self.training_settings = training

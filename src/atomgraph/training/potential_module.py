@@ -19,10 +19,9 @@ import torch
 from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 
-from atomgraph.data.graph_dataset import TargetInfo
 from atomgraph.data.normalization import TargetNormalizer
-from atomgraph.models import build_model
 from atomgraph.tasks.potential import PotentialTask, cast_graph, energy_forces_stress
+from atomgraph.training.module import build_parts
 from atomgraph.training.optim import OptimizationMixin
 
 
@@ -36,17 +35,23 @@ class PotentialModule(OptimizationMixin, L.LightningModule):
 
     kind = "potential"
 
-    def __init__(self, model: dict, targets: dict, task: dict, training: dict, total_steps: int = 1):
+    def __init__(
+        self,
+        model: dict,
+        targets: list[dict],
+        task: dict,
+        training: dict,
+        total_steps: int = 1,
+        graph: dict | None = None,
+    ):
         super().__init__()
         self.save_hyperparameters()
-        self.info = TargetInfo(**targets)
+        self.model, self.info, self.graph_spec = build_parts(model, targets, graph)
         if "energy" not in self.info.names:
             raise ValueError(f"a potential needs the target 'energy' (eV); the targets are {self.info.names}")
         self.column = self.info.names.index("energy")
         if not self.info.extensive[self.column]:
             raise ValueError("the energy target of a potential must be extensive (sum of atomic energies)")
-        kwargs = {k: v for k, v in model.items() if k != "name"}
-        self.model = build_model(model["name"], **kwargs)
         self.task = PotentialTask.from_config(task)
         self.normalizer = TargetNormalizer(self.info.extensive).double()
         self.training_settings = training

@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -17,10 +18,12 @@ from torch_geometric.loader import DataLoader
 
 from atomgraph.data import GraphDataset, save_split
 from atomgraph.models import model_class
-from atomgraph.training.config import dump_config, load_config
-from atomgraph.training.datasets import load_dataset, make_split, select_targets
+from atomgraph.models.crystal_head import readout_mismatches
+from atomgraph.training.config import ConfigError, dump_config
+from atomgraph.training.datasets import is_potential, load_dataset, make_split, resolve_run, train_transform
 from atomgraph.training.module import PropertyModule
 from atomgraph.training.potential_module import PotentialModule
+from atomgraph.training.record import write_run_record
 from atomgraph.training.trainer import make_trainer
 
 log = logging.getLogger(__name__)
@@ -64,26 +67,31 @@ def loaders(
 
 
 def train(config: dict, resume: bool = False, progress: bool = True) -> Path:
-    """Train the configured model; returns the run directory (evaluated on the test split)."""
+    """Train the configured model; returns the run directory.
+
+    Everything that can be checked before data is read is checked first (:func:`resolve_run`: the
+    graph spec, the model card, the split kind); ``config.yaml`` and the run record are written only
+    after that, and ``config.yaml`` records the graph spec exactly as built. A resumed run must have
+    the same config as the one it continues. Evaluation is the caller's (the CLI runs
+    :func:`atomgraph.evaluation.report.evaluate_run` after training).
+    """
     run_dir = Path(config["run_dir"])
     last = run_dir / "checkpoints" / "last.ckpt"
     if resume and not last.exists():
         raise FileNotFoundError(f"cannot resume: {last} does not exist")
+    spec = resolve_run(config)
     if resume:
+        check_resumable(run_dir, config)
         keep_metrics_history(run_dir / "logs")
     L.seed_everything(config["seed"], workers=True, verbose=False)
+
+    dataset = load_dataset(config, spec, progress)
+    warn_readout_mismatches(config, dataset)
+    split = make_split(config, dataset)
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(config, run_dir / "config.yaml")
-
-    dataset = select_targets(load_dataset(config, progress), config["data"]["targets"])
-    split = make_split(config, dataset)
     save_split(split, run_dir / "split.json")
-    transform = None
-    if config["data"]["dataset"] == "complexes":
-        from atomgraph.complexes.config import complex_config
-
-        transform = complex_config(config).augmentation()
-    data = loaders(dataset, split, config["training"], config["seed"], transform)
+    data = loaders(dataset, split, config["training"], config["seed"], train_transform(config))
     steps_per_epoch = math.ceil(len(split["train"]) / config["training"]["batch_size"])
     total_steps = config["training"]["max_steps"]
     if total_steps is None or total_steps < 0:
@@ -92,23 +100,58 @@ def train(config: dict, resume: bool = False, progress: bool = True) -> Path:
     potential = is_potential(config["task"])
     module = (PotentialModule if potential else PropertyModule)(
         model=model_arguments(config, dataset),
-        targets=dataset.targets.__dict__,
+        targets=dataset.targets.to_list(),
         task=config["task"],
         training=config["training"],
         total_steps=total_steps,
+        graph=spec.to_dict(),
     )
+    write_run_record(run_dir, config, spec, module.model, dataset.targets.to_list(), split)
     if module.task.normalizes:
         train_rows = dataset[torch.as_tensor(split["train"])]
         module.normalizer.fit(
             train_rows.targets_array(), train_rows.atomic_numbers(), config["task"]["atomref"]
         )
     trainer = make_trainer(config["training"], run_dir, inference_mode=not potential)
-    trainer.fit(module, data["train"], data["val"], ckpt_path=str(last) if resume else None)
-    if trainer.is_global_zero:
-        from atomgraph.evaluation.report import evaluate_run
-
-        evaluate_run(run_dir, dataset=dataset, split=split)
+    trainer.fit(
+        module, data["train"], data["val"], ckpt_path=str(last) if resume else None, weights_only=True
+    )
     return run_dir
+
+
+def warn_readout_mismatches(config: dict, dataset: GraphDataset) -> None:
+    """Warn (and log) when the configured readout contradicts a target's reduction (the
+    mismatched-readout pitfall: a per-atom target read out with a sum learns the cell size)."""
+    for message in readout_mismatches(dataset.targets, config["model"].get("readout")):
+        warnings.warn(message, UserWarning, stacklevel=2)
+        log.warning(message)
+
+
+def check_resumable(run_dir: Path, config: dict) -> None:
+    """A resumed run must continue the same experiment: its recorded config (less the training
+    budget, which a resume may extend) must equal this one."""
+    from atomgraph.runs import read_run_config
+
+    recorded_file = run_dir / "config.yaml"
+    if not recorded_file.exists():
+        return
+    budget = {"epochs", "max_time", "max_steps", "early_stopping_patience", "progress"}
+    recorded = read_run_config(recorded_file)
+    changed = [
+        key
+        for section in ("data", "model", "task")
+        for key in sorted(set(recorded[section]) | set(config[section]))
+        if recorded[section].get(key) != config[section].get(key)
+    ]
+    changed += [
+        f"training.{k}" for k in sorted(config["training"])
+        if k not in budget and recorded["training"].get(k) != config["training"].get(k)
+    ]  # fmt: skip
+    if changed:
+        raise ConfigError(
+            f"cannot resume {run_dir}: the config differs from the recorded one in {changed}; "
+            "start a new run directory (run_dir=...) instead"
+        )
 
 
 def keep_metrics_history(logs: Path) -> None:
@@ -132,34 +175,3 @@ def metrics_history(logs: Path) -> Path | None:
     merged = logs / "metrics_all.csv"
     pd.concat([pd.read_csv(p) for p in parts], ignore_index=True).to_csv(merged, index=False)
     return merged
-
-
-def is_potential(task: dict) -> bool:
-    """Whether the ``task`` section asks for a potential (energy + autograd forces and stress)."""
-    kind = task.get("kind", "property")
-    if kind not in ("property", "potential"):
-        raise ValueError(f"unknown task.kind {kind!r}; choose property or potential")
-    return kind == "potential"
-
-
-def load_module(run_dir: str | Path, which: str = "best") -> PropertyModule | PotentialModule:
-    """The trained module of a run, read with ``weights_only=True`` (no code runs from the file).
-    Potential runs give a :class:`PotentialModule` in the dtype it was trained in."""
-    path = Path(run_dir) / "checkpoints" / f"{which}.ckpt"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; is {run_dir} a finished run?")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    if is_potential(checkpoint["hyper_parameters"]["task"]):
-        module = PotentialModule(**checkpoint["hyper_parameters"])
-        weights = checkpoint["state_dict"]
-        dtypes = [v.dtype for k, v in weights.items() if k.startswith("model.") and v.is_floating_point()]
-        module.model.to(dtypes[0] if dtypes else torch.get_default_dtype())  # "64-true" runs: float64
-        module.load_state_dict(checkpoint["state_dict"])
-        return module.eval()
-    module = PropertyModule(**checkpoint["hyper_parameters"])
-    module.load_state_dict(checkpoint["state_dict"])
-    return module.eval()
-
-
-def load_run_config(run_dir: str | Path) -> dict:
-    return load_config(Path(run_dir) / "config.yaml")

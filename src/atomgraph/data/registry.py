@@ -1,0 +1,105 @@
+"""Registries of datasets and splits: how a config's ``data`` section becomes graphs and subsets.
+
+Generic datasets (QM9, SMILES CSV, structure files) register in :mod:`atomgraph.data.sources`;
+applications (crystals, potentials, protein-ligand complexes) register theirs when the package
+:mod:`atomgraph.apps` is imported, which happens on the first look-up here. Generic code asks the
+registry, never ``if dataset == ...``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from atomgraph.data.graph_dataset import GraphDataset
+from atomgraph.graphs.spec import GraphSpec
+
+DatasetLoader = Callable[[dict, GraphSpec, bool], GraphDataset]
+"""(the config's ``data`` section, the resolved graph spec, progress bar) -> dataset."""
+
+SplitMaker = Callable[[dict, GraphDataset], dict[str, np.ndarray]]
+"""(the config's ``data`` section, the dataset) -> {"train", "val", "test"} row indices."""
+
+TrainTransform = Callable[[dict], Any]
+"""(the config's ``data`` section) -> a transform applied to training samples only, or None."""
+
+OwnGraph = Callable[[dict], GraphSpec]
+"""(the config's ``data`` section) -> the spec, for datasets whose builder settings live in their own
+section (complexes: ``data.complex``); the spec then records those settings in ``options``."""
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """A registered dataset: its loader, the graph preset used when ``data.graph`` is unset (None: the
+    model card's), an optional training-time augmentation, the application that registered it, and for
+    datasets that own their graph settings the function that turns them into a spec."""
+
+    name: str
+    load: DatasetLoader
+    default_graph: str | None = None
+    train_transform: TrainTransform | None = None
+    app: str = "atomgraph"
+    own_graph: OwnGraph | None = None
+
+
+_DATASETS: dict[str, DatasetEntry] = {}
+_SPLITS: dict[str, SplitMaker] = {}
+_plugins_loaded = False
+
+
+def _load_plugins() -> None:
+    """Import the generic sources and the applications once (they register themselves)."""
+    global _plugins_loaded
+    if not _plugins_loaded:
+        _plugins_loaded = True
+        importlib.import_module("atomgraph.data.sources")
+        importlib.import_module("atomgraph.apps")
+
+
+def register_dataset(
+    name: str,
+    load: DatasetLoader,
+    default_graph: str | None = None,
+    train_transform: TrainTransform | None = None,
+    app: str = "atomgraph",
+    own_graph: OwnGraph | None = None,
+) -> None:
+    """Make ``data.dataset: name`` available."""
+    key = name.lower()
+    entry = DatasetEntry(key, load, default_graph, train_transform, app, own_graph)
+    if key in _DATASETS and _DATASETS[key].load is not load:
+        raise ValueError(f"dataset {name!r} is already registered by {_DATASETS[key].app}")
+    _DATASETS[key] = entry
+
+
+def dataset_entry(name: str) -> DatasetEntry:
+    """The entry of ``data.dataset: name``; an unknown name is an error listing the known ones."""
+    _load_plugins()
+    try:
+        return _DATASETS[str(name).lower()]
+    except KeyError:
+        raise ValueError(f"unknown data.dataset {name!r}; choose one of {sorted(_DATASETS)}") from None
+
+
+def register_split(name: str, make: SplitMaker) -> None:
+    """Make ``data.split.kind: name`` available."""
+    if name in _SPLITS and _SPLITS[name] is not make:
+        raise ValueError(f"split kind {name!r} is already registered")
+    _SPLITS[name] = make
+
+
+def split_maker(name: str) -> SplitMaker:
+    _load_plugins()
+    try:
+        return _SPLITS[name]
+    except KeyError:
+        raise ValueError(f"unknown data.split.kind {name!r}; choose one of {sorted(_SPLITS)}") from None
+
+
+def available_datasets() -> list[str]:
+    _load_plugins()
+    return sorted(_DATASETS)

@@ -1,0 +1,236 @@
+"""GraphSpec: the one owner of how a structure becomes a graph.
+
+A :class:`GraphSpec` names the graph kind, *the* cutoff, the neighbour cap, hydrogens, Gilmer's
+virtual edges and master node, and (for kinds built by an application, such as protein-ligand
+complexes) that application's own settings in ``options``. Every consumer reads the cutoff from
+here: the dataset builder, the models (their radial bases span ``0 .. cutoff``), the ASE calculator,
+predict, explain and screening. It is stored in every checkpoint and written to the run record
+exactly as built, so inference rebuilds the graph that training built.
+
+Presets have names (:data:`PRESETS`, extended by applications through :func:`register_preset`):
+``cgcnn_crystal`` is CGCNN's 12 nearest neighbours within 8 Å. A config names a preset
+(``data.graph: cgcnn_crystal``), gives the fields (``data.graph: {kind: radius, cutoff: 6.0}``), or
+both (``data.graph: {preset: cgcnn_crystal, cutoff: 6.0}``: the preset with one field changed).
+Nothing is ever inferred by comparing a value with a default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from ase import Atoms
+from torch_geometric.data import Data
+
+GRAPH_KINDS = ("radius", "bond", "complex", "sequence")
+"""radius: all pairs within ``cutoff`` over periodic images; bond: the chemical graph; complex and
+sequence: protein-ligand samples built by the complexes application."""
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """How a structure becomes a graph (see the module docstring).
+
+    kind: one of :data:`GRAPH_KINDS`.
+    cutoff: Å. Radius graphs: every pair closer than this (over periodic images); the models' radial
+        bases span 0..cutoff. Bond graphs: the range of distance features where a model uses them.
+        Complex graphs: ligand-pocket pairs closer than this get an inter-molecular edge.
+    max_neighbors: radius graphs: keep only the k nearest neighbours of each atom (None: all).
+    explicit_hydrogens: bond graphs: hydrogens as nodes (False: heavy atoms only, as in chemprop).
+    virtual_edges, master_node: bond graphs: Gilmer's virtual edges between all pairs, master node.
+    options: settings of an application's builder (complex graphs: pocket radius, residue cutoff...).
+    preset: the name of the preset this spec came from (recorded, never used to decide anything).
+    """
+
+    kind: str = "radius"
+    cutoff: float = 5.0
+    max_neighbors: int | None = None
+    explicit_hydrogens: bool = True
+    virtual_edges: bool = False
+    master_node: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=True)
+    preset: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in GRAPH_KINDS:
+            raise ValueError(f"data.graph.kind must be one of {GRAPH_KINDS}, got {self.kind!r}")
+        if isinstance(self.cutoff, bool) or not isinstance(self.cutoff, int | float) or not self.cutoff > 0:
+            raise ValueError(f"data.graph.cutoff must be a positive number of Å, got {self.cutoff!r}")
+        object.__setattr__(self, "cutoff", float(self.cutoff))
+        if self.max_neighbors is not None and (
+            isinstance(self.max_neighbors, bool)
+            or not isinstance(self.max_neighbors, int)
+            or self.max_neighbors < 1
+        ):
+            raise ValueError(
+                f"data.graph.max_neighbors must be a positive integer or null, got {self.max_neighbors!r}"
+            )
+        if self.kind != "bond" and (self.virtual_edges or self.master_node):
+            raise ValueError("data.graph.virtual_edges and master_node apply to bond graphs only")
+        if self.kind != "radius" and self.max_neighbors is not None:
+            raise ValueError("data.graph.max_neighbors applies to radius graphs only")
+        object.__setattr__(self, "options", dict(self.options))
+
+    # ------------------------------------------------------------------------------------ building
+
+    def build(self, atoms: Atoms) -> Data:
+        """The graph of one structure (``atoms.info["rdkit_mol"]`` is used for bond graphs)."""
+        builder = _BUILDERS.get(self.kind)
+        if builder is None:
+            raise ValueError(
+                f"graphs of kind {self.kind!r} are built by their application from its own samples, "
+                "not from a single structure"
+            )
+        return builder(self, atoms)
+
+    def interaction_cutoff(self, value: float | None, model: str) -> float:
+        """A model's own (smaller) interaction cutoff checked against this spec: ``value`` if it is
+        at most :attr:`cutoff`, the spec's cutoff when ``value`` is None; a larger one is an error."""
+        if value is None:
+            return self.cutoff
+        if not value > 0 or value > self.cutoff + 1e-9:
+            raise ValueError(
+                f"model {model!r}: interaction_cutoff={value} Å must be positive and at most the graph "
+                f"cutoff data.graph.cutoff={self.cutoff} Å (edges beyond the graph cutoff do not exist)"
+            )
+        return float(value)
+
+    # ------------------------------------------------------------------------------------- records
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only (safe to store in a checkpoint read with ``weights_only=True``)."""
+        out = asdict(self)
+        out["options"] = dict(self.options)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> GraphSpec:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown graph spec keys {unknown}; known: {sorted(known)}")
+        return cls(**dict(values))
+
+    def key(self) -> str:
+        """A short stable hash of everything that changes the built graphs (for cache file names)."""
+        values = self.to_dict()
+        values.pop("preset")
+        text = json.dumps(values, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def describe(self) -> str:
+        """One line for logs: ``radius graph, 8 Å, 12 nearest (preset cgcnn_crystal)``."""
+        parts = [f"{self.kind} graph"]
+        if self.kind in ("radius", "complex"):
+            parts.append(f"{self.cutoff:g} Å")
+        if self.max_neighbors is not None:
+            parts.append(f"{self.max_neighbors} nearest")
+        if self.kind == "bond" and not self.explicit_hydrogens:
+            parts.append("heavy atoms")
+        if self.virtual_edges:
+            parts.append("virtual edges")
+        if self.master_node:
+            parts.append("master node")
+        text = ", ".join(parts)
+        return f"{text} (preset {self.preset})" if self.preset else text
+
+
+# ------------------------------------------------------------------------------------- builders
+
+Builder = Callable[[GraphSpec, Atoms], Data]
+
+
+def _radius(spec: GraphSpec, atoms: Atoms) -> Data:
+    from atomgraph.graphs.radius_graph import radius_graph
+
+    return radius_graph(atoms, spec.cutoff, spec.max_neighbors)
+
+
+def _bond(spec: GraphSpec, atoms: Atoms) -> Data:
+    from rdkit import Chem
+
+    from atomgraph.graphs.bond_graph import bond_graph
+    from atomgraph.graphs.virtual import add_master_node, add_virtual_edges
+
+    mol = atoms.info.get("rdkit_mol")
+    if mol is not None and not spec.explicit_hydrogens:
+        mol = Chem.RemoveHs(mol)
+    graph = bond_graph(mol if mol is not None else atoms)
+    if spec.virtual_edges:
+        graph = add_virtual_edges(graph)
+    if spec.master_node:
+        graph = add_master_node(graph)
+    return graph
+
+
+_BUILDERS: dict[str, Builder] = {"radius": _radius, "bond": _bond}
+
+
+# -------------------------------------------------------------------------------------- presets
+
+PRESETS: dict[str, GraphSpec] = {}
+
+
+def register_preset(name: str, spec: GraphSpec) -> GraphSpec:
+    """Add a named preset (applications register theirs); the stored spec records its name."""
+    key = name.lower()
+    named = replace(spec, preset=key)
+    if key in PRESETS and PRESETS[key] != named:
+        raise ValueError(f"graph preset {name!r} is already registered as {PRESETS[key]}")
+    PRESETS[key] = named
+    return named
+
+
+def preset(name: str) -> GraphSpec:
+    """The preset named ``name``; an unknown name is an error listing the known ones."""
+    try:
+        return PRESETS[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown graph preset {name!r}; known: {sorted(PRESETS)}") from None
+
+
+register_preset("molecule", GraphSpec("radius", 5.0))
+# bond graphs: the cutoff bounds distance features (the MPNN's Gaussians over 0..6 Å)
+register_preset("bond", GraphSpec("bond", 6.0))
+register_preset("bond_heavy_atoms", GraphSpec("bond", 6.0, explicit_hydrogens=False))
+register_preset("gilmer_virtual", GraphSpec("bond", 6.0, virtual_edges=True, master_node=True))
+register_preset("cgcnn_crystal", GraphSpec("radius", 8.0, max_neighbors=12))
+register_preset("megnet_crystal", GraphSpec("radius", 5.0))
+register_preset("complex", GraphSpec("complex", 5.0))
+register_preset("sequence", GraphSpec("sequence"))
+
+
+def resolve_graph_spec(value: str | Mapping[str, Any] | GraphSpec | None, default: GraphSpec) -> GraphSpec:
+    """The spec a config's ``data.graph`` asks for.
+
+    ``value``: None (use ``default``), a preset name, a :class:`GraphSpec`, or a mapping of fields
+    with an optional ``preset`` key whose spec the other fields change. A mapping without ``preset``
+    changes ``default`` (so ``{cutoff: 6}`` keeps the default kind).
+    """
+    if value is None:
+        return default
+    if isinstance(value, GraphSpec):
+        return value
+    if isinstance(value, str):
+        return preset(value)
+    if not isinstance(value, Mapping):
+        raise ValueError(f"data.graph must be a preset name or a mapping, got {value!r}")
+    values = dict(value)
+    name = values.pop("preset", None)
+    if name is not None and "+" in str(name):  # a recorded "cgcnn_crystal+changes": the fields say it all
+        name = name.split("+")[0]
+    base = preset(name) if name else default
+    known = {f.name for f in fields(GraphSpec)} - {"preset"}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown data.graph keys {unknown}; known: {sorted(known | {'preset'})}")
+    if not values:
+        return base
+    changed = replace(base, **values)
+    if changed == base:  # e.g. a recorded spec read back: every field given, none changed
+        return base
+    # a changed preset is no longer that preset; say where it came from
+    return replace(changed, preset=f"{base.preset}+changes" if base.preset else None)

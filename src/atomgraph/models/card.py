@@ -1,0 +1,78 @@
+"""ModelCard: what a registered model needs and promises, checked before any data is read.
+
+Every model of the registry carries a card (:func:`~atomgraph.models.registry.register_model`):
+
+* ``graph_kind``: the graph it reads (``radius``, ``bond``, ``complex`` or ``sequence``) and
+  ``default_graph``, the preset used when a config names none;
+* ``inputs``: the graph fields it reads (``z``, ``pos``, ``x``, ``edge_attr``, ``cell``, ...);
+* ``depth_arg``: the constructor argument that sets the number of message-passing layers (what an
+  ablation over depth changes);
+* potential capability: ``reads_positions`` (its output depends on atomic positions through
+  differentiable edge vectors), ``smooth`` (edge contributions vanish smoothly at the cutoff, so the
+  energy is continuous when an atom crosses it) and ``conservative`` (forces are -dE/dx by autograd).
+  Only a model with all three can serve as a potential, and only on a graph without a neighbour cap
+  (the k-th neighbour changes discontinuously).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from atomgraph.graphs.spec import GRAPH_KINDS, GraphSpec, preset
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    graph_kind: str
+    default_graph: str
+    inputs: tuple[str, ...]
+    depth_arg: str | None
+    reads_positions: bool = False
+    smooth: bool = False
+    conservative: bool = False
+
+    def __post_init__(self) -> None:
+        if self.graph_kind not in GRAPH_KINDS:
+            raise ValueError(f"model card: graph_kind must be one of {GRAPH_KINDS}, got {self.graph_kind!r}")
+        if preset(self.default_graph).kind != self.graph_kind:
+            raise ValueError(
+                f"model card: default graph preset {self.default_graph!r} is not a {self.graph_kind} graph"
+            )
+
+    @property
+    def potential(self) -> bool:
+        """Whether the model can serve as an interatomic potential (energy, forces, stress)."""
+        return self.reads_positions and self.smooth and self.conservative
+
+    def check_graph(self, spec: GraphSpec, model: str) -> None:
+        """A ValueError when ``spec`` is not the kind of graph the model reads."""
+        if spec.kind != self.graph_kind:
+            raise ValueError(
+                f"model {model!r} reads {self.graph_kind} graphs, but data.graph is a {spec.kind} graph "
+                f"({spec.describe()}); use a {self.graph_kind} graph such as preset {self.default_graph!r}"
+            )
+
+    def check_potential(self, spec: GraphSpec, model: str) -> None:
+        """A ValueError naming what is missing when the model cannot be a potential on ``spec``."""
+        missing = [
+            text
+            for ok, text in (
+                (self.reads_positions, "does not read atomic positions (its forces would be zero)"),
+                (self.smooth, "is not smooth at the cutoff (energies jump as atoms cross it)"),
+                (self.conservative, "has no conservative forces"),
+            )
+            if not ok
+        ]
+        if missing:
+            raise ValueError(
+                f"model {model!r} cannot be a potential (task.kind: potential): it " + "; ".join(missing)
+            )
+        if spec.max_neighbors is not None:
+            raise ValueError(
+                f"model {model!r} as a potential needs a graph without a neighbour cap: "
+                f"data.graph.max_neighbors={spec.max_neighbors} makes the energy jump when the k-th "
+                "neighbour changes; set it to null"
+            )
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "potential": self.potential}

@@ -1,0 +1,263 @@
+"""TrainedRun: the only way a trained model is loaded again.
+
+``TrainedRun.load(path, which="auto")`` reads a run directory (``checkpoints/{best,last}.ckpt`` +
+``config.yaml``), a checkpoint file, or one exported file (:meth:`TrainedRun.export`), always with
+``torch.load(weights_only=True)``: no code runs from the file, whatever the environment says. It
+gives the module (model + normaliser), the :class:`~atomgraph.graphs.spec.GraphSpec` the model was
+trained on, the :class:`~atomgraph.targets.TargetSet` and the config. Predict, screening, explain,
+the report and the ASE calculator all use it, so inference builds exactly the graph training built.
+
+Checkpoints written before the graph spec was stored (their hyperparameters have no ``graph`` and
+targets as ``{names, units, extensive, kind}``) load through :func:`legacy_hyper_parameters`, which
+rebuilds the spec with the rules that run was trained under (a model ``cutoff``, the crystal default
+of 12 nearest within 8 Å).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from ase import Atoms
+from torch_geometric.data import Data
+
+from atomgraph.graphs.spec import GraphSpec
+from atomgraph.targets import TargetSet, targets_from_columns
+from atomgraph.training.config import DEFAULTS, ConfigError, _graph_as_mapping, _merge
+from atomgraph.training.datasets import is_potential
+from atomgraph.training.module import PropertyModule
+from atomgraph.training.potential_module import PotentialModule
+
+EXPORT_FORMAT = "atomgraph-trained-run"
+EXPORT_VERSION = 1
+WHICH = ("auto", "best", "last")
+
+
+class RunLoadError(ValueError):
+    """A run directory, checkpoint or exported file cannot be loaded; the message names the file."""
+
+
+def safe_load(path: str | Path) -> dict:
+    """``torch.load(path, weights_only=True)`` with an error that names the file and says it is
+    corrupt (never the advice to disable ``weights_only``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunLoadError(f"{path} does not exist")
+    previous = os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)  # never run code from a file
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise RunLoadError(
+            f"{path} is not a readable atomgraph checkpoint (corrupt, truncated, or not written by "
+            f"atomgraph): {reason}"
+        ) from error
+    finally:
+        if previous is not None:
+            os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = previous
+
+
+# ------------------------------------------------------------------------------------- configs
+
+_REMOVED_KEYS = {
+    ("data", "extensive"),
+    ("data", "crystals", "per_atom"),
+    ("data", "crystals", "default_graph"),
+}
+
+
+def read_run_config(path: str | Path) -> dict:
+    """A run's ``config.yaml``, also one written by an older atomgraph (keys that were removed since
+    are dropped here; :func:`legacy_hyper_parameters` reads what they meant)."""
+    path = Path(path)
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise RunLoadError(f"{path}: cannot read the run config ({error})") from error
+    loaded = copy.deepcopy(loaded)
+    for keys in _REMOVED_KEYS:
+        node = loaded
+        for key in keys[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(keys[-1], None)
+    graph = loaded.get("data", {}).get("graph")
+    if isinstance(graph, dict) and graph.get("kind", "") is None:  # old default: kind from the model
+        graph.pop("kind")
+    try:
+        return _merge(copy.deepcopy(DEFAULTS), _graph_as_mapping(loaded))
+    except ConfigError as error:
+        raise RunLoadError(f"{path}: {error}") from error
+
+
+def legacy_hyper_parameters(hparams: dict, raw_config: dict | None) -> dict:
+    """Hyperparameters of a checkpoint written before GraphSpec/TargetSpec, in today's form."""
+    from atomgraph.models import model_card
+
+    hparams = copy.deepcopy(hparams)
+    targets = hparams["targets"]
+    if isinstance(targets, dict):  # TargetInfo(names, units, extensive, kind)
+        hparams["targets"] = targets_from_columns(
+            targets["names"], targets["units"], targets["extensive"], targets.get("kind", "regression")
+        ).to_list()
+    if "graph" in hparams:
+        return hparams
+    model = dict(hparams["model"])
+    card = model_card(model["name"])
+    data = (raw_config or {}).get("data", {})
+    graph = dict(data.get("graph") or {})
+    values = {"kind": graph.get("kind") or card.graph_kind}
+    if values["kind"] in ("radius", "bond"):
+        values["cutoff"] = float(graph.get("cutoff", 5.0))
+        for key in ("max_neighbors", "explicit_hydrogens", "virtual_edges", "master_node"):
+            if key in graph:
+                values[key] = graph[key]
+        crystals = data.get("crystals") or {}
+        untouched = values["cutoff"] == 5.0 and values.get("max_neighbors") is None
+        if data.get("dataset") == "crystals" and crystals.get("default_graph", True) and untouched:
+            values.update(cutoff=8.0, max_neighbors=12)  # the rule those runs were built under
+        if values["kind"] == "bond" and model["name"] == "mpnn":
+            values["cutoff"] = 6.0  # the MPNN's distance Gaussians spanned 0..6 Å
+    model_cutoff = model.pop("cutoff", None)
+    if model_cutoff is not None and values["kind"] == "radius" and model_cutoff < values.get("cutoff", 0):
+        if "interaction_cutoff" in _parameters(model["name"]):
+            model["interaction_cutoff"] = float(model_cutoff)
+        else:  # the model's envelope ended there: a graph with that cutoff gives the same numbers
+            values["cutoff"] = float(model_cutoff)
+    hparams["model"] = model
+    hparams["graph"] = GraphSpec(**values).to_dict()
+    return hparams
+
+
+def _parameters(name: str) -> set[str]:
+    import inspect
+
+    from atomgraph.models import model_class
+
+    return set(inspect.signature(model_class(name)).parameters)
+
+
+# ----------------------------------------------------------------------------------- the loader
+
+
+@dataclass
+class TrainedRun:
+    """A trained model ready for inference (see the module docstring).
+
+    module: the Lightning module (``.model``, ``.normalizer``) in eval mode; graph: the spec of the
+    graphs it reads; targets: what its output columns are; config: the run's resolved config (None
+    for a bare checkpoint without one); source: the file it was read from.
+    """
+
+    module: PropertyModule | PotentialModule
+    graph: GraphSpec
+    targets: TargetSet
+    config: dict | None
+    source: Path
+
+    @property
+    def is_potential(self) -> bool:
+        return isinstance(self.module, PotentialModule)
+
+    @property
+    def model_name(self) -> str:
+        return self.module.hparams["model"]["name"]
+
+    # ------------------------------------------------------------------------------- loading
+
+    @classmethod
+    def load(cls, path: str | Path, which: str = "auto") -> TrainedRun:
+        """A run directory, a checkpoint (``.ckpt``) or an exported file (:meth:`export`).
+
+        which: for run directories, "best", "last", or "auto" (best when it exists, else last: a run
+        stopped before its first validation has only last.ckpt).
+        """
+        if which not in WHICH:
+            raise ValueError(f"which must be one of {WHICH}, got {which!r}")
+        path = Path(path)
+        if path.is_dir():
+            checkpoints = path / "checkpoints"
+            names = ("best", "last") if which == "auto" else (which,)
+            found = [checkpoints / f"{n}.ckpt" for n in names if (checkpoints / f"{n}.ckpt").exists()]
+            if not found:
+                raise RunLoadError(
+                    f"{path}: no checkpoint {' or '.join(f'checkpoints/{n}.ckpt' for n in names)}; is it a "
+                    "finished run directory?"
+                )
+            config_file = path / "config.yaml"
+            return cls._from_file(found[0], config_file if config_file.exists() else None)
+        if not path.exists():
+            raise RunLoadError(f"{path}: no such run directory, checkpoint or exported model")
+        config_file = path.parent.parent / "config.yaml"  # a checkpoint inside a run directory
+        return cls._from_file(path, config_file if config_file.exists() else None)
+
+    @classmethod
+    def _from_file(cls, path: Path, config_file: Path | None) -> TrainedRun:
+        stored = safe_load(path)
+        if not isinstance(stored, dict):
+            raise RunLoadError(f"{path}: not an atomgraph checkpoint or export")
+        if stored.get("format") == EXPORT_FORMAT:
+            if stored.get("version") != EXPORT_VERSION:
+                raise RunLoadError(f"{path}: export version {stored.get('version')} is not {EXPORT_VERSION}")
+            hparams, weights, raw = stored["hyper_parameters"], stored["state_dict"], stored.get("config")
+        elif "hyper_parameters" in stored and "state_dict" in stored:
+            hparams, weights = stored["hyper_parameters"], stored["state_dict"]
+            raw = yaml.safe_load(config_file.read_text()) if config_file is not None else None
+        else:
+            raise RunLoadError(f"{path}: not an atomgraph checkpoint or export (no hyperparameters)")
+        try:
+            hparams = legacy_hyper_parameters(hparams, raw)
+            module = _build_module(hparams, weights)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise RunLoadError(f"{path}: cannot rebuild the trained model ({error})") from error
+        config = None
+        if raw is not None:
+            config = read_run_config(config_file) if stored.get("format") != EXPORT_FORMAT else raw
+        return cls(module, module.graph_spec, module.info, config, path)
+
+    # -------------------------------------------------------------------------------- using it
+
+    def build_graph(self, atoms: Atoms) -> Data:
+        """The graph of one structure, built exactly as in training."""
+        return self.graph.build(atoms)
+
+    def calculator(self, **kwargs: Any):
+        """An ASE calculator of this potential (see :class:`atomgraph.md.calculator.Calculator`)."""
+        from atomgraph.md.calculator import Calculator
+
+        return Calculator(self, **kwargs)
+
+    def export(self, path: str | Path) -> Path:
+        """One file with the weights and the metadata (plain tensors and types: loadable with
+        ``weights_only=True``), accepted wherever a run directory is."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "format": EXPORT_FORMAT,
+            "version": EXPORT_VERSION,
+            "hyper_parameters": dict(self.module.hparams),
+            "state_dict": self.module.state_dict(),
+            "graph": self.graph.to_dict(),
+            "targets": self.targets.to_list(),
+            "config": self.config,
+        }
+        torch.save(payload, path)
+        return path
+
+
+def _build_module(hparams: dict, weights: dict) -> PropertyModule | PotentialModule:
+    names = ("model", "targets", "task", "training", "total_steps", "graph")
+    kwargs = {k: hparams[k] for k in names if k in hparams}
+    if is_potential(hparams["task"]):
+        module = PotentialModule(**kwargs)
+        dtypes = [v.dtype for k, v in weights.items() if k.startswith("model.") and v.is_floating_point()]
+        module.model.to(dtypes[0] if dtypes else torch.get_default_dtype())  # "64-true" runs: float64
+    else:
+        module = PropertyModule(**kwargs)
+    module.load_state_dict(weights)
+    return module.eval()
