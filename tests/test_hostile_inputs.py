@@ -87,3 +87,37 @@ def test_xyz_broken_middle_frame_is_reported_in_place_and_later_frames_read(tmp_
     records = read_records(write_text(tmp_path / "xx.xyz", "".join(frames)))
     assert [type(r).__name__ for r in records] == ["Atoms", "StructureError", "Atoms"]
     assert "unknown element symbol 'Xx'" in str(records[1])
+
+
+# ---------------------------------------------------------------------- 3. degenerate CIF cell
+
+CIF = """data_{name}
+_cell_length_a 4.0
+_cell_length_b 4.0
+_cell_length_c {c}
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma {gamma}
+_symmetry_space_group_name_H-M 'P 1'
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+Na1 Na 0 0 0
+Cl1 Cl 0.5 0.5 0.5
+"""
+
+
+@pytest.mark.parametrize(("c", "gamma"), [(0, 90), (4.0, 0), (-1, 90)])
+def test_cif_degenerate_cell_names_file_and_cell(tmp_path: Path, c: float, gamma: float) -> None:
+    path = write_text(tmp_path / "flat.cif", CIF.format(name="flat", c=c, gamma=gamma))
+    with pytest.raises(StructureError, match=r"flat\.cif record 0.*degenerate cell") as info:
+        read(path)
+    message = str(info.value)
+    assert "volume" in message and f"c={c:g}" in message
+    # a good block after the bad one is still read
+    good = CIF.format(name="good", c=4.0, gamma=90)
+    records = read_records(write_text(tmp_path / "two.cif", CIF.format(name="bad", c=c, gamma=gamma) + good))
+    assert isinstance(records[0], StructureError) and isinstance(records[1], ase.Atoms)

@@ -34,13 +34,14 @@ from pathlib import Path
 import ase
 import ase.db
 import ase.io
+import ase.io.cif
 import numpy as np
 from ase.geometry import cellpar_to_cell
 from rdkit import Chem
 
 from atomgraph.structures.errors import StructureError
 from atomgraph.structures.rdkit_convert import capture_rdkit_errors, mol_to_atoms
-from atomgraph.structures.validate import validate_atoms
+from atomgraph.structures.validate import MIN_CELL_MEASURE, validate_atoms
 
 #: ``format=`` names (and file extensions) -> internal parser name.
 FORMATS: dict[str, str] = {
@@ -254,9 +255,39 @@ def _xyz_frames(path: Path) -> Iterator[tuple[int, str, str | None]]:
             line += len(lines)
 
 
-def _read_cif(path: Path) -> list[ase.Atoms]:
-    """CIF with ASE, one record per data block holding a structure."""
-    return list(ase.io.iread(path, index=":", format="cif"))
+def _read_cif(path: Path) -> list[ase.Atoms | StructureError]:
+    """CIF with ASE, one record per data block holding a structure; a degenerate cell is reported in place."""
+    images: list[ase.Atoms | StructureError] = []
+    blocks = (block for block in ase.io.cif.parse_cif(str(path)) if block.has_structure())
+    for record, block in enumerate(blocks):
+        problem = _degenerate_cell(block.get_cellpar())
+        if problem is not None:
+            message = f"{path} record {record} (data block {block.name!r}): {problem}"
+            images.append(StructureError(message, source=f"{path} record {record}", record=record))
+            continue
+        images.append(block.get_atoms())  # as ase.io.read(format="cif") does
+    return images
+
+
+def _degenerate_cell(cellpar: list | None) -> str | None:
+    """What is wrong with CIF cell parameters (Å, degrees) that span no volume, or ``None``.
+
+    ASE stops such cells with a bare ``AssertionError`` (or builds a flat cell); a zero or negative
+    length, or angles that cannot close a cell, are reported here with the numbers instead.
+    """
+    try:
+        a, b, c, alpha, beta, gamma = (float(value) for value in cellpar)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return None  # no cell (a molecule) or unreadable values: left to ASE
+    cos = np.cos(np.radians([alpha, beta, gamma]))
+    factor = 1 - (cos**2).sum() + 2 * cos.prod()  # (volume / abc)^2
+    volume = a * b * c * np.sqrt(factor) if factor > 0 else 0.0
+    if min(a, b, c) > 0 and volume > MIN_CELL_MEASURE and np.isfinite(volume):
+        return None
+    return (
+        f"degenerate cell a={a:g}, b={b:g}, c={c:g} Å, alpha={alpha:g}, beta={beta:g}, gamma={gamma:g} deg: "
+        f"cell lengths must be positive and the cell volume non-zero (volume {volume:.3g} Å^3)"
+    )
 
 
 def _read_vasp(path: Path) -> list[ase.Atoms]:
