@@ -7,14 +7,20 @@ record/row and the problem, and that one bad record does not take the rest of th
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import ase
+import numpy as np
 import pytest
 
+from atomgraph.graphs import neighbor_list, radius_graph
 from atomgraph.structures import StructureError, read, read_records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,3 +127,56 @@ def test_cif_degenerate_cell_names_file_and_cell(tmp_path: Path, c: float, gamma
     good = CIF.format(name="good", c=4.0, gamma=90)
     records = read_records(write_text(tmp_path / "two.cif", CIF.format(name="bad", c=c, gamma=gamma) + good))
     assert isinstance(records[0], StructureError) and isinstance(records[1], ase.Atoms)
+
+
+# ------------------------------------------------------- 4. radius graphs of unvalidated atoms
+
+
+def test_radius_graph_rejects_coincident_atoms() -> None:
+    atoms = ase.Atoms("H3", positions=[[0, 0, 0], [1, 0, 0], [1, 0, 0]])
+    with pytest.raises(ValueError, match=r"atoms 1 and 2 .*coincide"):
+        radius_graph(atoms, 3.0)
+    with pytest.raises(ValueError, match=r"atoms 1 and 2 .*coincide"):
+        radius_graph(atoms, 3.0, max_neighbors=1)
+    # atom 1 sits on a periodic image of atom 0
+    cell = ase.Atoms("H2", positions=[[0, 0, 0], [3, 0, 0]], cell=[3, 3, 3], pbc=True)
+    with pytest.raises(ValueError, match=r"atoms 0 and 1 .*coincide.*shift"):
+        radius_graph(cell, 3.5)
+    # a lattice vector of 1e-12 Å along a periodic axis: an atom sits on its own image
+    thin = ase.Atoms("H", cell=[[3, 0, 0], [0, 1e-12, 0], [0, 0, 5]], pbc=[True, True, False])
+    with pytest.raises(ValueError, match=r"degenerate|coincide"):
+        radius_graph(thin, 3.5)
+
+
+def test_radius_graph_rejects_atomic_number_zero_and_unknown() -> None:
+    atoms = ase.Atoms(numbers=[1, 0], positions=[[0, 0, 0], [0, 0, 1]])
+    with pytest.raises(ValueError, match=r"atom 1 has atomic number 0"):
+        radius_graph(atoms, 3.0)
+    atoms.numbers = [1, 119]
+    with pytest.raises(ValueError, match=r"atom 1 has atomic number 119"):
+        radius_graph(atoms, 3.0)
+    atoms.numbers = [1, 1]
+    assert radius_graph(atoms, 3.0).edge_index.shape == (2, 2)  # fine atoms still work
+
+
+def test_neighbor_list_rejects_degenerate_periodic_cell_instead_of_crashing() -> None:
+    # vesin dies with SIGFPE on these cells: run in a child so a crash fails the test, not the worker
+    code = textwrap.dedent(
+        """
+        import numpy as np
+        from atomgraph.graphs import neighbor_list
+        for cell in ([[3, 0, 0], [0, 0, 0], [0, 0, 5]], [[3, 0, 0], [3, 0, 0], [0, 0, 5]]):
+            try:
+                neighbor_list(np.zeros((1, 3)), np.array(cell, float), [True, True, False], 3.5)
+            except ValueError as error:
+                print("ValueError:", error)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, f"child died with {done.returncode}: {done.stderr[-2000:]}"
+    assert done.stdout.count("ValueError:") == 2, done.stdout
+    assert "degenerate" in done.stdout
+    # a slab with an empty non-periodic third vector is fine
+    pairs = neighbor_list(np.zeros((1, 3)), np.diag([3.0, 3.0, 0.0]), [True, True, False], 3.5)
+    assert len(pairs) == 4
