@@ -7,6 +7,7 @@ record/row and the problem, and that one bad record does not take the rest of th
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -19,7 +20,11 @@ from pathlib import Path
 import ase
 import numpy as np
 import pytest
+import torch
+from torch_geometric.data import Data
 
+from atomgraph.data.build import load_or_build
+from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset, TargetInfo
 from atomgraph.graphs import neighbor_list, radius_graph
 from atomgraph.structures import StructureError, read, read_records
 
@@ -180,3 +185,86 @@ def test_neighbor_list_rejects_degenerate_periodic_cell_instead_of_crashing() ->
     # a slab with an empty non-periodic third vector is fine
     pairs = neighbor_list(np.zeros((1, 3)), np.diag([3.0, 3.0, 0.0]), [True, True, False], 3.5)
     assert len(pairs) == 4
+
+
+# -------------------------------------------------------------------- 5. corrupt dataset caches
+
+
+def tiny_dataset(name: str = "tiny") -> GraphDataset:
+    graphs = [
+        Data(
+            z=torch.tensor([1, 1]),
+            pos=torch.zeros(2, 3),
+            y=torch.full((1, 1), float(k)),
+            natoms=torch.tensor([2]),
+        )
+        for k in range(3)
+    ]
+    return GraphDataset(graphs, DatasetMeta(name, TargetInfo(["e"], ["eV"], [True])))
+
+
+def corrupt_bytes(kind: str, good: bytes) -> bytes:
+    if kind == "random":
+        return np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    if kind == "truncated":
+        return good[: len(good) // 2]
+    if kind == "pickle":  # a plain pickle: the weights_only loader refuses it
+        return b"\x80\x04\x95" + b"\x00" * 40
+    return b""
+
+
+@pytest.mark.parametrize("kind", ["random", "truncated", "zero", "pickle"])
+def test_corrupt_cache_is_deleted_and_rebuilt(tmp_path: Path, caplog, kind: str) -> None:
+    path = tmp_path / "cache" / "data.pt"
+    tiny_dataset().save(path)
+    path.write_bytes(corrupt_bytes(kind, path.read_bytes()))
+    with pytest.raises(ValueError, match=r"data\.pt.*corrupt") as info:
+        GraphDataset.load_file(path)
+    assert "weights_only=False" not in str(info.value)  # never advise the unsafe loader
+
+    builds = []
+
+    def build() -> GraphDataset:
+        builds.append(1)
+        return tiny_dataset("rebuilt")
+
+    with caplog.at_level(logging.WARNING):
+        dataset = load_or_build(path, build)
+    assert builds == [1] and dataset.meta.name == "rebuilt"
+    warning = "\n".join(r.getMessage() for r in caplog.records)
+    assert "data.pt" in warning and "corrupt" in warning and "rebuild" in warning
+    assert GraphDataset.load_file(path).meta.name == "rebuilt"  # the new cache is good
+    assert load_or_build(path, build).meta.name == "rebuilt" and builds == [1]  # and is used
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_cache_save_failure_leaves_no_temp_file(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "data.pt"
+
+    def failing_save(self, target) -> None:
+        Path(target).write_bytes(b"half a file")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(GraphDataset, "save", failing_save)
+    with pytest.raises(OSError, match="No space left"):
+        load_or_build(path, tiny_dataset)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stale_temp_files_of_dead_processes_are_removed(tmp_path: Path) -> None:
+    path = tmp_path / "data.pt"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f"data.pt.{dead.pid}.tmp"
+    stale.write_bytes(b"left by a killed save")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    live = tmp_path / f"data.pt.{os.getppid()}.tmp"  # another process still writing
+    live.write_bytes(b"in progress")
+    os.utime(live, (old, old))
+    other = tmp_path / "other.pt.12345.tmp"  # someone else's cache: not ours to touch
+    other.write_bytes(b"x")
+    load_or_build(path, tiny_dataset)
+    assert not stale.exists()
+    assert live.exists() and other.exists()
+    assert path.exists()
