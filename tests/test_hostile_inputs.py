@@ -19,11 +19,13 @@ from pathlib import Path
 
 import ase
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch_geometric.data import Data
 
 from atomgraph.data.build import load_or_build
+from atomgraph.data.csv_dataset import load_csv
 from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset, TargetInfo
 from atomgraph.graphs import neighbor_list, radius_graph
 from atomgraph.structures import StructureError, read, read_records
@@ -268,3 +270,37 @@ def test_stale_temp_files_of_dead_processes_are_removed(tmp_path: Path) -> None:
     assert not stale.exists()
     assert live.exists() and other.exists()
     assert path.exists()
+
+
+# ------------------------------------------------------------------- 6. non-numeric CSV labels
+
+
+def test_non_numeric_csv_labels_are_reported_per_cell(tmp_path: Path, caplog) -> None:
+    table = pd.DataFrame(
+        {
+            "smiles": ["CCO", "CCN", "CCC", "CO"],
+            "y1": ["1.0", "n/a?", "3.0", "4.0"],
+            "y2": ["abc", "2.0", "", "inf"],
+        }
+    )
+    path = tmp_path / "labels.csv"
+    table.to_csv(path, index=False)
+    with caplog.at_level(logging.WARNING):
+        dataset = load_csv(path, target_columns=["y1", "y2"], cache=tmp_path / "cache", progress=False)
+    assert len(dataset) == 4  # every row kept, with its other labels
+    y = dataset.targets_array()
+    np.testing.assert_array_equal(np.isnan(y), [[False, True], [True, False], [False, True], [False, True]])
+    assert y[0, 0] == 1.0 and y[1, 1] == 2.0 and y[2, 0] == 3.0 and y[3, 0] == 4.0
+    bad = dataset.meta.settings["bad_labels"]
+    assert bad == [
+        {"id": "labels.csv:2", "index": 0, "column": "y2", "value": "abc"},
+        {"id": "labels.csv:3", "index": 1, "column": "y1", "value": "n/a?"},
+        {"id": "labels.csv:5", "index": 3, "column": "y2", "value": "inf"},
+    ]  # the blank cell is an ordinary missing label, not a bad one
+    warning = "\n".join(r.getMessage() for r in caplog.records)
+    assert "labels.csv" in warning and "3 " in warning and "'abc'" in warning and "labels.csv:2" in warning
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # from the cache: still reported
+        again = load_csv(path, target_columns=["y1", "y2"], cache=tmp_path / "cache", progress=False)
+    assert again.meta.settings["bad_labels"] == bad
+    assert "'abc'" in "\n".join(r.getMessage() for r in caplog.records)
