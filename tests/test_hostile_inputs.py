@@ -304,3 +304,14 @@ def test_non_numeric_csv_labels_are_reported_per_cell(tmp_path: Path, caplog) ->
         again = load_csv(path, target_columns=["y1", "y2"], cache=tmp_path / "cache", progress=False)
     assert again.meta.settings["bad_labels"] == bad
     assert "'abc'" in "\n".join(r.getMessage() for r in caplog.records)
+
+
+# ------------------------------------------------------------------- 7. SPDX license in pyproject
+
+
+def test_pyproject_license_is_an_spdx_string() -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["license"] == "MIT"
+    requires = project["build-system"]["requires"]
+    assert "setuptools>=77" in requires  # the first setuptools that accepts an SPDX license string
