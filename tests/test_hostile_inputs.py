@@ -28,7 +28,7 @@ from atomgraph.data.build import load_or_build
 from atomgraph.data.csv_dataset import load_csv
 from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset, TargetInfo
 from atomgraph.graphs import neighbor_list, radius_graph
-from atomgraph.structures import StructureError, read, read_records
+from atomgraph.structures import StructureError, from_smiles, read, read_records
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -315,3 +315,31 @@ def test_pyproject_license_is_an_spdx_string() -> None:
     assert project["project"]["license"] == "MIT"
     requires = project["build-system"]["requires"]
     assert "setuptools>=77" in requires  # the first setuptools that accepts an SPDX license string
+
+
+# ------------------------------------------------------------------------- 8. RDKit log noise
+
+
+SDF_2D_WITH_Z = """water
+     RDKit          2D
+
+  3  2  0  0  0  0  0  0  0  0999 V2000
+    0.0000    0.0000    0.1000 O   0  0  0  0  0  0  0  0  0  0  0  0
+    0.9600    0.0000    0.0000 H   0  0  0  0  0  0  0  0  0  0  0  0
+   -0.2400    0.9300    0.0000 H   0  0  0  0  0  0  0  0  0  0  0  0
+  1  2  1  0
+  1  3  1  0
+M  END
+$$$$
+"""
+
+
+def test_rdkit_warnings_are_silenced_but_errors_still_raised(tmp_path: Path, capfd) -> None:
+    for _ in range(3):
+        from_smiles("[H].[H]Cl")  # RDKit: "not removing hydrogen atom without neighbors"
+    read(write_text(tmp_path / "flat.sdf", SDF_2D_WITH_Z * 3))  # "tagged as 2D, but ... Z coordinate"
+    captured = capfd.readouterr()
+    assert "WARNING" not in captured.err and "Warning" not in captured.err, captured.err
+    assert "not removing hydrogen" not in captured.out + captured.err
+    with pytest.raises(StructureError, match=r"'C1CC'.*unclosed ring"):
+        from_smiles("C1CC")  # real errors still reach the exception with RDKit's reason
