@@ -321,8 +321,8 @@ def test_shortcut_diagnostic_tells_chemistry_from_shortcuts():
 
 
 def test_readout_mismatch_messages():
-    targets = TargetSet([TargetSpec("e_per_atom", reduction="per_atom"), TargetSpec("volume", reduction="sum"),
-                         TargetSpec("gap")])  # fmt: skip
+    per_atom, volume = TargetSpec("e_per_atom", reduction="per_atom"), TargetSpec("volume", reduction="sum")
+    targets = TargetSet([per_atom, volume, TargetSpec("gap")])
     assert readout_mismatches(targets, "auto") == []
     assert readout_mismatches(targets, ["per_atom", "sum", "mean"]) == []
     messages = readout_mismatches(targets, "sum")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -72,11 +74,53 @@ def cache_dir(explicit: str | Path | None = None) -> Path:
 
 
 def load_or_build(path: Path, build: Callable[[], GraphDataset]) -> GraphDataset:
-    """Read the processed dataset at ``path`` or build and save it there (processing happens once)."""
+    """Read the processed dataset at ``path`` or build and save it there (processing happens once).
+
+    The cache is derived data: a file that cannot be read (corrupt, truncated, empty, an older layout)
+    is logged, deleted and rebuilt. The save writes a per-process temporary file, removed if the save
+    fails; ones left by killed processes are removed at the next save.
+    """
     if path.exists():
-        return GraphDataset.load_file(path)
+        try:
+            return GraphDataset.load_file(path)
+        except ValueError as error:
+            log.warning("%s; the cache is derived data: deleting it and rebuilding", error)
+            path.unlink(missing_ok=True)
     dataset = build()
+    _remove_stale_temp_files(path)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: ranks may build at once
-    dataset.save(tmp)
-    tmp.replace(path)
+    try:
+        dataset.save(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return dataset
+
+
+#: Seconds a dead process's temporary cache file must have been untouched before it is removed (a save
+#: by a process on another host sharing the disk is alive though its pid is not, and keeps writing).
+STALE_TEMP_SECONDS = 60.0
+
+
+def _remove_stale_temp_files(path: Path) -> None:
+    """Delete ``<name>.<pid>.tmp`` files beside ``path`` left by saves that were killed."""
+    for tmp in path.parent.glob(f"{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 1 : -len(".tmp")]
+        if not pid.isdigit() or int(pid) == os.getpid() or _process_alive(int(pid)):
+            continue
+        try:
+            if time.time() - tmp.stat().st_mtime > STALE_TEMP_SECONDS:
+                tmp.unlink()
+                log.info("%s: removed a temporary cache file left by a killed process", tmp)
+        except OSError:  # another process removed it first
+            continue
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,9 +16,16 @@ from atomgraph.graphs.spec import GraphSpec
 from atomgraph.structures import from_smiles
 from atomgraph.targets import targets_from_columns
 
+log = logging.getLogger(__name__)
+
 
 def read_table(path: str | Path, smiles_column: str, target_columns: Sequence[str]) -> pd.DataFrame:
-    """The CSV with the SMILES column and the targets (numeric; blanks become NaN), checked."""
+    """The CSV with the SMILES column and the targets (numeric; blanks become NaN), checked.
+
+    A label that is present but not a finite number ("abc", "n/a?", "inf") becomes NaN too, but is not
+    silent: it is logged (count and first cells) and listed in ``table.attrs["bad_labels"]`` as
+    ``{"id": "<file>:<line>", "index": row, "column", "value"}``.
+    """
     try:
         table = pd.read_csv(path)
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
@@ -25,8 +33,32 @@ def read_table(path: str | Path, smiles_column: str, target_columns: Sequence[st
     missing = [c for c in [smiles_column, *target_columns] if c not in table.columns]
     if missing:
         raise ValueError(f"{path}: missing columns {missing}; it has {list(table.columns)}")
+    bad_labels = []
     for column in target_columns:
-        table[column] = pd.to_numeric(table[column], errors="coerce")
+        raw = table[column]
+        values = pd.to_numeric(raw, errors="coerce").astype(np.float64)
+        present = raw.notna() & (raw.astype(str).str.strip() != "")
+        for row in np.flatnonzero(present & ~np.isfinite(values)):
+            bad_labels.append(
+                {
+                    "id": f"{Path(path).name}:{row + 2}",
+                    "index": int(row),
+                    "column": column,
+                    "value": str(raw.iloc[row]),
+                }
+            )
+        table[column] = values.where(np.isfinite(values))
+    bad_labels.sort(key=lambda bad: bad["index"])
+    if bad_labels:
+        shown = ", ".join(f"{bad['id']} {bad['column']}={bad['value']!r}" for bad in bad_labels[:5])
+        log.warning(
+            "%s: %d target value(s) are not numbers and are treated as missing: %s%s",
+            path,
+            len(bad_labels),
+            shown,
+            ", ..." if len(bad_labels) > 5 else "",
+        )
+    table.attrs["bad_labels"] = bad_labels
     return table
 
 
@@ -66,6 +98,7 @@ def load_csv(
 
     def build() -> GraphDataset:
         meta = DatasetMeta(Path(path).stem, info, settings={"graph": settings.to_dict(), "source": str(path)})
+        meta.settings["bad_labels"] = table.attrs["bad_labels"]  # cells with non-numeric labels, now NaN
         return build_dataset(rows(), settings, meta, total=len(table), progress=progress)
 
     dataset = load_or_build(file, build)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -84,11 +85,30 @@ class GraphDataset(InMemoryDataset):
 
     @classmethod
     def load_file(cls, path: str | Path) -> GraphDataset:
-        """Read a dataset written by :meth:`save` (plain tensors and dicts only: safe to load)."""
-        stored = torch.load(path, weights_only=True)
-        dataset = cls(None, DatasetMeta.from_dict(stored["meta"]))
-        dataset.data = Data.from_dict(stored["data"])
-        dataset.slices = stored["slices"]
+        """Read a dataset written by :meth:`save` (plain tensors and dicts only: safe to load).
+
+        Raises:
+            ValueError: naming the file, when it is not such a dataset (corrupt, truncated, empty, another
+                layout). It is never retried with ``weights_only=False``: that would run whatever the
+                file holds.
+        """
+        try:
+            stored = torch.load(path, weights_only=True)
+            dataset = cls(None, DatasetMeta.from_dict(stored["meta"]))
+            dataset.data = Data.from_dict(stored["data"])
+            dataset.slices = stored["slices"]
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            raise
+        except pickle.UnpicklingError:  # torch's message advises the unsafe weights_only=False: not shown
+            raise ValueError(
+                f"{path}: corrupt or unreadable dataset file (the safe weights_only loader rejects it)"
+            ) from None
+        except Exception as error:  # whatever random, truncated or foreign bytes make torch.load raise
+            reason = (str(error).strip().splitlines() or [""])[0].split(". ")[0][:160]
+            raise ValueError(
+                f"{path}: corrupt or unreadable dataset file ({type(error).__name__}{': ' if reason else ''}"
+                f"{reason})"
+            ) from error
         return dataset
 
 

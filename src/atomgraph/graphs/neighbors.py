@@ -12,6 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 import vesin
 
+#: Two atoms (or an atom and a periodic image) closer than this (Å) coincide: no graph is defined.
+COINCIDENT = 1e-8
+#: Smallest volume (Å^3), area (Å^2) or length (Å) the periodic lattice vectors may span.
+MIN_CELL_MEASURE = 1e-6
+
 
 @dataclass(frozen=True)
 class NeighborList:
@@ -51,6 +56,10 @@ def neighbor_list(
     setting); it is never applied unless asked for. ``half`` returns each unordered pair once (as
     (i, j, S) or (j, i, -S)); it cannot be combined with ``max_neighbors`` (a k-nearest graph is not
     symmetric).
+
+    Raises ``ValueError`` for coincident atoms (any pair, periodic images included, closer than
+    ``COINCIDENT`` Å; the message names the atoms) and for periodic lattice vectors that span no volume
+    (area, length), which the backend cannot handle.
     """
     if half and max_neighbors is not None:
         raise ValueError("half=True lists each pair once; it cannot be combined with max_neighbors")
@@ -64,6 +73,7 @@ def neighbor_list(
         box = np.zeros((3, 3))
     else:
         box = np.array(cell, dtype=np.float64).reshape(3, 3)
+        _check_periodic_cell(box, periodic)
     if len(positions) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return NeighborList(empty, empty, np.zeros((0, 3), dtype=np.int64), np.zeros(0))
@@ -72,6 +82,7 @@ def neighbor_list(
     )
     i = i.astype(np.int64)
     j = j.astype(np.int64)
+    _check_coincident(i, j, shift, distance)
     if half:  # vesin's own (deterministic) order: the graph builder mirrors it
         return NeighborList(i, j, shift.astype(np.int64), distance)
     order = np.lexsort((j, distance, i))
@@ -79,6 +90,38 @@ def neighbor_list(
     if max_neighbors is not None:
         pairs = pairs.select(_rank_within_centre(pairs.i) < max_neighbors)
     return pairs
+
+
+def _check_periodic_cell(box: np.ndarray, periodic: np.ndarray) -> None:
+    """Raise unless the lattice vectors along the periodic axes are finite and span a non-zero measure
+    (vesin dies with a floating-point exception on a zero or linearly dependent periodic vector)."""
+    vectors = box[periodic]
+    measure = np.sqrt(max(np.linalg.det(vectors @ vectors.T), 0.0)) if np.isfinite(vectors).all() else 0.0
+    if measure < MIN_CELL_MEASURE:
+        raise ValueError(
+            f"degenerate periodic cell: the lattice vectors along the periodic axes "
+            f"{np.flatnonzero(periodic).tolist()} span {measure:.3g} (a zero-length or linearly dependent "
+            f"vector; cell={box.tolist()} Å)"
+        )
+
+
+def _check_coincident(i: np.ndarray, j: np.ndarray, shift: np.ndarray, distance: np.ndarray) -> None:
+    """Raise for the closest pair when two atoms (or an atom and a periodic image) coincide."""
+    if len(distance) == 0:
+        return
+    k = int(np.argmin(distance))
+    if distance[k] >= COINCIDENT:
+        return
+    a, b, image = int(i[k]), int(j[k]), np.asarray(shift[k]).tolist()
+    if a == b:
+        raise ValueError(
+            f"atom {a} coincides with its own periodic image (shift {image}, distance {distance[k]:.3g} Å): "
+            f"the cell is degenerate"
+        )
+    where = f" via periodic image shift {image}" if any(image) else ""
+    raise ValueError(
+        f"atoms {min(a, b)} and {max(a, b)} coincide{where} (distance {distance[k]:.3g} Å < {COINCIDENT} Å)"
+    )
 
 
 @functools.lru_cache(maxsize=16)

@@ -25,17 +25,34 @@ def radius_graph(
     nothing is capped unless asked. Returns ``Data(z, pos, cell, pbc, edge_index, edge_shift,
     natoms)`` with the fields of :mod:`atomgraph.graphs.fields`; without ``max_neighbors`` the graph
     is symmetric and laid out as pairs then their reverses (``edge_forward`` marks the first half).
+
+    The atoms need not be validated, but a ``ValueError`` (naming ``atoms.info["source"]`` when set)
+    refuses what has no graph: an atomic number outside 1-118 (master nodes, z = 0, belong to bond
+    graphs only), coincident atoms and a degenerate periodic cell (see :func:`neighbor_list`).
     """
     dtype = dtype or torch.get_default_dtype()
-    if max_neighbors is None:
-        # each pair once, then reversed in the same order: models may compute pair terms once
-        pairs = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff, half=True)
-        source, target = np.concatenate([pairs.j, pairs.i]), np.concatenate([pairs.i, pairs.j])
-        shift = np.concatenate([pairs.shift, -pairs.shift])
-        forward = torch.arange(len(source)) < len(pairs)
-    else:
-        pairs = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff, max_neighbors)
-        source, target, shift, forward = pairs.j, pairs.i, pairs.shift, None
+    where = f"{atoms.info['source']}: " if atoms.info.get("source") else ""
+    numbers = np.asarray(atoms.numbers)
+    bad = np.flatnonzero((numbers < 1) | (numbers > 118))
+    if bad.size:
+        raise ValueError(
+            f"{where}atom {int(bad[0])} has atomic number {int(numbers[bad[0]])}, not an element (1-118); "
+            f"{bad.size} such atom(s) in total"
+        )
+    try:
+        if max_neighbors is None:
+            # each pair once, then reversed in the same order: models may compute pair terms once
+            pairs = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff, half=True)
+            source, target = np.concatenate([pairs.j, pairs.i]), np.concatenate([pairs.i, pairs.j])
+            shift = np.concatenate([pairs.shift, -pairs.shift])
+            forward = torch.arange(len(source)) < len(pairs)
+        else:
+            pairs = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff, max_neighbors)
+            source, target, shift, forward = pairs.j, pairs.i, pairs.shift, None
+    except ValueError as error:
+        if not where:
+            raise
+        raise ValueError(f"{where}{error}") from error
     # message flows from neighbour j (row 0) to centre i (row 1)
     edge_index = torch.from_numpy(np.stack([source, target]))
     graph = Data(

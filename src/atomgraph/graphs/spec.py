@@ -155,9 +155,12 @@ def _bond(spec: GraphSpec, atoms: Atoms) -> Data:
     from atomgraph.graphs.bond_graph import bond_graph
     from atomgraph.graphs.virtual import add_master_node, add_virtual_edges
 
+    from atomgraph.structures.rdkit_convert import capture_rdkit_errors
+
     mol = atoms.info.get("rdkit_mol")
     if mol is not None and not spec.explicit_hydrogens:
-        mol = Chem.RemoveHs(mol)
+        with capture_rdkit_errors():  # no "not removing hydrogen atom without neighbors" per molecule
+            mol = Chem.RemoveHs(mol)
     graph = bond_graph(mol if mol is not None else atoms)
     if spec.virtual_edges:
         graph = add_virtual_edges(graph)

@@ -72,17 +72,21 @@ class _Log:
 
 @contextlib.contextmanager
 def capture_rdkit_errors() -> Iterator[_Log]:
-    """Capture RDKit's error log (instead of printing it) so error messages can quote RDKit's reason.
+    """Capture RDKit's error log (instead of printing it) so error messages can quote RDKit's reason,
+    and silence its warnings ("not removing hydrogen atom without neighbors", "molecule is tagged as
+    2D, but ...", one line per molecule: thousands when reading a dataset). Errors still surface as
+    the exceptions the callers raise, with the captured reason.
 
     Uses ``rdBase.CaptureErrorLog`` where the installed RDKit has it; otherwise RDKit keeps printing to
-    stderr and the reason is left empty.
+    stderr (warnings included) and the reason is left empty.
     """
     log = _Log()
     capture_cls = getattr(rdBase, "CaptureErrorLog", None)
     if capture_cls is None:
         yield log
         return
-    with capture_cls() as capture:
+    # logs blocked outside, errors captured inside: RDKit then captures errors and drops the rest
+    with rdBase.BlockLogs(), capture_cls() as capture:
         try:
             yield log
         finally:

@@ -26,20 +26,22 @@ refuses to save calculator results under keys that already exist in ``info``/``a
 
 from __future__ import annotations
 
+import io
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import ase
 import ase.db
 import ase.io
+import ase.io.cif
 import numpy as np
 from ase.geometry import cellpar_to_cell
 from rdkit import Chem
 
 from atomgraph.structures.errors import StructureError
 from atomgraph.structures.rdkit_convert import capture_rdkit_errors, mol_to_atoms
-from atomgraph.structures.validate import validate_atoms
+from atomgraph.structures.validate import MIN_CELL_MEASURE, validate_atoms
 
 #: ``format=`` names (and file extensions) -> internal parser name.
 FORMATS: dict[str, str] = {
@@ -101,8 +103,9 @@ def read_records(
 ) -> list[ase.Atoms | StructureError]:
     """Every record of a file, a bad one as the :class:`StructureError` that describes it.
 
-    For batch jobs: a broken molecule in an SDF or MOL2 file, or one failing validation, is reported
-    in its place and the rest are read. A file that cannot be read at all still raises.
+    For batch jobs: a broken molecule in an SDF or MOL2 file, a broken frame of an XYZ file, or a
+    structure failing validation, is reported in its place and the rest are read. A file that cannot be
+    read at all still raises.
     """
     path = Path(path)
     kind = _detect_format(path, format)
@@ -166,45 +169,125 @@ def _detect_format(path: Path, format: str | None) -> str:
 # --------------------------------------------------------------------------------------------- ASE
 
 
-def _read_xyz(path: Path) -> list[ase.Atoms]:
-    """(Extended) XYZ with ASE's extxyz reader, frame by frame so a failure names its record."""
-    images: list[ase.Atoms] = []
-    frames = ase.io.iread(path, index=":", format="extxyz")
-    while True:
+#: Fewest bytes an atom line of an XYZ frame can take (one character and its newline; real lines are
+#: longer). A header declaring more atoms than the rest of the file can hold is rejected before parsing:
+#: ASE would otherwise skip that many (empty) lines one at a time, minutes for a count of 10^9.
+_MIN_XYZ_LINE_BYTES = 2
+
+
+def _read_xyz(path: Path) -> list[ase.Atoms | StructureError]:
+    """(Extended) XYZ with ASE's extxyz reader, frame by frame so a failure names its record.
+
+    The frames are located first from their atom-count headers (checked against the file size), then
+    parsed one at a time: a frame ASE rejects becomes a :class:`StructureError` in its place and the next
+    frames are still read. A header that cannot be followed (not a count, a count larger than the rest of
+    the file, a truncated frame) ends the file there; in the first frame it makes the whole read fail.
+    """
+    images: list[ase.Atoms | StructureError] = []
+    for record, (line, text, problem) in enumerate(_xyz_frames(path)):
+        where = f"{path} record {record} (starting at line {line}): could not parse xyz"
+        if problem is not None:
+            error = StructureError(f"{where}: {problem}", source=str(path), record=record, line=line)
+            if not images:
+                raise error
+            images.append(error)
+            break
         try:
-            atoms = next(frames)
-        except StopIteration:
-            return images
+            atoms = ase.io.read(io.StringIO(text), index=0, format="extxyz")
         except Exception as exc:
-            record = len(images)
-            line = _xyz_record_line(path, record)
-            where = f"record {record}" + (f" (starting at line {line})" if line else "")
             if isinstance(exc, KeyError):
                 reason = f"unknown element symbol {exc.args[0]!r}" if exc.args else "unknown element symbol"
             else:
                 reason = f"{type(exc).__name__}: {exc}"
-            raise StructureError(
-                f"{path} {where}: could not parse xyz: {reason}", source=str(path), record=record, line=line
-            ) from exc
+            images.append(StructureError(f"{where}: {reason}", source=str(path), record=record, line=line))
+            continue
         images.append(atoms)
+    return images
 
 
-def _xyz_record_line(path: Path, record: int) -> int | None:
-    """1-based line where XYZ frame ``record`` starts, following the atom-count headers (best effort)."""
+def _xyz_frames(path: Path) -> Iterator[tuple[int, str, str | None]]:
+    """Each XYZ frame as (1-based first line, its text, ``None``), found from the atom-count headers
+    the way ASE's extxyz reader finds them (a blank line ends the file; ``VEC`` lines follow the atoms).
+
+    A frame that cannot be located is yielded as (first line, ``""``, what is wrong) and ends the file:
+    a header that is not a count, a count the rest of the file cannot hold, or too few lines after it.
+    """
+    size = path.stat().st_size
+    line = 1
+    with open(path, "rb") as handle:
+        while True:
+            header = handle.readline()
+            if not header.strip():
+                return
+            try:
+                natoms = int(header)
+            except ValueError:
+                shown = header.strip()[:40].decode(errors="replace")
+                yield line, "", f"expected the atom count of a frame, got {shown!r}"
+                return
+            left = size - handle.tell()
+            if natoms < 0 or natoms * _MIN_XYZ_LINE_BYTES > left:
+                problem = (
+                    f"the header declares {natoms} atoms but only {left} bytes follow it (a frame of N "
+                    f"atoms needs a comment line and N atom lines): wrong atom count or truncated file"
+                )
+                yield line, "", problem
+                return
+            lines = [header]
+            for _ in range(natoms + 1):  # the comment line, then one line per atom
+                text = handle.readline()
+                if not text:
+                    problem = (
+                        f"the header declares {natoms} atoms but the file ends after "
+                        f"{max(len(lines) - 2, 0)} atom lines: wrong atom count or truncated file"
+                    )
+                    yield line, "", problem
+                    return
+                lines.append(text)
+            while True:  # lattice vectors of the plain XYZ flavour
+                position = handle.tell()
+                text = handle.readline()
+                if not text.lstrip().startswith(b"VEC"):
+                    handle.seek(position)
+                    break
+                lines.append(text)
+            yield line, b"".join(lines).decode(errors="replace"), None
+            line += len(lines)
+
+
+def _read_cif(path: Path) -> list[ase.Atoms | StructureError]:
+    """CIF with ASE, one record per data block holding a structure; a degenerate cell is reported in place."""
+    images: list[ase.Atoms | StructureError] = []
+    blocks = (block for block in ase.io.cif.parse_cif(str(path)) if block.has_structure())
+    for record, block in enumerate(blocks):
+        problem = _degenerate_cell(block.get_cellpar())
+        if problem is not None:
+            message = f"{path} record {record} (data block {block.name!r}): {problem}"
+            images.append(StructureError(message, source=f"{path} record {record}", record=record))
+            continue
+        images.append(block.get_atoms())  # as ase.io.read(format="cif") does
+    return images
+
+
+def _degenerate_cell(cellpar: list | None) -> str | None:
+    """What is wrong with CIF cell parameters (Å, degrees) that span no volume, or ``None``.
+
+    ASE stops such cells with a bare ``AssertionError`` (or builds a flat cell); a zero or negative
+    length, or angles that cannot close a cell, are reported here with the numbers instead.
+    """
     try:
-        with open(path) as handle:
-            lines = handle.readlines()
-        line = 0
-        for _ in range(record):
-            line += int(lines[line].split()[0]) + 2
-        return line + 1
-    except (OSError, ValueError, IndexError, UnicodeDecodeError):
+        a, b, c, alpha, beta, gamma = (float(value) for value in cellpar)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return None  # no cell (a molecule) or unreadable values: left to ASE
+    cos = np.cos(np.radians([alpha, beta, gamma]))
+    factor = 1 - (cos**2).sum() + 2 * cos.prod()  # (volume / abc)^2
+    volume = a * b * c * np.sqrt(factor) if factor > 0 else 0.0
+    if min(a, b, c) > 0 and volume > MIN_CELL_MEASURE and np.isfinite(volume):
         return None
-
-
-def _read_cif(path: Path) -> list[ase.Atoms]:
-    """CIF with ASE, one record per data block holding a structure."""
-    return list(ase.io.iread(path, index=":", format="cif"))
+    return (
+        f"degenerate cell a={a:g}, b={b:g}, c={c:g} Å, alpha={alpha:g}, beta={beta:g}, gamma={gamma:g} deg: "
+        f"cell lengths must be positive and the cell volume non-zero (volume {volume:.3g} Å^3)"
+    )
 
 
 def _read_vasp(path: Path) -> list[ase.Atoms]:

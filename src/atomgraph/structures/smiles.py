@@ -52,14 +52,16 @@ def from_smiles(smiles: str, embed_3d: bool = False, seed: int = 0, name: str | 
         raise StructureError(f"invalid SMILES {smiles!r}: RDKit could not parse it{reason}", source=source)
     if mol.GetNumAtoms() == 0:
         raise StructureError(f"empty SMILES {smiles!r}: no atoms", source=source)
-    mol = Chem.AddHs(mol)
+    with capture_rdkit_errors():
+        mol = Chem.AddHs(mol)
     if name is not None:
         mol.SetProp("_Name", name)
 
     if embed_3d:
         force_field = _embed(mol, smiles, seed, source)
     else:
-        rdDepictor.Compute2DCoords(mol)
+        with capture_rdkit_errors():
+            rdDepictor.Compute2DCoords(mol)
         force_field = None
 
     atoms = mol_to_atoms(mol, source)
