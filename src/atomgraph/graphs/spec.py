@@ -154,7 +154,6 @@ def _bond(spec: GraphSpec, atoms: Atoms) -> Data:
 
     from atomgraph.graphs.bond_graph import bond_graph
     from atomgraph.graphs.virtual import add_master_node, add_virtual_edges
-
     from atomgraph.structures.rdkit_convert import capture_rdkit_errors
 
     mol = atoms.info.get("rdkit_mol")
