@@ -388,12 +388,9 @@ def test_read_qm9pack_head():
 @needs_qm9pack
 def test_qm9pack_row_count():
     """130,831 rows across the three parts, counted on raw bytes (about a second)."""
-    start = time.perf_counter()
     data_dir = _qm9pack_dir()
     rows = 0
     for name in ("qm9_part1.csv", "qm9_part2.csv", "qm9_part3.csv"):
         with open(data_dir / name, "rb") as f:
             rows += f.read().count(b'\n"dsgdb9nsd_')
-        if time.perf_counter() - start > 10:
-            pytest.skip("counting rows took longer than 10 s")
     assert rows == QM9_NUM_CHARACTERIZED == 130_831
