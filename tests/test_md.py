@@ -15,11 +15,14 @@ from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_s
 from ase.io import read as ase_read
 from ase.io import write as ase_write
 from test_potentials import molecule, potential_module
+from torch_geometric.data import Batch
 from typer.testing import CliRunner
 
 from atomgraph.cli.main import app
 from atomgraph.data.lennard_jones import lennard_jones_clusters
+from atomgraph.graphs import radius_graph
 from atomgraph.md import Calculator, CommitteeCalculator, relax, run_md
+from atomgraph.tasks.potential import energy_forces_stress
 from atomgraph.training.config import load_config
 from atomgraph.training.run import train
 
@@ -258,8 +261,33 @@ def test_cli_relax_and_md(lj_run, tmp_path):
     assert "steps/s" in result.output and len(ase_read(tmp_path / "md.traj", ":")) == 3
 
 
-def test_calculator_uses_float64_runs_and_moves_to_a_dtype():
-    calc = Calculator(potential_module(dtype=torch.float32), dtype=torch.float64, skin=0.2)
-    assert calc.dtype == torch.float64
-    energy = calc.get_potential_energy(molecule())
-    assert isinstance(energy, float)
+def test_calculator_in_float64_agrees_with_float32_the_model_and_finite_differences():
+    atoms = molecule()
+    # the same float32 weights (same seed), one calculator moving them to float64
+    calc64 = Calculator(potential_module(dtype=torch.float32), dtype=torch.float64, skin=0.2)
+    calc32 = Calculator(potential_module(dtype=torch.float32), skin=0.2)
+    assert calc64.dtype == torch.float64 and calc32.dtype == torch.float32
+    assert all(p.dtype == torch.float64 for p in calc64.module.model.parameters())
+    energy64, forces64 = calc64.get_potential_energy(atoms), calc64.get_forces(atoms)
+    energy32, forces32 = calc32.get_potential_energy(atoms), calc32.get_forces(atoms)
+    assert np.abs(forces64).max() > 1e-3 and forces64.dtype == np.float64
+
+    # both precisions compute the same function, to float32 rounding
+    assert energy32 == pytest.approx(energy64, rel=1e-6)
+    np.testing.assert_allclose(forces32, forces64, atol=1e-6)
+
+    # the calculator adds nothing: a direct float64 evaluation of the model on a fresh graph
+    module = potential_module(dtype=torch.float64)  # the same weights cast to float64
+    graph = Batch.from_data_list([radius_graph(atoms, 4.0, dtype=torch.float64)])
+    direct = energy_forces_stress(module.model, module.normalizer, graph, forces=True, training=False)
+    assert energy64 == pytest.approx(float(direct["energy"].detach().sum()), abs=1e-10)
+    np.testing.assert_allclose(forces64, direct["forces"].detach().numpy(), atol=1e-10)
+
+    # central differences (h = 1e-4 Å): float64 forces are the energy's gradient to 1e-8 eV/Å (measured
+    # 1e-10), while float32 rounding of the energy makes differences ~1e-3 eV/Å off
+    atoms.calc = calc64
+    error64 = np.abs(forces64 - calculate_numerical_forces(atoms, 1e-4)).max()
+    atoms.calc = calc32
+    error32 = np.abs(forces32 - calculate_numerical_forces(atoms, 1e-4)).max()
+    assert error64 < 1e-8
+    assert error32 > 1e-5
