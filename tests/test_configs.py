@@ -2,19 +2,100 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 from pathlib import Path
 
 import pytest
+import torch
+from ase.build import bulk
+from torch_geometric.data import Batch
 
-from atomgraph.models import model_card
-from atomgraph.training.config import load_config
-from atomgraph.training.datasets import graph_spec
+from atomgraph.complexes.synthetic import example_graph
+from atomgraph.data.qm9_source import QM9_NUM_CHARACTERIZED, QM9_TARGET_NAMES
+from atomgraph.data.registry import available_datasets, dataset_entry
+from atomgraph.data.splits import split_sizes
+from atomgraph.models import available_models, build_model, model_card, model_class
+from atomgraph.structures import from_smiles
+from atomgraph.training.config import DEFAULTS, load_config
+from atomgraph.training.datasets import graph_spec, resolve_run
+from atomgraph.training.optim import SCHEDULERS
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+SPLIT_KINDS = {"random", "scaffold", "file", "predefined", "group"}
 
 
-def test_configs_are_shipped():
-    assert len(CONFIGS) >= 8
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_config_names_a_registered_model_with_sane_data_and_training_keys(path):
+    config = load_config(path)
+    data, model, training, task = config["data"], config["model"], config["training"], config["task"]
+    assert model["name"] in available_models()
+    # every model argument the file sets is one the model's constructor takes
+    params = inspect.signature(model_class(model["name"])).parameters
+    unknown = set(model) - {"name"} - set(params)
+    assert not unknown, f"model arguments {sorted(unknown)} are not taken by {model['name']}"
+
+    assert data["dataset"] in available_datasets()
+    targets = data["targets"]
+    assert isinstance(targets, list) and targets, "data.targets must be a non-empty list"
+    assert all(isinstance(t, str) and t for t in targets) and len(set(targets)) == len(targets)
+    if data["dataset"] == "qm9":
+        assert set(targets) <= set(QM9_TARGET_NAMES)
+    if task["kind"] == "potential":
+        assert dataset_entry(data["dataset"]).app == "potentials" and targets == ["energy"]
+        assert model_card(model["name"]).potential
+    else:
+        assert task["kind"] == "property"
+    assert "cutoff" not in model  # the cutoff is the graph spec's
+    spec = resolve_run(config)  # raises for a graph the model card does not accept
+    assert spec.kind == model_card(model["name"]).graph_kind
+
+    split = data["split"]
+    assert split["kind"] in SPLIT_KINDS
+    if split["kind"] in ("random", "scaffold"):
+        # the sizes fit the data: counts within the (sub)set, fractions summing to at most one
+        rows = (data["subset"] or QM9_NUM_CHARACTERIZED) if data["dataset"] == "qm9" else 1000
+        train, val, test = split_sizes(rows, split["sizes"])
+        assert train > val > 0 and test > 0
+
+    assert set(training) == set(DEFAULTS["training"])  # no key lost or invented
+    assert training["scheduler"] in SCHEDULERS and training["optimizer"] in ("adam", "adamw")
+    assert 0 < training["min_lr"] < training["lr"] < 0.1
+    assert training["epochs"] > 0 and training["batch_size"] > 0
+    if training["max_time"] is not None:
+        assert re.fullmatch(r"\d\d:\d\d:\d\d:\d\d", training["max_time"])
+
+
+def _sample_graph(config: dict):
+    """One small structure as the graph the config's model would see."""
+    kind = model_card(config["model"]["name"]).graph_kind
+    if kind in ("complex", "sequence"):
+        return example_graph(kind)
+    settings = graph_spec(config)
+    if config["data"]["dataset"] == "crystals":
+        return settings.build(bulk("NaCl", "rocksalt", a=5.6))
+    return settings.build(from_smiles("CC(=O)O", embed_3d=True))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_config_model_builds_and_predicts_every_target(path):
+    config = load_config(path)
+    model_settings = dict(config["model"])
+    name = model_settings.pop("name")
+    graph = _sample_graph(config)
+    params = inspect.signature(model_class(name)).parameters
+    if "atom_dim" in params and "atom_dim" not in model_settings and graph.x is not None:
+        model_settings["atom_dim"] = int(graph.x.shape[1])
+    if "edge_dim" in params and "edge_dim" not in model_settings and graph.edge_attr is not None:
+        model_settings["edge_dim"] = int(graph.edge_attr.shape[1])
+    targets = config["data"]["targets"]
+    torch.manual_seed(0)
+    spec = graph_spec(config)
+    model = build_model(name, graph=spec, extensive=[False] * len(targets), **model_settings).eval()
+    with torch.no_grad():
+        out = model(Batch.from_data_list([graph, graph]))
+    assert out.shape == (2, len(targets))
+    assert torch.isfinite(out).all()
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)

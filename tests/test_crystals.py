@@ -24,7 +24,13 @@ from atomgraph.data.crystals import (
 )
 from atomgraph.data.parallel_graphs import graphs_from_texts
 from atomgraph.evaluation.ablation import parse_sweep_arguments, sweep_configs
-from atomgraph.evaluation.descriptor_baseline import DescriptorBaseline, descriptor_matrix, magpie_features
+from atomgraph.evaluation.descriptor_baseline import (
+    DescriptorBaseline,
+    descriptor_matrix,
+    magpie_features,
+    magpie_names,
+    structure_names,
+)
 from atomgraph.evaluation.shortcut import scramble_elements, shortcut_diagnostic
 from atomgraph.graphs import radius_graph
 from atomgraph.graphs.spec import GraphSpec
@@ -273,19 +279,68 @@ def test_reductions_from_the_config_change_only_the_named_targets(tmp_path):
 # ------------------------------------------------------------------------ baselines, diagnostics
 
 
-def test_descriptor_baseline_fits_composition_and_structure(tmp_path):
-    nacl = Atoms("NaCl", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5]], cell=[4, 4, 4], pbc=True)
-    magpie = magpie_features([nacl.numbers])
-    np.testing.assert_allclose(magpie[0, :5], [(0.93 + 3.16) / 2, 0.93, 3.16, 2.23, 1.115], atol=1e-2)
-    graphs = [radius_graph(atoms, 8.0, 12) for atoms in crystals(24)]
-    x = descriptor_matrix(graphs)
-    assert x.shape == (24, 56 + 100 + 20) and np.isfinite(x).all()
-    y = np.array([synthetic_labels(atoms)[0] for atoms in crystals(24)])
-    y[0] = np.nan  # a missing label is dropped, not fitted
-    model = DescriptorBaseline(n_estimators=20, n_jobs=1).fit(graphs[:20], y[:20])
-    assert model.predict(graphs[20:]).shape == (4,)
-    composition_only = DescriptorBaseline(("magpie", "fractions"), n_estimators=5, n_jobs=1)
-    assert composition_only.fit([g.z for g in graphs], y).predict([g.z for g in graphs]).shape == (24,)
+def test_descriptor_values_of_caesium_chloride_equal_hand_computed_ones():
+    a = 4.1
+    cscl = bulk("CsCl", "cesiumchloride", a=a)  # Cs at the corner, Cl at the body centre
+    nearest, second = a * np.sqrt(3) / 2, a  # 8 unlike neighbours, then 6 like ones
+    magpie = dict(zip(magpie_names(), magpie_features([cscl.numbers])[0], strict=True))
+    # Pauling electronegativities Cs 0.79, Cl 3.16: fraction-weighted statistics of a 1:1 compound
+    for stat, value in {"mean": 1.975, "min": 0.79, "max": 3.16, "range": 2.37, "std": 1.185}.items():
+        assert magpie[f"electronegativity_{stat}"] == pytest.approx(value)
+    assert magpie["n_elements"] == 2
+    for p in (2, 3, 5, 7, 10):
+        assert magpie[f"fraction_l{p}_norm"] == pytest.approx((2 * 0.5**p) ** (1 / p))
+    fractions = descriptor_matrix([cscl.numbers], ("fractions",))[0]
+    assert fractions[55 - 1] == fractions[17 - 1] == 0.5 and fractions.sum() == 1.0
+
+    density = (132.905 + 35.45) / a**3 * 1.66054  # amu / Å^3 -> g / cm^3
+    for graph, shells in ((radius_graph(cscl, 4.5), (8, 6)), (radius_graph(cscl, 8.0, 12), (8, 4))):
+        got = dict(zip(structure_names(), descriptor_matrix([graph], ("structure",))[0], strict=True))
+        assert got["volume_per_atom"] == pytest.approx(a**3 / 2)
+        assert got["density"] == pytest.approx(density, rel=1e-4)
+        assert got["min_distance"] == pytest.approx(nearest)
+        expected_mean = (shells[0] * nearest + shells[1] * second) / sum(shells)
+        assert got["mean_distance"] == pytest.approx(expected_mean)
+        histogram = {k: v for k, v in got.items() if k.startswith("neighbours_") and v}
+        assert histogram == {"neighbours_3.5_4.0": shells[0], "neighbours_4.0_4.5": shells[1]}  # per atom
+
+
+def test_descriptor_baseline_learns_composition_and_structure():
+    """Held-out crystals: the forest beats the training-mean predictor by far when the target is a
+    function of composition and volume, and needs the structure descriptors for a volume-only target."""
+    structures = crystals(60, seed=5)
+    graphs = [radius_graph(atoms, 8.0, 12) for atoms in structures]
+    y = np.array([synthetic_labels(atoms)[0] for atoms in structures])  # -0.05 <Z> + 0.02 V/atom
+    assert descriptor_matrix(graphs).shape == (60, 56 + 100 + 20)
+    order = np.random.default_rng(0).permutation(60)
+    train, test = order[:45], order[45:]
+    model = DescriptorBaseline(n_estimators=50, n_jobs=1).fit([graphs[i] for i in train], y[train])
+    error = np.abs(model.predict([graphs[i] for i in test]) - y[test]).mean()
+    mean_error = np.abs(y[train].mean() - y[test]).mean()
+    assert error < 0.1 * mean_error  # measured: 3 %
+
+    # a missing label is dropped, not fitted: the same forest as without that row
+    labels = y[train].copy()
+    labels[0] = np.nan
+    with_nan = DescriptorBaseline(n_estimators=10, n_jobs=1).fit([graphs[i] for i in train], labels)
+    without = DescriptorBaseline(n_estimators=10, n_jobs=1).fit([graphs[i] for i in train[1:]], y[train[1:]])
+    held_out = [graphs[i] for i in test]
+    np.testing.assert_array_equal(with_nan.predict(held_out), without.predict(held_out))
+
+    # copper at 40 lattice constants, target the volume per atom: composition alone is blind to it
+    rng = np.random.default_rng(1)
+    copper = [bulk("Cu", "fcc", a=float(a), cubic=True) for a in rng.uniform(3.4, 3.9, 40)]
+    volume = np.array([atoms.get_volume() / len(atoms) for atoms in copper])
+    graphs = [radius_graph(atoms, 8.0, 12) for atoms in copper]
+    mean_error = np.abs(volume[:30].mean() - volume[30:]).mean()
+    composition_only = DescriptorBaseline(("magpie", "fractions"), n_estimators=20, n_jobs=1)
+    composition_only.fit([g.z for g in graphs[:30]], volume[:30])
+    predicted = composition_only.predict([g.z for g in graphs[30:]])
+    assert np.ptp(predicted) == 0.0  # one composition: one prediction, no better than the mean
+    assert np.abs(predicted - volume[30:]).mean() > 0.9 * mean_error
+    with_structure = DescriptorBaseline(n_estimators=50, n_jobs=1).fit(graphs[:30], volume[:30])
+    error = np.abs(with_structure.predict(graphs[30:]) - volume[30:]).mean()
+    assert error < 0.3 * mean_error  # measured: 15 %
 
 
 class _Probe(nn.Module):

@@ -1,13 +1,15 @@
-"""Evaluation: exact metric values on hand-made arrays, baselines, and that every plot writes a real PNG."""
+"""Evaluation: exact metric values on hand-made arrays, baselines, and what every plot draws."""
 
 from __future__ import annotations
 
 import math
+import pickle
 
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
 import torch
+from matplotlib.figure import Figure
 
 from atomgraph.evaluation import (
     CompositionBaseline,
@@ -238,23 +240,67 @@ def test_composition_baseline_input_checks():
 
 
 def _assert_png(path, min_bytes=1024):
+    """A decodable PNG with something drawn on it (not one flat colour)."""
     assert path.exists() and path.stat().st_size > min_bytes
     image = mpimg.imread(path)
     assert image.ndim == 3 and image.shape[2] in (3, 4)
+    assert image[..., :3].std() > 0.01, f"{path.name} is blank"
+    return image
+
+
+def keep_saved_figures(monkeypatch) -> list[Figure]:
+    """Copies of the figures the plot functions save (each one saves, then clears, its Figure)."""
+    figures: list[Figure] = []
+    save = Figure.savefig
+
+    def save_and_keep(fig, *args, **kwargs):
+        save(fig, *args, **kwargs)
+        figures.append(pickle.loads(pickle.dumps(fig)))
+
+    monkeypatch.setattr(Figure, "savefig", save_and_keep)
+    return figures
+
+
+@pytest.fixture
+def saved_figures(monkeypatch) -> list[Figure]:
+    return keep_saved_figures(monkeypatch)
+
+
+def _texts(ax) -> str:
+    return "\n".join(t.get_text() for t in ax.texts)
 
 
 @pytest.mark.parametrize("n", [200, 6000])
-def test_parity_plot_scatter_and_hexbin(tmp_path, n):
+def test_parity_plot_scatter_and_hexbin(tmp_path, n, saved_figures):
     rng = np.random.default_rng(0)
     y = rng.normal(size=n)
     y_pred = y + rng.normal(scale=0.1, size=n)
     y[:5] = NAN
     out = parity_plot(y, y_pred, tmp_path / "sub" / "parity.png", title="test", unit="eV")
     assert out == tmp_path / "sub" / "parity.png"
-    _assert_png(out)
+    image = _assert_png(out)
+    assert image.shape[:2] == (750, 750)  # 5 x 5 in at 150 dpi
+
+    (fig,) = saved_figures
+    ax = fig.axes[0]
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == ("test", "true [eV]", "predicted [eV]")
+    t, p = y[5:], y_pred[5:]
+    lo, hi = ax.get_xlim()
+    assert ax.get_ylim() == (lo, hi)  # shared limits, equal axes
+    assert lo < min(t.min(), p.min()) and hi > max(t.max(), p.max())
+    assert hi - lo < 1.1 * (max(t.max(), p.max()) - min(t.min(), p.min()))  # tight around the data
+    (diagonal,) = ax.lines
+    np.testing.assert_allclose(diagonal.get_xdata(), diagonal.get_ydata())  # the y = x line
+    (points,) = ax.collections
+    if n <= 5000:
+        np.testing.assert_allclose(points.get_offsets(), np.column_stack([t, p]))  # NaN targets dropped
+    else:
+        assert points.get_array().sum() == n - 5  # hexbin counts every finite pair once
+        assert fig.axes[1].get_ylabel() == "count"  # its colour bar
+    assert _texts(ax) == f"MAE = {mae(t, p):.4g} eV\nR² = {r2(t, p):.4f}\nn = {n - 5}"
 
 
-def test_error_plots_and_comparison_bar(tmp_path):
+def test_error_plots_and_comparison_bar(tmp_path, saved_figures):
     rng = np.random.default_rng(0)
     sizes = rng.integers(3, 30, size=300)
     y = rng.normal(size=300) * sizes
@@ -265,6 +311,41 @@ def test_error_plots_and_comparison_bar(tmp_path):
     _assert_png(comparison_bar(results, tmp_path / "bar.png", metric="MAE", unit="eV/atom"))
     with pytest.raises(ValueError):
         comparison_bar({}, tmp_path / "empty.png")
+    histogram, by_size, bars = saved_figures
+
+    err = y_pred - y
+    ax = histogram.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("error (predicted − true) [eV]", "count")
+    counts = [patch.get_height() for patch in ax.patches]
+    assert len(counts) == 50 and sum(counts) == 300
+    assert ax.patches[0].get_x() == pytest.approx(err.min())
+    assert ax.patches[-1].get_x() + ax.patches[-1].get_width() == pytest.approx(err.max())
+    assert f"mean = {err.mean():.3g} eV" in _texts(ax) and "n = 300" in _texts(ax)
+
+    top, bottom = by_size.axes
+    assert (top.get_ylabel(), bottom.get_ylabel(), bottom.get_xlabel()) == (
+        "MAE [eV]",
+        "count",
+        "number of atoms",
+    )
+    per_size, overall = top.lines
+    uniq = np.unique(sizes)
+    np.testing.assert_array_equal(per_size.get_xdata(), uniq)
+    expected = [np.abs(err[sizes == s]).mean() for s in uniq]
+    np.testing.assert_allclose(per_size.get_ydata(), expected)
+    np.testing.assert_allclose(overall.get_ydata(), np.abs(err).mean())
+    np.testing.assert_array_equal(
+        [b.get_height() for b in bottom.patches], [(sizes == s).sum() for s in uniq]
+    )
+
+    ax = bars.axes[0]
+    assert ax.get_xlabel() == "MAE [eV/atom]"
+    assert [label.get_text() for label in ax.get_yticklabels()] == list(results)
+    np.testing.assert_allclose([b.get_width() for b in ax.patches], [0.012, 0.009, 0.35, 0.0])
+    assert [t.get_text() for t in ax.texts] == ["0.012", "0.009", "0.35", "n/a"]
+    models, baselines = ax.patches[0].get_facecolor(), ax.patches[2].get_facecolor()
+    assert ax.patches[1].get_facecolor() == models != baselines == ax.patches[3].get_facecolor()
+    assert ax.get_xlim()[1] > 0.35  # room for the largest bar and its label
 
 
 SPARSE_LIGHTNING_CSV = """epoch,lr-Adam,step,train_loss_epoch,train_loss_step,val_loss,val_mae
@@ -284,7 +365,11 @@ SPARSE_LIGHTNING_CSV = """epoch,lr-Adam,step,train_loss_epoch,train_loss_step,va
 """
 
 
-def test_learning_curves_sparse_lightning_layout(tmp_path):
+def _curve(line) -> tuple[list[float], list[float]]:
+    return list(map(float, line.get_xdata())), list(map(float, line.get_ydata()))
+
+
+def test_learning_curves_sparse_lightning_layout(tmp_path, saved_figures):
     csv = tmp_path / "metrics.csv"
     csv.write_text(SPARSE_LIGHTNING_CSV)
     _assert_png(learning_curves(csv, tmp_path / "curves.png"))
@@ -292,6 +377,28 @@ def test_learning_curves_sparse_lightning_layout(tmp_path):
     partial = tmp_path / "partial.csv"
     partial.write_text("epoch,step,train_loss\n0,0,1.0\n0,1,0.8\n1,2,0.6\n1,3,0.5\n")
     _assert_png(learning_curves(partial, tmp_path / "partial.png"))
+    full, single = saved_figures
+
+    loss, val_mae = full.axes
+    assert (loss.get_title(), loss.get_xlabel(), loss.get_ylabel()) == ("loss", "epoch", "loss")
+    train, val = loss.lines
+    # per epoch: the epoch-level train loss (not the step losses), the validation loss
+    assert train.get_label() == "train (train_loss_epoch)" and _curve(train) == (
+        [0, 1, 2],
+        [0.75, 0.42, 0.26],
+    )
+    assert val.get_label() == "validation (val_loss)" and _curve(val) == ([0, 1, 2], [0.8, 0.45, 0.31])
+    assert loss.get_yscale() == "linear"  # a 3x range stays linear
+    assert (val_mae.get_title(), val_mae.get_xlabel()) == ("validation MAE", "epoch")
+    curve, best = val_mae.lines
+    assert _curve(curve) == ([0, 1, 2], [0.61, 0.42, 0.33])
+    assert list(best.get_ydata()) == [0.33, 0.33] and best.get_label() == "best 0.33"
+
+    (ax,) = single.axes
+    (train,) = ax.lines
+    assert train.get_label() == "train (train_loss)"
+    x, values = _curve(train)
+    assert x == [0, 1] and values == pytest.approx([0.9, 0.55])  # step losses averaged per epoch
 
 
 def test_learning_curves_without_usable_columns_raises(tmp_path):

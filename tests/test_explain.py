@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 
+import matplotlib.image as mpimg
 import numpy as np
 import pytest
 import torch
@@ -56,8 +57,13 @@ def expected_bond_weights(mol: Chem.Mol, attention, layer="mean", head="mean") -
 
 
 def assert_png(path):
+    """A PNG with a drawing: not one flat colour, and coloured (highlights, colour bar), not only grey."""
     data = path.read_bytes()
     assert len(data) > 1000 and data.startswith(PNG_MAGIC)
+    rgb = mpimg.imread(path)[..., :3]
+    assert rgb.std() > 0.01, f"{path.name} is blank"
+    saturation = rgb.max(axis=-1) - rgb.min(axis=-1)
+    assert (saturation > 0.3).mean() > 0.001, f"{path.name} has no coloured highlights"
 
 
 # ------------------------------------------------------------------------------------ bond weights

@@ -26,9 +26,10 @@ from torch_geometric.data import Data
 
 from atomgraph.data.build import load_or_build
 from atomgraph.data.csv_dataset import load_csv
-from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset, TargetInfo
+from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset
 from atomgraph.graphs import neighbor_list, radius_graph
 from atomgraph.structures import StructureError, from_smiles, read, read_records
+from atomgraph.targets import TargetSet, TargetSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -202,7 +203,7 @@ def tiny_dataset(name: str = "tiny") -> GraphDataset:
         )
         for k in range(3)
     ]
-    return GraphDataset(graphs, DatasetMeta(name, TargetInfo(["e"], ["eV"], [True])))
+    return GraphDataset(graphs, DatasetMeta(name, TargetSet([TargetSpec("e", "eV", "sum")])))
 
 
 def corrupt_bytes(kind: str, good: bytes) -> bytes:

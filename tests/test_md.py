@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 import torch
-from ase import Atoms
+from ase import Atoms, units
 from ase.build import bulk
-from ase.calculators.calculator import PropertyNotImplementedError
+from ase.calculators.calculator import Calculator as AseCalculator
+from ase.calculators.calculator import PropertyNotImplementedError, all_changes
 from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 from ase.io import read as ase_read
 from ase.io import write as ase_write
 from test_potentials import molecule, potential_module
+from torch_geometric.data import Batch
 from typer.testing import CliRunner
 
 from atomgraph.cli.main import app
 from atomgraph.data.lennard_jones import lennard_jones_clusters
 from atomgraph.evaluation.experiment import train_and_evaluate
+from atomgraph.graphs import radius_graph
 from atomgraph.md import Calculator, CommitteeCalculator, relax, run_md
+from atomgraph.tasks.potential import energy_forces_stress
 from atomgraph.training.config import load_config
 
 #: NVE energy conservation bound: |E_total(1000 steps) - E_total(0)| / N_atoms, 1 fs steps, 7 atoms.
@@ -171,8 +177,67 @@ def test_langevin_md_writes_trajectory_and_log(tmp_path):
         logfile=log,
         loginterval=5,
     )
-    assert result.steps_per_s > 0
-    assert len(ase_read(traj, ":")) == 5 and len(log.read_text().splitlines()) == 6
+    assert result.steps == 20 and result.natoms == len(atoms)
+    np.testing.assert_array_equal(result.energies[:, 0], np.arange(21))
+    np.testing.assert_allclose(result.energies[:, 3], result.energies[:, 1] + result.energies[:, 2])
+    frames = ase_read(traj, ":")
+    assert len(frames) == 5 and np.allclose(frames[-1].positions, atoms.positions)
+    lines = log.read_text().splitlines()
+    assert len(lines) == 6 and lines[0].split() == ["Time[ps]", "Etot[eV]", "Epot[eV]", "Ekin[eV]", "T[K]"]
+    logged = np.array([line.split() for line in lines[1:]], dtype=float)  # steps 0, 5, 10, 15, 20
+    np.testing.assert_allclose(logged[:, 0], np.arange(5) * 5 * 0.5e-3, atol=1e-4)  # 0.5 fs steps, in ps
+    np.testing.assert_allclose(logged[:, 1:4], result.energies[::5, [3, 1, 2]], atol=1e-4)
+    kinetic_temperature = 2 * result.energies[::5, 2] / (3 * len(atoms) * units.kB)
+    np.testing.assert_allclose(logged[:, 4], kinetic_temperature, atol=0.06)
+
+
+class _Einstein(AseCalculator):
+    """Every atom tied to its own site by a spring: E = k/2 sum |r - r0|^2 (independent oscillators)."""
+
+    implemented_properties: ClassVar[list[str]] = ["energy", "forces"]
+
+    def __init__(self, sites: np.ndarray, k: float):
+        super().__init__()
+        self.sites, self.k = sites.copy(), k
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        d = self.atoms.positions - self.sites
+        self.results = {"energy": 0.5 * self.k * float((d**2).sum()), "forces": -self.k * d}
+
+
+def test_langevin_brings_a_harmonic_solid_to_the_target_temperature():
+    """216 H atoms on springs (k = 1 eV/Å², period 64 fs), started at rest at their sites (0 K).
+
+    Equipartition: in equilibrium <E_kin> = <E_pot> = 3N/2 kB T. The instantaneous temperature of 3N
+    quadratic terms fluctuates by sqrt(2 / 3N) = 5.6 %; Langevin friction decorrelates the energies
+    within 1/gamma = 20 fs, so the average over 800 fs after 200 fs (10/gamma) of equilibration has a
+    standard error of at most 5.6 % * sqrt(2 * 20 / 800) = 1.2 %. Allowed: 4 standard errors, 5 %
+    (observed over 12 seeds: -0.3 % +- 0.7 %). 1000 steps, about a second.
+    """
+    grid = np.stack(np.meshgrid(*[np.arange(6.0)] * 3, indexing="ij"), -1).reshape(-1, 3) * 3.0
+    atoms = Atoms(f"H{len(grid)}", positions=grid)
+    target = 500.0  # not run_md's default
+    result = run_md(
+        atoms,
+        _Einstein(grid, k=1.0),
+        "nvt",
+        temperature_K=target,
+        timestep_fs=1.0,
+        steps=1000,
+        friction_per_fs=0.05,
+        seed=0,
+        init_velocities=False,
+    )
+    to_kelvin = 2.0 / (3 * len(atoms) * units.kB)
+    kinetic, potential = result.energies[:, 2] * to_kelvin, result.energies[:, 1] * to_kelvin
+    assert kinetic[0] == 0.0 and potential[0] == 0.0
+    assert kinetic[:5].mean() < 0.25 * target  # it starts cold: the thermostat does the heating
+    equilibrium = slice(200, None)
+    assert kinetic[equilibrium].mean() == pytest.approx(target, rel=0.05)
+    assert potential[equilibrium].mean() == pytest.approx(target, rel=0.05)
+    # the fluctuations are canonical too: the 5.6 % above (within 25 %), not NVE's or a frozen system's
+    assert np.std(kinetic[equilibrium]) / target == pytest.approx(np.sqrt(2 / (3 * len(atoms))), rel=0.25)
 
 
 def test_cli_relax_and_md(lj_run, tmp_path):
@@ -195,8 +260,33 @@ def test_cli_relax_and_md(lj_run, tmp_path):
     assert "steps/s" in result.output and len(ase_read(tmp_path / "md.traj", ":")) == 3
 
 
-def test_calculator_uses_float64_runs_and_moves_to_a_dtype():
-    calc = Calculator(potential_module(dtype=torch.float32), dtype=torch.float64, skin=0.2)
-    assert calc.dtype == torch.float64
-    energy = calc.get_potential_energy(molecule())
-    assert isinstance(energy, float)
+def test_calculator_in_float64_agrees_with_float32_the_model_and_finite_differences():
+    atoms = molecule()
+    # the same float32 weights (same seed), one calculator moving them to float64
+    calc64 = Calculator(potential_module(dtype=torch.float32), dtype=torch.float64, skin=0.2)
+    calc32 = Calculator(potential_module(dtype=torch.float32), skin=0.2)
+    assert calc64.dtype == torch.float64 and calc32.dtype == torch.float32
+    assert all(p.dtype == torch.float64 for p in calc64.module.model.parameters())
+    energy64, forces64 = calc64.get_potential_energy(atoms), calc64.get_forces(atoms)
+    energy32, forces32 = calc32.get_potential_energy(atoms), calc32.get_forces(atoms)
+    assert np.abs(forces64).max() > 1e-3 and forces64.dtype == np.float64
+
+    # both precisions compute the same function, to float32 rounding
+    assert energy32 == pytest.approx(energy64, rel=1e-6)
+    np.testing.assert_allclose(forces32, forces64, atol=1e-6)
+
+    # the calculator adds nothing: a direct float64 evaluation of the model on a fresh graph
+    module = potential_module(dtype=torch.float64)  # the same weights cast to float64
+    graph = Batch.from_data_list([radius_graph(atoms, 4.0, dtype=torch.float64)])
+    direct = energy_forces_stress(module.model, module.normalizer, graph, forces=True, training=False)
+    assert energy64 == pytest.approx(float(direct["energy"].detach().sum()), abs=1e-10)
+    np.testing.assert_allclose(forces64, direct["forces"].detach().numpy(), atol=1e-10)
+
+    # central differences (h = 1e-4 Å): float64 forces are the energy's gradient to 1e-8 eV/Å (measured
+    # 1e-10), while float32 rounding of the energy makes differences ~1e-3 eV/Å off
+    atoms.calc = calc64
+    error64 = np.abs(forces64 - calculate_numerical_forces(atoms, 1e-4)).max()
+    atoms.calc = calc32
+    error32 = np.abs(forces32 - calculate_numerical_forces(atoms, 1e-4)).max()
+    assert error64 < 1e-8
+    assert error32 > 1e-5

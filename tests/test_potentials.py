@@ -6,11 +6,13 @@ import json
 
 import ase.io
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from ase import Atoms
 from ase.build import bulk
 from conftest import random_molecule
+from test_evaluation import _assert_png, keep_saved_figures
 from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
 
@@ -176,7 +178,7 @@ def test_potential_loss_decreases_on_lennard_jones_clusters():
     assert losses[-1] < 0.5 * losses[0]
 
 
-def test_potential_run_end_to_end_in_float64(tmp_path):
+def test_potential_run_end_to_end_in_float64(tmp_path, monkeypatch):
     config = load_config(
         None,
         [
@@ -197,13 +199,26 @@ def test_potential_run_end_to_end_in_float64(tmp_path):
             "training.precision=64-true",
         ],
     )
+    figures = keep_saved_figures(monkeypatch)
     run = train_and_evaluate(config, progress=False)
+    drawn = {fig.axes[0].get_title(): fig.axes[0] for fig in figures}
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["task"] == "potential"
     assert metrics["test"]["energy_per_atom"]["unit"] == "meV/atom"
     assert metrics["test"]["forces"]["unit"] == "meV/Å"
     for plot in ("parity_energy.png", "parity_forces.png"):
-        assert (run / "plots" / plot).exists()
+        _assert_png(run / "plots" / plot)
+    # the parity plots show the test predictions: energies per atom, and every force component
+    table = pd.read_csv(run / "predictions_test.csv")
+    energy = drawn["schnet (test): energy"]
+    assert energy.get_xlabel() == "true [eV/atom]"
+    expected = np.column_stack([table["energy_true"], table["energy_pred"]]) / table[["natoms"]].to_numpy()
+    np.testing.assert_allclose(energy.collections[0].get_offsets(), expected)
+    forces = drawn["schnet (test): force components"]
+    assert (forces.get_xlabel(), forces.get_ylabel()) == ("true [eV/Å]", "predicted [eV/Å]")
+    assert len(forces.collections[0].get_offsets()) == 3 * table["natoms"].sum()
+    force_mae = metrics["test"]["forces"]["model"]["mae"] / 1000  # meV/Å -> eV/Å
+    assert forces.texts[0].get_text().startswith(f"MAE = {force_mae:.4g} eV/Å\n")
     logged = (run / "logs" / "metrics.csv").read_text().splitlines()[0]
     assert "val_force_mae_mev_per_a" in logged and "val_energy_mae_mev_per_atom" in logged
     module = TrainedRun.load(run).module
