@@ -23,7 +23,7 @@ from atomgraph.data.lennard_jones import lennard_jones_clusters
 from atomgraph.evaluation.experiment import train_and_evaluate
 from atomgraph.graphs import radius_graph
 from atomgraph.md import Calculator, CommitteeCalculator, relax, run_md
-from atomgraph.tasks.potential import energy_forces_stress
+from atomgraph.outputs.potential import energy_forces_stress
 from atomgraph.training.config import load_config
 
 #: NVE energy conservation bound: |E_total(1000 steps) - E_total(0)| / N_atoms, 1 fs steps, 7 atoms.

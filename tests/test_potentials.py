@@ -18,15 +18,15 @@ from torch_geometric.loader import DataLoader
 
 from atomgraph.data.lennard_jones import lennard_jones_clusters, load_lennard_jones
 from atomgraph.evaluation.experiment import train_and_evaluate
-from atomgraph.evaluation.predict import predict_file
+from atomgraph.evaluation.predict import predict_file, predict_potential
 from atomgraph.evaluation.report import evaluate_run
 from atomgraph.graphs import radius_graph
 from atomgraph.graphs.spec import GraphSpec
+from atomgraph.outputs.potential import PotentialTask, cast_graph, energy_forces_stress
 from atomgraph.runs import TrainedRun
-from atomgraph.tasks.potential import PotentialTask, cast_graph, energy_forces_stress
 from atomgraph.training.config import load_config
 from atomgraph.training.datasets import is_potential
-from atomgraph.training.potential_module import PotentialModule, predict_potential
+from atomgraph.training.module import AtomgraphModule
 
 SCHNET = {"name": "schnet", "hidden": 16, "filters": 16, "interactions": 2, "num_rbf": 12}
 GRAPH = GraphSpec(cutoff=4.0).to_dict()
@@ -34,10 +34,10 @@ ENERGY = [{"name": "energy", "unit": "eV", "reduction": "sum"}]
 OPTIM = {"optimizer": "adam", "lr": 3e-3, "weight_decay": 0.0, "scheduler": "none", "warmup_steps": 0}
 
 
-def potential_module(seed: int = 0, dtype: torch.dtype = torch.float64, std: float = 3.0) -> PotentialModule:
+def potential_module(seed: int = 0, dtype: torch.dtype = torch.float64, std: float = 3.0) -> AtomgraphModule:
     """A SchNet potential with a non-trivial normaliser (std, per-element references)."""
     torch.manual_seed(seed)
-    module = PotentialModule(SCHNET, ENERGY, {"kind": "potential"}, OPTIM, graph=GRAPH)
+    module = AtomgraphModule(SCHNET, ENERGY, {"kind": "potential"}, OPTIM, graph=GRAPH)
     module.model.to(dtype)
     module.normalizer.std.fill_(std)
     module.normalizer.mean.fill_(-0.3)
@@ -56,7 +56,7 @@ def molecule() -> Atoms:
     return random_molecule(np.random.default_rng(3), 6, 6)
 
 
-def _energy(module: PotentialModule, graph, pos: torch.Tensor, cell: torch.Tensor) -> float:
+def _energy(module: AtomgraphModule, graph, pos: torch.Tensor, cell: torch.Tensor) -> float:
     """Energy (eV) of ``graph`` with its edges kept and positions/cell replaced."""
     moved = graph.clone()
     moved.pos, moved.cell = pos, cell
@@ -161,7 +161,7 @@ def test_potential_loss_decreases_on_lennard_jones_clusters():
     torch.manual_seed(0)
     settings = GraphSpec(cutoff=4.0)
     dataset = load_lennard_jones(settings, count=64, min_atoms=4, max_atoms=6, min_distance=1.0)
-    module = PotentialModule(SCHNET, ENERGY, {"kind": "potential"}, OPTIM, graph=GRAPH)
+    module = AtomgraphModule(SCHNET, ENERGY, {"kind": "potential"}, OPTIM, graph=GRAPH)
     module.normalizer.fit(dataset.targets_array(), dataset.atomic_numbers())
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-2)
     losses = []
@@ -222,7 +222,7 @@ def test_potential_run_end_to_end_in_float64(tmp_path, monkeypatch):
     logged = (run / "logs" / "metrics.csv").read_text().splitlines()[0]
     assert "val_force_mae_mev_per_a" in logged and "val_energy_mae_mev_per_atom" in logged
     module = TrainedRun.load(run).module
-    assert isinstance(module, PotentialModule)
+    assert module.kind == "potential"
     assert next(module.model.parameters()).dtype == torch.float64
     assert module.normalizer.atomref.dtype == torch.float64 and float(module.normalizer.atomref[18, 0]) != 0.0
     dataset = load_lennard_jones(GraphSpec(cutoff=4.0), count=5)
@@ -240,4 +240,4 @@ def test_task_kind_is_checked():
     with pytest.raises(ValueError, match=r"task\.kind"):
         is_potential({"kind": "forces"})
     with pytest.raises(ValueError, match="energy"):
-        PotentialModule(SCHNET, [{"name": "gap", "unit": "eV"}], {}, OPTIM, graph=GRAPH)
+        AtomgraphModule(SCHNET, [{"name": "gap", "unit": "eV"}], {"kind": "potential"}, OPTIM, graph=GRAPH)

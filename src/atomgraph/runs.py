@@ -29,9 +29,7 @@ from torch_geometric.data import Data
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.targets import TargetSet, targets_from_columns
 from atomgraph.training.config import DEFAULTS, ConfigError, _graph_as_mapping, _merge
-from atomgraph.training.datasets import is_potential
-from atomgraph.training.module import PropertyModule
-from atomgraph.training.potential_module import PotentialModule
+from atomgraph.training.module import AtomgraphModule
 
 EXPORT_FORMAT = "atomgraph-trained-run"
 EXPORT_VERSION = 1
@@ -154,7 +152,7 @@ class TrainedRun:
     for a bare checkpoint without one); source: the file it was read from.
     """
 
-    module: PropertyModule | PotentialModule
+    module: AtomgraphModule
     graph: GraphSpec
     targets: TargetSet
     config: dict | None
@@ -162,7 +160,7 @@ class TrainedRun:
 
     @property
     def is_potential(self) -> bool:
-        return isinstance(self.module, PotentialModule)
+        return self.module.kind == "potential"
 
     @property
     def model_name(self) -> str:
@@ -250,14 +248,12 @@ class TrainedRun:
         return path
 
 
-def _build_module(hparams: dict, weights: dict) -> PropertyModule | PotentialModule:
+def _build_module(hparams: dict, weights: dict) -> AtomgraphModule:
     names = ("model", "targets", "task", "training", "total_steps", "graph")
     kwargs = {k: hparams[k] for k in names if k in hparams}
-    if is_potential(hparams["task"]):
-        module = PotentialModule(**kwargs)
+    module = AtomgraphModule(**kwargs)
+    if module.kind == "potential":
         dtypes = [v.dtype for k, v in weights.items() if k.startswith("model.") and v.is_floating_point()]
         module.model.to(dtypes[0] if dtypes else torch.get_default_dtype())  # "64-true" runs: float64
-    else:
-        module = PropertyModule(**kwargs)
     module.load_state_dict(weights)
     return module.eval()

@@ -92,7 +92,7 @@ def screen(
     """Rank the ligands of a file by predicted affinity for ``protein_pdb``.
 
     Args:
-        model: a run directory or a module mapping batches to [B, T] (a trained ``PropertyModule`` gives
+        model: a run directory or a module mapping batches to [B, T] (a trained ``AtomgraphModule`` gives
             real units, e.g. pK).
         protein_pdb: the protein (PDB/mmCIF), in the ligands' frame.
         ligands: SDF, MOL2 or PDBQT with one record per pose.

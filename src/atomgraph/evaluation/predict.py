@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 from rdkit import Chem
+from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 
 
@@ -21,6 +23,38 @@ def predict_graphs(module: torch.nn.Module, graphs, batch_size: int = 128) -> np
     for batch in DataLoader(graphs, batch_size=batch_size, shuffle=False):
         rows.append(module(batch.to(device)).detach().cpu().double().numpy())
     return np.concatenate(rows) if rows else np.zeros((0, 0))
+
+
+def predict_potential(
+    module: torch.nn.Module, graphs: Sequence[Data], batch_size: int = 32, stress: bool | None = None
+) -> dict[str, np.ndarray]:
+    """Predicted and reference energies, forces (and stress) of every graph, as float64 arrays.
+
+    Returns ``energy``/``energy_true`` [M] eV, ``natoms`` [M], ``forces``/``forces_true`` [sum N, 3]
+    eV/Å (when the graphs have forces) and ``stress``/``stress_true`` [M, 3, 3] eV/Å^3 (periodic
+    graphs with stress labels, unless ``stress=False``).
+    """
+    module.eval()
+    device = next(module.parameters()).device
+    rows: dict[str, list[np.ndarray]] = {}
+    for batch in DataLoader(graphs, batch_size=batch_size, shuffle=False):
+        batch = batch.to(device)
+        has_forces, has_stress = module.task.wants(batch, evaluate=True)
+        want_stress = has_stress if stress is None else stress and has_stress
+        out = module.compute(batch, forces=True, stress=want_stress, training=False)
+        found = {
+            "energy": out["energy"],
+            "energy_true": batch.y[:, module.column],
+            "natoms": batch.natoms.view(-1),
+            "forces": out["forces"],
+        }
+        if has_forces:
+            found["forces_true"] = batch.forces
+        if want_stress:
+            found["stress"], found["stress_true"] = out["stress"], batch.stress
+        for key, value in found.items():
+            rows.setdefault(key, []).append(value.detach().cpu().double().numpy())
+    return {key: np.concatenate(values) for key, values in rows.items()}
 
 
 def _input_rows(path: Path, smiles_column: str, embed_3d: bool):

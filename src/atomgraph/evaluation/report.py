@@ -51,7 +51,7 @@ def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, ver
         dataset = load_dataset(config, run.graph, progress=False)
     split = split or load_split(run_dir / "split.json", len(dataset))
     module = module or run.module
-    if getattr(module, "kind", "property") == "potential":
+    if module.kind == "potential":
         return evaluate_potential(run_dir, config, dataset, split, module, verbose)
     info = dataset.targets
     train = dataset[torch.as_tensor(split["train"])]
@@ -108,7 +108,7 @@ def evaluate_potential(run_dir: Path, config: dict, dataset, split, module, verb
     components (meV/Å) and stress (meV/Å^3, when labelled) beside baselines (training-mean energy per
     atom, composition-only ridge on element counts, zero forces = the mean force); parity plots of
     energies and forces; ``metrics.json``, ``predictions_test.csv`` (energies in eV)."""
-    from atomgraph.training.potential_module import predict_potential
+    from atomgraph.evaluation.predict import predict_potential
     from atomgraph.training.run import metrics_history
 
     train = dataset[torch.as_tensor(split["train"])]

@@ -40,7 +40,7 @@ class Calculator(AseCalculator):
 
     Args:
         model: a run directory or exported file (its best checkpoint), a
-            :class:`~atomgraph.runs.TrainedRun` or a PotentialModule. The graph is the one the model
+            :class:`~atomgraph.runs.TrainedRun` or a potential AtomgraphModule. The graph is the one the model
             was trained on (its :class:`~atomgraph.graphs.spec.GraphSpec`: cutoff and neighbour cap).
         skin: neighbour-list skin in Å (0 rebuilds every call).
         device: torch device; dtype: compute dtype (default: the model's, float64 for "64-true" runs).

@@ -18,7 +18,7 @@ from atomgraph.md.calculator import Calculator
 class CommitteeCalculator(AseCalculator):
     """Mean energy, forces and stress of several potentials, with their standard deviation.
 
-    members: run directories, PotentialModules or atomgraph :class:`Calculator` s (e.g. models
+    members: run directories, potential AtomgraphModules or atomgraph :class:`Calculator` s (e.g. models
     trained with different seeds); ``calculator_kwargs`` (skin, device, ...) go to those it builds.
 
     Results: ``energy``, ``free_energy`` (eV), ``forces`` [N, 3] eV/Å, ``stress`` (Voigt, eV/Å^3,

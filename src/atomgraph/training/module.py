@@ -1,17 +1,31 @@
-"""The Lightning module: a registered model, its task and target normaliser, optimiser and schedule."""
+"""The one Lightning module: a registered model, its output (properties, or energy + autograd forces
+and stress), the target normaliser, the optimiser and the schedule.
+
+The output is chosen by ``task.kind`` (:data:`OUTPUTS`): ``property`` (:class:`PropertyTask`: masked
+regression or classification losses in normalised units) or ``potential`` (:class:`PotentialTask`:
+energy, forces = -dE/dx and stress by one autograd path for every model). Everything that is not the
+loss -- hyperparameters, the graph spec and targets in the checkpoint, optimisation -- is shared.
+
+Precision of potentials: the model runs in the dtype of its parameters (``training.precision:
+"64-true"`` makes it float64); their target normaliser is always float64, and so are the energies it
+returns, so that reference energies of ~10^4 eV keep meV resolution.
+"""
 
 from __future__ import annotations
 
 import lightning as L
 import torch
-from torch_geometric.data import Batch
+from torch_geometric.data import Batch, Data
 
 from atomgraph.data.normalization import TargetNormalizer
 from atomgraph.graphs.spec import GraphSpec, preset
 from atomgraph.models import build_model, model_card
+from atomgraph.outputs import PotentialTask, PropertyTask
+from atomgraph.outputs.potential import cast_graph, energy_forces_stress
 from atomgraph.targets import TargetSet
-from atomgraph.tasks import PropertyTask
 from atomgraph.training.optim import OptimizationMixin
+
+OUTPUTS = ("property", "potential")
 
 
 def build_parts(
@@ -19,20 +33,20 @@ def build_parts(
 ) -> tuple[torch.nn.Module, TargetSet, GraphSpec]:
     """The model, its targets and its graph spec from a module's hyperparameters (``graph`` None: the
     model card's preset)."""
-    spec = (
-        GraphSpec.from_dict(graph) if graph is not None else preset(model_card(model["name"]).default_graph)
-    )
+    name = model["name"]
+    spec = GraphSpec.from_dict(graph) if graph is not None else preset(model_card(name).default_graph)
     kwargs = {k: v for k, v in model.items() if k != "name"}
-    return build_model(model["name"], graph=spec, **kwargs), TargetSet(targets), spec
+    return build_model(name, graph=spec, **kwargs), TargetSet(targets), spec
 
 
-class PropertyModule(OptimizationMixin, L.LightningModule):
-    """Graph property model with masked losses, normalised targets and real-unit validation MAE.
+class AtomgraphModule(OptimizationMixin, L.LightningModule):
+    """A model with its output, normaliser and optimisation (see the module docstring).
 
     model: ``{"name": ..., **kwargs}`` for :func:`build_model` (``extensive`` and input widths filled
-    in); targets: :meth:`TargetSet.to_list`; task: ``{"loss", "atomref"}``; training: the
-    ``training`` config section; total_steps: for step-based schedules; graph: the
-    :meth:`GraphSpec.to_dict` of the graphs the model reads (stored in the checkpoint).
+    in); targets: :meth:`TargetSet.to_list`; task: the ``task`` config section (``kind``, ``loss``,
+    ``atomref``, potential weights); training: the ``training`` config section; total_steps: for
+    step-based schedules; graph: the :meth:`GraphSpec.to_dict` of the graphs the model reads.
+    All of them are stored in the checkpoint.
     """
 
     def __init__(
@@ -47,56 +61,51 @@ class PropertyModule(OptimizationMixin, L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.model, self.info, self.graph_spec = build_parts(model, targets, graph)
-        self.task = PropertyTask(self.info.kind, task.get("loss"))
-        self.normalizer = TargetNormalizer(self.info.extensive)
+        self.kind = task.get("kind", "property")
+        if self.kind not in OUTPUTS:
+            raise ValueError(f"unknown task.kind {self.kind!r}; choose one of {OUTPUTS}")
+        if self.kind == "potential":
+            if "energy" not in self.info.names:
+                raise ValueError(
+                    f"a potential needs the target 'energy' (eV); the targets are {self.info.names}"
+                )
+            self.column = self.info.names.index("energy")
+            if not self.info.extensive[self.column]:
+                raise ValueError(
+                    "the energy target of a potential must be extensive (sum of atomic energies)"
+                )
+            self.task = PotentialTask.from_config(task)
+            self.normalizer = TargetNormalizer(self.info.extensive).double()
+        else:
+            self.task = PropertyTask(self.info.kind, task.get("loss"))
+            self.normalizer = TargetNormalizer(self.info.extensive)
         self.training_settings = training
         self.total_steps = total_steps
 
-    def forward(self, batch: Batch) -> torch.Tensor:
-        """Predictions [B, T] in real units (probabilities for classification)."""
-        raw = self.model(batch)
-        if self._normalized:
-            return self.normalizer.denormalize(raw, batch)
-        return self.task.to_output(raw)
-
     @property
-    def _normalized(self) -> bool:
-        """Regression outputs live in normalised units, except for models whose output is already
-        physical (e.g. PaiNN's dipole moment built from charges and atomic dipoles)."""
-        return self.task.normalizes and not getattr(self.model, "physical_output", False)
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype the model computes in (that of its parameters)."""
+        return next(self.model.parameters()).dtype
 
-    def _loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        raw = self.model(batch)
-        target = self.normalizer.normalize(batch.y, batch) if self._normalized else batch.y
-        return self.task.loss(raw, target), raw
+    def forward(self, batch: Data) -> torch.Tensor:
+        """Predictions [B, T] in real units (probabilities for classification; potentials: energies
+        without forces)."""
+        return self.task.predict(self, batch)
+
+    def compute(
+        self, batch: Data, forces: bool = True, stress: bool = False, training: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """Potentials: ``{"energy": [B] eV, "forces": [N, 3] eV/Å, "stress": [B, 3, 3] eV/Å^3}``."""
+        if self.kind != "potential":
+            raise ValueError("forces and stress come from potentials (task.kind: potential)")
+        graph = cast_graph(batch, self.compute_dtype)
+        return energy_forces_stress(self.model, self.normalizer, graph, forces, stress, training, self.column)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        loss, _ = self._loss(batch)
-        self.log(
-            "train_loss",
-            loss,
-            batch_size=batch.num_graphs,
-            on_step=False,
-            on_epoch=True,
-            prog_bar=True,
-            sync_dist=True,
-        )
-        return loss
+        return self.task.step(self, batch, "train")
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        loss, raw = self._loss(batch)
-        n = batch.num_graphs
-        self.log("val_loss", loss, batch_size=n, prog_bar=True, sync_dist=True)
-        if self.task.normalizes:
-            pred = self.normalizer.denormalize(raw, batch) if self._normalized else raw
-            for t, name in enumerate(self.info.names):
-                mask = ~torch.isnan(batch.y[:, t])
-                if bool(mask.any()):
-                    error = (pred[mask, t] - batch.y[mask, t]).abs().mean()
-                    self.log(
-                        f"val_mae_{name}",
-                        error,
-                        batch_size=int(mask.sum()),
-                        sync_dist=True,
-                        prog_bar=len(self.info.names) == 1,
-                    )
+        self.task.step(self, batch, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self.task.step(self, batch, "test")

@@ -20,9 +20,8 @@ from atomgraph.data import GraphDataset, save_split
 from atomgraph.models import model_class
 from atomgraph.models.crystal_head import readout_mismatches
 from atomgraph.training.config import ConfigError, dump_config
-from atomgraph.training.datasets import is_potential, load_dataset, make_split, resolve_run, train_transform
-from atomgraph.training.module import PropertyModule
-from atomgraph.training.potential_module import PotentialModule
+from atomgraph.training.datasets import load_dataset, make_split, resolve_run, train_transform
+from atomgraph.training.module import AtomgraphModule
 from atomgraph.training.record import write_run_record
 from atomgraph.training.trainer import make_trainer
 
@@ -97,8 +96,7 @@ def train(config: dict, resume: bool = False, progress: bool = True) -> Path:
     if total_steps is None or total_steps < 0:
         total_steps = steps_per_epoch * config["training"]["epochs"]
 
-    potential = is_potential(config["task"])
-    module = (PotentialModule if potential else PropertyModule)(
+    module = AtomgraphModule(
         model=model_arguments(config, dataset),
         targets=dataset.targets.to_list(),
         task=config["task"],
@@ -112,7 +110,7 @@ def train(config: dict, resume: bool = False, progress: bool = True) -> Path:
         module.normalizer.fit(
             train_rows.targets_array(), train_rows.atomic_numbers(), config["task"]["atomref"]
         )
-    trainer = make_trainer(config["training"], run_dir, inference_mode=not potential)
+    trainer = make_trainer(config["training"], run_dir, inference_mode=not module.task.needs_grad)
     trainer.fit(
         module, data["train"], data["val"], ckpt_path=str(last) if resume else None, weights_only=True
     )

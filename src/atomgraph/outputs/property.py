@@ -49,3 +49,39 @@ class PropertyTask:
     def to_output(self, raw: torch.Tensor) -> torch.Tensor:
         """Model output in the units a user reads: probabilities for classification."""
         return torch.sigmoid(raw) if self.kind == "classification" else raw
+
+    # ------------------------------------------------------------------ the module's output interface
+
+    #: validation runs without autograd (Lightning's inference mode)
+    needs_grad = False
+
+    def predict(self, module, batch) -> torch.Tensor:
+        """Predictions [B, T] in real units (probabilities for classification)."""
+        raw = module.model(batch)
+        if self.physical(module):
+            return self.to_output(raw)
+        return module.normalizer.denormalize(raw, batch)
+
+    def physical(self, module) -> bool:
+        """Whether the model's outputs are already in real units (classification logits, or a model
+        such as PaiNN's dipole head that builds a physical quantity): then nothing is normalised."""
+        return not self.normalizes or bool(getattr(module.model, "physical_output", False))
+
+    def step(self, module, batch, stage: str) -> torch.Tensor:
+        """Loss of a batch in normalised units; validation also logs the MAE per target in real units."""
+        raw = module.model(batch)
+        target = batch.y if self.physical(module) else module.normalizer.normalize(batch.y, batch)
+        loss = self.loss(raw, target)
+        n = batch.num_graphs
+        module.log(f"{stage}_loss", loss, batch_size=n, on_step=False, on_epoch=True, prog_bar=True,
+                   sync_dist=True)  # fmt: skip
+        if stage != "train" and self.normalizes:
+            pred = raw if self.physical(module) else module.normalizer.denormalize(raw, batch)
+            names = module.info.names
+            for t, name in enumerate(names):
+                mask = ~torch.isnan(batch.y[:, t])
+                if bool(mask.any()):
+                    error = (pred[mask, t] - batch.y[mask, t]).abs().mean()
+                    module.log(f"{stage}_mae_{name}", error, batch_size=int(mask.sum()), sync_dist=True,
+                               prog_bar=len(names) == 1)  # fmt: skip
+        return loss

@@ -167,6 +167,36 @@ class PotentialTask:
         terms["loss"] = total
         return terms
 
+    # ------------------------------------------------------------------ the module's output interface
+
+    #: validation and test need autograd forces: the trainer runs with inference_mode=False
+    needs_grad = True
+
+    def predict(self, module, batch: Data) -> torch.Tensor:
+        """Energies etc. [B, T] in real units (eV for the energy), without forces."""
+        graph = cast_graph(batch, module.compute_dtype)
+        return module.normalizer.denormalize(module.model(graph), graph)
+
+    def step(self, module, batch: Data, stage: str) -> torch.Tensor:
+        """The weighted energy/force/stress loss; validation and test also log the MAE of energy per
+        atom (meV/atom), force components (meV/Å) and stress (meV/Å^3)."""
+        training = stage == "train"
+        forces, stress = self.wants(batch, evaluate=not training)
+        with torch.enable_grad():
+            out = module.compute(batch, forces, stress, training=training)
+            terms = self.loss(out, batch, module.column)
+        n = batch.num_graphs
+        module.log(f"{stage}_loss", terms["loss"].detach(), batch_size=n, on_step=False, on_epoch=True,
+                   prog_bar=True, sync_dist=True)  # fmt: skip
+        if not training:
+            names = {"energy_per_atom": "energy_mae_mev_per_atom", "forces": "force_mae_mev_per_a",
+                     "stress": "stress_mae_mev_per_a3"}  # fmt: skip
+            for key, errors in self.errors(out, batch, module.column).items():
+                if errors.numel():
+                    module.log(f"{stage}_{names[key]}", 1000.0 * errors.mean(), batch_size=errors.numel(),
+                               sync_dist=True, prog_bar=key == "forces")  # fmt: skip
+        return terms["loss"]
+
     def errors(self, out: dict[str, torch.Tensor], batch: Data, column: int = 0) -> dict[str, torch.Tensor]:
         """Absolute errors: ``energy_per_atom`` [B'] eV/atom, ``forces`` [3N'] eV/Å, ``stress`` eV/Å^3."""
         natoms = batch.natoms.view(-1).to(out["energy"].dtype)
