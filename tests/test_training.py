@@ -325,8 +325,15 @@ def test_cli_train_with_overrides(tmp_path, scaffold_csv, monkeypatch):
     assert saved["training"]["epochs"] == 2 and saved["model"]["hidden"] == 8 and saved["name"] == "cli"
     assert checkpoint_step(run_dir) == 2 * 5  # 36 training rows in batches of 8, 2 epochs
     assert (run_dir / "metrics.json").is_file()
-    # running again into the same directory replaces the checkpoints and evaluates the new model
-    again = runner.invoke(app, ["train", str(path), "training.epochs=1", "model.hidden=4"])
+    # training again into a finished run is refused and leaves it as it was (config, checkpoints)
+    before = predict_file(run_dir, scaffold_csv, tmp_path / "before.csv")
+    refused = runner.invoke(app, ["train", str(path), "training.epochs=1", "model.hidden=4"])
+    assert refused.exit_code != 0 and "already holds a run" in repr(refused.exception)
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["model"]["hidden"] == 8
+    after = predict_file(run_dir, scaffold_csv, tmp_path / "after.csv")
+    pd.testing.assert_frame_equal(before, after)
+    # --overwrite replaces the checkpoints and evaluates the new model
+    again = runner.invoke(app, ["train", str(path), "training.epochs=1", "model.hidden=4", "--overwrite"])
     assert again.exit_code == 0, again.output + repr(again.exception)
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     assert TrainedRun.load(run_dir).module.hparams["model"]["hidden"] == 4

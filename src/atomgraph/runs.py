@@ -16,7 +16,6 @@ of 12 nearest within 8 Å).
 from __future__ import annotations
 
 import copy
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,8 +45,7 @@ def safe_load(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise RunLoadError(f"{path} does not exist")
-    previous = os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)  # never run code from a file
-    try:
+    try:  # an explicit weights_only=True wins over TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -55,9 +53,6 @@ def safe_load(path: str | Path) -> dict:
             f"{path} is not a readable atomgraph checkpoint (corrupt, truncated, or not written by "
             f"atomgraph): {reason}"
         ) from error
-    finally:
-        if previous is not None:
-            os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = previous
 
 
 # ------------------------------------------------------------------------------------- configs
@@ -130,6 +125,31 @@ def legacy_hyper_parameters(hparams: dict, raw_config: dict | None) -> dict:
     hparams["model"] = model
     hparams["graph"] = GraphSpec(**values).to_dict()
     return hparams
+
+
+def check_agreement(config: dict, module, path: Path) -> None:
+    """A RunLoadError when the run's config and its checkpoint describe different models (e.g. a later
+    ``train`` rewrote ``config.yaml`` over a finished run): predictions would silently change."""
+    problems = []
+    recorded = config["data"]["graph"]
+    if isinstance(recorded, dict) and set(recorded) >= {"kind", "cutoff"} and "preset" in recorded:
+        try:
+            from atomgraph.graphs.spec import resolve_graph_spec
+
+            if resolve_graph_spec(recorded, module.graph_spec) != module.graph_spec:
+                problems.append(f"graph {recorded} vs {module.graph_spec.to_dict()}")
+        except ValueError as error:
+            problems.append(f"graph: {error}")
+    if list(config["data"]["targets"]) != module.info.names:
+        problems.append(f"targets {config['data']['targets']} vs {module.info.names}")
+    trained = {k: v for k, v in module.hparams["model"].items() if k in config["model"]}
+    if trained != config["model"]:
+        problems.append(f"model {config['model']} vs {trained}")
+    if problems:
+        raise RunLoadError(
+            f"{path}: the run's config.yaml and its checkpoint disagree ({'; '.join(problems)}); the "
+            "config was changed after training. Restore it, or retrain."
+        )
 
 
 def _parameters(name: str) -> set[str]:
@@ -216,6 +236,7 @@ class TrainedRun:
         config = None
         if raw is not None:
             config = read_run_config(config_file) if stored.get("format") != EXPORT_FORMAT else raw
+            check_agreement(config, module, path)
         return cls(module, module.graph_spec, module.info, config, path)
 
     # -------------------------------------------------------------------------------- using it

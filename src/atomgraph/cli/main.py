@@ -18,13 +18,14 @@ def train(
     config: Annotated[Path, typer.Argument(help="YAML config (see configs/)")],
     overrides: Annotated[list[str] | None, typer.Argument(help="key.sub=value overrides")] = None,
     resume: Annotated[bool, typer.Option(help="continue the run from its last checkpoint")] = False,
+    overwrite: Annotated[bool, typer.Option(help="replace a run already in the run directory")] = False,
 ) -> None:
     """Train a model; the run directory gets the config, split, checkpoints, metrics and plots."""
     from atomgraph.evaluation.experiment import train_and_evaluate
     from atomgraph.training.config import load_config
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    run_dir = train_and_evaluate(load_config(config, overrides or []), resume=resume)
+    run_dir = train_and_evaluate(load_config(config, overrides or []), resume=resume, overwrite=overwrite)
     typer.echo(f"run directory: {run_dir}")
 
 

@@ -10,10 +10,12 @@ from atomgraph.evaluation.report import evaluate_run
 from atomgraph.training.run import train
 
 
-def train_and_evaluate(config: dict, resume: bool = False, progress: bool = True) -> Path:
+def train_and_evaluate(
+    config: dict, resume: bool = False, progress: bool = True, overwrite: bool = False
+) -> Path:
     """Train the configured model, then write its report (``metrics.json``, predictions, plots) on the
     test split; under data parallelism only the first process evaluates. Returns the run directory."""
-    run_dir = train(config, resume=resume, progress=progress)
+    run_dir = train(config, resume=resume, progress=progress, overwrite=overwrite)
     if rank_zero_only.rank == 0:
         evaluate_run(run_dir)
     return run_dir

@@ -9,10 +9,12 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import shutil
 import warnings
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_only
 import torch
 from torch_geometric.loader import DataLoader
 
@@ -65,21 +67,25 @@ def loaders(
     return out
 
 
-def train(config: dict, resume: bool = False, progress: bool = True) -> Path:
+def train(config: dict, resume: bool = False, progress: bool = True, overwrite: bool = False) -> Path:
     """Train the configured model; returns the run directory.
 
     Everything that can be checked before data is read is checked first (:func:`resolve_run`: the
     graph spec, the model card, the split kind); ``config.yaml`` and the run record are written only
     after that, and ``config.yaml`` records the graph spec exactly as built. A resumed run must have
-    the same config as the one it continues. Evaluation is the caller's (the CLI runs
-    :func:`atomgraph.evaluation.report.evaluate_run` after training).
+    the same config as the one it continues; a run directory that already holds a run is refused
+    unless ``resume`` or ``overwrite`` (which deletes that run's files first). Evaluation is the
+    caller's (the CLI runs :func:`atomgraph.evaluation.report.evaluate_run` after training).
     """
     run_dir = Path(config["run_dir"])
     last = run_dir / "checkpoints" / "last.ckpt"
     if resume and not last.exists():
         raise FileNotFoundError(f"cannot resume: {last} does not exist")
     spec = resolve_run(config)
-    if resume:
+    first = rank_zero_only.rank == 0  # DDP: the launcher re-runs this for the other ranks
+    if not resume and first:
+        clear_run_dir(run_dir, overwrite)
+    if resume and first:
         check_resumable(run_dir, config)
         keep_metrics_history(run_dir / "logs")
     L.seed_everything(config["seed"], workers=True, verbose=False)
@@ -88,8 +94,9 @@ def train(config: dict, resume: bool = False, progress: bool = True) -> Path:
     warn_readout_mismatches(config, dataset)
     split = make_split(config, dataset)
     run_dir.mkdir(parents=True, exist_ok=True)
-    dump_config(config, run_dir / "config.yaml")
-    save_split(split, run_dir / "split.json")
+    if first:
+        dump_config(config, run_dir / "config.yaml")
+        save_split(split, run_dir / "split.json")
     data = loaders(dataset, split, config["training"], config["seed"], train_transform(config))
     steps_per_epoch = math.ceil(len(split["train"]) / config["training"]["batch_size"])
     total_steps = config["training"]["max_steps"]
@@ -104,7 +111,8 @@ def train(config: dict, resume: bool = False, progress: bool = True) -> Path:
         total_steps=total_steps,
         graph=spec.to_dict(),
     )
-    write_run_record(run_dir, config, spec, module.model, dataset.targets.to_list(), split)
+    if first:
+        write_run_record(run_dir, config, spec, module.model, dataset.targets.to_list(), split)
     if module.task.normalizes:
         train_rows = dataset[torch.as_tensor(split["train"])]
         module.normalizer.fit(
@@ -115,6 +123,25 @@ def train(config: dict, resume: bool = False, progress: bool = True) -> Path:
         module, data["train"], data["val"], ckpt_path=str(last) if resume else None, weights_only=True
     )
     return run_dir
+
+
+RUN_FILES = ("config.yaml", "split.json", "run.json", "metrics.json", "predictions_test.csv")
+RUN_FOLDERS = ("checkpoints", "logs", "plots")
+
+
+def clear_run_dir(run_dir: Path, overwrite: bool) -> None:
+    """Refuse to train into a directory that holds a run (unless ``overwrite``: then delete its files)."""
+    found = [name for name in (*RUN_FILES, *RUN_FOLDERS) if (run_dir / name).exists()]
+    if not found:
+        return
+    if not overwrite:
+        raise ConfigError(
+            f"run_dir {str(run_dir)!r} already holds a run ({', '.join(found)}); continue it with --resume, "
+            "replace it with --overwrite, or choose another run_dir"
+        )
+    for name in found:
+        path = run_dir / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def warn_readout_mismatches(config: dict, dataset: GraphDataset) -> None:

@@ -1,0 +1,224 @@
+"""The spine end to end: the graph a run was trained on is the graph every consumer builds, the run
+record holds it exactly, TrainedRun loads runs, checkpoints and exports safely, old checkpoints still
+load, and a resumed or re-trained run never silently changes a finished one."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from ase import Atoms
+from ase.build import bulk
+from conftest import write_config
+from test_crystals import crystal_config
+from test_training import FAST, csv_config, load
+
+from atomgraph.data.cif_archive import iter_archive, parse_structure
+from atomgraph.evaluation.experiment import train_and_evaluate
+from atomgraph.evaluation.predict import predict_file, predict_graphs
+from atomgraph.graphs.spec import GraphSpec, preset
+from atomgraph.md import Calculator
+from atomgraph.runs import RunLoadError, TrainedRun, legacy_hyper_parameters
+from atomgraph.training.config import ConfigError, load_config
+from atomgraph.training.datasets import load_dataset
+
+FROZEN = Path(__file__).parent / "data" / "frozen_schnet.pt"
+
+
+def edge_set(graph) -> set[tuple[int, int, int, int, int]]:
+    """(source, target, shift) of every edge: equal sets mean identical graphs, whatever the order."""
+    shifts = graph.edge_shift.round().long().tolist()
+    pairs = graph.edge_index.t().tolist()
+    return {(j, i, *s) for (j, i), s in zip(pairs, shifts, strict=True)}
+
+
+# ------------------------------------------------------------------------------ crystals at 8 / 12
+
+
+@pytest.fixture(scope="module")
+def cgcnn_run(tmp_path_factory):
+    """A tiny CGCNN trained on a config that names only ``data.graph: cgcnn_crystal``."""
+    tmp_path = tmp_path_factory.mktemp("cgcnn")
+    config = crystal_config(tmp_path)
+    config["data"]["graph"] = {"preset": "cgcnn_crystal"}
+    return tmp_path, train_and_evaluate(config, progress=False)
+
+
+def test_crystal_run_records_the_preset_and_every_consumer_builds_the_training_graph(cgcnn_run):
+    tmp_path, run_dir = cgcnn_run
+    record = json.loads((run_dir / "run.json").read_text())
+    assert (record["graph"]["cutoff"], record["graph"]["max_neighbors"]) == (8.0, 12)
+    assert record["graph"]["preset"] == "cgcnn_crystal" and record["neighbour_backend"] == "vesin"
+    assert record["radial_grid"]["cutoff"] == 8.0 and record["versions"]["torch"]
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["graph"]
+    assert (saved["cutoff"], saved["max_neighbors"]) == (8.0, 12)  # config.yaml as built, not 5 Å
+
+    run = TrainedRun.load(run_dir)
+    assert run.graph == preset("cgcnn_crystal") == GraphSpec.from_dict(record["graph"])
+    dataset = load_dataset(run.config, progress=False)
+    (archive,) = (tmp_path / "mp").glob("*.tar*")
+    texts = {key: (fmt, text) for key, fmt, text in iter_archive(archive)}
+    for row in range(3):
+        trained = dataset[row]
+        key = dataset.meta.ids[row]
+        atoms = parse_structure(texts[key][1], texts[key][0], key)  # what screen-crystals reads
+        rebuilt = run.build_graph(atoms)
+        assert edge_set(rebuilt) == edge_set(trained)
+        assert rebuilt.edge_index.shape[1] == 12 * len(atoms)
+    # predict with the run on the test split equals what evaluate wrote
+    split = json.loads((run_dir / "split.json").read_text())
+    test = dataset[torch.as_tensor(split["test"])]
+    predictions = pd.read_csv(run_dir / "predictions_test.csv")
+    values = predict_graphs(run.module, test)
+    np.testing.assert_allclose(
+        values[:, 0], predictions["formation_energy_per_atom_pred"], rtol=1e-5, atol=1e-6
+    )
+
+
+def test_exported_file_predicts_like_the_run_and_loads_weights_only(cgcnn_run, tmp_path):
+    _, run_dir = cgcnn_run
+    run = TrainedRun.load(run_dir)
+    exported = run.export(tmp_path / "model.pt")
+    torch.load(exported, weights_only=True)  # plain tensors and types only
+    again = TrainedRun.load(exported)
+    assert again.graph == run.graph and again.targets == run.targets
+    graph = run.build_graph(bulk("NaCl", "rocksalt", a=5.64))
+    torch.testing.assert_close(again.module(graph), run.module(graph))
+
+
+def test_a_changed_config_after_training_is_refused_by_predict(tmp_path, scaffold_csv):
+    config = load(tmp_path, csv_config(tmp_path, scaffold_csv, "value"))
+    run_dir = train_and_evaluate(config, progress=False)
+    recorded = yaml.safe_load((run_dir / "config.yaml").read_text())
+    recorded["model"]["hidden"] = 999
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(recorded))
+    with pytest.raises(RunLoadError, match="disagree"):
+        predict_file(run_dir, scaffold_csv, tmp_path / "out.csv")
+
+
+# ---------------------------------------------------------------------------- potentials, resume
+
+
+@pytest.fixture(scope="module")
+def crystal_potential(tmp_path_factory):
+    """A SchNet potential trained on generated periodic LJ-like cells (energies + forces), float64."""
+    from ase.calculators.lj import LennardJones
+
+    root = tmp_path_factory.mktemp("pot")
+    frames = []
+    rng = np.random.default_rng(0)
+    for k in range(24):
+        atoms = bulk("Ar", "fcc", a=5.3).repeat((2, 1, 1))
+        atoms.positions += rng.normal(0, 0.08, atoms.positions.shape)
+        atoms.calc = LennardJones(sigma=3.4, epsilon=0.0104, rc=4.5, smooth=True)
+        atoms.info["energy"] = atoms.get_potential_energy()
+        atoms.arrays["forces"] = atoms.get_forces()
+        atoms.calc = None
+        frames.append(atoms)
+        del k
+    import ase.io
+
+    xyz = root / "cells.xyz"
+    ase.io.write(xyz, frames, format="extxyz")
+    config = {
+        "name": "pot",
+        "run_dir": str(root / "run"),
+        "data": {"dataset": "structures", "path": str(xyz), "targets": ["energy"], "cache": str(root / "c"),
+                 "graph": {"cutoff": 4.5}},
+        "model": {"name": "schnet", "hidden": 8, "filters": 8, "interactions": 1, "num_rbf": 8},
+        "task": {"kind": "potential"},
+        "training": {**FAST, "epochs": 2, "precision": "64-true"},
+    }  # fmt: skip
+    return frames, train_and_evaluate(load_config(write_config(root / "pot.yaml", config)), progress=False)
+
+
+def test_calculator_builds_the_training_graph_of_a_crystal(crystal_potential):
+    frames, run_dir = crystal_potential
+    run = TrainedRun.load(run_dir)
+    assert run.is_potential and run.graph.cutoff == 4.5
+    calc = run.calculator(skin=0.3)
+    for atoms in frames[:3]:
+        assert edge_set(calc.graph(atoms)) == edge_set(run.build_graph(atoms))
+    moved = frames[0].copy()
+    moved.positions[0] += 0.05  # within the skin: the cached list, filtered to the cutoff
+    assert edge_set(calc.graph(moved)) == edge_set(run.build_graph(moved))
+    assert isinstance(Calculator(run_dir), Calculator)
+
+
+def test_a_bond_graph_model_is_refused_as_a_potential_before_data_is_read(tmp_path):
+    config = load_config(settings={"data": {"dataset": "structures", "path": str(tmp_path / "missing.xyz"),
+                                            "targets": ["energy"]},
+                                   "model": {"name": "gcn"}, "task": {"kind": "potential"}})  # fmt: skip
+    with pytest.raises(ConfigError, match="cannot be a potential"):
+        train_and_evaluate(config, progress=False)
+    config["model"] = {"name": "cgcnn"}
+    with pytest.raises(ConfigError, match="not smooth"):
+        train_and_evaluate(config, progress=False)
+    assert not (Path(config["run_dir"])).exists()  # nothing written
+
+
+def test_resume_refuses_a_changed_config_and_a_pickled_checkpoint(crystal_potential, tmp_path, monkeypatch):
+    _, run_dir = crystal_potential
+    config = load_config(run_dir / "config.yaml", ["training.epochs=3", "model.hidden=16"])
+    with pytest.raises(ConfigError, match="differs"):
+        train_and_evaluate(config, resume=True, progress=False)
+    # a checkpoint that would run code when unpickled is refused, whatever the environment says
+    marker = tmp_path / "ran"
+    copy_dir = tmp_path / "copy"
+    (copy_dir / "checkpoints").mkdir(parents=True)
+    for name in ("config.yaml", "split.json"):
+        (copy_dir / name).write_text((run_dir / name).read_text())
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    torch.save({"state_dict": {}, "payload": Payload()}, copy_dir / "checkpoints" / "last.ckpt",
+               pickle_protocol=pickle.HIGHEST_PROTOCOL)  # fmt: skip
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    resumed = load_config(run_dir / "config.yaml", [f"run_dir={copy_dir}"])
+    with pytest.raises(Exception, match=r"(?i)weights"):
+        train_and_evaluate(resumed, resume=True, progress=False)
+    with pytest.raises(RunLoadError, match=r"last\.ckpt"):
+        TrainedRun.load(copy_dir, "last")
+    assert not marker.exists()
+
+
+# ------------------------------------------------------------------------------ old checkpoints
+
+
+def test_legacy_hyper_parameters_rebuild_the_graph_the_run_was_trained_on():
+    old = {
+        "model": {"name": "cgcnn", "hidden": 8, "layers": 1, "extensive": [False]},
+        "targets": {"names": ["band_gap"], "units": ["eV"], "extensive": [False], "kind": "regression"},
+        "task": {"kind": "property"},
+        "training": {},
+    }
+    crystal = {"data": {"dataset": "crystals", "graph": {"kind": None, "cutoff": 5.0, "max_neighbors": None},
+                        "crystals": {"default_graph": True}}}  # fmt: skip
+    new = legacy_hyper_parameters(old, crystal)
+    assert (new["graph"]["cutoff"], new["graph"]["max_neighbors"]) == (8.0, 12)  # the old crystal rule
+    assert new["targets"] == [{"name": "band_gap", "unit": "eV", "reduction": "mean", "kind": "regression",
+                               "ranks_first": "high", "description": "PBE band gap"}]  # fmt: skip
+    schnet = {**old, "model": {"name": "schnet", "cutoff": 4.0, "extensive": [False]}}
+    molecule = {"data": {"dataset": "qm9", "graph": {"kind": "radius", "cutoff": 5.0}}}
+    new = legacy_hyper_parameters(schnet, molecule)
+    assert new["graph"]["cutoff"] == 4.0 and "cutoff" not in new["model"]  # the envelope ended at 4 Å
+
+
+def test_frozen_checkpoint_predictions_do_not_change():
+    """A tiny SchNet saved once (tests/data/frozen_schnet.pt, an export): its predictions on fixed
+    structures are pinned. A change to the model code, the graph builder or the loader that changes
+    numbers fails here."""
+    run = TrainedRun.load(FROZEN)
+    expected = json.loads(FROZEN.with_suffix(".json").read_text())
+    for entry in expected["structures"]:
+        atoms = Atoms(numbers=entry["numbers"], positions=entry["positions"])
+        value = run.module(run.build_graph(atoms)).detach().double().numpy()[0]
+        np.testing.assert_allclose(value, entry["prediction"], rtol=1e-6, atol=1e-7)
