@@ -94,8 +94,8 @@ def run_baselines(dataset, split: dict, targets: list[str], seed: int) -> dict:
 
 def run_model(name: str, target: str, args, split_file: Path) -> dict:
     """Train one model on one target within the budget and return its test metrics."""
-    from atomgraph.training.config import load_config, wall_clock_budget
     from atomgraph.evaluation.experiment import train_and_evaluate
+    from atomgraph.training.config import load_config, wall_clock_budget
 
     hyper, lr = MODELS[name]
     run_dir = Path(args.run_root) / f"{name}_{target}"

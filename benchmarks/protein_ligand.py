@@ -15,8 +15,11 @@ Models (small, CPU-sized; ``--hidden``/``--layers``):
 
 Splits: ``--split target`` (default) holds out each target in turn (leave-one-target-out; restrict with
 ``--test-targets``), validation is a random 10 % of the other targets' rows; ``--split random`` uses
-80/10/10 random splits over ``--repeats`` seeds. Training: AdamW, MSE on standardised labels, random
-rotation + 0.1 Å noise augmentation, the epoch with the lowest validation RMSE is kept.
+80/10/10 random splits over ``--repeats`` seeds. Every model trains through ``atomgraph train``'s path
+(:func:`atomgraph.evaluation.experiment.train_and_evaluate` on a config with ``data.dataset:
+complexes``, ``data.split.kind: group``): AdamW, MSE on standardised labels, random rotation + 0.1 Å
+noise augmentation, the checkpoint with the lowest validation loss is evaluated. Each run directory is
+kept under ``--runs`` (git-ignored).
 
 Metrics (``atomgraph.complexes.affinity_metrics``) on the pooled test predictions: Pearson r, Spearman
 rho, Kendall tau, RMSE and MAE (pK units), and Spearman/Kendall within each target and their mean
@@ -35,39 +38,28 @@ when the data is absent.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import platform
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
-from torch_geometric.loader import DataLoader
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "src"))
 
-from atomgraph.complexes import (  # noqa: E402
-    ComplexGraphSettings,
-    RandomRotationNoise,
-    affinity_metrics,
-    group_split,
-    load_complexes,
-)
-from atomgraph.data.splits import random_split  # noqa: E402
-from atomgraph.models.affinity_cross_attention import CrossAttentionAffinity  # noqa: E402
-from atomgraph.models.affinity_joint import JointGraphAffinity  # noqa: E402
-from atomgraph.models.affinity_late_fusion import LateFusionAffinity  # noqa: E402
-from atomgraph.models.affinity_ligand_only import LigandOnlyAffinity  # noqa: E402
+from atomgraph.complexes import ComplexGraphSettings, affinity_metrics, load_complexes  # noqa: E402
+from atomgraph.evaluation.experiment import train_and_evaluate  # noqa: E402
+from atomgraph.training.config import load_config  # noqa: E402
 
-GNN_MODELS: dict[str, Callable[[int, int], torch.nn.Module]] = {
-    "late_fusion": lambda hidden, layers: LateFusionAffinity(hidden=hidden, layers=layers),
-    "joint": lambda hidden, layers: JointGraphAffinity(hidden=hidden, layers=layers),
-    "cross_attention": lambda hidden, layers: CrossAttentionAffinity(hidden=hidden, layers=layers, heads=4),
-    "ligand_only_gnn": lambda hidden, layers: LigandOnlyAffinity(hidden=hidden, layers=layers),
+GNN_MODELS: dict[str, dict] = {
+    "late_fusion": {"name": "affinity_late_fusion"},
+    "joint": {"name": "affinity_joint"},
+    "cross_attention": {"name": "affinity_cross_attention", "heads": 4},
+    "ligand_only_gnn": {"name": "affinity_ligand_only"},
 }
 BASELINES = ("mean", "ligand_size")
 
@@ -80,7 +72,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--targets", nargs="*", default=None, help="load only these targets")
     parser.add_argument("--test-targets", nargs="*", default=None, help="target split: held-out targets")
     parser.add_argument("--repeats", type=int, default=3, help="random split: number of seeds")
-    parser.add_argument("--limit", type=int, default=None, help="a seeded random subset of the complexes")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -90,20 +81,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=None)
+    parser.add_argument("--runs", type=Path, default=REPO_ROOT / "runs" / "protein_ligand")
     parser.add_argument(
         "--output", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "protein_ligand.json"
     )
     return parser.parse_args(argv)
 
 
-def folds(groups: list[str], args: argparse.Namespace) -> list[tuple[str, dict[str, np.ndarray]]]:
+def folds(groups: list[str], args: argparse.Namespace) -> list[tuple[str, dict]]:
+    """(fold name, the ``data.split`` / ``data.complex`` settings that make it)."""
     if args.split == "random":
         return [
-            (f"seed{s}", random_split(len(groups), [0.8, 0.1, 0.1], args.seed + s))
+            (f"seed{s}", {"split": {"kind": "random", "sizes": [0.8, 0.1, 0.1], "seed": args.seed + s}})
             for s in range(args.repeats)
         ]
     held_out = args.test_targets or sorted(set(groups))
-    return [(t, group_split(groups, [t], val_fraction=0.1, seed=args.seed)) for t in held_out]
+    split = {"kind": "group", "seed": args.seed}
+    return [(t, {"split": split, "complex": {"test_groups": [t], "val_fraction": 0.1}}) for t in held_out]
 
 
 def baseline_predictions(name: str, dataset, split: dict[str, np.ndarray]) -> np.ndarray:
@@ -117,54 +111,59 @@ def baseline_predictions(name: str, dataset, split: dict[str, np.ndarray]) -> np
     return design[test] @ coef
 
 
-@torch.no_grad()
-def predict(model: torch.nn.Module, subset, batch_size: int) -> np.ndarray:
-    model.eval()
-    return np.concatenate([model(b).view(-1).numpy() for b in DataLoader(subset, batch_size=batch_size)])
-
-
-def train_model(
-    name: str, dataset, split: dict[str, np.ndarray], args: argparse.Namespace
-) -> tuple[np.ndarray, dict]:
-    """Train on split["train"], keep the best validation epoch; test predictions in pK units."""
-    torch.manual_seed(args.seed)
-    y = dataset.targets_array()[:, 0]
-    mean, std = float(y[split["train"]].mean()), float(y[split["train"]].std() or 1.0)
-    train_set = dataset[torch.as_tensor(split["train"])]
-    train_set.transform = RandomRotationNoise(noise=args.noise, seed=args.seed)
-    val_set = dataset[torch.as_tensor(split["val"])] if len(split["val"]) else None
-    model = GNN_MODELS[name](args.hidden, args.layers)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    loader = DataLoader(
-        train_set,
-        batch_size=args.batch_size,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(args.seed),
-    )
-    best = (float("inf"), copy.deepcopy(model.state_dict()), 0)
-    start = time.perf_counter()
-    for epoch in range(args.epochs):
-        model.train()
-        for batch in loader:
-            optimizer.zero_grad()
-            loss = torch.nn.functional.mse_loss(model(batch).view(-1), (batch.y.view(-1) - mean) / std)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-            optimizer.step()
-        if val_set is not None:
-            val_pred = predict(model, val_set, 64) * std + mean
-            val_rmse = float(np.sqrt(np.mean((val_pred - y[split["val"]]) ** 2)))
-            if val_rmse < best[0]:
-                best = (val_rmse, copy.deepcopy(model.state_dict()), epoch + 1)
-    if val_set is not None:
-        model.load_state_dict(best[1])
-    test_pred = predict(model, dataset[torch.as_tensor(split["test"])], 64) * std + mean
-    info = {
-        "train_seconds": time.perf_counter() - start,
-        "best_epoch": best[2] if val_set is not None else args.epochs,
-        "parameters": sum(p.numel() for p in model.parameters()),
+def run_config(name: str, fold: str, fold_settings: dict, root: Path, args: argparse.Namespace) -> dict:
+    """The config ``atomgraph train`` would read for one model and fold."""
+    complex_section = {"layout": "openff", "targets": args.targets, "augment_noise": args.noise,
+                       **fold_settings.get("complex", {})}  # fmt: skip
+    settings = {
+        "name": f"{name}_{fold}",
+        "seed": args.seed,
+        "run_dir": str(args.runs / f"{fold}_{name}"),
+        "data": {
+            "dataset": "complexes",
+            "path": str(root),
+            "targets": ["pK"],
+            "cache": str(args.cache) if args.cache else None,
+            "split": fold_settings["split"],
+            "complex": complex_section,
+        },
+        "model": {**GNN_MODELS[name], "hidden": args.hidden, "layers": args.layers},
+        "task": {"loss": "mse"},
+        "training": {
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "eval_batch_size": 64,
+            "optimizer": "adamw",
+            "lr": args.lr,
+            "weight_decay": 1e-4,
+            "scheduler": "none",
+            "gradient_clip": 10.0,
+            "early_stopping_patience": args.epochs + 1,
+            "accelerator": "cpu",
+            "progress": False,
+        },
     }
-    return test_pred, info
+    return load_config(settings=settings)
+
+
+def train_model(name: str, fold: str, fold_settings: dict, root: Path, args: argparse.Namespace):
+    """Train one model on one fold through the ``atomgraph train`` path; returns (test rows, test
+    predictions in pK, info)."""
+    started = time.perf_counter()
+    config = run_config(name, fold, fold_settings, root, args)
+    run_dir = train_and_evaluate(config, progress=False, overwrite=True)
+    rows = np.asarray(json.loads((run_dir / "split.json").read_text())["test"], dtype=int)
+    table = pd.read_csv(run_dir / "predictions_test.csv")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    history = pd.read_csv(run_dir / "logs" / "metrics.csv")
+    val = history.dropna(subset=["val_loss"]) if "val_loss" in history else history.iloc[0:0]
+    info = {
+        "train_seconds": time.perf_counter() - started,
+        "best_epoch": int(val.loc[val["val_loss"].idxmin(), "epoch"]) + 1 if len(val) else args.epochs,
+        "parameters": metrics["parameters"],
+        "run_dir": str(run_dir),
+    }
+    return rows, table["pK_pred"].to_numpy(), info
 
 
 def headline(metrics: dict) -> dict[str, float]:
@@ -210,9 +209,6 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     dataset = load_complexes(root, ComplexGraphSettings(), "openff", args.targets, cache=args.cache)
-    if args.limit is not None and args.limit < len(dataset):
-        rows = np.sort(np.random.default_rng(args.seed).choice(len(dataset), args.limit, replace=False))
-        dataset = dataset[torch.as_tensor(rows)]
     groups = dataset.groups()
     y = dataset.targets_array()[:, 0]
     results: dict = {
@@ -230,19 +226,26 @@ def main(argv: list[str] | None = None) -> int:
     }
     predictions = {name: np.full(len(dataset), np.nan) for name in args.models}
     training = {name: [] for name in args.models}
-    for fold, split in folds(groups, args):
-        results["folds"].append({"name": fold, **{k: len(v) for k, v in split.items()}})
-        for name in args.models:
-            if name in BASELINES:
-                predictions[name][split["test"]] = baseline_predictions(name, dataset, split)
-                continue
-            values, info = train_model(name, dataset, split, args)
-            predictions[name][split["test"]] = values
+    for fold, fold_settings in folds(groups, args):
+        split = None
+        for name in [m for m in args.models if m in GNN_MODELS]:
+            rows, values, info = train_model(name, fold, fold_settings, root, args)
+            predictions[name][rows] = values
             training[name].append({"fold": fold, **info})
+            split = json.loads((Path(info["run_dir"]) / "split.json").read_text())
             print(
                 f"{fold:>10} {name:>16}: {info['train_seconds']:.1f} s, best epoch {info['best_epoch']}",
                 file=sys.stderr,
             )
+        if split is None:  # baselines only: the fold's split, as a run would make it
+            from atomgraph.training.datasets import make_split
+
+            config = run_config("joint", fold, fold_settings, root, args)
+            split = make_split(config, dataset)
+        split = {k: np.asarray(v, dtype=int) for k, v in split.items()}
+        results["folds"].append({"name": fold, **{k: len(v) for k, v in split.items()}})
+        for name in [m for m in args.models if m in BASELINES]:
+            predictions[name][split["test"]] = baseline_predictions(name, dataset, split)
     tested = ~np.isnan(predictions[args.models[0]])
     for name in args.models:
         metrics = affinity_metrics(y[tested], predictions[name][tested], np.asarray(groups)[tested])
