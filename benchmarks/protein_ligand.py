@@ -1,7 +1,7 @@
 """Protein-ligand affinity on the OpenFF protein-ligand benchmark: the three complex models vs baselines.
 
 Data: ``<data-root>/protein_ligand_openff`` (15 targets, 369 ligands with crystal-derived poses and
-pIC50/pKi labels in ``labels_pX.csv``). Every complex becomes a :class:`atomgraph.complexes.ComplexData`
+pIC50/pKi labels in ``labels_pX.csv``). Every complex becomes a :class:`atomgraph.apps.complexes.ComplexData`
 (8 Å pocket, 5 Å typed interaction edges, heavy-atom nodes).
 
 Models (small, CPU-sized; ``--hidden``/``--layers``):
@@ -18,7 +18,7 @@ Splits: ``--split target`` (default) holds out each target in turn (leave-one-ta
 80/10/10 random splits over ``--repeats`` seeds. Training: AdamW, MSE on standardised labels, random
 rotation + 0.1 Å noise augmentation, the epoch with the lowest validation RMSE is kept.
 
-Metrics (``atomgraph.complexes.affinity_metrics``) on the pooled test predictions: Pearson r, Spearman
+Metrics (``atomgraph.apps.complexes.affinity_metrics``) on the pooled test predictions: Pearson r, Spearman
 rho, Kendall tau, RMSE and MAE (pK units), and Spearman/Kendall within each target and their mean
 over targets (the numbers that matter for ranking a congeneric series).
 
@@ -50,18 +50,18 @@ from torch_geometric.loader import DataLoader
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "src"))
 
-from atomgraph.complexes import (  # noqa: E402
+from atomgraph.apps.complexes import (  # noqa: E402
     ComplexGraphSettings,
     RandomRotationNoise,
     affinity_metrics,
     group_split,
     load_complexes,
 )
+from atomgraph.apps.complexes.models.affinity_cross_attention import CrossAttentionAffinity  # noqa: E402
+from atomgraph.apps.complexes.models.affinity_joint import JointGraphAffinity  # noqa: E402
+from atomgraph.apps.complexes.models.affinity_late_fusion import LateFusionAffinity  # noqa: E402
+from atomgraph.apps.complexes.models.affinity_ligand_only import LigandOnlyAffinity  # noqa: E402
 from atomgraph.data.splits import random_split  # noqa: E402
-from atomgraph.models.affinity_cross_attention import CrossAttentionAffinity  # noqa: E402
-from atomgraph.models.affinity_joint import JointGraphAffinity  # noqa: E402
-from atomgraph.models.affinity_late_fusion import LateFusionAffinity  # noqa: E402
-from atomgraph.models.affinity_ligand_only import LigandOnlyAffinity  # noqa: E402
 
 GNN_MODELS: dict[str, Callable[[int, int], torch.nn.Module]] = {
     "late_fusion": lambda hidden, layers: LateFusionAffinity(hidden=hidden, layers=layers),

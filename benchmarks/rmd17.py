@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from atomgraph.data.deepmd import find_systems, read_system
+from atomgraph.apps.potentials.deepmd import find_systems, read_system
+from atomgraph.evaluation.experiment import train_and_evaluate
 from atomgraph.md import Calculator, run_md
 from atomgraph.models import available_models
 from atomgraph.training.config import load_config
-from atomgraph.evaluation.experiment import train_and_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

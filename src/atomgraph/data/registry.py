@@ -2,7 +2,8 @@
 
 Generic datasets (QM9, SMILES CSV, structure files) register in :mod:`atomgraph.data.sources`;
 applications (crystals, potentials, protein-ligand complexes) register theirs when the package
-:mod:`atomgraph.apps` is imported, which happens on the first look-up here. Generic code asks the
+:mod:`atomgraph.apps` is imported, which happens on the first look-up here
+(:func:`atomgraph.plugins.load_applications`). Generic code asks the
 registry, never ``if dataset == ...``.
 """
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from atomgraph.data.graph_dataset import GraphDataset
 from atomgraph.graphs.spec import GraphSpec
+from atomgraph.plugins import load_applications
 
 DatasetLoader = Callable[[dict, GraphSpec, bool], GraphDataset]
 """(the config's ``data`` section, the resolved graph spec, progress bar) -> dataset."""
@@ -57,7 +59,7 @@ def _load_plugins() -> None:
     if not _plugins_loaded:
         _plugins_loaded = True
         importlib.import_module("atomgraph.data.sources")
-        importlib.import_module("atomgraph.apps")
+        load_applications()
 
 
 def register_dataset(

@@ -31,7 +31,7 @@ DEFAULTS: dict[str, Any] = {
         "molecule": None,  # rmd17: aspirin | ethanol | malonaldehyde | uracil | ...
         # lennard_jones: random clusters (eps = 1 eV, sigma = 1 Å), no files needed
         "lennard_jones": {"count": 500, "min_atoms": 4, "max_atoms": 8, "min_distance": 0.9, "seed": 0},
-        # crystals: a folder or tar archive of CIF/POSCAR files + an id,value CSV (atomgraph.data.crystals)
+        # crystals: a folder or tar archive of CIF/POSCAR files + an id,value CSV (apps/crystals/dataset.py)
         "crystals": {
             "labels": None,  # id -> property CSV (default: id_prop*.csv beside data.path)
             "workers": None,  # processes that parse the files (None: every core)
@@ -46,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
         "graph": None,
         # kind: random | scaffold | file | predefined (the dataset's own train/test; val from train)
         "split": {"kind": "random", "sizes": [0.8, 0.1, 0.1], "seed": 0, "file": None},
-        "complex": {},  # complexes / protein_sequence: see atomgraph.complexes.config (free-form)
+        "complex": {},  # complexes / protein_sequence: see atomgraph.apps.complexes.config (free-form)
         "cache": None,
     },
     "model": {"name": "schnet"},
