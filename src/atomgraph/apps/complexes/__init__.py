@@ -139,6 +139,10 @@ def _sequence_graph(data: dict) -> GraphSpec:
     return GraphSpec("sequence", options=({"max_length": options.max_length}), preset="sequence")
 
 
-register_dataset("complexes", _complex_dataset, "complex", _augmentation, "complexes", _complex_graph)
-register_dataset("protein_sequence", _complex_dataset, "sequence", None, "complexes", _sequence_graph)
+register_dataset(
+    "complexes", _complex_dataset, "complex", _augmentation, "complexes", _complex_graph, "complex"
+)
+register_dataset(
+    "protein_sequence", _complex_dataset, "sequence", None, "complexes", _sequence_graph, "complex"
+)
 register_split("group", _group_split)
