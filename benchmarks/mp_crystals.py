@@ -32,11 +32,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from atomgraph.apps.crystals.dataset import CRYSTAL_GRAPH, load_crystals, screen_largest_flags
+from atomgraph.apps.crystals.descriptor_baseline import DescriptorBaseline, descriptor_matrix
+from atomgraph.apps.crystals.report import baseline_predictions
 from atomgraph.data import save_split
-from atomgraph.data.crystals import CRYSTAL_GRAPH, load_crystals, screen_largest_flags
 from atomgraph.data.splits import random_split
-from atomgraph.evaluation.crystal_report import baseline_predictions
-from atomgraph.evaluation.descriptor_baseline import DescriptorBaseline, descriptor_matrix
 from atomgraph.evaluation.metrics import regression_metrics, top_k_recall
 from atomgraph.training.datasets import select_targets
 

@@ -1,7 +1,7 @@
 """Protein-ligand affinity on the OpenFF protein-ligand benchmark: the three complex models vs baselines.
 
 Data: ``<data-root>/protein_ligand_openff`` (15 targets, 369 ligands with crystal-derived poses and
-pIC50/pKi labels in ``labels_pX.csv``). Every complex becomes a :class:`atomgraph.complexes.ComplexData`
+pIC50/pKi labels in ``labels_pX.csv``). Every complex becomes a :class:`atomgraph.apps.complexes.ComplexData`
 (8 Å pocket, 5 Å typed interaction edges, heavy-atom nodes).
 
 Models (small, CPU-sized; ``--hidden``/``--layers``):
@@ -21,7 +21,7 @@ complexes``, ``data.split.kind: group``): AdamW, MSE on standardised labels, ran
 noise augmentation, the checkpoint with the lowest validation loss is evaluated. Each run directory is
 kept under ``--runs`` (git-ignored).
 
-Metrics (``atomgraph.complexes.affinity_metrics``) on the pooled test predictions: Pearson r, Spearman
+Metrics (``atomgraph.apps.complexes.affinity_metrics``) on the pooled test predictions: Pearson r, Spearman
 rho, Kendall tau, RMSE and MAE (pK units), and Spearman/Kendall within each target and their mean
 over targets (the numbers that matter for ranking a congeneric series).
 
@@ -51,7 +51,7 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "src"))
 
-from atomgraph.complexes import ComplexGraphSettings, affinity_metrics, load_complexes  # noqa: E402
+from atomgraph.apps.complexes import ComplexGraphSettings, affinity_metrics, load_complexes  # noqa: E402
 from atomgraph.evaluation.experiment import train_and_evaluate  # noqa: E402
 from atomgraph.training.config import load_config  # noqa: E402
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from atomgraph.data.deepmd import find_systems, read_system
+from atomgraph.apps.potentials.deepmd import find_systems, read_system
 from atomgraph.evaluation.experiment import train_and_evaluate
 from atomgraph.md import Calculator, run_md
 from atomgraph.models import available_models

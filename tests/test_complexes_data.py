@@ -12,7 +12,7 @@ import torch
 from rdkit import Chem
 from torch_geometric.loader import DataLoader
 
-from atomgraph.complexes import (
+from atomgraph.apps.complexes import (
     ComplexData,
     ComplexDataset,
     RandomRotationNoise,
@@ -24,11 +24,11 @@ from atomgraph.complexes import (
     load_sequence_csv,
     parse_pdbbind_index,
 )
-from atomgraph.complexes.config import ComplexConfig, group_split_from_config, load_complex_dataset
-from atomgraph.complexes.features import ATOM_DIM, EDGE_DIM, EDGE_TYPE_INDEX, RESIDUE_DIM
-from atomgraph.complexes.synthetic import ligand_over_ring, peptide_mol, protein_from_mol
-from atomgraph.models.affinity_joint import JointGraphAffinity
-from atomgraph.models.affinity_sequence import SequenceAffinity
+from atomgraph.apps.complexes.config import ComplexConfig, group_split_from_config, load_complex_dataset
+from atomgraph.apps.complexes.features import ATOM_DIM, EDGE_DIM, EDGE_TYPE_INDEX, RESIDUE_DIM
+from atomgraph.apps.complexes.models.affinity_joint import JointGraphAffinity
+from atomgraph.apps.complexes.models.affinity_sequence import SequenceAffinity
+from atomgraph.apps.complexes.synthetic import ligand_over_ring, peptide_mol, protein_from_mol
 
 OPENFF = Path(__file__).resolve().parents[2] / "shared" / "data" / "protein_ligand_openff"
 
@@ -209,7 +209,7 @@ def test_openff_benchmark_layout(tmp_path):
 
 
 def test_graph_settings_variants(pdbbind_root):
-    from atomgraph.complexes import ComplexGraphSettings, complex_graph, load_complex
+    from atomgraph.apps.complexes import ComplexGraphSettings, complex_graph, load_complex
 
     folder = pdbbind_root / "aaa1"
     complex_ = load_complex(folder / "aaa1_protein.pdb", folder / "aaa1_ligand.sdf")

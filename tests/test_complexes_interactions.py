@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from rdkit import Chem
 
-from atomgraph.complexes import ComplexError, make_complex, read_ligand, read_ligands, read_protein
-from atomgraph.complexes.interactions import _ring_geometry, detect
-from atomgraph.complexes.pocket import extract_pocket
-from atomgraph.complexes.synthetic import (
+from atomgraph.apps.complexes import ComplexError, make_complex, read_ligand, read_ligands, read_protein
+from atomgraph.apps.complexes.interactions import _ring_geometry, detect
+from atomgraph.apps.complexes.pocket import extract_pocket
+from atomgraph.apps.complexes.synthetic import (
     _rotation_between,
     atom_named,
     molecule,
@@ -19,7 +19,7 @@ from atomgraph.complexes.synthetic import (
     rotate_about,
     set_positions,
 )
-from atomgraph.complexes.typing import ligand_typing, protein_typing
+from atomgraph.apps.complexes.typing import ligand_typing, protein_typing
 
 THREE_LETTER = {"F": "PHE", "Y": "TYR", "W": "TRP"}
 RING_NAMES = {
@@ -292,7 +292,7 @@ def test_pdbqt_poses_with_a_template(tmp_path):
 
 
 def test_ligand_copy_in_the_protein_file_is_dropped():
-    from atomgraph.complexes.protein import protein_from_pdb_text
+    from atomgraph.apps.complexes.protein import protein_from_pdb_text
 
     mol = peptide_mol("KFA", seed=0)
     protein = peptide("KFA", seed=0)

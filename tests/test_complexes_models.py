@@ -9,7 +9,7 @@ import torch
 from rdkit import Chem
 from torch_geometric.data import Batch
 
-from atomgraph.complexes import (
+from atomgraph.apps.complexes import (
     ComplexGraphSettings,
     complex_graph,
     explain_complex,
@@ -17,20 +17,20 @@ from atomgraph.complexes import (
     make_complex,
     screen,
 )
-from atomgraph.complexes.augment import random_rotation
-from atomgraph.complexes.sequence import protein_sequence, sequence_graph
-from atomgraph.complexes.synthetic import (
+from atomgraph.apps.complexes.augment import random_rotation
+from atomgraph.apps.complexes.models.affinity_cross_attention import CrossAttentionAffinity
+from atomgraph.apps.complexes.models.affinity_joint import JointGraphAffinity
+from atomgraph.apps.complexes.models.affinity_late_fusion import LateFusionAffinity
+from atomgraph.apps.complexes.models.affinity_ligand_only import LigandOnlyAffinity
+from atomgraph.apps.complexes.models.affinity_sequence import SequenceAffinity
+from atomgraph.apps.complexes.sequence import protein_sequence, sequence_graph
+from atomgraph.apps.complexes.synthetic import (
     ligand_over_ring,
     molecule,
     peptide_mol,
     protein_from_mol,
     set_positions,
 )
-from atomgraph.models.affinity_cross_attention import CrossAttentionAffinity
-from atomgraph.models.affinity_joint import JointGraphAffinity
-from atomgraph.models.affinity_late_fusion import LateFusionAffinity
-from atomgraph.models.affinity_ligand_only import LigandOnlyAffinity
-from atomgraph.models.affinity_sequence import SequenceAffinity
 
 SMALL = {"hidden": 16, "layers": 2}
 MODELS = {
@@ -138,7 +138,7 @@ def test_explain_writes_importance_as_bfactors(system, tmp_path):
     mol, _, ligand = system
     path = tmp_path / "protein.pdb"
     Chem.MolToPDBFile(mol, str(path))
-    from atomgraph.complexes import read_protein
+    from atomgraph.apps.complexes import read_protein
 
     complex_ = make_complex(read_protein(path), ligand, pocket_radius=6.0, name="benzoate")
     torch.manual_seed(0)

@@ -11,7 +11,7 @@ import torch
 from ase.build import bulk
 from torch_geometric.data import Batch
 
-from atomgraph.complexes.synthetic import example_graph
+from atomgraph.apps.complexes.synthetic import example_graph
 from atomgraph.data.qm9_source import QM9_NUM_CHARACTERIZED, QM9_TARGET_NAMES
 from atomgraph.data.registry import available_datasets, dataset_entry
 from atomgraph.data.splits import split_sizes

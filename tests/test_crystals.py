@@ -17,21 +17,21 @@ from ase.build import bulk
 from torch import nn
 from torch_geometric.data import Batch
 
-from atomgraph.data.cif_archive import iter_archive, parse_structure
-from atomgraph.data.crystals import (
+from atomgraph.apps.crystals.cif_archive import iter_archive, parse_structure
+from atomgraph.apps.crystals.dataset import (
     load_crystals,
     read_labels,
 )
-from atomgraph.data.parallel_graphs import graphs_from_texts
-from atomgraph.evaluation.ablation import parse_sweep_arguments, sweep_configs
-from atomgraph.evaluation.descriptor_baseline import (
+from atomgraph.apps.crystals.descriptor_baseline import (
     DescriptorBaseline,
     descriptor_matrix,
     magpie_features,
     magpie_names,
     structure_names,
 )
-from atomgraph.evaluation.shortcut import scramble_elements, shortcut_diagnostic
+from atomgraph.apps.crystals.parallel_graphs import graphs_from_texts
+from atomgraph.apps.crystals.shortcut import scramble_elements, shortcut_diagnostic
+from atomgraph.evaluation.ablation import parse_sweep_arguments, sweep_configs
 from atomgraph.graphs import radius_graph
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.models import build_model

@@ -11,7 +11,7 @@ import torch
 from rdkit import Chem
 from torch import nn
 
-from atomgraph.complexes.synthetic import example_graph
+from atomgraph.apps.complexes.synthetic import example_graph
 from atomgraph.evaluation.attention import bond_weights, select_attention, stack_attention
 from atomgraph.evaluation.experiment import train_and_evaluate
 from atomgraph.evaluation.explain import (

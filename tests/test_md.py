@@ -18,8 +18,8 @@ from test_potentials import molecule, potential_module
 from torch_geometric.data import Batch
 from typer.testing import CliRunner
 
+from atomgraph.apps.potentials.lennard_jones import lennard_jones_clusters
 from atomgraph.cli.main import app
-from atomgraph.data.lennard_jones import lennard_jones_clusters
 from atomgraph.evaluation.experiment import train_and_evaluate
 from atomgraph.graphs import radius_graph
 from atomgraph.md import Calculator, CommitteeCalculator, relax, run_md

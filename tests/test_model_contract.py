@@ -45,8 +45,8 @@ from atomgraph.graphs.fields import batch_vector
 from atomgraph.graphs.geometry import apply_strain, edge_lengths, edge_vectors
 from atomgraph.graphs.spec import GraphSpec, preset
 from atomgraph.models import available_models, build_model, model_card, model_class
+from atomgraph.outputs.potential import cast_graph, energy_forces_stress
 from atomgraph.structures import from_smiles, mol_to_atoms
-from atomgraph.tasks.potential import cast_graph, energy_forces_stress
 
 CUTOFF = 3.0
 RADIUS = GraphSpec("radius", CUTOFF)  # no neighbour cap: what a potential needs
@@ -258,14 +258,14 @@ class BondKind:
 
 @functools.cache
 def peptide_and_ring(sequence: str, seed: int):
-    from atomgraph.complexes.synthetic import peptide
+    from atomgraph.apps.complexes.synthetic import peptide
 
     return peptide(sequence, seed=seed)
 
 
 @functools.cache
 def ligand(sequence: str, seed: int, smiles: str) -> Chem.Mol:
-    from atomgraph.complexes.synthetic import ligand_over_ring, molecule, set_positions
+    from atomgraph.apps.complexes.synthetic import ligand_over_ring, molecule, set_positions
 
     protein = peptide_and_ring(sequence, seed)
     if smiles == "[Cl-]":  # one atom where the benzoate's first ring atom sits
@@ -282,8 +282,8 @@ class ComplexKind:
         return [(peptide_and_ring(s, seed), ligand(s, seed, smi)) for s, seed, smi in pairs]
 
     def graph(self, pair) -> Data:
-        from atomgraph.complexes.complex import make_complex
-        from atomgraph.complexes.graph import complex_graph
+        from atomgraph.apps.complexes.complex import make_complex
+        from atomgraph.apps.complexes.graph import complex_graph
 
         protein, mol = pair
         return complex_graph(make_complex(protein, mol, name="contract"), y=[math.nan])
@@ -293,7 +293,7 @@ class ComplexKind:
         return protein.subset(a_permutation(len(protein), rng)), renumbered(mol, rng)
 
     def moved(self, pair, seed: int):
-        from atomgraph.complexes.synthetic import set_positions
+        from atomgraph.apps.complexes.synthetic import set_positions
 
         protein, mol = pair
         rotation, shift = rigid_motion(seed)
@@ -314,7 +314,7 @@ class SequenceKind:
         return [("CC(=O)Nc1ccc(O)cc1", "MKTAYIAKQR"), ("c1ccccc1C(=O)[O-]", "KFA"), ("CCO", "GGSGG")]
 
     def graph(self, pair) -> Data:
-        from atomgraph.complexes.sequence import sequence_graph
+        from atomgraph.apps.complexes.sequence import sequence_graph
 
         return sequence_graph(pair[0], pair[1], [math.nan], max_length=32)
 

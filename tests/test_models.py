@@ -15,7 +15,7 @@ from rdkit.Geometry import Point3D
 from scipy.spatial.transform import Rotation
 from torch_geometric.data import Batch
 
-from atomgraph.complexes.synthetic import example_graph
+from atomgraph.apps.complexes.synthetic import example_graph
 from atomgraph.graphs import radius_graph
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.models import available_models, build_model, model_class, register_model

@@ -13,11 +13,15 @@ from ase import Atoms, units
 from ase.build import bulk
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from atomgraph.apps.potentials.deepmd import load_deepmd
+from atomgraph.apps.potentials.lennard_jones import (
+    lennard_jones_clusters,
+    lj_energy_forces,
+    load_lennard_jones,
+)
+from atomgraph.apps.potentials.mlearn import KBAR_IN_EV_PER_A3, load_mlearn, mlearn_stress
+from atomgraph.apps.potentials.rmd17 import KCAL_PER_MOL_IN_EV, load_rmd17
 from atomgraph.data import load_structures
-from atomgraph.data.deepmd import load_deepmd
-from atomgraph.data.lennard_jones import lennard_jones_clusters, lj_energy_forces, load_lennard_jones
-from atomgraph.data.mlearn import KBAR_IN_EV_PER_A3, load_mlearn, mlearn_stress
-from atomgraph.data.rmd17 import KCAL_PER_MOL_IN_EV, load_rmd17
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.training.config import load_config
 from atomgraph.training.datasets import load_dataset, make_split

@@ -16,7 +16,7 @@ from test_evaluation import _assert_png, keep_saved_figures
 from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
 
-from atomgraph.data.lennard_jones import lennard_jones_clusters, load_lennard_jones
+from atomgraph.apps.potentials.lennard_jones import lennard_jones_clusters, load_lennard_jones
 from atomgraph.evaluation.experiment import train_and_evaluate
 from atomgraph.evaluation.predict import predict_file, predict_potential
 from atomgraph.evaluation.report import evaluate_run

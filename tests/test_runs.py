@@ -19,7 +19,7 @@ from conftest import write_config
 from test_crystals import crystal_config
 from test_training import FAST, csv_config, load
 
-from atomgraph.data.cif_archive import iter_archive, parse_structure
+from atomgraph.apps.crystals.cif_archive import iter_archive, parse_structure
 from atomgraph.evaluation.experiment import train_and_evaluate
 from atomgraph.evaluation.predict import predict_file, predict_graphs
 from atomgraph.graphs.spec import GraphSpec, preset
@@ -142,7 +142,7 @@ def test_calculator_builds_the_training_graph_of_a_crystal(crystal_potential):
     frames, run_dir = crystal_potential
     run = TrainedRun.load(run_dir)
     assert run.is_potential and run.graph.cutoff == 4.5
-    calc = run.calculator(skin=0.3)
+    calc = Calculator(run, skin=0.3)
     for atoms in frames[:3]:
         assert edge_set(calc.graph(atoms)) == edge_set(run.build_graph(atoms))
     moved = frames[0].copy()
@@ -233,8 +233,8 @@ def test_protein_ligand_model_trains_with_atomgraph_train(tmp_path, monkeypatch)
     from rdkit import Chem
     from typer.testing import CliRunner
 
+    from atomgraph.apps.complexes.synthetic import ligand_over_ring, peptide_mol, protein_from_mol
     from atomgraph.cli.main import app
-    from atomgraph.complexes.synthetic import ligand_over_ring, peptide_mol, protein_from_mol
 
     root = tmp_path / "pdbbind"
     rows = []

@@ -2,7 +2,10 @@
 
 The folders follow the data flow::
 
-    structures/ -> graphs/ -> data/ -> models/ -> tasks/ -> training/ -> evaluation/, md/, cli/
+    structures/ -> graphs/ -> data/ -> models/ -> tasks/ -> training/ -> runs.py -> md/, evaluation/
+        -> apps/ (crystals, potentials, complexes: plugged into the registries) -> cli/
+
+Each package imports only those before it (checked by ``lint-imports``; contract in pyproject.toml).
 
 Units inside the package: Å, eV, eV/Å, eV/Å^3.
 """

@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import yaml
@@ -27,7 +26,7 @@ from torch_geometric.data import Data
 
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.targets import TargetSet, targets_from_columns
-from atomgraph.training.config import DEFAULTS, ConfigError, _graph_as_mapping, _merge
+from atomgraph.training.config import read_run_config
 from atomgraph.training.module import AtomgraphModule
 
 EXPORT_FORMAT = "atomgraph-trained-run"
@@ -55,37 +54,7 @@ def safe_load(path: str | Path) -> dict:
         ) from error
 
 
-# ------------------------------------------------------------------------------------- configs
-
-_REMOVED_KEYS = {
-    ("data", "extensive"),
-    ("data", "crystals", "per_atom"),
-    ("data", "crystals", "default_graph"),
-}
-
-
-def read_run_config(path: str | Path) -> dict:
-    """A run's ``config.yaml``, also one written by an older atomgraph (keys that were removed since
-    are dropped here; :func:`legacy_hyper_parameters` reads what they meant)."""
-    path = Path(path)
-    try:
-        loaded = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise RunLoadError(f"{path}: cannot read the run config ({error})") from error
-    loaded = copy.deepcopy(loaded)
-    for keys in _REMOVED_KEYS:
-        node = loaded
-        for key in keys[:-1]:
-            node = node.get(key) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(keys[-1], None)
-    graph = loaded.get("data", {}).get("graph")
-    if isinstance(graph, dict) and graph.get("kind", "") is None:  # old default: kind from the model
-        graph.pop("kind")
-    try:
-        return _merge(copy.deepcopy(DEFAULTS), _graph_as_mapping(loaded))
-    except ConfigError as error:
-        raise RunLoadError(f"{path}: {error}") from error
+# ------------------------------------------------------------------------------------- legacy
 
 
 def legacy_hyper_parameters(hparams: dict, raw_config: dict | None) -> dict:
@@ -244,12 +213,6 @@ class TrainedRun:
     def build_graph(self, atoms: Atoms) -> Data:
         """The graph of one structure, built exactly as in training."""
         return self.graph.build(atoms)
-
-    def calculator(self, **kwargs: Any):
-        """An ASE calculator of this potential (see :class:`atomgraph.md.calculator.Calculator`)."""
-        from atomgraph.md.calculator import Calculator
-
-        return Calculator(self, **kwargs)
 
     def export(self, path: str | Path) -> Path:
         """One file with the weights and the metadata (plain tensors and types: loadable with

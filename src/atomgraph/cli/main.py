@@ -71,45 +71,6 @@ def explain(
     typer.echo(f"{result['method']} -> {result['path']} (prediction: {prediction})")
 
 
-@app.command("screen")
-def screen_ligands(
-    run_dir: Annotated[
-        Path, typer.Argument(help="a finished protein-ligand run (complex or sequence model)")
-    ],
-    protein: Annotated[Path, typer.Option("--protein", help="protein PDB/mmCIF, in the ligands' frame")],
-    ligands: Annotated[Path, typer.Option("--ligands", help="SDF, MOL2 or PDBQT file, one pose per record")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="ranked CSV to write")] = Path("screen.csv"),
-    batch_size: Annotated[int, typer.Option(help="complexes per prediction batch")] = 16,
-) -> None:
-    """Rank ligand poses by predicted affinity; ligands that fail keep a row with the error."""
-    from atomgraph.complexes.screen import screen
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    table = screen(run_dir, protein, ligands, output, batch_size=batch_size)
-    failed = int((table["error"] != "").sum())
-    typer.echo(f"ranked {len(table) - failed} of {len(table)} ligands -> {output}; {failed} failed")
-
-
-@app.command("explain-complex")
-def explain_complex_command(
-    run_dir: Annotated[Path, typer.Argument(help="a finished protein-ligand run (complex model)")],
-    protein: Annotated[Path, typer.Argument(help="protein PDB/mmCIF")],
-    ligand: Annotated[Path, typer.Argument(help="ligand SDF/MOL2/PDBQT (first record)")],
-    output_dir: Annotated[Path, typer.Option("-o", "--output-dir", help="folder for the files")] = Path(
-        "explain"
-    ),
-) -> None:
-    """Per-atom importance as B-factors (protein PDB, ligand SDF/PDB) and the interaction decomposition."""
-    from atomgraph.complexes import load_complex
-    from atomgraph.complexes.explain import explain_complex
-    from atomgraph.complexes.screen import scoring_model
-
-    scorer = scoring_model(run_dir)
-    complex_ = load_complex(protein, ligand, scorer.settings.pocket_radius, waters=scorer.settings.waters)
-    paths = explain_complex(scorer.module, complex_, output_dir, scorer.settings)
-    typer.echo("\n".join(f"{kind}: {path}" for kind, path in paths.items()))
-
-
 @app.command()
 def models() -> None:
     """List the model names a config can use."""
@@ -185,21 +146,6 @@ def md(
     )
 
 
-@app.command("screen-crystals")
-def screen_crystals(
-    run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
-    folder: Annotated[Path, typer.Argument(help="folder (or tar archive) of CIF/POSCAR files")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="ranked CSV to write")] = Path("ranked.csv"),
-    target: Annotated[str | None, typer.Option(help="target to rank by (default: the run's first)")] = None,
-    descending: Annotated[bool, typer.Option(help="largest values first (band gaps, moduli)")] = False,
-    workers: Annotated[int | None, typer.Option(help="processes for parsing (default: every core)")] = None,
-) -> None:
-    """Predict every structure of a folder and rank them; unreadable files are reported and skipped."""
-    from atomgraph.evaluation.screening import screen_structures
-
-    screen_structures(run_dir, folder, output, target, descending, workers)
-
-
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def ablate(
     ctx: typer.Context,
@@ -222,6 +168,17 @@ def ablate(
         scores = "  ".join(f"{name} mae={entry['mae']:.4g}" for name, entry in row["test"].items())
         typer.echo(f"cutoff {row['cutoff']:g} Å  depth {row['depth']}:  {scores}")
 
+
+def _add_application_commands() -> None:
+    """The commands the applications register (``screen``, ``explain-complex``, ``screen-crystals``)."""
+    import atomgraph.apps  # noqa: F401  (the applications register their commands on import)
+    from atomgraph.apps.commands import registered_commands
+
+    for command in registered_commands():
+        app.command(command.name, **command.settings)(command.function)
+
+
+_add_application_commands()
 
 if __name__ == "__main__":
     app()

@@ -2,7 +2,8 @@
 
 Generic datasets (QM9, SMILES CSV, structure files) register in :mod:`atomgraph.data.sources`;
 applications (crystals, potentials, protein-ligand complexes) register theirs when the package
-:mod:`atomgraph.apps` is imported, which happens on the first look-up here. Generic code asks the
+:mod:`atomgraph.apps` is imported, which happens on the first look-up here
+(:func:`atomgraph.plugins.load_applications`). Generic code asks the
 registry, never ``if dataset == ...``.
 """
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from atomgraph.data.graph_dataset import GraphDataset
 from atomgraph.graphs.spec import GraphSpec
+from atomgraph.plugins import load_applications
 
 DatasetLoader = Callable[[dict, GraphSpec, bool], GraphDataset]
 """(the config's ``data`` section, the resolved graph spec, progress bar) -> dataset."""
@@ -35,8 +37,9 @@ section (complexes: ``data.complex``); the spec then records those settings in `
 @dataclass(frozen=True)
 class DatasetEntry:
     """A registered dataset: its loader, the graph preset used when ``data.graph`` is unset (None: the
-    model card's), an optional training-time augmentation, the application that registered it, and for
-    datasets that own their graph settings the function that turns them into a spec."""
+    model card's), an optional training-time augmentation, the application that registered it, for
+    datasets that own their graph settings the function that turns them into a spec, and the
+    ``data`` sub-section that holds those settings (None: the dataset's name)."""
 
     name: str
     load: DatasetLoader
@@ -44,6 +47,12 @@ class DatasetEntry:
     train_transform: TrainTransform | None = None
     app: str = "atomgraph"
     own_graph: OwnGraph | None = None
+    own_section: str | None = None
+
+    @property
+    def section(self) -> str:
+        """The ``data`` sub-section of this dataset's own settings (``data.<section>``)."""
+        return self.own_section or self.name
 
 
 _DATASETS: dict[str, DatasetEntry] = {}
@@ -57,7 +66,7 @@ def _load_plugins() -> None:
     if not _plugins_loaded:
         _plugins_loaded = True
         importlib.import_module("atomgraph.data.sources")
-        importlib.import_module("atomgraph.apps")
+        load_applications()
 
 
 def register_dataset(
@@ -67,10 +76,11 @@ def register_dataset(
     train_transform: TrainTransform | None = None,
     app: str = "atomgraph",
     own_graph: OwnGraph | None = None,
+    own_section: str | None = None,
 ) -> None:
-    """Make ``data.dataset: name`` available."""
+    """Make ``data.dataset: name`` available (the fields are those of :class:`DatasetEntry`)."""
     key = name.lower()
-    entry = DatasetEntry(key, load, default_graph, train_transform, app, own_graph)
+    entry = DatasetEntry(key, load, default_graph, train_transform, app, own_graph, own_section)
     if key in _DATASETS and _DATASETS[key].load is not load:
         raise ValueError(f"dataset {name!r} is already registered by {_DATASETS[key].app}")
     _DATASETS[key] = entry

@@ -13,7 +13,7 @@ from atomgraph.evaluation.baselines import CompositionBaseline, MeanBaseline
 from atomgraph.evaluation.metrics import classification_metrics, regression_metrics
 from atomgraph.evaluation.plots import error_histogram, error_vs_size, learning_curves, parity_plot
 from atomgraph.evaluation.predict import predict_graphs
-from atomgraph.evaluation.protocols import protocols_for
+from atomgraph.evaluation.protocols import formatters_for, protocols_for
 
 
 def _baselines(train, test, t: int, extensive: bool, kind: str) -> dict[str, np.ndarray]:
@@ -99,7 +99,7 @@ def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, ver
     pd.DataFrame(table).to_csv(run_dir / "predictions_test.csv", index=False)
     (run_dir / "metrics.json").write_text(json.dumps(results, indent=2, default=float))
     if verbose:
-        print(format_results(results))
+        print(format_results(results, config["data"]["dataset"]))
     return results
 
 
@@ -171,12 +171,14 @@ def evaluate_potential(run_dir: Path, config: dict, dataset, split, module, verb
     pd.DataFrame(table).to_csv(run_dir / "predictions_test.csv", index=False)
     (run_dir / "metrics.json").write_text(json.dumps(results, indent=2, default=float))
     if verbose:
-        print(format_results(results))
+        print(format_results(results, config["data"]["dataset"]))
     return results
 
 
-def format_results(results: dict) -> str:
-    """A plain-text table of a run's test metrics beside its baselines."""
+def format_results(results: dict, dataset: str | None = None) -> str:
+    """A plain-text table of a run's test metrics beside its baselines: every scored entry of a target
+    (a metrics dict, which carries its count ``n``), then the lines of the protocols registered for
+    ``dataset`` (``data.dataset``) and any warnings."""
     lines = [
         f"test set ({results['n_test']} rows; model {results['model']}, "
         f"{results['parameters']:,} parameters, {results['n_train']} training rows)"
@@ -184,12 +186,13 @@ def format_results(results: dict) -> str:
     for name, entry in results["test"].items():
         unit = f" [{entry['unit']}]" if entry["unit"] else ""
         lines.append(f"  {name}{unit}")
-        for label in ("model", "mean_baseline", "composition_baseline", "composition_mlp", "descriptor_rf"):
-            if label in entry:
-                scores = "  ".join(f"{k}={v:.4g}" for k, v in entry[label].items() if k != "n")
-                lines.append(f"    {label:<22}{scores}")
-    if "shortcut" in results or results.get("warnings"):
-        from atomgraph.evaluation.crystal_report import format_crystal_report
-
-        lines.append(format_crystal_report(results))
+        for label, scores in entry.items():
+            if isinstance(scores, dict) and "n" in scores:
+                text = "  ".join(f"{k}={v:.4g}" for k, v in scores.items() if k != "n")
+                lines.append(f"    {label:<22}{text}")
+    for formatter in formatters_for(dataset) if dataset is not None else []:
+        text = formatter(results)
+        if text:
+            lines.append(text)
+    lines += [f"  WARNING: {m}" for m in results.get("warnings", [])]
     return "\n".join(lines)

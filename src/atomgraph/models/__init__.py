@@ -1,15 +1,13 @@
 """Models: one file per architecture, each registered by name for configs.
 
+Application-specific models register from their application (the protein-ligand affinity models in
+:mod:`atomgraph.apps.complexes.models`); the registry loads the applications on its first look-up.
+
 Every model maps a graph batch to [B, T] predictions (normalised units of the task) and carries a
 :class:`~atomgraph.models.card.ModelCard` (graph kind, inputs, depth argument, potential capability).
 """
 
 from atomgraph.models import (  # noqa: F401  (registers the models)
-    affinity_cross_attention,
-    affinity_joint,
-    affinity_late_fusion,
-    affinity_ligand_only,
-    affinity_sequence,
     cgcnn,
     dimenet,
     equivariant,

@@ -43,7 +43,8 @@ class EdgeNetwork(nn.Module):
         return torch.zeros_like(h).index_add_(0, target, messages)
 
 
-CARD = ModelCard("bond", "bond", ("x", "edge_attr", "pos"), "steps")
+# positions are read with distance="raw" or "rbf"
+CARD = ModelCard("bond", "bond", ("x", "edge_attr", "pos"), "steps", reads_positions=True)
 
 
 @register_model("mpnn", card=CARD)

@@ -2,7 +2,8 @@
 
 Every registered model carries a :class:`~atomgraph.models.card.ModelCard`. Models that read
 distances take ``graph`` (the :class:`~atomgraph.graphs.spec.GraphSpec`) and derive their cutoff and
-radial grid from it; they have no cutoff argument of their own.
+radial grid from it; they have no cutoff argument of their own. Applications register their own
+models (the protein-ligand affinity models); the first look-up loads them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from torch import nn
 
 from atomgraph.graphs.spec import GraphSpec, preset
 from atomgraph.models.card import ModelCard
+from atomgraph.plugins import load_applications
 
 _MODELS: dict[str, type[nn.Module]] = {}
 
@@ -40,10 +42,13 @@ def register_model(name: str, card: ModelCard) -> Callable[[type[nn.Module]], ty
 
 def available_models() -> list[str]:
     """Names a config can use."""
+    load_applications()
     return sorted(_MODELS)
 
 
 def model_class(name: str) -> type[nn.Module]:
+    """The registered class of ``name``; an unknown name is an error listing the known ones."""
+    load_applications()
     try:
         return _MODELS[name.lower()]
     except KeyError:

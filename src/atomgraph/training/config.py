@@ -31,7 +31,7 @@ DEFAULTS: dict[str, Any] = {
         "molecule": None,  # rmd17: aspirin | ethanol | malonaldehyde | uracil | ...
         # lennard_jones: random clusters (eps = 1 eV, sigma = 1 Å), no files needed
         "lennard_jones": {"count": 500, "min_atoms": 4, "max_atoms": 8, "min_distance": 0.9, "seed": 0},
-        # crystals: a folder or tar archive of CIF/POSCAR files + an id,value CSV (atomgraph.data.crystals)
+        # crystals: a folder or tar archive of CIF/POSCAR files + an id,value CSV (apps/crystals/dataset.py)
         "crystals": {
             "labels": None,  # id -> property CSV (default: id_prop*.csv beside data.path)
             "workers": None,  # processes that parse the files (None: every core)
@@ -46,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
         "graph": None,
         # kind: random | scaffold | file | predefined (the dataset's own train/test; val from train)
         "split": {"kind": "random", "sizes": [0.8, 0.1, 0.1], "seed": 0, "file": None},
-        "complex": {},  # complexes / protein_sequence: see atomgraph.complexes.config (free-form)
+        "complex": {},  # complexes / protein_sequence: see atomgraph.apps.complexes.config (free-form)
         "cache": None,
     },
     "model": {"name": "schnet"},
@@ -180,3 +180,36 @@ def wall_clock_budget(minutes: float) -> str:
 
 def dump_config(config: dict, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+#: keys of configs written by older versions, dropped when such a run is read again (what they meant is
+#: rebuilt by atomgraph.runs.legacy_hyper_parameters)
+_REMOVED_KEYS = {
+    ("data", "extensive"),
+    ("data", "crystals", "per_atom"),
+    ("data", "crystals", "default_graph"),
+}
+
+
+def read_run_config(path: str | Path) -> dict:
+    """A run's ``config.yaml``, also one written by an older atomgraph (keys that were removed since
+    are dropped here; :func:`legacy_hyper_parameters` reads what they meant)."""
+    path = Path(path)
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"{path}: cannot read the run config ({error})") from error
+    loaded = copy.deepcopy(loaded)
+    for keys in _REMOVED_KEYS:
+        node = loaded
+        for key in keys[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(keys[-1], None)
+    graph = loaded.get("data", {}).get("graph")
+    if isinstance(graph, dict) and graph.get("kind", "") is None:  # old default: kind from the model
+        graph.pop("kind")
+    try:
+        return _merge(copy.deepcopy(DEFAULTS), _graph_as_mapping(loaded))
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from error

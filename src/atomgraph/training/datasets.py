@@ -39,7 +39,7 @@ def graph_spec(config: dict) -> GraphSpec:
             if data["graph"] is not None:
                 raise ValueError(
                     f"data.graph: dataset {entry.name!r} builds its graphs from its own section "
-                    f"(data.{'complex' if entry.app == 'complexes' else entry.name}); remove data.graph"
+                    f"(data.{entry.section}); remove data.graph"
                 )
             spec = entry.own_graph(data)
         else:

@@ -14,14 +14,14 @@ import warnings
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.utilities import rank_zero_only
 import torch
+from lightning.pytorch.utilities import rank_zero_only
 from torch_geometric.loader import DataLoader
 
 from atomgraph.data import GraphDataset, save_split
 from atomgraph.models import model_class
 from atomgraph.models.crystal_head import readout_mismatches
-from atomgraph.training.config import ConfigError, dump_config
+from atomgraph.training.config import ConfigError, dump_config, read_run_config
 from atomgraph.training.datasets import load_dataset, make_split, resolve_run, train_transform
 from atomgraph.training.module import AtomgraphModule
 from atomgraph.training.record import write_run_record
@@ -155,8 +155,6 @@ def warn_readout_mismatches(config: dict, dataset: GraphDataset) -> None:
 def check_resumable(run_dir: Path, config: dict) -> None:
     """A resumed run must continue the same experiment: its recorded config (less the training
     budget, which a resume may extend) must equal this one."""
-    from atomgraph.runs import read_run_config
-
     recorded_file = run_dir / "config.yaml"
     if not recorded_file.exists():
         return

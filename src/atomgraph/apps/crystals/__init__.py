@@ -1,11 +1,22 @@
-"""Crystals (seed 004): CIF/POSCAR folders and archives with an id -> property CSV, CGCNN's graph as
-the default (preset ``cgcnn_crystal``: 12 nearest neighbours within 8 Å), and the crystal report
-(top-k recall, descriptor random forest, shortcut diagnostic, readout warnings)."""
+"""The crystals application (seed 004): CIF/POSCAR folders and archives with an id -> property CSV
+(``data.dataset: crystals``), CGCNN's graph as the default (preset ``cgcnn_crystal``: 12 nearest
+neighbours within 8 Å), the crystal report (top-k recall, descriptor random forest, shortcut
+diagnostic, readout warnings) and the ``screen-crystals`` command.
+
+* :mod:`~atomgraph.apps.crystals.dataset` — the dataset (parallel parsing, cache, screening flags);
+  :mod:`~atomgraph.apps.crystals.cif_archive` (folders and tar archives of structure files) and
+  :mod:`~atomgraph.apps.crystals.parallel_graphs` (graphs built in worker processes) beneath it.
+* :mod:`~atomgraph.apps.crystals.report` — the protocol added to the generic report, with
+  :mod:`~atomgraph.apps.crystals.descriptor_baseline` and :mod:`~atomgraph.apps.crystals.shortcut`.
+* :mod:`~atomgraph.apps.crystals.screening` — rank a folder of structures with a trained run
+  (:mod:`~atomgraph.apps.crystals.commands`: ``atomgraph screen-crystals``).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from atomgraph.apps.crystals import commands  # noqa: F401  (registers screen-crystals)
 from atomgraph.data.registry import register_dataset
 from atomgraph.data.sources import existing_path
 from atomgraph.evaluation.protocols import register_protocol
@@ -14,7 +25,7 @@ from atomgraph.graphs.spec import GraphSpec
 
 def load_crystal_dataset(data: dict, spec: GraphSpec, progress: bool = True):
     """``data.dataset: crystals``: CIF/POSCAR folder or archive with an id -> property CSV."""
-    from atomgraph.data.crystals import load_crystals
+    from atomgraph.apps.crystals.dataset import load_crystals
 
     crystals = data["crystals"]
     return load_crystals(
@@ -34,10 +45,17 @@ def crystal_report(results: dict, config: dict, module, dataset, split: dict, pr
     """Seed 004's protocol on top of the generic report (regression targets only)."""
     if dataset.targets.kind != "regression":
         return
-    from atomgraph.evaluation.crystal_report import add_crystal_report
+    from atomgraph.apps.crystals.report import add_crystal_report
 
     add_crystal_report(results, config, module, dataset, split, pred)
 
 
+def crystal_report_lines(results: dict) -> str:
+    """The printed lines of what :func:`crystal_report` added (the shortcut diagnostic)."""
+    from atomgraph.apps.crystals.report import format_crystal_report
+
+    return format_crystal_report(results)
+
+
 register_dataset("crystals", load_crystal_dataset, default_graph="cgcnn_crystal", app="crystals")
-register_protocol("crystals", crystal_report)
+register_protocol("crystals", crystal_report, crystal_report_lines)

@@ -1,6 +1,9 @@
-"""Interatomic potentials: rMD17, mlearn, DeePMD and generated Lennard-Jones clusters (energies in eV,
-forces eV/Å, stress eV/Å^3, float64), registered as datasets; rMD17 and mlearn bring their own
-train/test split (``data.split.kind: predefined``)."""
+"""The interatomic-potentials application: rMD17, mlearn, DeePMD and generated Lennard-Jones clusters
+(energies in eV, forces eV/Å, stress eV/Å^3, float64), registered as datasets; rMD17 and mlearn bring
+their own train/test split (``data.split.kind: predefined``). One module per dataset; the shared
+helpers (digest of the source files, the float64 potential dataset, Voigt stress) in
+:mod:`~atomgraph.apps.potentials.common`. Relaxation and MD with a trained potential are generic
+(:mod:`atomgraph.md`)."""
 
 from __future__ import annotations
 
@@ -10,25 +13,25 @@ from atomgraph.graphs.spec import GraphSpec
 
 
 def _lennard_jones(data: dict, spec: GraphSpec, progress: bool):
-    from atomgraph.data.lennard_jones import load_lennard_jones
+    from atomgraph.apps.potentials.lennard_jones import load_lennard_jones
 
     return load_lennard_jones(spec, **data["lennard_jones"], progress=progress)
 
 
 def _rmd17(data: dict, spec: GraphSpec, progress: bool):
-    from atomgraph.data.rmd17 import load_rmd17
+    from atomgraph.apps.potentials.rmd17 import load_rmd17
 
     return load_rmd17(existing_path(data), data["molecule"], spec, cache=data["cache"], progress=progress)
 
 
 def _mlearn(data: dict, spec: GraphSpec, progress: bool):
-    from atomgraph.data.mlearn import load_mlearn
+    from atomgraph.apps.potentials.mlearn import load_mlearn
 
     return load_mlearn(existing_path(data), spec, data["cache"], progress)
 
 
 def _deepmd(data: dict, spec: GraphSpec, progress: bool):
-    from atomgraph.data.deepmd import load_deepmd
+    from atomgraph.apps.potentials.deepmd import load_deepmd
 
     return load_deepmd(existing_path(data), spec, data["cache"], progress)
 

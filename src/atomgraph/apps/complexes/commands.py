@@ -1,0 +1,52 @@
+"""The complexes application's commands: ``atomgraph screen`` and ``atomgraph explain-complex``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from atomgraph.apps.commands import register_command
+
+
+def screen_ligands(
+    run_dir: Annotated[
+        Path, typer.Argument(help="a finished protein-ligand run (complex or sequence model)")
+    ],
+    protein: Annotated[Path, typer.Option("--protein", help="protein PDB/mmCIF, in the ligands' frame")],
+    ligands: Annotated[Path, typer.Option("--ligands", help="SDF, MOL2 or PDBQT file, one pose per record")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="ranked CSV to write")] = Path("screen.csv"),
+    batch_size: Annotated[int, typer.Option(help="complexes per prediction batch")] = 16,
+) -> None:
+    """Rank ligand poses by predicted affinity; ligands that fail keep a row with the error."""
+    from atomgraph.apps.complexes.screen import screen
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    table = screen(run_dir, protein, ligands, output, batch_size=batch_size)
+    failed = int((table["error"] != "").sum())
+    typer.echo(f"ranked {len(table) - failed} of {len(table)} ligands -> {output}; {failed} failed")
+
+
+def explain_complex_command(
+    run_dir: Annotated[Path, typer.Argument(help="a finished protein-ligand run (complex model)")],
+    protein: Annotated[Path, typer.Argument(help="protein PDB/mmCIF")],
+    ligand: Annotated[Path, typer.Argument(help="ligand SDF/MOL2/PDBQT (first record)")],
+    output_dir: Annotated[Path, typer.Option("-o", "--output-dir", help="folder for the files")] = Path(
+        "explain"
+    ),
+) -> None:
+    """Per-atom importance as B-factors (protein PDB, ligand SDF/PDB) and the interaction decomposition."""
+    from atomgraph.apps.complexes.complex import load_complex
+    from atomgraph.apps.complexes.explain import explain_complex
+    from atomgraph.apps.complexes.screen import scoring_model
+
+    scorer = scoring_model(run_dir)
+    complex_ = load_complex(protein, ligand, scorer.settings.pocket_radius, waters=scorer.settings.waters)
+    paths = explain_complex(scorer.module, complex_, output_dir, scorer.settings)
+    typer.echo("\n".join(f"{kind}: {path}" for kind, path in paths.items()))
+
+
+register_command(screen_ligands, "screen", app="complexes")
+register_command(explain_complex_command, "explain-complex", app="complexes")

@@ -1,0 +1,114 @@
+"""The ``data.complex`` config section: how a training config names a complex or sequence dataset.
+
+Keys (all optional; the section is free-form YAML, checked here):
+
+================== ========= ===========================================================================
+key                default   meaning
+================== ========= ===========================================================================
+layout             auto      "auto", "openff" or "pdbbind" (``data.dataset: complexes``)
+targets            null      OpenFF targets to use (null: all)
+labels             null      PDBbind INDEX file or labels CSV (null: found in the folder)
+pocket_radius ...  see       every :class:`~atomgraph.apps.complexes.graph.ComplexGraphSettings` field
+                   settings  (pocket_radius, cutoff, hydrogens, protein_edges, protein_edge_cutoff,
+                             residue_cutoff, waters)
+augment_rotate     true      random rotation of training samples
+augment_noise      0.1       Å of Gaussian coordinate noise on training samples (0: none)
+test_groups        []        ``data.split.kind: group``: the held-out targets
+val_groups         []        ... and validation targets (else a random ``val_fraction`` of the rest)
+val_fraction       0.1
+sequence_column    sequence  ``data.dataset: protein_sequence``: the CSV's sequence column
+max_length         1000      ... and the sequence length kept
+================== ========= ===========================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from atomgraph.apps.complexes.augment import RandomRotationNoise
+from atomgraph.apps.complexes.graph import ComplexGraphSettings
+
+_SETTINGS_KEYS = {f.name for f in fields(ComplexGraphSettings)}
+
+
+@dataclass
+class ComplexConfig:
+    """The parsed ``data.complex`` section (see the module docstring)."""
+
+    settings: ComplexGraphSettings = field(default_factory=ComplexGraphSettings)
+    layout: str = "auto"
+    targets: list[str] | None = None
+    labels: str | None = None
+    augment_rotate: bool = True
+    augment_noise: float = 0.1
+    test_groups: list[str] = field(default_factory=list)
+    val_groups: list[str] = field(default_factory=list)
+    val_fraction: float = 0.1
+    sequence_column: str = "sequence"
+    max_length: int = 1000
+
+    @classmethod
+    def from_section(cls, section: dict[str, Any] | None) -> ComplexConfig:
+        section = dict(section or {})
+        own = {f.name for f in fields(cls)} - {"settings"}
+        unknown = sorted(set(section) - own - _SETTINGS_KEYS)
+        if unknown:
+            raise ValueError(f"unknown data.complex keys {unknown}; known: {sorted(own | _SETTINGS_KEYS)}")
+        settings = ComplexGraphSettings(**{k: section.pop(k) for k in list(section) if k in _SETTINGS_KEYS})
+        return cls(settings=settings, **section)
+
+    def augmentation(self) -> RandomRotationNoise | None:
+        """The training transform, or None when both rotation and noise are off."""
+        if not self.augment_rotate and self.augment_noise <= 0:
+            return None
+        return RandomRotationNoise(self.augment_rotate, self.augment_noise)
+
+
+def complex_config(config: dict) -> ComplexConfig:
+    """The ``data.complex`` section of a full run config, parsed."""
+    return ComplexConfig.from_section(config.get("data", {}).get("complex"))
+
+
+def load_complex_dataset(config: dict, progress: bool = True):
+    """The dataset of a run config whose ``data.dataset`` is "complexes" or "protein_sequence"."""
+    data = config["data"]
+    options = complex_config(config)
+    if data["dataset"] == "complexes":
+        from atomgraph.apps.complexes.dataset import load_complexes
+
+        return load_complexes(
+            data["path"],
+            options.settings,
+            options.layout,
+            options.targets,
+            options.labels,
+            data.get("cache"),
+            progress,
+        )
+    if data["dataset"] == "protein_sequence":
+        from atomgraph.apps.complexes.sequence import load_sequence_csv
+
+        return load_sequence_csv(
+            data["path"],
+            data.get("smiles_column", "smiles"),
+            options.sequence_column,
+            data["targets"],
+            options.max_length,
+            data.get("cache"),
+            progress,
+        )
+    raise ValueError(f"data.dataset {data['dataset']!r} is not a complex dataset")
+
+
+def group_split_from_config(config: dict, dataset) -> dict:
+    """``data.split.kind: group``: hold out ``data.complex.test_groups`` (and ``val_groups``)."""
+    from atomgraph.apps.complexes.splits import group_split
+
+    options = complex_config(config)
+    if not options.test_groups:
+        raise ValueError("data.split.kind 'group' needs data.complex.test_groups (e.g. [cdk2])")
+    groups = dataset.groups() if hasattr(dataset, "groups") else dataset.meta.settings.get("groups", [])
+    return group_split(
+        groups, options.test_groups, options.val_groups, options.val_fraction, config["data"]["split"]["seed"]
+    )

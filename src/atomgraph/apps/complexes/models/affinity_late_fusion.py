@@ -1,0 +1,89 @@
+"""Late fusion affinity model: separate ligand and protein encoders, pooled, concatenated, MLP head.
+
+y = MLP([pool(E_L(ligand graph)) || pool(E_P(protein graph))])
+
+The ligand graph is the ligand's bonded graph; the protein graph is the pocket's residue graph
+(``protein_level="residue"``, Cα nodes joined below 10 Å) or its atom graph (``"atom"``). Protein and
+ligand never exchange messages, so the model sees the pocket and the ligand but not how they touch
+(inter-molecular edges are ignored). Input: :class:`~atomgraph.apps.complexes.graph.ComplexData` batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch_geometric.data import Data
+
+from atomgraph.apps.complexes.features import ATOM_DIM, EDGE_DIM, RESIDUE_DIM
+from atomgraph.apps.complexes.models.affinity_encoders import build_encoder, ligand_view, protein_view
+from atomgraph.models.card import ModelCard
+from atomgraph.models.registry import register_model
+from atomgraph.nn.mlp import MLP
+from atomgraph.nn.readout import GraphReadout
+
+CARD = ModelCard("complex", "complex", ("x", "edge_attr", "pos"), "layers", reads_positions=True)
+
+
+@register_model("affinity_late_fusion", card=CARD)
+class LateFusionAffinity(nn.Module):
+    """Two encoders, two readouts, one head.
+
+    Args:
+        atom_dim, edge_dim: widths of ``x`` and ``edge_attr`` (filled in from the data).
+        extensive: one flag per target (its length is the number of outputs).
+        hidden, layers: encoder width and depth.
+        encoder: ligand encoder (``mpnn``, ``gine``, ``gatv2`` or ``zoo:<model>``, see
+            :func:`~atomgraph.apps.complexes.models.affinity_encoders.build_encoder`);
+            protein_encoder: the protein's (default: the same kind).
+        protein_level: "residue" or "atom".
+        readout: any :data:`~atomgraph.nn.READOUTS` kind (both sides).
+    """
+
+    def __init__(
+        self,
+        atom_dim: int = ATOM_DIM,
+        edge_dim: int = EDGE_DIM,
+        extensive: Sequence[bool] = (False,),
+        hidden: int = 64,
+        layers: int = 3,
+        encoder: str = "mpnn",
+        protein_encoder: str | None = None,
+        protein_level: str = "residue",
+        readout: str = "mean",
+        num_rbf: int = 16,
+        dropout: float = 0.0,
+        residue_dim: int = RESIDUE_DIM,
+    ):
+        super().__init__()
+        self.protein_level = protein_level
+        common = {"hidden": hidden, "layers": layers, "num_rbf": num_rbf, "dropout": dropout}
+        self.ligand_encoder = build_encoder(encoder, atom_dim, edge_dim, rbf_stop=8.0, **common)
+        residue = protein_level == "residue"
+        self.protein_encoder = build_encoder(
+            protein_encoder or encoder,
+            residue_dim if residue else atom_dim,
+            0 if residue else edge_dim,
+            rbf_stop=12.0 if residue else 8.0,
+            **common,
+        )
+        self.ligand_readout = GraphReadout(readout, self.ligand_encoder.out_dim)
+        self.protein_readout = GraphReadout(readout, self.protein_encoder.out_dim)
+        width = self.ligand_readout.out_dim + self.protein_readout.out_dim
+        self.head = MLP([width, hidden, len(extensive)], act="silu", dropout=dropout)
+
+    def forward(self, graph: Data) -> torch.Tensor:
+        """ComplexData batch -> [B, T]."""
+        ligand = ligand_view(graph)
+        protein = protein_view(graph, self.protein_level)
+        h_ligand = self.ligand_encoder(ligand)
+        h_protein = self.protein_encoder(protein)
+        pooled = torch.cat(
+            [
+                self.ligand_readout(h_ligand, ligand.batch, ligand.num_graphs),
+                self.protein_readout(h_protein, protein.batch, protein.num_graphs),
+            ],
+            dim=-1,
+        )
+        return self.head(pooled)

@@ -1,0 +1,63 @@
+"""Ligand-only affinity baseline: a molecular encoder on the ligand's bonded graph, pooled, MLP head.
+
+y = MLP(pool(E_L(ligand graph)))
+
+The protein is ignored entirely. Every structure-based model should beat this on a held-out target;
+when it does not, the complex model has learned ligand properties (size, lipophilicity) rather than
+the interaction. Input: :class:`~atomgraph.apps.complexes.graph.ComplexData` batches, so it trains and
+screens through the same code as the three complex models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch_geometric.data import Data
+
+from atomgraph.apps.complexes.features import ATOM_DIM, EDGE_DIM
+from atomgraph.apps.complexes.models.affinity_encoders import build_encoder, ligand_view
+from atomgraph.models.card import ModelCard
+from atomgraph.models.registry import register_model
+from atomgraph.nn.mlp import MLP
+from atomgraph.nn.readout import GraphReadout
+
+CARD = ModelCard("complex", "complex", ("x", "edge_attr", "pos"), "layers", reads_positions=True)
+
+
+@register_model("affinity_ligand_only", card=CARD)
+class LigandOnlyAffinity(nn.Module):
+    """One ligand encoder, a readout and a head; the protein part of the batch is not read.
+
+    Args:
+        atom_dim, edge_dim: widths of ``x`` and ``edge_attr`` (filled in from the data).
+        extensive: one flag per target (its length is the number of outputs).
+        hidden, layers: encoder width and depth.
+        encoder: ``mpnn``, ``gine``, ``gatv2`` or ``zoo:<model>``
+            (:func:`~atomgraph.apps.complexes.models.affinity_encoders.build_encoder`).
+        readout: any :data:`~atomgraph.nn.READOUTS` kind.
+    """
+
+    def __init__(
+        self,
+        atom_dim: int = ATOM_DIM,
+        edge_dim: int = EDGE_DIM,
+        extensive: Sequence[bool] = (False,),
+        hidden: int = 64,
+        layers: int = 3,
+        encoder: str = "mpnn",
+        readout: str = "mean",
+        num_rbf: int = 16,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        common = {"hidden": hidden, "layers": layers, "num_rbf": num_rbf, "dropout": dropout}
+        self.encoder = build_encoder(encoder, atom_dim, edge_dim, rbf_stop=8.0, **common)
+        self.readout = GraphReadout(readout, self.encoder.out_dim)
+        self.head = MLP([self.readout.out_dim, hidden, len(extensive)], act="silu", dropout=dropout)
+
+    def forward(self, graph: Data) -> torch.Tensor:
+        """ComplexData batch -> [B, T]."""
+        ligand = ligand_view(graph)
+        return self.head(self.readout(self.encoder(ligand), ligand.batch, ligand.num_graphs))

@@ -1,0 +1,27 @@
+"""The crystals application's command: ``atomgraph screen-crystals``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from atomgraph.apps.commands import register_command
+
+
+def screen_crystals(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
+    folder: Annotated[Path, typer.Argument(help="folder (or tar archive) of CIF/POSCAR files")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="ranked CSV to write")] = Path("ranked.csv"),
+    target: Annotated[str | None, typer.Option(help="target to rank by (default: the run's first)")] = None,
+    descending: Annotated[bool, typer.Option(help="largest values first (band gaps, moduli)")] = False,
+    workers: Annotated[int | None, typer.Option(help="processes for parsing (default: every core)")] = None,
+) -> None:
+    """Predict every structure of a folder and rank them; unreadable files are reported and skipped."""
+    from atomgraph.apps.crystals.screening import screen_structures
+
+    screen_structures(run_dir, folder, output, target, descending, workers)
+
+
+register_command(screen_crystals, "screen-crystals", app="crystals")

@@ -1,0 +1,264 @@
+"""Crystals as graphs: folders or tar archives of CIF/POSCAR files with an id -> property CSV.
+
+Layouts (``path`` is a folder or an archive):
+
+* CGCNN: a folder with ``id_prop.csv`` (rows ``id,value[,value...]``, no header) and ``<id>.cif`` files;
+* an archive (``.tar.gz`` ...) of such files, read as a stream (never unpacked), with the labels CSV
+  beside it or given as ``labels``; a folder holding one archive and one ``id_prop*.csv`` works too;
+* the Materials Project set of ``../shared/data/mp_crystals`` (36,737 crystals: ``cifs.tar.gz``,
+  ``id_prop_multi_eform_gap_efermi_volume_mag.csv``, ``material_id_hash.csv``) and its ``elasticity/``
+  subset (3,191 crystals with bulk/shear moduli): known label files get names, units and readouts
+  from :data:`KNOWN_LABEL_FILES`; other files get ``target`` / ``target_<k>`` (or a header row's names).
+
+Missing labels (``None``, blank, ``nan``) become NaN and are masked in losses and metrics. Parsing and
+graph building run once, in parallel over chunks of file texts
+(:mod:`atomgraph.apps.crystals.parallel_graphs`), with a progress bar; the result is cached by content
+and settings.
+What each column means (unit, reduction sum / per_atom / mean, screening direction) is its
+:class:`~atomgraph.targets.TargetSpec`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from atomgraph.apps.crystals.cif_archive import is_archive, iter_structure_texts, structure_format
+from atomgraph.apps.crystals.parallel_graphs import arrays_to_graph, graphs_from_texts
+from atomgraph.data.build import cache_dir, load_or_build
+from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset, apply_reductions
+from atomgraph.graphs.spec import GraphSpec, preset
+from atomgraph.targets import ELASTICITY, MATERIALS_PROJECT, TargetSet, TargetSpec, guess_target
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+ID_MAP_FILE = "material_id_hash.csv"
+KNOWN_LABEL_FILES: dict[str, tuple[TargetSpec, ...]] = {
+    "id_prop_multi_eform_gap_efermi_volume_mag.csv": MATERIALS_PROJECT,
+    "id_prop_K_G_poisson.csv": ELASTICITY,
+}
+"""Label files whose columns are known targets (:mod:`atomgraph.targets`)."""
+
+
+@dataclass(frozen=True)
+class CrystalSource:
+    """Where a crystal dataset's pieces are: the labels CSV, the structures (archive or folder) and an
+    optional ``index,material_id`` map (``material_id_hash.csv``) giving display ids."""
+
+    labels: Path
+    structures: Path
+    id_map: Path | None = None
+
+
+# ------------------------------------------------------------------------------------------ labels
+
+
+def _find_labels(folder: Path) -> Path:
+    if (folder / "id_prop.csv").exists():
+        return folder / "id_prop.csv"
+    found = sorted(folder.glob("id_prop*.csv"))
+    if len(found) != 1:
+        raise ValueError(
+            f"{folder}: expected one id_prop*.csv labels file, found {[f.name for f in found]}; "
+            "give the labels file explicitly (data.crystals.labels)"
+        )
+    return found[0]
+
+
+def locate(path: str | Path, labels: str | Path | None = None) -> CrystalSource:
+    """The labels CSV and structures of a crystal folder or archive (see the module docstring)."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{path}: no such folder or archive")
+    if path.is_dir():
+        label_file = Path(labels) if labels else _find_labels(path)
+        has_files = any(structure_format(f.name) for f in path.iterdir() if f.is_file())
+        archives = sorted(f for f in path.iterdir() if f.is_file() and is_archive(f))
+        if has_files:
+            structures = path
+        elif len(archives) == 1:
+            structures = archives[0]
+        else:
+            raise ValueError(
+                f"{path}: no CIF/POSCAR files and {len(archives)} archives {[a.name for a in archives]}; "
+                "point data.path at the archive"
+            )
+    elif is_archive(path):
+        label_file, structures = (Path(labels) if labels else _find_labels(path.parent)), path
+    else:
+        raise ValueError(f"{path}: expected a folder or a tar archive (.tar, .tar.gz, .tgz, ...)")
+    if not label_file.exists():
+        raise ValueError(f"labels file {label_file} does not exist")
+    id_map = label_file.parent / ID_MAP_FILE
+    return CrystalSource(label_file, structures, id_map if id_map.exists() else None)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return text.strip().lower() in ("", "none", "nan", "na", "null")
+    return True
+
+
+def read_labels(path: str | Path) -> tuple[list[str], np.ndarray, list[TargetSpec]]:
+    """Ids, values ``[M, T]`` (NaN where missing) and target descriptions of an id -> property CSV.
+
+    Rows are ``id,value[,value...]``; a first row whose values are not numbers is a header naming
+    the targets. Known files (:data:`KNOWN_LABEL_FILES`) get their names, units and flags.
+    """
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, header=None, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: cannot read the labels CSV ({error})") from error
+    if table.shape[1] < 2:
+        raise ValueError(f"{path}: expected rows 'id,value[,value...]', got {table.shape[1]} column(s)")
+    header = None
+    if not all(_is_number(v) for v in table.iloc[0, 1:]):
+        header, table = [str(v).strip() for v in table.iloc[0, 1:]], table.iloc[1:]
+    ids = [str(v).strip() for v in table.iloc[:, 0]]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{path}: duplicate ids in the first column")
+    values = table.iloc[:, 1:].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    known = KNOWN_LABEL_FILES.get(path.name)
+    if known is not None and len(known) == values.shape[1] and header is None:
+        targets = list(known)
+    else:
+        count = values.shape[1]
+        names = header or (["target"] if count == 1 else [f"target_{k}" for k in range(count)])
+        targets = [guess_target(name) for name in names]
+    return ids, values, targets
+
+
+def read_id_map(path: Path | None) -> dict[str, str]:
+    """``index -> material id`` from a two-column CSV without header (empty for None)."""
+    if path is None:
+        return {}
+    table = pd.read_csv(path, header=None, dtype=str, keep_default_na=False)
+    return {str(k).strip(): str(v).strip() for k, v in zip(table[0], table[1], strict=True)}
+
+
+# ----------------------------------------------------------------------------------------- dataset
+
+
+def _content_key(source: CrystalSource, extra: str) -> str:
+    """A hash of the labels, id map and structures (archive bytes, or folder names/sizes/mtimes)."""
+    digest = hashlib.sha256(f"v{CACHE_VERSION}|{extra}".encode())
+    for file in (source.labels, source.id_map):
+        if file is not None:
+            digest.update(file.read_bytes())
+    if source.structures.is_dir():
+        for file in sorted(source.structures.iterdir()):
+            if structure_format(file.name):
+                stat = file.stat()
+                digest.update(f"{file.name}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    else:
+        with open(source.structures, "rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+def _build(
+    source: CrystalSource,
+    settings: GraphSpec,
+    subset: int | None,
+    seed: int,
+    workers: int | None,
+    min_distance: float,
+    progress: bool,
+) -> GraphDataset:
+    ids, values, targets = read_labels(source.labels)
+    rows = np.arange(len(ids))
+    if subset is not None and subset < len(ids):
+        rows = np.sort(np.random.default_rng(seed).choice(len(ids), subset, replace=False))
+    row_of = {ids[r]: int(r) for r in rows}
+    seen: set[str] = set()
+
+    def items() -> Iterator[tuple[int, str, str, str]]:
+        for key, fmt, text in iter_structure_texts(source.structures, row_of):
+            if key not in seen:  # the first file of an id wins (e.g. both 1.cif and 1.vasp)
+                seen.add(key)
+                yield row_of[key], f"{source.structures.name}:{key}", fmt, text
+
+    name = source.labels.parent.name or "crystals"
+    built = graphs_from_texts(items(), settings, workers, len(rows), progress, min_distance, desc=name)
+    display = read_id_map(source.id_map)
+    info = TargetSet(targets)
+    meta = DatasetMeta(
+        name,
+        info,
+        settings={
+            "graph": settings.to_dict(),
+            "source": str(source.structures),
+            "labels": str(source.labels),
+            "subset": subset,
+            "seed": seed,
+            "min_distance": min_distance,
+        },
+    )
+    graphs = []
+    for row in rows:
+        key = ids[row]
+        result = built.get(int(row), f"no structure file for id {key!r} in {source.structures}")
+        if isinstance(result, str):
+            meta.skipped.append({"index": int(row), "id": key, "error": result})
+            continue
+        graph = arrays_to_graph(result)
+        graph.y = torch.tensor(values[row].reshape(1, -1), dtype=torch.get_default_dtype())
+        graphs.append(graph)
+        meta.ids.append(display.get(key, key))
+    meta.smiles = [""] * len(graphs)
+    if meta.skipped:
+        log.warning("%s: skipped %d rows (first: %s)", name, len(meta.skipped), meta.skipped[0])
+    return GraphDataset(graphs, meta)
+
+
+def load_crystals(
+    path: str | Path,
+    settings: GraphSpec | None = None,
+    labels: str | Path | None = None,
+    subset: int | None = None,
+    seed: int = 0,
+    workers: int | None = None,
+    reductions: Mapping[str, str] | None = None,
+    min_distance: float = 0.5,
+    cache: str | Path | None = None,
+    progress: bool = True,
+) -> GraphDataset:
+    """Crystal graphs with every label column in ``y`` ``[1, T]`` (NaN = missing), cached.
+
+    Args:
+        path: a folder (CGCNN layout, or one archive + one ``id_prop*.csv``) or a tar archive.
+        settings: graph construction; default the preset ``cgcnn_crystal`` (12 nearest within 8 Å).
+        labels: the id -> property CSV (default: ``id_prop.csv`` / the one ``id_prop*.csv`` beside).
+        subset: a seeded random sample of this many label rows (only those files are parsed).
+        seed: the sample's seed.
+        workers: processes for parsing (None: every core; 1: in this process).
+        reductions: per-target reduction overrides by name ("sum", "per_atom", "mean"; not part of the
+            cache key: applied on load).
+        min_distance: structures with atoms closer than this (Å) are skipped as broken.
+        cache: cache folder (default :func:`cache_dir`).
+
+    Bad or missing structures are skipped and listed in ``meta.skipped``; display ids come from
+    ``material_id_hash.csv`` when present (``mp-1234``), else the file ids. With several workers a
+    script must call this under ``if __name__ == "__main__":`` (worker processes import the main module).
+    """
+    settings = settings or preset("cgcnn_crystal")
+    source = locate(path, labels)
+    extra = f"{subset}|{seed}|{min_distance}|{source.structures.name}|{source.labels.name}"
+    key = _content_key(source, extra)
+    file = cache_dir(cache) / f"crystals-{source.labels.stem}-{key}-{settings.key()}.pt"
+    dataset = load_or_build(
+        file, lambda: _build(source, settings, subset, seed, workers, min_distance, progress)
+    )
+    return apply_reductions(dataset, reductions)
