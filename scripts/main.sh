@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/atomgraph train configs/qm9_schnet_homo_cpu.yaml "$@"
+.venv/bin/atomgraph train configs/qm9_schnet_homo_cpu.yaml --overwrite "$@"  # a re-run replaces the last one

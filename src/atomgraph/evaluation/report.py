@@ -89,6 +89,7 @@ def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, ver
             error_histogram(y_test[:, t], pred[:, t], plots / f"errors_{name}.png", unit=unit)
             error_vs_size(sizes, y_test[:, t], pred[:, t], plots / f"error_vs_size_{name}.png", unit=unit)
     metrics_csv = metrics_history(run_dir / "logs")
+    results["epochs"] = epochs_trained(metrics_csv)
     if metrics_csv is not None:
         try:
             learning_curves(metrics_csv, plots / "learning_curves.png")
@@ -175,13 +176,24 @@ def evaluate_potential(run_dir: Path, config: dict, dataset, split, module, verb
     return results
 
 
+def epochs_trained(metrics_csv: Path | None) -> int | None:
+    """Epochs a run completed (from its logged metrics; None without a log). Wall-clock budgets
+    (``training.max_time``) make this depend on the machine's load, so every report states it."""
+    if metrics_csv is None:
+        return None
+    epochs = pd.read_csv(metrics_csv).get("epoch")
+    return None if epochs is None or epochs.dropna().empty else int(epochs.max()) + 1
+
+
 def format_results(results: dict, dataset: str | None = None) -> str:
     """A plain-text table of a run's test metrics beside its baselines: every scored entry of a target
     (a metrics dict, which carries its count ``n``), then the lines of the protocols registered for
     ``dataset`` (``data.dataset``) and any warnings."""
+    epochs = results.get("epochs")
+    trained = f", {epochs} epochs" if epochs is not None else ""
     lines = [
         f"test set ({results['n_test']} rows; model {results['model']}, "
-        f"{results['parameters']:,} parameters, {results['n_train']} training rows)"
+        f"{results['parameters']:,} parameters, {results['n_train']} training rows{trained})"
     ]
     for name, entry in results["test"].items():
         unit = f" [{entry['unit']}]" if entry["unit"] else ""
