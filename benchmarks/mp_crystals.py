@@ -32,13 +32,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from atomgraph.apps.crystals.dataset import CRYSTAL_GRAPH, load_crystals, screen_largest_flags
+from atomgraph.apps.crystals.dataset import load_crystals
 from atomgraph.apps.crystals.descriptor_baseline import DescriptorBaseline, descriptor_matrix
 from atomgraph.apps.crystals.report import baseline_predictions
 from atomgraph.data import save_split
 from atomgraph.data.splits import random_split
 from atomgraph.evaluation.metrics import regression_metrics, top_k_recall
+from atomgraph.graphs.spec import preset
 from atomgraph.training.datasets import select_targets
+
+CRYSTAL_GRAPH = preset("cgcnn_crystal")
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "mp_crystals.json"
@@ -47,7 +50,7 @@ TARGETS = ("formation_energy_per_atom", "band_gap")
 MODELS = {  # registry name -> (hyperparameters, learning rate)
     "cgcnn": ({"hidden": 64, "layers": 3, "fc_hidden": 128}, 1e-3),
     "megnet": ({"dim": 32, "blocks": 3}, 1e-3),
-    "schnet": ({"hidden": 64, "filters": 64, "interactions": 3, "num_rbf": 50, "cutoff": 8.0}, 5e-4),
+    "schnet": ({"hidden": 64, "filters": 64, "interactions": 3, "num_rbf": 50}, 5e-4),
 }
 PUBLISHED = {
     "formation_energy_per_atom": {
@@ -74,7 +77,7 @@ def run_baselines(dataset, split: dict, targets: list[str], seed: int) -> dict:
     start = time.perf_counter()
     x_train, x_test = descriptor_matrix(train), descriptor_matrix(test)
     descriptor_s = time.perf_counter() - start
-    largest = screen_largest_flags(dataset)
+    largest = [t.ranks_first == "high" for t in dataset.targets]
     y_train, y_test = train.targets_array(), test.targets_array()
     out: dict = {}
     for t, name in enumerate(targets):
@@ -203,7 +206,7 @@ def main() -> None:
             "structures": len(dataset),
             "skipped": len(dataset.meta.skipped),
             "subset": args.subset,
-            "graph": CRYSTAL_GRAPH.__dict__,
+            "graph": CRYSTAL_GRAPH.to_dict(),
             "split": {k: len(v) for k, v in split.items()} | {"seed": args.seed, "file": str(split_file)},
             "load_s": load_s,
         },
@@ -217,7 +220,7 @@ def main() -> None:
         "units": dict(zip(dataset.targets.names, dataset.targets.units, strict=True)),
         "top_k": {
             name: {"k": TOP_K, "largest": flag}
-            for name, flag in zip(dataset.targets.names, screen_largest_flags(dataset), strict=True)
+            for name, flag in ((t.name, t.ranks_first == "high") for t in dataset.targets)
         },
         "published_matbench": PUBLISHED,
         "results": run_baselines(dataset, split, args.targets, args.seed),

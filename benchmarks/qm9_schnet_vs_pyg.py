@@ -73,15 +73,11 @@ class PyGSchNet(nn.Module):
 
 def make_model(framework: str, extensive: bool, args) -> nn.Module:
     kwargs = dict(
-        hidden=args.hidden,
-        filters=args.hidden,
-        interactions=args.interactions,
-        num_rbf=args.num_rbf,
-        cutoff=args.cutoff,
+        hidden=args.hidden, filters=args.hidden, interactions=args.interactions, num_rbf=args.num_rbf
     )
-    if framework == "atomgraph":
-        return build_model("schnet", extensive=[extensive], **kwargs)
-    return PyGSchNet(extensive, **kwargs)
+    if framework == "atomgraph":  # the cutoff is the graph spec's
+        return build_model("schnet", graph=GraphSpec(cutoff=args.cutoff), extensive=[extensive], **kwargs)
+    return PyGSchNet(extensive, cutoff=args.cutoff, **kwargs)
 
 
 def data(args):

@@ -50,14 +50,14 @@ PUBLISHED = {
 
 #: Model settings of the benchmark (cutoff 5 Å for all); overridable with --model-args.
 MODEL_ARGS = {
-    "painn": {"hidden": 128, "interactions": 3, "num_rbf": 20, "cutoff": 5.0},
-    "equivariant": {"cutoff": 5.0},
-    "schnet": {"hidden": 128, "filters": 128, "interactions": 6, "num_rbf": 50, "cutoff": 5.0},
+    "painn": {"hidden": 128, "interactions": 3, "num_rbf": 20},
+    "equivariant": {},
+    "schnet": {"hidden": 128, "filters": 128, "interactions": 6, "num_rbf": 50},
 }
 SMOKE_ARGS = {
-    "painn": {"hidden": 16, "interactions": 1, "num_rbf": 8, "cutoff": 5.0},
-    "equivariant": {"hidden_irreps": "8x0e + 4x1o", "layers": 1, "cutoff": 5.0},
-    "schnet": {"hidden": 16, "filters": 16, "interactions": 1, "num_rbf": 8, "cutoff": 5.0},
+    "painn": {"hidden": 16, "interactions": 1, "num_rbf": 8},
+    "equivariant": {"hidden_irreps": "8x0e + 4x1o", "layers": 1},
+    "schnet": {"hidden": 16, "filters": 16, "interactions": 1, "num_rbf": 8},
 }
 
 

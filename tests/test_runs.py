@@ -273,3 +273,25 @@ def test_protein_ligand_model_trains_with_atomgraph_train(tmp_path, monkeypatch)
     assert metrics["test"]["pK"]["model"]["mae"] >= 0 and metrics["n_test"] == 2
     run = TrainedRun.load(run_dir)
     assert run.graph.kind == "complex" and run.targets.names == ["pK"]
+
+
+def test_cli_reports_input_errors_in_one_line_and_exports(cgcnn_run, tmp_path):
+    """A user error is one line on stderr (exit 2), its traceback only with --debug; ``export`` writes
+    the file predict accepts in place of the run."""
+    import subprocess
+    import sys
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "atomgraph.cli.main", *args], capture_output=True,
+                              text=True, cwd=tmp_path, timeout=120)  # fmt: skip
+
+    missing = cli("predict", str(tmp_path / "no_run"), "x.csv")
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "error:" in missing.stderr and "no_run" in missing.stderr and len(missing.stderr.splitlines()) <= 3
+    debug = cli("--debug", "predict", str(tmp_path / "no_run"), "x.csv")
+    assert debug.returncode != 0 and "RunLoadError" in debug.stderr
+    _, run_dir = cgcnn_run
+    exported = cli("export", str(run_dir), "-o", str(tmp_path / "cgcnn.pt"))
+    assert exported.returncode == 0, exported.stderr
+    assert "radius graph, 8 Å, 12 nearest" in exported.stdout
+    assert TrainedRun.load(tmp_path / "cgcnn.pt").graph == preset("cgcnn_crystal")

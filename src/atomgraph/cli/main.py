@@ -1,8 +1,14 @@
-"""``atomgraph`` command line, driven by YAML configs (see ``configs/``)."""
+"""``atomgraph`` command line, driven by YAML configs (see ``configs/``).
+
+A mistake in the input (a bad config key, a missing file, a corrupt checkpoint, a structure that does
+not parse) is reported as one line, ``error: ...``, with exit status 2; ``--debug`` (before the
+command) shows the traceback as well.
+"""
 
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +17,35 @@ import typer
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Graphs and GNNs for molecules and crystals."
 )
+
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+"""Errors that describe the input (ConfigError, RunLoadError and StructureError are ValueErrors)."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``atomgraph`` console command: :data:`app` with input errors shown as one line."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    if debug:
+        args.remove("--debug")
+    try:
+        app(args, standalone_mode=False)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        raise SystemExit(1) from None
+    except USER_ERRORS as error:
+        if debug:
+            raise
+        typer.echo(f"error: {error}", err=True)
+        typer.echo("(run with --debug for the traceback)", err=True)
+        raise SystemExit(2) from None
+    except typer.Exit as done:
+        raise SystemExit(done.exit_code) from None
+    except Exception as error:
+        if hasattr(error, "show") and hasattr(error, "exit_code"):  # click's usage errors: no traceback
+            error.show()
+            raise SystemExit(error.exit_code) from None
+        raise
 
 
 @app.command()
@@ -69,6 +104,22 @@ def explain(
     )
     prediction = ", ".join(f"{v:.4g}" for v in result["prediction"])
     typer.echo(f"{result['method']} -> {result['path']} (prediction: {prediction})")
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="a finished run directory (or a checkpoint)")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="the file to write")] = Path("model.pt"),
+    which: Annotated[str, typer.Option(help="best | last | auto (best, else last)")] = "auto",
+) -> None:
+    """Write a trained run to one file (weights, graph spec, targets, config; loadable with
+    weights_only=True) that predict, relax, md and the screening commands accept in place of the run."""
+    from atomgraph.runs import TrainedRun
+
+    trained = TrainedRun.load(run, which)
+    path = trained.export(output)
+    what = f"{trained.model_name} on {trained.graph.describe()}, targets {trained.targets.names}"
+    typer.echo(f"{what} -> {path}")
 
 
 @app.command()
@@ -181,4 +232,4 @@ def _add_application_commands() -> None:
 _add_application_commands()
 
 if __name__ == "__main__":
-    app()
+    main()

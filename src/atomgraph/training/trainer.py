@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -9,6 +11,18 @@ from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, Mode
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from atomgraph.training.progress import EpochSummary
+
+
+class _NoAdvertising(logging.Filter):
+    """Drop Lightning's "Tip: try installing litlogger" line: nothing a user of a run can act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in str(record.msg)
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdvertising())
+# Lightning 2.6 on torch 2.13 warns about its own use of a torch internal, once per run
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 
 def make_trainer(training: dict, run_dir: Path, inference_mode: bool = True) -> L.Trainer:
