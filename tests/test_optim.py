@@ -140,11 +140,6 @@ def test_plateau_cuts_after_the_warmup_are_kept():
     assert module.lrs == pytest.approx([*warm, LR, LR, *[LR / 2] * 4])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a plateau cut made during the warm-up is overwritten by OptimizationMixin.optimizer_step, "
-    "which sets lr * (step + 1) / warmup_steps from the base lr; the cut is lost for good",
-)
 def test_a_plateau_cut_during_the_warmup_is_not_lost():
     # 2 steps an epoch, warm-up over 8 steps (4 epochs); the val_loss stalls from the start, so with
     # patience 0 the lr is halved after epochs 1, 2, 3: the warm-up should end at lr / 8, not at lr

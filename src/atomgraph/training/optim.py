@@ -89,5 +89,12 @@ class OptimizationMixin:
         factor = warmup_factor(self.trainer.global_step, self.training_settings)
         if factor is not None:
             for group in optimizer.param_groups:
-                group["lr"] = self.training_settings["lr"] * factor
+                # the ceiling the warm-up rises to: the configured lr, less every plateau cut made since
+                # (a cut shows as an lr below the one set at the previous step)
+                ceiling = group.setdefault("warmup_ceiling", self.training_settings["lr"])
+                previous = group.get("warmup_lr")
+                if previous is not None and group["lr"] < previous:
+                    ceiling *= group["lr"] / previous
+                group["warmup_ceiling"] = ceiling
+                group["lr"] = group["warmup_lr"] = ceiling * factor
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
