@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-import numpy as np
+from atomgraph.evaluation.jsonfile import finite_json  # noqa: F401  (re-exported for the scripts)
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def finite_json(value):
-    """``value`` with NaN and infinities replaced by None, so the file is strict JSON."""
-    if isinstance(value, dict):
-        return {k: finite_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite_json(v) for v in value]
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    return value
 
 
 def relative(path: Path) -> str:

@@ -295,3 +295,16 @@ def test_cli_reports_input_errors_in_one_line_and_exports(cgcnn_run, tmp_path):
     assert exported.returncode == 0, exported.stderr
     assert "radius graph, 8 Å, 12 nearest" in exported.stdout
     assert TrainedRun.load(tmp_path / "cgcnn.pt").graph == preset("cgcnn_crystal")
+
+
+def test_results_files_are_strict_json(cgcnn_run, tmp_path):
+    """NaN (an undefined Spearman, an empty subset) is written as null, never as bare NaN."""
+    from atomgraph.evaluation.jsonfile import write_json
+
+    def strict(text: str):
+        return json.loads(text, parse_constant=lambda name: pytest.fail(f"bare {name} in JSON"))
+
+    path = write_json(tmp_path / "x.json", {"a": float("nan"), "b": [np.float32(np.inf), np.int64(3)]})
+    assert strict(path.read_text()) == {"a": None, "b": [None, 3]}
+    _, run_dir = cgcnn_run
+    strict((run_dir / "metrics.json").read_text())

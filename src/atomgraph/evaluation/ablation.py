@@ -23,6 +23,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from atomgraph.evaluation.jsonfile import write_json
+
 
 def depth_key(model_name: str, explicit: str | None = None) -> str:
     """The depth argument of a model: ``explicit`` (checked against its signature), else its card's."""
@@ -93,7 +95,7 @@ def ablate(
         "depths": [int(d) for d in depths],
         "runs": rows,
     }
-    (out / "ablation.json").write_text(json.dumps(result, indent=2, default=float))
+    write_json(out / "ablation.json", result)
     for name in rows[0]["test"] if rows else []:
         plot_error_vs_depth(result, name, out / f"ablation_{name}.png")
     return result

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import pandas as pd
 import torch
 
 from atomgraph.evaluation.baselines import CompositionBaseline, MeanBaseline
+from atomgraph.evaluation.jsonfile import write_json
 from atomgraph.evaluation.metrics import classification_metrics, regression_metrics
 from atomgraph.evaluation.plots import error_histogram, error_vs_size, learning_curves, parity_plot
 from atomgraph.evaluation.predict import predict_graphs
@@ -98,7 +98,7 @@ def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, ver
     for protocol in protocols_for(config["data"]["dataset"]):  # e.g. seed 004's crystal protocol
         protocol(results, config, module, dataset, split, pred)
     pd.DataFrame(table).to_csv(run_dir / "predictions_test.csv", index=False)
-    (run_dir / "metrics.json").write_text(json.dumps(results, indent=2, default=float))
+    write_json(run_dir / "metrics.json", results)
     if verbose:
         print(format_results(results, config["data"]["dataset"]))
     return results
@@ -170,7 +170,7 @@ def evaluate_potential(run_dir: Path, config: dict, dataset, split, module, verb
     ids = [dataset.meta.ids[i] for i in split["test"]] if dataset.meta.ids else split["test"]
     table = {"id": ids, "natoms": natoms.astype(int), "energy_true": e_true, "energy_pred": e_pred}
     pd.DataFrame(table).to_csv(run_dir / "predictions_test.csv", index=False)
-    (run_dir / "metrics.json").write_text(json.dumps(results, indent=2, default=float))
+    write_json(run_dir / "metrics.json", results)
     if verbose:
         print(format_results(results, config["data"]["dataset"]))
     return results
