@@ -294,7 +294,7 @@ def test_split_from_a_file_and_missing_file(tmp_path, xyz_file):
 def test_predict_file_reports_bad_rows_and_predicts_the_others(structures_run, tmp_path, capsys):
     run_dir, _, _ = structures_run
     smiles = ["CCO", "C1CC(", "CO", "OCC=O"]
-    inputs = write_csv(tmp_path / "new.csv", smiles)
+    inputs = write_csv(tmp_path / "new.csv", smiles, name=[1, 2, 3, 4], energy=[0.5, 0.6, 0.7, 0.8])
     output = tmp_path / "out" / "predictions.csv"
     table = predict_file(run_dir, inputs, output)
     assert output.is_file()
@@ -308,6 +308,8 @@ def test_predict_file_reports_bad_rows_and_predicts_the_others(structures_run, t
     assert np.isnan(energy[1])
     assert np.isfinite(energy[[0, 2, 3]]).all()
     assert "new.csv:3" in capsys.readouterr().err
+    # the input's other columns travel with every row; one named like the target is renamed
+    assert list(written["name"]) == [1, 2, 3, 4] and list(written["energy_input"]) == [0.5, 0.6, 0.7, 0.8]
 
 
 # ---------------------------------------------------------------------------------------------- CLI

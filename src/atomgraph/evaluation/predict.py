@@ -58,7 +58,8 @@ def predict_potential(
 
 
 def _input_rows(path: Path, smiles_column: str, embed_3d: bool):
-    """(row id, SMILES or "", Atoms or the error that row raised) for a SMILES CSV or structure file."""
+    """(row id, SMILES or "", Atoms or the error that row raised, the row's other CSV columns) for a
+    SMILES CSV or structure file."""
     from atomgraph.structures import StructureError, from_smiles, read_records
 
     if path.suffix.lower() == ".csv":
@@ -66,25 +67,29 @@ def _input_rows(path: Path, smiles_column: str, embed_3d: bool):
         column = smiles_column if smiles_column in table.columns else "smiles"
         if column not in table.columns:
             raise ValueError(f"{path}: no SMILES column {smiles_column!r}; it has {list(table.columns)}")
+        others = table.drop(columns=[column]).to_dict("records")
         for row, smiles in enumerate(table[column].astype(str)):
             try:
-                yield f"{path.name}:{row + 2}", smiles, from_smiles(smiles, embed_3d=embed_3d)
+                atoms = from_smiles(smiles, embed_3d=embed_3d)
             except StructureError as error:
-                yield f"{path.name}:{row + 2}", smiles, error
+                atoms = error
+            yield f"{path.name}:{row + 2}", smiles, atoms, others[row]
         return
     for k, record in enumerate(read_records(path)):
         smiles = ""
         if not isinstance(record, Exception) and "rdkit_mol" in record.info:
             smiles = Chem.MolToSmiles(Chem.RemoveHs(record.info["rdkit_mol"], sanitize=False))
-        yield f"{path.name} record {k}", smiles, record
+        yield f"{path.name} record {k}", smiles, record, {}
 
 
 def predict_file(run_dir: str | Path, input_path: str | Path, output: str | Path) -> pd.DataFrame:
     """Predict every row of a SMILES CSV or structure file (XYZ, SDF, ...) with a trained run (a run
     directory or an exported file); graphs are built with the run's graph spec.
 
-    Rows that cannot be read or turned into a graph keep their place in the output with an ``error``
-    message and empty predictions; they are also reported on stderr. Returns the table written.
+    A CSV's other columns are kept in the output (renamed ``<name>_input`` where they would clash with
+    a prediction). Rows that cannot be read or turned into a graph keep their place in the output with
+    an ``error`` message and empty predictions; they are also reported on stderr. Returns the table
+    written.
     """
     from atomgraph.runs import TrainedRun
 
@@ -93,8 +98,13 @@ def predict_file(run_dir: str | Path, input_path: str | Path, output: str | Path
     names = run.targets.names
     smiles_column = run.config["data"]["smiles_column"] if run.config else "smiles"
     records, graphs, slots = [], [], []
-    for row_id, smiles, atoms in _input_rows(Path(input_path), smiles_column, settings.kind == "radius"):
+    taken = {"id", "smiles", "error", *names}
+    for row_id, smiles, atoms, others in _input_rows(
+        Path(input_path), smiles_column, settings.kind == "radius"
+    ):
         record = {"id": row_id, "smiles": smiles, "error": ""}
+        # the input's other columns travel with the row (a column named like a target gets "_input")
+        record.update({f"{k}_input" if k in taken else k: v for k, v in others.items()})
         if isinstance(atoms, Exception):
             record["error"] = str(atoms)
         else:
