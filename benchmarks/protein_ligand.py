@@ -83,6 +83,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--runs", type=Path, default=REPO_ROOT / "runs" / "protein_ligand")
     parser.add_argument(
+        "--reuse-runs", action="store_true", help="read finished runs under --runs instead of retraining"
+    )
+    parser.add_argument(
         "--output", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "protein_ligand.json"
     )
     return parser.parse_args(argv)
@@ -151,14 +154,19 @@ def train_model(name: str, fold: str, fold_settings: dict, root: Path, args: arg
     predictions in pK, info)."""
     started = time.perf_counter()
     config = run_config(name, fold, fold_settings, root, args)
-    run_dir = train_and_evaluate(config, progress=False, overwrite=True)
+    run_dir = Path(config["run_dir"])
+    finished = (run_dir / "metrics.json").exists() and (run_dir / "predictions_test.csv").exists()
+    if not (args.reuse_runs and finished):  # --reuse-runs: a finished run of this model and fold is read
+        run_dir = train_and_evaluate(config, progress=False, overwrite=True)
+        (run_dir / "benchmark_seconds.txt").write_text(f"{time.perf_counter() - started:.1f}\n")
+    seconds_file = run_dir / "benchmark_seconds.txt"
     rows = np.asarray(json.loads((run_dir / "split.json").read_text())["test"], dtype=int)
     table = pd.read_csv(run_dir / "predictions_test.csv")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     history = pd.read_csv(run_dir / "logs" / "metrics.csv")
     val = history.dropna(subset=["val_loss"]) if "val_loss" in history else history.iloc[0:0]
     info = {
-        "train_seconds": time.perf_counter() - started,
+        "train_seconds": float(seconds_file.read_text()) if seconds_file.exists() else float("nan"),
         "best_epoch": int(val.loc[val["val_loss"].idxmin(), "epoch"]) + 1 if len(val) else args.epochs,
         "parameters": metrics["parameters"],
         "run_dir": str(run_dir),

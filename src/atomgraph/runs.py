@@ -111,9 +111,12 @@ def check_agreement(config: dict, module, path: Path) -> None:
             problems.append(f"graph: {error}")
     if list(config["data"]["targets"]) != module.info.names:
         problems.append(f"targets {config['data']['targets']} vs {module.info.names}")
-    trained = {k: v for k, v in module.hparams["model"].items() if k in config["model"]}
-    if trained != config["model"]:
-        problems.append(f"model {config['model']} vs {trained}")
+    trained = module.hparams["model"]
+    changed = sorted(k for k in config["model"] if k in trained and trained[k] != config["model"][k])
+    if changed:  # keys only one side has: filled from the data (widths) or dropped from old configs
+        problems.append(
+            "model " + ", ".join(f"{k}: {config['model'][k]!r} vs {trained[k]!r}" for k in changed)
+        )
     if problems:
         raise RunLoadError(
             f"{path}: the run's config.yaml and its checkpoint disagree ({'; '.join(problems)}); the "
