@@ -308,3 +308,21 @@ def test_results_files_are_strict_json(cgcnn_run, tmp_path):
     assert strict(path.read_text()) == {"a": None, "b": [None, 3]}
     _, run_dir = cgcnn_run
     strict((run_dir / "metrics.json").read_text())
+
+
+def test_a_run_written_before_the_spine_loads_and_predicts_as_it_did(tmp_path):
+    """tests/data/legacy_run: a SchNet run trained by the code before GraphSpec (commit 8252b62), with
+    ``model.cutoff: 3.5`` under a 4 Å graph and targets as TargetInfo. It loads, its spec is the 3.5 Å
+    the model really used, and its predictions equal the ones that code made (expected.json)."""
+    import shutil
+
+    legacy = tmp_path / "legacy_run"
+    shutil.copytree(Path(__file__).parent / "data" / "legacy_run", legacy)
+    run = TrainedRun.load(legacy)
+    assert run.graph.kind == "radius" and run.graph.cutoff == 3.5 and run.targets.names == ["energy"]
+    assert run.targets[0].reduction == "sum" and "cutoff" not in run.module.hparams["model"]
+    expected = json.loads((legacy / "expected.json").read_text())
+    for entry in expected["structures"]:
+        atoms = Atoms(numbers=entry["numbers"], positions=entry["positions"])
+        value = run.module(run.build_graph(atoms)).detach().double().numpy()[0]
+        np.testing.assert_allclose(value, entry["prediction"], rtol=1e-5, atol=1e-6)
