@@ -326,3 +326,38 @@ def test_a_run_written_before_the_spine_loads_and_predicts_as_it_did(tmp_path):
         atoms = Atoms(numbers=entry["numbers"], positions=entry["positions"])
         value = run.module(run.build_graph(atoms)).detach().double().numpy()[0]
         np.testing.assert_allclose(value, entry["prediction"], rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- unseen elements
+
+
+def test_unseen_elements_are_flagged_per_row_and_out_of_table_ones_cost_only_their_row(
+    crystal_potential, tmp_path
+):
+    """The run knows its training elements (Ar here). predict: a row with Au is predicted but flagged
+    (column ``warning``), or refused with ``refuse_unseen_elements``; a row with Z = 118 (beyond the
+    model's embedding table) gets an error and every other row its prediction. The calculator refuses
+    unseen elements unless told otherwise."""
+    import ase.io
+
+    frames, run_dir = crystal_potential
+    run = TrainedRun.load(run_dir)
+    assert run.elements == [18]
+    gold = frames[1].copy()
+    gold.numbers[0] = 79
+    heavy = frames[2].copy()
+    heavy.numbers[0] = 118
+    path = tmp_path / "mixed.xyz"
+    ase.io.write(path, [frames[0], gold, heavy, frames[3]], format="extxyz")
+    table = predict_file(run_dir, path, tmp_path / "out.csv")
+    assert list(table["error"] == "") == [True, True, False, True]
+    assert "Og" in table.loc[2, "warning"] or "Og" in table.loc[2, "error"] or "118" in table.loc[2, "error"]
+    assert "Au" in table.loc[1, "warning"] and table.loc[0, "warning"] == ""
+    assert np.isfinite(table["energy"][[0, 1, 3]]).all() and np.isnan(table["energy"][2])
+    refused = predict_file(run_dir, path, tmp_path / "out2.csv", refuse_unseen_elements=True)
+    assert "never seen in training: Au" in refused.loc[1, "error"] and np.isnan(refused["energy"][1])
+    gold.calc = Calculator(run)
+    with pytest.raises(ValueError, match="never seen in training"):
+        gold.get_potential_energy()
+    gold.calc = Calculator(run, allow_unseen_elements=True)
+    assert np.isfinite(gold.get_potential_energy())

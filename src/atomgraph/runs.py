@@ -213,6 +213,21 @@ class TrainedRun:
 
     # -------------------------------------------------------------------------------- using it
 
+    @property
+    def elements(self) -> list[int] | None:
+        """Atomic numbers seen in training (None for runs saved before they were recorded)."""
+        return self.module.hparams.get("elements")
+
+    def unseen_elements(self, numbers) -> list[str]:
+        """Symbols of the elements in ``numbers`` that the model never saw in training (sorted)."""
+        from ase.data import chemical_symbols
+
+        if self.elements is None:
+            return []
+        known = set(self.elements)
+        return sorted({chemical_symbols[int(z)] if 0 < int(z) < len(chemical_symbols) else f"Z={int(z)}"
+                       for z in numbers if int(z) not in known})  # fmt: skip
+
     def build_graph(self, atoms: Atoms) -> Data:
         """The graph of one structure, built exactly as in training."""
         return self.graph.build(atoms)
@@ -236,7 +251,7 @@ class TrainedRun:
 
 
 def _build_module(hparams: dict, weights: dict) -> AtomgraphModule:
-    names = ("model", "targets", "task", "training", "total_steps", "graph")
+    names = ("model", "targets", "task", "training", "total_steps", "graph", "elements")
     kwargs = {k: hparams[k] for k in names if k in hparams}
     module = AtomgraphModule(**kwargs)
     if module.kind == "potential":

@@ -77,11 +77,14 @@ def predict(
     run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
     input_path: Annotated[Path, typer.Argument(help="SMILES CSV, XYZ, SDF, ... file")],
     output: Annotated[Path, typer.Option("-o", "--output", help="CSV to write")] = Path("predictions.csv"),
+    refuse_unseen_elements: Annotated[
+        bool, typer.Option(help="rows with elements never seen in training get an error, not a warning")
+    ] = False,
 ) -> None:
     """Predict the run's targets for every row of a file; bad rows are reported and kept with an error."""
     from atomgraph.evaluation.predict import predict_file
 
-    predict_file(run_dir, input_path, output)
+    predict_file(run_dir, input_path, output, refuse_unseen_elements=refuse_unseen_elements)
 
 
 @app.command()

@@ -82,10 +82,40 @@ def _input_rows(path: Path, smiles_column: str, embed_3d: bool):
         yield f"{path.name} record {k}", smiles, record, {}
 
 
-def predict_file(run_dir: str | Path, input_path: str | Path, output: str | Path) -> pd.DataFrame:
+def predict_each(module: torch.nn.Module, graphs, batch_size: int = 128) -> tuple[np.ndarray, list[str]]:
+    """Predictions [M, T] and an error message per graph ("" when fine): batches first; a batch that
+    fails is predicted graph by graph, so one bad structure costs only its own row."""
+    values, errors = [], []
+    for start in range(0, len(graphs), batch_size):
+        chunk = graphs[start : start + batch_size]
+        try:
+            values.append(predict_graphs(module, chunk, batch_size))
+            errors += [""] * len(chunk)
+            continue
+        except (IndexError, RuntimeError, ValueError):
+            pass
+        for graph in chunk:
+            try:
+                values.append(predict_graphs(module, [graph], 1))
+                errors.append("")
+            except (IndexError, RuntimeError, ValueError) as error:
+                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                values.append(np.full((1, values[0].shape[1] if values else 1), np.nan))
+                errors.append(f"the model cannot evaluate this structure ({reason})")
+    width = max((v.shape[1] for v in values if v.size), default=0)
+    rows = [v if v.shape[1] == width else np.full((v.shape[0], width), np.nan) for v in values]
+    return (np.concatenate(rows) if rows else np.zeros((0, width))), errors
+
+
+def predict_file(
+    run_dir: str | Path, input_path: str | Path, output: str | Path, refuse_unseen_elements: bool = False
+) -> pd.DataFrame:
     """Predict every row of a SMILES CSV or structure file (XYZ, SDF, ...) with a trained run (a run
     directory or an exported file); graphs are built with the run's graph spec.
 
+    A row with an element the model never saw in training gets a ``warning`` (its prediction is an
+    extrapolation), or an ``error`` and no prediction with ``refuse_unseen_elements``; a structure the
+    model cannot evaluate at all (an element beyond its tables) gets an ``error``, the others go on.
     A CSV's other columns are kept in the output (renamed ``<name>_input`` where they would clash with
     a prediction). Rows that cannot be read or turned into a graph keep their place in the output with
     an ``error`` message and empty predictions; they are also reported on stderr. Returns the table
@@ -98,13 +128,20 @@ def predict_file(run_dir: str | Path, input_path: str | Path, output: str | Path
     names = run.targets.names
     smiles_column = run.config["data"]["smiles_column"] if run.config else "smiles"
     records, graphs, slots = [], [], []
-    taken = {"id", "smiles", "error", *names}
+    taken = {"id", "smiles", "error", "warning", *names}
     for row_id, smiles, atoms, others in _input_rows(
         Path(input_path), smiles_column, settings.kind == "radius"
     ):
-        record = {"id": row_id, "smiles": smiles, "error": ""}
+        record = {"id": row_id, "smiles": smiles, "error": "", "warning": ""}
         # the input's other columns travel with the row (a column named like a target gets "_input")
         record.update({f"{k}_input" if k in taken else k: v for k, v in others.items()})
+        unseen = [] if isinstance(atoms, Exception) else run.unseen_elements(atoms.numbers)
+        if unseen:
+            message = f"elements never seen in training: {', '.join(unseen)}"
+            if refuse_unseen_elements:
+                atoms = ValueError(f"{row_id}: {message}")
+            else:
+                record["warning"] = message + "; the prediction is an extrapolation"
         if isinstance(atoms, Exception):
             record["error"] = str(atoms)
         else:
@@ -120,13 +157,19 @@ def predict_file(run_dir: str | Path, input_path: str | Path, output: str | Path
     for name in names:
         table[name] = np.nan
     if graphs:
-        values = predict_graphs(module, graphs)
+        values, errors = predict_each(module, graphs)
         for t, name in enumerate(names):
             table.loc[slots, name] = values[:, t]
+        for slot, error in zip(slots, errors, strict=True):
+            if error:
+                table.loc[slot, "error"] = f"{table.loc[slot, 'id']}: {error}"
     bad = table[table["error"] != ""]
     for _, row in bad.iterrows():
         print(f"skipped {row['id']}: {row['error']}", file=sys.stderr)
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(output, index=False)
-    print(f"predicted {len(graphs)} of {len(table)} rows -> {output}; {len(bad)} skipped", file=sys.stderr)
+    warned = int((table["warning"] != "").sum())
+    note = f"; {warned} with elements never seen in training (column warning)" if warned else ""
+    print(f"predicted {len(table) - len(bad)} of {len(table)} rows -> {output}; {len(bad)} skipped{note}",
+          file=sys.stderr)  # fmt: skip
     return table

@@ -44,6 +44,8 @@ class Calculator(AseCalculator):
             was trained on (its :class:`~atomgraph.graphs.spec.GraphSpec`: cutoff and neighbour cap).
         skin: neighbour-list skin in Å (0 rebuilds every call).
         device: torch device; dtype: compute dtype (default: the model's, float64 for "64-true" runs).
+        allow_unseen_elements: by default a structure with an element the potential never saw in
+            training is refused (MD and relaxation would run on garbage forces).
 
     Results: ``energy``/``free_energy`` (eV), ``forces`` [N, 3] eV/Å and, when asked for (cells
     periodic in 3D), ``stress`` (6 Voigt components xx yy zz yz xz xy, eV/Å^3, ASE sign).
@@ -58,6 +60,7 @@ class Calculator(AseCalculator):
         skin: float = 0.5,
         device: str | torch.device = "cpu",
         dtype: torch.dtype | None = None,
+        allow_unseen_elements: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -85,6 +88,8 @@ class Calculator(AseCalculator):
         self.max_neighbors = max_neighbors
         self.skin = 0.0 if max_neighbors is not None else float(skin)  # k-nearest graphs: rebuild
         self.builds = 0
+        elements = getattr(module, "hparams", {}).get("elements")
+        self.elements = None if elements is None or allow_unseen_elements else set(elements)
         self._stress_wanted = False
         self._template: Batch | None = None
         self._pairs: torch.Tensor | None = None
@@ -137,6 +142,14 @@ class Calculator(AseCalculator):
     def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
+        if self.elements is not None and not set(atoms.numbers.tolist()) <= self.elements:
+            from ase.data import chemical_symbols
+
+            unseen = sorted({chemical_symbols[z] for z in atoms.numbers.tolist() if z not in self.elements})
+            raise ValueError(
+                f"{atoms.get_chemical_formula()}: elements never seen in training ({', '.join(unseen)}); the "
+                "forces would be garbage. Pass allow_unseen_elements=True to run anyway"
+            )
         if "stress" in properties and not atoms.pbc.all():
             raise PropertyNotImplementedError("stress needs a cell periodic in all three directions")
         # once asked for (cell relaxation, NPT), stress comes with every call: it is nearly free then,

@@ -45,8 +45,9 @@ class AtomgraphModule(OptimizationMixin, L.LightningModule):
     model: ``{"name": ..., **kwargs}`` for :func:`build_model` (``extensive`` and input widths filled
     in); targets: :meth:`TargetSet.to_list`; task: the ``task`` config section (``kind``, ``loss``,
     ``atomref``, potential weights); training: the ``training`` config section; total_steps: for
-    step-based schedules; graph: the :meth:`GraphSpec.to_dict` of the graphs the model reads.
-    All of them are stored in the checkpoint.
+    step-based schedules; graph: the :meth:`GraphSpec.to_dict` of the graphs the model reads;
+    elements: the atomic numbers of the training rows (what inference may trust). All of them are
+    stored in the checkpoint.
     """
 
     def __init__(
@@ -57,6 +58,7 @@ class AtomgraphModule(OptimizationMixin, L.LightningModule):
         training: dict,
         total_steps: int = 1,
         graph: dict | None = None,
+        elements: list[int] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()

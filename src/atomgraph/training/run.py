@@ -110,6 +110,7 @@ def train(config: dict, resume: bool = False, progress: bool = True, overwrite: 
         training=config["training"],
         total_steps=total_steps,
         graph=spec.to_dict(),
+        elements=training_elements(dataset, split),
     )
     if first:
         write_run_record(run_dir, config, spec, module.model, dataset.targets.to_list(), split)
@@ -150,6 +151,12 @@ def warn_readout_mismatches(config: dict, dataset: GraphDataset) -> None:
     for message in readout_mismatches(dataset.targets, config["model"].get("readout")):
         warnings.warn(message, UserWarning, stacklevel=2)
         log.warning(message)
+
+
+def training_elements(dataset: GraphDataset, split: dict) -> list[int]:
+    """The atomic numbers that occur in the training rows, sorted (stored with the model)."""
+    rows = dataset[torch.as_tensor(split["train"])].atomic_numbers()
+    return sorted({int(z) for numbers in rows for z in numbers})
 
 
 def check_resumable(run_dir: Path, config: dict) -> None:
