@@ -496,9 +496,18 @@ def test_predict_a_cif_and_screen_a_folder(crystal_run):
     assert result.exit_code == 0, result.output
     import pandas as pd
 
-    table = pd.read_csv(ranked)
-    assert len(table) == 6 and "broken" not in set(table["id"])
-    assert table["band_gap"].is_monotonic_decreasing and table["rank"].tolist() == list(range(1, 7))
+    table = pd.read_csv(ranked, keep_default_na=False)
+    ranked_rows = table[table["error"] == ""]
+    assert len(ranked_rows) == 6 and ranked_rows["band_gap"].astype(float).is_monotonic_decreasing
+    assert ranked_rows["rank"].astype(int).tolist() == list(range(1, 7))
+    # the unreadable file keeps its row after the ranked ones, with its error and no rank
+    (failed,) = table[table["error"] != ""].itertuples()
+    assert "broken" in failed.id and failed.rank == "" and table.index[-1] == failed.Index
+    # without --descending the target's own direction ranks: band gaps high first
+    runner.invoke(app, ["screen-crystals", str(run_dir), str(folder), "-o", str(ranked), "--target",
+                        "band_gap", "--workers", "1"])  # fmt: skip
+    again = pd.read_csv(ranked, keep_default_na=False)
+    assert again[again["error"] == ""]["band_gap"].astype(float).is_monotonic_decreasing
 
 
 def test_ablation_arguments_and_configs(tmp_path):

@@ -15,7 +15,10 @@ def screen_crystals(
     folder: Annotated[Path, typer.Argument(help="folder (or tar archive) of CIF/POSCAR files")],
     output: Annotated[Path, typer.Option("-o", "--output", help="ranked CSV to write")] = Path("ranked.csv"),
     target: Annotated[str | None, typer.Option(help="target to rank by (default: the run's first)")] = None,
-    descending: Annotated[bool, typer.Option(help="largest values first (band gaps, moduli)")] = False,
+    descending: Annotated[
+        bool | None,
+        typer.Option("--descending/--ascending", help="largest first; default: the target's own direction"),
+    ] = None,
     workers: Annotated[int | None, typer.Option(help="processes for parsing (default: every core)")] = None,
 ) -> None:
     """Predict every structure of a folder and rank them; unreadable files are reported and skipped."""

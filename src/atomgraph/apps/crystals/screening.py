@@ -15,7 +15,7 @@ from ase import Atoms
 
 from atomgraph.apps.crystals.cif_archive import iter_structure_texts
 from atomgraph.apps.crystals.parallel_graphs import arrays_to_graph, graphs_from_texts
-from atomgraph.evaluation.predict import predict_graphs
+from atomgraph.evaluation.predict import predict_each
 
 
 def screen_structures(
@@ -23,7 +23,7 @@ def screen_structures(
     folder: str | Path,
     output: str | Path,
     target: str | None = None,
-    descending: bool = False,
+    descending: bool | None = None,
     workers: int | None = None,
     batch_size: int = 128,
     progress: bool = True,
@@ -33,10 +33,12 @@ def screen_structures(
     Args:
         run_dir: a finished run or an exported model (its graph spec and best checkpoint are used).
         folder: a folder of structure files or a tar archive of them.
-        output: the CSV to write: ``rank, id, formula, natoms`` and one column per predicted target
-            (in the run's units).
+        output: the CSV to write: ``rank, id, formula, natoms``, one column per predicted target (in the
+            run's units), ``warning`` (elements never seen in training) and ``error``; files that could
+            not be read or evaluated follow the ranked rows with their error and no rank.
         target: the target to rank by (default: the run's first).
-        descending: rank the largest values first (e.g. band gaps, moduli); default smallest first.
+        descending: rank the largest values first; default: the target's ``ranks_first`` (band gaps,
+            moduli: high; energies: low).
         workers: processes for parsing (None: every core).
     Returns ``(ranked, skipped)``; ``skipped`` has ``id`` and ``error`` for every file left out.
     """
@@ -48,6 +50,8 @@ def screen_structures(
     target = target or names[0]
     if target not in names:
         raise ValueError(f"the run predicts {names}, not {target!r}")
+    if descending is None:
+        descending = run.targets.spec(target).ranks_first == "high"
     settings = run.graph
     keys: list[str] = []
 
@@ -58,10 +62,7 @@ def screen_structures(
 
     built = graphs_from_texts(items(), settings, workers, progress=progress, desc=Path(folder).name)
     good = sorted(row for row, result in built.items() if not isinstance(result, str))
-    skipped = pd.DataFrame(
-        [{"id": keys[row], "error": built[row]} for row in sorted(built) if isinstance(built[row], str)],
-        columns=["id", "error"],
-    )
+    failed = [{"id": keys[row], "error": built[row]} for row in sorted(built) if isinstance(built[row], str)]
     graphs = [arrays_to_graph(built[row]) for row in good]
     table = pd.DataFrame(
         {
@@ -70,22 +71,25 @@ def screen_structures(
             "natoms": [int(g.z.numel()) for g in graphs],
         }
     )
-    if graphs:
-        values = predict_graphs(module, graphs, batch_size)
-        for t, name in enumerate(names):
-            table[name] = values[:, t]
-        table = table.sort_values(target, ascending=not descending, kind="stable", ignore_index=True)
-    else:
-        for name in names:
-            table[name] = []
-    table.insert(0, "rank", range(1, len(table) + 1))
+    values, errors = predict_each(module, graphs, batch_size)
+    for t, name in enumerate(names):
+        table[name] = values[:, t] if len(graphs) else []
+    unseen = [run.unseen_elements(g.z.tolist()) for g in graphs]
+    table["warning"] = [f"elements never seen in training: {', '.join(u)}" if u else "" for u in unseen]
+    failed += [{"id": table.loc[k, "id"], "error": e} for k, e in enumerate(errors) if e]
+    table = table[[not e for e in errors]] if len(graphs) else table
+    table = table.sort_values(target, ascending=not descending, kind="stable", ignore_index=True)
+    table.insert(0, "rank", pd.array(range(1, len(table) + 1), dtype="Int64"))  # empty for failed files
+    table["error"] = ""
+    skipped = pd.DataFrame(failed, columns=["id", "error"])
     Path(output).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(output, index=False)
+    pd.concat([table, skipped], ignore_index=True).to_csv(output, index=False)  # every file has a row
     for _, row in skipped.iterrows():
         print(f"skipped {row['id']}: {row['error']}", file=sys.stderr)
     order = "largest" if descending else "smallest"
     print(
-        f"ranked {len(table)} structures by {target} ({order} first) -> {output}; {len(skipped)} skipped",
+        f"ranked {len(table)} structures by {target} ({order} first) -> {output}; {len(skipped)} could not "
+        "be read or evaluated (listed after the ranked rows)",
         file=sys.stderr,
     )
     return table, skipped
