@@ -1,7 +1,9 @@
-"""A run, end to end: config -> dataset, split, normaliser -> Lightning fit -> evaluation in the run dir.
+"""Training a run: config -> checks -> dataset, split, normaliser -> Lightning fit, in the run directory.
 
-The run directory holds ``config.yaml`` (resolved), ``split.json``, ``checkpoints/{best,last}.ckpt``,
-``logs/metrics.csv``, ``metrics.json``, ``predictions_test.csv`` and ``plots/``.
+Training writes ``config.yaml`` (resolved, with the graph spec as built), ``run.json`` (the run record),
+``split.json``, ``checkpoints/{best,last}.ckpt`` and ``logs/metrics.csv``; the report (``metrics.json``,
+``predictions_test.csv``, ``plots/``) is :mod:`atomgraph.evaluation`'s, run after training by
+:func:`atomgraph.evaluation.experiment.train_and_evaluate` (what ``atomgraph train`` calls).
 """
 
 from __future__ import annotations
