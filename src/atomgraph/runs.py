@@ -220,13 +220,7 @@ class TrainedRun:
 
     def unseen_elements(self, numbers) -> list[str]:
         """Symbols of the elements in ``numbers`` that the model never saw in training (sorted)."""
-        from ase.data import chemical_symbols
-
-        if self.elements is None:
-            return []
-        known = set(self.elements)
-        return sorted({chemical_symbols[int(z)] if 0 < int(z) < len(chemical_symbols) else f"Z={int(z)}"
-                       for z in numbers if int(z) not in known})  # fmt: skip
+        return unseen_elements(numbers, self.elements)
 
     def build_graph(self, atoms: Atoms) -> Data:
         """The graph of one structure, built exactly as in training."""
@@ -248,6 +242,18 @@ class TrainedRun:
         }
         torch.save(payload, path)
         return path
+
+
+def unseen_elements(numbers, elements) -> list[str]:
+    """Symbols of the atomic ``numbers`` outside ``elements`` (the training elements), sorted; none
+    when ``elements`` is None (a run saved before they were recorded)."""
+    from ase.data import chemical_symbols
+
+    if elements is None:
+        return []
+    known = set(elements)
+    return sorted({chemical_symbols[int(z)] if 0 < int(z) < len(chemical_symbols) else f"Z={int(z)}"
+                   for z in numbers if int(z) not in known})  # fmt: skip
 
 
 def _build_module(hparams: dict, weights: dict) -> AtomgraphModule:

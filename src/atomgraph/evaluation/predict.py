@@ -85,26 +85,29 @@ def _input_rows(path: Path, smiles_column: str, embed_3d: bool):
 def predict_each(module: torch.nn.Module, graphs, batch_size: int = 128) -> tuple[np.ndarray, list[str]]:
     """Predictions [M, T] and an error message per graph ("" when fine): batches first; a batch that
     fails is predicted graph by graph, so one bad structure costs only its own row."""
-    values, errors = [], []
+    rows: list[np.ndarray | None] = []  # one per graph; None where the model failed on it
+    errors: list[str] = []
     for start in range(0, len(graphs), batch_size):
         chunk = graphs[start : start + batch_size]
         try:
-            values.append(predict_graphs(module, chunk, batch_size))
+            rows += list(predict_graphs(module, chunk, batch_size))
             errors += [""] * len(chunk)
             continue
         except (IndexError, RuntimeError, ValueError):
             pass
         for graph in chunk:
             try:
-                values.append(predict_graphs(module, [graph], 1))
+                rows.append(predict_graphs(module, [graph], 1)[0])
                 errors.append("")
             except (IndexError, RuntimeError, ValueError) as error:
                 reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-                values.append(np.full((1, values[0].shape[1] if values else 1), np.nan))
+                rows.append(None)
                 errors.append(f"the model cannot evaluate this structure ({reason})")
-    width = max((v.shape[1] for v in values if v.size), default=0)
-    rows = [v if v.shape[1] == width else np.full((v.shape[0], width), np.nan) for v in values]
-    return (np.concatenate(rows) if rows else np.zeros((0, width))), errors
+    width = next((len(row) for row in rows if row is not None), 0)
+    values = np.array([np.full(width, np.nan) if row is None else row for row in rows]).reshape(
+        len(rows), width
+    )
+    return values, errors
 
 
 def predict_file(

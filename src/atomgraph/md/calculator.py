@@ -23,6 +23,7 @@ from torch_geometric.data import Batch
 from atomgraph.graphs.geometry import edge_lengths, edge_vectors
 from atomgraph.graphs.radius_graph import radius_graph
 from atomgraph.graphs.spec import GraphSpec
+from atomgraph.runs import unseen_elements
 
 
 def load_potential(path: str | Path, which: str = "auto") -> tuple[torch.nn.Module, GraphSpec]:
@@ -89,7 +90,7 @@ class Calculator(AseCalculator):
         self.skin = 0.0 if max_neighbors is not None else float(skin)  # k-nearest graphs: rebuild
         self.builds = 0
         elements = getattr(module, "hparams", {}).get("elements")
-        self.elements = None if elements is None or allow_unseen_elements else set(elements)
+        self.elements = None if allow_unseen_elements else elements
         self._stress_wanted = False
         self._template: Batch | None = None
         self._pairs: torch.Tensor | None = None
@@ -142,10 +143,8 @@ class Calculator(AseCalculator):
     def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
-        if self.elements is not None and not set(atoms.numbers.tolist()) <= self.elements:
-            from ase.data import chemical_symbols
-
-            unseen = sorted({chemical_symbols[z] for z in atoms.numbers.tolist() if z not in self.elements})
+        unseen = unseen_elements(atoms.numbers, self.elements)
+        if unseen:
             raise ValueError(
                 f"{atoms.get_chemical_formula()}: elements never seen in training ({', '.join(unseen)}); the "
                 "forces would be garbage. Pass allow_unseen_elements=True to run anyway"

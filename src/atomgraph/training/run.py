@@ -105,6 +105,8 @@ def train(config: dict, resume: bool = False, progress: bool = True, overwrite: 
     if total_steps is None or total_steps < 0:
         total_steps = steps_per_epoch * config["training"]["epochs"]
 
+    train_rows = dataset[torch.as_tensor(split["train"])]
+    train_numbers = train_rows.atomic_numbers()
     module = AtomgraphModule(
         model=model_arguments(config, dataset),
         targets=dataset.targets.to_list(),
@@ -112,15 +114,12 @@ def train(config: dict, resume: bool = False, progress: bool = True, overwrite: 
         training=config["training"],
         total_steps=total_steps,
         graph=spec.to_dict(),
-        elements=training_elements(dataset, split),
+        elements=sorted({int(z) for numbers in train_numbers for z in numbers}),  # what inference may trust
     )
     if first:
         write_run_record(run_dir, config, spec, module.model, dataset.targets.to_list(), split)
     if module.task.normalizes:
-        train_rows = dataset[torch.as_tensor(split["train"])]
-        module.normalizer.fit(
-            train_rows.targets_array(), train_rows.atomic_numbers(), config["task"]["atomref"]
-        )
+        module.normalizer.fit(train_rows.targets_array(), train_numbers, config["task"]["atomref"])
     trainer = make_trainer(config["training"], run_dir, inference_mode=not module.task.needs_grad)
     trainer.fit(
         module, data["train"], data["val"], ckpt_path=str(last) if resume else None, weights_only=True
@@ -153,12 +152,6 @@ def warn_readout_mismatches(config: dict, dataset: GraphDataset) -> None:
     for message in readout_mismatches(dataset.targets, config["model"].get("readout")):
         warnings.warn(message, UserWarning, stacklevel=2)
         log.warning(message)
-
-
-def training_elements(dataset: GraphDataset, split: dict) -> list[int]:
-    """The atomic numbers that occur in the training rows, sorted (stored with the model)."""
-    rows = dataset[torch.as_tensor(split["train"])].atomic_numbers()
-    return sorted({int(z) for numbers in rows for z in numbers})
 
 
 def check_resumable(run_dir: Path, config: dict) -> None:
