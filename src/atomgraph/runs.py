@@ -24,6 +24,7 @@ import yaml
 from ase import Atoms
 from torch_geometric.data import Data
 
+from atomgraph.data.safe_load import safe_torch_load
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.targets import TargetSet, targets_from_columns
 from atomgraph.training.config import read_run_config
@@ -44,14 +45,10 @@ def safe_load(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise RunLoadError(f"{path} does not exist")
-    try:  # an explicit weights_only=True wins over TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise RunLoadError(
-            f"{path} is not a readable atomgraph checkpoint (corrupt, truncated, or not written by "
-            f"atomgraph): {reason}"
-        ) from error
+    try:
+        return safe_torch_load(path, "atomgraph checkpoint")
+    except (ValueError, OSError) as error:
+        raise RunLoadError(str(error)) from error
 
 
 # ------------------------------------------------------------------------------------- legacy

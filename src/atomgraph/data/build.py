@@ -73,8 +73,11 @@ def cache_dir(explicit: str | Path | None = None) -> Path:
     return Path(os.environ.get("ATOMGRAPH_CACHE", Path.home() / ".cache" / "atomgraph"))
 
 
-def load_or_build(path: Path, build: Callable[[], GraphDataset]) -> GraphDataset:
-    """Read the processed dataset at ``path`` or build and save it there (processing happens once).
+def load_or_build(
+    path: Path, build: Callable[[], GraphDataset], dataset_type: type[GraphDataset] = GraphDataset
+) -> GraphDataset:
+    """Read the processed dataset at ``path`` (as ``dataset_type``) or build and save it there (processing
+    happens once).
 
     The cache is derived data: a file that cannot be read (corrupt, truncated, empty, an older layout)
     is logged, deleted and rebuilt. The save writes a per-process temporary file, removed if the save
@@ -82,7 +85,7 @@ def load_or_build(path: Path, build: Callable[[], GraphDataset]) -> GraphDataset
     """
     if path.exists():
         try:
-            return GraphDataset.load_file(path)
+            return dataset_type.load_file(path)
         except ValueError as error:
             log.warning("%s; the cache is derived data: deleting it and rebuilding", error)
             path.unlink(missing_ok=True)

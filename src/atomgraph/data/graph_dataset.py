@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -11,6 +10,7 @@ import numpy as np
 import torch
 from torch_geometric.data import Data, InMemoryDataset
 
+from atomgraph.data.safe_load import safe_torch_load
 from atomgraph.targets import TargetSet
 
 
@@ -43,6 +43,10 @@ class GraphDataset(InMemoryDataset):
     Indexing with an int gives a ``Data``; with a sequence/tensor of indices a view on those rows
     (``dataset[train_idx]``), as in PyG.
     """
+
+    sample_type: type[Data] = Data
+    """The class of the samples, rebuilt on :meth:`load_file` (subclasses with their own batching
+    rules, e.g. protein-ligand complexes, set it)."""
 
     def __init__(self, graphs: Sequence[Data] | None, meta: DatasetMeta):
         super().__init__(None)
@@ -92,22 +96,14 @@ class GraphDataset(InMemoryDataset):
                 layout). It is never retried with ``weights_only=False``: that would run whatever the
                 file holds.
         """
+        stored = safe_torch_load(path, "dataset file")
         try:
-            stored = torch.load(path, weights_only=True)
             dataset = cls(None, DatasetMeta.from_dict(stored["meta"]))
-            dataset.data = Data.from_dict(stored["data"])
+            dataset.data = cls.sample_type.from_dict(stored["data"])
             dataset.slices = stored["slices"]
-        except (FileNotFoundError, IsADirectoryError, PermissionError):
-            raise
-        except pickle.UnpicklingError:  # torch's message advises the unsafe weights_only=False: not shown
+        except Exception as error:  # a readable file of another layout
             raise ValueError(
-                f"{path}: corrupt or unreadable dataset file (the safe weights_only loader rejects it)"
-            ) from None
-        except Exception as error:  # whatever random, truncated or foreign bytes make torch.load raise
-            reason = (str(error).strip().splitlines() or [""])[0].split(". ")[0][:160]
-            raise ValueError(
-                f"{path}: corrupt or unreadable dataset file ({type(error).__name__}{': ' if reason else ''}"
-                f"{reason})"
+                f"{path}: corrupt or unreadable dataset file ({type(error).__name__}: {error})"
             ) from error
         return dataset
 

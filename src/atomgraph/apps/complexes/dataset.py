@@ -21,14 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from rdkit import Chem
 from tqdm.auto import tqdm
 
@@ -37,7 +35,7 @@ from atomgraph.apps.complexes.errors import ComplexError
 from atomgraph.apps.complexes.graph import ComplexData, ComplexGraphSettings, complex_graph
 from atomgraph.apps.complexes.ligand import read_ligand, read_ligands
 from atomgraph.apps.complexes.protein import Protein, read_protein
-from atomgraph.data.build import cache_dir
+from atomgraph.data.build import cache_dir, load_or_build
 from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset
 from atomgraph.targets import AFFINITY, TargetSet
 
@@ -50,13 +48,7 @@ LAYOUTS = ("auto", "pdbbind", "openff")
 class ComplexDataset(GraphDataset):
     """A :class:`GraphDataset` of :class:`ComplexData` samples that reloads them as ComplexData."""
 
-    @classmethod
-    def load_file(cls, path: str | Path) -> ComplexDataset:
-        stored = torch.load(path, weights_only=True)
-        dataset = cls(None, DatasetMeta.from_dict(stored["meta"]))
-        dataset.data = ComplexData.from_dict(stored["data"])
-        dataset.slices = stored["slices"]
-        return dataset
+    sample_type = ComplexData
 
     def groups(self) -> list[str]:
         """The group (target) of every row of this (possibly indexed) dataset."""
@@ -105,13 +97,8 @@ def build_complex_dataset(
 
 
 def _cached(file: Path, build: Callable[[], ComplexDataset]) -> ComplexDataset:
-    if file.exists():
-        return ComplexDataset.load_file(file)
-    dataset = build()
-    tmp = file.with_name(f"{file.name}.{os.getpid()}.tmp")
-    dataset.save(tmp)
-    tmp.replace(file)
-    return dataset
+    """The shared cache (corrupt files rebuilt, temp files cleaned), reloading ComplexData samples."""
+    return load_or_build(file, build, ComplexDataset)
 
 
 def _digest(*parts: object) -> str:
