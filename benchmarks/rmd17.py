@@ -200,11 +200,14 @@ def main() -> None:
             metrics = json.loads((run_dir / "metrics.json").read_text())["test"]
             results.setdefault(molecule, {})[model] = {
                 "energy_mae_mev": round(metrics["energy"]["model"]["mae"], 3),
+                "energy_mean_signed_error_mev": round(metrics["energy"]["offset"]["mean_signed_error"], 3),
+                "energy_mae_offset_removed_mev": round(metrics["energy"]["model_offset_removed"]["mae"], 3),
                 "energy_mae_mev_per_atom": round(metrics["energy_per_atom"]["model"]["mae"], 4),
                 "force_mae_mev_per_a": round(metrics["forces"]["model"]["mae"], 3),
                 "composition_baseline_energy_mae_mev": round(
                     metrics["energy"]["composition_baseline"]["mae"], 3
                 ),
+                "epochs": json.loads((run_dir / "metrics.json").read_text())["epochs"],
                 "train_and_eval_seconds": round(seconds, 1),
                 "run_dir": str(run_dir),
             }
@@ -218,6 +221,8 @@ def main() -> None:
         "benchmark": "rMD17 split 01 energies and forces; MD speed of the ASE calculator",
         "units": {
             "energy_mae_mev": "meV (total energy per molecule)",
+            "energy_mean_signed_error_mev": "meV, mean(predicted - true) over the test frames",
+            "energy_mae_offset_removed_mev": "meV, MAE after subtracting that mean",
             "energy_mae_mev_per_atom": "meV/atom",
             "force_mae_mev_per_a": "meV/Å (per Cartesian component)",
             "md_steps_per_s": "NVE steps per second (0.5 fs)",

@@ -131,6 +131,7 @@ def evaluate_potential(run_dir: Path, config: dict, dataset, split, module, verb
         "energy": {
             "unit": "meV",
             "model": regression_metrics(mev * e_true, mev * e_pred),
+            **offset_metrics(mev * e_true, mev * e_pred),
             "composition_baseline": regression_metrics(mev * e_true, mev * e_comp),
         },
     }
@@ -162,6 +163,7 @@ def evaluate_potential(run_dir: Path, config: dict, dataset, split, module, verb
         "test": tests,
     }
     metrics_csv = metrics_history(run_dir / "logs")
+    results["epochs"] = epochs_trained(metrics_csv)
     if metrics_csv is not None:
         try:
             learning_curves(metrics_csv, plots / "learning_curves.png")
@@ -174,6 +176,18 @@ def evaluate_potential(run_dir: Path, config: dict, dataset, split, module, verb
     if verbose:
         print(format_results(results, config["data"]["dataset"]))
     return results
+
+
+def offset_metrics(e_true: np.ndarray, e_pred: np.ndarray) -> dict:
+    """The constant part of an energy error: ``offset`` (``mean_signed_error`` = mean(pred - true)) and
+    ``model_offset_removed`` (the metrics after subtracting it), so that a report shows how much of the
+    MAE one shift explains."""
+    ok = ~np.isnan(e_true) & ~np.isnan(e_pred)
+    shift = float(np.mean(e_pred[ok] - e_true[ok])) if ok.any() else float("nan")
+    return {
+        "offset": {"mean_signed_error": shift, "n": int(ok.sum())},
+        "model_offset_removed": regression_metrics(e_true, e_pred - shift),
+    }
 
 
 def epochs_trained(metrics_csv: Path | None) -> int | None:

@@ -21,6 +21,7 @@ from atomgraph.data.normalization import TargetNormalizer
 from atomgraph.graphs.spec import GraphSpec, preset
 from atomgraph.models import build_model, model_card
 from atomgraph.outputs import PotentialTask, PropertyTask
+from atomgraph.outputs.energy_offset import EnergyOffsetFit
 from atomgraph.outputs.potential import cast_graph, energy_forces_stress
 from atomgraph.targets import TargetSet
 from atomgraph.training.optim import OptimizationMixin
@@ -102,6 +103,20 @@ class AtomgraphModule(OptimizationMixin, L.LightningModule):
             raise ValueError("forces and stress come from potentials (task.kind: potential)")
         graph = cast_graph(batch, self.compute_dtype)
         return energy_forces_stress(self.model, self.normalizer, graph, forces, stress, training, self.column)
+
+    def fit_energy_offset(self, loader) -> torch.Tensor:
+        """Potentials: add the model's constant energy error on the rows of ``loader`` (least squares on
+        element counts, :mod:`atomgraph.outputs.energy_offset`) to the per-element references; forces
+        and stress do not change. Returns the offsets [max_z + 1] eV."""
+        fit = EnergyOffsetFit(self.normalizer.atomref.shape[0] - 1)
+        training = self.training
+        self.eval()
+        with torch.no_grad():
+            for batch in loader:
+                batch = batch.to(self.device)
+                fit.add(batch, batch.y[:, self.column] - self.task.predict(self, batch)[:, self.column])
+        self.train(training)
+        return fit.apply(self.normalizer, self.column)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         return self.task.step(self, batch, "train")

@@ -25,6 +25,7 @@ from atomgraph.models import model_class
 from atomgraph.models.crystal_head import readout_mismatches
 from atomgraph.training.config import ConfigError, dump_config, read_run_config
 from atomgraph.training.datasets import load_dataset, make_split, resolve_run, train_transform
+from atomgraph.training.energy_offset import EnergyOffsetRefit, refit_checkpoints
 from atomgraph.training.module import AtomgraphModule
 from atomgraph.training.record import write_run_record
 from atomgraph.training.trainer import make_trainer
@@ -106,6 +107,7 @@ def train(config: dict, resume: bool = False, progress: bool = True, overwrite: 
         total_steps = steps_per_epoch * config["training"]["epochs"]
 
     train_rows = dataset[torch.as_tensor(split["train"])]
+    eval_batch = config["training"]["eval_batch_size"]
     train_numbers = train_rows.atomic_numbers()
     module = AtomgraphModule(
         model=model_arguments(config, dataset),
@@ -120,10 +122,15 @@ def train(config: dict, resume: bool = False, progress: bool = True, overwrite: 
         write_run_record(run_dir, config, spec, module.model, dataset.targets.to_list(), split)
     if module.task.normalizes:
         module.normalizer.fit(train_rows.targets_array(), train_numbers, config["task"]["atomref"])
-    trainer = make_trainer(config["training"], run_dir, inference_mode=not module.task.needs_grad)
+    offset = [EnergyOffsetRefit(train_rows, eval_batch)] if module.kind == "potential" else []
+    trainer = make_trainer(config["training"], run_dir, not module.task.needs_grad, tuple(offset))
     trainer.fit(
         module, data["train"], data["val"], ckpt_path=str(last) if resume else None, weights_only=True
     )
+    if offset and first:  # the offset the run is evaluated and deployed with
+        refit_checkpoints(
+            module, [run_dir / "checkpoints" / n for n in ("best.ckpt", "last.ckpt")], train_rows, eval_batch
+        )
     return run_dir
 
 

@@ -25,10 +25,13 @@ logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdvertis
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 
-def make_trainer(training: dict, run_dir: Path, inference_mode: bool = True) -> L.Trainer:
+def make_trainer(
+    training: dict, run_dir: Path, inference_mode: bool = True, extra_callbacks: tuple = ()
+) -> L.Trainer:
     """A trainer writing ``checkpoints/best.ckpt`` (lowest val_loss), ``checkpoints/last.ckpt`` (for
     resume, every ``checkpoint_every_n_steps`` optimiser steps or each epoch) and ``logs/metrics.csv``.
-    ``inference_mode=False`` for potentials: their validation needs autograd forces."""
+    ``inference_mode=False`` for potentials: their validation needs autograd forces. ``extra_callbacks``
+    run before the checkpoints (so a checkpoint sees what they change before validation)."""
     best = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best",
@@ -45,7 +48,7 @@ def make_trainer(training: dict, run_dir: Path, inference_mode: bool = True) -> 
         every_n_train_steps=training["checkpoint_every_n_steps"],
         enable_version_counter=False,
     )
-    callbacks = [best, last, LearningRateMonitor(logging_interval="epoch"), EpochSummary()]
+    callbacks = [*extra_callbacks, best, last, LearningRateMonitor(logging_interval="epoch"), EpochSummary()]
     if training["early_stopping_patience"]:
         # checked after validation: a run stopped by max_steps mid-epoch has no val_loss at epoch end
         callbacks.append(
