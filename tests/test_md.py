@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import ClassVar
 
 import numpy as np
@@ -24,6 +25,7 @@ from atomgraph.evaluation.experiment import train_and_evaluate
 from atomgraph.graphs import radius_graph
 from atomgraph.md import Calculator, CommitteeCalculator, relax, run_md
 from atomgraph.outputs.potential import energy_forces_stress
+from atomgraph.runs import TrainedRun
 from atomgraph.training.config import load_config
 
 #: NVE energy conservation bound: |E_total(1000 steps) - E_total(0)| / N_atoms, 1 fs steps, 7 atoms.
@@ -290,3 +292,23 @@ def test_calculator_in_float64_agrees_with_float32_the_model_and_finite_differen
     error32 = np.abs(forces32 - calculate_numerical_forces(atoms, 1e-4)).max()
     assert error64 < 1e-8
     assert error32 > 1e-5
+
+
+def test_atoms_closer_than_any_training_pair_are_warned_about_once(lj_run):
+    """The run records the closest pair of its training clusters; the calculator warns below it."""
+    run = TrainedRun.load(lj_run)
+    shortest = run.module.hparams["shortest_distance"]
+    assert 1.0 <= shortest < 1.3  # clusters drawn with min_distance = 1.0 Å
+    calc = Calculator(run)
+    atoms = cluster()
+    atoms.calc = calc
+    atoms.get_potential_energy()
+    assert calc.close_contacts == 0
+    atoms.positions[1] = atoms.positions[0] + [0.6, 0.0, 0.0]
+    with pytest.warns(UserWarning, match=r"atoms 0 and 1 are 0\.600 Å apart, closer than any pair in"):
+        atoms.get_potential_energy()
+    atoms.positions[1] += [0.01, 0.0, 0.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        atoms.get_potential_energy()  # counted, not warned again
+    assert calc.close_contacts == 2

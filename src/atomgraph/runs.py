@@ -254,7 +254,7 @@ def unseen_elements(numbers, elements) -> list[str]:
 
 
 def _build_module(hparams: dict, weights: dict) -> AtomgraphModule:
-    names = ("model", "targets", "task", "training", "total_steps", "graph", "elements")
+    names = ("model", "targets", "task", "training", "total_steps", "graph", "elements", "shortest_distance")
     kwargs = {k: hparams[k] for k in names if k in hparams}
     module = AtomgraphModule(**kwargs)
     if module.kind == "potential":

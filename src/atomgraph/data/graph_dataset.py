@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch_geometric.data import Data, InMemoryDataset
+from torch_geometric.loader import DataLoader
 
 from atomgraph.data.safe_load import safe_torch_load
+from atomgraph.graphs.geometry import edge_lengths, edge_vectors
 from atomgraph.targets import TargetSet
 
 
@@ -75,6 +77,17 @@ class GraphDataset(InMemoryDataset):
             zi = z[offsets[i] : offsets[i + 1]].numpy()
             rows.append(zi[zi > 0])
         return rows
+
+    def shortest_distance(self, batch_size: int = 256) -> float | None:
+        """The shortest edge (Å) over the graphs of this dataset: the closest pair of atoms the graphs
+        show (None without positions or edges). Potentials record it to warn when MD goes closer."""
+        shortest = None
+        for batch in DataLoader(self, batch_size=batch_size):
+            if getattr(batch, "pos", None) is None or batch.edge_index.numel() == 0:
+                continue
+            length = float(edge_lengths(edge_vectors(batch)).min())
+            shortest = length if shortest is None else min(shortest, length)
+        return shortest
 
     def targets_array(self) -> np.ndarray:
         """Targets [M, T] (NaN where missing) of the rows of this dataset."""

@@ -9,6 +9,7 @@ change (cell relaxation, NPT) always rebuilds.
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 from typing import ClassVar
 
@@ -47,6 +48,10 @@ class Calculator(AseCalculator):
         device: torch device; dtype: compute dtype (default: the model's, float64 for "64-true" runs).
         allow_unseen_elements: by default a structure with an element the potential never saw in
             training is refused (MD and relaxation would run on garbage forces).
+
+    Atoms closer than the closest pair of the training data (recorded as ``shortest_distance``) get a
+    warning, the first time: the potential extrapolates there, and a collapsing structure is the usual
+    sign of it. ``close_contacts`` counts the calls that saw such a pair.
 
     Results: ``energy``/``free_energy`` (eV), ``forces`` [N, 3] eV/Å and, when asked for (cells
     periodic in 3D), ``stress`` (6 Voigt components xx yy zz yz xz xy, eV/Å^3, ASE sign).
@@ -91,6 +96,8 @@ class Calculator(AseCalculator):
         self.builds = 0
         elements = getattr(module, "hparams", {}).get("elements")
         self.elements = None if allow_unseen_elements else elements
+        self.shortest_distance = getattr(module, "hparams", {}).get("shortest_distance")
+        self.close_contacts = 0
         self._stress_wanted = False
         self._template: Batch | None = None
         self._pairs: torch.Tensor | None = None
@@ -155,7 +162,9 @@ class Calculator(AseCalculator):
         # while a separate call per property would double the cost; plain MD never pays for it
         self._stress_wanted = self._stress_wanted or "stress" in properties
         stress = self._stress_wanted and bool(atoms.pbc.all())
-        out = self.module.compute(self.graph(atoms), forces=True, stress=stress, training=False)
+        graph = self.graph(atoms)
+        self._check_distances(atoms, graph)
+        out = self.module.compute(graph, forces=True, stress=stress, training=False)
         energy = float(out["energy"].detach().sum())
         self.results = {
             "energy": energy,
@@ -165,3 +174,23 @@ class Calculator(AseCalculator):
         if stress:
             virial = out["stress"].detach().cpu().double().numpy()[0]
             self.results["stress"] = full_3x3_to_voigt_6_stress(virial)
+
+    def _check_distances(self, atoms: Atoms, graph: Batch) -> None:
+        """Warn (once) when two atoms are closer than any pair the potential was trained on."""
+        if self.shortest_distance is None or graph.edge_index.numel() == 0:
+            return
+        with torch.no_grad():
+            lengths = edge_lengths(edge_vectors(graph))
+        closest = int(torch.argmin(lengths))
+        if float(lengths[closest]) >= self.shortest_distance:
+            return
+        self.close_contacts += 1
+        if self.close_contacts == 1:
+            i, j = sorted(int(k) for k in graph.edge_index[:, closest])
+            distance = float(lengths[closest])
+            warnings.warn(
+                f"{atoms.get_chemical_formula()}: atoms {i} and {j} are {distance:.3f} Å apart, "
+                f"closer than any pair in the training data ({self.shortest_distance:.3f} Å); the potential "
+                "extrapolates here (further such steps are counted in Calculator.close_contacts)",
+                stacklevel=2,
+            )

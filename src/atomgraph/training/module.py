@@ -47,8 +47,9 @@ class AtomgraphModule(OptimizationMixin, L.LightningModule):
     in); targets: :meth:`TargetSet.to_list`; task: the ``task`` config section (``kind``, ``loss``,
     ``atomref``, potential weights); training: the ``training`` config section; total_steps: for
     step-based schedules; graph: the :meth:`GraphSpec.to_dict` of the graphs the model reads;
-    elements: the atomic numbers of the training rows (what inference may trust). All of them are
-    stored in the checkpoint.
+    elements: the atomic numbers of the training rows (what inference may trust); shortest_distance:
+    potentials, the closest pair of atoms in the training rows (Å; MD warns below it). All of them
+    are stored in the checkpoint.
     """
 
     def __init__(
@@ -60,6 +61,7 @@ class AtomgraphModule(OptimizationMixin, L.LightningModule):
         total_steps: int = 1,
         graph: dict | None = None,
         elements: list[int] | None = None,
+        shortest_distance: float | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()

@@ -24,7 +24,7 @@ from atomgraph.data import GraphDataset, save_split
 from atomgraph.models import model_class
 from atomgraph.models.crystal_head import readout_mismatches
 from atomgraph.training.config import ConfigError, dump_config, read_run_config
-from atomgraph.training.datasets import load_dataset, make_split, resolve_run, train_transform
+from atomgraph.training.datasets import is_potential, load_dataset, make_split, resolve_run, train_transform
 from atomgraph.training.energy_offset import EnergyOffsetRefit, refit_checkpoints
 from atomgraph.training.module import AtomgraphModule
 from atomgraph.training.record import write_run_record
@@ -117,6 +117,7 @@ def train(config: dict, resume: bool = False, progress: bool = True, overwrite: 
         total_steps=total_steps,
         graph=spec.to_dict(),
         elements=sorted({int(z) for numbers in train_numbers for z in numbers}),  # what inference may trust
+        shortest_distance=train_rows.shortest_distance() if is_potential(config["task"]) else None,
     )
     if first:
         write_run_record(run_dir, config, spec, module.model, dataset.targets.to_list(), split)
