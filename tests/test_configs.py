@@ -117,3 +117,32 @@ def test_settings_from_code_merge_like_a_config_file():
         load_config(settings={"training": {"lrr": 0.01}})
     assert wall_clock_budget(90.5) == "00:01:30:30"
     assert wall_clock_budget(0) == "00:00:00:01"
+
+
+def test_a_datasets_own_section_comes_from_its_application():
+    """data.crystals / data.lennard_jones / data.complex are registered by their applications: filled
+    with their defaults for that dataset only, checked key by key, refused for another dataset."""
+    from atomgraph.apps.crystals import CRYSTAL_SETTINGS
+    from atomgraph.evaluation.ablation import sweep_configs
+    from atomgraph.training.config import DEFAULTS, ConfigError
+
+    assert not {"crystals", "lennard_jones", "complex"} & set(DEFAULTS["data"])
+    crystals = load_config(None, ["data.dataset=crystals", "data.crystals.top_k=5", "model.name=cgcnn"])
+    assert crystals["data"]["crystals"] == {**CRYSTAL_SETTINGS, "top_k": 5}
+    assert "lennard_jones" not in crystals["data"] and "complex" not in crystals["data"]
+    lj = load_config(None, ["data.dataset=lennard_jones", "data.lennard_jones.count=7"])
+    assert lj["data"]["lennard_jones"]["count"] == 7 and lj["data"]["lennard_jones"]["max_atoms"] == 8
+    assert load_config(None, ["data.dataset=complexes", "model.name=affinity_joint"])["data"]["complex"][
+        "pocket_radius"
+    ] > 0
+    with pytest.raises(ConfigError, match=r"data\.crystals\.top_kk.*known here"):
+        load_config(None, ["data.dataset=crystals", "data.crystals.top_kk=5"])
+    with pytest.raises(ConfigError, match=r"data\.crystals holds settings of data\.dataset crystals.*'qm9'"):
+        load_config(None, ["data.crystals.top_k=5"])
+    with pytest.raises(ConfigError, match=r"unknown data\.dataset 'qm10'"):
+        load_config(None, ["data.dataset=qm10"])
+    # a sweep turns off the crystal report's run-independent part only where that dataset is used
+    (_, _, swept), *_ = sweep_configs(lj, [4.0], [2], Path("/tmp/unused"))
+    assert "crystals" not in swept["data"]
+    (_, _, swept), *_ = sweep_configs(crystals, [4.0], [2], Path("/tmp/unused"))
+    assert swept["data"]["crystals"]["descriptor_baseline"] is False

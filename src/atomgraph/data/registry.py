@@ -38,8 +38,10 @@ section (complexes: ``data.complex``); the spec then records those settings in `
 class DatasetEntry:
     """A registered dataset: its loader, the graph preset used when ``data.graph`` is unset (None: the
     model card's), an optional training-time augmentation, the application that registered it, for
-    datasets that own their graph settings the function that turns them into a spec, and the
-    ``data`` sub-section that holds those settings (None: the dataset's name)."""
+    datasets that own their graph settings the function that turns them into a spec, the ``data``
+    sub-section that holds the dataset's own settings (None: the dataset's name) and the defaults of
+    that section (None: it has none). The config loader fills the section from these defaults and
+    refuses keys they do not have, so an application's settings live with the application."""
 
     name: str
     load: DatasetLoader
@@ -48,6 +50,7 @@ class DatasetEntry:
     app: str = "atomgraph"
     own_graph: OwnGraph | None = None
     own_section: str | None = None
+    settings: dict | None = None
 
     @property
     def section(self) -> str:
@@ -77,10 +80,11 @@ def register_dataset(
     app: str = "atomgraph",
     own_graph: OwnGraph | None = None,
     own_section: str | None = None,
+    settings: dict | None = None,
 ) -> None:
     """Make ``data.dataset: name`` available (the fields are those of :class:`DatasetEntry`)."""
     key = name.lower()
-    entry = DatasetEntry(key, load, default_graph, train_transform, app, own_graph, own_section)
+    entry = DatasetEntry(key, load, default_graph, train_transform, app, own_graph, own_section, settings)
     if key in _DATASETS and _DATASETS[key].load is not load:
         raise ValueError(f"dataset {name!r} is already registered by {_DATASETS[key].app}")
     _DATASETS[key] = entry
@@ -113,3 +117,13 @@ def split_maker(name: str) -> SplitMaker:
 def available_datasets() -> list[str]:
     _load_plugins()
     return sorted(_DATASETS)
+
+
+def dataset_sections() -> dict[str, list[str]]:
+    """``data`` sub-sections owned by registered datasets: section -> the datasets that read it."""
+    _load_plugins()
+    sections: dict[str, list[str]] = {}
+    for entry in _DATASETS.values():
+        if entry.settings is not None:
+            sections.setdefault(entry.section, []).append(entry.name)
+    return sections

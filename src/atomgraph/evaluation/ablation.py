@@ -44,6 +44,7 @@ def sweep_configs(
     config: dict, cutoffs: Sequence[float], depths: Sequence[int], out: Path, key: str | None = None
 ) -> list[tuple[float, int, dict]]:
     """One config per (cutoff, depth), each with its own ``name`` and ``run_dir`` under ``out``."""
+    from atomgraph.evaluation.protocols import sweep_overrides_for
     from atomgraph.training.config import apply_overrides
 
     key = depth_key(config["model"]["name"], key)
@@ -56,7 +57,7 @@ def sweep_configs(
                 f"run_dir={out / tag}",
                 f"data.graph.cutoff={cutoff}",
                 f"model.{key}={depth}",
-                "data.crystals.descriptor_baseline=false",  # the same for every run: not repeated
+                *sweep_overrides_for(config["data"]["dataset"]),  # e.g. one descriptor baseline, not 12
             ]
             runs.append((float(cutoff), int(depth), apply_overrides(config, overrides)))
     return runs

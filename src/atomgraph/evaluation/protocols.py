@@ -18,11 +18,20 @@ Formatter = Callable[[dict], str]
 
 _PROTOCOLS: dict[str, list[Protocol]] = {}
 _FORMATTERS: dict[str, list[Formatter]] = {}
+_SWEEP_OVERRIDES: dict[str, list[str]] = {}
 
 
-def register_protocol(dataset: str, protocol: Protocol, formatter: Formatter | None = None) -> None:
+def register_protocol(
+    dataset: str,
+    protocol: Protocol,
+    formatter: Formatter | None = None,
+    sweep_overrides: tuple[str, ...] = (),
+) -> None:
     """Run ``protocol`` in the report of every run on ``data.dataset: dataset``; ``formatter`` writes
-    the plain-text lines of what it added ("" for nothing)."""
+    the plain-text lines of what it added ("" for nothing); ``sweep_overrides`` (``key=value``) turn
+    off the parts that are the same for every run of a sweep (the ablation applies them)."""
+    overrides = _SWEEP_OVERRIDES.setdefault(dataset.lower(), [])
+    overrides.extend(o for o in sweep_overrides if o not in overrides)
     entries = _PROTOCOLS.setdefault(dataset.lower(), [])
     if protocol not in entries:
         entries.append(protocol)
@@ -44,3 +53,11 @@ def formatters_for(dataset: str) -> list[Formatter]:
 
     dataset_entry(dataset)
     return list(_FORMATTERS.get(dataset.lower(), []))
+
+
+def sweep_overrides_for(dataset: str) -> list[str]:
+    """Overrides that drop the run-independent parts of ``dataset``'s protocols from a sweep's runs."""
+    from atomgraph.data.registry import dataset_entry
+
+    dataset_entry(dataset)
+    return list(_SWEEP_OVERRIDES.get(dataset.lower(), []))

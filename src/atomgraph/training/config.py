@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from atomgraph.data.registry import dataset_entry, dataset_sections
+
 DEFAULTS: dict[str, Any] = {
     "name": "run",
     "seed": 0,
@@ -28,25 +30,16 @@ DEFAULTS: dict[str, Any] = {
         # {target: sum | per_atom | mean}: how a target reduces over atoms, where the dataset's own
         # TargetSpec (atomgraph.targets) is not what you want
         "reductions": None,
-        "molecule": None,  # rmd17: aspirin | ethanol | malonaldehyde | uracil | ...
-        # lennard_jones: random clusters (eps = 1 eV, sigma = 1 Å), no files needed
-        "lennard_jones": {"count": 500, "min_atoms": 4, "max_atoms": 8, "min_distance": 0.9, "seed": 0},
-        # crystals: a folder or tar archive of CIF/POSCAR files + an id,value CSV (apps/crystals/dataset.py)
-        "crystals": {
-            "labels": None,  # id -> property CSV (default: id_prop*.csv beside data.path)
-            "workers": None,  # processes that parse the files (None: every core)
-            "min_distance": 0.5,  # Å; a structure with closer atoms is broken and skipped
-            "top_k": 100,  # report: top-k recall (direction from the target: low energies, high gaps)
-            "descriptor_baseline": True,  # report: Magpie-style + structure descriptors + random forest
-            "shortcut": True,  # report: R² kept after scrambling the elements over the sites
-        },
+        "molecule": None,  # multi-system sources (rmd17: aspirin | ethanol | ...): the system to read
+        # a dataset's own settings live in data.<section>, with defaults its application registers
+        # (atomgraph.data.registry: data.crystals, data.lennard_jones, data.complex); they are filled in
+        # here, and a section of another dataset is refused
         # the GraphSpec (atomgraph.graphs.spec): a preset name (molecule, bond, cgcnn_crystal, ...), or
         # a mapping of its fields with an optional "preset" they change; null: the dataset's preset, else
         # the model card's. The run's config.yaml records the spec exactly as built.
         "graph": None,
         # kind: random | scaffold | file | predefined (the dataset's own train/test; val from train)
         "split": {"kind": "random", "sizes": [0.8, 0.1, 0.1], "seed": 0, "file": None},
-        "complex": {},  # complexes / protein_sequence: see atomgraph.apps.complexes.config (free-form)
         "cache": None,
     },
     "model": {"name": "schnet"},
@@ -89,7 +82,7 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 
-FREE_FORM = {("model",), ("data", "complex"), ("data", "graph"), ("data", "reductions")}
+FREE_FORM = {("model",), ("data", "graph"), ("data", "reductions")}
 
 
 class ConfigError(ValueError):
@@ -103,10 +96,9 @@ def _merge(base: dict, update: dict, path: tuple[str, ...] = (), replace_free_fo
     override such as ``model.hidden=64`` only sets that key and keeps the rest of the section.
     """
     out = copy.deepcopy(base)
-    free = any(path[: k + 1] in FREE_FORM for k in range(len(path)))
     for key, value in update.items():
         where = ".".join((*path, key))
-        if not free and key not in base:
+        if not _free((*path, key)) and key not in base:
             raise ConfigError(f"unknown config key {where!r}; known here: {sorted(base)}")
         replace = replace_free_form and (*path, key) in FREE_FORM
         if isinstance(value, dict) and isinstance(base.get(key), dict) and not replace:
@@ -114,6 +106,46 @@ def _merge(base: dict, update: dict, path: tuple[str, ...] = (), replace_free_fo
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _free(path: tuple[str, ...]) -> bool:
+    """Whether a key at ``path`` is free-form while merging: inside :data:`FREE_FORM` or inside a
+    dataset's own ``data`` section (checked against its registered defaults afterwards)."""
+    if any(path[: k + 1] in FREE_FORM for k in range(len(path) - 1)):
+        return True
+    return len(path) >= 2 and path[0] == "data" and path[1] in dataset_sections()
+
+
+def complete_dataset_section(config: dict, drop_foreign: bool = False) -> dict:
+    """Fill ``data.<section>`` of the configured dataset from its registered defaults (in place) and
+    refuse keys they do not have; a section of another dataset is refused (``drop_foreign``: dropped,
+    for run configs written when every section was in every config)."""
+    data = config["data"]
+    try:
+        entry = dataset_entry(data["dataset"])
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    for section, names in dataset_sections().items():
+        if section in data and section != entry.section:
+            if drop_foreign:
+                del data[section]
+                continue
+            raise ConfigError(
+                f"data.{section} holds settings of data.dataset {' / '.join(names)}; this run's "
+                f"data.dataset is {entry.name!r}"
+            )
+    if entry.settings is not None:
+        given = data.get(entry.section) or {}
+        if not isinstance(given, dict):
+            raise ConfigError(f"data.{entry.section} must be a mapping, got {given!r}")
+        unknown = sorted(set(given) - set(entry.settings))
+        if unknown:
+            raise ConfigError(
+                f"unknown config key(s) {', '.join(f'data.{entry.section}.{k}' for k in unknown)}; "
+                f"known here: {sorted(entry.settings)}"
+            )
+        data[entry.section] = {**copy.deepcopy(entry.settings), **given}
+    return config
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -151,7 +183,7 @@ def load_config(
         config = _merge(config, _graph_as_mapping(loaded))
     if settings:
         config = _merge(config, _graph_as_mapping(settings))
-    config = apply_overrides(config, overrides)
+    config = complete_dataset_section(apply_overrides(config, overrides))
     if "name" not in config["model"]:
         raise ConfigError("model.name is required")
     if config["run_dir"] is None:
@@ -210,6 +242,6 @@ def read_run_config(path: str | Path) -> dict:
     if isinstance(graph, dict) and graph.get("kind", "") is None:  # old default: kind from the model
         graph.pop("kind")
     try:
-        return _merge(copy.deepcopy(DEFAULTS), _graph_as_mapping(loaded))
+        return complete_dataset_section(_merge(copy.deepcopy(DEFAULTS), _graph_as_mapping(loaded)), True)
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from error

@@ -35,7 +35,12 @@ from dataclasses import asdict
 from atomgraph.apps.complexes import commands, models  # noqa: F401  (register the CLI commands, models)
 from atomgraph.apps.complexes.augment import RandomRotationNoise, random_rotation
 from atomgraph.apps.complexes.complex import Complex, load_complex, make_complex
-from atomgraph.apps.complexes.config import complex_config, group_split_from_config, load_complex_dataset
+from atomgraph.apps.complexes.config import (
+    complex_config,
+    complex_settings,
+    group_split_from_config,
+    load_complex_dataset,
+)
 from atomgraph.apps.complexes.dataset import (
     ComplexDataset,
     load_complexes,
@@ -140,9 +145,11 @@ def _sequence_graph(data: dict) -> GraphSpec:
 
 
 register_dataset(
-    "complexes", _complex_dataset, "complex", _augmentation, "complexes", _complex_graph, "complex"
-)
+    "complexes", _complex_dataset, "complex", _augmentation, "complexes", _complex_graph, "complex",
+    complex_settings(),
+)  # fmt: skip
 register_dataset(
-    "protein_sequence", _complex_dataset, "sequence", None, "complexes", _sequence_graph, "complex"
-)
+    "protein_sequence", _complex_dataset, "sequence", None, "complexes", _sequence_graph, "complex",
+    complex_settings(),
+)  # fmt: skip
 register_split("group", _group_split)

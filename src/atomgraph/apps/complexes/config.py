@@ -1,6 +1,6 @@
 """The ``data.complex`` config section: how a training config names a complex or sequence dataset.
 
-Keys (all optional; the section is free-form YAML, checked here):
+Keys (all optional; the config loader fills the defaults from :func:`complex_settings`):
 
 ================== ========= ===========================================================================
 key                default   meaning
@@ -23,7 +23,7 @@ max_length         1000      ... and the sequence length kept
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from atomgraph.apps.complexes.augment import RandomRotationNoise
@@ -63,6 +63,13 @@ class ComplexConfig:
         if not self.augment_rotate and self.augment_noise <= 0:
             return None
         return RandomRotationNoise(self.augment_rotate, self.augment_noise)
+
+
+def complex_settings() -> dict[str, Any]:
+    """The ``data.complex`` keys with their defaults (flat: the graph settings beside the others)."""
+    defaults = ComplexConfig()
+    own = {f.name: getattr(defaults, f.name) for f in fields(ComplexConfig) if f.name != "settings"}
+    return {**asdict(defaults.settings), **own}
 
 
 def complex_config(config: dict) -> ComplexConfig:

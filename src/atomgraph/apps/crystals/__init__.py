@@ -57,5 +57,22 @@ def crystal_report_lines(results: dict) -> str:
     return format_crystal_report(results)
 
 
-register_dataset("crystals", load_crystal_dataset, default_graph="cgcnn_crystal", app="crystals")
-register_protocol("crystals", crystal_report, crystal_report_lines)
+#: ``data.crystals``: how the structure files are read and what the report adds
+CRYSTAL_SETTINGS = {
+    "labels": None,  # id -> property CSV (default: id_prop*.csv beside data.path)
+    "workers": None,  # processes that parse the files (None: every core)
+    "min_distance": 0.5,  # Å; a structure with closer atoms is broken and skipped
+    "top_k": 100,  # report: top-k recall (direction from the target: low energies, high gaps)
+    "descriptor_baseline": True,  # report: Magpie-style + structure descriptors + random forest
+    "shortcut": True,  # report: R² kept after scrambling the elements over the sites
+}
+
+register_dataset(
+    "crystals", load_crystal_dataset, default_graph="cgcnn_crystal", app="crystals", settings=CRYSTAL_SETTINGS
+)
+register_protocol(
+    "crystals",
+    crystal_report,
+    crystal_report_lines,
+    sweep_overrides=("data.crystals.descriptor_baseline=false",),
+)

@@ -3,7 +3,8 @@
 For every target: top-k recall of the model and of every baseline, a composition-only MLP, the
 descriptor baseline (Magpie-style statistics + structure fingerprints + random forest), the shortcut
 diagnostic (R² kept after scrambling the elements) and the readout warnings. Options live in
-``data.crystals`` (``top_k``, ``descriptor_baseline``, ``shortcut``).
+``data.crystals`` (``top_k``, ``descriptor_baseline``, ``shortcut``; defaults in
+:data:`atomgraph.apps.crystals.CRYSTAL_SETTINGS`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from atomgraph.evaluation.baselines import CompositionBaseline, MeanBaseline
 from atomgraph.evaluation.metrics import regression_metrics, top_k_recall
 from atomgraph.models.crystal_head import readout_mismatches
 
-REPORT_DEFAULTS = {"top_k": 100, "descriptor_baseline": True, "shortcut": True}
 BASELINE_LABELS = ("composition_mlp", "descriptor_rf")
 
 
@@ -39,7 +39,7 @@ def baseline_predictions(train, test, t: int, extensive: bool, seed: int = 0) ->
 def add_crystal_report(results: dict, config: dict, module, dataset, split: dict, pred: np.ndarray) -> dict:
     """Add top-k recall, the extra baselines, the shortcut diagnostic and readout warnings to the
     ``results`` of :func:`atomgraph.evaluation.report.evaluate_run` (in place; also returned)."""
-    options = {**REPORT_DEFAULTS, **(config["data"].get("crystals") or {})}
+    options = config["data"]["crystals"]  # filled from CRYSTAL_SETTINGS by the config loader
     train = dataset[torch.as_tensor(split["train"])]
     test = dataset[torch.as_tensor(split["test"])]
     y_test = test.targets_array()

@@ -36,7 +36,10 @@ def _deepmd(data: dict, spec: GraphSpec, progress: bool):
     return load_deepmd(existing_path(data), spec, data["cache"], progress)
 
 
-register_dataset("lennard_jones", _lennard_jones, app="potentials")
+#: ``data.lennard_jones``: random clusters (eps = 1 eV, sigma = 1 Å, minimum distance Å), no files needed
+LENNARD_JONES_SETTINGS = {"count": 500, "min_atoms": 4, "max_atoms": 8, "min_distance": 0.9, "seed": 0}
+
+register_dataset("lennard_jones", _lennard_jones, app="potentials", settings=LENNARD_JONES_SETTINGS)
 register_dataset("rmd17", _rmd17, app="potentials")
 register_dataset("mlearn", _mlearn, app="potentials")
 register_dataset("deepmd", _deepmd, app="potentials")
