@@ -200,6 +200,31 @@ def md(
     )
 
 
+@app.command()
+def tune(
+    config: Annotated[Path, typer.Argument(help="YAML config of the run to tune (see configs/)")],
+    search: Annotated[Path, typer.Argument(help="search space YAML (see configs/search/)")],
+    trials: Annotated[int, typer.Option(help="trials to finish (an interrupted study counts its own)")] = 20,
+    study_dir: Annotated[
+        Path | None, typer.Option(help="study folder (default: runs/<name>_tune); rerun to resume")
+    ] = None,
+    overrides: Annotated[list[str] | None, typer.Argument(help="key.sub=value overrides")] = None,
+) -> None:
+    """Hyperparameter search (Optuna TPE + pruning); writes best_config.yaml, trials.csv, importance.png."""
+    from atomgraph.evaluation.tune import read_search
+    from atomgraph.evaluation.tune import tune as run_search
+    from atomgraph.training.config import load_config
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    loaded = load_config(config, overrides or [])
+    folder = study_dir or Path("runs") / f"{loaded['name']}_tune"
+    study = run_search(loaded, read_search(search), trials, folder, seed=loaded["seed"])
+    done = [t for t in study.trials if t.value is not None and t.state.name == "COMPLETE"]
+    if done:
+        typer.echo(f"best {study.best_value:.5g} (trial {study.best_trial.number}): {study.best_params}")
+    typer.echo(f"study folder: {folder} ({len(study.trials)} trials; best_config.yaml, trials.csv)")
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def ablate(
     ctx: typer.Context,

@@ -70,7 +70,13 @@ def loaders(
     return out
 
 
-def train(config: dict, resume: bool = False, progress: bool = True, overwrite: bool = False) -> Path:
+def train(
+    config: dict,
+    resume: bool = False,
+    progress: bool = True,
+    overwrite: bool = False,
+    extra_callbacks: tuple = (),
+) -> Path:
     """Train the configured model; returns the run directory.
 
     Everything that can be checked before data is read is checked first (:func:`resolve_run`: the
@@ -79,6 +85,7 @@ def train(config: dict, resume: bool = False, progress: bool = True, overwrite: 
     the same config as the one it continues; a run directory that already holds a run is refused
     unless ``resume`` or ``overwrite`` (which deletes that run's files first). Evaluation is the
     caller's (the CLI runs :func:`atomgraph.evaluation.report.evaluate_run` after training).
+    ``extra_callbacks``: Lightning callbacks added to the trainer (a search's pruning reporter).
     """
     run_dir = Path(config["run_dir"])
     last = run_dir / "checkpoints" / "last.ckpt"
@@ -123,8 +130,9 @@ def train(config: dict, resume: bool = False, progress: bool = True, overwrite: 
         write_run_record(run_dir, config, spec, module.model, dataset.targets.to_list(), split)
     if module.task.normalizes:
         module.normalizer.fit(train_rows.targets_array(), train_numbers, config["task"]["atomref"])
-    offset = [EnergyOffsetRefit(train_rows, eval_batch)] if module.kind == "potential" else []
-    trainer = make_trainer(config["training"], run_dir, not module.task.needs_grad, tuple(offset))
+    offset = (EnergyOffsetRefit(train_rows, eval_batch),) if module.kind == "potential" else ()
+    callbacks = (*offset, *extra_callbacks)
+    trainer = make_trainer(config["training"], run_dir, not module.task.needs_grad, callbacks)
     trainer.fit(
         module, data["train"], data["val"], ckpt_path=str(last) if resume else None, weights_only=True
     )
