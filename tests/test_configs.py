@@ -132,9 +132,12 @@ def test_a_datasets_own_section_comes_from_its_application():
     assert "lennard_jones" not in crystals["data"] and "complex" not in crystals["data"]
     lj = load_config(None, ["data.dataset=lennard_jones", "data.lennard_jones.count=7"])
     assert lj["data"]["lennard_jones"]["count"] == 7 and lj["data"]["lennard_jones"]["max_atoms"] == 8
-    assert load_config(None, ["data.dataset=complexes", "model.name=affinity_joint"])["data"]["complex"][
-        "pocket_radius"
-    ] > 0
+    assert (
+        load_config(None, ["data.dataset=complexes", "model.name=affinity_joint"])["data"]["complex"][
+            "pocket_radius"
+        ]
+        > 0
+    )
     with pytest.raises(ConfigError, match=r"data\.crystals\.top_kk.*known here"):
         load_config(None, ["data.dataset=crystals", "data.crystals.top_kk=5"])
     with pytest.raises(ConfigError, match=r"data\.crystals holds settings of data\.dataset crystals.*'qm9'"):
