@@ -15,7 +15,7 @@ import torch
 import yaml
 from ase import Atoms
 from ase.build import bulk
-from conftest import write_config
+from conftest import write_config, write_csv
 from test_crystals import crystal_config
 from test_training import FAST, csv_config, load
 
@@ -93,8 +93,15 @@ def test_exported_file_predicts_like_the_run_and_loads_weights_only(cgcnn_run, t
 
 
 def test_a_changed_config_after_training_is_refused_by_predict(tmp_path, scaffold_csv):
-    config = load(tmp_path, csv_config(tmp_path, scaffold_csv, "value"))
+    config = load(tmp_path, csv_config(tmp_path, scaffold_csv, "value"), ["data.graph=bond_heavy_atoms"])
     run_dir = train_and_evaluate(config, progress=False)
+    # the unseen-element check reads the graph's atoms: hydrogens of a heavy-atom model are not "unseen"
+    table = predict_file(run_dir, scaffold_csv, tmp_path / "same.csv")
+    assert (table["error"] == "").all() and not table["warning"].str.contains(r"\bH\b").any()
+    assert (table["warning"] == "").sum() >= len(table) - 1  # one test-split molecule has Br
+    silane = write_csv(tmp_path / "silane.csv", ["C[Si](C)(C)C", "CCO"])
+    table = predict_file(run_dir, silane, tmp_path / "silane_out.csv")
+    assert "never seen in training: Si" in table.loc[0, "warning"] and table.loc[1, "warning"] == ""
     recorded = yaml.safe_load((run_dir / "config.yaml").read_text())
     recorded["model"]["hidden"] = 999
     (run_dir / "config.yaml").write_text(yaml.safe_dump(recorded))

@@ -248,7 +248,7 @@ def unseen_elements(numbers, elements) -> list[str]:
 
     if elements is None:
         return []
-    known = set(elements)
+    known = {*elements, 0}  # z = 0: a master or virtual node, not an element
     return sorted({chemical_symbols[int(z)] if 0 < int(z) < len(chemical_symbols) else f"Z={int(z)}"
                    for z in numbers if int(z) not in known})  # fmt: skip
 

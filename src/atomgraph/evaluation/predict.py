@@ -138,23 +138,24 @@ def predict_file(
         record = {"id": row_id, "smiles": smiles, "error": "", "warning": ""}
         # the input's other columns travel with the row (a column named like a target gets "_input")
         record.update({f"{k}_input" if k in taken else k: v for k, v in others.items()})
-        unseen = [] if isinstance(atoms, Exception) else run.unseen_elements(atoms.numbers)
-        if unseen:
-            message = f"elements never seen in training: {', '.join(unseen)}"
-            if refuse_unseen_elements:
-                atoms = ValueError(f"{row_id}: {message}")
-            else:
-                record["warning"] = message + "; the prediction is an extrapolation"
         if isinstance(atoms, Exception):
             record["error"] = str(atoms)
         else:
             try:
                 graph = settings.build(atoms)
+            except (ValueError, RuntimeError, KeyError) as error:
+                record["error"] = f"{row_id}: {error}"
+                graph = None
+            # the elements the model reads: a heavy-atom graph has no hydrogens to be "unseen"
+            unseen = [] if graph is None else run.unseen_elements(graph.z)
+            message = f"elements never seen in training: {', '.join(unseen)}"
+            if unseen and refuse_unseen_elements:
+                record["error"] = f"{row_id}: {message}"
+            elif graph is not None:
+                record["warning"] = f"{message}; the prediction is an extrapolation" if unseen else ""
                 graph.y = torch.full((1, len(names)), float("nan"))
                 graphs.append(graph)
                 slots.append(len(records))
-            except (ValueError, RuntimeError, KeyError) as error:
-                record["error"] = f"{row_id}: {error}"
         records.append(record)
     table = pd.DataFrame(records)
     for name in names:
