@@ -90,7 +90,7 @@ DATASETS = {
     "bace": Spec("BACE", "bace.csv", "mol", "Class", "classification", "BACE-1 inhibition"),
 }
 
-STACK = {"hidden": 128, "layers": 4, "dropout": 0.1, "readout": "mean"}
+STACK = {"hidden": 128, "layers": 4, "dropout": 0.1, "pool": "mean"}
 MODELS = {
     "gcn": {"name": "gcn", **STACK, "edge_features": True},  # mean bond features appended to atom inputs
     "gat": {"name": "gat", **STACK, "heads": 4},  # bond features in the attention

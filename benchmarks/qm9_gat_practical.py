@@ -119,7 +119,7 @@ MODELS = {
         "norm": "batch",
         "act": "relu",
         "residual": True,
-        "readout": "mean",
+        "pool": "mean",
     },
     "gcn": {
         "name": "gcn",
@@ -129,7 +129,7 @@ MODELS = {
         "norm": "batch",
         "act": "relu",
         "residual": True,
-        "readout": "mean",
+        "pool": "mean",
         "edge_features": True,
     },
 }

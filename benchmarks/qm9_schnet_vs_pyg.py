@@ -71,13 +71,13 @@ class PyGSchNet(nn.Module):
         return self.net(batch.z, batch.pos, batch.batch)
 
 
-def make_model(framework: str, extensive: bool, args) -> nn.Module:
+def make_model(framework: str, reduction: str, args) -> nn.Module:
     kwargs = dict(
         hidden=args.hidden, filters=args.hidden, interactions=args.interactions, num_rbf=args.num_rbf
     )
     if framework == "atomgraph":  # the cutoff is the graph spec's
-        return build_model("schnet", graph=GraphSpec(cutoff=args.cutoff), extensive=[extensive], **kwargs)
-    return PyGSchNet(extensive, cutoff=args.cutoff, **kwargs)
+        return build_model("schnet", graph=GraphSpec(cutoff=args.cutoff), reductions=[reduction], **kwargs)
+    return PyGSchNet(reduction == "sum", cutoff=args.cutoff, **kwargs)
 
 
 def data(args):
@@ -109,10 +109,12 @@ def worker(framework: str, target: str, args) -> dict:
     dataset, split = data(args)
     names = dataset.targets.names
     column = names.index(target)
-    extensive = dataset.targets.extensive[column]
+    reduction = dataset.targets.reductions[column]
     train = dataset[torch.as_tensor(split["train"])]
-    normalizer = TargetNormalizer([extensive]).fit(train.targets_array()[:, [column]], train.atomic_numbers())
-    model = make_model(framework, extensive, args)
+    normalizer = TargetNormalizer([reduction == "sum"]).fit(
+        train.targets_array()[:, [column]], train.atomic_numbers()
+    )
+    model = make_model(framework, reduction, args)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, fused=True)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
     generator = torch.Generator().manual_seed(0)

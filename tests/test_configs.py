@@ -91,7 +91,7 @@ def test_config_model_builds_and_predicts_every_target(path):
     targets = config["data"]["targets"]
     torch.manual_seed(0)
     spec = graph_spec(config)
-    model = build_model(name, graph=spec, extensive=[False] * len(targets), **model_settings).eval()
+    model = build_model(name, graph=spec, reductions=["mean"] * len(targets), **model_settings).eval()
     with torch.no_grad():
         out = model(Batch.from_data_list([graph, graph]))
     assert out.shape == (2, len(targets))

@@ -35,8 +35,8 @@ from atomgraph.evaluation.ablation import parse_sweep_arguments, sweep_configs
 from atomgraph.graphs import radius_graph
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.models import build_model
-from atomgraph.models.crystal_head import readout_mismatches, resolve_readouts
 from atomgraph.models.lattice import lattice_features
+from atomgraph.nn.target_readout import readout_mismatches, resolve_readouts
 from atomgraph.targets import TargetSet, TargetSpec
 from atomgraph.training.config import ConfigError, load_config
 from atomgraph.training.datasets import graph_spec, load_dataset
@@ -141,14 +141,15 @@ def trained_statistics(model: nn.Module, graphs) -> nn.Module:
 
 
 @pytest.mark.parametrize("name", ["cgcnn", "megnet"])
-@pytest.mark.parametrize("readout", ["auto", ["per_atom", "sum", "mean"]])
+@pytest.mark.parametrize("readout", ["auto", ["mean", "sum", "pooled"]])
 def test_intensive_unchanged_and_extensive_scaled_by_replication(name, readout, float64):
     torch.manual_seed(0)
-    extensive = (True, False, False) if readout == "auto" else (False, True, False)
-    model = build_model(name, extensive=extensive, readout=readout, **SMALL[name])
+    reductions = ("sum", "per_atom", "mean") if readout == "auto" else ("per_atom", "sum", "mean")
+    model = build_model(name, reductions=reductions, readout=readout, **SMALL[name])
     cells = crystals(6, seed=2)
     model = trained_statistics(model, [radius_graph(c, 8.0, 12) for c in cells])
-    kinds = resolve_readouts(readout, extensive)
+    kinds = resolve_readouts(readout, reductions, "pooled")
+    assert kinds == (["sum", "pooled", "pooled"] if readout == "auto" else readout)
     with torch.no_grad():
         for cell in cells[:4]:
             small = model(radius_graph(cell, 8.0, 12))
@@ -163,14 +164,14 @@ def test_intensive_unchanged_and_extensive_scaled_by_replication(name, readout, 
             assert small.abs().min() > 1e-6
 
 
-def test_per_atom_readout_is_the_mean_of_atom_contributions(float64):
+def test_mean_readout_is_the_mean_of_atom_contributions(float64):
     graph = radius_graph(crystals(1)[0].repeat((2, 1, 1)), 8.0, 12)
     outputs = {}
-    for readout in ("sum", "per_atom"):
+    for readout in ("sum", "mean"):
         torch.manual_seed(0)  # the same weights: only the pooling of the atom contributions differs
-        model = build_model("cgcnn", extensive=(False, False), readout=readout, **SMALL["cgcnn"]).eval()
+        model = build_model("cgcnn", reductions=("mean", "mean"), readout=readout, **SMALL["cgcnn"]).eval()
         outputs[readout] = model(graph)
-    torch.testing.assert_close(outputs["per_atom"], outputs["sum"] / graph.num_nodes)
+    torch.testing.assert_close(outputs["mean"], outputs["sum"] / graph.num_nodes)
 
 
 def test_lattice_features_and_state(float64):
@@ -179,7 +180,7 @@ def test_lattice_features_and_state(float64):
     expected = torch.tensor([[3.6, 3.6, 3.6, 90.0, 90.0, 90.0, 3.6**3 / 4]])
     torch.testing.assert_close(features, expected)
     torch.manual_seed(0)
-    model = build_model("megnet", extensive=(False,), lattice=True, state_dim=1, **SMALL["megnet"]).eval()
+    model = build_model("megnet", reductions=("mean",), lattice=True, state_dim=1, **SMALL["megnet"]).eval()
     graph = radius_graph(cubic, 8.0, 12)
     cold = model(graph)
     graph.state = torch.tensor([[3.0]])  # e.g. a temperature
@@ -187,7 +188,7 @@ def test_lattice_features_and_state(float64):
     graph.state = torch.zeros(1, 2)
     with pytest.raises(ValueError, match="state"):
         model(graph)
-    cgcnn = build_model("cgcnn", extensive=(False, True), lattice=True, **SMALL["cgcnn"]).eval()
+    cgcnn = build_model("cgcnn", reductions=("mean", "sum"), lattice=True, **SMALL["cgcnn"]).eval()
     assert cgcnn(graph).shape == (1, 2)
 
 
@@ -378,13 +379,14 @@ def test_shortcut_diagnostic_tells_chemistry_from_shortcuts():
 def test_readout_mismatch_messages():
     per_atom, volume = TargetSpec("e_per_atom", reduction="per_atom"), TargetSpec("volume", reduction="sum")
     targets = TargetSet([per_atom, volume, TargetSpec("gap")])
-    assert readout_mismatches(targets, "auto") == []
-    assert readout_mismatches(targets, ["per_atom", "sum", "mean"]) == []
-    messages = readout_mismatches(targets, "sum")
+    for intensive in ("mean", "pooled"):
+        assert readout_mismatches(targets, resolve_readouts("auto", targets.reductions, intensive)) == []
+    assert readout_mismatches(targets, ["mean", "sum", "pooled"]) == []
+    messages = readout_mismatches(targets, ["sum"] * 3)
     assert len(messages) == 2 and "mismatched-readout pitfall" in messages[0]
-    assert len(readout_mismatches(targets, "set2set")) == 1  # volume not summed
-    with pytest.raises(ValueError):
-        resolve_readouts(["mean"], [False, False])
+    assert len(readout_mismatches(targets, ["pooled"] * 3)) == 1  # volume not summed
+    with pytest.raises(ValueError, match="2 targets"):
+        resolve_readouts(["mean"], ["mean", "mean"], "pooled")
 
 
 # ----------------------------------------------------------------------- config, run, predict, screen
@@ -431,8 +433,8 @@ def test_crystal_graph_is_the_preset_unless_configured_and_readout_warning(tmp_p
     with pytest.raises(ConfigError, match=r"model\.cutoff"):
         graph_spec(config)
     targets = load_dataset(crystal_config(tmp_path), progress=False).targets
-    assert "mismatched-readout pitfall" in readout_mismatches(targets, "sum")[0]
-    assert readout_mismatches(targets, "auto") == []
+    assert "mismatched-readout pitfall" in readout_mismatches(targets, ["sum", "sum"])[0]
+    assert readout_mismatches(targets, resolve_readouts("auto", targets.reductions, "pooled")) == []
 
 
 @pytest.fixture(scope="module")
@@ -441,7 +443,7 @@ def crystal_run(tmp_path_factory):
     from atomgraph.evaluation.experiment import train_and_evaluate
 
     tmp_path = tmp_path_factory.mktemp("crystal_run")
-    config = crystal_config(tmp_path, readout="[sum, mean]")
+    config = crystal_config(tmp_path, readout="[sum, pooled]")
     with pytest.warns(UserWarning, match="pitfall"):
         run_dir = train_and_evaluate(config, progress=False)
     return tmp_path, Path(run_dir)

@@ -138,7 +138,7 @@ def test_draw_atom_importance(tmp_path):
 
 def test_gradient_times_input_on_atom_features():
     torch.manual_seed(0)
-    model = build_model("gcn", atom_dim=47, extensive=(False, True), hidden=8, layers=2)
+    model = build_model("gcn", atom_dim=47, reductions=("mean", "sum"), hidden=8, layers=2)
     graph = bond_graph(SMILES)
     x = graph.x.clone().requires_grad_(True)
     probe = graph.clone()
@@ -174,7 +174,7 @@ def test_gradient_importance_works_for_every_registered_model():
             "edge_dim": graph.edge_attr.shape[1] if "edge_attr" in graph else 0,
         }
         torch.manual_seed(0)
-        model = build_model(name, extensive=(True,), **{k: inputs[k] for k in required})
+        model = build_model(name, reductions=("sum",), **{k: inputs[k] for k in required})
         model.train()
         importance, methods[name] = attribute_atoms(model, graph)
         assert model.training, f"{name}: mode not restored"

@@ -57,7 +57,7 @@ def build(name: str, **extra) -> torch.nn.Module:
     torch.set_default_dtype(torch.float64)
     try:
         torch.manual_seed(0)
-        return build_model(name, extensive=(True,), graph=SPEC, **{**SMALL[name], **extra}).eval()
+        return build_model(name, reductions=("sum",), graph=SPEC, **{**SMALL[name], **extra}).eval()
     finally:
         torch.set_default_dtype(previous)
 
@@ -285,7 +285,7 @@ def test_painn_output_modes(float64):
     with pytest.raises(RuntimeError, match="dipole"):
         energy_model.atomic_vectors(radius_graph(molecule(0), CUTOFF))
     with pytest.raises(ValueError, match="one target"):
-        build_model("painn", extensive=(True, False), output="dipole")
+        build_model("painn", reductions=("sum", "mean"), output="dipole")
     with pytest.raises(ValueError, match="output"):
         build_model("painn", output="quadrupole")
 
@@ -343,7 +343,7 @@ def test_float32_models_run():
     graphs = Batch.from_data_list([radius_graph(molecule(12), CUTOFF), radius_graph(crystal(12), CUTOFF)])
     for name in NAMES:
         torch.manual_seed(0)
-        model = build_model(name, extensive=(True, False), graph=SPEC, **SMALL[name]).eval()
+        model = build_model(name, reductions=("sum", "mean"), graph=SPEC, **SMALL[name]).eval()
         with torch.no_grad():
             out = model(graphs)
         assert out.shape == (2, 2) and out.dtype == torch.float32 and bool(torch.isfinite(out).all())

@@ -51,7 +51,7 @@ from atomgraph.structures import from_smiles, mol_to_atoms
 CUTOFF = 3.0
 RADIUS = GraphSpec("radius", CUTOFF)  # no neighbour cap: what a potential needs
 BOND = preset("bond")  # the graph the bond models are built for (their card's preset)
-EXTENSIVE = (True, False)  # two outputs: an energy-like sum and an intensive mean
+REDUCTIONS = ("sum", "mean")  # two outputs: an energy-like sum and an intensive mean
 DTYPE = torch.float64
 _PROBE = bond_graph("CO")
 ATOM_DIM, EDGE_DIM = _PROBE.x.shape[1], _PROBE.edge_attr.shape[1]
@@ -154,7 +154,7 @@ def _build(name: str, depth: int) -> nn.Module:
     try:
         torch.manual_seed(0)
         graph = RADIUS if card.graph_kind == "radius" else None
-        return build_model(name, graph=graph, extensive=EXTENSIVE, **kwargs).eval()
+        return build_model(name, graph=graph, reductions=REDUCTIONS, **kwargs).eval()
     finally:
         torch.set_default_dtype(previous)
 
@@ -401,7 +401,7 @@ def check_ignores_positions(model: nn.Module, kind, structures: list) -> None:
 def check_batching(model: nn.Module, kind, structures: list) -> None:
     graphs = [graph_of(kind, s) for s in structures]
     batched = run(model, graphs)
-    assert batched.shape == (len(graphs), len(EXTENSIVE)), f"outputs {tuple(batched.shape)}, expected [B, T]"
+    assert batched.shape == (len(graphs), len(REDUCTIONS)), f"outputs {tuple(batched.shape)}, expected [B, T]"
     single = torch.cat([run(model, [g]) for g in graphs])
     assert not torch.allclose(single[0], single[1]), "the structures should give different outputs"
     assert_same(batched, single, "batch vs one by one")
@@ -413,7 +413,7 @@ def check_isolated_atom(model: nn.Module, kind, potential: bool) -> None:
     graphs = [graph_of(kind, s) for s in kind.isolated()]
     for graph in graphs:
         out = run(model, [graph])
-        assert out.shape == (1, len(EXTENSIVE)) and bool(torch.isfinite(out).all()), f"isolated atom: {out}"
+        assert out.shape == (1, len(REDUCTIONS)) and bool(torch.isfinite(out).all()), f"isolated atom: {out}"
     assert bool(torch.isfinite(run(model, graphs)).all()), "isolated atoms in a batch: outputs not finite"
     if potential:
         graph = graphs[0]  # the far atom (the last) has no neighbour: zero force, and every force is finite
@@ -443,7 +443,7 @@ def energy(model: nn.Module, graph: Data, pos=None, cell=None) -> float:
 def check_forces(model: nn.Module, atoms: Atoms, h: float = 1e-5) -> None:
     """Forces (and for a cell the stress) by autograd equal central finite differences."""
     graph = graph_of(KINDS["radius"], atoms)
-    normalizer = TargetNormalizer(EXTENSIVE)
+    normalizer = TargetNormalizer([r == "sum" for r in REDUCTIONS])
     periodic = bool(atoms.pbc.all())
     batch = Batch.from_data_list([graph])
     out = energy_forces_stress(model, normalizer, batch, stress=periodic, training=False)
@@ -577,7 +577,7 @@ class TestModelContract:
                 card.check_potential(default, name)
         other = GraphSpec("bond") if card.graph_kind != "bond" else GraphSpec("radius")
         with pytest.raises(ValueError, match=f"reads {card.graph_kind} graphs"):
-            build_model(name, graph=other, extensive=EXTENSIVE, **SMALL[name])
+            build_model(name, graph=other, reductions=REDUCTIONS, **SMALL[name])
 
 
 # ------------------------------------------------------------------ the contract can fail: mutants

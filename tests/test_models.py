@@ -39,7 +39,7 @@ BOND_VARIANTS = {
     "virtual+master": GraphSpec(kind="bond", virtual_edges=True, master_node=True),
     "heavy_atoms": GraphSpec(kind="bond", explicit_hydrogens=False),
 }
-EXTENSIVE = (True, False)  # two targets: one summed, one averaged over atoms
+REDUCTIONS = ("sum", "mean")  # two targets: one summed, one averaged over atoms
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def molecules(n: int = 4, seed: int = 0):
 
 def radius_model(name: str, **extra) -> torch.nn.Module:
     torch.manual_seed(0)
-    return build_model(name, extensive=EXTENSIVE, **{**RADIUS_MODELS[name], **extra}).eval()
+    return build_model(name, reductions=REDUCTIONS, **{**RADIUS_MODELS[name], **extra}).eval()
 
 
 def mpnn_model(graph, distance: str) -> torch.nn.Module:
@@ -67,7 +67,7 @@ def mpnn_model(graph, distance: str) -> torch.nn.Module:
         "mpnn",
         atom_dim=graph.x.shape[1],
         edge_dim=graph.edge_attr.shape[1],
-        extensive=EXTENSIVE,
+        reductions=REDUCTIONS,
         distance=distance,
         **MPNN_SMALL,
     ).eval()
@@ -104,7 +104,7 @@ def bond_atoms(smiles: str):
 def test_radius_models_output_shape(name):
     graphs = [radius_graph(a, CUTOFF) for a in molecules(3)]
     out = radius_model(name)(Batch.from_data_list(graphs))
-    assert out.shape == (3, len(EXTENSIVE))
+    assert out.shape == (3, len(REDUCTIONS))
     assert torch.isfinite(out).all()
 
 
@@ -149,7 +149,7 @@ def test_periodic_supercell_energy(name, readout, factor, float64):
     cell = bulk("Si", "diamond", a=5.43)  # lattice vectors (3.84 Å) shorter than the cutoff
     cell.rattle(0.05, seed=4)
     torch.manual_seed(0)
-    model = build_model(name, extensive=(True,), readout=readout, **RADIUS_MODELS[name]).eval()
+    model = build_model(name, reductions=("sum",), readout=readout, **RADIUS_MODELS[name]).eval()
     with torch.no_grad():
         e_cell = model(radius_graph(cell, CUTOFF))
         e_super = model(radius_graph(cell.repeat(2), CUTOFF))
@@ -160,7 +160,7 @@ def test_periodic_supercell_energy(name, readout, factor, float64):
 def test_schnet_auto_readout_is_extensive_per_target(float64):
     cell = bulk("Cu", "fcc", a=3.6, cubic=True)
     cell.rattle(0.05, seed=5)
-    model = radius_model("schnet")  # extensive=(True, False), readout "auto"
+    model = radius_model("schnet")  # reductions=("sum", "mean"), readout "auto"
     e_cell = model(radius_graph(cell, CUTOFF))
     e_super = model(radius_graph(cell.repeat(2), CUTOFF))
     torch.testing.assert_close(e_super[:, 0], 8 * e_cell[:, 0], rtol=1e-9, atol=1e-9)
@@ -177,7 +177,7 @@ def test_mpnn_shape_and_batching(variant, distance, float64):
     graphs = [settings.build(bond_atoms(s)) for s in SMILES]
     model = mpnn_model(graphs[0], distance)
     batched = model(Batch.from_data_list(graphs))
-    assert batched.shape == (len(SMILES), len(EXTENSIVE))
+    assert batched.shape == (len(SMILES), len(REDUCTIONS))
     single = torch.cat([model(g) for g in graphs])
     torch.testing.assert_close(batched, single, rtol=1e-10, atol=1e-10)
 
@@ -272,7 +272,7 @@ def test_every_registered_model_builds_and_runs():
         ]
         required = [p for p in required if p != "graph"]  # build_model passes the card's preset
         assert set(required) <= set(inputs), f"{name}: do not know how to fill {required}"
-        model = build_model(name, extensive=(True,), **{k: inputs[k] for k in required}).eval()
+        model = build_model(name, reductions=("sum",), **{k: inputs[k] for k in required}).eval()
         assert cls.card.graph_kind in ("radius", "bond", "complex", "sequence"), name
         if cls.card.graph_kind in ("complex", "sequence"):
             graph = example_graph(cls.card.graph_kind)

@@ -1,4 +1,4 @@
-"""The GNN zoo (GCN, GraphSAGE, GAT, GATv2): permutation invariance for every readout, batching, shapes,
+"""The GNN zoo (GCN, GraphSAGE, GAT, GATv2): permutation invariance for every node pool, batching, shapes,
 attention normalisation, neighbour sampling, and a few optimisation steps."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from torch_geometric.data import Batch
 from atomgraph.graphs import bond_graph
 from atomgraph.models import available_models, build_model
 from atomgraph.models.graphsage import NeighborLSTM, sample_incoming
-from atomgraph.nn import READOUTS
+from atomgraph.nn import POOLS
 
 ATOM_DIM, EDGE_DIM = 47, 11
-EXTENSIVE = (True, False)
+REDUCTIONS = ("sum", "mean")
 SMILES = ["CCO", "c1ccncc1", "CC(=O)Oc1ccccc1C(=O)O", "OC1CC(N)C1", "C"]  # "C": one atom, no edges
 SMALL = {"hidden": 8, "layers": 2}
 #: name -> (registry name, arguments): every aggregator, norm, jumping knowledge and residual option.
@@ -39,11 +39,11 @@ def float64():
     torch.set_default_dtype(previous)
 
 
-def zoo_model(variant: str, readout: str = "mean", **extra) -> torch.nn.Module:
+def zoo_model(variant: str, pool: str = "mean", **extra) -> torch.nn.Module:
     name, arguments = VARIANTS[variant]
     torch.manual_seed(0)
     model = build_model(
-        name, atom_dim=ATOM_DIM, edge_dim=EDGE_DIM, extensive=EXTENSIVE, readout=readout,
+        name, atom_dim=ATOM_DIM, edge_dim=EDGE_DIM, reductions=REDUCTIONS, pool=pool,
         **{**SMALL, **arguments, **extra},
     )  # fmt: skip
     return model.eval()
@@ -65,10 +65,10 @@ def shuffled_edges(graph, rng: np.random.Generator):
     return out
 
 
-@pytest.mark.parametrize("readout", READOUTS)
+@pytest.mark.parametrize("pool", POOLS)
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_permutation_invariant(variant, readout, float64):
-    model = zoo_model(variant, readout)
+def test_permutation_invariant(variant, pool, float64):
+    model = zoo_model(variant, pool)
     rng = np.random.default_rng(3)
     for smiles in SMILES[:4]:
         mol = Chem.MolFromSmiles(smiles)
@@ -80,20 +80,20 @@ def test_permutation_invariant(variant, readout, float64):
         torch.testing.assert_close(model(moved), model(graph), rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("readout", READOUTS)
+@pytest.mark.parametrize("pool", POOLS)
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_batch_equals_single_graphs_and_shapes(variant, readout, float64):
-    model = zoo_model(variant, readout)
+def test_batch_equals_single_graphs_and_shapes(variant, pool, float64):
+    model = zoo_model(variant, pool)
     graphs = [bond_graph(s) for s in SMILES]
     batched = model(Batch.from_data_list(graphs))
-    assert batched.shape == (len(SMILES), len(EXTENSIVE))
+    assert batched.shape == (len(SMILES), len(REDUCTIONS))
     single = torch.cat([model(g) for g in graphs])
     torch.testing.assert_close(batched, single, rtol=1e-10, atol=1e-10)
     states = model.node_states(graphs[2])
     assert len(states) == SMALL["layers"]
     width = SMALL["hidden"] * (SMALL["layers"] if model.jumping_knowledge == "cat" else 1)
     assert model.jump(states).shape == (graphs[2].num_nodes, width)
-    assert model.readout.out_dim == (2 * width if readout == "set2set" else width)
+    assert model.readout.out_dim == (2 * width if pool == "set2set" else width)
 
 
 @pytest.mark.parametrize("name", ["gat", "gatv2"])
@@ -187,7 +187,7 @@ def labelled_graph(smiles: str):
         ("graphsage", {"aggregator": "lstm", "neighbor_samples": 2, "dropout": 0.1}),
         ("graphsage", {"aggregator": "max", "jumping_knowledge": "cat"}),
         ("gat", {"heads": 2, "attention_dropout": 0.1, "norm": "layer"}),
-        ("gatv2", {"heads": 2, "jumping_knowledge": "max", "readout": "attention"}),
+        ("gatv2", {"heads": 2, "jumping_knowledge": "max", "pool": "attention"}),
     ],
 )
 def test_models_train_on_a_tiny_target(name, arguments):
@@ -216,7 +216,7 @@ def test_models_train_on_a_tiny_target(name, arguments):
         ("graphsage", {"neighbor_samples": 0}, "neighbor_samples"),
         ("gcn", {"norm": "group"}, "norm"),
         ("gcn", {"jumping_knowledge": "lstm"}, "jumping_knowledge"),
-        ("gcn", {"readout": "median"}, "readout"),
+        ("gcn", {"pool": "median"}, "node pool"),
         ("gcn", {"layers": 0}, "at least one layer"),
     ],
 )

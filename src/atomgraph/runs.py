@@ -10,7 +10,8 @@ the report and the ASE calculator all use it, so inference builds exactly the gr
 Checkpoints written before the graph spec was stored (their hyperparameters have no ``graph`` and
 targets as ``{names, units, extensive, kind}``) load through :func:`legacy_hyper_parameters`, which
 rebuilds the spec with the rules that run was trained under (a model ``cutoff``, the crystal default
-of 12 nearest within 8 Å).
+of 12 nearest within 8 Å). Checkpoints written before readouts followed the TargetSpec (model
+arguments with ``extensive`` flags) get today's readout words there (:func:`legacy_model_arguments`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from torch_geometric.data import Data
 
 from atomgraph.data.safe_load import safe_torch_load
 from atomgraph.graphs.spec import GraphSpec
+from atomgraph.nn.readout import POOLS
 from atomgraph.targets import TargetSet, targets_from_columns
 from atomgraph.training.config import read_run_config
 from atomgraph.training.module import AtomgraphModule
@@ -54,11 +56,49 @@ def safe_load(path: str | Path) -> dict:
 # ------------------------------------------------------------------------------------- legacy
 
 
+#: CGCNN/MEGNet's per-target readouts before they followed the TargetSpec: "mean" pooled the atom
+#: states (today "pooled"), "per_atom" averaged atomic contributions (today "mean")
+CRYSTAL_READOUTS = {"mean": "pooled", "per_atom": "mean"}
+
+
+def legacy_model_arguments(model: dict) -> dict:
+    """Model arguments (a checkpoint's, or its run's ``config.yaml`` model section) written before
+    readouts followed the TargetSpec, in today's words; they build the same module:
+
+    * ``extensive`` flags -> ``reductions`` (True: "sum", False: "mean"; every model reads a "mean"
+      target out as it read a non-extensive one, and as it reads a "per_atom" one);
+    * CGCNN/MEGNet ``readout`` -> :data:`CRYSTAL_READOUTS` (also inside a list);
+    * a node pool named ``readout`` (GCN, GAT, GATv2, GraphSAGE, MPNN) -> ``pool``;
+    * an atom-wise model's (SchNet, PaiNN, simple GNN) ``readout`` "max", "attention" or "set2set" ->
+      ``readout: pooled`` with that ``pool``.
+    """
+    from atomgraph.models import model_card
+
+    model = dict(model)
+    if "extensive" in model:
+        model["reductions"] = ["sum" if flag else "mean" for flag in model.pop("extensive")]
+    readout = model.get("readout")
+    if readout is None:
+        return model
+    intensive, params = model_card(model["name"]).intensive_readout, _parameters(model["name"])
+    if intensive == "pooled":
+        words = [readout] if isinstance(readout, str) else list(readout)
+        words = [CRYSTAL_READOUTS.get(word, word) for word in words]
+        model["readout"] = words[0] if isinstance(readout, str) else words
+    elif intensive is None and "readout" not in params and "pool" in params:
+        model["pool"] = model.pop("readout")
+    elif intensive is not None and isinstance(readout, str) and readout in set(POOLS) - {"sum", "mean"}:
+        model.update(readout="pooled", pool=readout)
+    return model
+
+
 def legacy_hyper_parameters(hparams: dict, raw_config: dict | None) -> dict:
     """Hyperparameters of a checkpoint written before GraphSpec/TargetSpec, in today's form."""
     from atomgraph.models import model_card
 
     hparams = copy.deepcopy(hparams)
+    if "extensive" in hparams["model"]:
+        hparams["model"] = legacy_model_arguments(hparams["model"])
     targets = hparams["targets"]
     if isinstance(targets, dict):  # TargetInfo(names, units, extensive, kind)
         hparams["targets"] = targets_from_columns(
@@ -198,13 +238,16 @@ class TrainedRun:
         else:
             raise RunLoadError(f"{path}: not an atomgraph checkpoint or export (no hyperparameters)")
         try:
+            legacy = "extensive" in hparams["model"]
             hparams = legacy_hyper_parameters(hparams, raw)
             module = _build_module(hparams, weights)
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise RunLoadError(f"{path}: cannot rebuild the trained model ({error})") from error
         config = None
         if raw is not None:
-            config = read_run_config(config_file) if stored.get("format") != EXPORT_FORMAT else raw
+            config = read_run_config(config_file) if stored.get("format") != EXPORT_FORMAT else dict(raw)
+            if legacy:  # the run's config in the words its checkpoint now has
+                config["model"] = legacy_model_arguments(config["model"])
             check_agreement(config, module, path)
         return cls(module, module.graph_spec, module.info, config, path)
 

@@ -11,14 +11,20 @@ Every model of the registry carries a card (:func:`~atomgraph.models.registry.re
   differentiable edge vectors), ``smooth`` (edge contributions vanish smoothly at the cutoff, so the
   energy is continuous when an atom crosses it) and ``conservative`` (forces are -dE/dx by autograd).
   Only a model with all three can serve as a potential, and only on a graph without a neighbour cap
-  (the k-th neighbour changes discontinuously).
+  (the k-th neighbour changes discontinuously);
+* ``intensive_readout``: how ``readout: auto`` reads out targets that are not sums (reduction
+  ``per_atom`` or ``mean``): ``"mean"`` of atomic contributions (the atom-wise models) or ``"pooled"``
+  (CGCNN, MEGNet); None for models without a per-target readout, which read every target out by a
+  node pool and an MLP (:mod:`atomgraph.nn.target_readout`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from atomgraph.graphs.spec import GRAPH_KINDS, GraphSpec, preset
+from atomgraph.nn.target_readout import READOUTS, resolve_readouts
 
 
 @dataclass(frozen=True)
@@ -30,8 +36,14 @@ class ModelCard:
     reads_positions: bool = False
     smooth: bool = False
     conservative: bool = False
+    intensive_readout: str | None = None
 
     def __post_init__(self) -> None:
+        if self.intensive_readout not in (None, *READOUTS):
+            raise ValueError(
+                f"model card: intensive_readout must be None or one of {READOUTS}, "
+                f"got {self.intensive_readout!r}"
+            )
         if self.graph_kind not in GRAPH_KINDS:
             raise ValueError(f"model card: graph_kind must be one of {GRAPH_KINDS}, got {self.graph_kind!r}")
         if preset(self.default_graph).kind != self.graph_kind:
@@ -73,6 +85,13 @@ class ModelCard:
                 f"data.graph.max_neighbors={spec.max_neighbors} makes the energy jump when the k-th "
                 "neighbour changes; set it to null"
             )
+
+    def target_readouts(self, readout: str | Sequence[str], reductions: Sequence[str]) -> list[str]:
+        """The readout of each target (:func:`~atomgraph.nn.target_readout.resolve_readouts`) for the
+        model's ``readout`` argument; every target ``"pooled"`` for models without one."""
+        if self.intensive_readout is None:
+            return ["pooled"] * len(reductions)
+        return resolve_readouts(readout, reductions, self.intensive_readout)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "potential": self.potential}

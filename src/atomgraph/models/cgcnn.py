@@ -5,8 +5,8 @@ z_ij = h_i ‖ h_j ‖ e_ij,   h_i <- softplus(h_i + BN(Σ_j σ(z_ij W_f + b_f) 
 with batch norm on the edge pre-activations (both halves) as in the reference code, e_ij the Gaussian
 expansion of the distance (0-8 Å, step 0.2 Å: :meth:`GaussianRBF.cgcnn`), and the crystal graph of
 the 12 nearest neighbours within 8 Å. Readout: mean pooling, softplus, fully connected layers (the
-paper's ``"mean"``); extensive and per-atom targets can use an atom-wise head instead (see
-:mod:`atomgraph.models.crystal_head`).
+paper's readout, ``"pooled"``: what ``"auto"`` gives targets that are not sums); ``sum`` targets, and
+targets asked for ``"mean"``, use an atom-wise head instead (see :mod:`atomgraph.nn.target_readout`).
 
 Atom inputs (``atom_features``): ``"properties"`` (default) projects the 24 tabulated element
 properties of :func:`atomgraph.features.element_features` (electronegativity, radii, group, period,
@@ -30,10 +30,10 @@ from atomgraph.graphs.fields import batch_vector
 from atomgraph.graphs.geometry import edge_lengths, edge_vectors
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.models.card import ModelCard
-from atomgraph.models.crystal_head import CrystalHead, resolve_readouts
 from atomgraph.models.lattice import LATTICE_DIM, scaled_lattice_features
 from atomgraph.models.registry import register_model
 from atomgraph.nn.scatter import scatter_mean
+from atomgraph.nn.target_readout import TargetHead, resolve_readouts
 
 ATOM_FEATURES = ("properties", "embedding")
 
@@ -81,7 +81,14 @@ class CGCNNConv(nn.Module):
         return functional.softplus(h + batch_norm(self.norm_atoms, summed))
 
 
-CARD = ModelCard("radius", "cgcnn_crystal", ("z", "pos", "cell"), "layers", reads_positions=True)
+CARD = ModelCard(
+    "radius",
+    "cgcnn_crystal",
+    ("z", "pos", "cell"),
+    "layers",
+    reads_positions=True,
+    intensive_readout="pooled",
+)
 
 
 @register_model("cgcnn", card=CARD)
@@ -89,7 +96,8 @@ class CGCNN(nn.Module):
     """Crystal graph convolutional neural network.
 
     Args:
-        extensive: one flag per target (its length is the number of outputs).
+        reductions: the :attr:`~atomgraph.targets.TargetSpec.reduction` of each target; its length is
+            the number of outputs.
         hidden: atom feature width (paper: 64).
         layers: number of convolutions (paper: 3).
         fc_hidden: width of the fully connected layers after pooling (paper: 128).
@@ -98,8 +106,9 @@ class CGCNN(nn.Module):
         interaction_cutoff: Å, at most ``graph.cutoff`` (default: it); longer edges are ignored and the
             Gaussians span 0..interaction_cutoff.
         atom_features: "properties" (element property table, default) or "embedding" (learned).
-        readout: "auto" (sum for extensive, mean pooling for intensive), one of "mean", "sum",
-            "per_atom", or a list with one per target.
+        readout: per-target readout (:mod:`atomgraph.nn.target_readout`): "auto" ("sum" for ``sum``
+            targets, "pooled" -- mean pooling then the MLP -- for the others), "sum", "mean" (of atomic
+            contributions), "pooled", or a list with one per target.
         lattice: append a/b/c, cos α/β/γ and volume per atom to the pooled vector (and to each atom's
             input of the atom-wise head); a/b/c depend on the cell choice.
         max_z: largest atomic number (``"embedding"``).
@@ -110,7 +119,7 @@ class CGCNN(nn.Module):
     def __init__(
         self,
         graph: GraphSpec,
-        extensive: Sequence[bool] = (False,),
+        reductions: Sequence[str] = ("mean",),
         hidden: int = 64,
         layers: int = 3,
         fc_hidden: int = 128,
@@ -134,8 +143,8 @@ class CGCNN(nn.Module):
             self.embedding = nn.Embedding(max_z + 1, hidden)
         self.convs = nn.ModuleList(CGCNNConv(hidden, self.rbf.num) for _ in range(layers))
         width = hidden + (LATTICE_DIM if lattice else 0)
-        readouts = resolve_readouts(readout, extensive)
-        self.head = CrystalHead(width, width, readouts, [fc_hidden] * fc_layers, act="softplus")
+        readouts = resolve_readouts(readout, reductions, CARD.intensive_readout)
+        self.head = TargetHead(width, width, readouts, [fc_hidden] * fc_layers, act="softplus")
 
     def atom_states(self, graph: Data) -> torch.Tensor:
         """Atom features [N, hidden] after all convolutions."""

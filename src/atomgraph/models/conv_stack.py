@@ -3,7 +3,11 @@
     h0 = Linear([x, mean of incoming edge_attr]?)                          [N, hidden]
     h_l = h_{l-1} + Dropout(act(Norm(Conv_l(h_{l-1}, edges))))            (residual; without: no h_{l-1})
     H = JumpingKnowledge(h_1..h_L)   none: h_L | cat: [h_1..h_L] | max: elementwise max over layers
-    y = MLP(GraphReadout(H))                                               [B, T]
+    y = MLP(pool(H))                                                       [B, T]
+
+Every target is read out ``"pooled"`` (:mod:`atomgraph.nn.target_readout`): ``pool`` is the node pool
+(a :data:`~atomgraph.nn.readout.POOLS` kind); the module keeps the attribute name ``readout`` for it,
+the name its weights have in checkpoints.
 
 Subclasses build their convolutions and say how one is applied (:meth:`ConvStack.convolve`).
 """
@@ -47,16 +51,17 @@ def make_norm(kind: str, dim: int) -> nn.Module:
 
 
 class ConvStack(nn.Module):
-    """Input projection, convolutions with norm/activation/dropout/residual, jumping knowledge, readout, MLP.
+    """Input projection, convolutions with norm/activation/dropout/residual, jumping knowledge, pool, MLP.
 
     Args:
         convs: the L convolutions, each mapping [N, hidden] node states to [N, hidden].
         atom_dim: width of ``x``; edge_dim: width of ``edge_attr`` (None: no bond features).
-        extensive: one flag per target; only its length (the number of outputs) is used here.
+        reductions: the TargetSpec reduction of each target; only its length (the number of outputs) is
+            used here: every target is read out ``"pooled"``.
         edge_features: append the mean incoming ``edge_attr`` to each atom's input (GCN, GraphSAGE).
         norm: "none", "layer" or "batch"; residual: add each layer's input to its output.
         jumping_knowledge: "none" (last layer), "cat" (concatenate all layers) or "max" (elementwise).
-        readout: any :data:`atomgraph.nn.READOUTS` kind; act: activation name.
+        pool: the node pool, any :data:`atomgraph.nn.POOLS` kind; act: activation name.
     """
 
     def __init__(
@@ -64,13 +69,13 @@ class ConvStack(nn.Module):
         convs: Sequence[nn.Module],
         atom_dim: int,
         edge_dim: int | None,
-        extensive: Sequence[bool],
+        reductions: Sequence[str],
         hidden: int,
         dropout: float,
         norm: str,
         residual: bool,
         jumping_knowledge: str,
-        readout: str,
+        pool: str,
         act: str,
         edge_features: bool = False,
         set2set_steps: int = 3,
@@ -92,8 +97,8 @@ class ConvStack(nn.Module):
         self.residual = residual
         self.jumping_knowledge = jumping_knowledge
         state_dim = hidden * len(convs) if jumping_knowledge == "cat" else hidden
-        self.readout = GraphReadout(readout, state_dim, set2set_steps=set2set_steps)
-        self.head = MLP([self.readout.out_dim, hidden, len(extensive)], act=act)
+        self.readout = GraphReadout(pool, state_dim, set2set_steps=set2set_steps)
+        self.head = MLP([self.readout.out_dim, hidden, len(reductions)], act=act)
 
     def atom_inputs(self, graph: Data) -> torch.Tensor:
         """``x`` [N, F_atom], with the mean incoming bond features appended if ``edge_features``."""

@@ -40,7 +40,7 @@ from atomgraph.models.card import ModelCard
 from atomgraph.models.registry import register_model
 from atomgraph.nn.activations import activation
 from atomgraph.nn.spherical import SphericalBasis
-from atomgraph.nn.target_pooling import check_pooling, pool_per_target
+from atomgraph.nn.target_readout import SumOrMean, resolve_readouts
 
 
 def glorot_orthogonal_(weight: torch.Tensor, scale: float = 2.0) -> torch.Tensor:
@@ -166,7 +166,14 @@ class OutputPPBlock(nn.Module):
 
 
 CARD = ModelCard(
-    "radius", "molecule", ("z", "pos", "cell"), "blocks", reads_positions=True, smooth=True, conservative=True
+    "radius",
+    "molecule",
+    ("z", "pos", "cell"),
+    "blocks",
+    reads_positions=True,
+    smooth=True,
+    conservative=True,
+    intensive_readout="mean",
 )
 
 
@@ -176,7 +183,8 @@ class DimeNetPlusPlus(nn.Module):
     """DimeNet++ for graph properties and potentials (defaults: the paper's QM9 hyperparameters).
 
     Args:
-        extensive: one flag per target (sum vs mean over atoms); its length is the number of outputs.
+        reductions: the :attr:`~atomgraph.targets.TargetSpec.reduction` of each target; its length is
+            the number of outputs.
         hidden: message width (paper: 128).
         out_emb: width of the output MLPs (paper: 256).
         int_emb: width of the triplet interaction after the down-projection (paper: 64).
@@ -191,7 +199,8 @@ class DimeNetPlusPlus(nn.Module):
         num_output_layers: hidden layers of each output MLP (paper: 3).
         max_z: largest atomic number.
         act: activation (paper: swish = silu).
-        readout: "auto" (sum for extensive, mean for intensive targets), "sum" or "mean".
+        readout: per-target readout of the atomic contributions (:mod:`atomgraph.nn.target_readout`):
+            "auto" (sum for ``sum`` targets, mean for the others), "sum", "mean", or one per target.
     Input: a radius graph or batch (``z``, ``pos``, ``edge_index``, ``edge_shift``, ``cell``).
     Output: [B, T] in the normalised units of the task; differentiable w.r.t. ``pos`` and ``cell``.
     """
@@ -199,7 +208,7 @@ class DimeNetPlusPlus(nn.Module):
     def __init__(
         self,
         graph: GraphSpec,
-        extensive: Sequence[bool] = (True,),
+        reductions: Sequence[str] = ("sum",),
         hidden: int = 128,
         out_emb: int = 256,
         int_emb: int = 64,
@@ -214,15 +223,15 @@ class DimeNetPlusPlus(nn.Module):
         num_output_layers: int = 3,
         max_z: int = 100,
         act: str = "silu",
-        readout: str = "auto",
+        readout: str | Sequence[str] = "auto",
     ):
         super().__init__()
         if blocks < 1:
             raise ValueError(f"blocks must be at least 1, got {blocks}")
         self.cutoff = graph.interaction_cutoff(interaction_cutoff, "dimenet++")
-        self.readout = check_pooling(readout)
-        self.register_buffer("extensive", torch.tensor(list(extensive), dtype=torch.bool), persistent=False)
-        num_targets = len(extensive)
+        readouts = resolve_readouts(readout, reductions, CARD.intensive_readout, supported=("sum", "mean"))
+        self.reduce = SumOrMean(readouts)
+        num_targets = len(reductions)
         self.rbf = BesselRBF(self.cutoff, num_radial, trainable=True)
         self.envelope = PolynomialEnvelope(self.cutoff, envelope_exponent)
         self.sbf = SphericalBasis(num_spherical, num_radial, self.cutoff, envelope_exponent)
@@ -274,4 +283,4 @@ class DimeNetPlusPlus(nn.Module):
 
     def forward(self, graph: Data) -> torch.Tensor:
         batch, num_graphs = batch_vector(graph)
-        return pool_per_target(self.atom_outputs(graph), batch, num_graphs, self.extensive, self.readout)
+        return self.reduce(self.atom_outputs(graph), batch, num_graphs)

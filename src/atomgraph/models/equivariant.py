@@ -43,7 +43,7 @@ from atomgraph.graphs.spec import GraphSpec
 from atomgraph.models.card import ModelCard
 from atomgraph.models.registry import register_model
 from atomgraph.nn.mlp import MLP
-from atomgraph.nn.target_pooling import check_pooling, pool_per_target
+from atomgraph.nn.target_readout import SumOrMean, resolve_readouts
 
 
 def _reachable(irreps_in: o3.Irreps, irreps_edge: o3.Irreps, ir: o3.Irrep) -> bool:
@@ -126,7 +126,14 @@ class EquivariantInteraction(nn.Module):
 
 
 CARD = ModelCard(
-    "radius", "molecule", ("z", "pos", "cell"), "layers", reads_positions=True, smooth=True, conservative=True
+    "radius",
+    "molecule",
+    ("z", "pos", "cell"),
+    "layers",
+    reads_positions=True,
+    smooth=True,
+    conservative=True,
+    intensive_readout="mean",
 )
 
 
@@ -136,7 +143,8 @@ class EquivariantPotential(nn.Module):
     """NequIP-style E(3)-equivariant message passing network (energies, invariant properties).
 
     Args:
-        extensive: one flag per target (sum vs mean over atoms); its length is the number of outputs.
+        reductions: the :attr:`~atomgraph.targets.TargetSpec.reduction` of each target; its length is
+            the number of outputs.
         hidden_irreps: node feature irreps, l <= 2 (e.g. "32x0e + 16x1o + 8x2e"); needs some 0e.
         layers: interaction layers (NequIP: 4-5).
         sh_lmax: largest degree of the edge spherical harmonics (default: that of ``hidden_irreps``).
@@ -147,7 +155,8 @@ class EquivariantPotential(nn.Module):
         avg_num_neighbors: the sum over neighbours is divided by this constant (set it to the data's
             mean number of neighbours within the cutoff; ~10-20 for organic molecules at 5 Å).
         max_z: largest atomic number.
-        readout: "auto" (sum for extensive, mean for intensive targets), "sum" or "mean".
+        readout: per-target readout of the atomic contributions (:mod:`atomgraph.nn.target_readout`):
+            "auto" (sum for ``sum`` targets, mean for the others), "sum", "mean", or one per target.
     Input: a radius graph or batch (``z``, ``pos``, ``edge_index``, ``edge_shift``, ``cell``).
     Output: [B, T] in the normalised units of the task; differentiable w.r.t. ``pos`` and ``cell``.
     Build it under ``torch.set_default_dtype(torch.float64)`` for a double precision model.
@@ -156,7 +165,7 @@ class EquivariantPotential(nn.Module):
     def __init__(
         self,
         graph: GraphSpec,
-        extensive: Sequence[bool] = (True,),
+        reductions: Sequence[str] = ("sum",),
         hidden_irreps: str = "32x0e + 16x1o + 8x2e",
         layers: int = 4,
         sh_lmax: int | None = None,
@@ -166,7 +175,7 @@ class EquivariantPotential(nn.Module):
         envelope_exponent: int = 6,
         avg_num_neighbors: float = 10.0,
         max_z: int = 100,
-        readout: str = "auto",
+        readout: str | Sequence[str] = "auto",
     ):
         super().__init__()
         irreps_hidden = o3.Irreps(hidden_irreps).simplify()
@@ -180,8 +189,8 @@ class EquivariantPotential(nn.Module):
         if not avg_num_neighbors > 0:
             raise ValueError(f"avg_num_neighbors must be positive, got {avg_num_neighbors}")
         self.cutoff = graph.cutoff
-        self.readout = check_pooling(readout)
-        self.register_buffer("extensive", torch.tensor(list(extensive), dtype=torch.bool), persistent=False)
+        readouts = resolve_readouts(readout, reductions, CARD.intensive_readout, supported=("sum", "mean"))
+        self.reduce = SumOrMean(readouts)
         sh_lmax = irreps_hidden.lmax if sh_lmax is None else sh_lmax
         self.irreps_edge = o3.Irreps.spherical_harmonics(sh_lmax)
         self.spherical_harmonics = o3.SphericalHarmonics(
@@ -212,7 +221,7 @@ class EquivariantPotential(nn.Module):
         ]
         self.register_buffer("scalar_index", torch.cat(scalar_index), persistent=False)
         width = len(self.scalar_index)
-        self.head = MLP([width, max(width // 2, 1), len(extensive)], act="silu")
+        self.head = MLP([width, max(width // 2, 1), len(reductions)], act="silu")
 
     def node_features(self, graph: Data) -> torch.Tensor:
         """Irreps features [N, irreps_out.dim] after all interactions (layout of ``self.irreps_out``)."""
@@ -232,4 +241,4 @@ class EquivariantPotential(nn.Module):
 
     def forward(self, graph: Data) -> torch.Tensor:
         batch, num_graphs = batch_vector(graph)
-        return pool_per_target(self.atom_outputs(graph), batch, num_graphs, self.extensive, self.readout)
+        return self.reduce(self.atom_outputs(graph), batch, num_graphs)

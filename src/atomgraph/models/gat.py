@@ -35,7 +35,7 @@ class GAT(ConvStack):
         attention_dropout: dropout on the attention coefficients (training only).
         edge_features: use ``edge_attr`` in the attention (needs ``edge_dim``; True by default).
         others: see :class:`~atomgraph.models.gcn.ConvStack` (dropout acts on node states).
-    Input: bonded graph or batch (``x``, ``edge_index``, ``edge_attr``). Output: [B, len(extensive)].
+    Input: bonded graph or batch (``x``, ``edge_index``, ``edge_attr``). Output: [B, len(reductions)].
     """
 
     conv_class: type[nn.Module] = GATConv
@@ -44,7 +44,7 @@ class GAT(ConvStack):
         self,
         atom_dim: int,
         edge_dim: int | None = None,
-        extensive: Sequence[bool] = (False,),
+        reductions: Sequence[str] = ("mean",),
         hidden: int = 128,
         layers: int = 4,
         heads: int = 4,
@@ -53,7 +53,7 @@ class GAT(ConvStack):
         norm: str = "none",
         residual: bool = True,
         jumping_knowledge: str = "none",
-        readout: str = "mean",
+        pool: str = "mean",
         act: str = "elu",
         edge_features: bool = True,
         set2set_steps: int = 3,
@@ -77,8 +77,8 @@ class GAT(ConvStack):
                 )
             )
         super().__init__(
-            convs, atom_dim, edge_dim, extensive, hidden, dropout, norm, residual, jumping_knowledge,
-            readout, act, False, set2set_steps,
+            convs, atom_dim, edge_dim, reductions, hidden, dropout, norm, residual, jumping_knowledge,
+            pool, act, False, set2set_steps,
         )  # fmt: skip
         self.heads = heads
         self.uses_edge_attr = attention_edge_dim is not None

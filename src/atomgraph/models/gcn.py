@@ -26,29 +26,29 @@ class GCN(ConvStack):
 
     Args: see :class:`ConvStack`; ``edge_features`` (default False) appends the mean incoming bond
     features to the atom inputs, since the convolution itself takes no edge features.
-    Input: bonded graph or batch (``x``, ``edge_index``, ``edge_attr``). Output: [B, len(extensive)].
+    Input: bonded graph or batch (``x``, ``edge_index``, ``edge_attr``). Output: [B, len(reductions)].
     """
 
     def __init__(
         self,
         atom_dim: int,
         edge_dim: int | None = None,
-        extensive: Sequence[bool] = (False,),
+        reductions: Sequence[str] = ("mean",),
         hidden: int = 128,
         layers: int = 4,
         dropout: float = 0.0,
         norm: str = "none",
         residual: bool = True,
         jumping_knowledge: str = "none",
-        readout: str = "mean",
+        pool: str = "mean",
         act: str = "relu",
         edge_features: bool = False,
         set2set_steps: int = 3,
     ):
         convs = [GCNConv(hidden, hidden, add_self_loops=True, normalize=True) for _ in range(layers)]
         super().__init__(
-            convs, atom_dim, edge_dim, extensive, hidden, dropout, norm, residual, jumping_knowledge,
-            readout, act, edge_features, set2set_steps,
+            convs, atom_dim, edge_dim, reductions, hidden, dropout, norm, residual, jumping_knowledge,
+            pool, act, edge_features, set2set_steps,
         )  # fmt: skip
 
     def convolve(self, conv: nn.Module, h: torch.Tensor, edges: Edges) -> torch.Tensor:

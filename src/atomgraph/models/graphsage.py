@@ -100,21 +100,21 @@ class GraphSAGE(ConvStack):
         aggregator: "mean", "max" (max-pool) or "lstm".
         neighbor_samples: at most this many incoming edges per node in training (None: all).
         others: see :class:`~atomgraph.models.gcn.ConvStack`.
-    Input: bonded graph or batch (``x``, ``edge_index``). Output: [B, len(extensive)].
+    Input: bonded graph or batch (``x``, ``edge_index``). Output: [B, len(reductions)].
     """
 
     def __init__(
         self,
         atom_dim: int,
         edge_dim: int | None = None,
-        extensive: Sequence[bool] = (False,),
+        reductions: Sequence[str] = ("mean",),
         hidden: int = 128,
         layers: int = 4,
         dropout: float = 0.0,
         norm: str = "none",
         residual: bool = True,
         jumping_knowledge: str = "none",
-        readout: str = "mean",
+        pool: str = "mean",
         act: str = "relu",
         aggregator: str = "mean",
         neighbor_samples: int | None = None,
@@ -135,8 +135,8 @@ class GraphSAGE(ConvStack):
             for _ in range(layers)
         ]
         super().__init__(
-            convs, atom_dim, edge_dim, extensive, hidden, dropout, norm, residual, jumping_knowledge,
-            readout, act, edge_features, set2set_steps,
+            convs, atom_dim, edge_dim, reductions, hidden, dropout, norm, residual, jumping_knowledge,
+            pool, act, edge_features, set2set_steps,
         )  # fmt: skip
         self.aggregator = aggregator
         self.neighbor_samples = neighbor_samples

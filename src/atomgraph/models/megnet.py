@@ -10,9 +10,10 @@ each φ a 64-64-32 MLP with shifted softplus, a 64-32 dense "pre" layer on e, v,
 but the first, and residual connections around each block (as in the reference code). Inputs: a
 learned 16-dim element embedding, a Gaussian expansion of the distance (100 centres, width 0.5 Å)
 and the state vector ``graph.state`` [1, S] (state variables such as temperature; zeros when absent,
-the paper's [0, 0] for crystals), optionally with lattice parameters appended. Readout ("mean"
-targets): set2set over atoms and over edges (or their means), concatenated with u, then 32-16 dense
-layers; extensive and per-atom targets use an atom-wise head on v_i ‖ u instead.
+the paper's [0, 0] for crystals), optionally with lattice parameters appended. Readout (``"pooled"``,
+what ``"auto"`` gives targets that are not sums): set2set over atoms and over edges (or their means),
+concatenated with u, then 32-16 dense layers; ``"sum"`` and ``"mean"`` targets use an atom-wise head on
+v_i ‖ u instead (:mod:`atomgraph.nn.target_readout`).
 
 The paper builds crystal graphs with a 5 Å radius; here the model takes whatever graph the data has
 (the crystal default is 12 nearest neighbours within 8 Å, shared with CGCNN for a fair comparison) and
@@ -33,15 +34,15 @@ from atomgraph.graphs.fields import batch_vector
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.models.card import ModelCard
 from atomgraph.models.cgcnn import within_cutoff
-from atomgraph.models.crystal_head import CrystalHead, resolve_readouts
 from atomgraph.models.lattice import LATTICE_DIM, scaled_lattice_features
 from atomgraph.models.registry import register_model
 from atomgraph.nn.activations import activation
 from atomgraph.nn.mlp import MLP
 from atomgraph.nn.readout import GraphReadout
 from atomgraph.nn.scatter import scatter_mean
+from atomgraph.nn.target_readout import TargetHead, resolve_readouts
 
-POOLS = ("set2set", "mean")
+MEGNET_POOLS = ("set2set", "mean")
 
 
 def dense(sizes: Sequence[int], act: str = "ssp") -> nn.Sequential:
@@ -83,7 +84,14 @@ class MEGNetBlock(nn.Module):
         return v0 + v, e0 + e, u0 + u
 
 
-CARD = ModelCard("radius", "cgcnn_crystal", ("z", "pos", "cell"), "blocks", reads_positions=True)
+CARD = ModelCard(
+    "radius",
+    "cgcnn_crystal",
+    ("z", "pos", "cell"),
+    "blocks",
+    reads_positions=True,
+    intensive_readout="pooled",
+)
 
 
 @register_model("megnet", card=CARD)
@@ -91,7 +99,8 @@ class MEGNet(nn.Module):
     """MEGNet for crystal (and molecular) graph properties.
 
     Args:
-        extensive: one flag per target (its length is the number of outputs).
+        reductions: the :attr:`~atomgraph.targets.TargetSpec.reduction` of each target; its length is
+            the number of outputs.
         dim: state width of atoms, edges and the global state (paper: 32).
         hidden: hidden widths of φ_e, φ_v, φ_u (paper: 64, 64); the pre layers use ``hidden[0]``.
         blocks: number of MEGNet blocks (paper: 3).
@@ -100,10 +109,11 @@ class MEGNet(nn.Module):
         num_rbf, rbf_width: Gaussians on 0..interaction_cutoff Å and their width σ (paper: 100, 0.5 Å).
         interaction_cutoff: Å, at most ``graph.cutoff`` (default: it); longer edges are ignored.
         state_dim: width S of ``graph.state`` (paper: 2 zeros for crystals).
-        pool: "set2set" (paper) or "mean" pooling of atoms and edges for "mean" targets.
+        pool: node pool of atoms and edges for "pooled" targets: "set2set" (paper) or "mean".
         set2set_steps: set2set processing steps (paper: 3).
-        readout: "auto" (sum for extensive, pooled for intensive), one of "mean", "sum", "per_atom",
-            or a list with one per target.
+        readout: per-target readout (:mod:`atomgraph.nn.target_readout`): "auto" ("sum" for ``sum``
+            targets, "pooled" for the others), "sum", "mean" (of atomic contributions), "pooled", or a
+            list with one per target.
         lattice: append a/b/c, cos α/β/γ and volume per atom to the state input.
         max_z: largest atomic number.
     Input: a radius graph or batch; ``graph.state`` [B, S] if given. Output: [B, T] (normalised units).
@@ -112,7 +122,7 @@ class MEGNet(nn.Module):
     def __init__(
         self,
         graph: GraphSpec,
-        extensive: Sequence[bool] = (False,),
+        reductions: Sequence[str] = ("mean",),
         dim: int = 32,
         hidden: Sequence[int] = (64, 64),
         blocks: int = 3,
@@ -128,8 +138,8 @@ class MEGNet(nn.Module):
         max_z: int = 100,
     ):
         super().__init__()
-        if pool not in POOLS:
-            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+        if pool not in MEGNET_POOLS:
+            raise ValueError(f"pool must be one of {MEGNET_POOLS}, got {pool!r}")
         hidden = list(hidden)
         self.cutoff = graph.interaction_cutoff(interaction_cutoff, "megnet")
         self.state_dim = state_dim
@@ -143,8 +153,8 @@ class MEGNet(nn.Module):
         self.pool_atoms = GraphReadout(pool, dim, set2set_steps)
         self.pool_edges = GraphReadout(pool, dim, set2set_steps)
         pooled_dim = self.pool_atoms.out_dim + self.pool_edges.out_dim + dim
-        readouts = resolve_readouts(readout, extensive)
-        self.head = CrystalHead(pooled_dim, 2 * dim, readouts, [32, 16], act="ssp")
+        readouts = resolve_readouts(readout, reductions, CARD.intensive_readout)
+        self.head = TargetHead(pooled_dim, 2 * dim, readouts, [32, 16], act="ssp")
 
     def state(self, graph: Data, num_graphs: int) -> torch.Tensor:
         """The state input [B, S (+7)]: ``graph.state`` or zeros, with lattice features if enabled."""

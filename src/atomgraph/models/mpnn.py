@@ -54,14 +54,16 @@ class GilmerMPNN(nn.Module):
     Args:
         graph: the GraphSpec of the input graphs (its cutoff bounds the distance features).
         atom_dim, edge_dim: widths of ``x`` and ``edge_attr`` (filled in from the data).
-        extensive: one flag per target (its length is the number of outputs).
+        reductions: the TargetSpec reduction of each target; its length is the number of outputs
+            (every target is read out ``"pooled"``: :mod:`atomgraph.nn.target_readout`).
         hidden: node state width d (paper: up to 200).
         steps: message passing steps T (paper: 3-8; the GRU and edge network are shared by all).
         set2set_steps: M (paper: 1-12).
         distance: "none" (chemical graph only, the default), "raw" (distance as one feature, the
             paper's "distance + bond type") or "rbf" (Gaussian expansion over 0..graph.cutoff Å); the
             last two need 3D positions.
-        readout: "set2set" (paper) or any :data:`READOUTS` name.
+        pool: the node pool, "set2set" (paper) or any :data:`~atomgraph.nn.POOLS` kind (the module
+            keeps the attribute name ``readout`` for it, the name its weights have in checkpoints).
     """
 
     def __init__(
@@ -69,14 +71,14 @@ class GilmerMPNN(nn.Module):
         graph: GraphSpec,
         atom_dim: int,
         edge_dim: int,
-        extensive: Sequence[bool] = (True,),
+        reductions: Sequence[str] = ("sum",),
         hidden: int = 64,
         steps: int = 3,
         set2set_steps: int = 3,
         edge_hidden: int = 128,
         distance: str = "none",
         num_rbf: int = 16,
-        readout: str = "set2set",
+        pool: str = "set2set",
     ):
         super().__init__()
         if distance not in DISTANCE_ENCODINGS:
@@ -89,8 +91,8 @@ class GilmerMPNN(nn.Module):
         self.edge_network = EdgeNetwork(edge_dim + extra, hidden, edge_hidden)
         self.gru = nn.GRUCell(hidden, hidden)
         self.project_readout = nn.Linear(hidden + atom_dim, hidden)
-        self.readout = GraphReadout(readout, hidden, set2set_steps=set2set_steps)
-        self.output = MLP([self.readout.out_dim, hidden, len(extensive)], act="relu")
+        self.readout = GraphReadout(pool, hidden, set2set_steps=set2set_steps)
+        self.output = MLP([self.readout.out_dim, hidden, len(reductions)], act="relu")
 
     def edge_input(self, graph: Data) -> torch.Tensor:
         if self.distance == "none":

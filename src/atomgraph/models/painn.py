@@ -11,8 +11,9 @@ basis times a cosine cutoff:
 
 Outputs:
 
-* ``output="property"`` (default; alias "energy"): per-atom MLP of s, summed (extensive targets) or
-  averaged (intensive) per graph, like SchNet; [B, T] in normalised units.
+* ``output="property"`` (default; alias "energy"): per-atom MLP of s, summed (``sum`` targets) or
+  averaged (the others) per graph, like SchNet (:mod:`atomgraph.nn.target_readout`); [B, T] in
+  normalised units.
 * ``output="dipole"``: the molecular dipole moment magnitude |sum_i q_i r_i + sum_i mu_i| in Debye,
   [B, 1]. A gated equivariant block (two layers) maps (s, v) to latent charges q_i and atomic dipoles
   mu_i; the charges are shifted per molecule to sum to zero (neutral molecules), so the moment does not
@@ -39,9 +40,9 @@ from atomgraph.graphs.spec import GraphSpec
 from atomgraph.models.card import ModelCard
 from atomgraph.models.registry import register_model
 from atomgraph.nn.activations import activation
-from atomgraph.nn.atomwise import AtomwiseHead
 from atomgraph.nn.mlp import MLP
 from atomgraph.nn.scatter import scatter_mean, scatter_sum
+from atomgraph.nn.target_readout import AtomwiseHead, resolve_readouts
 
 #: 1 e·Å in Debye.
 E_ANGSTROM_TO_DEBYE = 4.80320
@@ -128,6 +129,7 @@ CARD = ModelCard(
     reads_positions=True,
     smooth=True,
     conservative=True,
+    intensive_readout="mean",
 )
 
 
@@ -136,15 +138,18 @@ class PaiNN(nn.Module):
     """PaiNN for graph properties, potentials and dipole moments.
 
     Args:
-        extensive: one flag per target (sum vs mean pooling); its length is the number of outputs
-            (must be 1 with ``output="dipole"``).
+        reductions: the :attr:`~atomgraph.targets.TargetSpec.reduction` of each target; its length is
+            the number of outputs (must be 1 with ``output="dipole"``).
         hidden: feature width F of s and v (paper: 128).
         interactions: message + update blocks (paper: 3).
         num_rbf: radial basis functions sin(n pi d / c) / d (paper: 20).
         graph: the GraphSpec of the input graphs; the radial basis and the envelope span 0..graph.cutoff Å.
         max_z: largest atomic number.
         act: activation (paper: silu).
-        readout: scalar output pooling, "auto" (sum for extensive, mean for intensive) or a readout name.
+        readout: per-target readout of the scalar head (:mod:`atomgraph.nn.target_readout`): "auto"
+            (sum for ``sum`` targets, mean of the atomic contributions for the others), "sum", "mean",
+            "pooled", or a list with one per target.
+        pool: node pool of the "pooled" readout (a :data:`~atomgraph.nn.readout.POOLS` kind).
         output: "property" (scalar head; alias "energy") or "dipole" (|dipole| in Debye, [B, 1]).
     Input: a radius graph or batch (``z``, ``pos``, ``edge_index``, ``edge_shift``, ``cell``).
     Output: [B, T]; differentiable w.r.t. ``pos`` and ``cell``.
@@ -155,20 +160,21 @@ class PaiNN(nn.Module):
     def __init__(
         self,
         graph: GraphSpec,
-        extensive: Sequence[bool] = (True,),
+        reductions: Sequence[str] = ("sum",),
         hidden: int = 128,
         interactions: int = 3,
         num_rbf: int = 20,
         max_z: int = 100,
         act: str = "silu",
-        readout: str = "auto",
+        readout: str | Sequence[str] = "auto",
+        pool: str = "mean",
         output: str = "property",
     ):
         super().__init__()
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
-        if output == "dipole" and len(extensive) != 1:
-            raise ValueError(f"output='dipole' predicts one target, got {len(extensive)} flags")
+        if output == "dipole" and len(reductions) != 1:
+            raise ValueError(f"output='dipole' predicts one target, got {len(reductions)} reductions")
         self.output = "property" if output == "energy" else output
         self.physical_output = self.output == "dipole"
         self.hidden = hidden
@@ -188,7 +194,8 @@ class PaiNN(nn.Module):
                 ]
             )
         else:
-            self.head = AtomwiseHead(hidden, extensive, hidden // 2, act=act, readout=readout)
+            readouts = resolve_readouts(readout, reductions, CARD.intensive_readout)
+            self.head = AtomwiseHead(hidden, readouts, hidden // 2, act=act, pool=pool)
             self.vector_head = None
 
     def atom_features(self, graph: Data) -> tuple[torch.Tensor, torch.Tensor]:

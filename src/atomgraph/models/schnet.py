@@ -1,6 +1,7 @@
 """SchNet (Schütt et al. 2017/2018): continuous-filter convolutions on interatomic distances.
 
-embedding(z) -> T x [continuous-filter interaction, residual] -> atom-wise MLP -> sum/mean per target.
+embedding(z) -> T x [continuous-filter interaction, residual] -> atom-wise MLP -> sum/mean per target
+(the per-target readouts of :mod:`atomgraph.nn.target_readout`).
 Works on molecules and periodic cells alike: distances come from :func:`edge_vectors`, so energies
 are differentiable w.r.t. positions and strain.
 
@@ -24,7 +25,7 @@ from atomgraph.graphs.spec import GraphSpec
 from atomgraph.models.card import ModelCard
 from atomgraph.models.registry import register_model
 from atomgraph.nn.activations import ShiftedSoftplus
-from atomgraph.nn.atomwise import AtomwiseHead
+from atomgraph.nn.target_readout import AtomwiseHead, resolve_readouts
 
 
 class CFConvInteraction(nn.Module):
@@ -66,6 +67,7 @@ CARD = ModelCard(
     reads_positions=True,
     smooth=True,
     conservative=True,
+    intensive_readout="mean",
 )
 
 
@@ -74,14 +76,18 @@ class SchNet(nn.Module):
     """SchNet for graph properties and potentials.
 
     Args:
-        extensive: one flag per target (sum vs mean pooling); its length is the number of outputs.
+        reductions: the :attr:`~atomgraph.targets.TargetSpec.reduction` of each target; its length is
+            the number of outputs.
         hidden: atom feature width (paper: 64 for QM9 in v1, 128 in schnetpack).
         filters: filter width (paper: 64/128).
         interactions: number of interaction blocks (paper: 3 for QM9 in v1, 6 in schnetpack).
         num_rbf: Gaussians between 0 and ``cutoff`` Å (schnetpack: 20-50 over 0-5 Å).
         graph: the GraphSpec of the input graphs; the radial basis and the envelope span 0..graph.cutoff Å.
         max_z: largest atomic number.
-        readout: "auto" (sum for extensive, mean for intensive) or a readout name.
+        readout: per-target readout (:mod:`atomgraph.nn.target_readout`): "auto" (sum for ``sum``
+            targets, mean of the atomic contributions for the others), "sum", "mean", "pooled", or a
+            list with one per target.
+        pool: node pool of the "pooled" readout (a :data:`~atomgraph.nn.readout.POOLS` kind).
     Input: a radius graph or batch (``z``, ``pos``, ``edge_index``, ``edge_shift``, ``cell``).
     Output: [B, T] in the normalised units of the task.
     """
@@ -89,13 +95,14 @@ class SchNet(nn.Module):
     def __init__(
         self,
         graph: GraphSpec,
-        extensive: Sequence[bool] = (True,),
+        reductions: Sequence[str] = ("sum",),
         hidden: int = 128,
         filters: int = 128,
         interactions: int = 6,
         num_rbf: int = 50,
         max_z: int = 100,
-        readout: str = "auto",
+        readout: str | Sequence[str] = "auto",
+        pool: str = "mean",
     ):
         super().__init__()
         self.cutoff = graph.cutoff
@@ -105,7 +112,8 @@ class SchNet(nn.Module):
         self.interactions = nn.ModuleList(
             CFConvInteraction(hidden, filters, num_rbf) for _ in range(interactions)
         )
-        self.head = AtomwiseHead(hidden, extensive, hidden // 2, act="ssp", readout=readout)
+        readouts = resolve_readouts(readout, reductions, CARD.intensive_readout)
+        self.head = AtomwiseHead(hidden, readouts, hidden // 2, act="ssp", pool=pool)
 
     def atom_states(self, graph: Data) -> torch.Tensor:
         """Atom features [N, hidden] after all interactions."""

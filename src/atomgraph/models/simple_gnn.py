@@ -17,8 +17,8 @@ from atomgraph.graphs.geometry import edge_lengths, edge_vectors
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.models.card import ModelCard
 from atomgraph.models.registry import register_model
-from atomgraph.nn.atomwise import AtomwiseHead
 from atomgraph.nn.mlp import MLP
+from atomgraph.nn.target_readout import AtomwiseHead, resolve_readouts
 
 
 class MessagePassingLayer(nn.Module):
@@ -37,33 +37,39 @@ class MessagePassingLayer(nn.Module):
         return h + self.update(torch.cat([h, aggregated], dim=-1))
 
 
-CARD = ModelCard("radius", "molecule", ("z", "pos", "cell"), "layers", reads_positions=True)
+CARD = ModelCard(
+    "radius", "molecule", ("z", "pos", "cell"), "layers", reads_positions=True, intensive_readout="mean"
+)
 
 
 @register_model("simple_gnn", card=CARD)
 class SimpleGNN(nn.Module):
     """Embedding -> message-passing layers on Gaussian-expanded distances -> per-atom MLP -> sum/mean.
 
-    Args: extensive (flags per target), dim (node width, lecture: 32), num_rbf (lecture: 16 Gaussians
-    between 0.5 Å and ``graph.cutoff``, width 0.5 Å), layers (lecture: 3), max_z.
+    Args: reductions (the TargetSpec reduction of each target), dim (node width, lecture: 32), num_rbf
+    (lecture: 16 Gaussians between 0.5 Å and ``graph.cutoff``, width 0.5 Å), layers (lecture: 3), max_z,
+    readout ("auto", "sum", "mean", "pooled" or one per target: :mod:`atomgraph.nn.target_readout`),
+    pool (the node pool of "pooled").
     """
 
     def __init__(
         self,
         graph: GraphSpec,
-        extensive: Sequence[bool] = (True,),
+        reductions: Sequence[str] = ("sum",),
         dim: int = 32,
         num_rbf: int = 16,
         layers: int = 3,
         max_z: int = 100,
-        readout: str = "auto",
+        readout: str | Sequence[str] = "auto",
+        pool: str = "mean",
     ):
         super().__init__()
         self.cutoff = graph.cutoff
         self.embedding = nn.Embedding(max_z + 1, dim)
         self.rbf = GaussianRBF(0.5, self.cutoff, num_rbf, width=0.5)
         self.layers = nn.ModuleList(MessagePassingLayer(dim, num_rbf) for _ in range(layers))
-        self.head = AtomwiseHead(dim, extensive, dim, act="silu", readout=readout)
+        readouts = resolve_readouts(readout, reductions, CARD.intensive_readout)
+        self.head = AtomwiseHead(dim, readouts, dim, act="silu", pool=pool)
 
     def forward(self, graph: Data) -> torch.Tensor:
         edge_attr = self.rbf(edge_lengths(edge_vectors(graph)))

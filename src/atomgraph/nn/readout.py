@@ -1,4 +1,9 @@
-"""Graph readouts: node states [N, F] -> graph vectors [B, F'] (sum, mean, max, attention, Set2Set)."""
+"""Node pools: node states [N, F] -> one vector per graph [B, F'] (sum, mean, max, attention, Set2Set).
+
+A node pool is a building block: it pools states, whatever they mean. How a *target* is read out
+(atomic contributions summed or averaged, or pooled states then an MLP) is the per-target readout of
+:mod:`atomgraph.nn.target_readout`, whose ``"pooled"`` uses one of these.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import torch
 from torch import nn
 from torch_geometric.nn import aggr
 
-READOUTS = ("sum", "mean", "max", "attention", "set2set")
+POOLS = ("sum", "mean", "max", "attention", "set2set")
 
 
 def per_graph_count(batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
@@ -17,15 +22,15 @@ def per_graph_count(batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
 class GraphReadout(nn.Module):
     """Pool node states into one vector per graph; every kind is invariant to node order.
 
-    kind: ``sum`` (extensive), ``mean`` (intensive), ``max``, ``attention`` (gated softmax weights,
+    kind: one of :data:`POOLS`: ``sum``, ``mean``, ``max``, ``attention`` (gated softmax weights,
     Li et al. 2016) or ``set2set`` (Vinyals et al., as in Gilmer's MPNN; output width 2F).
     ``out_dim`` tells the width of the result.
     """
 
     def __init__(self, kind: str, dim: int, set2set_steps: int = 3):
         super().__init__()
-        if kind not in READOUTS:
-            raise ValueError(f"unknown readout {kind!r}; choose from {READOUTS}")
+        if kind not in POOLS:
+            raise ValueError(f"unknown node pool {kind!r}; choose from {POOLS}")
         self.kind = kind
         self.out_dim = 2 * dim if kind == "set2set" else dim
         if kind == "sum":

@@ -2,10 +2,13 @@
 
 :func:`resolve_run` checks everything that can be checked before any data is read: the dataset and
 split kinds are registered, the graph spec resolves, the model's card accepts that graph and, for
-potentials, promises positions, smoothness and conservative forces.
+potentials, promises positions, smoothness and conservative forces; the model's readout settings
+use today's words (:func:`check_readout_settings`).
 """
 
 from __future__ import annotations
+
+import inspect
 
 import numpy as np
 
@@ -14,7 +17,8 @@ from atomgraph.data.graph_dataset import apply_reductions
 from atomgraph.data.registry import dataset_entry, split_maker
 from atomgraph.data.splits import check_split
 from atomgraph.graphs.spec import GraphSpec, preset, resolve_graph_spec
-from atomgraph.models import model_card
+from atomgraph.models import model_card, model_class
+from atomgraph.nn.target_readout import check_readout
 from atomgraph.training.config import ConfigError
 
 TASK_KINDS = ("property", "potential")
@@ -57,6 +61,34 @@ def graph_spec(config: dict) -> GraphSpec:
     return spec
 
 
+def check_readout_settings(model: dict) -> None:
+    """A :class:`ConfigError` for readout settings the model does not take, naming the words that
+    replaced those of older versions: per-target readouts are "auto", "sum", "mean" or "pooled"
+    (:mod:`atomgraph.nn.target_readout`; CGCNN/MEGNet's former "per_atom" is "mean", their former
+    "mean" is "pooled"), a node pool is ``model.pool``, and the targets' reductions come from the data."""
+    name = model["name"]
+    if "extensive" in model or "reductions" in model:
+        key = "extensive" if "extensive" in model else "reductions"
+        raise ConfigError(
+            f"model.{key}: the readout of each target follows its reduction, which comes from the data "
+            "(the dataset's TargetSpecs, changed with data.reductions: {target: sum | per_atom | mean})"
+        )
+    if "readout" not in model:
+        return
+    params = inspect.signature(model_class(name)).parameters
+    if model_card(name).intensive_readout is None:
+        if "readout" not in params and "pool" in params:
+            raise ConfigError(
+                f"model.readout: {name!r} pools its node states into one vector per graph and reads every "
+                f"target out from it; that node pool is now model.pool (e.g. pool: {model['readout']})"
+            )
+        return
+    try:
+        check_readout(model["readout"])
+    except ValueError as error:
+        raise ConfigError(f"model.readout: {error}") from error
+
+
 def resolve_run(config: dict) -> GraphSpec:
     """Check a config before any data is read; returns its graph spec and records it in
     ``config["data"]["graph"]`` exactly as it will be built."""
@@ -66,6 +98,7 @@ def resolve_run(config: dict) -> GraphSpec:
         split_maker(split_kind)
     except ValueError as error:
         raise ConfigError(str(error)) from error
+    check_readout_settings(config["model"])
     spec = graph_spec(config)
     if dataset_entry(data["dataset"]).own_graph is None:
         data["graph"] = spec.to_dict()

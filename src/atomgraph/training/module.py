@@ -43,7 +43,7 @@ def build_parts(
 class AtomgraphModule(OptimizationMixin, L.LightningModule):
     """A model with its output, normaliser and optimisation (see the module docstring).
 
-    model: ``{"name": ..., **kwargs}`` for :func:`build_model` (``extensive`` and input widths filled
+    model: ``{"name": ..., **kwargs}`` for :func:`build_model` (``reductions`` and input widths filled
     in); targets: :meth:`TargetSet.to_list`; task: the ``task`` config section (``kind``, ``loss``,
     ``atomref``, potential weights); training: the ``training`` config section; total_steps: for
     step-based schedules; graph: the :meth:`GraphSpec.to_dict` of the graphs the model reads;

@@ -21,8 +21,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch_geometric.loader import DataLoader
 
 from atomgraph.data import GraphDataset, save_split
-from atomgraph.models import model_class
-from atomgraph.models.crystal_head import readout_mismatches
+from atomgraph.models import model_card, model_class
+from atomgraph.nn.target_readout import readout_mismatches
 from atomgraph.training.config import ConfigError, dump_config, read_run_config
 from atomgraph.training.datasets import is_potential, load_dataset, make_split, resolve_run, train_transform
 from atomgraph.training.energy_offset import EnergyOffsetRefit, refit_checkpoints
@@ -34,10 +34,11 @@ log = logging.getLogger(__name__)
 
 
 def model_arguments(config: dict, dataset: GraphDataset) -> dict:
-    """The model section completed with what the data decides: target flags and input widths."""
+    """The model section completed with what the data decides: the targets' reductions (their
+    :class:`~atomgraph.targets.TargetSpec`, which drive the readouts) and input widths."""
     model = dict(config["model"])
     params = inspect.signature(model_class(model["name"])).parameters
-    model["extensive"] = list(dataset.targets.extensive)
+    model["reductions"] = list(dataset.targets.reductions)
     sample = dataset[0]
     if "atom_dim" in params and "atom_dim" not in model:
         if sample.x is None:
@@ -165,7 +166,10 @@ def clear_run_dir(run_dir: Path, overwrite: bool) -> None:
 def warn_readout_mismatches(config: dict, dataset: GraphDataset) -> None:
     """Warn (and log) when the configured readout contradicts a target's reduction (the
     mismatched-readout pitfall: a per-atom target read out with a sum learns the cell size)."""
-    for message in readout_mismatches(dataset.targets, config["model"].get("readout")):
+    model = config["model"]
+    card, reductions = model_card(model["name"]), dataset.targets.reductions
+    readouts = card.target_readouts(model.get("readout", "auto"), reductions)
+    for message in readout_mismatches(dataset.targets, readouts):
         warnings.warn(message, UserWarning, stacklevel=2)
         log.warning(message)
 

@@ -18,7 +18,8 @@ from atomgraph.apps.crystals.descriptor_baseline import DescriptorBaseline, desc
 from atomgraph.apps.crystals.shortcut import shortcut_diagnostic
 from atomgraph.evaluation.baselines import CompositionBaseline, MeanBaseline
 from atomgraph.evaluation.metrics import regression_metrics, top_k_recall
-from atomgraph.models.crystal_head import readout_mismatches
+from atomgraph.models import model_card
+from atomgraph.nn.target_readout import readout_mismatches
 
 BASELINE_LABELS = ("composition_mlp", "descriptor_rf")
 
@@ -66,7 +67,10 @@ def add_crystal_report(results: dict, config: dict, module, dataset, split: dict
         results["shortcut"] = shortcut_diagnostic(
             module, test, info.names, y_test, pred, seed=seed, batch_size=batch_size
         )
-    messages = readout_mismatches(info, config["model"].get("readout"))
+    readouts = model_card(config["model"]["name"]).target_readouts(
+        config["model"].get("readout", "auto"), info.reductions
+    )
+    messages = readout_mismatches(info, readouts)
     for message in messages:
         warnings.warn(message, UserWarning, stacklevel=2)
     results["warnings"] = results.get("warnings", []) + messages

@@ -122,7 +122,7 @@ class CrossAttentionAffinity(nn.Module):
 
     Args:
         atom_dim, edge_dim: widths of ``x`` and ``edge_attr`` (filled in from the data).
-        extensive: one flag per target (its length is the number of outputs).
+        reductions: the TargetSpec reduction of each target; its length is the number of outputs.
         hidden, layers: encoder width and depth; encoder / protein_encoder: see
             :func:`~atomgraph.apps.complexes.models.affinity_encoders.build_encoder`.
         protein_level: "atom" (pocket atoms) or "residue" (Cα nodes).
@@ -135,7 +135,7 @@ class CrossAttentionAffinity(nn.Module):
         self,
         atom_dim: int = ATOM_DIM,
         edge_dim: int = EDGE_DIM,
-        extensive: Sequence[bool] = (False,),
+        reductions: Sequence[str] = ("mean",),
         hidden: int = 64,
         layers: int = 3,
         encoder: str = "mpnn",
@@ -168,7 +168,7 @@ class CrossAttentionAffinity(nn.Module):
             CrossAttentionBlock(hidden, heads, distance_bias, num_rbf, dropout)
             for _ in range(attention_layers)
         )
-        self.head = MLP([2 * hidden, hidden, len(extensive)], act="silu", dropout=dropout)
+        self.head = MLP([2 * hidden, hidden, len(reductions)], act="silu", dropout=dropout)
         self.last_attention: torch.Tensor | None = None
 
     def _pair_mask(self, graph: Data, ligand: NodeSet, protein: NodeSet, lmask, pmask, distance):

@@ -256,7 +256,7 @@ class ZooEncoder(nn.Module):
             name,
             atom_dim=node_dim,
             edge_dim=self.edge_inputs.out_dim,
-            extensive=[False],
+            reductions=["mean"],
             hidden=hidden,
             layers=layers,
             dropout=dropout,

@@ -33,11 +33,11 @@ class JointGraphAffinity(nn.Module):
 
     Args:
         atom_dim, edge_dim: widths of ``x`` and ``edge_attr`` (filled in from the data).
-        extensive: one flag per target (its length is the number of outputs).
+        reductions: the TargetSpec reduction of each target; its length is the number of outputs.
         hidden, layers: encoder width and depth; encoder: see
             :func:`~atomgraph.apps.complexes.models.affinity_encoders.build_encoder`.
         type_dim: width of the learned edge-type embedding.
-        readout: "set2set" (default), "attention" or any other :data:`~atomgraph.nn.READOUTS` kind.
+        readout: "set2set" (default), "attention" or any other :data:`~atomgraph.nn.POOLS` kind.
         readout_nodes: pool over "all" nodes or the "ligand" atoms only.
     """
 
@@ -45,7 +45,7 @@ class JointGraphAffinity(nn.Module):
         self,
         atom_dim: int = ATOM_DIM,
         edge_dim: int = EDGE_DIM,
-        extensive: Sequence[bool] = (False,),
+        reductions: Sequence[str] = ("mean",),
         hidden: int = 64,
         layers: int = 4,
         encoder: str = "mpnn",
@@ -71,7 +71,7 @@ class JointGraphAffinity(nn.Module):
             dropout=dropout,
         )
         self.readout = GraphReadout(readout, self.encoder.out_dim)
-        self.head = MLP([self.readout.out_dim, hidden, len(extensive)], act="silu", dropout=dropout)
+        self.head = MLP([self.readout.out_dim, hidden, len(reductions)], act="silu", dropout=dropout)
 
     def node_states(self, graph: Data) -> torch.Tensor:
         """[N, hidden] states of every node of the interaction graph."""

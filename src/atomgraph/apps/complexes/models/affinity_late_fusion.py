@@ -32,20 +32,20 @@ class LateFusionAffinity(nn.Module):
 
     Args:
         atom_dim, edge_dim: widths of ``x`` and ``edge_attr`` (filled in from the data).
-        extensive: one flag per target (its length is the number of outputs).
+        reductions: the TargetSpec reduction of each target; its length is the number of outputs.
         hidden, layers: encoder width and depth.
         encoder: ligand encoder (``mpnn``, ``gine``, ``gatv2`` or ``zoo:<model>``, see
             :func:`~atomgraph.apps.complexes.models.affinity_encoders.build_encoder`);
             protein_encoder: the protein's (default: the same kind).
         protein_level: "residue" or "atom".
-        readout: any :data:`~atomgraph.nn.READOUTS` kind (both sides).
+        readout: any :data:`~atomgraph.nn.POOLS` kind (both sides).
     """
 
     def __init__(
         self,
         atom_dim: int = ATOM_DIM,
         edge_dim: int = EDGE_DIM,
-        extensive: Sequence[bool] = (False,),
+        reductions: Sequence[str] = ("mean",),
         hidden: int = 64,
         layers: int = 3,
         encoder: str = "mpnn",
@@ -71,7 +71,7 @@ class LateFusionAffinity(nn.Module):
         self.ligand_readout = GraphReadout(readout, self.ligand_encoder.out_dim)
         self.protein_readout = GraphReadout(readout, self.protein_encoder.out_dim)
         width = self.ligand_readout.out_dim + self.protein_readout.out_dim
-        self.head = MLP([width, hidden, len(extensive)], act="silu", dropout=dropout)
+        self.head = MLP([width, hidden, len(reductions)], act="silu", dropout=dropout)
 
     def forward(self, graph: Data) -> torch.Tensor:
         """ComplexData batch -> [B, T]."""

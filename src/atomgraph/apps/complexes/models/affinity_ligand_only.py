@@ -32,18 +32,18 @@ class LigandOnlyAffinity(nn.Module):
 
     Args:
         atom_dim, edge_dim: widths of ``x`` and ``edge_attr`` (filled in from the data).
-        extensive: one flag per target (its length is the number of outputs).
+        reductions: the TargetSpec reduction of each target; its length is the number of outputs.
         hidden, layers: encoder width and depth.
         encoder: ``mpnn``, ``gine``, ``gatv2`` or ``zoo:<model>``
             (:func:`~atomgraph.apps.complexes.models.affinity_encoders.build_encoder`).
-        readout: any :data:`~atomgraph.nn.READOUTS` kind.
+        readout: any :data:`~atomgraph.nn.POOLS` kind.
     """
 
     def __init__(
         self,
         atom_dim: int = ATOM_DIM,
         edge_dim: int = EDGE_DIM,
-        extensive: Sequence[bool] = (False,),
+        reductions: Sequence[str] = ("mean",),
         hidden: int = 64,
         layers: int = 3,
         encoder: str = "mpnn",
@@ -55,7 +55,7 @@ class LigandOnlyAffinity(nn.Module):
         common = {"hidden": hidden, "layers": layers, "num_rbf": num_rbf, "dropout": dropout}
         self.encoder = build_encoder(encoder, atom_dim, edge_dim, rbf_stop=8.0, **common)
         self.readout = GraphReadout(readout, self.encoder.out_dim)
-        self.head = MLP([self.readout.out_dim, hidden, len(extensive)], act="silu", dropout=dropout)
+        self.head = MLP([self.readout.out_dim, hidden, len(reductions)], act="silu", dropout=dropout)
 
     def forward(self, graph: Data) -> torch.Tensor:
         """ComplexData batch -> [B, T]."""

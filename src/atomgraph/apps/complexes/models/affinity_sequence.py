@@ -60,7 +60,7 @@ class SequenceAffinity(nn.Module):
 
     Args:
         atom_dim, edge_dim: widths of ``x`` and ``edge_attr`` (filled in from the data).
-        extensive: one flag per target (its length is the number of outputs).
+        reductions: the TargetSpec reduction of each target; its length is the number of outputs.
         hidden, layers, encoder: the ligand GNN (see
             :func:`~atomgraph.apps.complexes.models.affinity_encoders.build_encoder`; no distances are used).
         embed_dim, filters, kernel_size, conv_layers: the sequence CNN (GraphDTA: 128, 32, 8, 3).
@@ -71,7 +71,7 @@ class SequenceAffinity(nn.Module):
         self,
         atom_dim: int = DEFAULT_ATOM_FEATURIZER.dim,
         edge_dim: int = DEFAULT_BOND_FEATURIZER.dim,
-        extensive: Sequence[bool] = (False,),
+        reductions: Sequence[str] = ("mean",),
         hidden: int = 64,
         layers: int = 3,
         encoder: str = "mpnn",
@@ -89,7 +89,7 @@ class SequenceAffinity(nn.Module):
         self.readout = GraphReadout(readout, self.ligand_encoder.out_dim)
         self.sequence_encoder = SequenceCNN(embed_dim, filters, kernel_size, conv_layers, hidden)
         self.head = MLP(
-            [self.readout.out_dim + hidden, 2 * hidden, len(extensive)], act="relu", dropout=dropout
+            [self.readout.out_dim + hidden, 2 * hidden, len(reductions)], act="relu", dropout=dropout
         )
 
     def forward(self, graph: Data) -> torch.Tensor:
