@@ -203,3 +203,28 @@ def test_screen_with_a_sequence_model(system, tmp_path):
     model = SequenceAffinity(hidden=16, layers=2, embed_dim=16, filters=4, kernel_size=3)
     table = screen(model, pdb, sdf, progress=False)
     assert table["error"].tolist() == [""] and np.isfinite(table["affinity"]).all()
+
+
+def _rbf_ends(module: torch.nn.Module) -> set[float]:
+    """The last centres (Å) of every Gaussian distance basis inside ``module``."""
+    from atomgraph.features import GaussianRBF
+
+    return {round(float(m.centers[-1]), 6) for m in module.modules() if isinstance(m, GaussianRBF)}
+
+
+def test_the_distance_grids_come_from_the_complex_graph_spec():
+    """Defaults keep the grids the models were measured with; a spec that allows longer edges (residue
+    pairs to 15 Å, inter-molecular edges to 9 Å) stretches the grid over them instead of saturating."""
+    from atomgraph.graphs.spec import GraphSpec
+    from atomgraph.models import build_model
+
+    default = GraphSpec("complex", 5.0)
+    wide = GraphSpec("complex", 9.0, options={"residue_cutoff": 15.0, "protein_edge_cutoff": 4.0})
+    late = build_model("affinity_late_fusion", graph=default, protein_level="residue")
+    assert _rbf_ends(late.protein_encoder) == {12.0} and _rbf_ends(late.ligand_encoder) == {8.0}
+    late = build_model("affinity_late_fusion", graph=wide, protein_level="residue")
+    assert _rbf_ends(late.protein_encoder) == {15.0} and late.radial_stops["residue"] == 15.0
+    assert _rbf_ends(build_model("affinity_joint", graph=default)) == {8.0}
+    assert _rbf_ends(build_model("affinity_joint", graph=wide)) == {9.0}
+    cross = build_model("affinity_cross_attention", graph=default, distance_bias="rbf")
+    assert _rbf_ends(cross.blocks) == {12.0}

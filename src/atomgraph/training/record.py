@@ -57,6 +57,9 @@ def radial_grid(model: torch.nn.Module, spec: GraphSpec) -> dict:
         for name in ("num", "num_rbf", "count"):
             if hasattr(rbf, name) and isinstance(getattr(rbf, name), int):
                 out["size"] = getattr(rbf, name)
+    stops = getattr(model, "radial_stops", None)  # models with one grid per sub-graph (complexes)
+    if stops is not None:
+        out["stops"] = dict(stops)
     return out
 
 

@@ -31,8 +31,10 @@ from atomgraph.apps.complexes.models.affinity_encoders import (
     build_encoder,
     ligand_view,
     protein_view,
+    radial_stops,
 )
 from atomgraph.features import GaussianRBF
+from atomgraph.graphs.spec import GraphSpec
 from atomgraph.models.card import ModelCard
 from atomgraph.models.registry import register_model
 from atomgraph.nn.mlp import MLP
@@ -87,10 +89,18 @@ class DistanceAwareAttention(nn.Module):
 class CrossAttentionBlock(nn.Module):
     """Ligand <- protein and protein <- ligand attention, each with residual, LayerNorm and a feed-forward."""
 
-    def __init__(self, dim: int, heads: int, distance_bias: str, num_rbf: int, dropout: float = 0.0):
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        distance_bias: str,
+        num_rbf: int,
+        dropout: float = 0.0,
+        rbf_stop: float = 12.0,
+    ):
         super().__init__()
-        self.ligand_attention = DistanceAwareAttention(dim, heads, distance_bias, num_rbf)
-        self.protein_attention = DistanceAwareAttention(dim, heads, distance_bias, num_rbf)
+        self.ligand_attention = DistanceAwareAttention(dim, heads, distance_bias, num_rbf, rbf_stop)
+        self.protein_attention = DistanceAwareAttention(dim, heads, distance_bias, num_rbf, rbf_stop)
         self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(4))
         self.ligand_ff = MLP([dim, 2 * dim, dim], act="silu", dropout=dropout)
         self.protein_ff = MLP([dim, 2 * dim, dim], act="silu", dropout=dropout)
@@ -129,6 +139,8 @@ class CrossAttentionAffinity(nn.Module):
         attention_layers, heads: cross-attention blocks and heads per block.
         distance_bias: "linear" (- gamma d) or "rbf" (learned bias of RBF(d)).
         attention_cutoff: Å, mask pairs farther apart (None: attend to the whole pocket).
+        graph: the complex :class:`~atomgraph.graphs.spec.GraphSpec` the data was built with; its
+            cutoffs set the ranges of the distance features (:func:`radial_stops`).
     """
 
     def __init__(
@@ -148,24 +160,26 @@ class CrossAttentionAffinity(nn.Module):
         num_rbf: int = 16,
         dropout: float = 0.0,
         residue_dim: int = RESIDUE_DIM,
+        graph: GraphSpec | None = None,
     ):
         super().__init__()
         self.protein_level = protein_level
         self.attention_cutoff = attention_cutoff
+        self.radial_stops = stops = radial_stops(graph)
         common = {"hidden": hidden, "layers": layers, "num_rbf": num_rbf, "dropout": dropout}
-        self.ligand_encoder = build_encoder(encoder, atom_dim, edge_dim, rbf_stop=8.0, **common)
+        self.ligand_encoder = build_encoder(encoder, atom_dim, edge_dim, rbf_stop=stops["ligand"], **common)
         residue = protein_level == "residue"
         self.protein_encoder = build_encoder(
             protein_encoder or encoder,
             residue_dim if residue else atom_dim,
             0 if residue else edge_dim,
-            rbf_stop=12.0 if residue else 8.0,
+            rbf_stop=stops["residue" if residue else "pocket"],
             **common,
         )
         if self.ligand_encoder.out_dim != hidden or self.protein_encoder.out_dim != hidden:
             raise ValueError("cross attention needs encoders whose output width equals hidden")
         self.blocks = nn.ModuleList(
-            CrossAttentionBlock(hidden, heads, distance_bias, num_rbf, dropout)
+            CrossAttentionBlock(hidden, heads, distance_bias, num_rbf, dropout, stops["cross"])
             for _ in range(attention_layers)
         )
         self.head = MLP([2 * hidden, hidden, len(reductions)], act="silu", dropout=dropout)

@@ -18,7 +18,7 @@ features and Gaussian RBFs of the edge lengths (so they are invariant to rotatio
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
@@ -26,14 +26,39 @@ from torch_geometric.data import Data
 from torch_geometric.nn import GATv2Conv, GINEConv
 
 from atomgraph.apps.complexes.features import EDGE_TYPE_INDEX
+from atomgraph.apps.complexes.graph import ComplexGraphSettings
 from atomgraph.features import GaussianRBF
 from atomgraph.graphs.fields import batch_vector
+from atomgraph.graphs.spec import GraphSpec
 from atomgraph.nn.mlp import MLP
 from atomgraph.nn.scatter import scatter_sum
 
 LIGAND_EDGE_TYPES = (EDGE_TYPE_INDEX["ligand_bond"],)
 PROTEIN_EDGE_TYPES = (EDGE_TYPE_INDEX["protein_bond"], EDGE_TYPE_INDEX["protein_contact"])
 PROTEIN_LEVELS = ("atom", "residue")
+
+
+def radial_stops(graph: GraphSpec | None = None) -> dict[str, float]:
+    """Upper ends (Å) of the Gaussian distance features of each part of a complex graph, read from its
+    spec (None: the ``complex`` defaults).
+
+    ``ligand``: the bonded ligand graph (bonds < 2 Å); ``pocket``: the pocket atom graph (bonds, or
+    pairs within ``protein_edge_cutoff``); ``residue``: Cα pairs within ``residue_cutoff``;
+    ``interaction``: the joint graph, whose longest edges are ligand-pocket pairs within ``cutoff``;
+    ``cross``: the cross-attention's ligand-pocket pairs (pocket nodes within ``pocket_radius`` of some
+    ligand atom, so up to ~``pocket_radius`` + 4 Å from the others). Each grid keeps the end the models
+    were measured with (8 / 8 / 12 / 8 / 12 Å) and grows with any setting that allows longer edges, so
+    no edge length falls beyond its grid.
+    """
+    settings = {**asdict(ComplexGraphSettings()), **(graph.options if graph is not None else {})}
+    cutoff = graph.cutoff if graph is not None and graph.cutoff is not None else settings["cutoff"]
+    return {
+        "ligand": 8.0,
+        "pocket": max(8.0, float(settings["protein_edge_cutoff"])),
+        "residue": max(12.0, float(settings["residue_cutoff"])),
+        "interaction": max(8.0, float(cutoff)),
+        "cross": max(12.0, float(settings["pocket_radius"]) + 4.0),
+    }
 
 
 @dataclass

@@ -15,7 +15,13 @@ from torch import nn
 from torch_geometric.data import Data
 
 from atomgraph.apps.complexes.features import ATOM_DIM, EDGE_DIM, NUM_EDGE_TYPES
-from atomgraph.apps.complexes.models.affinity_encoders import build_encoder, full_view, with_edge_attr
+from atomgraph.apps.complexes.models.affinity_encoders import (
+    build_encoder,
+    full_view,
+    radial_stops,
+    with_edge_attr,
+)
+from atomgraph.graphs.spec import GraphSpec
 from atomgraph.models.card import ModelCard
 from atomgraph.models.registry import register_model
 from atomgraph.nn.mlp import MLP
@@ -39,6 +45,8 @@ class JointGraphAffinity(nn.Module):
         type_dim: width of the learned edge-type embedding.
         readout: "set2set" (default), "attention" or any other :data:`~atomgraph.nn.POOLS` kind.
         readout_nodes: pool over "all" nodes or the "ligand" atoms only.
+        graph: the complex :class:`~atomgraph.graphs.spec.GraphSpec` the data was built with; its
+            cutoffs set the ranges of the distance features (:func:`radial_stops`).
     """
 
     def __init__(
@@ -54,11 +62,13 @@ class JointGraphAffinity(nn.Module):
         readout_nodes: str = "all",
         num_rbf: int = 16,
         dropout: float = 0.0,
+        graph: GraphSpec | None = None,
     ):
         super().__init__()
         if readout_nodes not in READOUT_NODES:
             raise ValueError(f"readout_nodes must be one of {READOUT_NODES}, got {readout_nodes!r}")
         self.readout_nodes = readout_nodes
+        self.radial_stops = radial_stops(graph)
         self.type_embedding = nn.Embedding(NUM_EDGE_TYPES, type_dim)
         self.encoder = build_encoder(
             encoder,
@@ -67,7 +77,7 @@ class JointGraphAffinity(nn.Module):
             hidden=hidden,
             layers=layers,
             num_rbf=num_rbf,
-            rbf_stop=8.0,
+            rbf_stop=self.radial_stops["interaction"],
             dropout=dropout,
         )
         self.readout = GraphReadout(readout, self.encoder.out_dim)

@@ -17,7 +17,13 @@ from torch import nn
 from torch_geometric.data import Data
 
 from atomgraph.apps.complexes.features import ATOM_DIM, EDGE_DIM, RESIDUE_DIM
-from atomgraph.apps.complexes.models.affinity_encoders import build_encoder, ligand_view, protein_view
+from atomgraph.apps.complexes.models.affinity_encoders import (
+    build_encoder,
+    ligand_view,
+    protein_view,
+    radial_stops,
+)
+from atomgraph.graphs.spec import GraphSpec
 from atomgraph.models.card import ModelCard
 from atomgraph.models.registry import register_model
 from atomgraph.nn.mlp import MLP
@@ -39,6 +45,8 @@ class LateFusionAffinity(nn.Module):
             protein_encoder: the protein's (default: the same kind).
         protein_level: "residue" or "atom".
         readout: any :data:`~atomgraph.nn.POOLS` kind (both sides).
+        graph: the complex :class:`~atomgraph.graphs.spec.GraphSpec` the data was built with; its
+            cutoffs set the ranges of the distance features (:func:`radial_stops`).
     """
 
     def __init__(
@@ -55,17 +63,19 @@ class LateFusionAffinity(nn.Module):
         num_rbf: int = 16,
         dropout: float = 0.0,
         residue_dim: int = RESIDUE_DIM,
+        graph: GraphSpec | None = None,
     ):
         super().__init__()
         self.protein_level = protein_level
+        self.radial_stops = stops = radial_stops(graph)
         common = {"hidden": hidden, "layers": layers, "num_rbf": num_rbf, "dropout": dropout}
-        self.ligand_encoder = build_encoder(encoder, atom_dim, edge_dim, rbf_stop=8.0, **common)
+        self.ligand_encoder = build_encoder(encoder, atom_dim, edge_dim, rbf_stop=stops["ligand"], **common)
         residue = protein_level == "residue"
         self.protein_encoder = build_encoder(
             protein_encoder or encoder,
             residue_dim if residue else atom_dim,
             0 if residue else edge_dim,
-            rbf_stop=12.0 if residue else 8.0,
+            rbf_stop=stops["residue" if residue else "pocket"],
             **common,
         )
         self.ligand_readout = GraphReadout(readout, self.ligand_encoder.out_dim)

@@ -17,7 +17,8 @@ from torch import nn
 from torch_geometric.data import Data
 
 from atomgraph.apps.complexes.features import ATOM_DIM, EDGE_DIM
-from atomgraph.apps.complexes.models.affinity_encoders import build_encoder, ligand_view
+from atomgraph.apps.complexes.models.affinity_encoders import build_encoder, ligand_view, radial_stops
+from atomgraph.graphs.spec import GraphSpec
 from atomgraph.models.card import ModelCard
 from atomgraph.models.registry import register_model
 from atomgraph.nn.mlp import MLP
@@ -37,6 +38,8 @@ class LigandOnlyAffinity(nn.Module):
         encoder: ``mpnn``, ``gine``, ``gatv2`` or ``zoo:<model>``
             (:func:`~atomgraph.apps.complexes.models.affinity_encoders.build_encoder`).
         readout: any :data:`~atomgraph.nn.POOLS` kind.
+        graph: the complex :class:`~atomgraph.graphs.spec.GraphSpec` the data was built with; its
+            cutoffs set the ranges of the distance features (:func:`radial_stops`).
     """
 
     def __init__(
@@ -50,10 +53,12 @@ class LigandOnlyAffinity(nn.Module):
         readout: str = "mean",
         num_rbf: int = 16,
         dropout: float = 0.0,
+        graph: GraphSpec | None = None,
     ):
         super().__init__()
+        self.radial_stops = stops = radial_stops(graph)
         common = {"hidden": hidden, "layers": layers, "num_rbf": num_rbf, "dropout": dropout}
-        self.encoder = build_encoder(encoder, atom_dim, edge_dim, rbf_stop=8.0, **common)
+        self.encoder = build_encoder(encoder, atom_dim, edge_dim, rbf_stop=stops["ligand"], **common)
         self.readout = GraphReadout(readout, self.encoder.out_dim)
         self.head = MLP([self.readout.out_dim, hidden, len(reductions)], act="silu", dropout=dropout)
 
