@@ -141,7 +141,7 @@ def trained_statistics(model: nn.Module, graphs) -> nn.Module:
 
 
 @pytest.mark.parametrize("name", ["cgcnn", "megnet"])
-@pytest.mark.parametrize("readout", ["auto", ["mean", "sum", "pooled"]])
+@pytest.mark.parametrize("readout", ["auto", ["atom_mean", "sum", "pooled"]])
 def test_intensive_unchanged_and_extensive_scaled_by_replication(name, readout, float64):
     torch.manual_seed(0)
     reductions = ("sum", "per_atom", "mean") if readout == "auto" else ("per_atom", "sum", "mean")
@@ -167,11 +167,11 @@ def test_intensive_unchanged_and_extensive_scaled_by_replication(name, readout, 
 def test_mean_readout_is_the_mean_of_atom_contributions(float64):
     graph = radius_graph(crystals(1)[0].repeat((2, 1, 1)), 8.0, 12)
     outputs = {}
-    for readout in ("sum", "mean"):
+    for readout in ("sum", "atom_mean"):
         torch.manual_seed(0)  # the same weights: only the pooling of the atom contributions differs
         model = build_model("cgcnn", reductions=("mean", "mean"), readout=readout, **SMALL["cgcnn"]).eval()
         outputs[readout] = model(graph)
-    torch.testing.assert_close(outputs["mean"], outputs["sum"] / graph.num_nodes)
+    torch.testing.assert_close(outputs["atom_mean"], outputs["sum"] / graph.num_nodes)
 
 
 def test_lattice_features_and_state(float64):
@@ -379,14 +379,14 @@ def test_shortcut_diagnostic_tells_chemistry_from_shortcuts():
 def test_readout_mismatch_messages():
     per_atom, volume = TargetSpec("e_per_atom", reduction="per_atom"), TargetSpec("volume", reduction="sum")
     targets = TargetSet([per_atom, volume, TargetSpec("gap")])
-    for intensive in ("mean", "pooled"):
+    for intensive in ("atom_mean", "pooled"):
         assert readout_mismatches(targets, resolve_readouts("auto", targets.reductions, intensive)) == []
-    assert readout_mismatches(targets, ["mean", "sum", "pooled"]) == []
+    assert readout_mismatches(targets, ["atom_mean", "sum", "pooled"]) == []
     messages = readout_mismatches(targets, ["sum"] * 3)
     assert len(messages) == 2 and "mismatched-readout pitfall" in messages[0]
     assert len(readout_mismatches(targets, ["pooled"] * 3)) == 1  # volume not summed
     with pytest.raises(ValueError, match="2 targets"):
-        resolve_readouts(["mean"], ["mean", "mean"], "pooled")
+        resolve_readouts(["atom_mean"], ["mean", "mean"], "pooled")
 
 
 # ----------------------------------------------------------------------- config, run, predict, screen

@@ -143,7 +143,7 @@ def test_radius_models_batch_equals_single_graphs(name, float64):
 
 
 @pytest.mark.parametrize("name", sorted(RADIUS_MODELS))
-@pytest.mark.parametrize(("readout", "factor"), [("sum", 8.0), ("mean", 1.0)])
+@pytest.mark.parametrize(("readout", "factor"), [("sum", 8.0), ("atom_mean", 1.0)])
 def test_periodic_supercell_energy(name, readout, factor, float64):
     """A 2x2x2 supercell is 8 copies of the cell: sum readout x8 (extensive), mean readout unchanged."""
     cell = bulk("Si", "diamond", a=5.43)  # lattice vectors (3.84 Å) shorter than the cutoff

@@ -23,12 +23,12 @@ LEGACY = Path(__file__).parent / "data" / "legacy_readouts.pt"
 #: the readout "auto" gives targets that are not sums, per model (None: every target "pooled")
 INTENSIVE = {
     "cgcnn": "pooled", "megnet": "pooled",
-    "schnet": "mean", "painn": "mean", "simple_gnn": "mean", "dimenet++": "mean", "dimenetpp": "mean",
-    "equivariant": "mean", "nequip": "mean",
+    "schnet": "atom_mean", "painn": "atom_mean", "simple_gnn": "atom_mean", "dimenet++": "atom_mean",
+    "dimenetpp": "atom_mean", "equivariant": "atom_mean", "nequip": "atom_mean",
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("intensive", ["mean", "pooled"])
+@pytest.mark.parametrize("intensive", ["atom_mean", "pooled"])
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_auto_follows_the_reduction(reduction, intensive):
     expected = "sum" if reduction == "sum" else intensive
@@ -58,9 +58,9 @@ def test_every_model_card_says_what_auto_means():
         ("simple_gnn", {"dim": 8, "num_rbf": 8, "layers": 1}, lambda m: m.head.readouts),
         ("dimenet++", {"hidden": 8, "out_emb": 8, "int_emb": 4, "basis_emb": 4, "blocks": 1,
                        "num_spherical": 3, "num_radial": 4, "num_output_layers": 1},
-         lambda m: ["mean" if c else "sum" for c in m.reduce.mean_columns.tolist()]),
+         lambda m: ["atom_mean" if c else "sum" for c in m.reduce.mean_columns.tolist()]),
         ("equivariant", {"hidden_irreps": "4x0e + 2x1o", "layers": 1, "num_basis": 4, "radial_hidden": 8},
-         lambda m: ["mean" if c else "sum" for c in m.reduce.mean_columns.tolist()]),
+         lambda m: ["atom_mean" if c else "sum" for c in m.reduce.mean_columns.tolist()]),
     ],
 )  # fmt: skip
 def test_models_read_out_what_their_card_resolves(name, settings, head):
@@ -80,8 +80,10 @@ def test_atomwise_models_take_pooled_with_their_node_pool_but_not_mixed():
 
 
 def test_old_readout_words_are_named_with_their_new_ones():
-    with pytest.raises(ValueError, match="now called 'mean'"):
+    with pytest.raises(ValueError, match="now called 'atom_mean'"):
         check_readout(["auto", "per_atom"])
+    with pytest.raises(ValueError, match=r"write 'atom_mean' .* or 'pooled'"):  # "mean" meant two things
+        check_readout("mean")
     with pytest.raises(ValueError, match="readout 'pooled' and pool 'set2set'"):
         check_readout("set2set")
     with pytest.raises(ValueError, match="one of"):
@@ -94,8 +96,10 @@ def test_old_readout_words_are_named_with_their_new_ones():
 @pytest.mark.parametrize(
     ("model", "match"),
     [
-        ({"name": "cgcnn", "readout": "per_atom"}, r"model\.readout: .*now called 'mean'"),
-        ({"name": "megnet", "readout": ["sum", "per_atom"]}, r"model\.readout: .*now called 'mean'"),
+        ({"name": "cgcnn", "readout": "per_atom"}, r"model\.readout: .*now called 'atom_mean'"),
+        ({"name": "megnet", "readout": ["sum", "per_atom"]}, r"model\.readout: .*now called 'atom_mean'"),
+        ({"name": "cgcnn", "readout": "mean"}, r"model\.readout: .*'atom_mean' .* or 'pooled'"),
+        ({"name": "schnet", "readout": "mean"}, r"model\.readout: .*'atom_mean' .* or 'pooled'"),
         ({"name": "schnet", "readout": "set2set"}, r"model\.readout: .*readout 'pooled' and pool 'set2set'"),
         ({"name": "gcn", "readout": "mean"}, r"model\.readout: .*now model\.pool \(e\.g\. pool: mean\)"),
         ({"name": "mpnn", "readout": "set2set"}, r"model\.pool"),
@@ -111,7 +115,7 @@ def test_a_config_with_an_old_readout_word_gets_a_clear_error(tmp_path, model, m
 
 def test_shipped_words_pass_the_config_check():
     for model in (
-        {"name": "cgcnn", "readout": ["sum", "mean", "pooled"]},
+        {"name": "cgcnn", "readout": ["sum", "atom_mean", "pooled"]},
         {"name": "megnet", "readout": "auto", "pool": "mean"},
         {"name": "schnet", "readout": "pooled", "pool": "attention"},
         {"name": "gat", "pool": "set2set"},
@@ -148,14 +152,14 @@ def test_an_old_vocabulary_checkpoint_loads_to_the_same_outputs(tmp_path, case):
 def test_the_legacy_shim_translates_each_old_word():
     translate = legacy_model_arguments
     assert translate({"name": "cgcnn", "extensive": [True, False], "readout": ["auto", "per_atom"]}) == {
-        "name": "cgcnn", "reductions": ["sum", "mean"], "readout": ["auto", "mean"],
+        "name": "cgcnn", "reductions": ["sum", "mean"], "readout": ["auto", "atom_mean"],
     }  # fmt: skip
     assert translate({"name": "megnet", "readout": "mean"})["readout"] == "pooled"
     assert translate({"name": "gat", "readout": "max"}) == {"name": "gat", "pool": "max"}
     assert translate({"name": "schnet", "readout": "attention"}) == {
         "name": "schnet", "readout": "pooled", "pool": "attention",
     }  # fmt: skip
-    assert translate({"name": "schnet", "readout": "mean"})["readout"] == "mean"  # the same meaning
+    assert translate({"name": "schnet", "readout": "mean"})["readout"] == "atom_mean"  # the same meaning
     assert translate({"name": "affinity_joint", "readout": "set2set"})["readout"] == "set2set"
 
 
@@ -174,5 +178,5 @@ def test_an_old_run_directory_with_old_words_in_its_config_loads(tmp_path):
               "data": {"dataset": "crystals", "targets": targets, "graph": hparams["graph"]}}  # fmt: skip
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     run = TrainedRun.load(run_dir)
-    assert run.config["model"]["readout"] == ["auto", "mean", "pooled"]
-    assert run.module.hparams["model"]["readout"] == ["auto", "mean", "pooled"]
+    assert run.config["model"]["readout"] == ["auto", "atom_mean", "pooled"]
+    assert run.module.hparams["model"]["readout"] == ["auto", "atom_mean", "pooled"]

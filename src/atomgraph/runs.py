@@ -56,9 +56,11 @@ def safe_load(path: str | Path) -> dict:
 # ------------------------------------------------------------------------------------- legacy
 
 
-#: CGCNN/MEGNet's per-target readouts before they followed the TargetSpec: "mean" pooled the atom
-#: states (today "pooled"), "per_atom" averaged atomic contributions (today "mean")
-CRYSTAL_READOUTS = {"mean": "pooled", "per_atom": "mean"}
+#: per-target readouts before they followed the TargetSpec: CGCNN/MEGNet's "mean" pooled the atom
+#: states (today "pooled") and their "per_atom" averaged atomic contributions, as the atom-wise models'
+#: "mean" did (today "atom_mean")
+CRYSTAL_READOUTS = {"mean": "pooled", "per_atom": "atom_mean"}
+ATOMWISE_READOUTS = {"mean": "atom_mean"}
 
 
 def legacy_model_arguments(model: dict) -> dict:
@@ -67,7 +69,8 @@ def legacy_model_arguments(model: dict) -> dict:
 
     * ``extensive`` flags -> ``reductions`` (True: "sum", False: "mean"; every model reads a "mean"
       target out as it read a non-extensive one, and as it reads a "per_atom" one);
-    * CGCNN/MEGNet ``readout`` -> :data:`CRYSTAL_READOUTS` (also inside a list);
+    * CGCNN/MEGNet ``readout`` -> :data:`CRYSTAL_READOUTS`, the atom-wise models' ->
+      :data:`ATOMWISE_READOUTS` (also inside a list);
     * a node pool named ``readout`` (GCN, GAT, GATv2, GraphSAGE, MPNN) -> ``pool``;
     * an atom-wise model's (SchNet, PaiNN, simple GNN) ``readout`` "max", "attention" or "set2set" ->
       ``readout: pooled`` with that ``pool``.
@@ -89,6 +92,10 @@ def legacy_model_arguments(model: dict) -> dict:
         model["pool"] = model.pop("readout")
     elif intensive is not None and isinstance(readout, str) and readout in set(POOLS) - {"sum", "mean"}:
         model.update(readout="pooled", pool=readout)
+    elif intensive is not None:
+        words = [readout] if isinstance(readout, str) else list(readout)
+        words = [ATOMWISE_READOUTS.get(word, word) for word in words]
+        model["readout"] = words[0] if isinstance(readout, str) else words
     return model
 
 

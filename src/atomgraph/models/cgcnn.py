@@ -6,7 +6,7 @@ with batch norm on the edge pre-activations (both halves) as in the reference co
 expansion of the distance (0-8 Å, step 0.2 Å: :meth:`GaussianRBF.cgcnn`), and the crystal graph of
 the 12 nearest neighbours within 8 Å. Readout: mean pooling, softplus, fully connected layers (the
 paper's readout, ``"pooled"``: what ``"auto"`` gives targets that are not sums); ``sum`` targets, and
-targets asked for ``"mean"``, use an atom-wise head instead (see :mod:`atomgraph.nn.target_readout`).
+targets asked for ``"atom_mean"``, use an atom-wise head instead (see :mod:`atomgraph.nn.target_readout`).
 
 Atom inputs (``atom_features``): ``"properties"`` (default) projects the 24 tabulated element
 properties of :func:`atomgraph.features.element_features` (electronegativity, radii, group, period,

@@ -173,7 +173,7 @@ CARD = ModelCard(
     reads_positions=True,
     smooth=True,
     conservative=True,
-    intensive_readout="mean",
+    intensive_readout="atom_mean",
 )
 
 
@@ -200,7 +200,7 @@ class DimeNetPlusPlus(nn.Module):
         max_z: largest atomic number.
         act: activation (paper: swish = silu).
         readout: per-target readout of the atomic contributions (:mod:`atomgraph.nn.target_readout`):
-            "auto" (sum for ``sum`` targets, mean for the others), "sum", "mean", or one per target.
+            "auto" (sum for ``sum`` targets, mean for the others), "sum", "atom_mean", or one per target.
     Input: a radius graph or batch (``z``, ``pos``, ``edge_index``, ``edge_shift``, ``cell``).
     Output: [B, T] in the normalised units of the task; differentiable w.r.t. ``pos`` and ``cell``.
     """
@@ -229,7 +229,8 @@ class DimeNetPlusPlus(nn.Module):
         if blocks < 1:
             raise ValueError(f"blocks must be at least 1, got {blocks}")
         self.cutoff = graph.interaction_cutoff(interaction_cutoff, "dimenet++")
-        readouts = resolve_readouts(readout, reductions, CARD.intensive_readout, supported=("sum", "mean"))
+        supported = ("sum", "atom_mean")
+        readouts = resolve_readouts(readout, reductions, CARD.intensive_readout, supported=supported)
         self.reduce = SumOrMean(readouts)
         num_targets = len(reductions)
         self.rbf = BesselRBF(self.cutoff, num_radial, trainable=True)

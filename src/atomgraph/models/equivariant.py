@@ -133,7 +133,7 @@ CARD = ModelCard(
     reads_positions=True,
     smooth=True,
     conservative=True,
-    intensive_readout="mean",
+    intensive_readout="atom_mean",
 )
 
 
@@ -156,7 +156,7 @@ class EquivariantPotential(nn.Module):
             mean number of neighbours within the cutoff; ~10-20 for organic molecules at 5 Å).
         max_z: largest atomic number.
         readout: per-target readout of the atomic contributions (:mod:`atomgraph.nn.target_readout`):
-            "auto" (sum for ``sum`` targets, mean for the others), "sum", "mean", or one per target.
+            "auto" (sum for ``sum`` targets, mean for the others), "sum", "atom_mean", or one per target.
     Input: a radius graph or batch (``z``, ``pos``, ``edge_index``, ``edge_shift``, ``cell``).
     Output: [B, T] in the normalised units of the task; differentiable w.r.t. ``pos`` and ``cell``.
     Build it under ``torch.set_default_dtype(torch.float64)`` for a double precision model.
@@ -189,7 +189,8 @@ class EquivariantPotential(nn.Module):
         if not avg_num_neighbors > 0:
             raise ValueError(f"avg_num_neighbors must be positive, got {avg_num_neighbors}")
         self.cutoff = graph.cutoff
-        readouts = resolve_readouts(readout, reductions, CARD.intensive_readout, supported=("sum", "mean"))
+        supported = ("sum", "atom_mean")
+        readouts = resolve_readouts(readout, reductions, CARD.intensive_readout, supported=supported)
         self.reduce = SumOrMean(readouts)
         sh_lmax = irreps_hidden.lmax if sh_lmax is None else sh_lmax
         self.irreps_edge = o3.Irreps.spherical_harmonics(sh_lmax)

@@ -12,7 +12,7 @@ learned 16-dim element embedding, a Gaussian expansion of the distance (100 cent
 and the state vector ``graph.state`` [1, S] (state variables such as temperature; zeros when absent,
 the paper's [0, 0] for crystals), optionally with lattice parameters appended. Readout (``"pooled"``,
 what ``"auto"`` gives targets that are not sums): set2set over atoms and over edges (or their means),
-concatenated with u, then 32-16 dense layers; ``"sum"`` and ``"mean"`` targets use an atom-wise head on
+concatenated with u, then 32-16 dense layers; ``"sum"`` and ``"atom_mean"`` targets use an atom-wise head on
 v_i ‖ u instead (:mod:`atomgraph.nn.target_readout`).
 
 The paper builds crystal graphs with a 5 Å radius; here the model takes whatever graph the data has

@@ -129,7 +129,7 @@ CARD = ModelCard(
     reads_positions=True,
     smooth=True,
     conservative=True,
-    intensive_readout="mean",
+    intensive_readout="atom_mean",
 )
 
 
@@ -147,7 +147,7 @@ class PaiNN(nn.Module):
         max_z: largest atomic number.
         act: activation (paper: silu).
         readout: per-target readout of the scalar head (:mod:`atomgraph.nn.target_readout`): "auto"
-            (sum for ``sum`` targets, mean of the atomic contributions for the others), "sum", "mean",
+            (sum for ``sum`` targets, mean of the atomic contributions for the others), "sum", "atom_mean",
             "pooled", or a list with one per target.
         pool: node pool of the "pooled" readout (a :data:`~atomgraph.nn.readout.POOLS` kind).
         output: "property" (scalar head; alias "energy") or "dipole" (|dipole| in Debye, [B, 1]).

@@ -67,7 +67,7 @@ CARD = ModelCard(
     reads_positions=True,
     smooth=True,
     conservative=True,
-    intensive_readout="mean",
+    intensive_readout="atom_mean",
 )
 
 

@@ -38,7 +38,7 @@ class MessagePassingLayer(nn.Module):
 
 
 CARD = ModelCard(
-    "radius", "molecule", ("z", "pos", "cell"), "layers", reads_positions=True, intensive_readout="mean"
+    "radius", "molecule", ("z", "pos", "cell"), "layers", reads_positions=True, intensive_readout="atom_mean"
 )
 
 
@@ -48,7 +48,7 @@ class SimpleGNN(nn.Module):
 
     Args: reductions (the TargetSpec reduction of each target), dim (node width, lecture: 32), num_rbf
     (lecture: 16 Gaussians between 0.5 Å and ``graph.cutoff``, width 0.5 Å), layers (lecture: 3), max_z,
-    readout ("auto", "sum", "mean", "pooled" or one per target: :mod:`atomgraph.nn.target_readout`),
+    readout ("auto", "sum", "atom_mean", "pooled" or one per target: :mod:`atomgraph.nn.target_readout`),
     pool (the node pool of "pooled").
     """
 

@@ -4,7 +4,7 @@ One vocabulary, :data:`READOUTS`, for every model:
 
 * ``"sum"``: an MLP gives each atom a contribution, summed over the atoms of a graph -- extensive
   (total energy, cell volume): grows with the system;
-* ``"mean"``: the same contributions, averaged -- a per-atom or intensive quantity built from atoms
+* ``"atom_mean"``: the same contributions, averaged -- a per-atom or intensive quantity built from atoms
   (formation energy per atom, SchNet's HOMO): unchanged when a cell is replicated;
 * ``"pooled"``: the atom states pooled into one vector per graph with the model's node pool (a
   :data:`~atomgraph.nn.readout.POOLS` kind: mean for CGCNN, set2set for MEGNet), then an MLP --
@@ -12,7 +12,7 @@ One vocabulary, :data:`READOUTS`, for every model:
 
 ``"auto"`` is resolved per target from its :class:`~atomgraph.targets.TargetSpec` reduction
 (:func:`resolve_readouts`): ``sum`` -> ``"sum"``; ``per_atom`` and ``mean`` -> the model's intensive
-readout (its card's ``intensive_readout``: ``"pooled"`` for CGCNN and MEGNet, ``"mean"`` for the
+readout (its card's ``intensive_readout``: ``"pooled"`` for CGCNN and MEGNet, ``"atom_mean"`` for the
 atom-wise models). Models without a per-target readout (the GNN zoo, MPNN, the affinity models) read
 every target out ``"pooled"``.
 
@@ -32,7 +32,7 @@ from atomgraph.nn.readout import POOLS, GraphReadout
 from atomgraph.nn.scatter import scatter_sum
 from atomgraph.targets import REDUCTIONS, TargetSpec
 
-READOUTS = ("sum", "mean", "pooled")
+READOUTS = ("sum", "atom_mean", "pooled")
 
 
 def check_readout(readout: str | Sequence[str]) -> None:
@@ -42,7 +42,12 @@ def check_readout(readout: str | Sequence[str]) -> None:
         if choice == "auto" or choice in READOUTS:
             continue
         if choice == "per_atom":
-            hint = "; the mean of atomic contributions is now called 'mean'"
+            hint = "; the mean of atomic contributions is now called 'atom_mean'"
+        elif choice == "mean":
+            hint = (
+                "; 'mean' meant different things in older versions: write 'atom_mean' (the mean of "
+                "atomic contributions) or 'pooled' (pool the atom states, then an MLP: CGCNN's former 'mean')"
+            )
         elif choice in POOLS:
             hint = f"; {choice!r} is a node pool: use readout 'pooled' and pool {choice!r}"
         else:
@@ -90,7 +95,7 @@ def readout_mismatches(targets: Sequence[TargetSpec], readouts: Sequence[str]) -
             messages.append(
                 f"target {name!r} is a per-atom quantity but is read out with a sum over atoms: the model "
                 "learns the cell size, not the chemistry (the mismatched-readout pitfall); use readout "
-                "'mean' or 'pooled' (or 'auto') and keep the target per_atom"
+                "'atom_mean' or 'pooled' (or 'auto') and keep the target per_atom"
             )
         elif target.reduction == "sum" and readout != "sum":
             messages.append(
@@ -100,18 +105,18 @@ def readout_mismatches(targets: Sequence[TargetSpec], readouts: Sequence[str]) -
         elif target.reduction == "mean" and readout == "sum":
             messages.append(
                 f"target {name!r} is intensive but is read out with a sum: predictions grow with the cell "
-                "size; use readout 'mean' or 'pooled' (or 'auto')"
+                "size; use readout 'atom_mean' or 'pooled' (or 'auto')"
             )
     return messages
 
 
 class SumOrMean(nn.Module):
     """Per-atom contributions ``[N, T]`` -> graph values ``[B, T]``: summed over the atoms of each
-    graph, and divided by their number for the ``"mean"`` targets (``readouts``: one per target)."""
+    graph, and divided by their number for the ``"atom_mean"`` targets (``readouts``: one per target)."""
 
     def __init__(self, readouts: Sequence[str]):
         super().__init__()
-        columns = [r == "mean" for r in readouts]
+        columns = [r == "atom_mean" for r in readouts]
         self.any_mean = any(columns)
         self.register_buffer("mean_columns", torch.tensor(columns, dtype=torch.bool), persistent=False)
 
@@ -126,7 +131,7 @@ class SumOrMean(nn.Module):
 class AtomwiseHead(nn.Module):
     """Atom states [N, F] -> graph predictions [B, T] with one MLP [F, hidden, T].
 
-    readouts: one per target (:func:`resolve_readouts`): ``"sum"``/``"mean"`` targets apply the MLP to
+    readouts: one per target (:func:`resolve_readouts`): ``"sum"``/``"atom_mean"`` targets apply the MLP to
     each atom and sum or average the contributions; ``"pooled"`` (for every target or none) pools the
     states first with ``pool`` (a :data:`~atomgraph.nn.readout.POOLS` kind) and applies the MLP per graph.
     """
@@ -168,7 +173,7 @@ class TargetHead(nn.Module):
 
     Args:
         pooled_dim: width of the pooled vector (for ``"pooled"`` targets).
-        atom_dim: width of the per-atom inputs (for ``"sum"`` / ``"mean"`` targets).
+        atom_dim: width of the per-atom inputs (for ``"sum"`` / ``"atom_mean"`` targets).
         readouts: one of :data:`READOUTS` per target (see :func:`resolve_readouts`).
         hidden: hidden widths of the MLPs.
         act: activation name.

@@ -63,9 +63,10 @@ def graph_spec(config: dict) -> GraphSpec:
 
 def check_readout_settings(model: dict) -> None:
     """A :class:`ConfigError` for readout settings the model does not take, naming the words that
-    replaced those of older versions: per-target readouts are "auto", "sum", "mean" or "pooled"
-    (:mod:`atomgraph.nn.target_readout`; CGCNN/MEGNet's former "per_atom" is "mean", their former
-    "mean" is "pooled"), a node pool is ``model.pool``, and the targets' reductions come from the data."""
+    replaced those of older versions: per-target readouts are "auto", "sum", "atom_mean" or "pooled"
+    (:mod:`atomgraph.nn.target_readout`; the former "per_atom" is "atom_mean", the former "mean" is
+    "atom_mean" for atom-wise models and "pooled" for CGCNN/MEGNet, so it is refused as ambiguous), a
+    node pool is ``model.pool``, and the targets' reductions come from the data."""
     name = model["name"]
     if "extensive" in model or "reductions" in model:
         key = "extensive" if "extensive" in model else "reductions"
