@@ -161,7 +161,7 @@ def tune(
         f"sqlite:///{study_dir / 'study.db'}",
         heartbeat_interval=heartbeat_s,
         grace_period=3 * heartbeat_s,
-        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
     )
     pruner = {
         "median": optuna.pruners.MedianPruner(n_startup_trials=search["startup_trials"]),
