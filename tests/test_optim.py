@@ -27,15 +27,16 @@ class Tiny(OptimizationMixin, L.LightningModule):
 
     def __init__(self, training: dict, total_steps: int = TOTAL, val_losses=()):
         super().__init__()
-        self.layer = nn.Linear(1, 1)
+        self.model = nn.Linear(1, 1)  # what the mixin optimises (OptimizationMixin's contract)
         self.training_settings = training
         self.total_steps = total_steps
+        self.lr_factors: dict[str, float] = {}
         self.val_losses = list(val_losses)
         self.lrs: list[float] = []  # the lr of every optimiser step, in order
 
     def training_step(self, batch, batch_idx):
         x, y = batch
-        return ((self.layer(x) - y) ** 2).mean()
+        return ((self.model(x) - y) ** 2).mean()
 
     def on_before_optimizer_step(self, optimizer):  # after warm-up set the lr, before the update
         self.lrs.append(optimizer.param_groups[0]["lr"])

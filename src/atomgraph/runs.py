@@ -30,6 +30,7 @@ from atomgraph.graphs.spec import GraphSpec
 from atomgraph.nn.readout import POOLS
 from atomgraph.targets import TargetSet, targets_from_columns
 from atomgraph.training.config import read_run_config
+from atomgraph.training.finetune import InitialWeights
 from atomgraph.training.module import AtomgraphModule
 
 EXPORT_FORMAT = "atomgraph-trained-run"
@@ -291,6 +292,22 @@ class TrainedRun:
         return path
 
 
+def initial_weights(config: dict) -> InitialWeights | None:
+    """The weights a run config's ``init.from`` names (None when it names none), read by
+    :meth:`TrainedRun.load` for :func:`atomgraph.training.run.train`."""
+    source = config["init"]["from"]
+    if not source:
+        return None
+    run = TrainedRun.load(source)
+    return InitialWeights(
+        str(source),
+        run.module.hparams["model"]["name"],
+        {k: v.detach().clone() for k, v in run.module.model.state_dict().items()},
+        run.graph,
+        run.elements,
+    )
+
+
 def unseen_elements(numbers, elements) -> list[str]:
     """Symbols of the atomic ``numbers`` outside ``elements`` (the training elements), sorted; none
     when ``elements`` is None (a run saved before they were recorded)."""
@@ -304,7 +321,8 @@ def unseen_elements(numbers, elements) -> list[str]:
 
 
 def _build_module(hparams: dict, weights: dict) -> AtomgraphModule:
-    names = ("model", "targets", "task", "training", "total_steps", "graph", "elements", "shortest_distance")
+    names = ("model", "targets", "task", "training", "total_steps", "graph", "elements", "shortest_distance",
+             "tuning")  # fmt: skip
     kwargs = {k: hparams[k] for k in names if k in hparams}
     module = AtomgraphModule(**kwargs)
     if module.kind == "potential":

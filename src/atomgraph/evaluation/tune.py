@@ -135,9 +135,11 @@ TrainRun = Callable[[dict, tuple], Path]
 
 
 def _train(config: dict, callbacks: tuple) -> Path:
+    from atomgraph.runs import initial_weights
     from atomgraph.training.run import train
 
-    return train(config, progress=False, overwrite=True, extra_callbacks=callbacks)
+    initial = initial_weights(config)  # a search may fine-tune from a trained run
+    return train(config, progress=False, overwrite=True, extra_callbacks=callbacks, initial=initial)
 
 
 def tune(

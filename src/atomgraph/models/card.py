@@ -13,9 +13,11 @@ Every model of the registry carries a card (:func:`~atomgraph.models.registry.re
   Only a model with all three can serve as a potential, and only on a graph without a neighbour cap
   (the k-th neighbour changes discontinuously);
 * ``intensive_readout``: how ``readout: auto`` reads out targets that are not sums (reduction
-  ``per_atom`` or ``mean``): ``"mean"`` of atomic contributions (the atom-wise models) or ``"pooled"``
-  (CGCNN, MEGNet); None for models without a per-target readout, which read every target out by a
-  node pool and an MLP (:mod:`atomgraph.nn.target_readout`).
+  ``per_atom`` or ``mean``): ``"atom_mean"`` of atomic contributions (the atom-wise models) or
+  ``"pooled"`` (CGCNN, MEGNet); None for models without a per-target readout, which read every target
+  out by a node pool and an MLP (:mod:`atomgraph.nn.target_readout`);
+* ``head``: the submodules that map learned states to the targets (their names' prefixes): what
+  fine-tuning from another run leaves out with ``init.load: encoder``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class ModelCard:
     smooth: bool = False
     conservative: bool = False
     intensive_readout: str | None = None
+    head: tuple[str, ...] = ("head",)
 
     def __post_init__(self) -> None:
         if self.intensive_readout not in (None, *READOUTS):

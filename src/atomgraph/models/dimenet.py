@@ -174,6 +174,7 @@ CARD = ModelCard(
     smooth=True,
     conservative=True,
     intensive_readout="atom_mean",
+    head=("outputs",),
 )
 
 

@@ -44,7 +44,7 @@ class EdgeNetwork(nn.Module):
 
 
 # positions are read with distance="raw" or "rbf"
-CARD = ModelCard("bond", "bond", ("x", "edge_attr", "pos"), "steps", reads_positions=True)
+CARD = ModelCard("bond", "bond", ("x", "edge_attr", "pos"), "steps", reads_positions=True, head=("output",))
 
 
 @register_model("mpnn", card=CARD)

@@ -43,6 +43,9 @@ DEFAULTS: dict[str, Any] = {
         "cache": None,
     },
     "model": {"name": "schnet"},
+    # fine-tuning (atomgraph.training.finetune): start from another run's weights, freeze parts, give
+    # parts their own learning rate
+    "init": {"from": None, "load": "all", "freeze": [], "lr_factors": {}, "allow_new_elements": False},
     "task": {
         "loss": None,
         "atomref": True,
@@ -82,7 +85,7 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 
-FREE_FORM = {("model",), ("data", "graph"), ("data", "reductions")}
+FREE_FORM = {("model",), ("data", "graph"), ("data", "reductions"), ("init", "lr_factors")}
 
 
 class ConfigError(ValueError):

@@ -24,6 +24,7 @@ from atomgraph.outputs import PotentialTask, PropertyTask
 from atomgraph.outputs.energy_offset import EnergyOffsetFit
 from atomgraph.outputs.potential import cast_graph, energy_forces_stress
 from atomgraph.targets import TargetSet
+from atomgraph.training.finetune import freeze
 from atomgraph.training.optim import OptimizationMixin
 
 OUTPUTS = ("property", "potential")
@@ -48,7 +49,9 @@ class AtomgraphModule(OptimizationMixin, L.LightningModule):
     ``atomref``, potential weights); training: the ``training`` config section; total_steps: for
     step-based schedules; graph: the :meth:`GraphSpec.to_dict` of the graphs the model reads;
     elements: the atomic numbers of the training rows (what inference may trust); shortest_distance:
-    potentials, the closest pair of atoms in the training rows (Å; MD warns below it). All of them
+    potentials, the closest pair of atoms in the training rows (Å; MD warns below it); tuning: the
+    ``freeze`` prefixes and ``lr_factors`` of the ``init`` config section
+    (:mod:`atomgraph.training.finetune`), applied here so that a resumed run keeps them. All of them
     are stored in the checkpoint.
     """
 
@@ -62,6 +65,7 @@ class AtomgraphModule(OptimizationMixin, L.LightningModule):
         graph: dict | None = None,
         elements: list[int] | None = None,
         shortest_distance: float | None = None,
+        tuning: dict | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -86,6 +90,9 @@ class AtomgraphModule(OptimizationMixin, L.LightningModule):
             self.normalizer = TargetNormalizer(self.info.extensive)
         self.training_settings = training
         self.total_steps = total_steps
+        tuning = tuning or {}
+        freeze(self.model, tuning.get("freeze", []))
+        self.lr_factors = dict(tuning.get("lr_factors", {}))
 
     @property
     def compute_dtype(self) -> torch.dtype:

@@ -7,14 +7,19 @@ import math
 import torch
 from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 
+from atomgraph.training.finetune import parameter_groups
+
 SCHEDULERS = ("plateau", "cosine", "linear_decay", "none")
 
 
 def make_optimizer(params, settings: dict) -> torch.optim.Optimizer:
+    """Adam or AdamW over ``params``: tensors, or parameter groups (dicts with ``params``)."""
     name = settings["optimizer"].lower()
     params = list(params)
+    grouped = bool(params) and isinstance(params[0], dict)
+    tensors = [p for group in params for p in group["params"]] if grouped else params
     # the fused kernels update all parameters at once (CPU and CUDA floating point tensors)
-    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in tensors)
     if name == "adam":
         return torch.optim.Adam(params, lr=settings["lr"], weight_decay=settings["weight_decay"], fused=fused)
     if name == "adamw":
@@ -77,11 +82,14 @@ def warmup_factor(step: int, settings: dict) -> float | None:
 
 
 class OptimizationMixin:
-    """Optimiser, schedules and warm-up for the Lightning modules, read from ``self.training_settings``
-    (the ``training`` config section) and ``self.total_steps``."""
+    """Optimiser, schedules and warm-up for the Lightning modules: the trainable parameters of
+    ``self.model``, grouped by ``self.lr_factors`` (fine-tuning), with ``self.training_settings`` (the
+    ``training`` config section) and ``self.total_steps``."""
 
     def configure_optimizers(self):
-        optimizer = make_optimizer(self.parameters(), self.training_settings)
+        """The optimiser over the trainable parameters, grouped by the fine-tuning ``lr_factors``."""
+        groups = parameter_groups(self.model, self.training_settings["lr"], self.lr_factors)
+        optimizer = make_optimizer(groups, self.training_settings)
         schedulers = make_scheduler(optimizer, self.training_settings, self.total_steps)
         return [optimizer], schedulers
 
@@ -91,7 +99,8 @@ class OptimizationMixin:
             for group in optimizer.param_groups:
                 # the ceiling the warm-up rises to: the configured lr, less every plateau cut made since
                 # (a cut shows as an lr below the one set at the previous step)
-                ceiling = group.setdefault("warmup_ceiling", self.training_settings["lr"])
+                base = self.training_settings["lr"] * group.get("lr_factor", 1.0)
+                ceiling = group.setdefault("warmup_ceiling", base)
                 previous = group.get("warmup_lr")
                 if previous is not None and group["lr"] < previous:
                     ceiling *= group["lr"] / previous

@@ -26,6 +26,7 @@ from atomgraph.nn.target_readout import readout_mismatches
 from atomgraph.training.config import ConfigError, dump_config, read_run_config
 from atomgraph.training.datasets import is_potential, load_dataset, make_split, resolve_run, train_transform
 from atomgraph.training.energy_offset import EnergyOffsetRefit, refit_checkpoints
+from atomgraph.training.finetune import InitialWeights, check_elements, check_source, load_initial_weights
 from atomgraph.training.module import AtomgraphModule
 from atomgraph.training.record import write_run_record
 from atomgraph.training.trainer import make_trainer
@@ -77,6 +78,7 @@ def train(
     progress: bool = True,
     overwrite: bool = False,
     extra_callbacks: tuple = (),
+    initial: InitialWeights | None = None,
 ) -> Path:
     """Train the configured model; returns the run directory.
 
@@ -87,12 +89,22 @@ def train(
     unless ``resume`` or ``overwrite`` (which deletes that run's files first). Evaluation is the
     caller's (the CLI runs :func:`atomgraph.evaluation.report.evaluate_run` after training).
     ``extra_callbacks``: Lightning callbacks added to the trainer (a search's pruning reporter).
+    ``initial``: the weights of ``init.from`` (:func:`atomgraph.runs.initial_weights` reads them), loaded
+    into a fresh run (a resumed run has them in its checkpoint).
     """
     run_dir = Path(config["run_dir"])
     last = run_dir / "checkpoints" / "last.ckpt"
     if resume and not last.exists():
         raise FileNotFoundError(f"cannot resume: {last} does not exist")
     spec = resolve_run(config)
+    init = config["init"]
+    if init["from"] and not resume:
+        if initial is None:
+            raise ConfigError(
+                "init.from is set but no weights were given: "
+                "pass initial=atomgraph.runs.initial_weights(config)"
+            )
+        check_source(initial, config["model"]["name"], spec)
     first = rank_zero_only.rank == 0  # DDP: the launcher re-runs this for the other ranks
     if not resume and first:
         clear_run_dir(run_dir, overwrite)
@@ -117,6 +129,10 @@ def train(
     train_rows = dataset[torch.as_tensor(split["train"])]
     eval_batch = config["training"]["eval_batch_size"]
     train_numbers = train_rows.atomic_numbers()
+    elements = sorted({int(z) for numbers in train_numbers for z in numbers})  # what inference may trust
+    if init["from"] and not resume:
+        check_elements(initial, elements, init["allow_new_elements"])
+    tuning = {"freeze": init["freeze"], "lr_factors": init["lr_factors"]}
     module = AtomgraphModule(
         model=model_arguments(config, dataset),
         targets=dataset.targets.to_list(),
@@ -124,9 +140,12 @@ def train(
         training=config["training"],
         total_steps=total_steps,
         graph=spec.to_dict(),
-        elements=sorted({int(z) for numbers in train_numbers for z in numbers}),  # what inference may trust
+        elements=elements,
         shortest_distance=train_rows.shortest_distance() if is_potential(config["task"]) else None,
+        tuning=tuning if any(tuning.values()) else None,
     )
+    if init["from"] and not resume:
+        load_initial_weights(module.model, initial, init["load"], model_card(config["model"]["name"]).head)
     if first:
         write_run_record(run_dir, config, spec, module.model, dataset.targets.to_list(), split)
     if module.task.normalizes:

@@ -1,0 +1,108 @@
+"""Fine-tuning from a trained run (config section ``init``): exactly the chosen weights are loaded,
+exactly the chosen parameters stay fixed, learning-rate groups follow the prefixes, and an incompatible
+source is refused with a message."""
+
+from __future__ import annotations
+
+import ase.io
+import pytest
+import torch
+from conftest import random_molecules, write_xyz
+from test_training import load, structures_config
+
+from atomgraph.evaluation.experiment import train_and_evaluate
+from atomgraph.runs import TrainedRun, initial_weights
+from atomgraph.training.config import ConfigError
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    """A small SchNet trained on the energies of random H/C/O molecules."""
+    root = tmp_path_factory.mktemp("finetune_source")
+    xyz = root / "mols.xyz"
+    write_xyz(xyz, n=40, seed=0)
+    run_dir = train_and_evaluate(load(root, structures_config(root, xyz, epochs=2)), progress=False)
+    return root, xyz, run_dir
+
+
+def _state(run_dir, which: str = "auto") -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in TrainedRun.load(run_dir, which).module.model.state_dict().items()}
+
+
+def test_an_encoder_is_loaded_frozen_where_asked_and_trained_elsewhere(source, tmp_path):
+    _, xyz, run_dir = source
+    before = _state(run_dir)  # init.from loads the best checkpoint, as every command does
+    overrides = [
+        f"init.from={run_dir}",
+        "init.load=encoder",
+        "init.freeze=[embedding, interactions.0]",
+        "init.lr_factors={interactions: 0.1}",
+        "data.targets=[gap]",  # a new target: the head starts afresh
+    ]
+    config = load(tmp_path, structures_config(tmp_path, xyz, run="tuned", epochs=2), overrides)
+    tuned = train_and_evaluate(config, progress=False)
+    after = _state(tuned, "last")
+    frozen = [k for k in before if k.startswith(("embedding.", "interactions.0."))]
+    trained = [k for k in before if k.startswith("interactions.1.")]
+    assert frozen and trained
+    for k in frozen:  # loaded, then never changed
+        torch.testing.assert_close(after[k], before[k], rtol=0, atol=0)
+    assert all(not torch.equal(after[k], before[k]) for k in trained if after[k].is_floating_point())
+    module = TrainedRun.load(tuned).module
+    assert all(not p.requires_grad for n, p in module.model.named_parameters() if n in frozen)
+    groups = module.configure_optimizers()[0][0].param_groups
+    lrs = sorted((g["lr_factor"], len(g["params"])) for g in groups)
+    n_inter = sum(1 for n, p in module.model.named_parameters() if n.startswith("interactions.1."))
+    assert lrs[0] == (0.1, n_inter) and lrs[1][0] == 1.0  # interactions.0 is frozen: not in any group
+    assert config["training"]["lr"] * 0.1 == pytest.approx(min(g["lr"] for g in groups))
+
+
+def test_load_all_takes_every_tensor_and_the_head_too(source, tmp_path):
+    _, xyz, run_dir = source
+    from atomgraph.training.finetune import load_initial_weights
+    from atomgraph.training.module import AtomgraphModule
+
+    config = load(tmp_path, structures_config(tmp_path, xyz, run="all"), [f"init.from={run_dir}"])
+    initial = initial_weights(config)
+    hparams = TrainedRun.load(run_dir).module.hparams
+    torch.manual_seed(123)
+    module = AtomgraphModule(hparams["model"], hparams["targets"], hparams["task"], hparams["training"],
+                             graph=hparams["graph"])  # fmt: skip
+    loaded = load_initial_weights(module.model, initial, "all", ("head",))
+    assert set(loaded) == set(initial.state)
+    for k, v in module.model.state_dict().items():
+        torch.testing.assert_close(v, initial.state[k], rtol=0, atol=0)
+    torch.manual_seed(123)
+    fresh = AtomgraphModule(hparams["model"], hparams["targets"], hparams["task"], hparams["training"],
+                            graph=hparams["graph"])  # fmt: skip
+    encoder = load_initial_weights(fresh.model, initial, "encoder", ("head",))
+    assert not any(k.startswith("head.") for k in encoder)
+    head = [k for k in initial.state if k.startswith("head.") and initial.state[k].is_floating_point()]
+    assert head and all(not torch.equal(fresh.model.state_dict()[k], initial.state[k]) for k in head)
+
+
+def test_an_incompatible_source_is_refused(source, tmp_path):
+    _, xyz, run_dir = source
+
+    def refused(overrides: list[str], match: str, path=xyz) -> None:
+        config = load(
+            tmp_path, structures_config(tmp_path, path, run="x"), [f"init.from={run_dir}", *overrides]
+        )
+        with pytest.raises(ConfigError, match=match):
+            train_and_evaluate(config, progress=False, overwrite=True)
+
+    refused(
+        ["model.name=painn", "model.hidden=16", "model.interactions=1"], r"a 'schnet' model cannot initialise"
+    )
+    refused(["data.graph.cutoff=3.5"], r"trained on radius graph, 4 Å.*this run builds radius graph, 3\.5 Å")
+    refused(["data.targets=[energy, gap]"], r"tensors do not fit: head\..*init\.load: encoder")
+    refused(["init.freeze=[embeding]"], r"init\.freeze: 'embeding' matches no parameter")
+    with_nitrogen = random_molecules(10, seed=5)
+    for atoms in with_nitrogen:
+        atoms.numbers[0] = 7
+    ase.io.write(tmp_path / "nitrogen.xyz", with_nitrogen, format="extxyz")
+    refused(
+        [f"data.cache={tmp_path / 'cache_n'}"],
+        r"elements the source never saw \(N\)",
+        tmp_path / "nitrogen.xyz",
+    )
