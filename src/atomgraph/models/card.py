@@ -54,6 +54,18 @@ class ModelCard:
                 f"model card: default graph preset {self.default_graph!r} is not a {self.graph_kind} graph"
             )
 
+    @classmethod
+    def interatomic(cls, depth_arg: str, **extra) -> ModelCard:
+        """The card of a model that can serve as a potential: radius graphs (preset ``molecule``) of
+        ``z``, ``pos`` and ``cell``, smooth and conservative, intensive targets as atomic means."""
+        settings = {
+            "reads_positions": True,
+            "smooth": True,
+            "conservative": True,
+            "intensive_readout": "atom_mean",
+        }
+        return cls("radius", "molecule", ("z", "pos", "cell"), depth_arg, **{**settings, **extra})
+
     @property
     def potential(self) -> bool:
         """Whether the model can serve as an interatomic potential (energy, forces, stress)."""

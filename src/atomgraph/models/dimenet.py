@@ -165,17 +165,7 @@ class OutputPPBlock(nn.Module):
         return self.lin(x)
 
 
-CARD = ModelCard(
-    "radius",
-    "molecule",
-    ("z", "pos", "cell"),
-    "blocks",
-    reads_positions=True,
-    smooth=True,
-    conservative=True,
-    intensive_readout="atom_mean",
-    head=("outputs",),
-)
+CARD = ModelCard.interatomic("blocks", head=("outputs",))
 
 
 @register_model("dimenet++", card=CARD)

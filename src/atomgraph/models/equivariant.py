@@ -125,16 +125,7 @@ class EquivariantInteraction(nn.Module):
         return h + out if self.residual else out
 
 
-CARD = ModelCard(
-    "radius",
-    "molecule",
-    ("z", "pos", "cell"),
-    "layers",
-    reads_positions=True,
-    smooth=True,
-    conservative=True,
-    intensive_readout="atom_mean",
-)
+CARD = ModelCard.interatomic("layers")
 
 
 @register_model("equivariant", card=CARD)

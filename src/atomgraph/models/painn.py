@@ -121,16 +121,7 @@ class GatedEquivariantBlock(nn.Module):
         return self.scalar_act(s_out), gate.unsqueeze(1) * v2
 
 
-CARD = ModelCard(
-    "radius",
-    "molecule",
-    ("z", "pos", "cell"),
-    "interactions",
-    reads_positions=True,
-    smooth=True,
-    conservative=True,
-    intensive_readout="atom_mean",
-)
+CARD = ModelCard.interatomic("interactions")
 
 
 @register_model("painn", card=CARD)

@@ -59,16 +59,7 @@ class CFConvInteraction(nn.Module):
         return h + self.update(aggregated)
 
 
-CARD = ModelCard(
-    "radius",
-    "molecule",
-    ("z", "pos", "cell"),
-    "interactions",
-    reads_positions=True,
-    smooth=True,
-    conservative=True,
-    intensive_readout="atom_mean",
-)
+CARD = ModelCard.interatomic("interactions")
 
 
 @register_model("schnet", card=CARD)
