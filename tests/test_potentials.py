@@ -18,7 +18,7 @@ from torch_geometric.loader import DataLoader
 
 from atomgraph.apps.potentials.lennard_jones import lennard_jones_clusters, load_lennard_jones
 from atomgraph.evaluation.experiment import train_and_evaluate
-from atomgraph.evaluation.predict import predict_file, predict_potential
+from atomgraph.evaluation.predict import predict_file, predict_potential, read_predictions
 from atomgraph.evaluation.report import evaluate_run
 from atomgraph.graphs import radius_graph
 from atomgraph.graphs.spec import GraphSpec
@@ -231,7 +231,9 @@ def test_potential_run_end_to_end_in_float64(tmp_path, monkeypatch):
     again = evaluate_run(run, verbose=False)  # `atomgraph evaluate` rebuilds data, split and module
     assert again["test"]["forces"]["model"]["mae"] == pytest.approx(metrics["test"]["forces"]["model"]["mae"])
     ase.io.write(tmp_path / "clusters.xyz", lennard_jones_clusters(3, seed=9))
-    table = predict_file(run, tmp_path / "clusters.xyz", tmp_path / "pred.csv")  # energies, eV
+    table = read_predictions(
+        predict_file(run, tmp_path / "clusters.xyz", tmp_path / "pred.csv").output
+    )  # energies, eV
     assert table["energy"].notna().all()
 
 

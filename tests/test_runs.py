@@ -21,7 +21,7 @@ from test_training import FAST, csv_config, load
 
 from atomgraph.apps.crystals.cif_archive import iter_archive, parse_structure
 from atomgraph.evaluation.experiment import train_and_evaluate
-from atomgraph.evaluation.predict import predict_file, predict_graphs
+from atomgraph.evaluation.predict import predict_file, predict_graphs, read_predictions
 from atomgraph.graphs.spec import GraphSpec, preset
 from atomgraph.md import Calculator
 from atomgraph.runs import RunLoadError, TrainedRun, legacy_hyper_parameters
@@ -96,11 +96,11 @@ def test_a_changed_config_after_training_is_refused_by_predict(tmp_path, scaffol
     config = load(tmp_path, csv_config(tmp_path, scaffold_csv, "value"), ["data.graph=bond_heavy_atoms"])
     run_dir = train_and_evaluate(config, progress=False)
     # the unseen-element check reads the graph's atoms: hydrogens of a heavy-atom model are not "unseen"
-    table = predict_file(run_dir, scaffold_csv, tmp_path / "same.csv")
+    table = read_predictions(predict_file(run_dir, scaffold_csv, tmp_path / "same.csv").output)
     assert (table["error"] == "").all() and not table["warning"].str.contains(r"\bH\b").any()
     assert (table["warning"] == "").sum() >= len(table) - 1  # one test-split molecule has Br
     silane = write_csv(tmp_path / "silane.csv", ["C[Si](C)(C)C", "CCO"])
-    table = predict_file(run_dir, silane, tmp_path / "silane_out.csv")
+    table = read_predictions(predict_file(run_dir, silane, tmp_path / "silane_out.csv").output)
     assert "never seen in training: Si" in table.loc[0, "warning"] and table.loc[1, "warning"] == ""
     recorded = yaml.safe_load((run_dir / "config.yaml").read_text())
     recorded["model"]["hidden"] = 999
@@ -356,12 +356,14 @@ def test_unseen_elements_are_flagged_per_row_and_out_of_table_ones_cost_only_the
     heavy.numbers[0] = 118
     path = tmp_path / "mixed.xyz"
     ase.io.write(path, [frames[0], gold, heavy, frames[3]], format="extxyz")
-    table = predict_file(run_dir, path, tmp_path / "out.csv")
+    table = read_predictions(predict_file(run_dir, path, tmp_path / "out.csv").output)
     assert list(table["error"] == "") == [True, True, False, True]
     assert "Og" in table.loc[2, "warning"] or "Og" in table.loc[2, "error"] or "118" in table.loc[2, "error"]
     assert "Au" in table.loc[1, "warning"] and table.loc[0, "warning"] == ""
     assert np.isfinite(table["energy"][[0, 1, 3]]).all() and np.isnan(table["energy"][2])
-    refused = predict_file(run_dir, path, tmp_path / "out2.csv", refuse_unseen_elements=True)
+    refused = read_predictions(
+        predict_file(run_dir, path, tmp_path / "out2.csv", refuse_unseen_elements=True).output
+    )
     assert "never seen in training: Au" in refused.loc[1, "error"] and np.isnan(refused["energy"][1])
     gold.calc = Calculator(run)
     with pytest.raises(ValueError, match="never seen in training"):

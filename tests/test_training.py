@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 import atomgraph.training.run as run_module
 from atomgraph.cli.main import app
 from atomgraph.evaluation.experiment import train_and_evaluate
-from atomgraph.evaluation.predict import predict_file
+from atomgraph.evaluation.predict import predict_file, read_predictions
 from atomgraph.runs import TrainedRun
 from atomgraph.structures import read_all
 from atomgraph.training.config import ConfigError, load_config
@@ -296,7 +296,7 @@ def test_predict_file_reports_bad_rows_and_predicts_the_others(structures_run, t
     smiles = ["CCO", "C1CC(", "CO", "OCC=O"]
     inputs = write_csv(tmp_path / "new.csv", smiles, name=[1, 2, 3, 4], energy=[0.5, 0.6, 0.7, 0.8])
     output = tmp_path / "out" / "predictions.csv"
-    table = predict_file(run_dir, inputs, output)
+    table = read_predictions(predict_file(run_dir, inputs, output).output)
     assert output.is_file()
     written = pd.read_csv(output, keep_default_na=False)
     assert list(written["id"]) == ["new.csv:2", "new.csv:3", "new.csv:4", "new.csv:5"]
@@ -328,11 +328,11 @@ def test_cli_train_with_overrides(tmp_path, scaffold_csv, monkeypatch):
     assert checkpoint_step(run_dir) == 2 * 5  # 36 training rows in batches of 8, 2 epochs
     assert (run_dir / "metrics.json").is_file()
     # training again into a finished run is refused and leaves it as it was (config, checkpoints)
-    before = predict_file(run_dir, scaffold_csv, tmp_path / "before.csv")
+    before = read_predictions(predict_file(run_dir, scaffold_csv, tmp_path / "before.csv").output)
     refused = runner.invoke(app, ["train", str(path), "training.epochs=1", "model.hidden=4"])
     assert refused.exit_code != 0 and "already holds a run" in repr(refused.exception)
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["model"]["hidden"] == 8
-    after = predict_file(run_dir, scaffold_csv, tmp_path / "after.csv")
+    after = read_predictions(predict_file(run_dir, scaffold_csv, tmp_path / "after.csv").output)
     pd.testing.assert_frame_equal(before, after)
     # --overwrite replaces the checkpoints and evaluates the new model
     again = runner.invoke(app, ["train", str(path), "training.epochs=1", "model.hidden=4", "--overwrite"])

@@ -80,11 +80,22 @@ def predict(
     refuse_unseen_elements: Annotated[
         bool, typer.Option(help="rows with elements never seen in training get an error, not a warning")
     ] = False,
+    chunk_rows: Annotated[int, typer.Option(help="rows read, predicted and appended at a time")] = 1024,
+    resume: Annotated[bool, typer.Option(help="go on from where a killed job's output ends")] = False,
 ) -> None:
-    """Predict the run's targets for every row of a file; bad rows are reported and kept with an error."""
+    """Predict the run's targets for every row of a file, streaming: memory stays flat, output grows as
+    it goes, a killed job resumes; bad rows are reported and kept with an error."""
     from atomgraph.evaluation.predict import predict_file
 
-    predict_file(run_dir, input_path, output, refuse_unseen_elements=refuse_unseen_elements)
+    predict_file(
+        run_dir,
+        input_path,
+        output,
+        refuse_unseen_elements=refuse_unseen_elements,
+        chunk_rows=chunk_rows,
+        resume=resume,
+        progress=True,
+    )
 
 
 @app.command()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -57,29 +60,55 @@ def predict_potential(
     return {key: np.concatenate(values) for key, values in rows.items()}
 
 
-def _input_rows(path: Path, smiles_column: str, embed_3d: bool):
+def _input_rows(path: Path, smiles_column: str, embed_3d: bool, skip: int = 0):
     """(row id, SMILES or "", Atoms or the error that row raised, the row's other CSV columns) for a
-    SMILES CSV or structure file."""
+    SMILES CSV (read in chunks: memory does not grow with the file) or a structure file, from row
+    ``skip`` on (rows before it are not parsed)."""
     from atomgraph.structures import StructureError, from_smiles, read_records
 
     if path.suffix.lower() == ".csv":
-        table = pd.read_csv(path)
-        column = smiles_column if smiles_column in table.columns else "smiles"
-        if column not in table.columns:
-            raise ValueError(f"{path}: no SMILES column {smiles_column!r}; it has {list(table.columns)}")
-        others = table.drop(columns=[column]).to_dict("records")
-        for row, smiles in enumerate(table[column].astype(str)):
-            try:
-                atoms = from_smiles(smiles, embed_3d=embed_3d)
-            except StructureError as error:
-                atoms = error
-            yield f"{path.name}:{row + 2}", smiles, atoms, others[row]
+        column = _smiles_column(path, smiles_column)
+        row = 0
+        for table in pd.read_csv(path, chunksize=CSV_CHUNK, dtype={column: str}, keep_default_na=False):
+            others = table.drop(columns=[column]).to_dict("records")
+            for k, smiles in enumerate(table[column].astype(str)):
+                row += 1
+                if row <= skip:
+                    continue
+                try:
+                    atoms = from_smiles(smiles, embed_3d=embed_3d)
+                except StructureError as error:
+                    atoms = error
+                yield f"{path.name}:{row + 1}", smiles, atoms, others[k]
         return
     for k, record in enumerate(read_records(path)):
+        if k < skip:
+            continue
         smiles = ""
         if not isinstance(record, Exception) and "rdkit_mol" in record.info:
             smiles = Chem.MolToSmiles(Chem.RemoveHs(record.info["rdkit_mol"], sanitize=False))
         yield f"{path.name} record {k}", smiles, record, {}
+
+
+#: rows pandas reads from a CSV at a time
+CSV_CHUNK = 10_000
+
+
+def _smiles_column(path: Path, smiles_column: str) -> str:
+    header = list(pd.read_csv(path, nrows=0).columns)
+    column = smiles_column if smiles_column in header else "smiles"
+    if column not in header:
+        raise ValueError(f"{path}: no SMILES column {smiles_column!r}; it has {header}")
+    return column
+
+
+def _count_rows(path: Path) -> int | None:
+    """Data rows of a CSV (for the progress bar); None for other files."""
+    if path.suffix.lower() != ".csv":
+        return None
+    with open(path, "rb") as handle:
+        lines = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+    return max(lines - 1, 0)
 
 
 def predict_each(module: torch.nn.Module, graphs, batch_size: int = 128) -> tuple[np.ndarray, list[str]]:
@@ -110,41 +139,128 @@ def predict_each(module: torch.nn.Module, graphs, batch_size: int = 128) -> tupl
     return values, errors
 
 
-def predict_file(
-    run_dir: str | Path, input_path: str | Path, output: str | Path, refuse_unseen_elements: bool = False
-) -> pd.DataFrame:
-    """Predict every row of a SMILES CSV or structure file (XYZ, SDF, ...) with a trained run (a run
-    directory or an exported file); graphs are built with the run's graph spec.
+@dataclass
+class PredictSummary:
+    """What :func:`predict_file` wrote: the output file and its row counts (``rows`` = every input row,
+    ``predicted`` + ``skipped``; ``warned``: predicted rows with elements never seen in training)."""
 
-    A row with an element the model never saw in training gets a ``warning`` (its prediction is an
-    extrapolation), or an ``error`` and no prediction with ``refuse_unseen_elements``; a structure the
-    model cannot evaluate at all (an element beyond its tables) gets an ``error``, the others go on.
-    A CSV's other columns are kept in the output (renamed ``<name>_input`` where they would clash with
-    a prediction). Rows that cannot be read or turned into a graph keep their place in the output with
-    an ``error`` message and empty predictions; they are also reported on stderr. Returns the table
-    written.
+    output: Path
+    rows: int
+    predicted: int
+    skipped: int
+    warned: int
+
+
+def read_predictions(path: str | Path) -> pd.DataFrame:
+    """A predictions CSV as written (empty ``error``/``warning`` cells stay "", not NaN)."""
+    table = pd.read_csv(path)
+    for name in ("error", "warning"):
+        if name in table:
+            table[name] = table[name].fillna("").astype(str)
+    return table
+
+
+def predict_file(
+    run_dir: str | Path,
+    input_path: str | Path,
+    output: str | Path,
+    refuse_unseen_elements: bool = False,
+    chunk_rows: int = 1024,
+    resume: bool = False,
+    progress: bool = False,
+) -> PredictSummary:
+    """Predict every row of a SMILES CSV or structure file (XYZ, SDF, ...) with a trained run (a run
+    directory or an exported file), ``chunk_rows`` at a time: each chunk is read, turned into graphs with
+    the run's graph spec, predicted and appended to ``output``, so memory does not grow with the input.
+
+    Every input row gets one output row, in input order. A row with an element the model never saw in
+    training gets a ``warning`` (its prediction is an extrapolation), or an ``error`` and no prediction
+    with ``refuse_unseen_elements``; a row that cannot be read, turned into a graph or evaluated gets an
+    ``error`` (also reported on stderr) and the others go on. A CSV's other columns are kept (renamed
+    ``<name>_input`` where they would clash with a prediction).
+
+    ``output + ".progress"`` records the rows written after each chunk; with ``resume`` a killed job
+    goes on from there (a half-written chunk is cut off first), and the record is removed when the job
+    is complete.
     """
+    from tqdm.auto import tqdm
+
     from atomgraph.runs import TrainedRun
 
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+    input_path, output = Path(input_path), Path(output)
     run = TrainedRun.load(run_dir)
-    module, settings = run.module, run.graph
     names = run.targets.names
     smiles_column = run.config["data"]["smiles_column"] if run.config else "smiles"
+    record_file = output.with_name(output.name + ".progress")
+    done, counts = 0, {"predicted": 0, "skipped": 0, "warned": 0}
+    if resume and record_file.exists():
+        record = json.loads(record_file.read_text())
+        if record["input"] != str(input_path.resolve()):
+            raise ValueError(f"{record_file}: it records a job on {record['input']}, not {input_path}")
+        with open(output, "r+b") as handle:
+            handle.truncate(record["bytes"])  # drop a chunk the kill left half-written
+        done, counts = record["rows"], record["counts"]
+    elif resume and output.exists():
+        print(f"{output} is complete (no {record_file.name}); nothing to resume", file=sys.stderr)
+        table = read_predictions(output)
+        failed, warned = int((table["error"] != "").sum()), int((table["warning"] != "").sum())
+        return PredictSummary(output, len(table), len(table) - failed, failed, warned)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.unlink(missing_ok=True)
+    rows = _input_rows(input_path, smiles_column, run.graph.kind == "radius", skip=done)
+    total = _count_rows(input_path)
+    bar = tqdm(total=total, initial=done, desc="predict", unit="row", disable=not progress, mininterval=1.0)
+    columns: list[str] | None = None
+    while True:
+        chunk = list(itertools.islice(rows, chunk_rows))
+        if not chunk:
+            break
+        table = _predict_chunk(run, chunk, names, refuse_unseen_elements)
+        if columns is None:
+            columns = list(table.columns)
+        bad = table[table["error"] != ""]
+        for _, row in bad.iterrows():
+            print(f"skipped {row['id']}: {row['error']}", file=sys.stderr)
+        with open(output, "a", newline="") as handle:
+            table[columns].to_csv(handle, header=handle.tell() == 0, index=False)
+            handle.flush()
+            size = handle.tell()
+        done += len(table)
+        counts["skipped"] += len(bad)
+        counts["predicted"] += len(table) - len(bad)
+        counts["warned"] += int((table["warning"] != "").sum())
+        record = {"input": str(input_path.resolve()), "rows": done, "bytes": size, "counts": counts}
+        record_file.write_text(json.dumps(record))
+        bar.update(len(table))
+    bar.close()
+    if not output.exists():  # an empty input: a header-only file
+        pd.DataFrame(columns=["id", "smiles", "error", "warning", *names]).to_csv(output, index=False)
+    record_file.unlink(missing_ok=True)
+    summary = PredictSummary(output, done, counts["predicted"], counts["skipped"], counts["warned"])
+    note = f"; {summary.warned} with elements never seen in training (column warning)" * bool(summary.warned)
+    done_text = f"predicted {summary.predicted} of {summary.rows} rows -> {output}; {summary.skipped} skipped"
+    print(done_text + note, file=sys.stderr)
+    return summary
+
+
+def _predict_chunk(run, chunk: list, names: list[str], refuse_unseen_elements: bool) -> pd.DataFrame:
+    """The output rows of one chunk of input rows (see :func:`predict_file`)."""
     records, graphs, slots = [], [], []
     taken = {"id", "smiles", "error", "warning", *names}
-    for row_id, smiles, atoms, others in _input_rows(
-        Path(input_path), smiles_column, settings.kind == "radius"
-    ):
+    for row_id, smiles, atoms, others in chunk:
         record = {"id": row_id, "smiles": smiles, "error": "", "warning": ""}
         # the input's other columns travel with the row (a column named like a target gets "_input")
         record.update({f"{k}_input" if k in taken else k: v for k, v in others.items()})
         if isinstance(atoms, Exception):
-            record["error"] = str(atoms)
+            record["error"] = " ".join(str(atoms).split())
         else:
             try:
-                graph = settings.build(atoms)
+                graph = run.graph.build(atoms)
             except (ValueError, RuntimeError, KeyError) as error:
-                record["error"] = f"{row_id}: {error}"
+                record["error"] = " ".join(f"{row_id}: {error}".split())
                 graph = None
             # the elements the model reads: a heavy-atom graph has no hydrogens to be "unseen"
             unseen = [] if graph is None else run.unseen_elements(graph.z)
@@ -161,19 +277,10 @@ def predict_file(
     for name in names:
         table[name] = np.nan
     if graphs:
-        values, errors = predict_each(module, graphs)
+        values, errors = predict_each(run.module, graphs)
         for t, name in enumerate(names):
             table.loc[slots, name] = values[:, t]
         for slot, error in zip(slots, errors, strict=True):
             if error:
-                table.loc[slot, "error"] = f"{table.loc[slot, 'id']}: {error}"
-    bad = table[table["error"] != ""]
-    for _, row in bad.iterrows():
-        print(f"skipped {row['id']}: {row['error']}", file=sys.stderr)
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(output, index=False)
-    warned = int((table["warning"] != "").sum())
-    note = f"; {warned} with elements never seen in training (column warning)" if warned else ""
-    print(f"predicted {len(table) - len(bad)} of {len(table)} rows -> {output}; {len(bad)} skipped{note}",
-          file=sys.stderr)  # fmt: skip
+                table.loc[slot, "error"] = " ".join(f"{table.loc[slot, 'id']}: {error}".split())
     return table

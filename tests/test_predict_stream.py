@@ -1,0 +1,107 @@
+"""Streaming prediction: the output is written chunk by chunk and is the same whatever the chunk size;
+a job killed mid-way (kill -9, or an error) resumes without losing or repeating rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import SCAFFOLD_SMILES, write_csv
+from test_training import csv_config, load
+
+import atomgraph.evaluation.predict as predict_module
+from atomgraph.evaluation.experiment import train_and_evaluate
+from atomgraph.evaluation.predict import predict_file, read_predictions
+
+
+@pytest.fixture(scope="module")
+def run_and_library(tmp_path_factory):
+    """A small run on the scaffold SMILES, and a 240-row library with bad rows and an extra column."""
+    root = tmp_path_factory.mktemp("stream")
+    values = [len(s) * 0.1 for s in SCAFFOLD_SMILES]
+    csv = write_csv(root / "train.csv", SCAFFOLD_SMILES, value=values)
+    run_dir = train_and_evaluate(load(root, csv_config(root, csv, "value", epochs=1)), progress=False)
+    smiles = [*SCAFFOLD_SMILES * 4]
+    smiles[17], smiles[101] = "C1CC(", "not a molecule"
+    library = write_csv(root / "library.csv", smiles, batch=[k // 10 for k in range(len(smiles))])
+    whole = predict_file(run_dir, library, root / "whole.csv", chunk_rows=10_000)
+    return run_dir, library, root / "whole.csv", whole
+
+
+def test_chunked_output_equals_one_chunk_and_keeps_every_row_in_order(run_and_library, tmp_path):
+    run_dir, library, whole_path, whole = run_and_library
+    summary = predict_file(run_dir, library, tmp_path / "chunked.csv", chunk_rows=7)
+    assert (tmp_path / "chunked.csv").read_text() == whole_path.read_text()
+    assert (summary.rows, summary.skipped, summary.predicted) == (240, 2, 238) == (
+        whole.rows, whole.skipped, whole.predicted)  # fmt: skip
+    table = read_predictions(tmp_path / "chunked.csv")
+    assert list(table["id"]) == [f"library.csv:{k + 2}" for k in range(240)]
+    assert list(table["batch"]) == [k // 10 for k in range(240)]
+    assert table.loc[[17, 101], "value"].isna().all() and (table.loc[[17, 101], "error"] != "").all()
+    assert not (tmp_path / "chunked.csv.progress").exists()
+
+
+SLOW_PREDICT = """
+import sys, time
+import atomgraph.evaluation.predict as p
+original = p._predict_chunk
+def slow(*args, **kwargs):
+    time.sleep(0.3)
+    return original(*args, **kwargs)
+p._predict_chunk = slow
+p.predict_file(sys.argv[1], sys.argv[2], sys.argv[3], chunk_rows=9)
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_predict_resumes_without_lost_or_repeated_rows(run_and_library, tmp_path):
+    run_dir, library, whole_path, _ = run_and_library
+    out = tmp_path / "killed.csv"
+    record = tmp_path / "killed.csv.progress"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    args = [sys.executable, "-c", SLOW_PREDICT, str(run_dir), str(library), str(out)]
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (record.exists() and json.loads(record.read_text() or "{}").get("rows", 0) >= 27):
+        assert time.time() < deadline and process.poll() is None
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    written = json.loads(record.read_text())["rows"]
+    assert 27 <= written < 240
+    summary = predict_file(run_dir, library, out, chunk_rows=50, resume=True)
+    assert out.read_text() == whole_path.read_text() and summary.rows == 240 and summary.skipped == 2
+    assert not record.exists()
+
+
+def test_a_half_written_chunk_is_cut_off_on_resume(run_and_library, tmp_path, monkeypatch):
+    run_dir, library, whole_path, _ = run_and_library
+    out = tmp_path / "broken.csv"
+    original, calls = predict_module._predict_chunk, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            with open(out, "a") as handle:  # what a kill in the middle of a write leaves
+                handle.write("library.csv:9999,CCO,,")
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(predict_module, "_predict_chunk", failing)
+    with pytest.raises(KeyboardInterrupt):
+        predict_file(run_dir, library, out, chunk_rows=20)
+    monkeypatch.setattr(predict_module, "_predict_chunk", original)
+    assert json.loads((tmp_path / "broken.csv.progress").read_text())["rows"] == 60
+    predict_file(run_dir, library, out, chunk_rows=20, resume=True)
+    assert out.read_text() == whole_path.read_text()
+    with pytest.raises(ValueError, match=r"records a job on /elsewhere.csv"):
+        (tmp_path / "broken.csv.progress").write_text(json.dumps({"input": "/elsewhere.csv", "rows": 1}))
+        predict_file(run_dir, library, out, resume=True)
+    pd.testing.assert_frame_equal(read_predictions(out), read_predictions(whole_path))
