@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_potentials import lennard_jones_run_config
 from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 
@@ -18,7 +19,6 @@ from atomgraph.evaluation.predict import predict_potential
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.outputs.energy_offset import EnergyOffsetFit
 from atomgraph.runs import TrainedRun
-from atomgraph.training.config import load_config
 from atomgraph.training.module import AtomgraphModule
 
 SCHNET = {"name": "schnet", "hidden": 16, "filters": 16, "interactions": 2, "num_rbf": 12}
@@ -83,25 +83,8 @@ def test_an_untrained_potential_starts_at_the_reference_energies():
 
 def test_a_force_only_run_keeps_no_energy_offset(tmp_path):
     """Energy weight 0: nothing but the fitted offset sets the energy's constant."""
-    config = load_config(
-        None,
-        [
-            f"run_dir={tmp_path / 'lj'}",
-            "data.dataset=lennard_jones",
-            "data.targets=[energy]",
-            "data.lennard_jones.count=60",
-            "data.graph.cutoff=4.0",
-            "task.kind=potential",
-            "task.energy_weight=0.0",
-            *(f"model.{k}={v}" for k, v in SCHNET.items()),
-            "training.epochs=3",
-            "training.batch_size=8",
-            "training.lr=0.003",
-            "training.scheduler=none",
-            "training.early_stopping_patience=0",
-            "training.accelerator=cpu",
-            "training.progress=false",
-        ],
+    config = lennard_jones_run_config(
+        tmp_path / "lj", "task.energy_weight=0.0", "training.epochs=3", "training.batch_size=8"
     )
     run = train_and_evaluate(config, progress=False)
     metrics = json.loads((run / "metrics.json").read_text())["test"]["energy"]

@@ -178,11 +178,12 @@ def test_potential_loss_decreases_on_lennard_jones_clusters():
     assert losses[-1] < 0.5 * losses[0]
 
 
-def test_potential_run_end_to_end_in_float64(tmp_path, monkeypatch):
-    config = load_config(
+def lennard_jones_run_config(run_dir, *overrides: str) -> dict:
+    """A small SchNet potential on 60 generated Lennard-Jones clusters (2 epochs, no schedule)."""
+    return load_config(
         None,
         [
-            f"run_dir={tmp_path / 'lj'}",
+            f"run_dir={run_dir}",
             "data.dataset=lennard_jones",
             "data.targets=[energy]",
             "data.lennard_jones.count=60",
@@ -196,9 +197,13 @@ def test_potential_run_end_to_end_in_float64(tmp_path, monkeypatch):
             "training.early_stopping_patience=0",
             "training.accelerator=cpu",
             "training.progress=false",
-            "training.precision=64-true",
+            *overrides,
         ],
     )
+
+
+def test_potential_run_end_to_end_in_float64(tmp_path, monkeypatch):
+    config = lennard_jones_run_config(tmp_path / "lj", "training.precision=64-true")
     figures = keep_saved_figures(monkeypatch)
     run = train_and_evaluate(config, progress=False)
     drawn = {fig.axes[0].get_title(): fig.axes[0] for fig in figures}
