@@ -270,17 +270,17 @@ def main() -> None:
 
 def remeasure_md(args, models: list[str]) -> None:
     """``--md-only``: MD speed of the first molecule's runs, written into the existing report."""
-    report = json.loads(args.out.read_text())
     molecule = args.molecules[0]
     for model in models:
         md = md_speed(args.runs / f"{molecule}_{model}", args.device, args.md_steps)
+        md["steps"] = args.md_steps
+        report = json.loads(args.out.read_text())  # written after each model: a long run keeps its parts
         report["md_steps_per_s"][model] = md
         report["results"][molecule][model]["md_steps_per_s"] = md
+        note = f"; {model} re-measured alone with --md-only ({torch.get_num_threads()} thread(s))"
+        report["settings"]["md"] += note
+        args.out.write_text(json.dumps(report, indent=2))
         print("MD", model, md, flush=True)
-    report["settings"]["md"] += (
-        f"; re-measured alone with --md-only ({torch.get_num_threads()} thread(s), {args.md_steps} steps)"
-    )
-    args.out.write_text(json.dumps(report, indent=2))
     print(f"-> {args.out}")
 
 
