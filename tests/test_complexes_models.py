@@ -39,7 +39,7 @@ MODELS = {
     "late_fusion_zoo_gat": lambda: LateFusionAffinity(encoder="zoo:gat", protein_encoder="mpnn", **SMALL),
     "joint": lambda: JointGraphAffinity(**SMALL),
     "ligand_only": lambda: LigandOnlyAffinity(**SMALL),
-    "joint_attention_readout": lambda: JointGraphAffinity(readout="attention", encoder="gine", **SMALL),
+    "joint_attention_readout": lambda: JointGraphAffinity(pool="attention", encoder="gine", **SMALL),
     "cross_attention_atom": lambda: CrossAttentionAffinity(heads=2, **SMALL),
     "cross_attention_residue_rbf": lambda: CrossAttentionAffinity(
         heads=2, protein_level="residue", distance_bias="rbf", **SMALL

@@ -119,7 +119,7 @@ def test_shipped_words_pass_the_config_check():
         {"name": "megnet", "readout": "auto", "pool": "mean"},
         {"name": "schnet", "readout": "pooled", "pool": "attention"},
         {"name": "gat", "pool": "set2set"},
-        {"name": "affinity_joint", "readout": "attention"},  # the affinity models name their node pool so
+        {"name": "affinity_joint", "pool": "attention"},
     ):
         check_readout_settings(model)
 
@@ -160,7 +160,10 @@ def test_the_legacy_shim_translates_each_old_word():
         "name": "schnet", "readout": "pooled", "pool": "attention",
     }  # fmt: skip
     assert translate({"name": "schnet", "readout": "mean"})["readout"] == "atom_mean"  # the same meaning
-    assert translate({"name": "affinity_joint", "readout": "set2set"})["readout"] == "set2set"
+    assert translate({"name": "affinity_joint", "readout": "set2set"}) == {
+        "name": "affinity_joint",
+        "pool": "set2set",
+    }
 
 
 def test_an_old_run_directory_with_old_words_in_its_config_loads(tmp_path):

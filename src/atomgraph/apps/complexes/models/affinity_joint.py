@@ -43,7 +43,7 @@ class JointGraphAffinity(nn.Module):
         hidden, layers: encoder width and depth; encoder: see
             :func:`~atomgraph.apps.complexes.models.affinity_encoders.build_encoder`.
         type_dim: width of the learned edge-type embedding.
-        readout: "set2set" (default), "attention" or any other :data:`~atomgraph.nn.POOLS` kind.
+        pool: the node pool, "set2set" (default), "attention" or any other :data:`~atomgraph.nn.POOLS` kind.
         readout_nodes: pool over "all" nodes or the "ligand" atoms only.
         graph: the complex :class:`~atomgraph.graphs.spec.GraphSpec` the data was built with; its
             cutoffs set the ranges of the distance features (:func:`radial_stops`).
@@ -58,7 +58,7 @@ class JointGraphAffinity(nn.Module):
         layers: int = 4,
         encoder: str = "mpnn",
         type_dim: int = 16,
-        readout: str = "set2set",
+        pool: str = "set2set",
         readout_nodes: str = "all",
         num_rbf: int = 16,
         dropout: float = 0.0,
@@ -80,7 +80,7 @@ class JointGraphAffinity(nn.Module):
             rbf_stop=self.radial_stops["interaction"],
             dropout=dropout,
         )
-        self.readout = GraphReadout(readout, self.encoder.out_dim)
+        self.readout = GraphReadout(pool, self.encoder.out_dim)
         self.head = MLP([self.readout.out_dim, hidden, len(reductions)], act="silu", dropout=dropout)
 
     def node_states(self, graph: Data) -> torch.Tensor:

@@ -44,7 +44,7 @@ class LateFusionAffinity(nn.Module):
             :func:`~atomgraph.apps.complexes.models.affinity_encoders.build_encoder`);
             protein_encoder: the protein's (default: the same kind).
         protein_level: "residue" or "atom".
-        readout: any :data:`~atomgraph.nn.POOLS` kind (both sides).
+        pool: the node pool of both sides, any :data:`~atomgraph.nn.POOLS` kind.
         graph: the complex :class:`~atomgraph.graphs.spec.GraphSpec` the data was built with; its
             cutoffs set the ranges of the distance features (:func:`radial_stops`).
     """
@@ -59,7 +59,7 @@ class LateFusionAffinity(nn.Module):
         encoder: str = "mpnn",
         protein_encoder: str | None = None,
         protein_level: str = "residue",
-        readout: str = "mean",
+        pool: str = "mean",
         num_rbf: int = 16,
         dropout: float = 0.0,
         residue_dim: int = RESIDUE_DIM,
@@ -78,8 +78,8 @@ class LateFusionAffinity(nn.Module):
             rbf_stop=stops["residue" if residue else "pocket"],
             **common,
         )
-        self.ligand_readout = GraphReadout(readout, self.ligand_encoder.out_dim)
-        self.protein_readout = GraphReadout(readout, self.protein_encoder.out_dim)
+        self.ligand_readout = GraphReadout(pool, self.ligand_encoder.out_dim)
+        self.protein_readout = GraphReadout(pool, self.protein_encoder.out_dim)
         width = self.ligand_readout.out_dim + self.protein_readout.out_dim
         self.head = MLP([width, hidden, len(reductions)], act="silu", dropout=dropout)
 

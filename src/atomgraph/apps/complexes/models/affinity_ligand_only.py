@@ -37,7 +37,7 @@ class LigandOnlyAffinity(nn.Module):
         hidden, layers: encoder width and depth.
         encoder: ``mpnn``, ``gine``, ``gatv2`` or ``zoo:<model>``
             (:func:`~atomgraph.apps.complexes.models.affinity_encoders.build_encoder`).
-        readout: any :data:`~atomgraph.nn.POOLS` kind.
+        pool: the node pool, any :data:`~atomgraph.nn.POOLS` kind.
         graph: the complex :class:`~atomgraph.graphs.spec.GraphSpec` the data was built with; its
             cutoffs set the ranges of the distance features (:func:`radial_stops`).
     """
@@ -50,7 +50,7 @@ class LigandOnlyAffinity(nn.Module):
         hidden: int = 64,
         layers: int = 3,
         encoder: str = "mpnn",
-        readout: str = "mean",
+        pool: str = "mean",
         num_rbf: int = 16,
         dropout: float = 0.0,
         graph: GraphSpec | None = None,
@@ -59,7 +59,7 @@ class LigandOnlyAffinity(nn.Module):
         self.radial_stops = stops = radial_stops(graph)
         common = {"hidden": hidden, "layers": layers, "num_rbf": num_rbf, "dropout": dropout}
         self.encoder = build_encoder(encoder, atom_dim, edge_dim, rbf_stop=stops["ligand"], **common)
-        self.readout = GraphReadout(readout, self.encoder.out_dim)
+        self.readout = GraphReadout(pool, self.encoder.out_dim)
         self.head = MLP([self.readout.out_dim, hidden, len(reductions)], act="silu", dropout=dropout)
 
     def forward(self, graph: Data) -> torch.Tensor:

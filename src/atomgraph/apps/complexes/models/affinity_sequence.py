@@ -64,7 +64,7 @@ class SequenceAffinity(nn.Module):
         hidden, layers, encoder: the ligand GNN (see
             :func:`~atomgraph.apps.complexes.models.affinity_encoders.build_encoder`; no distances are used).
         embed_dim, filters, kernel_size, conv_layers: the sequence CNN (GraphDTA: 128, 32, 8, 3).
-        readout: ligand pooling (GraphDTA: max).
+        pool: the ligand's node pool (GraphDTA: max).
     """
 
     def __init__(
@@ -79,14 +79,14 @@ class SequenceAffinity(nn.Module):
         filters: int = 32,
         kernel_size: int = 8,
         conv_layers: int = 3,
-        readout: str = "max",
+        pool: str = "max",
         dropout: float = 0.1,
     ):
         super().__init__()
         self.ligand_encoder = build_encoder(
             encoder, atom_dim, edge_dim, hidden=hidden, layers=layers, use_distance=False, dropout=dropout
         )
-        self.readout = GraphReadout(readout, self.ligand_encoder.out_dim)
+        self.readout = GraphReadout(pool, self.ligand_encoder.out_dim)
         self.sequence_encoder = SequenceCNN(embed_dim, filters, kernel_size, conv_layers, hidden)
         self.head = MLP(
             [self.readout.out_dim + hidden, 2 * hidden, len(reductions)], act="relu", dropout=dropout
