@@ -85,17 +85,14 @@ def legacy_model_arguments(model: dict) -> dict:
     if readout is None:
         return model
     intensive, params = model_card(model["name"]).intensive_readout, _parameters(model["name"])
-    if intensive == "pooled":
-        words = [readout] if isinstance(readout, str) else list(readout)
-        words = [CRYSTAL_READOUTS.get(word, word) for word in words]
-        model["readout"] = words[0] if isinstance(readout, str) else words
-    elif intensive is None and "readout" not in params and "pool" in params:
-        model["pool"] = model.pop("readout")
-    elif intensive is not None and isinstance(readout, str) and readout in set(POOLS) - {"sum", "mean"}:
+    if intensive is None:
+        if "readout" not in params and "pool" in params:
+            model["pool"] = model.pop("readout")
+    elif intensive != "pooled" and isinstance(readout, str) and readout in set(POOLS) - {"sum", "mean"}:
         model.update(readout="pooled", pool=readout)
-    elif intensive is not None:
-        words = [readout] if isinstance(readout, str) else list(readout)
-        words = [ATOMWISE_READOUTS.get(word, word) for word in words]
+    else:
+        table = CRYSTAL_READOUTS if intensive == "pooled" else ATOMWISE_READOUTS
+        words = [table.get(word, word) for word in ([readout] if isinstance(readout, str) else readout)]
         model["readout"] = words[0] if isinstance(readout, str) else words
     return model
 
@@ -302,7 +299,7 @@ def initial_weights(config: dict) -> InitialWeights | None:
     return InitialWeights(
         str(source),
         run.module.hparams["model"]["name"],
-        {k: v.detach().clone() for k, v in run.module.model.state_dict().items()},
+        run.module.model.state_dict(),  # a module loaded for this alone: no copy needed
         run.graph,
         run.elements,
     )

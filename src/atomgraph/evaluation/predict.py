@@ -204,9 +204,12 @@ def predict_file(
         done, counts = record["rows"], record["counts"]
     elif resume and output.exists():
         print(f"{output} is complete (no {record_file.name}); nothing to resume", file=sys.stderr)
-        table = read_predictions(output)
-        failed, warned = int((table["error"] != "").sum()), int((table["warning"] != "").sum())
-        return PredictSummary(output, len(table), len(table) - failed, failed, warned)
+        rows = failed = warned = 0
+        for part in pd.read_csv(output, usecols=["error", "warning"], chunksize=CSV_CHUNK, dtype=str):
+            rows += len(part)
+            failed += int(part["error"].notna().sum())
+            warned += int(part["warning"].notna().sum())
+        return PredictSummary(output, rows, rows - failed, failed, warned)
     else:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.unlink(missing_ok=True)
@@ -255,12 +258,12 @@ def _predict_chunk(run, chunk: list, names: list[str], refuse_unseen_elements: b
         # the input's other columns travel with the row (a column named like a target gets "_input")
         record.update({f"{k}_input" if k in taken else k: v for k, v in others.items()})
         if isinstance(atoms, Exception):
-            record["error"] = " ".join(str(atoms).split())
+            record["error"] = _one_line(str(atoms))
         else:
             try:
                 graph = run.graph.build(atoms)
             except (ValueError, RuntimeError, KeyError) as error:
-                record["error"] = " ".join(f"{row_id}: {error}".split())
+                record["error"] = _one_line(f"{row_id}: {error}")
                 graph = None
             # the elements the model reads: a heavy-atom graph has no hydrogens to be "unseen"
             unseen = [] if graph is None else run.unseen_elements(graph.z)
@@ -282,5 +285,10 @@ def _predict_chunk(run, chunk: list, names: list[str], refuse_unseen_elements: b
             table.loc[slots, name] = values[:, t]
         for slot, error in zip(slots, errors, strict=True):
             if error:
-                table.loc[slot, "error"] = " ".join(f"{table.loc[slot, 'id']}: {error}".split())
+                table.loc[slot, "error"] = _one_line(f"{table.loc[slot, 'id']}: {error}")
     return table
+
+
+def _one_line(text: str) -> str:
+    """A message on one CSV line (RDKit and torch errors span several)."""
+    return " ".join(text.split())

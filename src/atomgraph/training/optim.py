@@ -12,19 +12,17 @@ from atomgraph.training.finetune import parameter_groups
 SCHEDULERS = ("plateau", "cosine", "linear_decay", "none")
 
 
-def make_optimizer(params, settings: dict) -> torch.optim.Optimizer:
-    """Adam or AdamW over ``params``: tensors, or parameter groups (dicts with ``params``)."""
+def make_optimizer(groups: list[dict], settings: dict) -> torch.optim.Optimizer:
+    """Adam or AdamW over parameter groups (dicts with ``params``; :func:`parameter_groups`)."""
     name = settings["optimizer"].lower()
-    params = list(params)
-    grouped = bool(params) and isinstance(params[0], dict)
-    tensors = [p for group in params for p in group["params"]] if grouped else params
+    tensors = [p for group in groups for p in group["params"]]
     # the fused kernels update all parameters at once (CPU and CUDA floating point tensors)
     fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in tensors)
     if name == "adam":
-        return torch.optim.Adam(params, lr=settings["lr"], weight_decay=settings["weight_decay"], fused=fused)
+        return torch.optim.Adam(groups, lr=settings["lr"], weight_decay=settings["weight_decay"], fused=fused)
     if name == "adamw":
         return torch.optim.AdamW(
-            params, lr=settings["lr"], weight_decay=settings["weight_decay"], fused=fused
+            groups, lr=settings["lr"], weight_decay=settings["weight_decay"], fused=fused
         )
     raise ValueError(f"unknown optimizer {settings['optimizer']!r}; choose adam or adamw")
 
