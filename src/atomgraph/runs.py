@@ -30,6 +30,7 @@ from atomgraph.graphs.spec import GraphSpec
 from atomgraph.nn.readout import POOLS
 from atomgraph.targets import TargetSet, targets_from_columns
 from atomgraph.training.config import read_run_config
+from atomgraph.training.ensemble import EnsembleModule, is_ensemble, member_dirs
 from atomgraph.training.finetune import InitialWeights
 from atomgraph.training.module import AtomgraphModule
 
@@ -212,6 +213,8 @@ class TrainedRun:
         if which not in WHICH:
             raise ValueError(f"which must be one of {WHICH}, got {which!r}")
         path = Path(path)
+        if is_ensemble(path):
+            return cls._ensemble(path, which)
         if path.is_dir():
             checkpoints = path / "checkpoints"
             names = ("best", "last") if which == "auto" else (which,)
@@ -256,6 +259,16 @@ class TrainedRun:
             check_agreement(config, module, path)
         return cls(module, module.graph_spec, module.info, config, path)
 
+    @classmethod
+    def _ensemble(cls, path: Path, which: str) -> TrainedRun:
+        """An ensemble's run directory (:mod:`atomgraph.training.ensemble`): its members, as one module."""
+        try:
+            members = [cls.load(member, which) for member in member_dirs(path)]
+            module = EnsembleModule([member.module for member in members])
+        except ValueError as error:
+            raise RunLoadError(f"{path}: {error}") from error
+        return cls(module.eval(), module.graph_spec, module.info, read_run_config(path / "config.yaml"), path)
+
     # -------------------------------------------------------------------------------- using it
 
     @property
@@ -274,6 +287,8 @@ class TrainedRun:
     def export(self, path: str | Path) -> Path:
         """One file with the weights and the metadata (plain tensors and types: loadable with
         ``weights_only=True``), accepted wherever a run directory is."""
+        if isinstance(self.module, EnsembleModule):
+            raise RunLoadError(f"{self.source} is an ensemble; export its members (members/<k>) one by one")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {

@@ -54,13 +54,24 @@ def train(
     overrides: Annotated[list[str] | None, typer.Argument(help="key.sub=value overrides")] = None,
     resume: Annotated[bool, typer.Option(help="continue the run from its last checkpoint")] = False,
     overwrite: Annotated[bool, typer.Option(help="replace a run already in the run directory")] = False,
+    ensemble: Annotated[
+        int | None, typer.Option(help="train this many members (seeds seed, seed+1, ...) as one ensemble")
+    ] = None,
+    bootstrap: Annotated[
+        bool, typer.Option(help="ensemble members train on resamples of the training rows")
+    ] = False,
 ) -> None:
     """Train a model; the run directory gets the config, split, checkpoints, metrics and plots."""
     from atomgraph.evaluation.experiment import train_and_evaluate
     from atomgraph.training.config import load_config
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    run_dir = train_and_evaluate(load_config(config, overrides or []), resume=resume, overwrite=overwrite)
+    flags = [f"ensemble.members={ensemble}"] * (ensemble is not None) + [
+        "ensemble.bootstrap=true"
+    ] * bootstrap
+    run_dir = train_and_evaluate(
+        load_config(config, [*(overrides or []), *flags]), resume=resume, overwrite=overwrite
+    )
     typer.echo(f"run directory: {run_dir}")
 
 
@@ -82,9 +93,14 @@ def predict(
     ] = False,
     chunk_rows: Annotated[int, typer.Option(help="rows read, predicted and appended at a time")] = 1024,
     resume: Annotated[bool, typer.Option(help="go on from where a killed job's output ends")] = False,
+    mc_dropout: Annotated[
+        int, typer.Option(help="sigma from this many MC dropout passes (models with dropout)")
+    ] = 0,
 ) -> None:
     """Predict the run's targets for every row of a file, streaming: memory stays flat, output grows as
-    it goes, a killed job resumes; bad rows are reported and kept with an error."""
+    it goes, a killed job resumes; bad rows are reported and kept with an error. Ensembles and
+    mean-variance models (or --mc-dropout N) add a sigma per target, recalibrated on the validation
+    split, and a conformal 95 % interval."""
     from atomgraph.evaluation.predict import predict_file
 
     predict_file(
@@ -95,6 +111,7 @@ def predict(
         chunk_rows=chunk_rows,
         resume=resume,
         progress=True,
+        mc_samples=mc_dropout,
     )
 
 

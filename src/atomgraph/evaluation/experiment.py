@@ -8,16 +8,22 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from atomgraph.evaluation.report import evaluate_run
 from atomgraph.runs import initial_weights
+from atomgraph.training.ensemble import member_dirs, train_ensemble
 from atomgraph.training.run import train
 
 
 def train_and_evaluate(
     config: dict, resume: bool = False, progress: bool = True, overwrite: bool = False
 ) -> Path:
-    """Train the configured model, then write its report (``metrics.json``, predictions, plots) on the
-    test split; under data parallelism only the first process evaluates. Returns the run directory."""
+    """Train the configured model (an ensemble with ``ensemble.members`` > 1), then write its report
+    (``metrics.json``, predictions, plots) on the test split -- an ensemble's members get theirs first;
+    under data parallelism only the first process evaluates. Returns the run directory."""
     initial = None if resume else initial_weights(config)  # init.from: fine-tuning
-    run_dir = train(config, resume=resume, progress=progress, overwrite=overwrite, initial=initial)
+    ensemble = config["ensemble"]["members"] > 1
+    fit = train_ensemble if ensemble else train
+    run_dir = fit(config, resume=resume, progress=progress, overwrite=overwrite, initial=initial)
     if rank_zero_only.rank == 0:
+        for member in member_dirs(run_dir) if ensemble else []:
+            evaluate_run(member, verbose=False)
         evaluate_run(run_dir)
     return run_dir

@@ -20,7 +20,14 @@ from matplotlib.ticker import MaxNLocator
 from atomgraph.evaluation._arrays import paired, to_numpy
 from atomgraph.evaluation.metrics import mae, r2
 
-__all__ = ["comparison_bar", "error_histogram", "error_vs_size", "learning_curves", "parity_plot"]
+__all__ = [
+    "comparison_bar",
+    "error_histogram",
+    "error_vs_size",
+    "learning_curves",
+    "parity_plot",
+    "uncertainty_panels",
+]
 
 PathLike = str | os.PathLike
 
@@ -252,4 +259,50 @@ def comparison_bar(results: dict[str, float], path: PathLike, metric: str = "MAE
     ax.set_xlim(right=ax.get_xlim()[1] + 0.15 * span)
     ax.set_xlabel(_with_unit(metric, unit))
     ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)
+
+
+def uncertainty_panels(
+    y_true: Any, y_pred: Any, sigma: Any, path: PathLike, title: str = "", unit: str = ""
+) -> Path:
+    """Three panels for a predicted sigma: the calibration curve (observed vs expected fraction inside
+    the central Gaussian interval, with the miscalibration area shaded); the root mean squared error
+    against the root mean sigma in ten equal-count bins of sigma (calibrated: on ``y = x``); and the
+    confidence curve (MAE of the rows kept when the most uncertain are dropped first, beside the best
+    order, by error)."""
+    from atomgraph.evaluation.calibration import LEVELS, confidence_curve, observed_coverage
+
+    t, p = paired(y_true, y_pred, "uncertainty_panels")
+    s = to_numpy(sigma).ravel()
+    ok = np.isfinite(t) & np.isfinite(p) & np.isfinite(s)
+    t, p, s = t[ok], p[ok], s[ok]
+    if t.size < 2:
+        raise ValueError("uncertainty_panels: fewer than two rows with a label, prediction and sigma")
+    fig = _new_figure((13.0, 4.2))
+    ax1, ax2, ax3 = fig.subplots(1, 3)
+    observed = observed_coverage(t, p, s, LEVELS)
+    ax1.plot([0, 1], [0, 1], "k--", lw=1)
+    ax1.plot(LEVELS, observed, lw=2)
+    ax1.fill_between(LEVELS, LEVELS, observed, alpha=0.2)
+    ax1.set(xlabel="expected fraction in interval", ylabel="observed fraction", xlim=(0, 1), ylim=(0, 1),
+            title=f"calibration (area {np.abs(observed - LEVELS).mean():.3f})")  # fmt: skip
+    order = np.argsort(s)
+    bins = [b for b in np.array_split(order, min(10, t.size)) if b.size]
+    rmv = np.array([np.sqrt(np.mean(s[b] ** 2)) for b in bins])
+    rmse = np.array([np.sqrt(np.mean((t[b] - p[b]) ** 2)) for b in bins])
+    top = float(max(rmv.max(), rmse.max())) * 1.05
+    ax2.plot([0, top], [0, top], "k--", lw=1)
+    ax2.plot(rmv, rmse, "o-")
+    ax2.set(xlabel=_with_unit("root mean sigma (bin)", unit), ylabel=_with_unit("RMSE (bin)", unit),
+            title="error vs sigma", xlim=(0, top), ylim=(0, top))  # fmt: skip
+    fractions, by_sigma, by_error = confidence_curve(t, p, s)
+    ax3.plot(fractions, by_sigma, "o-", label="drop largest sigma")
+    ax3.plot(fractions, by_error, "--", label="drop largest error (best)")
+    ax3.invert_xaxis()
+    ax3.set(
+        xlabel="fraction of rows kept", ylabel=_with_unit("MAE of kept rows", unit), title="confidence curve"
+    )
+    ax3.legend(frameon=False)
+    if title:
+        fig.suptitle(title)
     return _save(fig, path)

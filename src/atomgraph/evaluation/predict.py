@@ -28,6 +28,61 @@ def predict_graphs(module: torch.nn.Module, graphs, batch_size: int = 128) -> np
     return np.concatenate(rows) if rows else np.zeros((0, 0))
 
 
+def has_sigma(module: torch.nn.Module) -> bool:
+    """Whether a module predicts a sigma of its own (an ensemble, or a mean-variance output)."""
+    return getattr(module, "uncertainty", None) is not None
+
+
+@torch.no_grad()
+def predict_distribution(
+    module: torch.nn.Module, graphs, batch_size: int = 128, mc_samples: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Means and sigmas [M, T] in real units for a dataset or list of graphs.
+
+    The sigma is the module's own (an ensemble's spread, a mean-variance output) or, with
+    ``mc_samples`` > 0, MC dropout's: the mean and standard deviation of that many stochastic passes
+    with the dropout layers switched on (and everything else, batch norm included, in evaluation mode);
+    a mean-variance model's variance is added to the dropout spread.
+    """
+    from atomgraph.outputs.uncertainty import combine_members, dropout_modules
+
+    module.eval()
+    if mc_samples < 0:
+        raise ValueError(f"mc_samples must be >= 0, got {mc_samples}")
+    dropouts = dropout_modules(module.model) if mc_samples else []
+    if mc_samples and not dropouts:
+        raise ValueError("MC dropout needs a model with dropout (e.g. model.dropout=0.1); this one has none")
+    if not mc_samples and not has_sigma(module):
+        raise ValueError(
+            "this model predicts no sigma: train an ensemble (ensemble.members), a mean-variance model "
+            "(task.uncertainty=mean_variance), or use MC dropout"
+        )
+    device = next(module.parameters()).device
+    means, sigmas = [], []
+    for batch in DataLoader(graphs, batch_size=batch_size, shuffle=False):
+        batch = batch.to(device)
+        if not mc_samples:
+            mean, sigma = module.distribution(batch)
+        else:
+            for layer in dropouts:
+                layer.training = True  # this layer only: not its children (batch norm stays frozen)
+            try:
+                draws = [module.distribution(batch) if has_sigma(module) else (module(batch), None)
+                         for _ in range(mc_samples)]  # fmt: skip
+            finally:
+                for layer in dropouts:
+                    layer.training = False
+            own = draws[0][1] is not None
+            mean, sigma = combine_members(
+                torch.stack([d[0] for d in draws]), torch.stack([d[1] for d in draws]) if own else None
+            )
+        means.append(mean.detach().cpu().double().numpy())
+        sigmas.append(sigma.detach().cpu().double().numpy())
+    if not means:
+        return np.zeros((0, 0)), np.zeros((0, 0))
+    return np.concatenate(means), np.concatenate(sigmas)
+
+
 def predict_potential(
     module: torch.nn.Module, graphs: Sequence[Data], batch_size: int = 32, stress: bool | None = None
 ) -> dict[str, np.ndarray]:
@@ -111,22 +166,32 @@ def _count_rows(path: Path) -> int | None:
     return max(lines - 1, 0)
 
 
-def predict_each(module: torch.nn.Module, graphs, batch_size: int = 128) -> tuple[np.ndarray, list[str]]:
+def predict_each(
+    module: torch.nn.Module, graphs, batch_size: int = 128, mc_samples: int | None = None
+) -> tuple[np.ndarray, list[str]]:
     """Predictions [M, T] and an error message per graph ("" when fine): batches first; a batch that
-    fails is predicted graph by graph, so one bad structure costs only its own row."""
+    fails is predicted graph by graph, so one bad structure costs only its own row. With
+    ``mc_samples`` (not None: 0 for the module's own sigma, > 0 for MC dropout) the rows are [M, 2T],
+    means then sigmas (:func:`predict_distribution`)."""
+
+    def rows_of(chunk, size: int) -> np.ndarray:
+        if mc_samples is None:
+            return predict_graphs(module, chunk, size)
+        return np.concatenate(predict_distribution(module, chunk, size, mc_samples), axis=1)
+
     rows: list[np.ndarray | None] = []  # one per graph; None where the model failed on it
     errors: list[str] = []
     for start in range(0, len(graphs), batch_size):
         chunk = graphs[start : start + batch_size]
         try:
-            rows += list(predict_graphs(module, chunk, batch_size))
+            rows += list(rows_of(chunk, batch_size))
             errors += [""] * len(chunk)
             continue
         except (IndexError, RuntimeError, ValueError):
             pass
         for graph in chunk:
             try:
-                rows.append(predict_graphs(module, [graph], 1)[0])
+                rows.append(rows_of([graph], 1)[0])
                 errors.append("")
             except (IndexError, RuntimeError, ValueError) as error:
                 reason = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -168,6 +233,7 @@ def predict_file(
     chunk_rows: int = 1024,
     resume: bool = False,
     progress: bool = False,
+    mc_samples: int = 0,
 ) -> PredictSummary:
     """Predict every row of a SMILES CSV or structure file (XYZ, SDF, ...) with a trained run (a run
     directory or an exported file), ``chunk_rows`` at a time: each chunk is read, turned into graphs with
@@ -179,12 +245,18 @@ def predict_file(
     ``error`` (also reported on stderr) and the others go on. A CSV's other columns are kept (renamed
     ``<name>_input`` where they would clash with a prediction).
 
+    A model with a sigma (an ensemble, a mean-variance output, or MC dropout with ``mc_samples`` > 0)
+    also gets ``<target>_sigma`` per row -- recalibrated by the factor the run's report fitted on the
+    validation split (``calibration.json``) when there is one, with the conformal 95 % interval
+    ``<target>_low``, ``<target>_high`` -- else raw.
+
     ``output + ".progress"`` records the rows written after each chunk; with ``resume`` a killed job
     goes on from there (a half-written chunk is cut off first), and the record is removed when the job
     is complete.
     """
     from tqdm.auto import tqdm
 
+    from atomgraph.evaluation.calibration import run_calibration
     from atomgraph.runs import TrainedRun
 
     if chunk_rows < 1:
@@ -192,6 +264,12 @@ def predict_file(
     input_path, output = Path(input_path), Path(output)
     run = TrainedRun.load(run_dir)
     names = run.targets.names
+    if mc_samples < 0:
+        raise ValueError(f"mc_samples must be >= 0, got {mc_samples}")
+    sigma = mc_samples > 0 or (has_sigma(run.module) and run.targets.kind == "regression")
+    # the report's calibration is for the run's own sigma; MC dropout's is another sigma
+    calibration = run_calibration(run.source) if sigma and not mc_samples else None
+    uncertainty = (mc_samples, calibration) if sigma else None
     smiles_column = run.config["data"]["smiles_column"] if run.config else "smiles"
     record_file = output.with_name(output.name + ".progress")
     done, counts = 0, {"predicted": 0, "skipped": 0, "warned": 0}
@@ -221,7 +299,7 @@ def predict_file(
         chunk = list(itertools.islice(rows, chunk_rows))
         if not chunk:
             break
-        table = _predict_chunk(run, chunk, names, refuse_unseen_elements)
+        table = _predict_chunk(run, chunk, names, refuse_unseen_elements, uncertainty)
         if columns is None:
             columns = list(table.columns)
         bad = table[table["error"] != ""]
@@ -249,8 +327,11 @@ def predict_file(
     return summary
 
 
-def _predict_chunk(run, chunk: list, names: list[str], refuse_unseen_elements: bool) -> pd.DataFrame:
-    """The output rows of one chunk of input rows (see :func:`predict_file`)."""
+def _predict_chunk(
+    run, chunk: list, names: list[str], refuse_unseen_elements: bool, uncertainty: tuple | None = None
+) -> pd.DataFrame:
+    """The output rows of one chunk of input rows (see :func:`predict_file`); ``uncertainty``:
+    (MC dropout samples, the run's Calibration or None) when sigma columns are written."""
     records, graphs, slots = [], [], []
     taken = {"id", "smiles", "error", "warning", *names}
     for row_id, smiles, atoms, others in chunk:
@@ -277,11 +358,23 @@ def _predict_chunk(run, chunk: list, names: list[str], refuse_unseen_elements: b
                 slots.append(len(records))
         records.append(record)
     table = pd.DataFrame(records)
-    for name in names:
+    columns = [*names]
+    if uncertainty is not None:
+        columns += [f"{n}_sigma" for n in names]
+        columns += [f"{n}_{side}" for side in ("low", "high") for n in names] * (uncertainty[1] is not None)
+    for name in columns:
         table[name] = np.nan
     if graphs:
-        values, errors = predict_each(run.module, graphs)
-        for t, name in enumerate(names):
+        values, errors = predict_each(
+            run.module, graphs, mc_samples=None if uncertainty is None else uncertainty[0]
+        )
+        if uncertainty is not None and len(values):
+            mean, sigma = values[:, : len(names)], values[:, len(names) :]
+            calibration = uncertainty[1]
+            parts = [mean, sigma if calibration is None else calibration.sigma(sigma)]
+            parts += list(calibration.interval(mean, sigma)) if calibration is not None else []
+            values = np.concatenate(parts, axis=1)
+        for t, name in enumerate(columns):
             table.loc[slots, name] = values[:, t]
         for slot, error in zip(slots, errors, strict=True):
             if error:

@@ -12,7 +12,7 @@ from atomgraph.evaluation.baselines import CompositionBaseline, MeanBaseline
 from atomgraph.evaluation.jsonfile import write_json
 from atomgraph.evaluation.metrics import classification_metrics, regression_metrics
 from atomgraph.evaluation.plots import error_histogram, error_vs_size, learning_curves, parity_plot
-from atomgraph.evaluation.predict import predict_graphs
+from atomgraph.evaluation.predict import has_sigma, predict_graphs
 from atomgraph.evaluation.protocols import formatters_for, protocols_for
 
 
@@ -70,14 +70,23 @@ def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, ver
         "test": {},
     }
     table = {"id": [dataset.meta.ids[i] for i in split["test"]] if dataset.meta.ids else split["test"]}
+    scored, sigma = {}, None
+    if has_sigma(module) and info.kind == "regression":
+        from atomgraph.evaluation.uncertainty_report import report_uncertainty
+
+        val = dataset[torch.as_tensor(split["val"])]
+        scored, sigma = report_uncertainty(module, val, test, run_dir, config["training"]["eval_batch_size"],
+                                           title=config["model"]["name"])  # fmt: skip
     for t, name in enumerate(info.names):
         unit = info.units[t]
         entry = {"unit": unit, "model": _score(y_test[:, t], pred[:, t], info.kind)}
         for label, baseline in _baselines(train, test, t, info.extensive[t], info.kind).items():
             entry[label] = _score(y_test[:, t], baseline, info.kind)
-        results["test"][name] = entry
+        results["test"][name] = {**entry, **scored.get(name, {})}
         table[f"{name}_true"] = y_test[:, t]
         table[f"{name}_pred"] = pred[:, t]
+        if sigma is not None:
+            table[f"{name}_sigma"] = sigma[:, t]
         if info.kind == "regression":
             parity_plot(
                 y_test[:, t],
@@ -95,6 +104,7 @@ def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, ver
             learning_curves(metrics_csv, plots / "learning_curves.png")
         except ValueError:
             pass  # a run stopped before its first validation has no curves to draw
+    results.update(member_scores(run_dir))
     for protocol in protocols_for(config["data"]["dataset"]):  # e.g. seed 004's crystal protocol
         protocol(results, config, module, dataset, split, pred)
     pd.DataFrame(table).to_csv(run_dir / "predictions_test.csv", index=False)
@@ -169,6 +179,7 @@ def evaluate_potential(run_dir: Path, config: dict, dataset, split, module, verb
             learning_curves(metrics_csv, plots / "learning_curves.png")
         except ValueError:
             pass
+    results.update(member_scores(run_dir))
     ids = [dataset.meta.ids[i] for i in split["test"]] if dataset.meta.ids else split["test"]
     table = {"id": ids, "natoms": natoms.astype(int), "energy_true": e_true, "energy_pred": e_pred}
     pd.DataFrame(table).to_csv(run_dir / "predictions_test.csv", index=False)
@@ -176,6 +187,24 @@ def evaluate_potential(run_dir: Path, config: dict, dataset, split, module, verb
     if verbose:
         print(format_results(results, config["data"]["dataset"]))
     return results
+
+
+def member_scores(run_dir: Path) -> dict:
+    """An ensemble's report lists its members' test MAE per target (from their own reports, where
+    written): ``{"members": {target: [MAE of member k]}}``; empty for other runs."""
+    import json
+
+    from atomgraph.training.ensemble import is_ensemble, member_dirs
+
+    if not is_ensemble(run_dir):
+        return {}
+    scores: dict[str, list] = {}
+    for member in member_dirs(run_dir):
+        file = member / "metrics.json"
+        tests = json.loads(file.read_text())["test"] if file.exists() else {}
+        for name, entry in tests.items():
+            scores.setdefault(name, []).append(entry["model"].get("mae"))
+    return {"members": scores} if scores else {}
 
 
 def offset_metrics(e_true: np.ndarray, e_pred: np.ndarray) -> dict:
@@ -215,10 +244,14 @@ def format_results(results: dict, dataset: str | None = None) -> str:
         for label, scores in entry.items():
             if isinstance(scores, dict) and "n" in scores:
                 text = "  ".join(f"{k}={v:.4g}" for k, v in scores.items() if k != "n")
-                lines.append(f"    {label:<22}{text}")
+                lines.append(f"    {label:<25}{text}")
     for formatter in formatters_for(dataset) if dataset is not None else []:
         text = formatter(results)
         if text:
             lines.append(text)
+    for name, maes in results.get("members", {}).items():
+        lines.append(
+            f"  ensemble members' MAE, {name}: " + ", ".join(f"{m:.4g}" for m in maes if m is not None)
+        )
     lines += [f"  WARNING: {m}" for m in results.get("warnings", [])]
     return "\n".join(lines)

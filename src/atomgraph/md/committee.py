@@ -13,13 +13,15 @@ from ase.calculators.calculator import Calculator as AseCalculator
 from ase.calculators.calculator import PropertyNotImplementedError, all_changes
 
 from atomgraph.md.calculator import Calculator
+from atomgraph.training.ensemble import is_ensemble, member_dirs
 
 
 class CommitteeCalculator(AseCalculator):
     """Mean energy, forces and stress of several potentials, with their standard deviation.
 
     members: run directories, potential AtomgraphModules or atomgraph :class:`Calculator` s (e.g. models
-    trained with different seeds); ``calculator_kwargs`` (skin, device, ...) go to those it builds.
+    trained with different seeds), or one ensemble's run directory (``atomgraph train --ensemble N``:
+    its members); ``calculator_kwargs`` (skin, device, ...) go to those it builds.
 
     Results: ``energy``, ``free_energy`` (eV), ``forces`` [N, 3] eV/Å, ``stress`` (Voigt, eV/Å^3,
     periodic cells) as committee means; ``energy_std`` (eV), ``forces_std`` [N, 3] (eV/Å, per
@@ -38,8 +40,14 @@ class CommitteeCalculator(AseCalculator):
         "energies",
     ]
 
-    def __init__(self, members: Sequence[str | Path | torch.nn.Module | Calculator], **calculator_kwargs):
+    def __init__(
+        self, members: str | Path | Sequence[str | Path | torch.nn.Module | Calculator], **calculator_kwargs
+    ):
         super().__init__()
+        if isinstance(members, str | Path):
+            if not is_ensemble(members):
+                raise ValueError(f"{members}: not an ensemble's run directory (no ensemble.json)")
+            members = member_dirs(members)
         if len(members) < 2:
             raise ValueError(f"a committee needs at least two members, got {len(members)}")
         self._derived = {"free_energy", "energy_std", "forces_std", "stress_std", "energies"}

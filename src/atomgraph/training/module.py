@@ -23,6 +23,7 @@ from atomgraph.models import build_model, model_card
 from atomgraph.outputs import PotentialTask, PropertyTask
 from atomgraph.outputs.energy_offset import EnergyOffsetFit
 from atomgraph.outputs.potential import cast_graph, energy_forces_stress
+from atomgraph.outputs.uncertainty import UNCERTAINTIES, MeanVarianceTask
 from atomgraph.targets import TargetSet
 from atomgraph.training.finetune import freeze
 from atomgraph.training.optim import OptimizationMixin
@@ -69,6 +70,11 @@ class AtomgraphModule(OptimizationMixin, L.LightningModule):
     ):
         super().__init__()
         self.save_hyperparameters()
+        self.uncertainty = task.get("uncertainty")
+        if self.uncertainty not in UNCERTAINTIES:
+            raise ValueError(f"unknown task.uncertainty {self.uncertainty!r}; choose one of {UNCERTAINTIES}")
+        if self.uncertainty == "mean_variance" and "reductions" in model:  # a variance per target
+            model = {**model, "reductions": list(model["reductions"]) * 2}
         self.model, self.info, self.graph_spec = build_parts(model, targets, graph)
         self.kind = task.get("kind", "property")
         if self.kind not in OUTPUTS:
@@ -85,6 +91,13 @@ class AtomgraphModule(OptimizationMixin, L.LightningModule):
                 )
             self.task = PotentialTask.from_config(task)
             self.normalizer = TargetNormalizer(self.info.extensive).double()
+            if self.uncertainty is not None:
+                raise ValueError("task.uncertainty is for properties; a potential's uncertainty is an "
+                                 "ensemble's spread (ensemble.members)")  # fmt: skip
+        elif self.uncertainty == "mean_variance":
+            self.task = MeanVarianceTask(self.info.kind, task.get("loss"))
+            self.task.check_model(self)
+            self.normalizer = TargetNormalizer(self.info.extensive)
         else:
             self.task = PropertyTask(self.info.kind, task.get("loss"))
             self.normalizer = TargetNormalizer(self.info.extensive)
@@ -103,6 +116,12 @@ class AtomgraphModule(OptimizationMixin, L.LightningModule):
         """Predictions [B, T] in real units (probabilities for classification; potentials: energies
         without forces)."""
         return self.task.predict(self, batch)
+
+    def distribution(self, batch: Data) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean [B, T], sigma [B, T]) in real units, for a model with a mean-variance output."""
+        if self.uncertainty != "mean_variance":
+            raise ValueError("this model predicts no variance (task.uncertainty is not mean_variance)")
+        return self.task.distribution(self, batch)
 
     def compute(
         self, batch: Data, forces: bool = True, stress: bool = False, training: bool = False

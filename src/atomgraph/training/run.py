@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 from torch_geometric.loader import DataLoader
@@ -120,6 +121,8 @@ def train(
     if first:
         dump_config(config, run_dir / "config.yaml")
         save_split(split, run_dir / "split.json")
+    if config["ensemble"]["bootstrap"]:  # split.json keeps the split; the member fits a resample of it
+        split = {**split, "train": bootstrap_rows(split["train"], config["seed"])}
     data = loaders(dataset, split, config["training"], config["seed"], train_transform(config))
     steps_per_epoch = math.ceil(len(split["train"]) / config["training"]["batch_size"])
     total_steps = config["training"]["max_steps"]
@@ -163,8 +166,18 @@ def train(
     return run_dir
 
 
-RUN_FILES = ("config.yaml", "split.json", "run.json", "metrics.json", "predictions_test.csv")
-RUN_FOLDERS = ("checkpoints", "logs", "plots")
+def bootstrap_rows(train_rows, seed: int) -> np.ndarray:
+    """A resample with replacement of the training row indices (same size, sorted), seeded: an
+    ensemble member's training rows under ``ensemble.bootstrap``."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(np.asarray(train_rows), size=len(train_rows), replace=True))
+
+
+RUN_FILES = (
+    "config.yaml", "split.json", "run.json", "metrics.json", "predictions_test.csv", "calibration.json",
+    "ensemble.json",
+)  # fmt: skip
+RUN_FOLDERS = ("checkpoints", "logs", "plots", "members")
 
 
 def clear_run_dir(run_dir: Path, overwrite: bool) -> None:

@@ -1,0 +1,256 @@
+"""Uncertainty: deep ensembles in one run directory, the mean-variance output, MC dropout, and the
+calibration metrics and recalibration (checked on synthetic data with known answers)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import SCAFFOLD_SMILES, write_csv, write_xyz
+from test_training import FAST, csv_config, load, structures_config
+
+from atomgraph.cli.main import main
+from atomgraph.evaluation.calibration import (
+    conformal_quantile,
+    fit_calibration,
+    uncertainty_metrics,
+    variance_scale,
+)
+from atomgraph.evaluation.experiment import train_and_evaluate
+from atomgraph.evaluation.predict import predict_distribution, predict_file, read_predictions
+from atomgraph.outputs.uncertainty import combine_members, gaussian_nll
+from atomgraph.runs import RunLoadError, TrainedRun
+from atomgraph.training.config import ConfigError
+from atomgraph.training.datasets import load_dataset
+from atomgraph.training.ensemble import EnsembleModule
+
+GCN = {"name": "gcn", "hidden": 16, "layers": 2}
+
+# ------------------------------------------------------------------------------- the formulas
+
+
+def test_calibrated_gaussian_errors_score_as_calibrated_and_a_wrong_scale_is_found():
+    rng = np.random.default_rng(0)
+    sigma = rng.uniform(0.5, 2.0, 20_000)
+    y = rng.normal(0.0, sigma)
+    good = uncertainty_metrics(y, np.zeros_like(y), sigma)
+    assert good["miscalibration_area"] < 0.01
+    assert good["coverage_68"] == pytest.approx(0.6827, abs=0.01)
+    assert good["coverage_95"] == pytest.approx(0.95, abs=0.005)
+    assert good["spearman_abs_error_sigma"] > 0.2  # sigma varies 4x: it ranks the errors
+    expected_nll = np.mean(0.5 * np.log(2 * np.pi * sigma**2) + y**2 / (2 * sigma**2))
+    assert good["nll"] == pytest.approx(expected_nll)
+    overconfident = uncertainty_metrics(y, np.zeros_like(y), sigma / 3)
+    assert overconfident["miscalibration_area"] > 0.25 and overconfident["coverage_95"] < 0.5
+    assert variance_scale(y, np.zeros_like(y), sigma / 3) == pytest.approx(3.0, rel=0.02)
+
+
+def test_conformal_intervals_cover_new_rows_at_the_stated_rate_even_with_a_wrong_sigma():
+    rng = np.random.default_rng(1)
+    coverages = []
+    for _ in range(40):
+        sigma = rng.uniform(0.5, 2.0, 400)
+        y = rng.standard_t(3, 400) * sigma  # heavy tails: the Gaussian 1.96 would be wrong
+        q = conformal_quantile(y[:200], np.zeros(200), 0.5 * sigma[:200], 0.9)
+        coverages.append(np.mean(np.abs(y[200:]) <= q * 0.5 * sigma[200:]))
+    assert np.mean(coverages) == pytest.approx(0.9, abs=0.015)  # finite-sample guarantee: >= 0.9 on average
+    assert conformal_quantile(np.ones(5), np.zeros(5), np.ones(5), 0.95) == float("inf")  # too few rows
+    with pytest.raises(ValueError, match="coverage"):
+        conformal_quantile(np.ones(5), np.zeros(5), np.ones(5), 1.0)
+
+
+def test_fit_calibration_is_per_target_and_ignores_missing_labels():
+    rng = np.random.default_rng(2)
+    y = rng.normal(0, 1, (1000, 2)) * np.array([1.0, 4.0])
+    y[:100, 1] = np.nan
+    calibration = fit_calibration(y, np.zeros_like(y), np.ones_like(y))
+    assert calibration.scale == pytest.approx([1.0, 4.0], rel=0.06)
+    assert calibration.n == [1000, 900]
+    low, high = calibration.interval(np.zeros((3, 2)), np.ones((3, 2)))
+    assert np.allclose(high - low, 2 * np.array(calibration.conformal))
+
+
+def test_gaussian_nll_is_the_formula_and_skips_missing_labels():
+    mean, variance = torch.tensor([[0.0, 1.0]]), torch.tensor([[2.0, 0.5]])
+    target = torch.tensor([[1.0, float("nan")]])
+    assert float(gaussian_nll(mean, variance, target)) == pytest.approx(0.5 * (np.log(2.0) + 1 / 2.0))
+
+
+def test_ensemble_of_members_that_disagree_by_known_amounts():
+    means = torch.tensor([[[1.0]], [[3.0]]])  # two members, one row: 1 and 3
+    mean, sigma = combine_members(means, None)
+    assert float(mean) == 2.0 and float(sigma) == 1.0
+    mean, sigma = combine_members(means, torch.full_like(means, 2.0))  # + their own variance 4
+    assert float(sigma) == pytest.approx(np.sqrt(1.0 + 4.0))
+
+
+# ------------------------------------------------------------------------ runs with a sigma
+
+
+@pytest.fixture(scope="module")
+def regression_csv(tmp_path_factory):
+    root = tmp_path_factory.mktemp("uncertainty_data")
+    values = [len(s) * 0.1 + 0.01 * k for k, s in enumerate(SCAFFOLD_SMILES)]
+    return write_csv(root / "mols.csv", SCAFFOLD_SMILES, value=values)
+
+
+def _csv_run(root, csv, run: str, **model) -> dict:
+    config = csv_config(root, csv, "value", run=run, epochs=3)
+    config["model"] = {**GCN, **model}
+    config["data"]["split"] = {"sizes": [0.5, 0.35, 0.15]}  # 21 validation rows: a finite 95 % interval
+    return config
+
+
+@pytest.fixture(scope="module")
+def ensemble_run(tmp_path_factory, regression_csv):
+    """A 3-member GCN ensemble trained through the CLI (``--ensemble 3 --bootstrap``)."""
+    root = tmp_path_factory.mktemp("ensemble")
+    config_file = root / "ens.yaml"
+    config_file.write_text(json.dumps(_csv_run(root, regression_csv, "ens")))
+    main(["train", str(config_file), "--ensemble", "3", "--bootstrap"])
+    return root / "ens", root, regression_csv
+
+
+def test_an_ensemble_trains_into_one_directory_and_predicts_the_members_mean_and_spread(ensemble_run):
+    run_dir, _, _ = ensemble_run
+    record = json.loads((run_dir / "ensemble.json").read_text())
+    assert record == {"members": ["members/0", "members/1", "members/2"], "bootstrap": True}
+    members = [TrainedRun.load(run_dir / "members" / str(k)) for k in range(3)]
+    assert [m.config["seed"] for m in members] == [0, 1, 2]
+    splits = [json.loads((run_dir / "members" / str(k) / "split.json").read_text()) for k in range(3)]
+    assert all(s == splits[0] for s in splits)  # one split; bootstrap resamples only what is fitted
+    assert json.loads((run_dir / "split.json").read_text()) == splits[0]
+    ensemble = TrainedRun.load(run_dir)
+    assert isinstance(ensemble.module, EnsembleModule)
+    dataset = load_dataset(ensemble.config, ensemble.graph, progress=False)
+    graphs = [dataset[i] for i in range(8)]
+    mean, sigma = predict_distribution(ensemble.module, graphs)
+    each = np.stack([_predict(m.module, graphs) for m in members])
+    np.testing.assert_allclose(mean, each.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(sigma, each.std(0), rtol=1e-4, atol=1e-6)
+    assert (sigma > 0).all()  # members trained on different seeds and resamples disagree
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    entry = metrics["test"]["value"]
+    assert {"uncertainty", "uncertainty_recalibrated", "conformal_95"} <= set(entry)
+    assert len(metrics["members"]["value"]) == 3
+    assert (run_dir / "calibration.json").exists() and (run_dir / "plots" / "uncertainty_value.png").exists()
+    assert "value_sigma" in (run_dir / "predictions_test.csv").read_text().splitlines()[0]
+
+
+def _batches(graphs):
+    from torch_geometric.loader import DataLoader
+
+    return DataLoader(graphs, batch_size=4)
+
+
+def _predict(module, graphs) -> np.ndarray:
+    with torch.no_grad():
+        return np.concatenate([module(b).numpy() for b in _batches(graphs)])
+
+
+def test_predict_writes_recalibrated_sigma_and_conformal_intervals(ensemble_run, tmp_path):
+    run_dir, _, csv = ensemble_run
+    table = read_predictions(predict_file(run_dir, csv, tmp_path / "out.csv").output)
+    calibration = json.loads((run_dir / "calibration.json").read_text())
+    raw = predict_distribution(TrainedRun.load(run_dir).module, _graphs(run_dir, len(table)))[1][:, 0]
+    np.testing.assert_allclose(table["value_sigma"], raw * calibration["scale"][0], rtol=1e-4)
+    assert np.isfinite(calibration["conformal"][0])
+    half = (table["value_high"] - table["value_low"]) / 2
+    np.testing.assert_allclose(half, raw * calibration["conformal"][0], rtol=1e-4)
+    np.testing.assert_allclose(
+        (table["value_high"] + table["value_low"]) / 2, table["value"], rtol=1e-5, atol=1e-6
+    )
+
+
+def _graphs(run_dir, n):
+    run = TrainedRun.load(run_dir)
+    dataset = load_dataset(run.config, run.graph, progress=False)
+    return [dataset[i] for i in range(n)]
+
+
+def test_an_ensemble_run_directory_is_not_overwritten_and_not_exported(ensemble_run, tmp_path):
+    run_dir, root, csv = ensemble_run
+    config = load(root, _csv_run(root, csv, "ens"), ["ensemble.members=2"])
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train_and_evaluate(config, progress=False)
+    with pytest.raises(RunLoadError, match="ensemble"):
+        TrainedRun.load(run_dir).export(tmp_path / "x.pt")
+    with pytest.raises(ConfigError, match="at least 2"):
+        from atomgraph.training.ensemble import train_ensemble
+
+        train_ensemble(load(root, _csv_run(root, csv, "one"), ["ensemble.members=1"]))
+
+
+def test_mean_variance_model_learns_a_sigma_and_is_recalibrated(tmp_path, regression_csv):
+    config = load(tmp_path, _csv_run(tmp_path, regression_csv, "mv"), ["task.uncertainty=mean_variance"])
+    run_dir = train_and_evaluate(config, progress=False)
+    run = TrainedRun.load(run_dir)
+    graphs = _graphs(run_dir, 6)
+    assert run.module.model(next(iter(_batches(graphs)))).shape[1] == 2  # a mean and a variance
+    mean, sigma = predict_distribution(run.module, graphs)
+    assert mean.shape == sigma.shape == (6, 1) and (sigma > 0).all()
+    np.testing.assert_allclose(mean, _predict(run.module, graphs), rtol=1e-6)
+    entry = json.loads((run_dir / "metrics.json").read_text())["test"]["value"]
+    assert entry["uncertainty"]["n"] == entry["model"]["n"]
+    with pytest.raises(ValueError, match="classification"):
+        config = load(tmp_path, csv_config(tmp_path, regression_csv, "value", kind="classification", run="c"),
+                      ["task.uncertainty=mean_variance"])  # fmt: skip
+        train_and_evaluate(config, progress=False)
+
+
+def test_mc_dropout_gives_a_spread_with_batch_norm_frozen(tmp_path, regression_csv):
+    config = load(tmp_path, _csv_run(tmp_path, regression_csv, "mc", dropout=0.3, norm="batch"))
+    run_dir = train_and_evaluate(config, progress=False)
+    module = TrainedRun.load(run_dir).module
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    graphs = _graphs(run_dir, 6)
+    deterministic = _predict(module, graphs)
+    torch.manual_seed(0)
+    mean, sigma = predict_distribution(module, graphs, mc_samples=30)
+    assert (sigma > 0).all() and not np.allclose(mean, deterministic)
+    after = module.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # running statistics untouched
+    assert not module.training and not any(m.training for m in module.modules())
+    table = read_predictions(predict_file(run_dir, regression_csv, tmp_path / "mc.csv", mc_samples=10).output)
+    assert (table["value_sigma"] > 0).all() and "value_low" not in table  # no calibration for MC sigma
+    no_dropout = load(tmp_path, _csv_run(tmp_path, regression_csv, "plain"))
+    plain = TrainedRun.load(train_and_evaluate(no_dropout, progress=False)).module
+    with pytest.raises(ValueError, match="dropout"):
+        predict_distribution(plain, graphs, mc_samples=5)
+    with pytest.raises(ValueError, match="no sigma"):
+        predict_distribution(plain, graphs)
+
+
+def test_a_potential_ensemble_gives_energy_and_force_spread(tmp_path):
+    from atomgraph.md import CommitteeCalculator
+
+    xyz = tmp_path / "mols.xyz"
+    molecules = write_xyz(xyz, n=30, seed=0)
+    config = structures_config(tmp_path, xyz, run="pot", epochs=2)
+    config["task"] = {"kind": "potential"}
+    config = load(tmp_path, config, ["ensemble.members=2"])
+    run_dir = train_and_evaluate(config, progress=False)
+    run = TrainedRun.load(run_dir)
+    committee = CommitteeCalculator(run_dir)
+    atoms = copy.deepcopy(molecules[0])
+    atoms.calc = committee
+    energy = atoms.get_potential_energy()
+    energies = committee.results["energies"]
+    assert energy == pytest.approx(energies.mean()) and committee.results["energy_std"] > 0
+    graph = run.build_graph(molecules[0])
+    from torch_geometric.data import Batch
+
+    out = {k: v.detach() for k, v in run.module.compute(Batch.from_data_list([graph])).items()}
+    assert float(out["energy"]) == pytest.approx(energy, abs=1e-4)
+    assert float(out["energy_std"]) == pytest.approx(committee.results["energy_std"], abs=1e-4)
+    assert "energy" in json.loads((run_dir / "metrics.json").read_text())["members"]
+
+
+def test_uncertainty_config_is_checked(tmp_path, regression_csv):
+    with pytest.raises(ValueError, match=r"task\.uncertainty"):
+        config = load(tmp_path, _csv_run(tmp_path, regression_csv, "bad"), ["task.uncertainty=evidential"])
+        train_and_evaluate(config, progress=False)
+    assert FAST["progress"] is False
