@@ -94,6 +94,7 @@ class Calibration:
     def save(self, path: str | Path) -> None:
         import json
 
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(asdict(self), indent=2))
 
     @classmethod
