@@ -224,15 +224,23 @@ def test_mc_dropout_gives_a_spread_with_batch_norm_frozen(tmp_path, regression_c
         predict_distribution(plain, graphs)
 
 
-def test_a_potential_ensemble_gives_energy_and_force_spread(tmp_path):
+@pytest.fixture(scope="module")
+def potential_ensemble(tmp_path_factory):
+    """A 2-member SchNet potential ensemble on random H/C/O molecules, and the molecules."""
+    root = tmp_path_factory.mktemp("potential_ensemble")
+    xyz = root / "mols.xyz"
+    molecules = write_xyz(xyz, n=30, seed=0)
+    config = structures_config(root, xyz, run="pot", epochs=2)
+    config["task"] = {"kind": "potential"}
+    return train_and_evaluate(load(root, config, ["ensemble.members=2"]), progress=False), molecules
+
+
+def test_a_potential_ensemble_gives_energy_and_force_spread(potential_ensemble):
+    from torch_geometric.data import Batch
+
     from atomgraph.md import CommitteeCalculator
 
-    xyz = tmp_path / "mols.xyz"
-    molecules = write_xyz(xyz, n=30, seed=0)
-    config = structures_config(tmp_path, xyz, run="pot", epochs=2)
-    config["task"] = {"kind": "potential"}
-    config = load(tmp_path, config, ["ensemble.members=2"])
-    run_dir = train_and_evaluate(config, progress=False)
+    run_dir, molecules = potential_ensemble
     run = TrainedRun.load(run_dir)
     committee = CommitteeCalculator(run_dir)
     atoms = copy.deepcopy(molecules[0])
@@ -241,12 +249,88 @@ def test_a_potential_ensemble_gives_energy_and_force_spread(tmp_path):
     energies = committee.results["energies"]
     assert energy == pytest.approx(energies.mean()) and committee.results["energy_std"] > 0
     graph = run.build_graph(molecules[0])
-    from torch_geometric.data import Batch
-
     out = {k: v.detach() for k, v in run.module.compute(Batch.from_data_list([graph])).items()}
     assert float(out["energy"]) == pytest.approx(energy, abs=1e-4)
     assert float(out["energy_std"]) == pytest.approx(committee.results["energy_std"], abs=1e-4)
     assert "energy" in json.loads((run_dir / "metrics.json").read_text())["members"]
+    with pytest.raises(ValueError, match="not an ensemble"):
+        CommitteeCalculator(run_dir / "members" / "0")
+
+
+def test_md_and_relax_stop_or_flag_where_the_members_disagree(potential_ensemble):
+    from atomgraph.md.committee import calculator_for
+    from atomgraph.md.dynamics import max_force_sigma, run_md
+    from atomgraph.md.relax import relax
+
+    run_dir, molecules = potential_ensemble
+    atoms = copy.deepcopy(molecules[1])
+    calculator = calculator_for(run_dir)
+    atoms.calc = calculator
+    atoms.get_forces()
+    start = max_force_sigma(calculator)
+    spread = np.sqrt((calculator.results["forces_std"] ** 2).sum(1)).max()
+    assert start == pytest.approx(spread) and start > 0
+    flagged = run_md(
+        copy.deepcopy(molecules[1]), calculator, steps=5, force_sigma_limit=0.0, on_uncertain="flag"
+    )
+    # the starting structure (step 0) is checked too
+    assert flagged.uncertain_steps == (0, 1, 2, 3, 4, 5) and not flagged.stopped and flagged.steps == 5
+    assert flagged.force_sigma is not None and (flagged.force_sigma > 0).all()
+    stopped = run_md(copy.deepcopy(molecules[1]), calculator, steps=5, force_sigma_limit=0.0)
+    assert stopped.stopped and stopped.steps == 0 and stopped.uncertain_steps == (0,)
+    calm = run_md(copy.deepcopy(molecules[1]), calculator, steps=3, force_sigma_limit=1e6)
+    assert calm.steps == 3 and not calm.uncertain_steps
+    result = relax(copy.deepcopy(molecules[1]), calculator, steps=5, force_sigma_limit=0.0)
+    assert result.stopped_uncertain and not result.converged and result.steps == 0
+    single = calculator_for(run_dir / "members" / "0")
+    with pytest.raises(ValueError, match="force spread"):
+        run_md(copy.deepcopy(molecules[1]), single, steps=2, force_sigma_limit=0.1)
+    with pytest.raises(ValueError, match="on_uncertain"):
+        run_md(copy.deepcopy(molecules[1]), calculator, steps=2, on_uncertain="ignore")
+
+
+def test_acquisition_is_the_optimistic_bound_in_the_ranking_direction():
+    from atomgraph.evaluation.acquisition import acquisition_scores
+
+    mean, sigma = np.array([1.0, 2.0]), np.array([2.0, 0.0])
+    assert acquisition_scores(mean, sigma, True, "ucb", 1.0).tolist() == [3.0, 2.0]
+    assert acquisition_scores(mean, sigma, False, "ucb", 0.5).tolist() == [0.0, 2.0]
+    assert acquisition_scores(mean, None, True).tolist() == [1.0, 2.0]
+    with pytest.raises(ValueError, match="needs a sigma"):
+        acquisition_scores(mean, None, True, "ucb")
+    with pytest.raises(ValueError, match="unknown acquisition"):
+        acquisition_scores(mean, sigma, True, "ei")
+
+
+def test_screen_crystals_with_an_ensemble_writes_sigma_and_ranks_by_ucb(tmp_path):
+    import pandas as pd
+    from test_crystals import cif_bytes, crystal_config, crystals
+
+    from atomgraph.apps.crystals.screening import screen_structures
+
+    config = crystal_config(tmp_path)
+    config["ensemble"]["members"] = 2
+    config["data"]["crystals"]["descriptor_baseline"] = False
+    run_dir = train_and_evaluate(config, progress=False)
+    folder = tmp_path / "candidates"
+    folder.mkdir()
+    for k, atoms in enumerate(crystals(6, seed=7)):
+        (folder / f"c{k}.cif").write_bytes(cif_bytes(atoms))
+    table, _ = screen_structures(run_dir, folder, tmp_path / "ranked.csv", "band_gap", workers=1,
+                                 progress=False, acquisition="ucb", kappa=2.0)  # fmt: skip
+    calibration = json.loads((run_dir / "calibration.json").read_text())
+    assert (table["band_gap_sigma"] > 0).all()
+    expected = table["band_gap"] + 2.0 * table["band_gap_sigma"]  # band gaps rank high first: upper bound
+    np.testing.assert_allclose(table["acquisition"], expected)
+    assert table["acquisition"].is_monotonic_decreasing
+    raw = table["band_gap_sigma"] / calibration["scale"][1]
+    assert (raw > 0).all()
+    written = pd.read_csv(tmp_path / "ranked.csv")
+    assert {"band_gap_sigma", "formation_energy_per_atom_sigma", "acquisition"} <= set(written)
+    plain = TrainedRun.load(run_dir / "members" / "0")
+    with pytest.raises(ValueError, match="needs a sigma"):
+        screen_structures(plain.source.parent.parent, folder, tmp_path / "x.csv", workers=1, progress=False,
+                          acquisition="ucb")  # fmt: skip
 
 
 def test_uncertainty_config_is_checked(tmp_path, regression_csv):

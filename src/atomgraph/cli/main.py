@@ -173,14 +173,22 @@ def relax(
     cell_filter: Annotated[str, typer.Option(help="frechet | exp")] = "frechet",
     trajectory: Annotated[Path | None, typer.Option(help="ASE .traj of every step")] = None,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    force_sigma_limit: Annotated[
+        float | None,
+        typer.Option(help="ensembles: stop when the largest per-atom force spread exceeds it, eV/Å"),
+    ] = None,
 ) -> None:
-    """Relax a structure with a trained potential (ASE optimiser; optional cell relaxation)."""
+    """Relax a structure with a trained potential (ASE optimiser; optional cell relaxation). An ensemble's
+    run relaxes with the members' mean and can stop where they disagree (--force-sigma-limit)."""
     from atomgraph.md.relax import relax_file
 
     kwargs = {"fmax": fmax, "steps": steps, "optimizer": optimizer, "cell": cell, "cell_filter": cell_filter}
+    kwargs["force_sigma_limit"] = force_sigma_limit
     kwargs["logfile"] = "-"  # the optimiser's progress on stdout
     result = relax_file(run_dir, structure, output, device=device, trajectory=trajectory, **kwargs)
     state = "converged" if result.converged else "NOT converged"
+    if result.stopped_uncertain:
+        state = f"STOPPED (force spread {result.force_sigma:.3f} eV/Å above the limit)"
     typer.echo(
         f"{state} after {result.steps} steps: E {result.energy_start:.6f} -> {result.energy_end:.6f} eV, "
         f"max force {result.fmax_end:.4f} eV/Å -> {output}"
@@ -202,8 +210,14 @@ def md(
     seed: Annotated[int, typer.Option(help="seed of the initial velocities and the thermostat")] = 0,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="final frame (extended XYZ)")] = None,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    force_sigma_limit: Annotated[
+        float | None,
+        typer.Option(help="ensembles: act when the largest per-atom force spread exceeds it, eV/Å"),
+    ] = None,
+    on_uncertain: Annotated[str, typer.Option(help="stop | flag, past --force-sigma-limit")] = "stop",
 ) -> None:
-    """Molecular dynamics with a trained potential: NVE or Langevin NVT."""
+    """Molecular dynamics with a trained potential: NVE or Langevin NVT. An ensemble's run uses the
+    members' mean and can stop, or flag the steps, where they disagree (--force-sigma-limit)."""
     from atomgraph.md.dynamics import md_file
 
     result = md_file(
@@ -220,12 +234,18 @@ def md(
         logfile=logfile,
         loginterval=interval,
         seed=seed,
+        force_sigma_limit=force_sigma_limit,
+        on_uncertain=on_uncertain,
     )
     e = result.energies
     typer.echo(
         f"{result.steps} steps in {result.seconds:.1f} s ({result.steps_per_s:.1f} steps/s); total energy "
         f"{e[0, 3]:.6f} -> {e[-1, 3]:.6f} eV ({1000 * result.drift_per_atom:.3f} meV/atom change)"
     )
+    if result.uncertain_steps:
+        what = "stopped at step" if result.stopped else "force spread above the limit at steps"
+        shown = ", ".join(map(str, result.uncertain_steps[:20])) + " ..." * (len(result.uncertain_steps) > 20)
+        typer.echo(f"{what} {shown}")
 
 
 @app.command()

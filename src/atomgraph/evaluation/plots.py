@@ -272,8 +272,9 @@ def uncertainty_panels(
     order, by error)."""
     from atomgraph.evaluation.calibration import LEVELS, confidence_curve, observed_coverage
 
-    t, p = paired(y_true, y_pred, "uncertainty_panels")
-    s = to_numpy(sigma).ravel()
+    t, p, s = (to_numpy(a).ravel().astype(float) for a in (y_true, y_pred, sigma))
+    if not t.shape == p.shape == s.shape:
+        raise ValueError(f"uncertainty_panels: shapes differ ({t.shape}, {p.shape}, {s.shape})")
     ok = np.isfinite(t) & np.isfinite(p) & np.isfinite(s)
     t, p, s = t[ok], p[ok], s[ok]
     if t.size < 2:

@@ -79,3 +79,11 @@ class CommitteeCalculator(AseCalculator):
             stresses = np.stack([r["stress"] for r in results])
             self.results["stress"] = stresses.mean(0)
             self.results["stress_std"] = stresses.std(0)
+
+
+def calculator_for(run_dir: str | Path, **calculator_kwargs) -> AseCalculator:
+    """The ASE calculator of a trained potential: a :class:`CommitteeCalculator` of its members for an
+    ensemble's run directory (energies, forces and their spread), else a :class:`Calculator`."""
+    if is_ensemble(run_dir):
+        return CommitteeCalculator(run_dir, **calculator_kwargs)
+    return Calculator(run_dir, **calculator_kwargs)

@@ -11,6 +11,8 @@ from ase.calculators.calculator import Calculator
 from ase.filters import ExpCellFilter, FrechetCellFilter
 from ase.optimize import BFGS, FIRE, LBFGS
 
+from atomgraph.md.dynamics import max_force_sigma
+
 OPTIMIZERS = {"bfgs": BFGS, "lbfgs": LBFGS, "fire": FIRE}
 CELL_FILTERS = {"frechet": FrechetCellFilter, "exp": ExpCellFilter}
 
@@ -18,7 +20,9 @@ CELL_FILTERS = {"frechet": FrechetCellFilter, "exp": ExpCellFilter}
 @dataclass
 class RelaxResult:
     """Outcome of a relaxation: the relaxed structure (``atoms``, relaxed in place), whether the largest
-    force (eV/Å; generalised force with the cell) fell below ``fmax``, optimiser steps and energies (eV)."""
+    force (eV/Å; generalised force with the cell) fell below ``fmax``, optimiser steps and energies (eV);
+    with a committee, the largest per-atom force spread at the end (eV/Å) and whether the relaxation
+    stopped because it exceeded ``force_sigma_limit``."""
 
     atoms: Atoms
     converged: bool
@@ -26,6 +30,8 @@ class RelaxResult:
     energy_start: float
     energy_end: float
     fmax_end: float
+    force_sigma: float | None = None
+    stopped_uncertain: bool = False
 
 
 def relax(
@@ -38,8 +44,11 @@ def relax(
     cell_filter: str = "frechet",
     trajectory: str | Path | None = None,
     logfile: str | Path | None = None,
+    force_sigma_limit: float | None = None,
 ) -> RelaxResult:
-    """Relax ``atoms`` (in place) until every force is below ``fmax`` eV/Å or after ``steps`` steps.
+    """Relax ``atoms`` (in place) until every force is below ``fmax`` eV/Å or after ``steps`` steps, or
+    (``force_sigma_limit``, eV/Å, with a committee calculator) when the largest per-atom force spread
+    exceeds that limit: the structure has left what the model knows.
 
     optimizer: bfgs, lbfgs or fire. ``cell=True`` relaxes the cell too (zero external pressure) through
     ASE's FrechetCellFilter ("frechet") or ExpCellFilter ("exp"); it needs a 3D-periodic cell.
@@ -56,11 +65,19 @@ def relax(
         trajectory=str(trajectory) if trajectory else None,
         logfile=str(logfile) if logfile else None,
     )
-    converged = bool(opt.run(fmax=fmax, steps=steps))
+    if force_sigma_limit is not None and max_force_sigma(calculator) is None:
+        raise ValueError("force_sigma_limit needs a calculator with a force spread (an ensemble's run)")
+    converged = stopped = False
+    for converged in opt.irun(fmax=fmax, steps=steps):  # noqa: B007 (its last value is the answer)
+        sigma = max_force_sigma(calculator)
+        if force_sigma_limit is not None and sigma is not None and sigma > force_sigma_limit:
+            stopped = True
+            break
     fmax_end = float(np.sqrt((target.get_forces() ** 2).sum(axis=1).max()))
     return RelaxResult(
-        atoms, converged, int(opt.nsteps), energy_start, float(atoms.get_potential_energy()), fmax_end
-    )
+        atoms, bool(converged) and not stopped, int(opt.nsteps), energy_start,
+        float(atoms.get_potential_energy()), fmax_end, max_force_sigma(calculator), stopped,
+    )  # fmt: skip
 
 
 def read_structure(path: str | Path) -> Atoms:
@@ -88,10 +105,10 @@ def relax_file(
     write it (extended XYZ with energy, forces and stress) to ``output``; ``options`` go to :func:`relax`."""
     import ase.io
 
-    from atomgraph.md.calculator import Calculator
+    from atomgraph.md.committee import calculator_for
 
     atoms = read_structure(structure)
-    result = relax(atoms, Calculator(run_dir, skin=skin, device=device), **options)
+    result = relax(atoms, calculator_for(run_dir, skin=skin, device=device), **options)
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     ase.io.write(output, atoms)
     return result

@@ -19,12 +19,19 @@ def screen_ligands(
     ligands: Annotated[Path, typer.Option("--ligands", help="SDF, MOL2 or PDBQT file, one pose per record")],
     output: Annotated[Path, typer.Option("-o", "--output", help="ranked CSV to write")] = Path("screen.csv"),
     batch_size: Annotated[int, typer.Option(help="complexes per prediction batch")] = 16,
+    acquisition: Annotated[
+        str, typer.Option(help="rank by 'mean' or 'ucb' (mean + kappa sigma; ensembles, mean-variance)")
+    ] = "mean",
+    kappa: Annotated[float, typer.Option(help="sigma weight of the ucb acquisition")] = 1.0,
 ) -> None:
-    """Rank ligand poses by predicted affinity; ligands that fail keep a row with the error."""
+    """Rank ligand poses by predicted affinity; ligands that fail keep a row with the error. Runs with a
+    sigma add it per target; --acquisition ucb ranks by the upper confidence bound."""
     from atomgraph.apps.complexes.screen import screen
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    table = screen(run_dir, protein, ligands, output, batch_size=batch_size)
+    table = screen(
+        run_dir, protein, ligands, output, batch_size=batch_size, acquisition=acquisition, kappa=kappa
+    )
     failed = int((table["error"] != "").sum())
     typer.echo(f"ranked {len(table) - failed} of {len(table)} ligands -> {output}; {failed} failed")
 

@@ -27,6 +27,9 @@ from atomgraph.apps.complexes.graph import ComplexGraphSettings, complex_graph
 from atomgraph.apps.complexes.ligand import read_ligands
 from atomgraph.apps.complexes.protein import read_protein
 from atomgraph.apps.complexes.sequence import protein_sequence, sequence_graph
+from atomgraph.evaluation.acquisition import acquisition_scores
+from atomgraph.evaluation.calibration import Calibration, run_calibration
+from atomgraph.evaluation.predict import has_sigma
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,7 @@ class ScoringModel:
     settings: ComplexGraphSettings
     names: list[str]
     max_length: int = 1000
+    calibration: Calibration | None = None
 
 
 def scoring_model(
@@ -64,8 +68,9 @@ def scoring_model(
     options = complex_config(run.config or {})
     kind = run.graph.kind
     return ScoringModel(
-        module, kind, settings or options.settings, list(module.info.names), options.max_length
-    )
+        module, kind, settings or options.settings, list(module.info.names), options.max_length,
+        run_calibration(run.source),
+    )  # fmt: skip
 
 
 def screen(
@@ -77,6 +82,8 @@ def screen(
     batch_size: int = 16,
     progress: bool = True,
     ligand_format: str | None = None,
+    acquisition: str = "mean",
+    kappa: float = 1.0,
 ) -> pd.DataFrame:
     """Rank the ligands of a file by predicted affinity for ``protein_pdb``.
 
@@ -87,12 +94,18 @@ def screen(
         ligands: SDF, MOL2 or PDBQT with one record per pose.
         output_csv: where to write the table (None: not written).
         settings: graph settings (default: the run's).
+        acquisition, kappa: rank by the prediction ("mean") or by its upper confidence bound "ucb"
+            (mean + kappa sigma; :mod:`atomgraph.evaluation.acquisition`).
 
     Returns:
-        One row per ligand record: ``rank`` (1 = highest predicted first target; empty for failures),
-        ``record``, ``name``, ``smiles``, one column per target, ``error``.
+        One row per ligand record: ``rank`` (1 = highest predicted first target, or highest acquisition;
+        empty for failures), ``record``, ``name``, ``smiles``, one column per target (and
+        ``<target>_sigma`` for an ensemble or mean-variance model, recalibrated where the run's report
+        fitted that; ``acquisition`` for "ucb"), ``error``.
     """
     scorer = scoring_model(model, settings)
+    sigma_wanted = has_sigma(scorer.module)
+    acquisition_scores(np.zeros(1), np.zeros(1) if sigma_wanted else None, True, acquisition, kappa)
     protein = read_protein(protein_pdb, waters=scorer.settings.waters)
     sequence = protein_sequence(protein) if scorer.graph_kind == "sequence" else ""
     records = read_ligands(ligands, ligand_format)
@@ -102,7 +115,7 @@ def screen(
 
     def flush() -> None:
         if pending:
-            values = _predict(scorer.module, [g for _, g in pending])
+            values = _predict(scorer.module, [g for _, g in pending], sigma_wanted)
             predictions.update({slot: values[k] for k, (slot, _) in enumerate(pending)})
             pending.clear()
 
@@ -127,7 +140,18 @@ def screen(
         if len(pending) >= batch_size:
             flush()
     flush()
-    table = _ranked(rows, predictions, scorer.names)
+    names = scorer.names + [f"{n}_sigma" for n in scorer.names] * sigma_wanted
+    if sigma_wanted and scorer.calibration is not None:
+        scale = np.concatenate([np.ones(len(scorer.names)), scorer.calibration.scale])
+        predictions = {k: v * scale for k, v in predictions.items()}
+    if acquisition != "mean":
+        predictions = {
+            k: np.append(v, acquisition_scores(v[:1], v[len(scorer.names) : len(scorer.names) + 1], True,
+                                               acquisition, kappa))
+            for k, v in predictions.items()
+        }  # fmt: skip
+        names.append("acquisition")
+    table = _ranked(rows, predictions, names, names[-1] if acquisition != "mean" else names[0])
     failed = table[table["error"] != ""]
     for _, row in failed.iterrows():
         log.warning("skipped %s", row["error"])
@@ -139,18 +163,23 @@ def screen(
 
 
 @torch.no_grad()
-def _predict(module: nn.Module, graphs: list[Data]) -> np.ndarray:
+def _predict(module: nn.Module, graphs: list[Data], sigma: bool = False) -> np.ndarray:
+    """Predictions [B, T] (with ``sigma``: [B, 2T], means then sigmas)."""
     module.eval()
     device = next(module.parameters()).device
-    return module(Batch.from_data_list(graphs).to(device)).detach().cpu().double().numpy()
+    batch = Batch.from_data_list(graphs).to(device)
+    out = torch.cat(module.distribution(batch), dim=1) if sigma else module(batch)
+    return out.detach().cpu().double().numpy()
 
 
-def _ranked(rows: list[dict], predictions: dict[int, np.ndarray], names: list[str]) -> pd.DataFrame:
+def _ranked(
+    rows: list[dict], predictions: dict[int, np.ndarray], names: list[str], rank_by: str
+) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=["record", "name", "smiles", "error"])
     for t, name in enumerate(names):
         table[name] = [predictions[k][t] if k in predictions else np.nan for k in range(len(rows))]
     ok = table["error"] == ""
-    order = table[ok].sort_values(names[0], ascending=False, kind="stable").index.tolist()
+    order = table[ok].sort_values(rank_by, ascending=False, kind="stable").index.tolist()
     order += table[~ok].index.tolist()
     table = table.loc[order].reset_index(drop=True)
     table.insert(

@@ -20,11 +20,18 @@ def screen_crystals(
         typer.Option("--descending/--ascending", help="largest first; default: the target's own direction"),
     ] = None,
     workers: Annotated[int | None, typer.Option(help="processes for parsing (default: every core)")] = None,
+    acquisition: Annotated[
+        str, typer.Option(help="rank by 'mean' or 'ucb' (mean +- kappa sigma; ensembles, mean-variance)")
+    ] = "mean",
+    kappa: Annotated[float, typer.Option(help="sigma weight of the ucb acquisition")] = 1.0,
 ) -> None:
-    """Predict every structure of a folder and rank them; unreadable files are reported and skipped."""
+    """Predict every structure of a folder and rank them; unreadable files are reported and skipped.
+    Runs with a sigma add it per target; --acquisition ucb ranks by the optimistic bound."""
     from atomgraph.apps.crystals.screening import screen_structures
 
-    screen_structures(run_dir, folder, output, target, descending, workers)
+    screen_structures(
+        run_dir, folder, output, target, descending, workers, acquisition=acquisition, kappa=kappa
+    )
 
 
 register_command(screen_crystals, "screen-crystals", app="crystals")
