@@ -234,8 +234,10 @@ def format_results(results: dict, dataset: str | None = None) -> str:
     ``dataset`` (``data.dataset``) and any warnings."""
     epochs = results.get("epochs")
     trained = f", {epochs} epochs" if epochs is not None else ""
+    members = len(next(iter(results.get("members", {}).values()), []))
+    model = f"an ensemble of {members} {results['model']} models" if members else f"model {results['model']}"
     lines = [
-        f"test set ({results['n_test']} rows; model {results['model']}, "
+        f"test set ({results['n_test']} rows; {model}, "
         f"{results['parameters']:,} parameters, {results['n_train']} training rows{trained})"
     ]
     for name, entry in results["test"].items():
