@@ -184,6 +184,25 @@ def test_an_ensemble_run_directory_is_not_overwritten_and_not_exported(ensemble_
         train_ensemble(load(root, _csv_run(root, csv, "one"), ["ensemble.members=1"]))
 
 
+def test_a_killed_ensemble_resumes_its_unfinished_members(tmp_path, regression_csv):
+    import shutil
+
+    config = load(tmp_path, _csv_run(tmp_path, regression_csv, "kill"), ["ensemble.members=2"])
+    run_dir = train_and_evaluate(config, progress=False)
+    first = {k: v.clone() for k, v in TrainedRun.load(run_dir / "members" / "0").module.state_dict().items()}
+    shutil.rmtree(run_dir / "members" / "1" / "checkpoints")  # killed before member 1's first checkpoint
+    (run_dir / "ensemble.json").unlink()
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train_and_evaluate(config, progress=False)  # not without --resume
+    train_and_evaluate(config, resume=True, progress=False)
+    assert (run_dir / "ensemble.json").exists() and (
+        run_dir / "members" / "1" / "checkpoints" / "last.ckpt"
+    ).exists()
+    again = TrainedRun.load(run_dir / "members" / "0").module.state_dict()
+    assert all(torch.equal(first[k], again[k]) for k in first)  # a finished member is kept as it was
+    assert isinstance(TrainedRun.load(run_dir).module, EnsembleModule)
+
+
 def test_mean_variance_model_learns_a_sigma_and_is_recalibrated(tmp_path, regression_csv):
     config = load(tmp_path, _csv_run(tmp_path, regression_csv, "mv"), ["task.uncertainty=mean_variance"])
     run_dir = train_and_evaluate(config, progress=False)

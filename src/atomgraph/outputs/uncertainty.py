@@ -46,7 +46,8 @@ class MeanVarianceTask(PropertyTask):
             raise ValueError("task.uncertainty mean_variance needs a regression task, not classification")
         if loss not in (None, "gaussian_nll"):
             raise ValueError(
-                f"task.uncertainty mean_variance trains on the Gaussian NLL, not task.loss {loss!r}"
+                f"task.uncertainty mean_variance trains on the Gaussian NLL, not task.loss {loss!r}: set "
+                "task.loss to null (or gaussian_nll)"
             )
         super().__init__("regression", "l1")
         self.loss_name = "gaussian_nll"

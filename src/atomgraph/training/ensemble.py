@@ -71,7 +71,9 @@ def train_ensemble(
     for k in range(members):
         member = member_config(config, k)
         started = (Path(member["run_dir"]) / "checkpoints" / "last.ckpt").exists()
-        train(member, resume and started, progress, overwrite, initial=None if started else initial)
+        # a member killed before its first checkpoint has nothing to keep: it starts afresh
+        fresh = resume and not started
+        train(member, resume and started, progress, overwrite or fresh, initial=None if started else initial)
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(config, run_dir / "config.yaml")
     shutil.copyfile(run_dir / "members" / "0" / "split.json", run_dir / "split.json")
