@@ -228,3 +228,45 @@ def test_the_distance_grids_come_from_the_complex_graph_spec():
     assert _rbf_ends(build_model("affinity_joint", graph=wide)) == {9.0}
     cross = build_model("affinity_cross_attention", graph=default, distance_bias="rbf")
     assert _rbf_ends(cross.blocks) == {12.0}
+
+
+class _TwoMemberCommittee(torch.nn.Module):
+    """Two affinity models used as one, like an ensemble's run: mean prediction and member spread."""
+
+    uncertainty = "ensemble"
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.members = torch.nn.ModuleList([JointGraphAffinity(**SMALL), JointGraphAffinity(**SMALL)])
+        self.model = self.members[0]  # what the screen reads the graph kind from
+
+    def distribution(self, batch):
+        from atomgraph.outputs.uncertainty import combine_members
+
+        return combine_members(torch.stack([m(batch) for m in self.members]), None)
+
+    def forward(self, batch):
+        return self.distribution(batch)[0]
+
+
+def test_screen_with_a_committee_writes_sigma_and_ranks_by_the_upper_bound(system, tmp_path):
+    mol, _, ligand = system
+    pdb = tmp_path / "protein.pdb"
+    Chem.MolToPDBFile(mol, str(pdb))
+    poses = []
+    for k, shift in enumerate((0.0, 0.4, 0.8, 1.2)):
+        pose = set_positions(ligand, ligand.GetConformer().GetPositions() + np.array([shift, 0.0, 0.0]))
+        pose.SetProp("_Name", f"pose{k}")
+        poses.append(Chem.MolToMolBlock(pose, kekulize=False) + "$$$$\n")
+    sdf = tmp_path / "poses.sdf"
+    sdf.write_text("".join(poses))
+    committee = _TwoMemberCommittee()
+    table = screen(committee, pdb, sdf, progress=False, acquisition="ucb", kappa=2.0)
+    assert list(table.columns) == ["rank", "record", "name", "smiles", "affinity", "affinity_sigma",
+                                   "acquisition", "error"]  # fmt: skip
+    assert (table["affinity_sigma"] > 0).all()
+    np.testing.assert_allclose(table["acquisition"], table["affinity"] + 2.0 * table["affinity_sigma"])
+    assert table["acquisition"].is_monotonic_decreasing and list(table["rank"]) == [1, 2, 3, 4]
+    with pytest.raises(ValueError, match="needs a sigma"):
+        screen(JointGraphAffinity(**SMALL), pdb, sdf, progress=False, acquisition="ucb")
