@@ -48,6 +48,15 @@ def test_chunked_output_equals_one_chunk_and_keeps_every_row_in_order(run_and_li
     assert not (tmp_path / "chunked.csv.progress").exists()
 
 
+def test_worker_processes_give_the_same_output(run_and_library, tmp_path):
+    run_dir, library, whole_path, whole = run_and_library
+    summary = predict_file(run_dir, library, tmp_path / "workers.csv", chunk_rows=25, workers=2)
+    assert (tmp_path / "workers.csv").read_text() == whole_path.read_text()
+    assert (summary.rows, summary.skipped) == (whole.rows, whole.skipped)
+    with pytest.raises(ValueError, match="workers"):
+        predict_file(run_dir, library, tmp_path / "bad.csv", workers=-1)
+
+
 SLOW_PREDICT = """
 import sys, time
 import atomgraph.evaluation.predict as p

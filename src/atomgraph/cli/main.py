@@ -96,6 +96,9 @@ def predict(
     mc_dropout: Annotated[
         int, typer.Option(help="sigma from this many MC dropout passes (models with dropout)")
     ] = 0,
+    workers: Annotated[
+        int, typer.Option(help="processes that parse and graph the input while this one predicts")
+    ] = 0,
 ) -> None:
     """Predict the run's targets for every row of a file, streaming: memory stays flat, output grows as
     it goes, a killed job resumes; bad rows are reported and kept with an error. Ensembles and
@@ -112,6 +115,7 @@ def predict(
         resume=resume,
         progress=True,
         mc_samples=mc_dropout,
+        workers=workers,
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import sys
 from collections.abc import Sequence
@@ -12,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from rdkit import Chem
 from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
+
+from atomgraph.evaluation.input_rows import count_rows, featurised_chunks, input_rows, one_line
 
 
 @torch.no_grad()
@@ -115,57 +115,6 @@ def predict_potential(
     return {key: np.concatenate(values) for key, values in rows.items()}
 
 
-def _input_rows(path: Path, smiles_column: str, embed_3d: bool, skip: int = 0):
-    """(row id, SMILES or "", Atoms or the error that row raised, the row's other CSV columns) for a
-    SMILES CSV (read in chunks: memory does not grow with the file) or a structure file, from row
-    ``skip`` on (rows before it are not parsed)."""
-    from atomgraph.structures import StructureError, from_smiles, read_records
-
-    if path.suffix.lower() == ".csv":
-        column = _smiles_column(path, smiles_column)
-        row = 0
-        for table in pd.read_csv(path, chunksize=CSV_CHUNK, dtype={column: str}, keep_default_na=False):
-            others = table.drop(columns=[column]).to_dict("records")
-            for k, smiles in enumerate(table[column].astype(str)):
-                row += 1
-                if row <= skip:
-                    continue
-                try:
-                    atoms = from_smiles(smiles, embed_3d=embed_3d)
-                except StructureError as error:
-                    atoms = error
-                yield f"{path.name}:{row + 1}", smiles, atoms, others[k]
-        return
-    for k, record in enumerate(read_records(path)):
-        if k < skip:
-            continue
-        smiles = ""
-        if not isinstance(record, Exception) and "rdkit_mol" in record.info:
-            smiles = Chem.MolToSmiles(Chem.RemoveHs(record.info["rdkit_mol"], sanitize=False))
-        yield f"{path.name} record {k}", smiles, record, {}
-
-
-#: rows pandas reads from a CSV at a time
-CSV_CHUNK = 10_000
-
-
-def _smiles_column(path: Path, smiles_column: str) -> str:
-    header = list(pd.read_csv(path, nrows=0).columns)
-    column = smiles_column if smiles_column in header else "smiles"
-    if column not in header:
-        raise ValueError(f"{path}: no SMILES column {smiles_column!r}; it has {header}")
-    return column
-
-
-def _count_rows(path: Path) -> int | None:
-    """Data rows of a CSV (for the progress bar); None for other files."""
-    if path.suffix.lower() != ".csv":
-        return None
-    with open(path, "rb") as handle:
-        lines = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
-    return max(lines - 1, 0)
-
-
 def predict_each(
     module: torch.nn.Module, graphs, batch_size: int = 128, mc_samples: int | None = None
 ) -> tuple[np.ndarray, list[str]]:
@@ -234,6 +183,7 @@ def predict_file(
     resume: bool = False,
     progress: bool = False,
     mc_samples: int = 0,
+    workers: int = 0,
 ) -> PredictSummary:
     """Predict every row of a SMILES CSV or structure file (XYZ, SDF, ...) with a trained run (a run
     directory or an exported file), ``chunk_rows`` at a time: each chunk is read, turned into graphs with
@@ -250,6 +200,9 @@ def predict_file(
     validation split (``calibration.json``) when there is one, with the conformal 95 % interval
     ``<target>_low``, ``<target>_high`` -- else raw.
 
+    ``workers`` > 0 parses and graphs the rows in that many worker processes while this one predicts
+    (:mod:`atomgraph.evaluation.input_rows`); the output is the same.
+
     ``output + ".progress"`` records the rows written after each chunk; with ``resume`` a killed job
     goes on from there (a half-written chunk is cut off first), and the record is removed when the job
     is complete.
@@ -261,6 +214,8 @@ def predict_file(
 
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+    if workers < 0:
+        raise ValueError(f"workers must be >= 0, got {workers}")
     input_path, output = Path(input_path), Path(output)
     run = TrainedRun.load(run_dir)
     names = run.targets.names
@@ -283,7 +238,7 @@ def predict_file(
     elif resume and output.exists():
         print(f"{output} is complete (no {record_file.name}); nothing to resume", file=sys.stderr)
         rows = failed = warned = 0
-        for part in pd.read_csv(output, usecols=["error", "warning"], chunksize=CSV_CHUNK, dtype=str):
+        for part in pd.read_csv(output, usecols=["error", "warning"], chunksize=10_000, dtype=str):
             rows += len(part)
             failed += int(part["error"].notna().sum())
             warned += int(part["warning"].notna().sum())
@@ -291,14 +246,11 @@ def predict_file(
     else:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.unlink(missing_ok=True)
-    rows = _input_rows(input_path, smiles_column, run.graph.kind == "radius", skip=done)
-    total = _count_rows(input_path)
+    rows = input_rows(input_path, smiles_column, skip=done)
+    total = count_rows(input_path)
     bar = tqdm(total=total, initial=done, desc="predict", unit="row", disable=not progress, mininterval=1.0)
     columns: list[str] | None = None
-    while True:
-        chunk = list(itertools.islice(rows, chunk_rows))
-        if not chunk:
-            break
+    for chunk in featurised_chunks(rows, run.graph, chunk_rows, workers):
         table = _predict_chunk(run, chunk, names, refuse_unseen_elements, uncertainty)
         if columns is None:
             columns = list(table.columns)
@@ -334,24 +286,18 @@ def _predict_chunk(
     (MC dropout samples, the run's Calibration or None) when sigma columns are written."""
     records, graphs, slots = [], [], []
     taken = {"id", "smiles", "error", "warning", *names}
-    for row_id, smiles, atoms, others in chunk:
-        record = {"id": row_id, "smiles": smiles, "error": "", "warning": ""}
+    for row in chunk:
+        record = {"id": row.id, "smiles": row.smiles, "error": row.error, "warning": ""}
         # the input's other columns travel with the row (a column named like a target gets "_input")
-        record.update({f"{k}_input" if k in taken else k: v for k, v in others.items()})
-        if isinstance(atoms, Exception):
-            record["error"] = _one_line(str(atoms))
-        else:
-            try:
-                graph = run.graph.build(atoms)
-            except (ValueError, RuntimeError, KeyError) as error:
-                record["error"] = _one_line(f"{row_id}: {error}")
-                graph = None
+        record.update({f"{k}_input" if k in taken else k: v for k, v in row.others.items()})
+        graph = row.graph
+        if graph is not None:
             # the elements the model reads: a heavy-atom graph has no hydrogens to be "unseen"
-            unseen = [] if graph is None else run.unseen_elements(graph.z)
+            unseen = run.unseen_elements(graph.z)
             message = f"elements never seen in training: {', '.join(unseen)}"
             if unseen and refuse_unseen_elements:
-                record["error"] = f"{row_id}: {message}"
-            elif graph is not None:
+                record["error"] = f"{row.id}: {message}"
+            else:
                 record["warning"] = f"{message}; the prediction is an extrapolation" if unseen else ""
                 graph.y = torch.full((1, len(names)), float("nan"))
                 graphs.append(graph)
@@ -378,10 +324,5 @@ def _predict_chunk(
             table.loc[slots, name] = values[:, t]
         for slot, error in zip(slots, errors, strict=True):
             if error:
-                table.loc[slot, "error"] = _one_line(f"{table.loc[slot, 'id']}: {error}")
+                table.loc[slot, "error"] = one_line(f"{table.loc[slot, 'id']}: {error}")
     return table
-
-
-def _one_line(text: str) -> str:
-    """A message on one CSV line (RDKit and torch errors span several)."""
-    return " ".join(text.split())

@@ -1,0 +1,164 @@
+"""The rows a prediction job reads, and their graphs -- built in worker processes when asked.
+
+:func:`input_rows` streams a SMILES CSV (pandas chunks: memory does not grow with the file) or a
+structure file (XYZ, SDF, CIF, ...) as :class:`InputRow` s; :func:`featurised_chunks` turns them, a chunk
+at a time, into graphs with a run's :class:`~atomgraph.graphs.spec.GraphSpec`: in this process, or (with
+``workers`` > 0) in that many spawned processes, each chunk split between them while the caller predicts
+the previous one. A row that cannot be parsed or graphed carries its error instead of a graph.
+Graphs travel back from the workers as numpy arrays (no shared-memory file descriptors per tensor).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch_geometric.data import Data
+
+from atomgraph.graphs.spec import GraphSpec
+
+#: rows pandas reads from a CSV at a time
+CSV_CHUNK = 10_000
+
+
+@dataclass
+class InputRow:
+    """One input row: its id (``file:line`` or ``file record k``), SMILES ("" for structures without
+    one), what was read (``None``: a CSV row, parsed from the SMILES when featurised; ``ase.Atoms``; or
+    the exception reading raised), the CSV's other columns, and once featurised ``graph`` (a Data) or
+    ``error`` (a message)."""
+
+    id: str
+    smiles: str
+    record: object = None
+    others: dict = field(default_factory=dict)
+    graph: Data | None = None
+    error: str = ""
+
+
+def input_rows(path: Path, smiles_column: str, skip: int = 0) -> Iterator[InputRow]:
+    """The rows of a SMILES CSV or a structure file, from row ``skip`` on (rows before it are not
+    parsed)."""
+    from rdkit import Chem
+
+    from atomgraph.structures import read_records
+
+    if path.suffix.lower() == ".csv":
+        column = smiles_column_of(path, smiles_column)
+        row = 0
+        for table in pd.read_csv(path, chunksize=CSV_CHUNK, dtype={column: str}, keep_default_na=False):
+            others = table.drop(columns=[column]).to_dict("records")
+            for k, smiles in enumerate(table[column].astype(str)):
+                row += 1
+                if row > skip:
+                    yield InputRow(f"{path.name}:{row + 1}", smiles, None, others[k])
+        return
+    for k, record in enumerate(read_records(path)):
+        if k < skip:
+            continue
+        smiles = ""
+        if not isinstance(record, Exception) and "rdkit_mol" in record.info:
+            smiles = Chem.MolToSmiles(Chem.RemoveHs(record.info["rdkit_mol"], sanitize=False))
+        yield InputRow(f"{path.name} record {k}", smiles, record)
+
+
+def smiles_column_of(path: Path, smiles_column: str) -> str:
+    """The SMILES column of a CSV: ``smiles_column`` if present, else "smiles"; an error naming both."""
+    header = list(pd.read_csv(path, nrows=0).columns)
+    column = smiles_column if smiles_column in header else "smiles"
+    if column not in header:
+        raise ValueError(f"{path}: no SMILES column {smiles_column!r}; it has {header}")
+    return column
+
+
+def count_rows(path: Path) -> int | None:
+    """Data rows of a CSV (for the progress bar); None for other files."""
+    if path.suffix.lower() != ".csv":
+        return None
+    with open(path, "rb") as handle:
+        lines = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+    return max(lines - 1, 0)
+
+
+def featurise(row: InputRow, spec: GraphSpec) -> InputRow:
+    """``row`` with its graph built by ``spec`` (SMILES parsed first; 3D-embedded for radius graphs), or
+    its error; ``record`` is dropped (it is no longer needed)."""
+    from atomgraph.structures import StructureError, from_smiles
+
+    record = row.record
+    row.record = None
+    if isinstance(record, Exception):
+        row.error = one_line(str(record))
+        return row
+    try:
+        atoms = from_smiles(row.smiles, embed_3d=spec.kind == "radius") if record is None else record
+        row.graph = spec.build(atoms)
+    except StructureError as error:
+        row.error = one_line(str(error))
+    except (ValueError, RuntimeError, KeyError) as error:
+        row.error = one_line(f"{row.id}: {error}")
+    return row
+
+
+def _featurise_in_worker(rows: list[InputRow], spec: GraphSpec) -> list[InputRow]:
+    """:func:`featurise` for a worker process: graphs as dicts of numpy arrays for the trip back."""
+    out = []
+    for row in rows:
+        row = featurise(row, spec)
+        if row.graph is not None:
+            row.graph = {k: v.numpy() if torch.is_tensor(v) else v for k, v in row.graph.to_dict().items()}
+        out.append(row)
+    return out
+
+
+def _from_worker(rows: list[InputRow]) -> list[InputRow]:
+    for row in rows:
+        if row.graph is not None:
+            row.graph = Data(**{k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
+                                for k, v in row.graph.items()})  # fmt: skip
+    return rows
+
+
+def featurised_chunks(
+    rows: Iterator[InputRow], spec: GraphSpec, chunk_rows: int, workers: int = 0
+) -> Iterator[list[InputRow]]:
+    """Chunks of ``chunk_rows`` featurised rows, in input order. ``workers`` > 0: built in that many
+    spawned processes, up to two chunks ahead of the caller."""
+    if workers < 0:
+        raise ValueError(f"workers must be >= 0, got {workers}")
+    chunks = iter(lambda: list(itertools.islice(rows, chunk_rows)), [])
+    if workers == 0:
+        for chunk in chunks:
+            yield [featurise(row, spec) for row in chunk]
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending: deque = deque()
+        for chunk in chunks:
+            pieces = [chunk[k::workers] for k in range(workers)]  # interleaved: equal shares of work
+            pending.append((len(chunk), [pool.submit(_featurise_in_worker, p, spec) for p in pieces if p]))
+            while len(pending) > 2:
+                yield _merged(*pending.popleft())
+        while pending:
+            yield _merged(*pending.popleft())
+
+
+def _merged(size: int, futures: list) -> list[InputRow]:
+    parts = [_from_worker(f.result()) for f in futures]
+    out: list[InputRow] = [None] * size  # type: ignore[list-item]
+    for k, part in enumerate(parts):
+        out[k :: len(parts)] = part
+    return out
+
+
+def one_line(text: str) -> str:
+    """A message on one CSV line (RDKit and torch errors span several)."""
+    return " ".join(text.split())
