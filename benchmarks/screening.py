@@ -7,6 +7,7 @@ trained on ESOL for a few epochs (the numbers measure the pipeline, not the mode
 ``benchmarks/results/screening.json``.
 
     python benchmarks/screening.py --sizes 1000 10000 50000 --threads 1
+    python benchmarks/screening.py --sizes 10000 --workers 0 2   # in-process vs 2 worker processes
 
 chemprop's ``predict`` is the peer the issue names; it is not installed in this environment
 (``pip install chemprop==2.2.4``), and the script says so in its report instead of a ratio.
@@ -35,9 +36,11 @@ import resource, sys, time, torch
 torch.set_num_threads(int(sys.argv[4]))
 from atomgraph.evaluation.predict import predict_file
 start = time.perf_counter()
-summary = predict_file(sys.argv[1], sys.argv[2], sys.argv[3], chunk_rows=1024)
+summary = predict_file(sys.argv[1], sys.argv[2], sys.argv[3], chunk_rows=1024, workers=int(sys.argv[5]))
 seconds = time.perf_counter() - start
-print("RESULT", summary.rows, summary.predicted, seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print("RESULT", summary.rows, summary.predicted, seconds, peak, workers_peak)
 """
 
 
@@ -77,6 +80,7 @@ def main() -> None:
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 50_000])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--workers", type=int, nargs="+", default=[0], help="predict --workers settings")
     parser.add_argument("--run", type=Path, default=None, help="a trained run (default: train a GCN on ESOL)")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_screening")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -86,24 +90,34 @@ def main() -> None:
     rows = []
     for size in args.sizes:
         path = library(size, args.work / f"library_{size}.csv")
-        out = args.work / f"predictions_{size}.csv"
-        started = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-c", MEASURE, str(run), str(path), str(out), str(args.threads)],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        wall = time.perf_counter() - started
-        line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT"))
-        _, total, predicted, seconds, peak_kb = line.split()
-        rows.append({
-            "rows": int(total),
-            "predicted": int(predicted),
-            "molecules_per_s": round(int(total) / float(seconds), 1),
-            "seconds": round(float(seconds), 1),
-            "process_seconds": round(wall, 1),
-            "peak_rss_mb": round(int(peak_kb) / 1024, 1),
-        })  # fmt: skip
-        print(rows[-1], flush=True)
+        for workers in args.workers:
+            out = args.work / f"predictions_{size}_w{workers}.csv"
+            started = time.perf_counter()
+            command = [
+                sys.executable,
+                "-c",
+                MEASURE,
+                str(run),
+                str(path),
+                str(out),
+                str(args.threads),
+                str(workers),
+            ]
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            wall = time.perf_counter() - started
+            line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT"))
+            _, total, predicted, seconds, peak_kb, workers_kb = line.split()
+            rows.append({
+                "rows": int(total),
+                "workers": workers,
+                "predicted": int(predicted),
+                "molecules_per_s": round(int(total) / float(seconds), 1),
+                "seconds": round(float(seconds), 1),
+                "process_seconds": round(wall, 1),
+                "peak_rss_mb": round(int(peak_kb) / 1024, 1),
+                "worker_peak_rss_mb": round(int(workers_kb) / 1024, 1) if workers else None,
+            })  # fmt: skip
+            print(rows[-1], flush=True)
     report = {
         "benchmark": "atomgraph predict (streaming, chunks of 1024 rows) over randomised MoleculeNet SMILES",
         "command": "python benchmarks/screening.py " + " ".join(sys.argv[1:]),
