@@ -274,6 +274,10 @@ def test_a_potential_ensemble_gives_energy_and_force_spread(potential_ensemble):
     assert "energy" in json.loads((run_dir / "metrics.json").read_text())["members"]
     with pytest.raises(ValueError, match="not an ensemble"):
         CommitteeCalculator(run_dir / "members" / "0")
+    from atomgraph.md import Calculator
+
+    with pytest.raises(ValueError, match="is an ensemble: use CommitteeCalculator"):
+        Calculator(run_dir)
 
 
 def test_md_and_relax_stop_or_flag_where_the_members_disagree(potential_ensemble):

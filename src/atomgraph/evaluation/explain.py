@@ -267,6 +267,8 @@ def _load(run, settings):
         from atomgraph.runs import TrainedRun
 
         trained = TrainedRun.load(run)
+        if hasattr(trained.module, "members"):
+            raise ValueError(f"{run} is an ensemble: explain one of its members ({run}/members/<k>)")
         return trained.module.model, settings or trained.graph, trained.module
     module = run if isinstance(getattr(run, "model", None), nn.Module) else None
     model = module.model if module is not None else run
