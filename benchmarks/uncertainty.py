@@ -42,7 +42,9 @@ from moleculenet import DATA, DATASETS, MODELS, make_config
 
 from atomgraph.data import load_split
 from atomgraph.evaluation.experiment import train_and_evaluate
+from atomgraph.evaluation.metrics import regression_metrics
 from atomgraph.evaluation.uncertainty_report import report_uncertainty
+from atomgraph.outputs.uncertainty import dropout_modules
 from atomgraph.runs import TrainedRun
 from atomgraph.training.config import load_config, wall_clock_budget
 from atomgraph.training.datasets import load_dataset
@@ -168,10 +170,10 @@ def run_dataset(name: str, args) -> dict:
     dataset = load_dataset(run.config, run.graph, progress=False)
     split = load_split(base / "ensemble" / "members" / "0" / "split.json", len(dataset))
     val, test = (dataset[torch.as_tensor(split[k])] for k in ("val", "test"))
-    try:
+    if dropout_modules(run.module.model):
         torch.manual_seed(0)
         start = time.perf_counter()
-        entries, _ = report_uncertainty(
+        entries, _, mean = report_uncertainty(
             run.module,
             val,
             test,
@@ -180,16 +182,11 @@ def run_dataset(name: str, args) -> dict:
             args.mc_samples,
             f"{config['model']['name']} MC dropout",
         )
-        from atomgraph.evaluation.predict import predict_distribution
-
-        mean, _ = predict_distribution(run.module, test, 256, args.mc_samples)
-        from atomgraph.evaluation.metrics import regression_metrics
-
         entry = {"model": regression_metrics(test.targets_array()[:, 0], mean[:, 0]), **entries[target]}
         out["mc_dropout"] = {**scores(entry), "samples": args.mc_samples}
         seconds["mc_dropout_inference"] = time.perf_counter() - start
-    except ValueError as error:  # no dropout layers
-        out["mc_dropout"] = {"not_applicable": str(error)}
+    else:
+        out["mc_dropout"] = {"not_applicable": f"{config['model']['name']} has no dropout layers"}
     # mean-variance
     mv = json.loads(json.dumps(config))
     mv.update(run_dir=str(base / "mean_variance"), name=f"{config['name']}_mean_variance")

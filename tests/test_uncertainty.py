@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import SCAFFOLD_SMILES, write_csv, write_xyz
-from test_training import FAST, csv_config, load, structures_config
+from test_training import csv_config, load, structures_config
 
 from atomgraph.cli.main import main
 from atomgraph.evaluation.calibration import (
@@ -172,7 +172,7 @@ def _graphs(run_dir, n):
 
 
 def test_an_ensemble_run_directory_is_not_overwritten_and_not_exported(ensemble_run, tmp_path):
-    run_dir, root, csv = ensemble_run
+    run_dir, _, csv = ensemble_run
     config = load(root, _csv_run(root, csv, "ens"), ["ensemble.members=2"])
     with pytest.raises(ConfigError, match="already holds a run"):
         train_and_evaluate(config, progress=False)
@@ -212,12 +212,31 @@ def test_mean_variance_model_learns_a_sigma_and_is_recalibrated(tmp_path, regres
     mean, sigma = predict_distribution(run.module, graphs)
     assert mean.shape == sigma.shape == (6, 1) and (sigma > 0).all()
     np.testing.assert_allclose(mean, _predict(run.module, graphs), rtol=1e-6)
+    with torch.no_grad():  # sigma in real units: sqrt(softplus(v) + 1e-6) times the normaliser's std
+        raw = torch.cat([run.module.model(b) for b in _batches(graphs)])
+    expected = torch.sqrt(torch.nn.functional.softplus(raw[:, 1:]) + 1e-6) * run.module.normalizer.std
+    np.testing.assert_allclose(sigma, expected.numpy(), rtol=1e-5)
+    assert float(run.module.normalizer.std[0]) != pytest.approx(1.0)  # the scale is really applied
     entry = json.loads((run_dir / "metrics.json").read_text())["test"]["value"]
     assert entry["uncertainty"]["n"] == entry["model"]["n"]
+    # an ensemble of mean-variance members: their spread plus the mean of their variances
+    shifted = [TrainedRun.load(run_dir).module for _ in range(2)]
+    shifted[0].normalizer.mean += 0.3  # members that disagree by +-0.3 (in real units: the mean shifts)
+    shifted[1].normalizer.mean -= 0.3
+    ensemble_mean, ensemble_sigma = predict_distribution(EnsembleModule(shifted), graphs)
+    np.testing.assert_allclose(ensemble_mean, mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ensemble_sigma, np.sqrt(0.3**2 + sigma**2), rtol=1e-5)
+    plain = TrainedRun.load(_plain_run(tmp_path, regression_csv)).module
+    with pytest.raises(ValueError, match="uncertainty"):
+        EnsembleModule([run.module, plain])
     with pytest.raises(ValueError, match="classification"):
         config = load(tmp_path, csv_config(tmp_path, regression_csv, "value", kind="classification", run="c"),
                       ["task.uncertainty=mean_variance"])  # fmt: skip
         train_and_evaluate(config, progress=False)
+
+
+def _plain_run(root, csv):
+    return train_and_evaluate(load(root, _csv_run(root, csv, "plain")), progress=False)
 
 
 def test_mc_dropout_gives_a_spread_with_batch_norm_frozen(tmp_path, regression_csv):
@@ -235,10 +254,12 @@ def test_mc_dropout_gives_a_spread_with_batch_norm_frozen(tmp_path, regression_c
     assert not module.training and not any(m.training for m in module.modules())
     table = read_predictions(predict_file(run_dir, regression_csv, tmp_path / "mc.csv", mc_samples=10).output)
     assert (table["value_sigma"] > 0).all() and "value_low" not in table  # no calibration for MC sigma
-    no_dropout = load(tmp_path, _csv_run(tmp_path, regression_csv, "plain"))
-    plain = TrainedRun.load(train_and_evaluate(no_dropout, progress=False)).module
+    plain_dir = _plain_run(tmp_path, regression_csv)
+    plain = TrainedRun.load(plain_dir).module
     with pytest.raises(ValueError, match="dropout"):
         predict_distribution(plain, graphs, mc_samples=5)
+    with pytest.raises(ValueError, match="needs a model with dropout"):  # refused up front, not per row
+        predict_file(plain_dir, regression_csv, tmp_path / "none.csv", mc_samples=5)
     with pytest.raises(ValueError, match="no sigma"):
         predict_distribution(plain, graphs)
 
@@ -346,8 +367,12 @@ def test_screen_crystals_with_an_ensemble_writes_sigma_and_ranks_by_ucb(tmp_path
     expected = table["band_gap"] + 2.0 * table["band_gap_sigma"]  # band gaps rank high first: upper bound
     np.testing.assert_allclose(table["acquisition"], expected)
     assert table["acquisition"].is_monotonic_decreasing
-    raw = table["band_gap_sigma"] / calibration["scale"][1]
-    assert (raw > 0).all()
+    (run_dir / "calibration.json").rename(tmp_path / "away.json")  # without it: the raw sigma
+    raw, _ = screen_structures(run_dir, folder, tmp_path / "raw.csv", "band_gap", workers=1, progress=False)
+    (tmp_path / "away.json").rename(run_dir / "calibration.json")
+    scaled = table.set_index("id")["band_gap_sigma"]
+    unscaled = raw.set_index("id")["band_gap_sigma"]
+    np.testing.assert_allclose(scaled, unscaled.loc[scaled.index] * calibration["scale"][1], rtol=1e-6)
     written = pd.read_csv(tmp_path / "ranked.csv")
     assert {"band_gap_sigma", "formation_energy_per_atom_sigma", "acquisition"} <= set(written)
     plain = TrainedRun.load(run_dir / "members" / "0")
@@ -360,4 +385,30 @@ def test_uncertainty_config_is_checked(tmp_path, regression_csv):
     with pytest.raises(ValueError, match=r"task\.uncertainty"):
         config = load(tmp_path, _csv_run(tmp_path, regression_csv, "bad"), ["task.uncertainty=evidential"])
         train_and_evaluate(config, progress=False)
-    assert FAST["progress"] is False
+
+
+def test_ensemble_misuse_is_refused_with_a_message(ensemble_run, tmp_path):
+    from atomgraph.runs import initial_weights
+
+    run_dir, _, csv = ensemble_run
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(json.dumps(_csv_run(tmp_path, csv, "b")))
+    with pytest.raises(SystemExit) as done:
+        main(["train", str(config_file), "--bootstrap"])  # bootstrap without an ensemble
+    assert done.value.code == 2
+    config = load(tmp_path, _csv_run(tmp_path, csv, "ft"), [f"init.from={run_dir}"])
+    with pytest.raises(RunLoadError, match="is an ensemble"):
+        initial_weights(config)
+
+
+def test_input_columns_named_like_sigma_outputs_are_kept(ensemble_run, tmp_path):
+    run_dir, _, _ = ensemble_run
+    library = write_csv(
+        tmp_path / "lib.csv", ["CCO", "c1ccccc1"], value_sigma=[1.0, 2.0], value_low=[3.0, 4.0]
+    )
+    table = read_predictions(predict_file(run_dir, library, tmp_path / "out.csv").output)
+    assert table["value_sigma_input"].tolist() == [1.0, 2.0] and table["value_low_input"].tolist() == [
+        3.0,
+        4.0,
+    ]
+    assert (table["value_sigma"] > 0).all()

@@ -311,6 +311,10 @@ def initial_weights(config: dict) -> InitialWeights | None:
     if not source:
         return None
     run = TrainedRun.load(source)
+    if isinstance(run.module, EnsembleModule):
+        raise RunLoadError(
+            f"init.from: {source} is an ensemble; start from one of its members ({source}/members/<k>)"
+        )
     return InitialWeights(
         str(source),
         run.module.hparams["model"]["name"],

@@ -66,6 +66,10 @@ def train(
     from atomgraph.training.config import load_config
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if bootstrap and (ensemble is None or ensemble < 2):
+        raise ValueError(
+            "--bootstrap resamples the training rows of ensemble members: give --ensemble N (N >= 2)"
+        )
     flags = [f"ensemble.members={ensemble}"] * (ensemble is not None) + [
         "ensemble.bootstrap=true"
     ] * bootstrap

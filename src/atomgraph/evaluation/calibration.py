@@ -22,24 +22,28 @@ the formulas on synthetic data with known answers.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats
+
+from atomgraph.evaluation.jsonfile import write_json
 
 #: the coverage of the conformal intervals written by predict and scored in reports
 CONFORMAL_COVERAGE = 0.95
 
 
-def _valid(y, mu, sigma) -> tuple[np.ndarray, np.ndarray]:
+def _valid(y: ArrayLike, mu: ArrayLike, sigma: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     y, mu, sigma = (np.asarray(a, dtype=float).ravel() for a in (y, mu, sigma))
     ok = ~(np.isnan(y) | np.isnan(mu) | np.isnan(sigma))
     return y[ok] - mu[ok], np.maximum(sigma[ok], 1e-12)
 
 
-def observed_coverage(y, mu, sigma, levels: np.ndarray) -> np.ndarray:
+def observed_coverage(y: ArrayLike, mu: ArrayLike, sigma: ArrayLike, levels: ArrayLike) -> np.ndarray:
     """Fraction of rows inside the central Gaussian interval of each probability in ``levels``."""
     error, sigma = _valid(y, mu, sigma)
     z = np.abs(error) / sigma
@@ -50,8 +54,9 @@ def observed_coverage(y, mu, sigma, levels: np.ndarray) -> np.ndarray:
 LEVELS = np.linspace(0.01, 0.99, 99)
 
 
-def uncertainty_metrics(y, mu, sigma) -> dict:
-    """The metrics of the module docstring (plus ``n``), as floats."""
+def uncertainty_metrics(y: ArrayLike, mu: ArrayLike, sigma: ArrayLike) -> dict:
+    """The metrics of the module docstring (plus ``n``), as floats, for labels, means and sigmas [M]
+    in one unit (NaN rows dropped)."""
     error, sigma = _valid(y, mu, sigma)
     n = len(error)
     if n == 0:
@@ -92,25 +97,27 @@ class Calibration:
         return mu - half, mu + half
 
     def save(self, path: str | Path) -> None:
-        import json
-
+        """Write as strict JSON (an infinite ``conformal`` q -- too few validation rows -- as null)."""
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(asdict(self), indent=2))
+        write_json(path, asdict(self))
 
     @classmethod
     def load(cls, path: str | Path) -> Calibration:
-        import json
+        """Read what :meth:`save` wrote."""
+        values = json.loads(Path(path).read_text())
+        values["conformal"] = [math.inf if q is None else q for q in values["conformal"]]
+        return cls(**values)
 
-        return cls(**json.loads(Path(path).read_text()))
 
-
-def variance_scale(y, mu, sigma) -> float:
+def variance_scale(y: ArrayLike, mu: ArrayLike, sigma: ArrayLike) -> float:
     """``sqrt(mean((e / sigma)^2))``: the maximum-likelihood factor for sigma (1 with no rows)."""
     error, sigma = _valid(y, mu, sigma)
     return float(np.sqrt(np.mean((error / sigma) ** 2))) if len(error) else 1.0
 
 
-def conformal_quantile(y, mu, sigma, coverage: float = CONFORMAL_COVERAGE) -> float:
+def conformal_quantile(
+    y: ArrayLike, mu: ArrayLike, sigma: ArrayLike, coverage: float = CONFORMAL_COVERAGE
+) -> float:
     """Split-conformal q with P(|e| <= q sigma) >= coverage for a new exchangeable row (inf when the
     validation rows are too few for that coverage)."""
     if not 0 < coverage < 1:
@@ -123,9 +130,12 @@ def conformal_quantile(y, mu, sigma, coverage: float = CONFORMAL_COVERAGE) -> fl
     return float(np.sort(np.abs(error) / sigma)[rank - 1])
 
 
-def fit_calibration(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray, coverage: float = CONFORMAL_COVERAGE):
+def fit_calibration(
+    y: np.ndarray, mu: np.ndarray, sigma: np.ndarray, coverage: float = CONFORMAL_COVERAGE
+) -> Calibration:
     """A :class:`Calibration` from validation labels, means and raw sigmas, all [M, T]."""
-    y, mu, sigma = (np.asarray(a, dtype=float).reshape(len(a), -1) for a in (y, mu, sigma))
+    y, mu, sigma = (np.asarray(a, dtype=float) for a in (y, mu, sigma))
+    y, mu, sigma = (a[:, None] if a.ndim == 1 else a for a in (y, mu, sigma))
     columns = range(y.shape[1])
     return Calibration(
         scale=[variance_scale(y[:, t], mu[:, t], sigma[:, t]) for t in columns],
@@ -135,7 +145,9 @@ def fit_calibration(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray, coverage: 
     )
 
 
-def confidence_curve(y, mu, sigma, steps: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def confidence_curve(
+    y: ArrayLike, mu: ArrayLike, sigma: ArrayLike, steps: int = 20
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fraction of rows kept, MAE of the rows kept when the most uncertain are dropped first, MAE of
     the rows kept when the largest errors are dropped first = the best any sigma could do)."""
     error, sigma = _valid(y, mu, sigma)
@@ -154,7 +166,14 @@ CALIBRATION_FILE = "calibration.json"
 
 def run_calibration(source: str | Path) -> Calibration | None:
     """The calibration the report fitted for a run (``calibration.json`` in its run directory; ``source``
-    is the run directory or a checkpoint inside it), or None."""
+    is the run directory or a checkpoint in its ``checkpoints/``), or None -- also for an exported file,
+    which does not carry one (its sigma is written raw)."""
     source = Path(source)
-    file = (source if source.is_dir() else source.parent.parent) / CALIBRATION_FILE
+    if source.is_dir():
+        folder = source
+    elif source.parent.name == "checkpoints":
+        folder = source.parent.parent
+    else:
+        return None
+    file = folder / CALIBRATION_FILE
     return Calibration.load(file) if file.is_file() else None

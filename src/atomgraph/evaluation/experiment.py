@@ -18,8 +18,10 @@ def train_and_evaluate(
     """Train the configured model (an ensemble with ``ensemble.members`` > 1), then write its report
     (``metrics.json``, predictions, plots) on the test split -- an ensemble's members get theirs first;
     under data parallelism only the first process evaluates. Returns the run directory."""
-    initial = None if resume else initial_weights(config)  # init.from: fine-tuning
     ensemble = config["ensemble"]["members"] > 1
+    # init.from (fine-tuning): a resumed run has the weights in its checkpoint, but a resumed ensemble may
+    # still have members to start
+    initial = None if resume and not ensemble else initial_weights(config)
     fit = train_ensemble if ensemble else train
     run_dir = fit(config, resume=resume, progress=progress, overwrite=overwrite, initial=initial)
     if rank_zero_only.rank == 0:

@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from torch_geometric.data import Data
 
+from atomgraph.graphs.arrays import arrays_to_graph, graph_to_arrays, init_graph_worker
 from atomgraph.graphs.spec import GraphSpec
 
 #: rows pandas reads from a CSV at a time
@@ -107,12 +107,12 @@ def featurise(row: InputRow, spec: GraphSpec) -> InputRow:
 
 
 def _featurise_in_worker(rows: list[InputRow], spec: GraphSpec) -> list[InputRow]:
-    """:func:`featurise` for a worker process: graphs as dicts of numpy arrays for the trip back."""
+    """:func:`featurise` for a worker process: graphs as numpy arrays for the trip back."""
     out = []
     for row in rows:
         row = featurise(row, spec)
         if row.graph is not None:
-            row.graph = {k: v.numpy() if torch.is_tensor(v) else v for k, v in row.graph.to_dict().items()}
+            row.graph = graph_to_arrays(row.graph)
         out.append(row)
     return out
 
@@ -120,8 +120,7 @@ def _featurise_in_worker(rows: list[InputRow], spec: GraphSpec) -> list[InputRow
 def _from_worker(rows: list[InputRow]) -> list[InputRow]:
     for row in rows:
         if row.graph is not None:
-            row.graph = Data(**{k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
-                                for k, v in row.graph.items()})  # fmt: skip
+            row.graph = arrays_to_graph(row.graph)
     return rows
 
 
@@ -140,7 +139,9 @@ def featurised_chunks(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    context = multiprocessing.get_context("spawn")
+    dtype = str(torch.get_default_dtype()).removeprefix("torch.")
+    with ProcessPoolExecutor(workers, context, initializer=init_graph_worker, initargs=(dtype,)) as pool:
         pending: deque = deque()
         for chunk in chunks:
             pieces = [chunk[k::workers] for k in range(workers)]  # interleaved: equal shares of work

@@ -14,7 +14,7 @@ import torch
 from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 
-from atomgraph.evaluation.input_rows import count_rows, featurised_chunks, input_rows, one_line
+from atomgraph.evaluation.input_rows import CSV_CHUNK, count_rows, featurised_chunks, input_rows, one_line
 
 
 @torch.no_grad()
@@ -79,7 +79,8 @@ def predict_distribution(
         means.append(mean.detach().cpu().double().numpy())
         sigmas.append(sigma.detach().cpu().double().numpy())
     if not means:
-        return np.zeros((0, 0)), np.zeros((0, 0))
+        width = len(module.info.names)
+        return np.zeros((0, width)), np.zeros((0, width))
     return np.concatenate(means), np.concatenate(sigmas)
 
 
@@ -146,7 +147,8 @@ def predict_each(
                 reason = str(error).splitlines()[0] if str(error) else type(error).__name__
                 rows.append(None)
                 errors.append(f"the model cannot evaluate this structure ({reason})")
-    width = next((len(row) for row in rows if row is not None), 0)
+    outputs = len(module.info.names) * (1 if mc_samples is None else 2)  # width when every graph failed
+    width = next((len(row) for row in rows if row is not None), outputs)
     values = np.array([np.full(width, np.nan) if row is None else row for row in rows]).reshape(
         len(rows), width
     )
@@ -210,6 +212,7 @@ def predict_file(
     from tqdm.auto import tqdm
 
     from atomgraph.evaluation.calibration import run_calibration
+    from atomgraph.outputs.uncertainty import dropout_modules
     from atomgraph.runs import TrainedRun
 
     if chunk_rows < 1:
@@ -221,6 +224,10 @@ def predict_file(
     names = run.targets.names
     if mc_samples < 0:
         raise ValueError(f"mc_samples must be >= 0, got {mc_samples}")
+    if mc_samples and not dropout_modules(run.module.model):
+        raise ValueError(
+            f"{run_dir}: MC dropout needs a model with dropout (model.dropout > 0); this one has none"
+        )
     sigma = mc_samples > 0 or (has_sigma(run.module) and run.targets.kind == "regression")
     # the report's calibration is for the run's own sigma; MC dropout's is another sigma
     calibration = run_calibration(run.source) if sigma and not mc_samples else None
@@ -238,7 +245,7 @@ def predict_file(
     elif resume and output.exists():
         print(f"{output} is complete (no {record_file.name}); nothing to resume", file=sys.stderr)
         rows = failed = warned = 0
-        for part in pd.read_csv(output, usecols=["error", "warning"], chunksize=10_000, dtype=str):
+        for part in pd.read_csv(output, usecols=["error", "warning"], chunksize=CSV_CHUNK, dtype=str):
             rows += len(part)
             failed += int(part["error"].notna().sum())
             warned += int(part["warning"].notna().sum())
@@ -284,8 +291,12 @@ def _predict_chunk(
 ) -> pd.DataFrame:
     """The output rows of one chunk of input rows (see :func:`predict_file`); ``uncertainty``:
     (MC dropout samples, the run's Calibration or None) when sigma columns are written."""
+    columns = [*names]
+    if uncertainty is not None:
+        columns += [f"{n}_sigma" for n in names]
+        columns += [f"{n}_{side}" for side in ("low", "high") for n in names] * (uncertainty[1] is not None)
     records, graphs, slots = [], [], []
-    taken = {"id", "smiles", "error", "warning", *names}
+    taken = {"id", "smiles", "error", "warning", *columns}
     for row in chunk:
         record = {"id": row.id, "smiles": row.smiles, "error": row.error, "warning": ""}
         # the input's other columns travel with the row (a column named like a target gets "_input")
@@ -304,10 +315,6 @@ def _predict_chunk(
                 slots.append(len(records))
         records.append(record)
     table = pd.DataFrame(records)
-    columns = [*names]
-    if uncertainty is not None:
-        columns += [f"{n}_sigma" for n in names]
-        columns += [f"{n}_{side}" for side in ("low", "high") for n in names] * (uncertainty[1] is not None)
     for name in columns:
         table[name] = np.nan
     if graphs:

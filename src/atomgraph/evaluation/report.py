@@ -75,8 +75,10 @@ def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, ver
         from atomgraph.evaluation.uncertainty_report import report_uncertainty
 
         val = dataset[torch.as_tensor(split["val"])]
-        scored, sigma = report_uncertainty(module, val, test, run_dir, config["training"]["eval_batch_size"],
-                                           title=config["model"]["name"])  # fmt: skip
+        batch_size = config["training"]["eval_batch_size"]
+        scored, sigma, _ = report_uncertainty(
+            module, val, test, run_dir, batch_size, title=config["model"]["name"]
+        )
     for t, name in enumerate(info.names):
         unit = info.units[t]
         entry = {"unit": unit, "model": _score(y_test[:, t], pred[:, t], info.kind)}

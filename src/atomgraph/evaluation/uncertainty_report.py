@@ -6,22 +6,30 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from atomgraph.data import GraphDataset
 from atomgraph.evaluation.calibration import CALIBRATION_FILE, fit_calibration, uncertainty_metrics
 from atomgraph.evaluation.plots import uncertainty_panels
 from atomgraph.evaluation.predict import predict_distribution
 
 
 def report_uncertainty(
-    module, val, test, run_dir: Path, batch_size: int = 128, mc_samples: int = 0, title: str = ""
-) -> tuple[dict[str, dict], np.ndarray]:
+    module: torch.nn.Module,
+    val: GraphDataset,
+    test: GraphDataset,
+    run_dir: Path,
+    batch_size: int = 128,
+    mc_samples: int = 0,
+    title: str = "",
+) -> tuple[dict[str, dict], np.ndarray, np.ndarray]:
     """Score the sigma of ``module`` (its own, or MC dropout's with ``mc_samples``) on ``test`` after
     fitting the recalibration on ``val`` (written to ``run_dir/calibration.json``); draw
     ``plots/uncertainty_<target>.png`` with the recalibrated sigma.
 
     Returns ({target: {"uncertainty": raw metrics, "uncertainty_recalibrated": metrics with the scaled
     sigma, "conformal_95": coverage and mean width of the conformal intervals on the test rows}}, the
-    recalibrated test sigma [M, T]).
+    recalibrated test sigma [M, T], the test means [M, T] that were scored).
     """
     info = module.info
     mu_val, sigma_val = predict_distribution(module, val, batch_size, mc_samples)
@@ -53,4 +61,4 @@ def report_uncertainty(
             uncertainty_panels(y_test[:, t], mu_test[:, t], scaled[:, t],
                                Path(run_dir) / "plots" / f"uncertainty_{name}.png",
                                f"{title}: {name} (test, recalibrated sigma)", info.units[t])  # fmt: skip
-    return entries, scaled
+    return entries, scaled, mu_test

@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 import torch
+from lightning.pytorch.utilities import rank_zero_only
 from torch_geometric.data import Data
 
 from atomgraph.outputs.uncertainty import combine_members
@@ -66,7 +67,8 @@ def train_ensemble(
     if members < 2:
         raise ConfigError(f"ensemble.members must be at least 2 for an ensemble, got {members}")
     run_dir = Path(config["run_dir"])
-    if not resume:
+    first = rank_zero_only.rank == 0  # DDP: the launcher re-runs this for the other ranks
+    if not resume and first:
         clear_run_dir(run_dir, overwrite)
     for k in range(members):
         member = member_config(config, k)
@@ -74,6 +76,8 @@ def train_ensemble(
         # a member killed before its first checkpoint has nothing to keep: it starts afresh
         fresh = resume and not started
         train(member, resume and started, progress, overwrite or fresh, initial=None if started else initial)
+    if not first:
+        return run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(config, run_dir / "config.yaml")
     shutil.copyfile(run_dir / "members" / "0" / "split.json", run_dir / "split.json")
@@ -103,6 +107,11 @@ class EnsembleModule(torch.nn.Module):
                 )
             if member.kind != first.kind:
                 raise ValueError(f"ensemble member {k} is a {member.kind}, member 0 a {first.kind}")
+            if member.uncertainty != first.uncertainty:
+                raise ValueError(
+                    f"ensemble member {k} has task.uncertainty {member.uncertainty!r}, member 0 "
+                    f"{first.uncertainty!r}; the members must predict the same kind of output"
+                )
         self.members = torch.nn.ModuleList(members)
         self.model = torch.nn.ModuleList([m.model for m in members])
         self.kind, self.info, self.graph_spec, self.task = (

@@ -73,8 +73,10 @@ class AtomgraphModule(OptimizationMixin, L.LightningModule):
         self.uncertainty = task.get("uncertainty")
         if self.uncertainty not in UNCERTAINTIES:
             raise ValueError(f"unknown task.uncertainty {self.uncertainty!r}; choose one of {UNCERTAINTIES}")
-        if self.uncertainty == "mean_variance" and "reductions" in model:  # a variance per target
-            model = {**model, "reductions": list(model["reductions"]) * 2}
+        if self.uncertainty == "mean_variance" and "reductions" in model:  # a variance per target,
+            model = {**model, "reductions": list(model["reductions"]) * 2}  # read out as its mean is
+            if isinstance(model.get("readout"), list | tuple):
+                model["readout"] = list(model["readout"]) * 2
         self.model, self.info, self.graph_spec = build_parts(model, targets, graph)
         self.kind = task.get("kind", "property")
         if self.kind not in OUTPUTS:

@@ -121,6 +121,8 @@ def train(
     if first:
         dump_config(config, run_dir / "config.yaml")
         save_split(split, run_dir / "split.json")
+    # the training rows as split (what inference may trust: their elements, their closest contact)
+    train_rows = dataset[torch.as_tensor(split["train"])]
     if config["ensemble"]["bootstrap"]:  # split.json keeps the split; the member fits a resample of it
         split = {**split, "train": bootstrap_rows(split["train"], config["seed"])}
     data = loaders(dataset, split, config["training"], config["seed"], train_transform(config))
@@ -129,10 +131,11 @@ def train(
     if total_steps is None or total_steps < 0:
         total_steps = steps_per_epoch * config["training"]["epochs"]
 
-    train_rows = dataset[torch.as_tensor(split["train"])]
+    elements = sorted({int(z) for numbers in train_rows.atomic_numbers() for z in numbers})
+    shortest = train_rows.shortest_distance() if is_potential(config["task"]) else None
+    train_rows = dataset[torch.as_tensor(split["train"])]  # what is fitted (a resample, for bootstrap)
     eval_batch = config["training"]["eval_batch_size"]
     train_numbers = train_rows.atomic_numbers()
-    elements = sorted({int(z) for numbers in train_numbers for z in numbers})  # what inference may trust
     if init["from"] and not resume:
         check_elements(initial, elements, init["allow_new_elements"])
     tuning = {"freeze": init["freeze"], "lr_factors": init["lr_factors"]}
@@ -144,7 +147,7 @@ def train(
         total_steps=total_steps,
         graph=spec.to_dict(),
         elements=elements,
-        shortest_distance=train_rows.shortest_distance() if is_potential(config["task"]) else None,
+        shortest_distance=shortest,
         tuning=tuning if any(tuning.values()) else None,
     )
     if init["from"] and not resume:

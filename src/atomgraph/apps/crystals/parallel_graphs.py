@@ -11,33 +11,20 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
-from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from atomgraph.apps.crystals.cif_archive import parse_structure
+from atomgraph.graphs.arrays import arrays_to_graph, graph_to_arrays, init_graph_worker
 from atomgraph.graphs.spec import GraphSpec
+
+__all__ = ["arrays_to_graph", "graph_to_arrays", "graphs_from_texts"]
 
 CHUNK_SIZE = 64
 """Texts per task sent to a worker."""
-
-
-def graph_to_arrays(graph: Data) -> dict[str, np.ndarray]:
-    """The tensors of a graph as numpy arrays (cheap to pickle between processes)."""
-    return {key: value.numpy() for key, value in graph.to_dict().items() if torch.is_tensor(value)}
-
-
-def arrays_to_graph(arrays: Mapping[str, np.ndarray]) -> Data:
-    """Inverse of :func:`graph_to_arrays`."""
-    return Data(**{key: torch.from_numpy(np.asarray(value)) for key, value in arrays.items()})
-
-
-def _init_worker(dtype: str) -> None:
-    torch.set_num_threads(1)
-    torch.set_default_dtype(getattr(torch, dtype))
 
 
 def _process_chunk(
@@ -106,7 +93,7 @@ def graphs_from_texts(
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["atomgraph.apps.crystals.parallel_graphs"])
         dtype = str(torch.get_default_dtype()).removeprefix("torch.")
-        with context.Pool(workers, initializer=_init_worker, initargs=(dtype,)) as pool:
+        with context.Pool(workers, initializer=init_graph_worker, initargs=(dtype,)) as pool:
             for done in pool.imap(task, chunks):
                 results.update(done)
                 bar.update(len(done))
