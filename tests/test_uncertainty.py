@@ -172,7 +172,7 @@ def _graphs(run_dir, n):
 
 
 def test_an_ensemble_run_directory_is_not_overwritten_and_not_exported(ensemble_run, tmp_path):
-    run_dir, _, csv = ensemble_run
+    run_dir, root, csv = ensemble_run
     config = load(root, _csv_run(root, csv, "ens"), ["ensemble.members=2"])
     with pytest.raises(ConfigError, match="already holds a run"):
         train_and_evaluate(config, progress=False)
