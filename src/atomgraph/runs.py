@@ -182,16 +182,22 @@ def _parameters(name: str) -> set[str]:
 class TrainedRun:
     """A trained model ready for inference (see the module docstring).
 
-    module: the Lightning module (``.model``, ``.normalizer``) in eval mode; graph: the spec of the
+    module: the Lightning module (``.model``, ``.normalizer``) in eval mode (an ensemble's run: an
+    :class:`~atomgraph.training.ensemble.EnsembleModule` of its members); graph: the spec of the
     graphs it reads; targets: what its output columns are; config: the run's resolved config (None
     for a bare checkpoint without one); source: the file it was read from.
     """
 
-    module: AtomgraphModule
+    module: AtomgraphModule | EnsembleModule
     graph: GraphSpec
     targets: TargetSet
     config: dict | None
     source: Path
+
+    @property
+    def is_ensemble(self) -> bool:
+        """Whether this is an ensemble's run (its module runs every member)."""
+        return isinstance(self.module, EnsembleModule)
 
     @property
     def is_potential(self) -> bool:
@@ -287,7 +293,7 @@ class TrainedRun:
     def export(self, path: str | Path) -> Path:
         """One file with the weights and the metadata (plain tensors and types: loadable with
         ``weights_only=True``), accepted wherever a run directory is."""
-        if isinstance(self.module, EnsembleModule):
+        if self.is_ensemble:
             raise RunLoadError(f"{self.source} is an ensemble; export its members (members/<k>) one by one")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -311,7 +317,7 @@ def initial_weights(config: dict) -> InitialWeights | None:
     if not source:
         return None
     run = TrainedRun.load(source)
-    if isinstance(run.module, EnsembleModule):
+    if run.is_ensemble:
         raise RunLoadError(
             f"init.from: {source} is an ensemble; start from one of its members ({source}/members/<k>)"
         )

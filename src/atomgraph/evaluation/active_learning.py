@@ -16,10 +16,12 @@ import torch
 from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 
+from atomgraph.training.ensemble import EnsembleModule
+
 
 def force_disagreement(module: torch.nn.Module, graphs: Sequence[Data], batch_size: int = 32) -> np.ndarray:
     """The largest per-atom force spread (eV/Å) of a committee on every graph: [M]."""
-    if not hasattr(module, "members"):
+    if not isinstance(module, EnsembleModule):
         raise ValueError("force disagreement needs a committee: an ensemble's run (train --ensemble N)")
     module.eval()
     device = next(module.parameters()).device

@@ -267,7 +267,7 @@ def _load(run, settings):
         from atomgraph.runs import TrainedRun
 
         trained = TrainedRun.load(run)
-        if hasattr(trained.module, "members"):
+        if trained.is_ensemble:
             raise ValueError(f"{run} is an ensemble: explain one of its members ({run}/members/<k>)")
         return trained.module.model, settings or trained.graph, trained.module
     module = run if isinstance(getattr(run, "model", None), nn.Module) else None

@@ -34,7 +34,7 @@ def load_potential(path: str | Path, which: str = "auto") -> tuple[torch.nn.Modu
     run = TrainedRun.load(path, which)
     if not run.is_potential:
         raise ValueError(f"{path} is not a potential run (task.kind: potential)")
-    if hasattr(run.module, "members"):
+    if run.is_ensemble:
         raise ValueError(f"{path} is an ensemble: use CommitteeCalculator({str(path)!r}) (or calculator_for)")
     return run.module, run.graph
 
