@@ -57,6 +57,32 @@ def test_worker_processes_give_the_same_output(run_and_library, tmp_path):
         predict_file(run_dir, library, tmp_path / "bad.csv", workers=-1)
 
 
+def test_top_k_rows_are_the_best_of_the_whole_output(run_and_library, tmp_path):
+    from atomgraph.evaluation.top_k import top_k_rows
+
+    run_dir, library, whole_path, _ = run_and_library
+    predict_file(
+        run_dir, library, tmp_path / "p.csv", chunk_rows=50, top_k=7, rank_by="value", descending=True
+    )
+    top = pd.read_csv(tmp_path / "p.top7.csv")
+    full = read_predictions(whole_path)
+    expected = full[full["error"] == ""].sort_values("value", ascending=False, kind="stable").head(7)
+    assert top["id"].tolist() == expected["id"].tolist() and top["rank"].tolist() == list(range(1, 8))
+    assert len(set(top["id"])) == 7  # each row once, though it is read in chunks
+    import atomgraph.evaluation.top_k as top_k_module
+
+    small = top_k_module.CHUNK
+    top_k_module.CHUNK = 13  # many chunks: the bounded merge gives the same rows
+    try:
+        assert top_k_rows(whole_path, 7, "value", True)["id"].tolist() == expected["id"].tolist()
+        lowest = top_k_rows(whole_path, 3, "value", False)
+    finally:
+        top_k_module.CHUNK = small
+    assert lowest["value"].tolist() == sorted(full["value"].dropna())[:3]
+    with pytest.raises(ValueError, match="rank-by"):
+        predict_file(run_dir, library, tmp_path / "q.csv", top_k=3, rank_by="nope")
+
+
 SLOW_PREDICT = """
 import sys, time
 import atomgraph.evaluation.predict as p

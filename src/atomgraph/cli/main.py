@@ -103,6 +103,16 @@ def predict(
     workers: Annotated[
         int, typer.Option(help="processes that parse and graph the input while this one predicts")
     ] = 0,
+    top_k: Annotated[
+        int | None, typer.Option(help="also write the best K rows to OUTPUT.topK.csv (bounded memory)")
+    ] = None,
+    rank_by: Annotated[
+        str | None, typer.Option(help="column --top-k ranks by (a target, or e.g. TARGET_high)")
+    ] = None,
+    descending: Annotated[
+        bool | None,
+        typer.Option("--descending/--ascending", help="largest first; default: the target's own direction"),
+    ] = None,
 ) -> None:
     """Predict the run's targets for every row of a file, streaming: memory stays flat, output grows as
     it goes, a killed job resumes; bad rows are reported and kept with an error. Ensembles and
@@ -120,6 +130,9 @@ def predict(
         progress=True,
         mc_samples=mc_dropout,
         workers=workers,
+        top_k=top_k,
+        rank_by=rank_by,
+        descending=descending,
     )
 
 

@@ -186,6 +186,9 @@ def predict_file(
     progress: bool = False,
     mc_samples: int = 0,
     workers: int = 0,
+    top_k: int | None = None,
+    rank_by: str | None = None,
+    descending: bool | None = None,
 ) -> PredictSummary:
     """Predict every row of a SMILES CSV or structure file (XYZ, SDF, ...) with a trained run (a run
     directory or an exported file), ``chunk_rows`` at a time: each chunk is read, turned into graphs with
@@ -205,6 +208,10 @@ def predict_file(
     ``workers`` > 0 parses and graphs the rows in that many worker processes while this one predicts
     (:mod:`atomgraph.evaluation.input_rows`); the output is the same.
 
+    ``top_k``: also write the best ``top_k`` rows, ranked by ``rank_by`` (a target, or any output column
+    such as ``<target>_high``; default the first target) in the target's own direction unless
+    ``descending`` says, to ``<output>.top<k>.csv`` (:mod:`atomgraph.evaluation.top_k`: bounded memory).
+
     ``output + ".progress"`` records the rows written after each chunk; with ``resume`` a killed job
     goes on from there (a half-written chunk is cut off first), and the record is removed when the job
     is complete.
@@ -219,6 +226,8 @@ def predict_file(
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k}")
     input_path, output = Path(input_path), Path(output)
     run = TrainedRun.load(run_dir)
     names = run.targets.names
@@ -232,6 +241,16 @@ def predict_file(
     # the report's calibration is for the run's own sigma; MC dropout's is another sigma
     calibration = run_calibration(run.source) if sigma and not mc_samples else None
     uncertainty = (mc_samples, calibration) if sigma else None
+    rank_by = rank_by or names[0]
+    rankable = [*names, *(f"{n}_sigma" for n in names if sigma)]
+    rankable += [f"{n}_{side}" for side in ("low", "high") for n in names if calibration is not None]
+    if top_k is not None and rank_by not in rankable:
+        raise ValueError(f"--rank-by {rank_by!r} is not an output column; choose one of {rankable}")
+    if descending is None:
+        base = (
+            rank_by if rank_by in names else next((n for n in names if rank_by.startswith(f"{n}_")), names[0])
+        )
+        descending = run.targets.spec(base).ranks_first == "high"
     smiles_column = run.config["data"]["smiles_column"] if run.config else "smiles"
     record_file = output.with_name(output.name + ".progress")
     done, counts = 0, {"predicted": 0, "skipped": 0, "warned": 0}
@@ -249,7 +268,9 @@ def predict_file(
             rows += len(part)
             failed += int(part["error"].notna().sum())
             warned += int(part["warning"].notna().sum())
-        return PredictSummary(output, rows, rows - failed, failed, warned)
+        summary = PredictSummary(output, rows, rows - failed, failed, warned)
+        _write_top_k(summary, top_k, rank_by, descending)
+        return summary
     else:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.unlink(missing_ok=True)
@@ -280,10 +301,23 @@ def predict_file(
         pd.DataFrame(columns=["id", "smiles", "error", "warning", *names]).to_csv(output, index=False)
     record_file.unlink(missing_ok=True)
     summary = PredictSummary(output, done, counts["predicted"], counts["skipped"], counts["warned"])
+    _write_top_k(summary, top_k, rank_by, descending)
     note = f"; {summary.warned} with elements never seen in training (column warning)" * bool(summary.warned)
     done_text = f"predicted {summary.predicted} of {summary.rows} rows -> {output}; {summary.skipped} skipped"
     print(done_text + note, file=sys.stderr)
     return summary
+
+
+def _write_top_k(summary: PredictSummary, top_k: int | None, rank_by: str, descending: bool) -> None:
+    """``predict --top-k``: the best rows of the finished output beside it."""
+    from atomgraph.evaluation.top_k import top_k_path, top_k_rows
+
+    if top_k is None:
+        return
+    path = top_k_path(summary.output, top_k)
+    top_k_rows(summary.output, top_k, rank_by, descending).to_csv(path, index=False)
+    order = "largest" if descending else "smallest"
+    print(f"top {top_k} rows by {rank_by} ({order} first) -> {path}", file=sys.stderr)
 
 
 def _predict_chunk(
