@@ -333,6 +333,27 @@ def test_md_and_relax_stop_or_flag_where_the_members_disagree(potential_ensemble
         run_md(copy.deepcopy(molecules[1]), calculator, steps=2, on_uncertain="ignore")
 
 
+def test_active_learning_scores_frames_by_the_committee_force_spread(potential_ensemble):
+    from atomgraph.evaluation.active_learning import force_disagreement, select_frames
+    from atomgraph.md.committee import calculator_for
+    from atomgraph.md.dynamics import max_force_sigma
+
+    run_dir, molecules = potential_ensemble
+    run = TrainedRun.load(run_dir)
+    frames = [copy.deepcopy(m) for m in molecules[:5]]
+    scores = force_disagreement(run.module, [run.build_graph(m) for m in frames], batch_size=2)
+    calculator = calculator_for(run_dir)
+    expected = []
+    for atoms in frames:
+        atoms.calc = calculator
+        atoms.get_forces()
+        expected.append(max_force_sigma(calculator))
+    np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-7)
+    assert select_frames(np.array([0.1, 0.5, 0.3, 0.5]), 3).tolist() == [1, 3, 2]
+    with pytest.raises(ValueError, match="committee"):
+        force_disagreement(TrainedRun.load(run_dir / "members" / "0").module, [run.build_graph(frames[0])])
+
+
 def test_acquisition_is_the_optimistic_bound_in_the_ranking_direction():
     from atomgraph.evaluation.acquisition import acquisition_scores
 
