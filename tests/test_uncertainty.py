@@ -219,6 +219,12 @@ def test_mean_variance_model_learns_a_sigma_and_is_recalibrated(tmp_path, regres
     assert float(run.module.normalizer.std[0]) != pytest.approx(1.0)  # the scale is really applied
     entry = json.loads((run_dir / "metrics.json").read_text())["test"]["value"]
     assert entry["uncertainty"]["n"] == entry["model"]["n"]
+    # an exported file carries the calibration: predict from it writes the same recalibrated columns
+    exported = TrainedRun.load(run_dir).export(tmp_path / "mv.pt")
+    from_run = read_predictions(predict_file(run_dir, regression_csv, tmp_path / "a.csv").output)
+    from_file = read_predictions(predict_file(exported, regression_csv, tmp_path / "b.csv").output)
+    assert {"value_sigma", "value_low", "value_high"} <= set(from_file)
+    np.testing.assert_allclose(from_file["value_sigma"], from_run["value_sigma"], rtol=1e-6)
     # an ensemble of mean-variance members: their spread plus the mean of their variances
     shifted = [TrainedRun.load(run_dir).module for _ in range(2)]
     shifted[0].normalizer.mean += 0.3  # members that disagree by +-0.3 (in real units: the mean shifts)

@@ -34,6 +34,9 @@ from atomgraph.training.ensemble import EnsembleModule, is_ensemble, member_dirs
 from atomgraph.training.finetune import InitialWeights
 from atomgraph.training.module import AtomgraphModule
 
+#: the recalibration of sigma a run's report fitted on its validation split (written by
+#: :mod:`atomgraph.evaluation.uncertainty_report`, read with the run)
+CALIBRATION_FILE = "calibration.json"
 EXPORT_FORMAT = "atomgraph-trained-run"
 EXPORT_VERSION = 1
 WHICH = ("auto", "best", "last")
@@ -185,7 +188,8 @@ class TrainedRun:
     module: the Lightning module (``.model``, ``.normalizer``) in eval mode (an ensemble's run: an
     :class:`~atomgraph.training.ensemble.EnsembleModule` of its members); graph: the spec of the
     graphs it reads; targets: what its output columns are; config: the run's resolved config (None
-    for a bare checkpoint without one); source: the file it was read from.
+    for a bare checkpoint without one); source: the file it was read from; calibration: the run's
+    ``calibration.json`` record (or the one an exported file carries), None without one.
     """
 
     module: AtomgraphModule | EnsembleModule
@@ -193,6 +197,7 @@ class TrainedRun:
     targets: TargetSet
     config: dict | None
     source: Path
+    calibration: dict | None = None
 
     @property
     def is_ensemble(self) -> bool:
@@ -246,9 +251,11 @@ class TrainedRun:
             if stored.get("version") != EXPORT_VERSION:
                 raise RunLoadError(f"{path}: export version {stored.get('version')} is not {EXPORT_VERSION}")
             hparams, weights, raw = stored["hyper_parameters"], stored["state_dict"], stored.get("config")
+            calibration = stored.get("calibration")
         elif "hyper_parameters" in stored and "state_dict" in stored:
             hparams, weights = stored["hyper_parameters"], stored["state_dict"]
             raw = yaml.safe_load(config_file.read_text()) if config_file is not None else None
+            calibration = read_calibration(config_file.parent) if config_file is not None else None
         else:
             raise RunLoadError(f"{path}: not an atomgraph checkpoint or export (no hyperparameters)")
         try:
@@ -263,7 +270,7 @@ class TrainedRun:
             if legacy:  # the run's config in the words its checkpoint now has
                 config["model"] = legacy_model_arguments(config["model"])
             check_agreement(config, module, path)
-        return cls(module, module.graph_spec, module.info, config, path)
+        return cls(module, module.graph_spec, module.info, config, path, calibration)
 
     @classmethod
     def _ensemble(cls, path: Path, which: str) -> TrainedRun:
@@ -273,7 +280,8 @@ class TrainedRun:
             module = EnsembleModule([member.module for member in members])
         except ValueError as error:
             raise RunLoadError(f"{path}: {error}") from error
-        return cls(module.eval(), module.graph_spec, module.info, read_run_config(path / "config.yaml"), path)
+        config = read_run_config(path / "config.yaml")
+        return cls(module.eval(), module.graph_spec, module.info, config, path, read_calibration(path))
 
     # -------------------------------------------------------------------------------- using it
 
@@ -305,9 +313,23 @@ class TrainedRun:
             "graph": self.graph.to_dict(),
             "targets": self.targets.to_list(),
             "config": self.config,
+            "calibration": self.calibration,
         }
         torch.save(payload, path)
         return path
+
+
+def read_calibration(run_dir: Path) -> dict | None:
+    """A run directory's ``calibration.json`` record (None when it has none)."""
+    import json
+
+    file = Path(run_dir) / CALIBRATION_FILE
+    if not file.is_file():
+        return None
+    try:
+        return json.loads(file.read_text())
+    except ValueError as error:
+        raise RunLoadError(f"{file}: not a readable calibration record ({error})") from error
 
 
 def initial_weights(config: dict) -> InitialWeights | None:

@@ -26,12 +26,16 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats
 
 from atomgraph.evaluation.jsonfile import write_json
+
+if TYPE_CHECKING:
+    from atomgraph.runs import TrainedRun
 
 #: the coverage of the conformal intervals written by predict and scored in reports
 CONFORMAL_COVERAGE = 0.95
@@ -104,7 +108,12 @@ class Calibration:
     @classmethod
     def load(cls, path: str | Path) -> Calibration:
         """Read what :meth:`save` wrote."""
-        values = json.loads(Path(path).read_text())
+        return cls.from_record(json.loads(Path(path).read_text()))
+
+    @classmethod
+    def from_record(cls, record: dict) -> Calibration:
+        """From the JSON record :meth:`save` writes (null q: infinite)."""
+        values = dict(record)
         values["conformal"] = [math.inf if q is None else q for q in values["conformal"]]
         return cls(**values)
 
@@ -161,19 +170,7 @@ def confidence_curve(
     )
 
 
-CALIBRATION_FILE = "calibration.json"
-
-
-def run_calibration(source: str | Path) -> Calibration | None:
-    """The calibration the report fitted for a run (``calibration.json`` in its run directory; ``source``
-    is the run directory or a checkpoint in its ``checkpoints/``), or None -- also for an exported file,
-    which does not carry one (its sigma is written raw)."""
-    source = Path(source)
-    if source.is_dir():
-        folder = source
-    elif source.parent.name == "checkpoints":
-        folder = source.parent.parent
-    else:
-        return None
-    file = folder / CALIBRATION_FILE
-    return Calibration.load(file) if file.is_file() else None
+def run_calibration(run: TrainedRun) -> Calibration | None:
+    """The recalibration of a :class:`~atomgraph.runs.TrainedRun` (its report's, or the one its exported
+    file carries), or None."""
+    return None if run.calibration is None else Calibration.from_record(run.calibration)

@@ -239,7 +239,7 @@ def predict_file(
         )
     sigma = mc_samples > 0 or (has_sigma(run.module) and run.targets.kind == "regression")
     # the report's calibration is for the run's own sigma; MC dropout's is another sigma
-    calibration = run_calibration(run.source) if sigma and not mc_samples else None
+    calibration = run_calibration(run) if sigma and not mc_samples else None
     uncertainty = (mc_samples, calibration) if sigma else None
     rank_by = rank_by or names[0]
     rankable = [*names, *(f"{n}_sigma" for n in names if sigma)]

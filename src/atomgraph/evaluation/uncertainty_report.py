@@ -9,9 +9,10 @@ import numpy as np
 import torch
 
 from atomgraph.data import GraphDataset
-from atomgraph.evaluation.calibration import CALIBRATION_FILE, fit_calibration, uncertainty_metrics
+from atomgraph.evaluation.calibration import fit_calibration, uncertainty_metrics
 from atomgraph.evaluation.plots import uncertainty_panels
 from atomgraph.evaluation.predict import predict_distribution
+from atomgraph.runs import CALIBRATION_FILE
 
 
 def report_uncertainty(

@@ -69,7 +69,7 @@ def scoring_model(
     kind = run.graph.kind
     return ScoringModel(
         module, kind, settings or options.settings, list(module.info.names), options.max_length,
-        run_calibration(run.source),
+        run_calibration(run),
     )  # fmt: skip
 
 

@@ -85,7 +85,7 @@ def screen_structures(
     values, errors = predict_each(module, graphs, batch_size, mc_samples=0 if sigma_wanted else None)
     values = values.reshape(len(graphs), len(names) * (1 + sigma_wanted))
     sigma = values[:, len(names) :] if sigma_wanted else None
-    calibration = run_calibration(run.source) if sigma_wanted else None
+    calibration = run_calibration(run) if sigma_wanted else None
     if calibration is not None:
         sigma = calibration.sigma(sigma)
     for t, name in enumerate(names):
