@@ -33,10 +33,8 @@ from atomgraph.training.config import read_run_config
 from atomgraph.training.ensemble import EnsembleModule, is_ensemble, member_dirs
 from atomgraph.training.finetune import InitialWeights
 from atomgraph.training.module import AtomgraphModule
+from atomgraph.training.run import CALIBRATION_FILE
 
-#: the recalibration of sigma a run's report fitted on its validation split (written by
-#: :mod:`atomgraph.evaluation.uncertainty_report`, read with the run)
-CALIBRATION_FILE = "calibration.json"
 EXPORT_FORMAT = "atomgraph-trained-run"
 EXPORT_VERSION = 1
 WHICH = ("auto", "best", "last")

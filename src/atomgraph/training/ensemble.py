@@ -24,24 +24,22 @@ from atomgraph.outputs.uncertainty import combine_members
 from atomgraph.training.config import ConfigError, dump_config
 from atomgraph.training.finetune import InitialWeights
 from atomgraph.training.module import AtomgraphModule
-from atomgraph.training.run import clear_run_dir, train
-
-RECORD = "ensemble.json"
+from atomgraph.training.run import ENSEMBLE_RECORD, clear_run_dir, train
 
 
 def is_ensemble(path: str | Path) -> bool:
     """Whether ``path`` is an ensemble's run directory."""
-    return (Path(path) / RECORD).is_file()
+    return (Path(path) / ENSEMBLE_RECORD).is_file()
 
 
 def member_dirs(path: str | Path) -> list[Path]:
     """The members' run directories of an ensemble, in member order."""
     path = Path(path)
     try:
-        record = json.loads((path / RECORD).read_text())
+        record = json.loads((path / ENSEMBLE_RECORD).read_text())
         return [path / member for member in record["members"]]
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{path / RECORD}: not a readable ensemble record ({error})") from error
+        raise ValueError(f"{path / ENSEMBLE_RECORD}: not a readable ensemble record ({error})") from error
 
 
 def member_config(config: dict, k: int) -> dict:
@@ -85,7 +83,7 @@ def train_ensemble(
         "members": [f"members/{k}" for k in range(members)],
         "bootstrap": config["ensemble"]["bootstrap"],
     }
-    (run_dir / RECORD).write_text(json.dumps(record, indent=2))
+    (run_dir / ENSEMBLE_RECORD).write_text(json.dumps(record, indent=2))
     return run_dir
 
 

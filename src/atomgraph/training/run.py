@@ -122,18 +122,19 @@ def train(
         dump_config(config, run_dir / "config.yaml")
         save_split(split, run_dir / "split.json")
     # the training rows as split (what inference may trust: their elements, their closest contact)
-    train_rows = dataset[torch.as_tensor(split["train"])]
+    split_rows = dataset[torch.as_tensor(split["train"])]
+    train_rows = split_rows  # what is fitted
     if config["ensemble"]["bootstrap"]:  # split.json keeps the split; the member fits a resample of it
         split = {**split, "train": bootstrap_rows(split["train"], config["seed"])}
+        train_rows = dataset[torch.as_tensor(split["train"])]
     data = loaders(dataset, split, config["training"], config["seed"], train_transform(config))
     steps_per_epoch = math.ceil(len(split["train"]) / config["training"]["batch_size"])
     total_steps = config["training"]["max_steps"]
     if total_steps is None or total_steps < 0:
         total_steps = steps_per_epoch * config["training"]["epochs"]
 
-    elements = sorted({int(z) for numbers in train_rows.atomic_numbers() for z in numbers})
-    shortest = train_rows.shortest_distance() if is_potential(config["task"]) else None
-    train_rows = dataset[torch.as_tensor(split["train"])]  # what is fitted (a resample, for bootstrap)
+    elements = sorted({int(z) for numbers in split_rows.atomic_numbers() for z in numbers})
+    shortest = split_rows.shortest_distance() if is_potential(config["task"]) else None
     eval_batch = config["training"]["eval_batch_size"]
     train_numbers = train_rows.atomic_numbers()
     if init["from"] and not resume:
@@ -176,9 +177,14 @@ def bootstrap_rows(train_rows, seed: int) -> np.ndarray:
     return np.sort(rng.choice(np.asarray(train_rows), size=len(train_rows), replace=True))
 
 
+#: the recalibration of sigma a run's report fits on its validation split (written by
+#: atomgraph.evaluation.uncertainty_report, read by atomgraph.runs.TrainedRun)
+CALIBRATION_FILE = "calibration.json"
+#: an ensemble's record of its members (atomgraph.training.ensemble)
+ENSEMBLE_RECORD = "ensemble.json"
 RUN_FILES = (
-    "config.yaml", "split.json", "run.json", "metrics.json", "predictions_test.csv", "calibration.json",
-    "ensemble.json",
+    "config.yaml", "split.json", "run.json", "metrics.json", "predictions_test.csv", CALIBRATION_FILE,
+    ENSEMBLE_RECORD,
 )  # fmt: skip
 RUN_FOLDERS = ("checkpoints", "logs", "plots", "members")
 
