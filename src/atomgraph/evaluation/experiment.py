@@ -8,6 +8,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from atomgraph.evaluation.report import evaluate_run
 from atomgraph.runs import initial_weights
+from atomgraph.training.datasets import load_dataset, resolve_run
 from atomgraph.training.ensemble import member_dirs, train_ensemble
 from atomgraph.training.run import train
 
@@ -25,7 +26,9 @@ def train_and_evaluate(
     fit = train_ensemble if ensemble else train
     run_dir = fit(config, resume=resume, progress=progress, overwrite=overwrite, initial=initial)
     if rank_zero_only.rank == 0:
+        # an ensemble's members and the ensemble read one dataset: it is loaded once for all of them
+        dataset = load_dataset(config, resolve_run(config), progress=False) if ensemble else None
         for member in member_dirs(run_dir) if ensemble else []:
-            evaluate_run(member, verbose=False)
-        evaluate_run(run_dir)
+            evaluate_run(member, dataset, verbose=False)
+        evaluate_run(run_dir, dataset)
     return run_dir

@@ -44,14 +44,10 @@ def predict_distribution(
     with the dropout layers switched on (and everything else, batch norm included, in evaluation mode);
     a mean-variance model's variance is added to the dropout spread.
     """
-    from atomgraph.outputs.uncertainty import combine_members, dropout_modules
+    from atomgraph.outputs.uncertainty import combine_members
 
     module.eval()
-    if mc_samples < 0:
-        raise ValueError(f"mc_samples must be >= 0, got {mc_samples}")
-    dropouts = dropout_modules(module.model) if mc_samples else []
-    if mc_samples and not dropouts:
-        raise ValueError("MC dropout needs a model with dropout (e.g. model.dropout=0.1); this one has none")
+    dropouts = mc_dropout_layers(module, mc_samples)
     if not mc_samples and not has_sigma(module):
         raise ValueError(
             "this model predicts no sigma: train an ensemble (ensemble.members), a mean-variance model "
@@ -82,6 +78,26 @@ def predict_distribution(
         width = len(module.info.names)
         return np.zeros((0, width)), np.zeros((0, width))
     return np.concatenate(means), np.concatenate(sigmas)
+
+
+def mc_dropout_layers(module: torch.nn.Module, mc_samples: int) -> list[torch.nn.Module]:
+    """The dropout layers MC dropout with ``mc_samples`` passes switches on (none for 0 passes); an error
+    for a negative count or a model without dropout."""
+    from atomgraph.outputs.uncertainty import dropout_modules
+
+    if mc_samples < 0:
+        raise ValueError(f"mc_samples must be >= 0, got {mc_samples}")
+    layers = dropout_modules(module.model) if mc_samples else []
+    if mc_samples and not layers:
+        raise ValueError("MC dropout needs a model with dropout (model.dropout > 0); this one has none")
+    return layers
+
+
+def value_columns(names: list[str], sigma: bool, intervals: bool) -> list[str]:
+    """The value columns ``predict`` writes: the targets, then (with a sigma) ``<target>_sigma``, then
+    (with a calibration) the conformal bounds ``<target>_low`` and ``<target>_high``."""
+    columns = [*names, *(f"{n}_sigma" for n in names if sigma)]
+    return columns + [f"{n}_{side}" for side in ("low", "high") for n in names if intervals]
 
 
 def predict_potential(
@@ -219,7 +235,6 @@ def predict_file(
     from tqdm.auto import tqdm
 
     from atomgraph.evaluation.calibration import run_calibration
-    from atomgraph.outputs.uncertainty import dropout_modules
     from atomgraph.runs import TrainedRun
 
     if chunk_rows < 1:
@@ -231,19 +246,16 @@ def predict_file(
     input_path, output = Path(input_path), Path(output)
     run = TrainedRun.load(run_dir)
     names = run.targets.names
-    if mc_samples < 0:
-        raise ValueError(f"mc_samples must be >= 0, got {mc_samples}")
-    if mc_samples and not dropout_modules(run.module.model):
-        raise ValueError(
-            f"{run_dir}: MC dropout needs a model with dropout (model.dropout > 0); this one has none"
-        )
+    try:  # checked here: predict_each would report it on every row instead
+        mc_dropout_layers(run.module, mc_samples)
+    except ValueError as error:
+        raise ValueError(f"{run_dir}: {error}") from None
     sigma = mc_samples > 0 or (has_sigma(run.module) and run.targets.kind == "regression")
     # the report's calibration is for the run's own sigma; MC dropout's is another sigma
     calibration = run_calibration(run) if sigma and not mc_samples else None
     uncertainty = (mc_samples, calibration) if sigma else None
     rank_by = rank_by or names[0]
-    rankable = [*names, *(f"{n}_sigma" for n in names if sigma)]
-    rankable += [f"{n}_{side}" for side in ("low", "high") for n in names if calibration is not None]
+    rankable = value_columns(names, sigma, calibration is not None)
     if top_k is not None and rank_by not in rankable:
         raise ValueError(f"--rank-by {rank_by!r} is not an output column; choose one of {rankable}")
     if descending is None:
@@ -325,10 +337,9 @@ def _predict_chunk(
 ) -> pd.DataFrame:
     """The output rows of one chunk of input rows (see :func:`predict_file`); ``uncertainty``:
     (MC dropout samples, the run's Calibration or None) when sigma columns are written."""
-    columns = [*names]
-    if uncertainty is not None:
-        columns += [f"{n}_sigma" for n in names]
-        columns += [f"{n}_{side}" for side in ("low", "high") for n in names] * (uncertainty[1] is not None)
+    columns = value_columns(
+        names, uncertainty is not None, uncertainty is not None and uncertainty[1] is not None
+    )
     records, graphs, slots = [], [], []
     taken = {"id", "smiles", "error", "warning", *columns}
     for row in chunk:
