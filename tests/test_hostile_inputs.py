@@ -217,6 +217,8 @@ def corrupt_bytes(kind: str, good: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("kind", ["random", "truncated", "zero", "pickle"])
+# a pickle header is one of the corruptions under test
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_corrupt_cache_is_deleted_and_rebuilt(tmp_path: Path, caplog, kind: str) -> None:
     path = tmp_path / "cache" / "data.pt"
     tiny_dataset().save(path)

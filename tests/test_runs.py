@@ -170,6 +170,8 @@ def test_a_bond_graph_model_is_refused_as_a_potential_before_data_is_read(tmp_pa
     assert not (Path(config["run_dir"])).exists()  # nothing written
 
 
+# the pickled checkpoint is the hostile input under test
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_resume_refuses_a_changed_config_and_a_pickled_checkpoint(crystal_potential, tmp_path, monkeypatch):
     _, run_dir = crystal_potential
     config = load_config(run_dir / "config.yaml", ["training.epochs=3", "model.hidden=16"])

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -159,12 +160,14 @@ def tune(
     study_dir = Path(study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.RDBStorage(
-        f"sqlite:///{study_dir / 'study.db'}",
-        heartbeat_interval=heartbeat_s,
-        grace_period=3 * heartbeat_s,
-        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
-    )
+    with warnings.catch_warnings():  # heartbeats and their retry are "experimental" since Optuna 2.8
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = optuna.storages.RDBStorage(
+            f"sqlite:///{study_dir / 'study.db'}",
+            heartbeat_interval=heartbeat_s,
+            grace_period=3 * heartbeat_s,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+        )
     pruner = {
         "median": optuna.pruners.MedianPruner(n_startup_trials=search["startup_trials"]),
         "hyperband": optuna.pruners.HyperbandPruner(),

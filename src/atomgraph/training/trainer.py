@@ -21,8 +21,27 @@ class _NoAdvertising(logging.Filter):
 
 
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdvertising())
-# Lightning 2.6 on torch 2.13 warns about its own use of a torch internal, once per run
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+# Lightning warnings that say nothing a user of a run can act on: its own use of a torch internal
+# (Lightning 2.6 on torch 2.13); per-step logging on small sets (runs log per epoch); and, on resume,
+# the existing logs and checkpoints (keep_metrics_history keeps the earlier metrics; last.ckpt is
+# meant to be replaced)
+_LIGHTNING_NOISE = (
+    r".*isinstance\(treespec, LeafSpec\).*",
+    r".*smaller than the logging interval.*",
+    r"Experiment logs directory .* exists and is not empty.*",
+    r"Checkpoint directory .* exists and is not empty.*",
+)
+
+
+def quiet_lightning() -> None:
+    """Ignore Lightning's uninformative warnings (called for every trainer: warning filters may have
+    been reset since import, as pytest does for each test)."""
+    for message in _LIGHTNING_NOISE:
+        warnings.filterwarnings("ignore", message=message)
+
+
+quiet_lightning()
 
 
 def make_trainer(
@@ -32,6 +51,7 @@ def make_trainer(
     resume, every ``checkpoint_every_n_steps`` optimiser steps or each epoch) and ``logs/metrics.csv``.
     ``inference_mode=False`` for potentials: their validation needs autograd forces. ``extra_callbacks``
     run before the checkpoints (so a checkpoint sees what they change before validation)."""
+    quiet_lightning()
     best = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best",
