@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -9,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from torch_geometric.data import Data
 
-from atomgraph.data.build import build_dataset, cache_dir, load_or_build
+from atomgraph.data.build import build_dataset, cache_dir, graph_with_labels, load_or_build
 from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset
+from atomgraph.data.graph_store import GraphStore, StoreInput, StoreRow, load_or_build_store
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.structures import from_smiles
 from atomgraph.targets import targets_from_columns
@@ -86,9 +89,7 @@ def load_csv(
     info = targets_from_columns(
         list(target_columns), list(units) if units else None, list(extensive) if extensive else None, kind
     )
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
-    columns_key = hashlib.sha256("|".join([smiles_column, *target_columns]).encode()).hexdigest()[:8]
-    file = cache_dir(cache) / f"csv-{Path(path).stem}-{digest}-{columns_key}-{settings.key()}.pt"
+    file = _cache_path(path, smiles_column, target_columns, settings, cache, ".pt")
     embed = settings.kind == "radius"
 
     def rows():
@@ -97,10 +98,69 @@ def load_csv(
             yield f"{Path(path).name}:{row + 2}", lambda s=smiles: from_smiles(s, embed_3d=embed), values[row]
 
     def build() -> GraphDataset:
-        meta = DatasetMeta(Path(path).stem, info, settings={"graph": settings.to_dict(), "source": str(path)})
-        meta.settings["bad_labels"] = table.attrs["bad_labels"]  # cells with non-numeric labels, now NaN
+        meta = _meta(path, info, settings, table)
         return build_dataset(rows(), settings, meta, total=len(table), progress=progress)
 
     dataset = load_or_build(file, build)
     dataset.meta.targets = info  # kind/units/extensive are not in the cache key: never trust cached ones
     return dataset
+
+
+def _cache_path(
+    path: str | Path,
+    smiles_column: str,
+    target_columns: Sequence[str],
+    settings: GraphSpec,
+    cache: str | Path | None,
+    suffix: str,
+) -> Path:
+    """The processed form's path (``.pt`` in memory, ``.store`` on disk): file content, columns, spec."""
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    columns_key = hashlib.sha256("|".join([smiles_column, *target_columns]).encode()).hexdigest()[:8]
+    return cache_dir(cache) / f"csv-{Path(path).stem}-{digest}-{columns_key}-{settings.key()}{suffix}"
+
+
+def _store_graph(payload: tuple[str, np.ndarray], settings: GraphSpec) -> Data:
+    """The graph of one SMILES row (SMILES, targets); runs in a store-building worker."""
+    smiles, targets = payload
+    return graph_with_labels(from_smiles(smiles, embed_3d=settings.kind == "radius"), settings, targets)
+
+
+def csv_store(
+    path: str | Path,
+    smiles_column: str = "smiles",
+    target_columns: Sequence[str] = (),
+    settings: GraphSpec | None = None,
+    kind: str = "regression",
+    cache: str | Path | None = None,
+    progress: bool = True,
+    shard_size: int = 10_000,
+    workers: int = 1,
+) -> GraphStore:
+    """The molecules of a SMILES CSV as an on-disk graph store (the rows, order and graphs of
+    :func:`load_csv`), built once beside its in-memory cache."""
+    settings = settings or GraphSpec(kind="bond", explicit_hydrogens=False)
+    if not target_columns:
+        raise ValueError(f"{path}: name at least one target column")
+    info = targets_from_columns(list(target_columns), None, None, kind)
+    directory = _cache_path(path, smiles_column, target_columns, settings, cache, ".store")
+
+    def make_input() -> StoreInput:
+        table = read_table(path, smiles_column, target_columns)
+        values = table[list(target_columns)].to_numpy(dtype=np.float64)
+        rows = (
+            StoreRow(f"{Path(path).name}:{row + 2}", smiles, (smiles, values[row]))
+            for row, smiles in enumerate(table[smiles_column].astype(str))
+        )
+        build = functools.partial(_store_graph, settings=settings)
+        return StoreInput(rows, build, _meta(path, info, settings, table), total=len(table))
+
+    store = load_or_build_store(directory, make_input, shard_size, workers, progress)
+    store.meta.targets = info  # as load_csv: kind/units are not part of the key
+    return store
+
+
+def _meta(path: str | Path, info, settings: GraphSpec, table: pd.DataFrame) -> DatasetMeta:
+    meta = DatasetMeta(Path(path).stem, info, settings={"graph": settings.to_dict(), "source": str(path)})
+    meta.settings["bad_labels"] = table.attrs["bad_labels"]  # cells with non-numeric labels, now NaN
+    return meta

@@ -89,6 +89,10 @@ class GraphDataset(InMemoryDataset):
             shortest = length if shortest is None else min(shortest, length)
         return shortest
 
+    def select_target_columns(self, columns: list[int]) -> None:
+        """Keep only these columns of ``y`` (in this order)."""
+        self._data.y = self._data.y[:, columns]
+
     def targets_array(self) -> np.ndarray:
         """Targets [M, T] (NaN where missing) of the rows of this dataset."""
         return self._data.y[torch.as_tensor(self.indices())].numpy()

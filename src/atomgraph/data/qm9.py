@@ -7,15 +7,19 @@ key; processing happens once with a progress bar.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 from rdkit import Chem
 from rdkit.Chem import rdDetermineBonds
+from torch_geometric.data import Data
 
-from atomgraph.data.build import build_dataset, cache_dir, load_or_build
+from atomgraph.data.build import build_dataset, cache_dir, graph_with_labels, load_or_build
 from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset
+from atomgraph.data.graph_store import GraphStore, StoreInput, StoreRow, load_or_build_store
 from atomgraph.data.qm9_source import (
     QM9Records,
     download_qm9,
@@ -46,18 +50,32 @@ def molecule_from_xyz(numbers: np.ndarray, positions: np.ndarray) -> Chem.Mol:
     return mol
 
 
+def _atoms(numbers: np.ndarray, positions: np.ndarray, smiles: str, bonded: bool) -> Atoms:
+    """One QM9 molecule as atoms, with its SMILES and, for bond graphs, its perceived RDKit molecule."""
+    atoms = Atoms(numbers=numbers, positions=positions)
+    atoms.info["smiles"] = smiles
+    if bonded:
+        atoms.info["rdkit_mol"] = molecule_from_xyz(numbers, positions)
+    return atoms
+
+
 def _rows(records: QM9Records, indices: np.ndarray, bonded: bool):
     for row in indices:
-        numbers, positions = records.numbers[row], records.positions[row]
-
-        def make(numbers=numbers, positions=positions, smiles=records.smiles[row]) -> Atoms:
-            atoms = Atoms(numbers=numbers, positions=positions)
-            atoms.info["smiles"] = smiles
-            if bonded:
-                atoms.info["rdkit_mol"] = molecule_from_xyz(numbers, positions)
-            return atoms
-
+        numbers, positions, smiles = records.numbers[row], records.positions[row], records.smiles[row]
+        make = functools.partial(_atoms, numbers, positions, smiles, bonded)
         yield str(records.ids[row]), make, records.targets[row]
+
+
+def _store_rows(records: QM9Records, indices: np.ndarray) -> Iterator[StoreRow]:
+    for row in indices:
+        payload = (records.numbers[row], records.positions[row], records.smiles[row], records.targets[row])
+        yield StoreRow(str(records.ids[row]), str(records.smiles[row]), payload)
+
+
+def _store_graph(payload: tuple, settings: GraphSpec) -> Data:
+    """The graph of one stored row's payload (numbers, positions, SMILES, targets); runs in a worker."""
+    numbers, positions, smiles, targets = payload
+    return graph_with_labels(_atoms(numbers, positions, smiles, settings.kind == "bond"), settings, targets)
 
 
 def _read_source(source: str | Path, cache: str | Path | None, progress: bool) -> QM9Records:
@@ -85,25 +103,57 @@ def load_qm9(
     the cache with checksums) or the path of a ``dsgdb9nsd.xyz.tar.bz2``; an ``uncharacterized.txt``
     beside it removes the 3,054 uncharacterised molecules.
     """
-    tag = "qm9pack" if str(source) == "qm9pack" else Path(source).name
-    path = cache_dir(cache) / f"qm9-{tag}-{subset or 'all'}-seed{seed}-{settings.key()}.pt"
+    path = _cache_path(settings, subset, seed, source, cache, ".pt")
 
     def build() -> GraphDataset:
-        records = _read_source(source, cache, progress)
-        indices = np.arange(len(records))
-        if subset is not None and subset < len(records):
-            indices = np.sort(np.random.default_rng(seed).choice(len(records), subset, replace=False))
-        meta = DatasetMeta(
-            "qm9",
-            qm9_target_info(),
-            settings={"graph": settings.to_dict(), "subset": subset, "seed": seed, "source": str(source)},
-        )
-        return build_dataset(
-            _rows(records, indices, settings.kind == "bond"),
-            settings,
-            meta,
-            total=len(indices),
-            progress=progress,
-        )
+        records, indices, meta = _selection(settings, subset, seed, source, cache, progress)
+        rows = _rows(records, indices, settings.kind == "bond")
+        return build_dataset(rows, settings, meta, total=len(indices), progress=progress)
 
     return load_or_build(path, build)
+
+
+def _cache_path(
+    settings: GraphSpec, subset: int | None, seed: int, source: str | Path, cache, suffix: str
+) -> Path:
+    """The processed form's path: ``.pt`` (in memory) or ``.store`` (on disk), keyed by the GraphSpec."""
+    tag = "qm9pack" if str(source) == "qm9pack" else Path(source).name
+    return cache_dir(cache) / f"qm9-{tag}-{subset or 'all'}-seed{seed}-{settings.key()}{suffix}"
+
+
+def _selection(
+    settings: GraphSpec, subset: int | None, seed: int, source: str | Path, cache, progress: bool
+) -> tuple[QM9Records, np.ndarray, DatasetMeta]:
+    """The records, the rows taken (all, or a seeded sample) and the dataset's metadata."""
+    records = _read_source(source, cache, progress)
+    indices = np.arange(len(records))
+    if subset is not None and subset < len(records):
+        indices = np.sort(np.random.default_rng(seed).choice(len(records), subset, replace=False))
+    meta = DatasetMeta(
+        "qm9",
+        qm9_target_info(),
+        settings={"graph": settings.to_dict(), "subset": subset, "seed": seed, "source": str(source)},
+    )
+    return records, indices, meta
+
+
+def qm9_store(
+    settings: GraphSpec,
+    subset: int | None = None,
+    seed: int = 0,
+    source: str | Path = "qm9pack",
+    cache: str | Path | None = None,
+    progress: bool = True,
+    shard_size: int = 10_000,
+    workers: int = 1,
+) -> GraphStore:
+    """QM9 as an on-disk graph store (the same rows, order and graphs as :func:`load_qm9`), built once
+    beside the in-memory cache (``.store`` instead of ``.pt``)."""
+    directory = _cache_path(settings, subset, seed, source, cache, ".store")
+
+    def make_input() -> StoreInput:
+        records, indices, meta = _selection(settings, subset, seed, source, cache, progress)
+        build = functools.partial(_store_graph, settings=settings)
+        return StoreInput(_store_rows(records, indices), build, meta, total=len(indices))
+
+    return load_or_build_store(directory, make_input, shard_size, workers, progress)

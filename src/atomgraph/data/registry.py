@@ -17,11 +17,16 @@ from typing import Any
 import numpy as np
 
 from atomgraph.data.graph_dataset import GraphDataset
+from atomgraph.data.graph_store import GraphStore
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.plugins import load_applications
 
 DatasetLoader = Callable[[dict, GraphSpec, bool], GraphDataset]
 """(the config's ``data`` section, the resolved graph spec, progress bar) -> dataset."""
+
+StoreLoader = Callable[[dict, GraphSpec, bool], GraphStore]
+"""(the config's ``data`` section, the resolved graph spec, progress bar) -> an on-disk graph store
+(``data.storage: lmdb``; shard size and build workers in ``data.store``)."""
 
 SplitMaker = Callable[[dict, GraphDataset], dict[str, np.ndarray]]
 """(the config's ``data`` section, the dataset) -> {"train", "val", "test"} row indices."""
@@ -40,8 +45,9 @@ class DatasetEntry:
     model card's), an optional training-time augmentation, the application that registered it, for
     datasets that own their graph settings the function that turns them into a spec, the ``data``
     sub-section that holds the dataset's own settings (None: the dataset's name) and the defaults of
-    that section (None: it has none). The config loader fills the section from these defaults and
-    refuses keys they do not have, so an application's settings live with the application."""
+    that section (None: it has none), and the loader of its on-disk store (None: memory only). The
+    config loader fills the section from these defaults and refuses keys they do not have, so an
+    application's settings live with the application."""
 
     name: str
     load: DatasetLoader
@@ -51,6 +57,7 @@ class DatasetEntry:
     own_graph: OwnGraph | None = None
     own_section: str | None = None
     settings: dict | None = None
+    store: StoreLoader | None = None
 
     @property
     def section(self) -> str:
@@ -81,10 +88,13 @@ def register_dataset(
     own_graph: OwnGraph | None = None,
     own_section: str | None = None,
     settings: dict | None = None,
+    store: StoreLoader | None = None,
 ) -> None:
     """Make ``data.dataset: name`` available (the fields are those of :class:`DatasetEntry`)."""
     key = name.lower()
-    entry = DatasetEntry(key, load, default_graph, train_transform, app, own_graph, own_section, settings)
+    entry = DatasetEntry(
+        key, load, default_graph, train_transform, app, own_graph, own_section, settings, store
+    )
     if key in _DATASETS and _DATASETS[key].load is not load:
         raise ValueError(f"dataset {name!r} is already registered by {_DATASETS[key].app}")
     _DATASETS[key] = entry

@@ -7,11 +7,13 @@ XYZ or ASE database with per-structure labels). Splits: ``random``, ``scaffold``
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 from atomgraph.data.graph_dataset import GraphDataset
+from atomgraph.data.graph_store import GraphStore
 from atomgraph.data.registry import register_dataset, register_split
 from atomgraph.data.splits import load_split, random_split, scaffold_split
 from atomgraph.graphs.spec import GraphSpec
@@ -33,6 +35,20 @@ def _qm9(data: dict, spec: GraphSpec, progress: bool) -> GraphDataset:
     return load_qm9(spec, data["subset"], data["split"]["seed"], data["source"], data["cache"], progress)
 
 
+def _qm9_store(data: dict, spec: GraphSpec, progress: bool) -> GraphStore:
+    from atomgraph.data.qm9 import qm9_store
+
+    store = data["store"]
+    return qm9_store(spec, data["subset"], data["split"]["seed"], data["source"], data["cache"], progress,
+                     store["shard_size"], store_workers(data))  # fmt: skip
+
+
+def store_workers(data: dict) -> int:
+    """Processes that build an on-disk store (``data.store.workers``; None: every core)."""
+    workers = data["store"]["workers"]
+    return len(os.sched_getaffinity(0)) if workers is None else max(int(workers), 1)
+
+
 def _csv(data: dict, spec: GraphSpec, progress: bool) -> GraphDataset:
     from atomgraph.data.csv_dataset import load_csv
 
@@ -41,15 +57,30 @@ def _csv(data: dict, spec: GraphSpec, progress: bool) -> GraphDataset:
                     progress=progress)  # fmt: skip
 
 
+def _csv_store(data: dict, spec: GraphSpec, progress: bool) -> GraphStore:
+    from atomgraph.data.csv_dataset import csv_store
+
+    path, shards, workers = existing_path(data), data["store"]["shard_size"], store_workers(data)
+    columns = (data["smiles_column"], data["targets"])
+    return csv_store(path, *columns, spec, data["kind"], data["cache"], progress, shards, workers)
+
+
 def _structures(data: dict, spec: GraphSpec, progress: bool) -> GraphDataset:
     from atomgraph.data.structures_dataset import load_structures
 
     return load_structures(existing_path(data), spec, data["targets"], data["cache"], progress)
 
 
-register_dataset("qm9", _qm9)
-register_dataset("csv", _csv)
-register_dataset("structures", _structures)
+def _structures_store(data: dict, spec: GraphSpec, progress: bool) -> GraphStore:
+    from atomgraph.data.structures_dataset import structures_store
+
+    path, shards, workers = existing_path(data), data["store"]["shard_size"], store_workers(data)
+    return structures_store(path, spec, data["targets"], data["cache"], progress, shards, workers)
+
+
+register_dataset("qm9", _qm9, store=_qm9_store)
+register_dataset("csv", _csv, store=_csv_store)
+register_dataset("structures", _structures, store=_structures_store)
 
 
 def _random(data: dict, dataset: GraphDataset) -> dict[str, np.ndarray]:

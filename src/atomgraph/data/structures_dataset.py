@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+from torch_geometric.data import Data
 
-from atomgraph.data.build import build_dataset, cache_dir, load_or_build
+from atomgraph.data.build import build_dataset, cache_dir, graph_with_labels, load_or_build
 from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset
+from atomgraph.data.graph_store import GraphStore, StoreInput, StoreRow, load_or_build_store
 from atomgraph.graphs.spec import GraphSpec
-from atomgraph.structures import read_all
+from atomgraph.structures import iter_structures, read_all
 from atomgraph.targets import targets_from_columns
 
 
@@ -25,6 +28,17 @@ def _energy(atoms: Atoms) -> float:
         return float("nan")
 
 
+def _targets(atoms: Atoms, properties: Sequence[str]) -> np.ndarray:
+    """The ``properties`` of one structure (energy: eV, from ``info`` or the attached calculator)."""
+    values = [_energy(atoms) if p == "energy" else float(atoms.info.get(p, np.nan)) for p in properties]
+    return np.array(values)
+
+
+def _target_info(properties: Sequence[str]):
+    units = ["eV" if p == "energy" else "" for p in properties]
+    return targets_from_columns(list(properties), units, [p == "energy" for p in properties])
+
+
 def structures_dataset(
     atoms_list: Sequence[Atoms],
     settings: GraphSpec,
@@ -34,25 +48,67 @@ def structures_dataset(
 ) -> GraphDataset:
     """Graphs of in-memory structures; ``y`` holds ``properties`` read from ``atoms.info`` (energy: eV,
     extensive). Forces [N, 3] eV/Å and stress [1, 3, 3] eV/Å^3 are kept when present."""
-    units = ["eV" if p == "energy" else "" for p in properties]
-    info = targets_from_columns(list(properties), units, [p == "energy" for p in properties])
+    info = _target_info(properties)
 
     def rows():
         for k, atoms in enumerate(atoms_list):
-            y = np.array(
-                [_energy(atoms) if p == "energy" else float(atoms.info.get(p, np.nan)) for p in properties]
-            )
-            yield str(atoms.info.get("source", k)), (lambda a=atoms: a), y
+            yield str(atoms.info.get("source", k)), (lambda a=atoms: a), _targets(atoms, properties)
 
     with_forces = ["forces" in atoms.arrays for atoms in atoms_list]
     if any(with_forces) and not all(with_forces):
-        first = with_forces.index(not with_forces[0])
-        raise ValueError(
-            f"{name}: record {first} {'has' if with_forces[first] else 'lacks'} forces unlike record 0; "
-            "forces must be given for every structure or none"
-        )
+        _forces_mismatch(name, with_forces.index(not with_forces[0]), not with_forces[0])
     meta = DatasetMeta(name, info, settings={"graph": settings.to_dict()})
     return build_dataset(rows(), settings, meta, total=len(atoms_list), progress=progress)
+
+
+def _forces_mismatch(name: str, record: int, has_forces: bool) -> None:
+    raise ValueError(
+        f"{name}: record {record} {'has' if has_forces else 'lacks'} forces unlike record 0; "
+        "forces must be given for every structure or none"
+    )
+
+
+def _cache_path(path: str | Path, settings: GraphSpec, properties: Sequence[str], cache, suffix: str) -> Path:
+    """The processed form's path (``.pt`` in memory, ``.store`` on disk): file hash, properties, spec."""
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    key = hashlib.sha256("|".join(properties).encode()).hexdigest()[:8]
+    return cache_dir(cache) / f"structures-{Path(path).stem}-{digest}-{key}-{settings.key()}{suffix}"
+
+
+def _store_graph(payload: tuple[Atoms, np.ndarray], settings: GraphSpec) -> Data:
+    atoms, targets = payload
+    return graph_with_labels(atoms, settings, targets)
+
+
+def structures_store(
+    path: str | Path,
+    settings: GraphSpec,
+    properties: Sequence[str] = ("energy",),
+    cache: str | Path | None = None,
+    progress: bool = True,
+    shard_size: int = 10_000,
+    workers: int = 1,
+) -> GraphStore:
+    """The structures of a file as an on-disk graph store (the rows, order and graphs of
+    :func:`load_structures`); extended XYZ is read frame by frame, an ASE database (including
+    fairchem's ``.aselmdb``) row by row, so the input never has to fit in memory."""
+    name = Path(path).stem
+
+    def make_input() -> StoreInput:
+        def rows() -> Iterator[StoreRow]:
+            first_has_forces = None
+            for k, atoms in enumerate(iter_structures(path)):
+                has_forces = "forces" in atoms.arrays
+                first_has_forces = has_forces if first_has_forces is None else first_has_forces
+                if has_forces != first_has_forces:
+                    _forces_mismatch(name, k, has_forces)
+                yield StoreRow(str(atoms.info.get("source", k)), "", (atoms, _targets(atoms, properties)))
+
+        meta = DatasetMeta(name, _target_info(properties), settings={"graph": settings.to_dict()})
+        return StoreInput(rows(), functools.partial(_store_graph, settings=settings), meta)
+
+    directory = _cache_path(path, settings, properties, cache, ".store")
+    return load_or_build_store(directory, make_input, shard_size, workers, progress)
 
 
 def load_structures(
@@ -63,9 +119,7 @@ def load_structures(
     progress: bool = True,
 ) -> GraphDataset:
     """Every structure of an extended XYZ file or ASE database as a graph (cached by file hash)."""
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
-    key = hashlib.sha256("|".join(properties).encode()).hexdigest()[:8]
-    file = cache_dir(cache) / f"structures-{Path(path).stem}-{digest}-{key}-{settings.key()}.pt"
+    file = _cache_path(path, settings, properties, cache, ".pt")
     return load_or_build(
         file, lambda: structures_dataset(read_all(path), settings, Path(path).stem, properties, progress)
     )

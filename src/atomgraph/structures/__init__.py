@@ -15,13 +15,15 @@ PDB read by RDKit) ``atoms.info["rdkit_mol"]`` holds the RDKit molecule in the s
 
 from atomgraph.structures.errors import StructureError
 from atomgraph.structures.rdkit_convert import mol_to_atoms
-from atomgraph.structures.readers import read, read_all, read_records
+from atomgraph.structures.readers import iter_records, iter_structures, read, read_all, read_records
 from atomgraph.structures.smiles import from_smiles
 from atomgraph.structures.validate import validate_atoms
 
 __all__ = [
     "StructureError",
     "from_smiles",
+    "iter_records",
+    "iter_structures",
     "mol_to_atoms",
     "read",
     "read_all",

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import ase
@@ -107,41 +107,70 @@ def read_records(
     structure failing validation, is reported in its place and the rest are read. A file that cannot be
     read at all still raises.
     """
+    return list(iter_records(path, format, min_distance))
+
+
+def iter_records(
+    path: str | os.PathLike[str], format: str | None = None, min_distance: float = 0.5
+) -> Iterator[ase.Atoms | StructureError]:
+    """:func:`read_records` one record at a time: extended XYZ and ASE databases are streamed (the file
+    never has to fit in memory); the other formats are parsed whole, then handed out."""
     path = Path(path)
     kind = _detect_format(path, format)
     if not path.exists():
         raise StructureError(f"{path}: file not found", source=str(path))
     if not path.is_file():
         raise StructureError(f"{path}: not a regular file", source=str(path))
-
-    try:
-        images = _PARSERS[kind](path)
-    except StructureError:
-        raise
-    except Exception as exc:
-        raise StructureError(
-            f"{path}: could not read as {kind}: {type(exc).__name__}: {exc}", source=str(path)
-        ) from exc
-    if not images:
-        raise StructureError(f"{path}: no structures found (format {kind})", source=str(path))
-
-    records: list[ase.Atoms | StructureError] = []
-    for index, atoms in enumerate(images):
+    images = iter(_parse(_PARSERS[kind], path, kind))
+    index = 0
+    while True:
+        try:
+            atoms = next(images)
+        except StopIteration:
+            break
+        except StructureError:
+            raise
+        except Exception as exc:
+            raise StructureError(
+                f"{path}: could not read as {kind}: {type(exc).__name__}: {exc}", source=str(path)
+            ) from exc
+        index += 1
         if isinstance(atoms, StructureError):
-            records.append(atoms)
+            yield atoms
             continue
-        source = f"{path} record {index}"
+        source = f"{path} record {index - 1}"
         atoms.info["source"] = source
         _copy_calc_results(atoms)
         flat = atoms.info.get("coordinates") == "2d"  # a 2D drawing: distances are meaningless
         try:
             validate_atoms(atoms, source, min_distance=min_distance, check_distances=not flat)
         except StructureError as exc:
-            exc.record = index
-            records.append(exc)
+            exc.record = index - 1
+            yield exc
             continue
-        records.append(atoms)
-    return records
+        yield atoms
+    if index == 0:
+        raise StructureError(f"{path}: no structures found (format {kind})", source=str(path))
+
+
+def iter_structures(path: str | os.PathLike[str], format: str | None = None, min_distance: float = 0.5):
+    """Every structure of a file, one at a time (see :func:`iter_records`); a bad record raises."""
+    for record in iter_records(path, format, min_distance):
+        if isinstance(record, StructureError):
+            raise record
+        yield record
+
+
+def _parse(parser: Callable, path: Path, kind: str):
+    """The parser's records; a parser that fails before its first record raises a StructureError."""
+    try:
+        return parser(path)
+    except StructureError:
+        raise
+    except Exception as exc:
+        raise StructureError(
+            f"{path}: could not read as {kind}: {type(exc).__name__}: {exc}", source=str(path)
+        ) from exc
 
 
 def _detect_format(path: Path, format: str | None) -> str:
@@ -175,22 +204,22 @@ def _detect_format(path: Path, format: str | None) -> str:
 _MIN_XYZ_LINE_BYTES = 2
 
 
-def _read_xyz(path: Path) -> list[ase.Atoms | StructureError]:
-    """(Extended) XYZ with ASE's extxyz reader, frame by frame so a failure names its record.
+def _read_xyz(path: Path) -> Iterator[ase.Atoms | StructureError]:
+    """(Extended) XYZ with ASE's extxyz reader, frame by frame (streamed: one frame in memory at a
+    time) so a failure names its record.
 
     The frames are located first from their atom-count headers (checked against the file size), then
     parsed one at a time: a frame ASE rejects becomes a :class:`StructureError` in its place and the next
     frames are still read. A header that cannot be followed (not a count, a count larger than the rest of
     the file, a truncated frame) ends the file there; in the first frame it makes the whole read fail.
     """
-    images: list[ase.Atoms | StructureError] = []
     for record, (line, text, problem) in enumerate(_xyz_frames(path)):
         where = f"{path} record {record} (starting at line {line}): could not parse xyz"
         if problem is not None:
             error = StructureError(f"{where}: {problem}", source=str(path), record=record, line=line)
-            if not images:
+            if record == 0:
                 raise error
-            images.append(error)
+            yield error
             break
         try:
             atoms = ase.io.read(io.StringIO(text), index=0, format="extxyz")
@@ -199,10 +228,9 @@ def _read_xyz(path: Path) -> list[ase.Atoms | StructureError]:
                 reason = f"unknown element symbol {exc.args[0]!r}" if exc.args else "unknown element symbol"
             else:
                 reason = f"{type(exc).__name__}: {exc}"
-            images.append(StructureError(f"{where}: {reason}", source=str(path), record=record, line=line))
+            yield StructureError(f"{where}: {reason}", source=str(path), record=record, line=line)
             continue
-        images.append(atoms)
-    return images
+        yield atoms
 
 
 def _xyz_frames(path: Path) -> Iterator[tuple[int, str, str | None]]:
@@ -295,9 +323,9 @@ def _read_vasp(path: Path) -> list[ase.Atoms]:
     return [ase.io.read(path, format="vasp")]
 
 
-def _read_db(path: Path) -> list[ase.Atoms]:
-    """ASE database: every row, with its key-value pairs in ``info`` (``data`` in ``info["data"]``)."""
-    images = []
+def _read_db(path: Path) -> Iterator[ase.Atoms]:
+    """ASE database: every row (streamed), with its key-value pairs in ``info`` (``data`` in
+    ``info["data"]``)."""
     with ase.db.connect(str(path), type="db", create_indices=False, use_lock_file=False) as db:
         for row in db.select():
             atoms = row.toatoms()
@@ -305,8 +333,7 @@ def _read_db(path: Path) -> list[ase.Atoms]:
             if row.get("data"):
                 atoms.info["data"] = dict(row.data)
             atoms.info["db_id"] = int(row.id)
-            images.append(atoms)
-    return images
+            yield atoms
 
 
 def _copy_calc_results(atoms: ase.Atoms) -> None:
@@ -464,7 +491,7 @@ def _set_residue_arrays(atoms: ase.Atoms, mol: Chem.Mol) -> None:
     atoms.arrays["hetatm"] = np.array([info.GetIsHeteroAtom() for info in infos], dtype=bool)
 
 
-_PARSERS: dict[str, Callable[[Path], list[ase.Atoms]]] = {
+_PARSERS: dict[str, Callable[[Path], Iterable[ase.Atoms | StructureError]]] = {
     "xyz": _read_xyz,
     "sdf": _read_sdf,
     "mol2": _read_mol2,

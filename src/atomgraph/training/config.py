@@ -41,6 +41,11 @@ DEFAULTS: dict[str, Any] = {
         # kind: random | scaffold | file | predefined (the dataset's own train/test; val from train)
         "split": {"kind": "random", "sizes": [0.8, 0.1, 0.1], "seed": 0, "file": None},
         "cache": None,
+        # memory (every graph in RAM, cached as one file) | lmdb (an on-disk store of sharded LMDB files
+        # beside the cache, read lazily: for sets larger than memory; atomgraph.data.graph_store)
+        "storage": "memory",
+        # the on-disk store: input rows per shard, processes that build it (null: every core)
+        "store": {"shard_size": 10_000, "workers": None},
     },
     "model": {"name": "schnet"},
     # fine-tuning (atomgraph.training.finetune): start from another run's weights, freeze parts, give

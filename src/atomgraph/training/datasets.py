@@ -14,7 +14,14 @@ import numpy as np
 
 from atomgraph.data import GraphDataset
 from atomgraph.data.graph_dataset import apply_reductions
-from atomgraph.data.registry import dataset_entry, split_maker
+from atomgraph.data.registry import (
+    DatasetEntry,
+    DatasetLoader,
+    StoreLoader,
+    available_datasets,
+    dataset_entry,
+    split_maker,
+)
 from atomgraph.data.splits import check_split
 from atomgraph.graphs.spec import GraphSpec, preset, resolve_graph_spec
 from atomgraph.models import model_card, model_class
@@ -97,6 +104,7 @@ def resolve_run(config: dict) -> GraphSpec:
     split_kind = "file" if data["split"]["file"] else data["split"]["kind"]
     try:
         split_maker(split_kind)
+        open_storage(dataset_entry(data["dataset"]), data)
     except ValueError as error:
         raise ConfigError(str(error)) from error
     check_readout_settings(config["model"])
@@ -113,7 +121,7 @@ def load_dataset(config: dict, spec: GraphSpec | None = None, progress: bool = T
     spec = spec or graph_spec(config)
     entry = dataset_entry(data["dataset"])
     try:
-        dataset = entry.load(data, spec, progress)
+        dataset = open_storage(entry, data)(data, spec, progress)
         dataset = select_targets(dataset, data["targets"])
         apply_reductions(dataset, data["reductions"])
     except ValueError as error:
@@ -121,10 +129,29 @@ def load_dataset(config: dict, spec: GraphSpec | None = None, progress: bool = T
     return dataset
 
 
+STORAGES = ("memory", "lmdb")
+
+
+def open_storage(entry: DatasetEntry, data: dict) -> DatasetLoader | StoreLoader:
+    """The loader of ``data.storage``: in memory, or the dataset's on-disk store."""
+    storage = data["storage"]
+    if storage not in STORAGES:
+        raise ConfigError(f"unknown data.storage {storage!r}; choose one of {STORAGES}")
+    if storage == "memory":
+        return entry.load
+    if entry.store is None:
+        stored = sorted(name for name in available_datasets() if dataset_entry(name).store is not None)
+        raise ConfigError(
+            f"data.storage: dataset {entry.name!r} has no on-disk store (datasets with one: {stored}); "
+            "use data.storage: memory"
+        )
+    return entry.store
+
+
 def select_targets(dataset: GraphDataset, names: list[str]) -> GraphDataset:
     """Keep only the named target columns of ``y`` (in that order)."""
     info, columns = dataset.targets.select(names)
-    dataset._data.y = dataset._data.y[:, columns]
+    dataset.select_target_columns(columns)
     dataset.meta.targets = info
     return dataset
 

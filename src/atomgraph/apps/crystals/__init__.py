@@ -18,7 +18,7 @@ import numpy as np
 
 from atomgraph.apps.crystals import commands  # noqa: F401  (registers screen-crystals)
 from atomgraph.data.registry import register_dataset
-from atomgraph.data.sources import existing_path
+from atomgraph.data.sources import existing_path, store_workers
 from atomgraph.evaluation.protocols import register_protocol
 from atomgraph.graphs.spec import GraphSpec
 
@@ -38,6 +38,25 @@ def load_crystal_dataset(data: dict, spec: GraphSpec, progress: bool = True):
         min_distance=crystals["min_distance"],
         cache=data["cache"],
         progress=progress,
+    )
+
+
+def crystal_store(data: dict, spec: GraphSpec, progress: bool = True):
+    """``data.dataset: crystals`` with ``data.storage: lmdb``: the same crystals as an on-disk store."""
+    from atomgraph.apps.crystals.dataset import crystals_store
+
+    crystals = data["crystals"]
+    return crystals_store(
+        existing_path(data),
+        spec,
+        labels=crystals["labels"],
+        subset=data["subset"],
+        seed=data["split"]["seed"],
+        min_distance=crystals["min_distance"],
+        cache=data["cache"],
+        progress=progress,
+        shard_size=data["store"]["shard_size"],
+        workers=store_workers(data),
     )
 
 
@@ -68,7 +87,12 @@ CRYSTAL_SETTINGS = {
 }
 
 register_dataset(
-    "crystals", load_crystal_dataset, default_graph="cgcnn_crystal", app="crystals", settings=CRYSTAL_SETTINGS
+    "crystals",
+    load_crystal_dataset,
+    default_graph="cgcnn_crystal",
+    app="crystals",
+    settings=CRYSTAL_SETTINGS,
+    store=crystal_store,
 )
 register_protocol(
     "crystals",

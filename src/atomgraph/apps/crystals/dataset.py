@@ -20,6 +20,7 @@ What each column means (unit, reduction sum / per_atom / mean, screening directi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Iterator, Mapping
@@ -29,11 +30,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch_geometric.data import Data
 
-from atomgraph.apps.crystals.cif_archive import is_archive, iter_structure_texts, structure_format
+from atomgraph.apps.crystals.cif_archive import (
+    is_archive,
+    iter_structure_texts,
+    parse_structure,
+    structure_format,
+)
 from atomgraph.apps.crystals.parallel_graphs import arrays_to_graph, graphs_from_texts
 from atomgraph.data.build import cache_dir, load_or_build
 from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset, apply_reductions
+from atomgraph.data.graph_store import GraphStore, StoreInput, StoreRow, load_or_build_store
 from atomgraph.graphs.spec import GraphSpec, preset
 from atomgraph.targets import ELASTICITY, MATERIALS_PROJECT, TargetSet, TargetSpec, guess_target
 
@@ -221,6 +229,79 @@ def _build(
     if meta.skipped:
         log.warning("%s: skipped %d rows (first: %s)", name, len(meta.skipped), meta.skipped[0])
     return GraphDataset(graphs, meta)
+
+
+def _store_graph(payload: tuple[str, str, str, np.ndarray], settings: GraphSpec, min_distance: float) -> Data:
+    """The graph of one structure text (source name, format, text, labels); runs in a store worker.
+    Whatever the parser raises becomes a ``ValueError`` naming the file: the row is skipped."""
+    source, fmt, text, labels = payload
+    try:
+        graph = settings.build(parse_structure(text, fmt, source, min_distance))
+    except Exception as error:  # parsers raise anything on bad input; one file must not stop a shard
+        message = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
+        raise ValueError(message) from error
+    graph.y = torch.tensor(labels.reshape(1, -1), dtype=torch.get_default_dtype())
+    return graph
+
+
+def crystals_store(
+    path: str | Path,
+    settings: GraphSpec | None = None,
+    labels: str | Path | None = None,
+    subset: int | None = None,
+    seed: int = 0,
+    min_distance: float = 0.5,
+    cache: str | Path | None = None,
+    progress: bool = True,
+    shard_size: int = 10_000,
+    workers: int = 1,
+) -> GraphStore:
+    """Crystal graphs as an on-disk store (arguments as :func:`load_crystals`). Rows follow the order
+    of the structure files in the archive or folder (an archive is read as a stream, once), not the
+    labels file; label rows without a structure file are listed in ``meta.skipped``."""
+    settings = settings or preset("cgcnn_crystal")
+    source = locate(path, labels)
+    extra = f"{subset}|{seed}|{min_distance}|{source.structures.name}|{source.labels.name}"
+    key = _content_key(source, extra)
+    directory = cache_dir(cache) / f"crystals-{source.labels.stem}-{key}-{settings.key()}.store"
+
+    def make_input() -> StoreInput:
+        ids, values, targets = read_labels(source.labels)
+        rows = np.arange(len(ids))
+        if subset is not None and subset < len(ids):
+            rows = np.sort(np.random.default_rng(seed).choice(len(ids), subset, replace=False))
+        row_of = {ids[r]: int(r) for r in rows}
+        display = read_id_map(source.id_map)
+        name = source.labels.parent.name or "crystals"
+        meta = DatasetMeta(
+            name,
+            TargetSet(targets),
+            settings={
+                "graph": settings.to_dict(),
+                "source": str(source.structures),
+                "order": "structure files",
+                "labels": str(source.labels),
+                "subset": subset,
+                "seed": seed,
+                "min_distance": min_distance,
+            },
+        )
+
+        def store_rows() -> Iterator[StoreRow]:
+            seen: set[str] = set()
+            for key, fmt, text in iter_structure_texts(source.structures, row_of):
+                if key not in seen:  # the first file of an id wins (e.g. both 1.cif and 1.vasp)
+                    seen.add(key)
+                    payload = (f"{source.structures.name}:{key}", fmt, text, values[row_of[key]])
+                    yield StoreRow(display.get(key, key), "", payload)
+            for key in sorted(set(row_of) - seen, key=row_of.get):  # read once the stream has ended
+                error = f"no structure file for id {key!r} (labels row {row_of[key]}) in {source.structures}"
+                meta.skipped.append({"index": None, "id": key, "error": error})
+
+        build = functools.partial(_store_graph, settings=settings, min_distance=min_distance)
+        return StoreInput(store_rows(), build, meta, total=len(rows))
+
+    return load_or_build_store(directory, make_input, shard_size, workers, progress)
 
 
 def load_crystals(
