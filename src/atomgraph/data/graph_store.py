@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import multiprocessing
 import os
 import struct
@@ -110,7 +111,7 @@ def decode_graph(record: bytes) -> dict[str, torch.Tensor]:
     tensors = {}
     for key, dtype, shape in json.loads(bytes(buffer[8:offset])):
         dtype = np.dtype(dtype)
-        count = int(np.prod(shape, dtype=np.int64))
+        count = math.prod(shape)
         array = np.frombuffer(buffer, dtype=dtype, count=count, offset=offset).reshape(shape)
         tensors[key] = torch.from_numpy(array)
         offset += count * dtype.itemsize + (-(count * dtype.itemsize) % _ALIGN)
