@@ -133,12 +133,14 @@ import importlib, sys, time
 # the module, not the function of that name that atomgraph.data exports
 source = importlib.import_module("atomgraph.data.structures_dataset")
 from atomgraph.graphs.spec import GraphSpec
-slow = source._store_graph
+slow, built = source._store_graph, []
 def _store_graph(payload, settings):
     time.sleep(0.05)
+    built.append(1)
     return slow(payload, settings)
 source._store_graph = _store_graph
 source.structures_store(sys.argv[1], GraphSpec(cutoff=4.0), cache=sys.argv[2], progress=False, shard_size=6)
+print("built", len(built))
 """
 
 
@@ -263,3 +265,22 @@ def test_ddp_on_two_gloo_processes_over_the_store_gives_the_one_process_epoch_lo
     assert checkpoint_step(tmp_path / "ddp") == 2  # 32 training rows, 2 ranks, batches of 8
     assert checkpoint_step(tmp_path / "one") == 4
     assert losses["ddp"] == pytest.approx(losses["one"], rel=1e-5)
+
+
+def test_two_processes_asking_for_the_same_store_at_once_build_it_once(tmp_path):
+    """As ranks started together by torchrun or srun: one builds, the other waits and opens it."""
+    xyz = tmp_path / "mols.xyz"
+    write_xyz(xyz, n=24, seed=4)
+    cache = tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    args = [sys.executable, "-c", KILLED_BUILD, str(xyz), str(cache)]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    processes = [subprocess.Popen(args, env=env, **pipes) for _ in range(2)]
+    built = []
+    for process in processes:
+        output, errors = process.communicate(timeout=120)
+        assert process.returncode == 0, errors
+        built.append(int(output.split()[-1]))
+    assert sorted(built) == [0, 24]  # every graph built once, by one of them
+    store = GraphStore(next(cache.glob("*.store")))  # checksums verified
+    assert_same_rows(store, load_structures(xyz, RADIUS, cache=tmp_path / "memory", progress=False))

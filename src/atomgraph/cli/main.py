@@ -62,6 +62,8 @@ def train(
     ] = False,
 ) -> None:
     """Train a model; the run directory gets the config, split, checkpoints, metrics and plots."""
+    from lightning.pytorch.utilities import rank_zero_only
+
     from atomgraph.evaluation.experiment import train_and_evaluate
     from atomgraph.training.config import load_config
 
@@ -76,7 +78,8 @@ def train(
     run_dir = train_and_evaluate(
         load_config(config, [*(overrides or []), *flags]), resume=resume, overwrite=overwrite
     )
-    typer.echo(f"run directory: {run_dir}")
+    if rank_zero_only.rank == 0:  # DDP: every rank runs this command
+        typer.echo(f"run directory: {run_dir}")
 
 
 @app.command()

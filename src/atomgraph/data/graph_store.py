@@ -22,6 +22,8 @@ shortest edge without reading a graph. It offers the same reading interface as t
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -372,20 +374,33 @@ def load_or_build_store(
     only when something must be built). A store with damaged files is derived data: the shards holding
     them are logged and rebuilt, the others kept; an unfinished build is finished."""
     directory = Path(directory)
-    if is_complete_store(directory):
+    directory.mkdir(parents=True, exist_ok=True)
+    with _build_lock(directory):  # ranks started together (torchrun, srun): one builds, the others wait
+        if is_complete_store(directory):
+            try:
+                bad = damaged_files(directory)
+            except (OSError, ValueError, KeyError) as error:  # an unreadable manifest: rebuild the index
+                log.warning("%s: unreadable store manifest (%s); finishing the build again", directory, error)
+                bad = []
+                (directory / MANIFEST).unlink()
+            if bad or not is_complete_store(directory):
+                for path in bad:
+                    log.warning("%s: corrupt or missing graph-store file; rebuilding its shard", path)
+                    (directory / f"{path.name.split('.')[0]}.json").unlink(missing_ok=True)
+            else:
+                return GraphStore(directory, verify=False)
+        return build_store(make_input(), directory, shard_size, workers, progress)
+
+
+@contextlib.contextmanager
+def _build_lock(directory: Path) -> Iterator[None]:
+    """An exclusive lock on ``directory/.build.lock`` (``flock``: released when the process dies)."""
+    with open(directory / ".build.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            bad = damaged_files(directory)
-        except (OSError, ValueError, KeyError) as error:  # an unreadable manifest: rebuild the index
-            log.warning("%s: unreadable store manifest (%s); finishing the build again", directory, error)
-            bad = []
-            (directory / MANIFEST).unlink()
-        if bad or not is_complete_store(directory):
-            for path in bad:
-                log.warning("%s: corrupt or missing graph-store file; rebuilding its shard", path)
-                (directory / f"{path.name.split('.')[0]}.json").unlink(missing_ok=True)
-        else:
-            return GraphStore(directory, verify=False)
-    return build_store(make_input(), directory, shard_size, workers, progress)
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class GraphStore(Dataset):
