@@ -64,18 +64,41 @@ def within_cutoff(graph: Data, cutoff: float) -> tuple[torch.Tensor, torch.Tenso
 
 
 class CGCNNConv(nn.Module):
-    """One gated convolution: ``h [N, F], e [E, G] -> [N, F]`` (edge_index row 0 = j, row 1 = i)."""
+    """One gated convolution: ``h [N, F], e [E, G] -> [N, F]`` (edge_index row 0 = j, row 1 = i).
+
+    The edge pre-activation ``z_ij W + b`` with ``z_ij = h_i ‖ h_j ‖ e_ij`` is computed as
+    ``(h W_i)_i + (h W_j)_j + e_ij W_e + b`` (W split into its three column blocks): the atom parts are
+    multiplied once per atom instead of once per edge (about 12 edges per atom), then gathered. Same
+    parameters and values as the concatenated form (:meth:`reference_pre_activation`), fewer FLOPs.
+    """
 
     def __init__(self, dim: int, edge_dim: int):
         super().__init__()
+        self.dim = dim
         self.linear = nn.Linear(2 * dim + edge_dim, 2 * dim)
         self.norm_edges = nn.BatchNorm1d(2 * dim)
         self.norm_atoms = nn.BatchNorm1d(dim)
 
-    def forward(self, h: torch.Tensor, e: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+    def pre_activation(self, h: torch.Tensor, e: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        """``z_ij W + b`` [E, 2F], the atom blocks applied per atom."""
         source, target = edge_index
-        z = torch.cat([h.index_select(0, target), h.index_select(0, source), e], dim=-1)
-        gate, core = batch_norm(self.norm_edges, self.linear(z)).chunk(2, dim=-1)
+        weight, dim = self.linear.weight, self.dim
+        atoms = h @ torch.cat([weight[:, :dim], weight[:, dim : 2 * dim]], dim=0).T  # [N, 4F]
+        centre, neighbour = atoms[:, : 2 * dim], atoms[:, 2 * dim :]
+        edges = functional.linear(e, weight[:, 2 * dim :], self.linear.bias)
+        return edges + centre.index_select(0, target) + neighbour.index_select(0, source)
+
+    def reference_pre_activation(
+        self, h: torch.Tensor, e: torch.Tensor, edge_index: torch.Tensor
+    ) -> torch.Tensor:
+        """The same, as written in the paper: the linear layer on the concatenation, per edge."""
+        source, target = edge_index
+        return self.linear(torch.cat([h.index_select(0, target), h.index_select(0, source), e], dim=-1))
+
+    def forward(self, h: torch.Tensor, e: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        _, target = edge_index
+        z = self.pre_activation(h, e, edge_index)
+        gate, core = batch_norm(self.norm_edges, z).chunk(2, dim=-1)
         messages = torch.sigmoid(gate) * functional.softplus(core)
         summed = torch.zeros_like(h).index_add_(0, target, messages)
         return functional.softplus(h + batch_norm(self.norm_atoms, summed))
