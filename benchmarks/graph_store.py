@@ -7,8 +7,9 @@ For QM9 (qm9pack, 5 Å radius graphs) and the Materials Project crystals of ``..
   store (``data.storage: lmdb``, ``--workers`` processes), and their sizes on disk;
 * random access: graphs per second read at random indices (one process);
 * training: optimiser steps per second of a SchNet (64/64/3) on batches of 32 drawn by a shuffled
-  DataLoader (no loader workers, as the README's runs) from each, the two interleaved over
-  ``--repeats`` rounds of ``--steps`` steps; the median ratio store / memory is reported.
+  DataLoader from each, with no loader worker (reading in the training process) and with one (reading
+  beside it, as training from a store is meant to run), the two interleaved over ``--repeats`` rounds
+  of ``--steps`` steps; the median ratio store / memory is reported for each.
 
     python benchmarks/graph_store.py --threads 1 --workers 1
     python benchmarks/graph_store.py --qm9-subset 3000 --crystals-subset 500 --steps 20 --out /tmp/s.json
@@ -56,12 +57,13 @@ def read_rate(dataset, count: int, seed: int = 0) -> float:
     return count / (time.perf_counter() - start)
 
 
-def train_rate(dataset, spec, steps: int, seed: int) -> float:
+def train_rate(dataset, spec, steps: int, seed: int, workers: int) -> float:
     """Optimiser steps per second of SchNet on shuffled batches of 32 drawn from ``dataset``."""
     torch.manual_seed(seed)
     model = build_model("schnet", spec, **MODEL, reductions=list(dataset.targets.reductions)[:1])
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    loader = DataLoader(dataset, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(seed))
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(dataset, batch_size=32, shuffle=True, generator=generator, num_workers=workers)
     batches = (batch for _ in iter(int, 1) for batch in loader)  # epoch after epoch
     next(batches)  # warm-up outside the timing
     start = time.perf_counter()
@@ -96,22 +98,24 @@ def compare(name: str, spec, build_memory, build_store, args, cache: Path) -> di
         "random_read_memory_per_s": read_rate(memory, args.reads),
         "random_read_store_per_s": read_rate(store, args.reads),
     }
-    memory_rates, store_rates = [], []
-    for repeat in range(args.repeats):  # interleaved
-        memory_rates.append(train_rate(memory, spec, args.steps, seed=repeat))
-        store_rates.append(train_rate(store, spec, args.steps, seed=repeat))
-    ratios = [s / m for s, m in zip(store_rates, memory_rates, strict=True)]
-    entry.update(
-        train_steps_per_s_memory=memory_rates,
-        train_steps_per_s_store=store_rates,
-        train_ratio_store_vs_memory_median=statistics.median(ratios),
-    )
+    for workers in (0, 1):
+        memory_rates, store_rates = [], []
+        for repeat in range(args.repeats):  # interleaved
+            memory_rates.append(train_rate(memory, spec, args.steps, repeat, workers))
+            store_rates.append(train_rate(store, spec, args.steps, repeat, workers))
+        ratios = [s / m for s, m in zip(store_rates, memory_rates, strict=True)]
+        entry[f"training_loader_workers_{workers}"] = {
+            "steps_per_s_memory": memory_rates,
+            "steps_per_s_store": store_rates,
+            "ratio_store_vs_memory_median": statistics.median(ratios),
+        }
     print(
         f"{name}: {entry['rows']} rows; build memory {entry['build_memory_rows_per_s']:.0f}/s, store "
         f"{entry['build_store_rows_per_s']:.0f}/s; size {entry['size_memory_mb']:.0f} vs "
         f"{entry['size_store_mb']:.0f} MB; random reads {entry['random_read_memory_per_s']:.0f} vs "
         f"{entry['random_read_store_per_s']:.0f}/s; training store/memory "
-        f"{entry['train_ratio_store_vs_memory_median']:.3f}",
+        f"{entry['training_loader_workers_0']['ratio_store_vs_memory_median']:.3f} (no loader worker), "
+        f"{entry['training_loader_workers_1']['ratio_store_vs_memory_median']:.3f} (one)",
         flush=True,
     )
     return entry

@@ -46,7 +46,6 @@ from tqdm.auto import tqdm
 
 from atomgraph.data.graph_dataset import DatasetMeta
 from atomgraph.graphs.arrays import init_graph_worker
-from atomgraph.graphs.geometry import edge_lengths, edge_vectors
 from atomgraph.targets import TargetSet
 
 log = logging.getLogger(__name__)
@@ -140,10 +139,16 @@ def file_sha256(path: Path) -> str:
 
 
 def _shortest_edge(graph: Data) -> float:
-    """The shortest edge (Å) of one graph; NaN without positions or edges."""
+    """The shortest edge (Å) of one graph, ``pos[j] - pos[i] + shift @ cell`` in numpy (cheaper than
+    torch on one small graph); NaN without positions or edges."""
     if getattr(graph, "pos", None) is None or graph.edge_index.numel() == 0:
         return float("nan")
-    return float(edge_lengths(edge_vectors(graph)).min())
+    pos, (j, i) = graph.pos.numpy(), graph.edge_index.numpy()
+    vectors = pos[j] - pos[i]
+    shift = getattr(graph, "edge_shift", None)
+    if shift is not None and shift.numel() > 0 and bool(graph.pbc.any()):
+        vectors = vectors + shift.numpy().astype(pos.dtype) @ graph.cell.numpy().reshape(3, 3)
+    return float(np.sqrt(np.einsum("ij,ij->i", vectors, vectors).min()))
 
 
 def write_shard(
@@ -335,6 +340,16 @@ _ENVIRONMENTS: dict[tuple[int, str], lmdb.Environment] = {}
 """Open read handles by (process id, shard path): LMDB handles must not cross a fork."""
 
 
+def _close_readers() -> None:
+    """Close this process's read handles; run before every fork (DataLoader workers), so that a child
+    opens its own and the parent reopens its own on the next read."""
+    for key in [key for key in _ENVIRONMENTS if key[0] == os.getpid()]:
+        _ENVIRONMENTS.pop(key).close()
+
+
+os.register_at_fork(before=_close_readers)
+
+
 def _reader(path: Path) -> lmdb.Environment:
     key = (os.getpid(), str(path))
     env = _ENVIRONMENTS.get(key)
@@ -395,7 +410,7 @@ def load_or_build_store(
 @contextlib.contextmanager
 def _build_lock(directory: Path) -> Iterator[None]:
     """An exclusive lock on ``directory/.build.lock`` (``flock``: released when the process dies)."""
-    with open(directory / ".build.lock", "w") as handle:
+    with open(directory / ".build.lock", "a") as handle:  # "a": opening leaves the file untouched
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
