@@ -284,3 +284,18 @@ def test_two_processes_asking_for_the_same_store_at_once_build_it_once(tmp_path)
     assert sorted(built) == [0, 24]  # every graph built once, by one of them
     store = GraphStore(next(cache.glob("*.store")))  # checksums verified
     assert_same_rows(store, load_structures(xyz, RADIUS, cache=tmp_path / "memory", progress=False))
+
+
+def test_loader_workers_read_a_store_the_parent_has_open(tmp_path):
+    """Forked DataLoader workers open their own LMDB handles (an inherited one is refused by py-lmdb)."""
+    from torch_geometric.loader import DataLoader
+
+    xyz = tmp_path / "mols.xyz"
+    write_xyz(xyz, n=12, seed=5)
+    store = structures_store(xyz, RADIUS, cache=tmp_path, progress=False, shard_size=5)
+    store[0]  # the parent reads first: its handles are open when the workers fork
+    serial = list(DataLoader(store, batch_size=4))
+    forked = list(DataLoader(store, batch_size=4, num_workers=2))
+    for a, b in zip(serial, forked, strict=True):
+        assert torch.equal(a.pos, b.pos) and torch.equal(a.edge_index, b.edge_index)
+    assert store[11].num_nodes == serial[-1].natoms[-1]
