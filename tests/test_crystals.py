@@ -10,6 +10,7 @@ from pathlib import Path
 
 import ase.io
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from ase import Atoms
@@ -550,3 +551,53 @@ def test_cgcnn_convolution_per_atom_equals_the_papers_concatenation_in_values_an
         conv.pre_activation(h, e, edge_index), conv.reference_pre_activation(h, e, edge_index))]  # fmt: skip
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_screen_crystals_streams_in_chunks_and_a_killed_screen_resumes_to_the_same_file(
+    crystal_run, tmp_path, monkeypatch
+):
+    import atomgraph.apps.crystals.screening as screening
+
+    _, run_dir = crystal_run
+    folder = tmp_path / "library"
+    folder.mkdir()
+    for k, atoms in enumerate(crystals(9, seed=11)):
+        (folder / f"c{k}.cif").write_bytes(cif_bytes(atoms))
+    (folder / "c4b_broken.cif").write_text("data_x\nnonsense\n")
+    whole = tmp_path / "whole.csv"
+    summary = screening.screen_structures(run_dir, folder, whole, workers=1, progress=False)
+    assert (summary.ranked, summary.skipped) == (9, 1)
+    table = pd.read_csv(whole, keep_default_na=False)
+    assert table["rank"].tolist() == [str(k) for k in range(1, 10)] + [""]
+    assert table["formation_energy_per_atom"].iloc[:9].astype(float).is_monotonic_increasing  # low first
+    assert "broken" in table["id"].iloc[-1] and table["error"].iloc[-1]
+    chunked = tmp_path / "chunked.csv"
+    screening.screen_structures(run_dir, folder, chunked, workers=1, progress=False, chunk_rows=3)
+    in_chunks = pd.read_csv(chunked, keep_default_na=False)  # batches of 3, not 9: float32 round-off only
+    for column in table.columns:
+        if column in ("formation_energy_per_atom", "band_gap"):
+            values = [pd.to_numeric(t[column], errors="coerce") for t in (in_chunks, table)]
+            np.testing.assert_allclose(*values, rtol=1e-5, atol=1e-6)
+        else:
+            assert in_chunks[column].tolist() == table[column].tolist(), column
+
+    real, calls = screening.graphs_from_texts, []
+
+    def dies_on_the_third_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as a kill between two chunks
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(screening, "graphs_from_texts", dies_on_the_third_chunk)
+    killed = tmp_path / "killed.csv"
+    with pytest.raises(KeyboardInterrupt):
+        screening.screen_structures(run_dir, folder, killed, workers=1, progress=False, chunk_rows=3)
+    unranked = tmp_path / "killed.csv.unranked.csv"
+    assert json.loads((tmp_path / "killed.csv.progress").read_text())["rows"] == 6 and not killed.exists()
+    with open(unranked, "a") as handle:
+        handle.write("c9,half a row wri")  # a chunk the kill cut mid-write
+    monkeypatch.setattr(screening, "graphs_from_texts", real)
+    screening.screen_structures(run_dir, folder, killed, workers=1, progress=False, chunk_rows=3, resume=True)
+    assert killed.read_text() == chunked.read_text()
+    assert not unranked.exists() and not (tmp_path / "killed.csv.progress").exists()

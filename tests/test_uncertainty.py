@@ -387,15 +387,17 @@ def test_screen_crystals_with_an_ensemble_writes_sigma_and_ranks_by_ucb(tmp_path
     folder.mkdir()
     for k, atoms in enumerate(crystals(6, seed=7)):
         (folder / f"c{k}.cif").write_bytes(cif_bytes(atoms))
-    table, _ = screen_structures(run_dir, folder, tmp_path / "ranked.csv", "band_gap", workers=1,
-                                 progress=False, acquisition="ucb", kappa=2.0)  # fmt: skip
+    screen_structures(run_dir, folder, tmp_path / "ranked.csv", "band_gap", workers=1, progress=False,
+                      acquisition="ucb", kappa=2.0)  # fmt: skip
+    table = pd.read_csv(tmp_path / "ranked.csv")
     calibration = json.loads((run_dir / "calibration.json").read_text())
     assert (table["band_gap_sigma"] > 0).all()
     expected = table["band_gap"] + 2.0 * table["band_gap_sigma"]  # band gaps rank high first: upper bound
     np.testing.assert_allclose(table["acquisition"], expected)
     assert table["acquisition"].is_monotonic_decreasing
     (run_dir / "calibration.json").rename(tmp_path / "away.json")  # without it: the raw sigma
-    raw, _ = screen_structures(run_dir, folder, tmp_path / "raw.csv", "band_gap", workers=1, progress=False)
+    screen_structures(run_dir, folder, tmp_path / "raw.csv", "band_gap", workers=1, progress=False)
+    raw = pd.read_csv(tmp_path / "raw.csv")
     (tmp_path / "away.json").rename(run_dir / "calibration.json")
     scaled = table.set_index("id")["band_gap_sigma"]
     unscaled = raw.set_index("id")["band_gap_sigma"]

@@ -24,14 +24,16 @@ def screen_crystals(
         str, typer.Option(help="rank by 'mean' or 'ucb' (mean +- kappa sigma; ensembles, mean-variance)")
     ] = "mean",
     kappa: Annotated[float, typer.Option(help="sigma weight of the ucb acquisition")] = 1.0,
+    chunk_rows: Annotated[int, typer.Option(help="structures read and predicted at a time")] = 4096,
+    resume: Annotated[bool, typer.Option(help="go on from OUTPUT.progress after a kill")] = False,
 ) -> None:
     """Predict every structure of a folder and rank them; unreadable files are reported and skipped.
-    Runs with a sigma add it per target; --acquisition ucb ranks by the optimistic bound."""
+    Runs with a sigma add it per target; --acquisition ucb ranks by the optimistic bound. Streams: memory
+    stays flat whatever the library's size, and --resume goes on after a kill."""
     from atomgraph.apps.crystals.screening import screen_structures
 
-    screen_structures(
-        run_dir, folder, output, target, descending, workers, acquisition=acquisition, kappa=kappa
-    )
+    screen_structures(run_dir, folder, output, target, descending, workers, acquisition=acquisition,
+                      kappa=kappa, chunk_rows=chunk_rows, resume=resume)  # fmt: skip
 
 
 register_command(screen_crystals, "screen-crystals", app="crystals")

@@ -1,24 +1,41 @@
 """Screen a folder (or archive) of crystal structures with a trained run: a ranked CSV of predictions.
 
-Files are parsed and turned into graphs in parallel (as for the crystal datasets); a file that cannot
-be read, holds no sensible structure or fails graph building is reported on stderr and listed in the
-returned ``skipped`` table, and the rest are ranked.
+The structures are streamed: read a chunk at a time from the folder or archive, parsed and turned into
+graphs in parallel (as for the crystal datasets), predicted, and appended to ``<output>.unranked.csv``
+with a progress record, so memory does not grow with the library and a killed job resumes where it
+stopped (``resume``). Once every structure is predicted the rows are ranked in bounded memory
+(:func:`atomgraph.evaluation.rank_file.rank_csv`) into the output. A file that cannot be read, holds no
+sensible structure or fails graph building keeps its row, after the ranked ones, with its error.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from ase import Atoms
+from tqdm.auto import tqdm
 
 from atomgraph.apps.crystals.cif_archive import iter_structure_texts
 from atomgraph.apps.crystals.parallel_graphs import arrays_to_graph, graphs_from_texts
 from atomgraph.evaluation.acquisition import acquisition_scores
 from atomgraph.evaluation.calibration import run_calibration
 from atomgraph.evaluation.predict import has_sigma, predict_each
+from atomgraph.evaluation.rank_file import rank_csv
+
+
+@dataclass
+class ScreenSummary:
+    """What :func:`screen_structures` wrote: the ranked CSV, its ranked rows and the files left out."""
+
+    output: Path
+    ranked: int
+    skipped: int
 
 
 def screen_structures(
@@ -32,7 +49,9 @@ def screen_structures(
     progress: bool = True,
     acquisition: str = "mean",
     kappa: float = 1.0,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+    chunk_rows: int = 4096,
+    resume: bool = False,
+) -> ScreenSummary:
     """Predict every CIF/POSCAR in ``folder`` and write them ranked by ``target`` to ``output``.
 
     Args:
@@ -49,73 +68,116 @@ def screen_structures(
             kappa sigma, :mod:`atomgraph.evaluation.acquisition`; column ``acquisition``). A run with a sigma
             (an ensemble, a mean-variance model) adds ``<target>_sigma`` columns, recalibrated on its
             validation split when its report fitted that.
-    Returns ``(ranked, skipped)``; ``skipped`` has ``id`` and ``error`` for every file left out.
+        chunk_rows: structures read, graphed and predicted at a time.
+        resume: go on from ``<output>.progress`` after a kill (the structures already predicted are read
+            past, not parsed again).
     """
     from atomgraph.runs import TrainedRun
 
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     run = TrainedRun.load(run_dir)
-    module = run.module
     names = list(run.targets.names)
     target = target or names[0]
     if target not in names:
         raise ValueError(f"the run predicts {names}, not {target!r}")
     if descending is None:
         descending = run.targets.spec(target).ranks_first == "high"
-    sigma_wanted = has_sigma(module) and run.targets.kind == "regression"
+    sigma_wanted = has_sigma(run.module) and run.targets.kind == "regression"
     acquisition_scores(np.zeros(1), np.zeros(1) if sigma_wanted else None, descending, acquisition, kappa)
-    settings = run.graph
-    keys: list[str] = []
-
-    def items():
-        for key, fmt, text in iter_structure_texts(folder):
-            keys.append(key)
-            yield len(keys) - 1, key, fmt, text
-
-    built = graphs_from_texts(items(), settings, workers, progress=progress, desc=Path(folder).name)
-    good = sorted(row for row, result in built.items() if not isinstance(result, str))
-    failed = [{"id": keys[row], "error": built[row]} for row in sorted(built) if isinstance(built[row], str)]
-    graphs = [arrays_to_graph(built[row]) for row in good]
-    table = pd.DataFrame(
-        {
-            "id": [keys[row] for row in good],
-            "formula": [Atoms(numbers=g.z.numpy()).get_chemical_formula() for g in graphs],
-            "natoms": [int(g.z.numel()) for g in graphs],
-        }
-    )
-    values, errors = predict_each(module, graphs, batch_size, mc_samples=0 if sigma_wanted else None)
-    values = values.reshape(len(graphs), len(names) * (1 + sigma_wanted))
-    sigma = values[:, len(names) :] if sigma_wanted else None
     calibration = run_calibration(run) if sigma_wanted else None
-    if calibration is not None:
-        sigma = calibration.sigma(sigma)
-    for t, name in enumerate(names):
-        table[name] = values[:, t]
-        if sigma is not None:
-            table[f"{name}_sigma"] = sigma[:, t]
-    rank_by = target
-    if acquisition != "mean":
-        column = names.index(target)
-        table["acquisition"] = acquisition_scores(
-            values[:, column], None if sigma is None else sigma[:, column], descending, acquisition, kappa
+    output = Path(output)
+    unranked = output.with_name(output.name + ".unranked.csv")
+    record_file = output.with_name(output.name + ".progress")
+    done = 0
+    if resume and record_file.exists():
+        record = json.loads(record_file.read_text())
+        if record["input"] != str(Path(folder).resolve()):
+            raise ValueError(f"{record_file}: it records a screen of {record['input']}, not {folder}")
+        with open(unranked, "r+b") as handle:
+            handle.truncate(record["bytes"])  # drop a chunk the kill left half-written
+        done = record["rows"]
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        unranked.unlink(missing_ok=True)
+    texts = itertools.islice(iter_structure_texts(folder), done, None)
+    bar = tqdm(initial=done, desc=f"screen {Path(folder).name}", unit="structure", disable=not progress,
+               mininterval=1.0)  # fmt: skip
+    columns: list[str] | None = None
+    while chunk := list(itertools.islice(texts, chunk_rows)):
+        items = [(k, key, fmt, text) for k, (key, fmt, text) in enumerate(chunk)]
+        built = graphs_from_texts(items, run.graph, workers, len(items), progress=False)
+        table = _predicted_rows(run, chunk, built, names, batch_size, sigma_wanted, calibration)
+        if acquisition != "mean":
+            column = f"{target}_sigma" if sigma_wanted else None
+            table["acquisition"] = acquisition_scores(
+                table[target].to_numpy(), None if column is None else table[column].to_numpy(),
+                descending, acquisition, kappa
+            )  # fmt: skip
+        columns = columns or list(table.columns)
+        with open(unranked, "a", newline="") as handle:
+            table[columns].to_csv(handle, header=handle.tell() == 0, index=False)
+            handle.flush()
+            size = handle.tell()
+        done += len(table)
+        record_file.write_text(
+            json.dumps({"input": str(Path(folder).resolve()), "rows": done, "bytes": size})
         )
-        rank_by = "acquisition"
-    unseen = [run.unseen_elements(g.z.tolist()) for g in graphs]
-    table["warning"] = [f"elements never seen in training: {', '.join(u)}" if u else "" for u in unseen]
-    failed += [{"id": table.loc[k, "id"], "error": e} for k, e in enumerate(errors) if e]
-    table = table[[not e for e in errors]] if len(graphs) else table
-    table = table.sort_values(rank_by, ascending=not descending, kind="stable", ignore_index=True)
-    table.insert(0, "rank", pd.array(range(1, len(table) + 1), dtype="Int64"))  # empty for failed files
-    table["error"] = ""
-    skipped = pd.DataFrame(failed, columns=["id", "error"])
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    pd.concat([table, skipped], ignore_index=True).to_csv(output, index=False)  # every file has a row
-    for _, row in skipped.iterrows():
-        print(f"skipped {row['id']}: {row['error']}", file=sys.stderr)
+        bar.update(len(table))
+    bar.close()
+    if not unranked.exists():
+        raise ValueError(f"{folder}: no CIF or POSCAR files to screen")
+    rank_by = "acquisition" if acquisition != "mean" else target
+    ranked, skipped = rank_csv(unranked, output, rank_by, descending)
+    for part in pd.read_csv(output, chunksize=50_000, dtype=str, keep_default_na=False):
+        for _, row in part[part["error"] != ""].iterrows():
+            print(f"skipped {row['id']}: {row['error']}", file=sys.stderr)
+    unranked.unlink()
+    record_file.unlink(missing_ok=True)
     order = "largest" if descending else "smallest"
     print(
-        f"ranked {len(table)} structures by {target}{f' ({acquisition})' * (acquisition != 'mean')} "
-        f"({order} first) -> {output}; {len(skipped)} could not "
-        "be read or evaluated (listed after the ranked rows)",
+        f"ranked {ranked} structures by {target}{f' ({acquisition})' * (acquisition != 'mean')} "
+        f"({order} first) -> {output}; {skipped} could not be read or evaluated (listed after the ranked "
+        "rows)",
         file=sys.stderr,
     )
-    return table, skipped
+    return ScreenSummary(output, ranked, skipped)
+
+
+def _predicted_rows(
+    run, chunk: list, built: dict, names: list[str], batch_size: int, sigma_wanted: bool, calibration
+) -> pd.DataFrame:
+    """One output row per structure text of ``chunk`` (in order): id, formula, natoms, the predictions
+    (with sigma), warning and error."""
+    graphs = {k: arrays_to_graph(result) for k, result in built.items() if not isinstance(result, str)}
+    order = sorted(graphs)
+    rows = [{"id": key, "formula": "", "error": ""} for key, _, _ in chunk]
+    for k, result in built.items():
+        if isinstance(result, str):
+            rows[k]["error"] = result
+    table = pd.DataFrame(rows)
+    table["natoms"] = pd.array([pd.NA] * len(table), dtype="Int64")
+    value_names = [*names, *(f"{n}_sigma" for n in names if sigma_wanted)]
+    for name in value_names:
+        table[name] = np.nan
+    table["warning"] = ""
+    if order:
+        values, errors = predict_each(
+            run.module, [graphs[k] for k in order], batch_size, mc_samples=0 if sigma_wanted else None
+        )
+        values = values.reshape(len(order), len(value_names))
+        if calibration is not None:
+            values[:, len(names) :] = calibration.sigma(values[:, len(names) :])
+        for slot, k in enumerate(order):
+            z = graphs[k].z
+            table.loc[k, "formula"] = Atoms(numbers=z.numpy()).get_chemical_formula()
+            table.loc[k, "natoms"] = int(z.numel())
+            if errors[slot]:
+                table.loc[k, "error"] = errors[slot]
+                continue
+            table.loc[k, value_names] = values[slot]
+            unseen = run.unseen_elements(z.tolist())
+            table.loc[k, "warning"] = (
+                f"elements never seen in training: {', '.join(unseen)}" if unseen else ""
+            )
+    return table[["id", "formula", "natoms", *value_names, "warning", "error"]]
