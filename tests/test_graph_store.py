@@ -299,3 +299,35 @@ def test_loader_workers_read_a_store_the_parent_has_open(tmp_path):
     for a, b in zip(serial, forked, strict=True):
         assert torch.equal(a.pos, b.pos) and torch.equal(a.edge_index, b.edge_index)
     assert store[11].num_nodes == serial[-1].natoms[-1]
+
+
+def test_atom_counts_leave_out_a_master_node_as_in_memory(tmp_path):
+    path = csv_with_a_bad_row(tmp_path)
+    spec = GraphSpec(kind="bond", explicit_hydrogens=False, master_node=True)
+    memory = load_csv(path, "smiles", ["value"], spec, cache=tmp_path, progress=False)
+    store = csv_store(path, "smiles", ["value"], spec, cache=tmp_path, progress=False, shard_size=16)
+    assert_same_rows(store, memory)
+
+
+@pytest.mark.parametrize("manifest", ['{"version": 0}', "[]", '{"version": 1, "shards": "x"}'])
+def test_a_manifest_of_another_version_or_layout_is_rebuilt_not_fatal(tmp_path, manifest):
+    xyz = tmp_path / "mols.xyz"
+    write_xyz(xyz, n=10, seed=6)
+    store = structures_store(xyz, RADIUS, cache=tmp_path, progress=False, shard_size=4)
+    (store.directory / "manifest.json").write_text(manifest)
+    with pytest.raises(ValueError, match="manifest"):
+        GraphStore(store.directory)
+    again = structures_store(xyz, RADIUS, cache=tmp_path, progress=False, shard_size=4)
+    assert_same_rows(again, store)
+
+
+def test_a_store_rebuilt_in_this_process_is_read_from_its_new_files(tmp_path):
+    """A handle opened before a shard was rebuilt must not keep reading the replaced (deleted) file."""
+    xyz = tmp_path / "mols.xyz"
+    write_xyz(xyz, n=12, seed=7)
+    store = structures_store(xyz, RADIUS, cache=tmp_path, progress=False, shard_size=6)
+    before = store[8]  # opens shard 1
+    shard = store.directory / "shard-00001.lmdb"
+    shard.write_bytes(b"\0" * shard.stat().st_size)  # wiped: rebuilt on the next open
+    rebuilt = structures_store(xyz, RADIUS, cache=tmp_path, progress=False, shard_size=6)
+    assert_same_graph(rebuilt[8], before)

@@ -31,6 +31,7 @@ import math
 import multiprocessing
 import os
 import struct
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -170,14 +171,13 @@ def write_shard(
         for offset, row in enumerate(rows):
             try:
                 graph = build(row.payload)
-                record = encode_graph(graph)
             except (ValueError, RuntimeError, KeyError) as error:
                 skipped.append({"index": start + offset, "id": row.row_id, "error": str(error)})
                 continue
-            txn.put(_key(len(ids)), record)
+            txn.put(_key(len(ids)), encode_graph(graph))  # a graph it cannot store is a bug, not a bad row
             ids.append(row.row_id)
             smiles.append(row.smiles)
-            natoms.append(int(graph.num_nodes))
+            natoms.append(int(graph.natoms) if "natoms" in graph else int(graph.num_nodes))  # no master node
             targets.append(graph.y.reshape(-1).double().numpy())
             z = graph.z.numpy()
             numbers.append(z[z > 0].astype(np.uint8))
@@ -189,15 +189,10 @@ def write_shard(
         env.sync(True)
     finally:
         env.close()
-    width = len(targets[0]) if targets else 0
-    np.savez(
-        summary_path,
-        natoms=np.asarray(natoms, dtype=np.int64),
-        y=np.asarray(targets, dtype=np.float64).reshape(len(ids), width),
-        z=np.concatenate(numbers) if numbers else np.zeros(0, dtype=np.uint8),
-        z_counts=np.asarray([len(n) for n in numbers], dtype=np.int64),
-        shortest=np.asarray(shortest, dtype=np.float64),
-    )
+    with open(summary_path, "wb") as handle:
+        _write_summary(handle, natoms, targets, numbers, shortest, len(ids))
+        handle.flush()
+        os.fsync(handle.fileno())  # on disk before the marker that vouches for it
     record = {
         "shard": shard,
         "start": start,
@@ -214,6 +209,18 @@ def write_shard(
     return len(rows)
 
 
+def _write_summary(handle, natoms: list, targets: list, numbers: list, shortest: list, rows: int) -> None:
+    width = len(targets[0]) if targets else 0
+    np.savez(
+        handle,
+        natoms=np.asarray(natoms, dtype=np.int64),
+        y=np.asarray(targets, dtype=np.float64).reshape(rows, width),
+        z=np.concatenate(numbers) if numbers else np.zeros(0, dtype=np.uint8),
+        z_counts=np.asarray([len(n) for n in numbers], dtype=np.int64),
+        shortest=np.asarray(shortest, dtype=np.float64),
+    )
+
+
 def _complete_shard(directory: Path, shard: int, start: int, size: int) -> dict | None:
     """The marker of a finished shard covering exactly ``size`` rows from ``start``, else None."""
     marker = directory / f"{shard_name(shard)}.json"
@@ -221,9 +228,11 @@ def _complete_shard(directory: Path, shard: int, start: int, size: int) -> dict 
         record = json.loads(marker.read_text())
     except (OSError, ValueError):
         return None
-    files_present = all((directory / name).exists() for name in record.get("sha256", {}))
-    if record.get("start") != start or record.get("input_rows") != size or not files_present:
+    if record.get("start") != start or record.get("input_rows") != size:
         return None
+    for name, digest in record.get("sha256", {}).items():  # a damaged finished shard is built again
+        if not (directory / name).exists() or file_sha256(directory / name) != digest:
+            return None
     return record
 
 
@@ -252,6 +261,7 @@ def build_store(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / MANIFEST).unlink(missing_ok=True)
+    _close_readers(directory)  # handles opened before this build would read replaced files
     shard_size = max(int(shard_size), 1)
     bar = tqdm(
         total=source.total,
@@ -306,18 +316,21 @@ def _write_manifest(directory: Path, meta: DatasetMeta, shards: int) -> None:
     # rows that failed (index: position in the input), then what the input itself reported
     meta.skipped = [*(bad for r in records for bad in r["skipped"]), *meta.skipped]
     if not meta.ids:
-        raise ValueError(f"dataset {meta.name!r} has no graphs (every row failed or the source is empty)")
+        first = f" (first: {meta.skipped[0]})" if meta.skipped else ""
+        raise ValueError(
+            f"dataset {meta.name!r} has no graphs: every row failed or the source is empty{first}"
+        )
     if meta.skipped:
         log.warning("%s: skipped %d bad rows (first: %s)", meta.name, len(meta.skipped), meta.skipped[0])
-    summaries = [np.load(directory / f"{shard_name(k)}.npz") for k in range(shards)]
-    width = len(meta.targets)
+    parts: dict[str, list[np.ndarray]] = {}
+    for k in range(shards):  # one summary open at a time
+        with np.load(directory / f"{shard_name(k)}.npz") as summary:
+            for name in ("natoms", "y", "z", "z_counts", "shortest"):
+                parts.setdefault(name, []).append(summary[name].reshape(-1, len(meta.targets)) if name == "y"
+                                                  else summary[name])  # fmt: skip
     np.savez(
         directory / "index.npz",
-        natoms=np.concatenate([s["natoms"] for s in summaries]),
-        y=np.concatenate([s["y"].reshape(-1, width) for s in summaries]),
-        z=np.concatenate([s["z"] for s in summaries]),
-        z_counts=np.concatenate([s["z_counts"] for s in summaries]),
-        shortest=np.concatenate([s["shortest"] for s in summaries]),
+        **{name: np.concatenate(arrays) for name, arrays in parts.items()},
         shard_rows=np.asarray([r["rows"] for r in records], dtype=np.int64),
     )
     manifest = {
@@ -329,6 +342,7 @@ def _write_manifest(directory: Path, meta: DatasetMeta, shards: int) -> None:
         ],
         "index_sha256": file_sha256(directory / "index.npz"),
     }
+    _write_stamps(directory, _expected_files(manifest))  # every file was hashed during this build
     tmp = directory / f"{MANIFEST}.tmp"
     tmp.write_text(json.dumps(manifest))
     os.replace(tmp, directory / MANIFEST)
@@ -336,15 +350,20 @@ def _write_manifest(directory: Path, meta: DatasetMeta, shards: int) -> None:
 
 # -------------------------------------------------------------------------------------------- read
 
-_ENVIRONMENTS: dict[tuple[int, str], lmdb.Environment] = {}
-"""Open read handles by (process id, shard path): LMDB handles must not cross a fork."""
+_ENVIRONMENTS: OrderedDict[tuple[int, str], lmdb.Environment] = OrderedDict()
+"""Open read handles by (process id, shard path), least recently used first: LMDB handles must not cross
+a fork, and a store of many shards must not use up the process's file descriptors."""
+
+#: read handles a process keeps open (one file descriptor each)
+MAX_OPEN_SHARDS = 64
 
 
-def _close_readers() -> None:
-    """Close this process's read handles; run before every fork (DataLoader workers), so that a child
-    opens its own and the parent reopens its own on the next read."""
+def _close_readers(directory: Path | None = None) -> None:
+    """Close this process's read handles (those of shards in ``directory``, or all); run before every
+    fork (DataLoader workers), so that a child opens its own and the parent reopens on its next read."""
     for key in [key for key in _ENVIRONMENTS if key[0] == os.getpid()]:
-        _ENVIRONMENTS.pop(key).close()
+        if directory is None or Path(key[1]).parent == Path(directory):
+            _ENVIRONMENTS.pop(key).close()
 
 
 os.register_at_fork(before=_close_readers)
@@ -356,6 +375,11 @@ def _reader(path: Path) -> lmdb.Environment:
     if env is None:
         env = lmdb.open(str(path), subdir=False, readonly=True, lock=False, readahead=False, meminit=False)
         _ENVIRONMENTS[key] = env
+        while len(_ENVIRONMENTS) > MAX_OPEN_SHARDS:
+            _, oldest = _ENVIRONMENTS.popitem(last=False)
+            oldest.close()
+    else:
+        _ENVIRONMENTS.move_to_end(key)
     return env
 
 
@@ -364,18 +388,72 @@ def is_complete_store(directory: str | Path) -> bool:
     return (Path(directory) / MANIFEST).exists()
 
 
-def damaged_files(directory: str | Path, manifest: dict | None = None) -> list[Path]:
-    """The files of a finished store that are missing or whose sha256 differs from the manifest."""
-    directory = Path(directory)
-    manifest = manifest or json.loads((directory / MANIFEST).read_text())
+def _expected_files(manifest: dict) -> dict[str, str]:
+    """File name -> sha256 of every file a finished store holds."""
     expected = {"index.npz": manifest["index_sha256"]}
     for shard in manifest["shards"]:
         expected.update(shard["sha256"])
-    return [
-        directory / name
-        for name, digest in expected.items()
-        if not (directory / name).exists() or file_sha256(directory / name) != digest
-    ]
+    return expected
+
+
+def _stamp(path: Path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _write_stamps(directory: Path, names) -> None:
+    """Record size and modification time of files whose sha256 was just checked (``verified.json``)."""
+    try:
+        (directory / "verified.json").write_text(
+            json.dumps({name: _stamp(directory / name) for name in names})
+        )
+    except OSError:  # a read-only store: every open hashes again
+        pass
+
+
+def damaged_files(directory: str | Path, manifest: dict | None = None, full: bool = False) -> list[Path]:
+    """The files of a finished store that are missing or whose sha256 differs from the manifest.
+
+    Files whose size and modification time are those recorded when they were last hashed
+    (``verified.json``) are not hashed again unless ``full``: opening a large store stays cheap, and a
+    file written since (a damaged or replaced shard) is always hashed."""
+    directory = Path(directory)
+    manifest = manifest or read_manifest(directory)
+    try:
+        stamps = {} if full else json.loads((directory / "verified.json").read_text())
+    except (OSError, ValueError):
+        stamps = {}
+    bad, checked = [], []
+    for name, digest in _expected_files(manifest).items():
+        path = directory / name
+        if not path.exists():
+            bad.append(path)
+        elif stamps.get(name) != _stamp(path):
+            (bad if file_sha256(path) != digest else checked).append(path)
+    if checked:
+        _write_stamps(directory, [n for n in _expected_files(manifest) if directory / n not in bad])
+    return bad
+
+
+def read_manifest(directory: str | Path) -> dict:
+    """A finished store's manifest, checked for this version and layout (``ValueError`` otherwise)."""
+    path = Path(directory) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+        if manifest.get("version") != STORE_VERSION:
+            raise ValueError(f"store version {manifest.get('version')}, this atomgraph reads {STORE_VERSION}")
+        _expected_files(manifest)
+        if not all(isinstance(shard["rows"], int) for shard in manifest["shards"]):
+            raise ValueError("a shard's row count is not an integer")
+        DatasetMeta.from_dict(manifest["meta"])
+    except FileNotFoundError:
+        raise ValueError(
+            f"{directory}: not a finished graph store (no {MANIFEST}); build it again (finished shards "
+            "are kept)"
+        ) from None
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"{path}: unreadable graph-store manifest ({error})") from error
+    return manifest
 
 
 def load_or_build_store(
@@ -394,15 +472,14 @@ def load_or_build_store(
         if is_complete_store(directory):
             try:
                 bad = damaged_files(directory)
-            except (OSError, ValueError, KeyError) as error:  # an unreadable manifest: rebuild the index
-                log.warning("%s: unreadable store manifest (%s); finishing the build again", directory, error)
-                bad = []
+            except ValueError as error:  # another version or layout: derived data, built again
+                log.warning("%s; finishing the build again (finished shards are kept)", error)
                 (directory / MANIFEST).unlink()
-            if bad or not is_complete_store(directory):
-                for path in bad:
-                    log.warning("%s: corrupt or missing graph-store file; rebuilding its shard", path)
-                    (directory / f"{path.name.split('.')[0]}.json").unlink(missing_ok=True)
-            else:
+                bad = []
+            for path in bad:
+                log.warning("%s: corrupt or missing graph-store file; rebuilding what holds it", path)
+                (directory / f"{path.name.split('.')[0]}.json").unlink(missing_ok=True)
+            if is_complete_store(directory) and not bad:
                 return GraphStore(directory, verify=False)
         return build_store(make_input(), directory, shard_size, workers, progress)
 
@@ -410,7 +487,12 @@ def load_or_build_store(
 @contextlib.contextmanager
 def _build_lock(directory: Path) -> Iterator[None]:
     """An exclusive lock on ``directory/.build.lock`` (``flock``: released when the process dies)."""
-    with open(directory / ".build.lock", "a") as handle:  # "a": opening leaves the file untouched
+    try:
+        handle = open(directory / ".build.lock", "a")
+    except OSError:  # a read-only store (shared, prebuilt): nothing will be built, nothing to lock
+        yield
+        return
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -432,24 +514,15 @@ class GraphStore(Dataset):
     def __init__(self, directory: str | Path, verify: bool = True):
         super().__init__(None)
         self.directory = Path(directory)
-        manifest_path = self.directory / MANIFEST
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except FileNotFoundError:
-            raise ValueError(
-                f"{self.directory}: not a finished graph store (no {MANIFEST}); build it again, finished "
-                "shards are kept"
-            ) from None
-        except ValueError as error:
-            raise ValueError(f"{manifest_path}: corrupt store manifest ({error})") from error
-        if manifest.get("version") != STORE_VERSION:
-            raise ValueError(
-                f"{self.directory}: store version {manifest.get('version')}, expected {STORE_VERSION}"
-            )
+        manifest = read_manifest(self.directory)
         self.meta = DatasetMeta.from_dict(manifest["meta"])
         self._shards = [self.directory / f"{shard['name']}.lmdb" for shard in manifest["shards"]]
         if verify:
-            self.verify(manifest)
+            bad = damaged_files(self.directory, manifest)
+            if bad:
+                raise ValueError(
+                    f"{bad[0]}: corrupt or missing graph-store file (sha256 differs from the manifest)"
+                )
         index = np.load(self.directory / "index.npz")
         self._natoms = index["natoms"]
         self._y = index["y"]
@@ -459,10 +532,10 @@ class GraphStore(Dataset):
         self._starts = np.concatenate([[0], np.cumsum(index["shard_rows"])])
         self._columns: np.ndarray | None = None  # selected target columns; None = all
 
-    def verify(self, manifest: dict | None = None) -> None:
-        """Check every shard's files and the index against the manifest's sha256; a ``ValueError``
-        names the first file that is missing or differs."""
-        bad = damaged_files(self.directory, manifest)
+    def verify(self) -> None:
+        """Hash every file of the store again and compare with the manifest; a ``ValueError`` names the
+        first file that is missing or differs."""
+        bad = damaged_files(self.directory, full=True)
         if bad:
             raise ValueError(
                 f"{bad[0]}: corrupt or missing graph-store file (sha256 differs from the manifest)"

@@ -46,7 +46,9 @@ def _qm9_store(data: dict, spec: GraphSpec, progress: bool) -> GraphStore:
 def store_workers(data: dict) -> int:
     """Processes that build an on-disk store (``data.store.workers``; None: every core)."""
     workers = data["store"]["workers"]
-    return len(os.sched_getaffinity(0)) if workers is None else max(int(workers), 1)
+    if workers is not None:
+        return max(int(workers), 1)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _csv(data: dict, spec: GraphSpec, progress: bool) -> GraphDataset:

@@ -90,8 +90,8 @@ def structures_store(
     workers: int = 1,
 ) -> GraphStore:
     """The structures of a file as an on-disk graph store (the rows, order and graphs of
-    :func:`load_structures`); extended XYZ is read frame by frame, an ASE database (including
-    fairchem's ``.aselmdb``) row by row, so the input never has to fit in memory."""
+    :func:`load_structures`); extended XYZ is read frame by frame, an ASE database row by row, so the
+    input never has to fit in memory."""
     name = Path(path).stem
 
     def make_input() -> StoreInput:

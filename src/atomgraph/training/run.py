@@ -222,12 +222,13 @@ def check_resumable(run_dir: Path, config: dict) -> None:
     if not recorded_file.exists():
         return
     budget = {"epochs", "max_time", "max_steps", "early_stopping_patience", "progress"}
+    storage = {("data", "storage"), ("data", "store")}  # where the same graphs are kept, not what they are
     recorded = read_run_config(recorded_file)
     changed = [
         key
         for section in ("data", "model", "task")
         for key in sorted(set(recorded[section]) | set(config[section]))
-        if recorded[section].get(key) != config[section].get(key)
+        if (section, key) not in storage and recorded[section].get(key) != config[section].get(key)
     ]
     changed += [
         f"training.{k}" for k in sorted(config["training"])
