@@ -149,3 +149,15 @@ def test_a_datasets_own_section_comes_from_its_application():
     assert "crystals" not in swept["data"]
     (_, _, swept), *_ = sweep_configs(crystals, [4.0], [2], Path("/tmp/unused"))
     assert swept["data"]["crystals"]["descriptor_baseline"] is False
+
+
+def test_exponent_floats_without_a_dot_are_numbers_in_files_and_overrides(tmp_path):
+    """PyYAML's YAML 1.1 reads ``1e-3`` as a string; the optimiser would then fail deep inside torch."""
+    from atomgraph.training.config import load_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text("training:\n  lr: 1e-3\n  weight_decay: 5E-05\n")
+    config = load_config(path, ["training.gradient_clip=1e1"])
+    assert (config["training"]["lr"], config["training"]["weight_decay"]) == (1e-3, 5e-5)
+    assert config["training"]["gradient_clip"] == 10.0
+    assert load_config(None, ["name=1e3_run"])["name"] == "1e3_run"  # not a number: stays text

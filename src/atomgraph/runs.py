@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 from ase import Atoms
 from torch_geometric.data import Data
 
@@ -29,7 +28,7 @@ from atomgraph.data.safe_load import safe_torch_load
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.nn.readout import POOLS
 from atomgraph.targets import TargetSet, targets_from_columns
-from atomgraph.training.config import read_run_config
+from atomgraph.training.config import read_run_config, read_yaml
 from atomgraph.training.ensemble import EnsembleModule, is_ensemble, member_dirs
 from atomgraph.training.finetune import InitialWeights
 from atomgraph.training.module import AtomgraphModule
@@ -252,7 +251,7 @@ class TrainedRun:
             calibration = stored.get("calibration")
         elif "hyper_parameters" in stored and "state_dict" in stored:
             hparams, weights = stored["hyper_parameters"], stored["state_dict"]
-            raw = yaml.safe_load(config_file.read_text()) if config_file is not None else None
+            raw = read_yaml(config_file.read_text()) if config_file is not None else None
             calibration = read_calibration(config_file.parent) if config_file is not None else None
         else:
             raise RunLoadError(f"{path}: not an atomgraph checkpoint or export (no hyperparameters)")

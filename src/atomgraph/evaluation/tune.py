@@ -33,7 +33,7 @@ import pandas as pd
 import yaml
 
 from atomgraph.evaluation.jsonfile import write_json
-from atomgraph.training.config import ConfigError, apply_overrides, dump_config
+from atomgraph.training.config import ConfigError, apply_overrides, dump_config, read_yaml
 
 PRUNERS = ("median", "hyperband", "none")
 SEARCH_KEYS = {"metric", "pruner", "startup_trials", "overrides", "space"}
@@ -44,7 +44,7 @@ def read_search(path: str | Path) -> dict:
     (with optional ``log: true``) or ``{choice: [...]}``."""
     path = Path(path)
     try:
-        search = yaml.safe_load(path.read_text()) or {}
+        search = read_yaml(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as error:
         raise ConfigError(f"search file {path}: cannot read it ({error})") from error
     unknown = sorted(set(search) - SEARCH_KEYS)

@@ -7,6 +7,7 @@ free-form), ``task`` (loss, atomref), ``training`` (optimiser, schedule, stoppin
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,23 @@ DEFAULTS: dict[str, Any] = {
 FREE_FORM = {("model",), ("data", "graph"), ("data", "reductions"), ("init", "lr_factors")}
 
 
+class ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading ``1e-3`` (no dot, YAML 1.1) as the float YAML 1.2 and every user
+    means instead of the string ``"1e-3"``."""
+
+
+ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def read_yaml(text: str):
+    """YAML text as Python values (safe: plain data only), with :class:`ConfigLoader`."""
+    return yaml.load(text, Loader=ConfigLoader)
+
+
 class ConfigError(ValueError):
     """A configuration key or value is wrong; the message names it."""
 
@@ -166,7 +184,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like key.sub=value")
     key, value = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(value)
+    return key.strip().split("."), read_yaml(value)
 
 
 def apply_overrides(config: dict, overrides: Sequence[str]) -> dict:
@@ -188,7 +206,7 @@ def load_config(
     config = copy.deepcopy(DEFAULTS)
     if path is not None:
         try:
-            loaded = yaml.safe_load(Path(path).read_text()) or {}
+            loaded = read_yaml(Path(path).read_text()) or {}
         except (OSError, yaml.YAMLError) as error:
             raise ConfigError(f"config {path}: cannot read it ({error})") from error
         if not isinstance(loaded, dict):
@@ -241,7 +259,7 @@ def read_run_config(path: str | Path) -> dict:
     are dropped here; :func:`legacy_hyper_parameters` reads what they meant)."""
     path = Path(path)
     try:
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = read_yaml(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as error:
         raise ConfigError(f"{path}: cannot read the run config ({error})") from error
     loaded = copy.deepcopy(loaded)
