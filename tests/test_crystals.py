@@ -459,6 +459,16 @@ def test_run_reports_baselines_shortcut_and_warnings(crystal_run):
             assert {"mae", "spearman", "top5_recall"} <= set(entry[label]), (name, label)
         assert {"retained_global", "retained_within"} <= set(metrics["shortcut"][name])
     assert metrics["test"]["band_gap"]["top_k"] == {"k": 5, "largest": True}
+    worst = metrics["test"]["formation_energy_per_atom"]["worst_five"]
+    errors = [w["abs_error"] for w in worst]
+    assert len(worst) == 4 and errors == sorted(errors, reverse=True)  # the test split has 4 crystals
+    assert {"formula", "rarest_element", "rarest_element_training_share", "composition_mlp_abs_error"} <= set(
+        worst[0]
+    )
+    assert 0.0 <= worst[0]["rarest_element_training_share"] <= 1.0
+    for name in ("formation_energy_per_atom", "band_gap"):
+        assert set(metrics["volume_response"][name]) >= {"flat_share", "median_change_at_largest_scale"}
+        assert (run_dir / "plots" / f"volume_response_{name}.png").stat().st_size > 1000
     assert any("formation_energy_per_atom" in w and "pitfall" in w for w in metrics["warnings"])
 
 
@@ -601,3 +611,47 @@ def test_screen_crystals_streams_in_chunks_and_a_killed_screen_resumes_to_the_sa
     screening.screen_structures(run_dir, folder, killed, workers=1, progress=False, chunk_rows=3, resume=True)
     assert killed.read_text() == chunked.read_text()
     assert not unranked.exists() and not (tmp_path / "killed.csv.progress").exists()
+
+
+class _MeanEdgeLength(torch.nn.Module):
+    """A 'model' that reads geometry only: the mean edge length of each graph (Å)."""
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, batch):
+        from atomgraph.graphs.geometry import edge_lengths, edge_vectors
+        from atomgraph.nn.scatter import scatter_mean
+
+        lengths = edge_lengths(edge_vectors(batch))
+        return scatter_mean(lengths, batch.batch[batch.edge_index[1]], batch.num_graphs).unsqueeze(-1)
+
+
+class _CompositionOnly(_MeanEdgeLength):
+    def forward(self, batch):
+        from atomgraph.nn.scatter import scatter_mean
+
+        return scatter_mean(batch.z.double(), batch.batch, batch.num_graphs).unsqueeze(-1) + self.anchor
+
+
+def test_volume_response_sees_geometry_and_flags_a_composition_only_model(tmp_path):
+    from atomgraph.apps.crystals.volume_response import SCALES, atoms_of, scaled_graphs, volume_response
+    from atomgraph.evaluation.plots import volume_response_plot
+
+    spec = GraphSpec(cutoff=6.0, max_neighbors=12)
+    graphs = [spec.build(atoms) for atoms in crystals(5, seed=3)]
+    assert np.allclose(atoms_of(graphs[0]).get_volume(), crystals(5, seed=3)[0].get_volume(), rtol=1e-6)
+    scaled = scaled_graphs(graphs[:1], spec, [0.9, 1.0, 1.1])
+    volumes = [atoms_of(g).get_volume() for g in scaled]
+    np.testing.assert_allclose(np.array(volumes) / volumes[1], [0.9**3, 1.0, 1.1**3], rtol=1e-6)
+    geometric = volume_response(_MeanEdgeLength(), graphs, spec)
+    curves = geometric["curves"]
+    assert curves.shape == (5, len(SCALES)) and np.all(curves[:, SCALES.index(1.0)] == 0)
+    assert np.all(np.diff(curves, axis=1) > 0)  # every edge grows with the cell
+    assert geometric["summary"]["flat_share"] == 0.0
+    assert geometric["summary"]["minimum_within_3_percent_share"] == 0.0  # a slope, not a bowl
+    flat = volume_response(_CompositionOnly(), graphs, spec)["summary"]
+    assert flat["flat_share"] == 1.0 and flat["median_range"] == 0.0
+    volume_response_plot(SCALES, curves, tmp_path / "ev.png", unit="Å")
+    assert (tmp_path / "ev.png").stat().st_size > 1000

@@ -235,6 +235,26 @@ def error_vs_size(
     return _save(fig, path)
 
 
+def volume_response_plot(scales: Any, curves: Any, path: PathLike, unit: str = "", title: str = "") -> Path:
+    """E(V) check: predicted change from the DFT cell against the cell's volume ratio ``s³``, one thin
+    line per crystal (at most 100 drawn) and the median in bold."""
+    scales, curves = np.asarray(scales, dtype=float), np.asarray(curves, dtype=float)
+    volume = scales**3
+    fig = _new_figure((5.0, 4.0))
+    ax = fig.add_subplot()
+    for curve in curves[:100]:
+        ax.plot(volume, curve, color="C7", alpha=0.25, linewidth=0.8)
+    ax.plot(volume, np.median(curves, axis=0), color="C3", linewidth=2.5, label=f"median of {len(curves)}")
+    ax.axvline(1.0, color="k", linewidth=0.8, linestyle=":")
+    ax.axhline(0.0, color="k", linewidth=0.8)
+    ax.set_xlabel("V / V_DFT")
+    ax.set_ylabel(_with_unit("prediction - prediction at V_DFT", unit))
+    ax.set_title(title or "fixed chemistry, scaled cell")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 def comparison_bar(results: dict[str, float], path: PathLike, metric: str = "MAE", unit: str = "") -> Path:
     """Horizontal bars of one metric for several models and baselines, in the given order, values written.
 

@@ -84,6 +84,7 @@ CRYSTAL_SETTINGS = {
     "top_k": 100,  # report: top-k recall (direction from the target: low energies, high gaps)
     "descriptor_baseline": True,  # report: Magpie-style + structure descriptors + random forest
     "shortcut": True,  # report: R² kept after scrambling the elements over the sites
+    "volume_response": 100,  # report: the E(V) check on this many test crystals (0: none)
 }
 
 register_dataset(

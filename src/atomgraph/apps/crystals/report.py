@@ -2,9 +2,11 @@
 
 For every target: top-k recall of the model and of every baseline, a composition-only MLP, the
 descriptor baseline (Magpie-style statistics + structure fingerprints + random forest), the shortcut
-diagnostic (R² kept after scrambling the elements) and the readout warnings. Options live in
-``data.crystals`` (``top_k``, ``descriptor_baseline``, ``shortcut``; defaults in
-:data:`atomgraph.apps.crystals.CRYSTAL_SETTINGS`).
+diagnostic (R² kept after scrambling the elements), the five worst-predicted test crystals inspected
+(seed 004, exercise 4: rare chemistry? large cell? a shortcut victim, wrong where composition alone is
+wrong?), the E(V) check (:mod:`atomgraph.apps.crystals.volume_response`, with its plot) and the readout
+warnings. Options live in ``data.crystals`` (``top_k``, ``descriptor_baseline``, ``shortcut``,
+``volume_response``; defaults in :data:`atomgraph.apps.crystals.CRYSTAL_SETTINGS`).
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import warnings
 
 import numpy as np
 import torch
+from ase import Atoms
+from ase.data import chemical_symbols
 
 from atomgraph.apps.crystals.descriptor_baseline import DescriptorBaseline, descriptor_matrix
 from atomgraph.apps.crystals.shortcut import shortcut_diagnostic
+from atomgraph.apps.crystals.volume_response import volume_response
 from atomgraph.evaluation.baselines import CompositionBaseline, MeanBaseline
 from atomgraph.evaluation.metrics import regression_metrics, top_k_recall
 from atomgraph.models import model_card
@@ -62,11 +67,14 @@ def add_crystal_report(results: dict, config: dict, module, dataset, split: dict
                 entry[label] = regression_metrics(y_test[:, t], values)
             entry[label][f"top{k}_recall"] = top_k_recall(y_test[:, t], values, k, largest[t])
         entry["top_k"] = {"k": k, "largest": largest[t]}
+        entry["worst_five"] = worst_crystals(train, test, t, pred[:, t], predictions["composition_mlp"])
+    batch_size = config["training"]["eval_batch_size"]
     if options["shortcut"]:
-        batch_size = config["training"]["eval_batch_size"]
         results["shortcut"] = shortcut_diagnostic(
             module, test, info.names, y_test, pred, seed=seed, batch_size=batch_size
         )
+    if options["volume_response"]:
+        results["volume_response"] = volume_check(module, test, config, int(options["volume_response"]))
     readouts = model_card(config["model"]["name"]).target_readouts(
         config["model"].get("readout", "auto"), info.reductions
     )
@@ -77,6 +85,64 @@ def add_crystal_report(results: dict, config: dict, module, dataset, split: dict
     return results
 
 
+def worst_crystals(train, test, t: int, pred: np.ndarray, composition: np.ndarray, count: int = 5) -> list:
+    """The ``count`` test crystals with the largest absolute error on target ``t``, each with what might
+    explain it: its rarest element's share of training crystals, its size against the training set
+    (percentile of atoms per cell), and the composition-only MLP's error on it (similar: the model
+    fails where composition alone fails -- a shortcut victim)."""
+    y = test.targets_array()[:, t]
+    error = np.abs(pred - y)
+    train_numbers, test_numbers = train.atomic_numbers(), test.atomic_numbers()
+    containing: dict[int, int] = {}
+    for numbers in train_numbers:
+        for z in set(numbers.tolist()):
+            containing[z] = containing.get(z, 0) + 1
+    train_sizes = np.sort(train.num_atoms())
+    out = []
+    for row in np.argsort(np.nan_to_num(error, nan=-1.0))[::-1][:count]:
+        numbers = test_numbers[row]
+        shares = {int(z): containing.get(int(z), 0) / len(train_numbers) for z in set(numbers.tolist())}
+        rarest = min(shares, key=shares.get)
+        out.append(
+            {
+                "id": test.meta.ids[test.indices()[row]] if test.meta.ids else str(row),
+                "formula": Atoms(numbers=numbers).get_chemical_formula(),
+                "true": float(y[row]),
+                "pred": float(pred[row]),
+                "abs_error": float(error[row]),
+                "natoms": len(numbers),
+                "natoms_percentile": float(
+                    100 * np.searchsorted(train_sizes, len(numbers)) / len(train_sizes)
+                ),
+                "rarest_element": chemical_symbols[rarest],
+                "rarest_element_training_share": shares[rarest],
+                "composition_mlp_abs_error": float(abs(composition[row] - y[row])),
+            }
+        )
+    return out
+
+
+def volume_check(module, test, config: dict, count: int) -> dict:
+    """The E(V) check on the first ``count`` test crystals, per target: the summary (and its plot in the
+    run's ``plots/volume_response_<target>.png``)."""
+    from pathlib import Path
+
+    from atomgraph.evaluation.plots import volume_response_plot
+    from atomgraph.training.datasets import graph_spec
+
+    spec = graph_spec(config)
+    graphs = [test[i] for i in range(min(count, len(test)))]
+    out = {}
+    for t, name in enumerate(test.targets.names):
+        response = volume_response(
+            module, graphs, spec, column=t, batch_size=config["training"]["eval_batch_size"]
+        )
+        out[name] = response["summary"]
+        plot = Path(config["run_dir"]) / "plots" / f"volume_response_{name}.png"
+        volume_response_plot(response["scales"], response["curves"], plot, test.targets.units[t], name)
+    return out
+
+
 def format_crystal_report(results: dict) -> str:
     """Plain-text lines for the shortcut diagnostic ("" when there is none); the warnings are printed by
     the generic report."""
@@ -84,4 +150,11 @@ def format_crystal_report(results: dict) -> str:
     for name, entry in results.get("shortcut", {}).items():
         kept = "  ".join(f"{k}={v:.3g}" for k, v in entry.items() if k.startswith(("r2", "retained")))
         lines.append(f"  shortcut diagnostic {name}: {kept}")
+    for name, entry in results.get("volume_response", {}).items():
+        low, high = entry["median_change_at_smallest_scale"], entry["median_change_at_largest_scale"]
+        lines.append(
+            f"  E(V) check {name}: median change at V x0.73 {low:+.3g}, at V x1.33 {high:+.3g}; flat "
+            f"{entry['flat_share']:.0%}, minimum within 3 % of the DFT cell "
+            f"{entry['minimum_within_3_percent_share']:.0%}"
+        )
     return "\n".join(lines)
