@@ -331,3 +331,26 @@ def test_a_store_rebuilt_in_this_process_is_read_from_its_new_files(tmp_path):
     shard.write_bytes(b"\0" * shard.stat().st_size)  # wiped: rebuilt on the next open
     rebuilt = structures_store(xyz, RADIUS, cache=tmp_path, progress=False, shard_size=6)
     assert_same_graph(rebuilt[8], before)
+
+
+def test_fairchem_aselmdb_files_are_a_structure_source_in_memory_and_on_disk(tmp_path):
+    """fairchem's ASE-LMDB format, written by ASE's own backend, read frame by frame."""
+    import ase.db
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    frames = write_xyz(tmp_path / "mols.xyz", n=9, seed=8)
+    path = tmp_path / "mols.aselmdb"
+    rng = np.random.default_rng(0)
+    with ase.db.connect(str(path), type="aselmdb") as db:
+        for atoms in frames:
+            atoms = atoms.copy()
+            forces = rng.normal(size=(len(atoms), 3))
+            atoms.calc = SinglePointCalculator(atoms, energy=atoms.info.pop("energy"), forces=forces)
+            db.write(atoms)
+    memory = load_structures(path, RADIUS, cache=tmp_path, progress=False)
+    assert len(memory) == len(frames) == 9
+    np.testing.assert_allclose(memory.targets_array()[:, 0], [a.info["energy"] for a in frames], rtol=1e-6)
+    store = structures_store(path, RADIUS, cache=tmp_path, progress=False, shard_size=4)
+    assert_same_rows(store, memory)
+    assert store[3].forces.shape == (len(frames[3]), 3)
+    assert torch.equal(store[3].forces, memory[3].forces)

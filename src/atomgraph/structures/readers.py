@@ -14,7 +14,8 @@ mol2                      RDKit      one record per ``@<TRIPOS>MOLECULE``; charg
 cif                       ASE        one record per data block
 poscar, contcar, vasp     ASE        also file names containing POSCAR / CONTCAR
 pdb                       RDKit/ASE  RDKit keeps bonds (``info["rdkit_mol"]``); ASE if RDKit fails
-db                        ASE        every row; key-value pairs -> ``info``; energy/forces if stored
+db, aselmdb               ASE        every row; key-value pairs -> ``info``; energy/forces if stored;
+                                     ``.aselmdb``: fairchem's ASE-LMDB (needs ``ase-db-backends``)
 ========================= ========== =================================================================
 
 Units: positions and cells in Å, energies in eV, forces in eV/Å, stress in eV/Å^3 (3x3 in ``info``).
@@ -26,6 +27,7 @@ refuses to save calculator results under keys that already exist in ``info``/``a
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -56,6 +58,7 @@ FORMATS: dict[str, str] = {
     "vasp": "vasp",
     "pdb": "pdb",
     "db": "db",
+    "aselmdb": "db",
 }
 
 _SUPPORTED = ", ".join(FORMATS)
@@ -326,7 +329,11 @@ def _read_vasp(path: Path) -> list[ase.Atoms]:
 def _read_db(path: Path) -> Iterator[ase.Atoms]:
     """ASE database: every row (streamed), with its key-value pairs in ``info`` (``data`` in
     ``info["data"]``)."""
-    with ase.db.connect(str(path), type="db", create_indices=False, use_lock_file=False) as db:
+    kind = "aselmdb" if path.suffix.lower() == ".aselmdb" else "db"
+    if kind == "aselmdb" and importlib.util.find_spec("ase_db_backends") is None:
+        raise StructureError(f"{path}: reading .aselmdb needs ase-db-backends (pip install ase-db-backends)")
+    options = {"readonly": True} if kind == "aselmdb" else {"create_indices": False}
+    with ase.db.connect(str(path), type=kind, use_lock_file=False, **options) as db:
         for row in db.select():
             atoms = row.toatoms()
             atoms.info.update({k: v for k, v in row.key_value_pairs.items() if k not in _RESERVED_INFO})
