@@ -655,3 +655,31 @@ def test_volume_response_sees_geometry_and_flags_a_composition_only_model(tmp_pa
     assert flat["flat_share"] == 1.0 and flat["median_range"] == 0.0
     volume_response_plot(SCALES, curves, tmp_path / "ev.png", unit="Å")
     assert (tmp_path / "ev.png").stat().st_size > 1000
+
+
+def test_a_csv_of_cif_texts_gives_the_graphs_and_labels_of_the_cgcnn_folder(tmp_path):
+    structures = crystals(7, seed=12)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    rows = []
+    for k, atoms in enumerate(structures):
+        text = cif_bytes(atoms).decode()
+        (folder / f"x{k}.cif").write_text(text)
+        energy, gap = synthetic_labels(atoms)
+        rows.append({"material_id": f"x{k}", "CIF": text, "energy": energy, "gap": gap if k != 3 else None})
+    (folder / "id_prop.csv").write_text(
+        "id,energy,gap\n" + "".join(f"{r['material_id']},{r['energy']},{'' if r['gap'] is None else r['gap']}\n" for r in rows)
+    )
+    table = tmp_path / "crystals.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    spec = GraphSpec(cutoff=6.0, max_neighbors=12)
+    from_folder = load_crystals(folder, spec, workers=1, cache=tmp_path / "a", progress=False)
+    from_table = load_crystals(table, spec, workers=1, cache=tmp_path / "b", progress=False)
+    assert from_table.targets.names == from_folder.targets.names == ["energy", "gap"]
+    assert from_table.meta.ids == from_folder.meta.ids == [f"x{k}" for k in range(7)]
+    np.testing.assert_array_equal(from_table.targets_array(), from_folder.targets_array())
+    assert np.isnan(from_table.targets_array()[3, 1])
+    for a, b in zip(from_table, from_folder, strict=True):
+        assert torch.equal(a.edge_index, b.edge_index) and torch.equal(a.pos, b.pos) and torch.equal(a.z, b.z)
+    with pytest.raises(ValueError, match="CSV with a column 'cif'"):
+        load_crystals(tmp_path / "folder" / "id_prop.csv", spec, cache=tmp_path / "c", progress=False)

@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 
 import ase
 import ase.io
+import pandas as pd
 
 from atomgraph.structures.errors import StructureError
 from atomgraph.structures.validate import validate_atoms
@@ -79,9 +80,40 @@ def iter_folder(path: str | Path, wanted: Collection[str] | None = None) -> Iter
         yield key, fmt, file.read_text(errors="replace")
 
 
+#: names of the CIF-text column of a crystals CSV (case-insensitive)
+CIF_COLUMNS = ("cif", "structure")
+
+
+def cif_column(columns) -> str | None:
+    """The column of a CSV header that holds CIF texts, if any."""
+    return next((c for c in columns if str(c).strip().lower() in CIF_COLUMNS), None)
+
+
+def is_cif_table(path: str | Path) -> bool:
+    """A CSV file of crystals: one row per structure, its CIF text in a ``cif`` (or ``structure``) column."""
+    path = Path(path)
+    return (
+        path.is_file()
+        and path.suffix.lower() == ".csv"
+        and cif_column(pd.read_csv(path, nrows=0)) is not None
+    )
+
+
+def iter_cif_table(path: str | Path, wanted: Collection[str] | None = None) -> Iterator[StructureText]:
+    """Structure texts of a crystals CSV (the first column is the id), read in chunks."""
+    column = cif_column(pd.read_csv(path, nrows=0).columns)
+    for chunk in pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=10_000):
+        for key, text in zip(chunk.iloc[:, 0].str.strip(), chunk[column], strict=True):
+            if wanted is None or key in wanted:
+                yield key, "cif", text
+
+
 def iter_structure_texts(path: str | Path, wanted: Collection[str] | None = None) -> Iterator[StructureText]:
-    """Structure texts of an archive or a folder (see :func:`iter_archive`, :func:`iter_folder`)."""
-    return iter_archive(path, wanted) if is_archive(path) else iter_folder(path, wanted)
+    """Structure texts of an archive, a crystals CSV or a folder (see :func:`iter_archive`,
+    :func:`iter_cif_table`, :func:`iter_folder`)."""
+    if is_archive(path):
+        return iter_archive(path, wanted)
+    return iter_cif_table(path, wanted) if is_cif_table(path) else iter_folder(path, wanted)
 
 
 def parse_structure(text: str, fmt: str, source: str, min_distance: float = 0.5) -> ase.Atoms:

@@ -33,7 +33,10 @@ import torch
 from torch_geometric.data import Data
 
 from atomgraph.apps.crystals.cif_archive import (
+    CIF_COLUMNS,
+    cif_column,
     is_archive,
+    is_cif_table,
     iter_structure_texts,
     parse_structure,
     structure_format,
@@ -101,8 +104,13 @@ def locate(path: str | Path, labels: str | Path | None = None) -> CrystalSource:
             )
     elif is_archive(path):
         label_file, structures = (Path(labels) if labels else _find_labels(path.parent)), path
+    elif is_cif_table(path):  # one CSV: ids, CIF texts and labels
+        label_file, structures = (Path(labels) if labels else path), path
     else:
-        raise ValueError(f"{path}: expected a folder or a tar archive (.tar, .tar.gz, .tgz, ...)")
+        raise ValueError(
+            f"{path}: expected a folder, a tar archive (.tar, .tar.gz, .tgz, ...) or a CSV with a "
+            f"column {CIF_COLUMNS[0]!r} of CIF texts"
+        )
     if not label_file.exists():
         raise ValueError(f"labels file {label_file} does not exist")
     id_map = label_file.parent / ID_MAP_FILE
@@ -133,6 +141,10 @@ def read_labels(path: str | Path) -> tuple[list[str], np.ndarray, list[TargetSpe
     header = None
     if not all(_is_number(v) for v in table.iloc[0, 1:]):
         header, table = [str(v).strip() for v in table.iloc[0, 1:]], table.iloc[1:]
+        structures = cif_column(header)
+        if structures is not None:  # a crystals CSV: the CIF texts are not labels
+            keep = [k for k, name in enumerate(header) if name != structures]
+            header, table = [header[k] for k in keep], table.iloc[:, [0, *(k + 1 for k in keep)]]
     ids = [str(v).strip() for v in table.iloc[:, 0]]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{path}: duplicate ids in the first column")
