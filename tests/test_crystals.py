@@ -668,7 +668,8 @@ def test_a_csv_of_cif_texts_gives_the_graphs_and_labels_of_the_cgcnn_folder(tmp_
         energy, gap = synthetic_labels(atoms)
         rows.append({"material_id": f"x{k}", "CIF": text, "energy": energy, "gap": gap if k != 3 else None})
     (folder / "id_prop.csv").write_text(
-        "id,energy,gap\n" + "".join(f"{r['material_id']},{r['energy']},{'' if r['gap'] is None else r['gap']}\n" for r in rows)
+        "id,energy,gap\n"
+        + "".join(f"{r['material_id']},{r['energy']},{'' if r['gap'] is None else r['gap']}\n" for r in rows)
     )
     table = tmp_path / "crystals.csv"
     pd.DataFrame(rows).to_csv(table, index=False)
