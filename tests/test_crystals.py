@@ -684,3 +684,47 @@ def test_a_csv_of_cif_texts_gives_the_graphs_and_labels_of_the_cgcnn_folder(tmp_
         assert torch.equal(a.edge_index, b.edge_index) and torch.equal(a.pos, b.pos) and torch.equal(a.z, b.z)
     with pytest.raises(ValueError, match="CSV with a column 'cif'"):
         load_crystals(tmp_path / "folder" / "id_prop.csv", spec, cache=tmp_path / "c", progress=False)
+
+
+def test_energies_above_the_hull_equal_pymatgens_on_a_hand_made_system():
+    pytest.importorskip("pymatgen")
+    from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+    from pymatgen.core import Composition
+
+    from atomgraph.apps.crystals.stability import energies_above_hull
+
+    # Li-O with a metastable LiO and LiO2; Na-Cl alone; a ternary LiNaO2 judged against both binaries
+    formulas = ["Li2O", "LiO", "Li2O2", "LiO2", "NaCl", "Na2Cl", "LiNaO2"]
+    energies = [-2.07, -0.5, -1.65, -0.9, -2.1, -0.4, -1.3]
+    ours = energies_above_hull(formulas, energies)
+    elements = [PDEntry(Composition(el), 0.0) for el in ("Li", "O", "Na", "Cl")]
+    entries = [
+        PDEntry(Composition(f), e * Composition(f).num_atoms) for f, e in zip(formulas, energies, strict=True)
+    ]
+    diagram = PhaseDiagram(elements + entries)
+    expected = [diagram.get_e_above_hull(e) for e in entries]
+    np.testing.assert_allclose(ours, expected, atol=1e-9)
+    assert ours[0] == 0.0 and ours[1] > 0.2
+    # a candidate against references: below the references' hull is negative
+    below = energies_above_hull(
+        ["LiO"], [-1.9], reference_formulas=["Li2O", "Li2O2"], reference_energies=[-2.07, -1.65]
+    )
+    assert below[0] < 0
+    assert np.isnan(energies_above_hull(["LiO"], [np.nan])[0])
+
+
+def test_same_group_substitution_on_rock_salt_enumerates_the_alkali_halides():
+    from ase.build import bulk
+
+    from atomgraph.apps.crystals.stability import same_group_substitutions, substituted
+
+    rules = same_group_substitutions(["Na", "Cl"])
+    assert rules == {"Na": ["Li", "K", "Rb", "Cs"], "Cl": ["F", "Br", "I"]}
+    made = dict(substituted(bulk("NaCl", "rocksalt", a=5.64)))
+    expected = {a + x for a in ("Li", "Na", "K", "Rb", "Cs") for x in ("F", "Cl", "Br", "I")} - {"NaCl"}
+    assert set(made) == expected and len(made) == 19
+    assert made["KBr"].get_chemical_symbols() == ["K", "Br"] and np.allclose(
+        made["KBr"].cell, bulk("NaCl", "rocksalt", a=5.64).cell
+    )
+    # two elements never merge into one (e.g. a substitution table sending Na and Cl to the same element)
+    assert "NaNa" not in dict(substituted(bulk("NaCl", "rocksalt", a=5.64), {"Cl": ["Na", "Br"]}))

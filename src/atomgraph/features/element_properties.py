@@ -191,6 +191,19 @@ def element_symbols() -> list[str]:
     return ["", *_raw_table()[0]]
 
 
+def group_and_period() -> dict[str, tuple[int | None, int]]:
+    """Each element's group (1-18; None for lanthanides/actinides without one) and period."""
+    symbols, _, values = _raw_table()
+    group, period = (
+        values[:, ELEMENT_PROPERTIES.index("group")],
+        values[:, ELEMENT_PROPERTIES.index("period")],
+    )
+    return {
+        symbol: (None if np.isnan(g) else int(g), int(p))
+        for symbol, g, p in zip(symbols, group, period, strict=True)
+    }
+
+
 def element_property_layout() -> FeatureLayout:
     """Column layout of :func:`element_property_table` (``P = 24`` columns)."""
     blocks: list[FeatureBlock] = [scalar_block(p) for p in ELEMENT_PROPERTIES]
