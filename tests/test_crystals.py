@@ -728,3 +728,51 @@ def test_same_group_substitution_on_rock_salt_enumerates_the_alkali_halides():
     )
     # two elements never merge into one (e.g. a substitution table sending Na and Cl to the same element)
     assert "NaNa" not in dict(substituted(bulk("NaCl", "rocksalt", a=5.64), {"Cl": ["Na", "Br"]}))
+
+
+def test_screen_crystals_with_a_target_window_and_a_stability_cut(crystal_run, tmp_path):
+    pytest.importorskip("pymatgen")
+    from atomgraph.apps.crystals.screening import screen_structures
+    from atomgraph.apps.crystals.stability import energies_above_hull
+    from atomgraph.runs import TrainedRun
+    from atomgraph.training.datasets import load_dataset
+
+    _, run_dir = crystal_run
+    folder = tmp_path / "library"
+    folder.mkdir()
+    for k, atoms in enumerate(crystals(12, seed=13)):
+        (folder / f"c{k:02d}.cif").write_bytes(cif_bytes(atoms))
+    everything = tmp_path / "all.csv"
+    screen_structures(run_dir, folder, everything, workers=1, progress=False, max_e_hull=1e9)
+    table = pd.read_csv(everything, keep_default_na=False)
+    gaps = table["band_gap"].astype(float)
+    low, high = float(gaps.quantile(0.25)), float(gaps.quantile(0.75))
+    hull = table["e_above_hull"].astype(float)
+    cut = float(hull.median())
+    # the hull column: predicted formation energies against the run's own labelled crystals
+    run = TrainedRun.load(run_dir)
+    dataset = load_dataset(run.config, progress=False)
+    formulas = [Atoms(numbers=n).get_chemical_formula() for n in dataset.atomic_numbers()]
+    predicted = table["formation_energy_per_atom"].astype(float)
+    expected = energies_above_hull(
+        table["formula"].tolist(), predicted, formulas, dataset.targets_array()[:, 0]
+    )
+    np.testing.assert_allclose(hull, expected, atol=1e-9)
+    screened = tmp_path / "screened.csv"
+    summary = screen_structures(run_dir, folder, screened, "band_gap", workers=1, progress=False,
+                                window=("band_gap", low, high), max_e_hull=cut)  # fmt: skip
+    out = pd.read_csv(screened, keep_default_na=False)
+    ranked = out[out["rank"] != ""]
+    inside = (gaps >= low) & (gaps <= high) & (hull <= cut)
+    assert summary.ranked == len(ranked) == int(inside.sum()) > 0 and summary.excluded == 12 - len(ranked)
+    assert ranked["band_gap"].astype(float).between(low, high).all()
+    assert (ranked["e_above_hull"].astype(float) <= cut).all()
+    assert ranked["band_gap"].astype(float).is_monotonic_decreasing  # band gaps: high first
+    left_out = out[out["rank"] == ""]
+    assert (left_out["excluded"] != "").all() and left_out["excluded"].str.contains(
+        "outside|e_above_hull"
+    ).all()
+    with pytest.raises(ValueError, match="not 'volume'"):
+        screen_structures(
+            run_dir, folder, tmp_path / "x.csv", workers=1, progress=False, window=("volume", 0, 1)
+        )

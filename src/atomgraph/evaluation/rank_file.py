@@ -23,11 +23,17 @@ CHUNK = 100_000
 
 
 def rank_csv(
-    source: str | Path, output: str | Path, column: str, descending: bool, chunk_rows: int = CHUNK
+    source: str | Path,
+    output: str | Path,
+    column: str,
+    descending: bool,
+    chunk_rows: int = CHUNK,
+    exclude: str | None = None,
 ) -> tuple[int, int]:
     """Write the rows of ``source`` to ``output`` with a first column ``rank``: the rows with a number in
-    ``column``, best first (largest if ``descending``; ties keep file order), ranked 1, 2, ...; then the
-    rows without one (errors), in file order, with an empty rank. Returns (ranked rows, other rows)."""
+    ``column`` (and, with ``exclude``, nothing in that column), best first (largest if ``descending``; ties
+    keep file order), ranked 1, 2, ...; then the others (errors, excluded rows), in file order, with an
+    empty rank. Returns (ranked rows, other rows)."""
     source, output = Path(source), Path(output)
     header = list(pd.read_csv(source, nrows=0).columns)
     if column not in header:
@@ -37,7 +43,7 @@ def rank_csv(
     try:
         runs, ranked, others, position = [], 0, 0, 0
         for chunk in _chunks(source, chunk_rows):
-            value = pd.to_numeric(chunk[column], errors="coerce")
+            value = _rankable(chunk, column, exclude)
             keep = value.notna().to_numpy()
             key = (-value if descending else value).to_numpy()[keep]
             where = (position + np.arange(len(chunk)))[keep]
@@ -56,12 +62,18 @@ def rank_csv(
             for rank, (_, row) in enumerate(merged, start=1):
                 writer.writerow([rank, *row])
             for chunk in _chunks(source, chunk_rows):
-                missing = pd.to_numeric(chunk[column], errors="coerce").isna()
+                missing = _rankable(chunk, column, exclude).isna()
                 for row in chunk[missing].itertuples(index=False):
                     writer.writerow(["", *row])
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return ranked, others
+
+
+def _rankable(chunk: pd.DataFrame, column: str, exclude: str | None) -> pd.Series:
+    """The values that rank: numbers in ``column``, NaN where there is none or ``exclude`` says why not."""
+    value = pd.to_numeric(chunk[column], errors="coerce")
+    return value.where(chunk[exclude] == "") if exclude is not None else value
 
 
 def _chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:

@@ -26,6 +26,14 @@ def screen_crystals(
     kappa: Annotated[float, typer.Option(help="sigma weight of the ucb acquisition")] = 1.0,
     chunk_rows: Annotated[int, typer.Option(help="structures read and predicted at a time")] = 4096,
     resume: Annotated[bool, typer.Option(help="go on from OUTPUT.progress after a kill")] = False,
+    window: Annotated[
+        tuple[str, float, float] | None,
+        typer.Option(help="TARGET LOW HIGH: only predictions in [LOW, HIGH] rank (e.g. band_gap 1.0 1.5)"),
+    ] = None,
+    max_e_hull: Annotated[
+        float | None,
+        typer.Option(help="eV/atom: only candidates this close to the convex hull of the run's data rank"),
+    ] = None,
 ) -> None:
     """Predict every structure of a folder and rank them; unreadable files are reported and skipped.
     Runs with a sigma add it per target; --acquisition ucb ranks by the optimistic bound. Streams: memory
@@ -33,7 +41,8 @@ def screen_crystals(
     from atomgraph.apps.crystals.screening import screen_structures
 
     screen_structures(run_dir, folder, output, target, descending, workers, acquisition=acquisition,
-                      kappa=kappa, chunk_rows=chunk_rows, resume=resume)  # fmt: skip
+                      kappa=kappa, chunk_rows=chunk_rows, resume=resume, window=window,
+                      max_e_hull=max_e_hull)  # fmt: skip
 
 
 register_command(screen_crystals, "screen-crystals", app="crystals")

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from atomgraph.apps.crystals.cif_archive import iter_structure_texts
 from atomgraph.apps.crystals.parallel_graphs import arrays_to_graph, graphs_from_texts
+from atomgraph.apps.crystals.stability import ConvexHulls
 from atomgraph.evaluation.acquisition import acquisition_scores
 from atomgraph.evaluation.calibration import run_calibration
 from atomgraph.evaluation.predict import has_sigma, predict_each
@@ -36,6 +37,7 @@ class ScreenSummary:
     output: Path
     ranked: int
     skipped: int
+    excluded: int = 0
 
 
 def screen_structures(
@@ -51,6 +53,8 @@ def screen_structures(
     kappa: float = 1.0,
     chunk_rows: int = 4096,
     resume: bool = False,
+    window: tuple[str, float, float] | None = None,
+    max_e_hull: float | None = None,
 ) -> ScreenSummary:
     """Predict every CIF/POSCAR in ``folder`` and write them ranked by ``target`` to ``output``.
 
@@ -71,6 +75,11 @@ def screen_structures(
         chunk_rows: structures read, graphed and predicted at a time.
         resume: go on from ``<output>.progress`` after a kill (the structures already predicted are read
             past, not parsed again).
+        window: ``(target, low, high)``: only predictions inside [low, high] rank (e.g. band gaps of
+            1.0-1.5 eV); the others are kept, unranked, with the reason in ``excluded``.
+        max_e_hull: only candidates at most this far (eV/atom) above the convex hull rank: column
+            ``e_above_hull`` from the predicted formation energy against the hull of the run's own
+            dataset (its DFT labels; :mod:`atomgraph.apps.crystals.stability`).
     """
     from atomgraph.runs import TrainedRun
 
@@ -86,6 +95,9 @@ def screen_structures(
     sigma_wanted = has_sigma(run.module) and run.targets.kind == "regression"
     acquisition_scores(np.zeros(1), np.zeros(1) if sigma_wanted else None, descending, acquisition, kappa)
     calibration = run_calibration(run) if sigma_wanted else None
+    if window is not None and window[0] not in names:
+        raise ValueError(f"--window: the run predicts {names}, not {window[0]!r}")
+    hulls = reference_hulls(run) if max_e_hull is not None else None
     output = Path(output)
     unranked = output.with_name(output.name + ".unranked.csv")
     record_file = output.with_name(output.name + ".progress")
@@ -114,6 +126,9 @@ def screen_structures(
                 table[target].to_numpy(), None if column is None else table[column].to_numpy(),
                 descending, acquisition, kappa
             )  # fmt: skip
+        if hulls is not None:
+            table["e_above_hull"] = hulls.above(table["formula"].tolist(), table[FORMATION].to_numpy())
+        table["excluded"] = exclusions(table, window, max_e_hull)
         columns = columns or list(table.columns)
         with open(unranked, "a", newline="") as handle:
             table[columns].to_csv(handle, header=handle.tell() == 0, index=False)
@@ -128,20 +143,64 @@ def screen_structures(
     if not unranked.exists():
         raise ValueError(f"{folder}: no CIF or POSCAR files to screen")
     rank_by = "acquisition" if acquisition != "mean" else target
-    ranked, skipped = rank_csv(unranked, output, rank_by, descending)
+    ranked, others = rank_csv(unranked, output, rank_by, descending, exclude="excluded")
+    skipped = 0
     for part in pd.read_csv(output, chunksize=50_000, dtype=str, keep_default_na=False):
+        skipped += int((part["error"] != "").sum())
         for _, row in part[part["error"] != ""].iterrows():
             print(f"skipped {row['id']}: {row['error']}", file=sys.stderr)
+    excluded = others - skipped
     unranked.unlink()
     record_file.unlink(missing_ok=True)
     order = "largest" if descending else "smallest"
     print(
         f"ranked {ranked} structures by {target}{f' ({acquisition})' * (acquisition != 'mean')} "
-        f"({order} first) -> {output}; {skipped} could not be read or evaluated (listed after the ranked "
-        "rows)",
+        f"({order} first) -> {output}; {skipped} could not be read or evaluated, {excluded} excluded by the "
+        "window or the stability cut (both listed after the ranked rows)",
         file=sys.stderr,
     )
-    return ScreenSummary(output, ranked, skipped)
+    return ScreenSummary(output, ranked, skipped, excluded)
+
+
+FORMATION = "formation_energy_per_atom"
+"""The target whose predictions place a candidate against the convex hull."""
+
+
+def reference_hulls(run) -> ConvexHulls:
+    """The hulls of the run's own dataset (every row with a formation-energy label: the known phases)."""
+    from atomgraph.training.datasets import load_dataset
+
+    if FORMATION not in run.targets.names:
+        raise ValueError(
+            f"--max-e-hull needs a run that predicts {FORMATION}; this one predicts {run.targets.names}"
+        )
+    if not run.config:
+        raise ValueError(
+            "--max-e-hull needs the run's dataset (its config): give the run directory, not an export"
+        )
+    dataset = load_dataset(run.config, progress=False)
+    column = dataset.targets.names.index(FORMATION)
+    formulas = [Atoms(numbers=numbers).get_chemical_formula() for numbers in dataset.atomic_numbers()]
+    return ConvexHulls(formulas, dataset.targets_array()[:, column])
+
+
+def exclusions(
+    table: pd.DataFrame, window: tuple[str, float, float] | None, max_e_hull: float | None
+) -> list[str]:
+    """Why each predicted row does not rank ("" when it does): outside the window, above the hull cut."""
+    reasons = []
+    for _, row in table.iterrows():
+        why = []
+        if (
+            window is not None
+            and np.isfinite(row[window[0]])
+            and not window[1] <= row[window[0]] <= window[2]
+        ):
+            why.append(f"{window[0]} {row[window[0]]:.4g} outside [{window[1]:g}, {window[2]:g}]")
+        if max_e_hull is not None and np.isfinite(row["e_above_hull"]) and row["e_above_hull"] > max_e_hull:
+            why.append(f"e_above_hull {row['e_above_hull']:.3f} > {max_e_hull:g} eV/atom")
+        reasons.append("; ".join(why))
+    return reasons
 
 
 def _predicted_rows(

@@ -35,6 +35,47 @@ def _pymatgen():
     return PDEntry, PhaseDiagram, Composition
 
 
+class ConvexHulls:
+    """The hulls of known phases ``(formula, formation energy per atom in eV)``, one per chemical system
+    as it is asked for (built once, kept), with the elements at 0 eV/atom."""
+
+    def __init__(self, formulas: Sequence[str], formation_energies: Sequence[float]):
+        self._entry, self._diagram, self._composition = _pymatgen()
+        if len(formulas) != len(formation_energies):
+            raise ValueError("each formula needs one formation energy")
+        self._by_system: dict[frozenset, list] = {}
+        for formula, energy in zip(formulas, formation_energies, strict=True):
+            if np.isfinite(energy):
+                item = self.entry(formula, energy)
+                self._by_system.setdefault(self.system(item), []).append(item)
+        self._diagrams: dict[frozenset, object] = {}
+
+    def entry(self, formula: str, energy: float):
+        composition = self._composition(formula)
+        return self._entry(composition, float(energy) * composition.num_atoms)
+
+    @staticmethod
+    def system(item) -> frozenset:
+        return frozenset(element.symbol for element in item.composition.elements)
+
+    def above(self, formulas: Sequence[str], formation_energies: Sequence[float]) -> np.ndarray:
+        """Energy above the hull (eV/atom) of each entry, negative below it, NaN without an energy."""
+        out = np.full(len(formulas), np.nan)
+        for k, (formula, energy) in enumerate(zip(formulas, formation_energies, strict=True)):
+            if not np.isfinite(energy):
+                continue
+            target = self.entry(formula, energy)
+            system = self.system(target)
+            if system not in self._diagrams:
+                members = [self._entry(self._composition(element), 0.0) for element in system]
+                for size in range(1, len(system) + 1):
+                    for subset in itertools.combinations(sorted(system), size):
+                        members += self._by_system.get(frozenset(subset), [])
+                self._diagrams[system] = self._diagram(members)
+            out[k] = self._diagrams[system].get_e_above_hull(target, allow_negative=True)
+        return out
+
+
 def energies_above_hull(
     formulas: Sequence[str],
     formation_energies: Sequence[float],
@@ -48,36 +89,11 @@ def energies_above_hull(
     elements at 0 eV/atom. Against references a value is negative where an entry lies below their hull
     (a candidate more stable than every known phase); NaN where its formation energy is not finite.
     """
-    pd_entry, phase_diagram, composition = _pymatgen()
-    if len(formulas) != len(formation_energies) or len(reference_formulas) != len(reference_energies):
+    if len(formulas) != len(formation_energies):
         raise ValueError("each formula needs one formation energy")
-
-    def entry(formula: str, energy: float):
-        comp = composition(formula)
-        return pd_entry(comp, float(energy) * comp.num_atoms)
-
-    references = bool(len(reference_formulas))
-    hull_formulas = reference_formulas if references else formulas
-    hull_energies = reference_energies if references else formation_energies
-    known = [entry(f, e) for f, e in zip(hull_formulas, hull_energies, strict=True) if np.isfinite(e)]
-    by_system: dict[frozenset, list] = {}
-    for item in known:
-        by_system.setdefault(frozenset(el.symbol for el in item.composition.elements), []).append(item)
-    diagrams: dict[frozenset, object] = {}
-    out = np.full(len(formulas), np.nan)
-    for k, (formula, energy) in enumerate(zip(formulas, formation_energies, strict=True)):
-        if not np.isfinite(energy):
-            continue
-        target = entry(formula, energy)
-        system = frozenset(el.symbol for el in target.composition.elements)
-        if system not in diagrams:
-            members = [pd_entry(composition(el), 0.0) for el in system]
-            for size in range(1, len(system) + 1):
-                for subset in itertools.combinations(sorted(system), size):
-                    members += by_system.get(frozenset(subset), [])
-            diagrams[system] = phase_diagram(members)
-        out[k] = diagrams[system].get_e_above_hull(target, allow_negative=True)
-    return out
+    if len(reference_formulas):
+        return ConvexHulls(reference_formulas, reference_energies).above(formulas, formation_energies)
+    return ConvexHulls(formulas, formation_energies).above(formulas, formation_energies)
 
 
 #: elements without a stable isotope up to Bi, never substituted in
