@@ -14,6 +14,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from atomgraph.training.config import load_config
 from atomgraph.training.optim import OptimizationMixin
 
+# these tests build their own Lightning trainers: the filter make_trainer applies is applied here
+pytestmark = pytest.mark.filterwarnings(r"ignore:.*isinstance\(treespec, LeafSpec\)")
+
 LR, MIN_LR, TOTAL = 0.1, 0.001, 100
 
 
