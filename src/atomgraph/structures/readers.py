@@ -134,9 +134,7 @@ def iter_records(
         except StructureError:
             raise
         except Exception as exc:
-            raise StructureError(
-                f"{path}: could not read as {kind}: {type(exc).__name__}: {exc}", source=str(path)
-            ) from exc
+            raise _unreadable(path, kind, exc) from exc
         index += 1
         if isinstance(atoms, StructureError):
             yield atoms
@@ -171,9 +169,12 @@ def _parse(parser: Callable, path: Path, kind: str):
     except StructureError:
         raise
     except Exception as exc:
-        raise StructureError(
-            f"{path}: could not read as {kind}: {type(exc).__name__}: {exc}", source=str(path)
-        ) from exc
+        raise _unreadable(path, kind, exc) from exc
+
+
+def _unreadable(path: Path, kind: str, exc: Exception) -> StructureError:
+    """The error for a file a parser gave up on, naming the file, the format and the parser's reason."""
+    return StructureError(f"{path}: could not read as {kind}: {type(exc).__name__}: {exc}", source=str(path))
 
 
 def _detect_format(path: Path, format: str | None) -> str:
