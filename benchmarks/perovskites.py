@@ -58,6 +58,12 @@ def main() -> None:
     parser.add_argument("--budget-min", type=float, default=20.0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--atom-features",
+        default="properties",
+        choices=["properties", "embedding"],
+        help="CGCNN's atom inputs: tabulated element properties, or a learned vector per element",
+    )
     parser.add_argument("--run-root", default="runs/perovskites")
     parser.add_argument("--out", default=str(ROOT / "results" / "perovskites.json"))
     args = parser.parse_args()
@@ -72,9 +78,9 @@ def main() -> None:
     run_root = Path(args.run_root)
     run_root.mkdir(parents=True, exist_ok=True)
     save_split(split, run_root / "split.json")
-    run_dir = run_root / "cgcnn"
+    run_dir = run_root / f"cgcnn_{args.atom_features}"
     overrides = [
-        "name=perovskites_cgcnn",
+        f"name=perovskites_cgcnn_{args.atom_features}",
         f"seed={args.seed}",
         f"run_dir={run_dir}",
         "data.dataset=crystals",
@@ -87,6 +93,7 @@ def main() -> None:
         "model.layers=3",
         "model.hidden=64",
         "model.fc_hidden=128",
+        f"model.atom_features={args.atom_features}",
         "training.epochs=10000",
         f"training.max_time={wall_clock_budget(args.budget_min)}",
         "training.batch_size=64",
@@ -105,6 +112,7 @@ def main() -> None:
         "benchmark": "perovskites",
         "protocol": __doc__.split("\n\n")[1].replace("\n", " "),
         "crystals": {"abx3": len(rows), "of": len(dataset), **{k: len(v) for k, v in split.items()}},
+        "atom_features": args.atom_features,
         "budget_min": args.budget_min,
         "threads": args.threads,
         "epochs": metrics.get("epochs"),
