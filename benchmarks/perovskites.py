@@ -124,8 +124,9 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
     for name, entry in results["test"].items():
-        recall = entry["top100_recall"]
-        print(f"{name:<22} MAE {entry['mae']:.4f}  Spearman {entry['spearman']:.3f}  top-100 {recall}")
+        shown = {key: "n/a" if value is None else f"{value:.3f}" for key, value in entry.items()}
+        recall = shown["top100_recall"]
+        print(f"{name:<22} MAE {shown['mae']}  Spearman {shown['spearman']}  top-100 {recall}")
     print(f"{len(rows)} ABX3 crystals of {len(dataset)}; -> {args.out}")
 
 
