@@ -7,10 +7,15 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 stamp=.venv/.atomgraph-installed
+# pip quiet, less the notes a machine's pip configuration prints for every package (find-links folders
+# that do not exist); real warnings and errors still show, and a failed install still stops the script
+pip_install() {
+    .venv/bin/pip install -q "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    .venv/bin/pip install -q --upgrade pip
+    pip_install --upgrade pip
     # torch first and pinned: a bare "torch" requirement would pull a CUDA build.
-    .venv/bin/pip install -q "torch==${TORCH_VERSION:-2.13.0}"
-    .venv/bin/pip install -q -e ".[dev,qm9,bench]"
+    pip_install "torch==${TORCH_VERSION:-2.13.0}"
+    pip_install -e ".[dev,qm9,bench]"
     touch "$stamp"
 fi
