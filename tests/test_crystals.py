@@ -466,6 +466,9 @@ def test_run_reports_baselines_shortcut_and_warnings(crystal_run):
         worst[0]
     )
     assert 0.0 <= worst[0]["rarest_element_training_share"] <= 1.0
+    from atomgraph.apps.crystals.report import _percentile
+
+    assert _percentile(np.array([5, 5, 5]), 5) == 50.0 and _percentile(np.array([1, 2, 3, 4]), 2) == 37.5
     for name in ("formation_energy_per_atom", "band_gap"):
         assert set(metrics["volume_response"][name]) >= {"flat_share", "median_change_at_largest_scale"}
         assert (run_dir / "plots" / f"volume_response_{name}.png").stat().st_size > 1000

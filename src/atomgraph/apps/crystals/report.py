@@ -111,15 +111,21 @@ def worst_crystals(train, test, t: int, pred: np.ndarray, composition: np.ndarra
                 "pred": float(pred[row]),
                 "abs_error": float(error[row]),
                 "natoms": len(numbers),
-                "natoms_percentile": float(
-                    100 * np.searchsorted(train_sizes, len(numbers)) / len(train_sizes)
-                ),
+                "natoms_percentile": _percentile(train_sizes, len(numbers)),
                 "rarest_element": chemical_symbols[rarest],
                 "rarest_element_training_share": shares[rarest],
                 "composition_mlp_abs_error": float(abs(composition[row] - y[row])),
             }
         )
     return out
+
+
+def _percentile(sorted_values: np.ndarray, value: float) -> float:
+    """The percentile of ``value`` among ``sorted_values`` (ties count half: a size every crystal
+    shares is the 50th percentile, not the 0th)."""
+    below = np.searchsorted(sorted_values, value, side="left")
+    not_above = np.searchsorted(sorted_values, value, side="right")
+    return float(100 * (below + not_above) / 2 / len(sorted_values))
 
 
 def volume_check(module, test, config: dict, count: int) -> dict:
