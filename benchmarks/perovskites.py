@@ -120,6 +120,9 @@ def main() -> None:
         "wall_s": wall,
         "run_dir": str(run_dir),
         "test": {name: {k: entry.get(k) for k in keep} for name, entry in test.items() if _scored(entry)},
+        "worst_five": test.get("worst_five"),
+        "shortcut": metrics.get("shortcut", {}).get(TARGET),
+        "volume_response": metrics.get("volume_response", {}).get(TARGET),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
