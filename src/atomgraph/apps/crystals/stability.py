@@ -17,7 +17,9 @@ to relax or rescale.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -35,6 +37,15 @@ def _pymatgen():
     return PDEntry, PhaseDiagram, Composition
 
 
+@contextlib.contextmanager
+def _quiet_pymatgen() -> Iterator[None]:
+    """Without pymatgen's note on elements that have no Pauling electronegativity (He, Ne, Ar: it
+    sorts formulas by electronegativity; nothing here depends on it)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No Pauling electronegativity")
+        yield
+
+
 class ConvexHulls:
     """The hulls of known phases ``(formula, formation energy per atom in eV)``, one per chemical system
     as it is asked for (built once, kept), with the elements at 0 eV/atom."""
@@ -44,10 +55,11 @@ class ConvexHulls:
         if len(formulas) != len(formation_energies):
             raise ValueError("each formula needs one formation energy")
         self._by_system: dict[frozenset, list] = {}
-        for formula, energy in zip(formulas, formation_energies, strict=True):
-            if np.isfinite(energy):
-                item = self.entry(formula, energy)
-                self._by_system.setdefault(self.system(item), []).append(item)
+        with _quiet_pymatgen():
+            for formula, energy in zip(formulas, formation_energies, strict=True):
+                if np.isfinite(energy):
+                    item = self.entry(formula, energy)
+                    self._by_system.setdefault(self.system(item), []).append(item)
         self._diagrams: dict[frozenset, object] = {}
 
     def entry(self, formula: str, energy: float):
@@ -60,6 +72,10 @@ class ConvexHulls:
 
     def above(self, formulas: Sequence[str], formation_energies: Sequence[float]) -> np.ndarray:
         """Energy above the hull (eV/atom) of each entry, negative below it, NaN without an energy."""
+        with _quiet_pymatgen():
+            return self._above(formulas, formation_energies)
+
+    def _above(self, formulas: Sequence[str], formation_energies: Sequence[float]) -> np.ndarray:
         out = np.full(len(formulas), np.nan)
         for k, (formula, energy) in enumerate(zip(formulas, formation_energies, strict=True)):
             if not np.isfinite(energy):
