@@ -27,6 +27,7 @@ from atomgraph.data.qm9_source import (
     read_qm9_archive,
     read_qm9pack,
 )
+from atomgraph.data.splits import seeded_subset
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.targets import QM9, TargetSet
 
@@ -126,9 +127,7 @@ def _selection(
 ) -> tuple[QM9Records, np.ndarray, DatasetMeta]:
     """The records, the rows taken (all, or a seeded sample) and the dataset's metadata."""
     records = _read_source(source, cache, progress)
-    indices = np.arange(len(records))
-    if subset is not None and subset < len(records):
-        indices = np.sort(np.random.default_rng(seed).choice(len(records), subset, replace=False))
+    indices = seeded_subset(len(records), subset, seed)
     meta = DatasetMeta(
         "qm9",
         qm9_target_info(),

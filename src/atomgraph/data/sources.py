@@ -7,7 +7,6 @@ XYZ or ASE database with per-structure labels). Splits: ``random``, ``scaffold``
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from atomgraph.data.graph_dataset import GraphDataset
 from atomgraph.data.graph_store import GraphStore
 from atomgraph.data.registry import register_dataset, register_split
 from atomgraph.data.splits import load_split, random_split, scaffold_split
+from atomgraph.graphs.arrays import default_workers
 from atomgraph.graphs.spec import GraphSpec
 
 
@@ -46,9 +46,7 @@ def _qm9_store(data: dict, spec: GraphSpec, progress: bool) -> GraphStore:
 def store_workers(data: dict) -> int:
     """Processes that build an on-disk store (``data.store.workers``; None: every core)."""
     workers = data["store"]["workers"]
-    if workers is not None:
-        return max(int(workers), 1)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return default_workers() if workers is None else max(int(workers), 1)
 
 
 def _csv(data: dict, spec: GraphSpec, progress: bool) -> GraphDataset:

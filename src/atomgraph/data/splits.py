@@ -34,6 +34,14 @@ def split_sizes(n: int, sizes: Sequence[float | int]) -> list[int]:
     return counts
 
 
+def seeded_subset(count: int, subset: int | None, seed: int = 0) -> np.ndarray:
+    """Row indices of a seeded random sample of ``subset`` of ``count`` rows, sorted (all rows when
+    ``subset`` is None or not smaller)."""
+    if subset is None or subset >= count:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).choice(count, subset, replace=False))
+
+
 def random_split(n: int, sizes: Sequence[float | int], seed: int = 0) -> dict[str, np.ndarray]:
     """Disjoint random subsets of range(n), reproducible for a given seed."""
     counts = split_sizes(n, sizes)

@@ -3,6 +3,7 @@ tensors would each hold a shared-memory file handle), and the set-up of such a w
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 import numpy as np
@@ -18,6 +19,14 @@ def graph_to_arrays(graph: Data) -> dict[str, np.ndarray]:
 def arrays_to_graph(arrays: Mapping[str, np.ndarray]) -> Data:
     """Inverse of :func:`graph_to_arrays`."""
     return Data(**{key: torch.from_numpy(np.asarray(value)) for key, value in arrays.items()})
+
+
+def default_workers() -> int:
+    """Cores this process may use (the default number of graph-building processes)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def init_graph_worker(dtype: str) -> None:

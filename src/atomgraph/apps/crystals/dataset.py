@@ -45,6 +45,7 @@ from atomgraph.apps.crystals.parallel_graphs import arrays_to_graph, graphs_from
 from atomgraph.data.build import cache_dir, load_or_build
 from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset, apply_reductions
 from atomgraph.data.graph_store import GraphStore, StoreInput, StoreRow, load_or_build_store
+from atomgraph.data.splits import seeded_subset
 from atomgraph.graphs.spec import GraphSpec, preset
 from atomgraph.targets import ELASTICITY, MATERIALS_PROJECT, TargetSet, TargetSpec, guess_target
 
@@ -188,6 +189,41 @@ def _content_key(source: CrystalSource, extra: str) -> str:
     return digest.hexdigest()[:12]
 
 
+def _cache_path(
+    source: CrystalSource,
+    settings: GraphSpec,
+    subset: int | None,
+    seed: int,
+    min_distance: float,
+    cache: str | Path | None,
+    suffix: str,
+) -> Path:
+    """The processed form's path (``.pt`` in memory, ``.store`` on disk): content, sample, spec."""
+    extra = f"{subset}|{seed}|{min_distance}|{source.structures.name}|{source.labels.name}"
+    key = _content_key(source, extra)
+    return cache_dir(cache) / f"crystals-{source.labels.stem}-{key}-{settings.key()}{suffix}"
+
+
+def _crystal_meta(
+    source: CrystalSource,
+    settings: GraphSpec,
+    targets: list[TargetSpec],
+    subset: int | None,
+    seed: int,
+    min_distance: float,
+) -> DatasetMeta:
+    """The metadata of a crystal dataset (its name is the labels file's folder)."""
+    settings_record = {
+        "graph": settings.to_dict(),
+        "source": str(source.structures),
+        "labels": str(source.labels),
+        "subset": subset,
+        "seed": seed,
+        "min_distance": min_distance,
+    }
+    return DatasetMeta(source.labels.parent.name or "crystals", TargetSet(targets), settings=settings_record)
+
+
 def _build(
     source: CrystalSource,
     settings: GraphSpec,
@@ -198,9 +234,7 @@ def _build(
     progress: bool,
 ) -> GraphDataset:
     ids, values, targets = read_labels(source.labels)
-    rows = np.arange(len(ids))
-    if subset is not None and subset < len(ids):
-        rows = np.sort(np.random.default_rng(seed).choice(len(ids), subset, replace=False))
+    rows = seeded_subset(len(ids), subset, seed)
     row_of = {ids[r]: int(r) for r in rows}
     seen: set[str] = set()
 
@@ -213,19 +247,7 @@ def _build(
     name = source.labels.parent.name or "crystals"
     built = graphs_from_texts(items(), settings, workers, len(rows), progress, min_distance, desc=name)
     display = read_id_map(source.id_map)
-    info = TargetSet(targets)
-    meta = DatasetMeta(
-        name,
-        info,
-        settings={
-            "graph": settings.to_dict(),
-            "source": str(source.structures),
-            "labels": str(source.labels),
-            "subset": subset,
-            "seed": seed,
-            "min_distance": min_distance,
-        },
-    )
+    meta = _crystal_meta(source, settings, targets, subset, seed, min_distance)
     graphs = []
     for row in rows:
         key = ids[row]
@@ -273,31 +295,15 @@ def crystals_store(
     labels file; label rows without a structure file are listed in ``meta.skipped``."""
     settings = settings or preset("cgcnn_crystal")
     source = locate(path, labels)
-    extra = f"{subset}|{seed}|{min_distance}|{source.structures.name}|{source.labels.name}"
-    key = _content_key(source, extra)
-    directory = cache_dir(cache) / f"crystals-{source.labels.stem}-{key}-{settings.key()}.store"
+    directory = _cache_path(source, settings, subset, seed, min_distance, cache, ".store")
 
     def make_input() -> StoreInput:
         ids, values, targets = read_labels(source.labels)
-        rows = np.arange(len(ids))
-        if subset is not None and subset < len(ids):
-            rows = np.sort(np.random.default_rng(seed).choice(len(ids), subset, replace=False))
+        rows = seeded_subset(len(ids), subset, seed)
         row_of = {ids[r]: int(r) for r in rows}
         display = read_id_map(source.id_map)
-        name = source.labels.parent.name or "crystals"
-        meta = DatasetMeta(
-            name,
-            TargetSet(targets),
-            settings={
-                "graph": settings.to_dict(),
-                "source": str(source.structures),
-                "order": "structure files",
-                "labels": str(source.labels),
-                "subset": subset,
-                "seed": seed,
-                "min_distance": min_distance,
-            },
-        )
+        meta = _crystal_meta(source, settings, targets, subset, seed, min_distance)
+        meta.settings["order"] = "structure files"
 
         def store_rows() -> Iterator[StoreRow]:
             seen: set[str] = set()
@@ -348,9 +354,7 @@ def load_crystals(
     """
     settings = settings or preset("cgcnn_crystal")
     source = locate(path, labels)
-    extra = f"{subset}|{seed}|{min_distance}|{source.structures.name}|{source.labels.name}"
-    key = _content_key(source, extra)
-    file = cache_dir(cache) / f"crystals-{source.labels.stem}-{key}-{settings.key()}.pt"
+    file = _cache_path(source, settings, subset, seed, min_distance, cache, ".pt")
     dataset = load_or_build(
         file, lambda: _build(source, settings, subset, seed, workers, min_distance, progress)
     )

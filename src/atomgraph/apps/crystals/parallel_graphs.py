@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
-import os
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -18,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from atomgraph.apps.crystals.cif_archive import parse_structure
-from atomgraph.graphs.arrays import arrays_to_graph, graph_to_arrays, init_graph_worker
+from atomgraph.graphs.arrays import arrays_to_graph, default_workers, graph_to_arrays, init_graph_worker
 from atomgraph.graphs.spec import GraphSpec
 
 __all__ = ["arrays_to_graph", "graph_to_arrays", "graphs_from_texts"]
@@ -51,14 +50,6 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
             chunk = []
     if chunk:
         yield chunk
-
-
-def default_workers() -> int:
-    """Cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def graphs_from_texts(
