@@ -195,6 +195,22 @@ def test_batch_equals_single_graphs(models, name, float64):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_pair_terms_computed_once_equal_every_edge(models, name, float64):
+    """Models that compute distance terms once per pair of a symmetric graph (``edge_forward``) give
+    the energies and forces of the same graph without that layout (edges shuffled, no pair marks)."""
+    graphs = [radius_graph(a, CUTOFF) for a in (molecule(8), crystal(8))]
+    paired = Batch.from_data_list(graphs)
+    assert "edge_forward" in paired
+    plain = copy.copy(paired)
+    del plain.edge_forward
+    order = torch.randperm(paired.edge_index.shape[1], generator=torch.Generator().manual_seed(0))
+    plain.edge_index, plain.edge_shift = paired.edge_index[:, order], paired.edge_shift[order]
+    expected, actual = energy_and_forces(models[name], plain), energy_and_forces(models[name], paired)
+    assert_close(actual[0], expected[0], 1e-10)
+    assert_close(actual[1], expected[1], 1e-10)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_edges_beyond_the_model_cutoff_do_not_count(models, name, float64):
     """A graph built with a larger radius (the data's) gives the same energy as one at the model's cutoff."""
     atoms = crystal(seed=6)

@@ -92,6 +92,16 @@ def test_exported_file_predicts_like_the_run_and_loads_weights_only(cgcnn_run, t
     torch.testing.assert_close(again.module(graph), run.module(graph))
 
 
+def test_weights_of_an_older_model_layout_are_refused_with_the_reason(cgcnn_run, tmp_path):
+    _, run_dir = cgcnn_run
+    exported = TrainedRun.load(run_dir).export(tmp_path / "model.pt")
+    payload = torch.load(exported, weights_only=True)
+    payload["state_dict"]["model.removed_since"] = torch.zeros(3)
+    torch.save(payload, exported)
+    with pytest.raises(RunLoadError, match=r"do not fit today's 'cgcnn' model.*retrain it"):
+        TrainedRun.load(exported)
+
+
 def test_a_changed_config_after_training_is_refused_by_predict(tmp_path, scaffold_csv):
     config = load(tmp_path, csv_config(tmp_path, scaffold_csv, "value"), ["data.graph=bond_heavy_atoms"])
     run_dir = train_and_evaluate(config, progress=False)

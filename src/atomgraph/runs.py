@@ -369,5 +369,12 @@ def _build_module(hparams: dict, weights: dict) -> AtomgraphModule:
     if module.kind == "potential":
         dtypes = [v.dtype for k, v in weights.items() if k.startswith("model.") and v.is_floating_point()]
         module.model.to(dtypes[0] if dtypes else torch.get_default_dtype())  # "64-true" runs: float64
-    module.load_state_dict(weights)
+    try:
+        module.load_state_dict(weights)
+    except RuntimeError as error:  # the model's layout changed since the checkpoint was written
+        name = hparams["model"]["name"]
+        raise RunLoadError(
+            f"the weights do not fit today's {name!r} model (its layout changed since this checkpoint was "
+            f"written; retrain it, or load it with the atomgraph version that wrote it): {error}"
+        ) from None
     return module.eval()

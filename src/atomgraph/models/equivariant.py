@@ -3,23 +3,28 @@
 Atoms carry irreps features h (default ``32x0e + 16x1o + 8x2e``, l <= 2). Each interaction layer:
 
     x_i   = Linear(h_i)
-    m_ij  = TP_uvu(x_j, Y(r_ij); R(|r_ij|))           e3nn TensorProduct, weights per edge from a radial MLP
-    a_i   = (1 / avg_num_neighbors) sum_j m_ij         index_add_ over the edges into i
+    a_i   = (1 / avg_num_neighbors) sum_j TP_uvu(x_j, Y(r_ij); R(|r_ij|))     summed over the edges into i
     h_i  <- Gate(Linear(a_i) + SelfInteraction(h_i)) (+ h_i when the irreps match: residual)
 
 with Y the spherical harmonics of the edge direction (``normalize=True``, "component") and R an MLP
 (e3nn ``FullyConnectedNet``, no biases) of the Bessel basis times the polynomial envelope, so every
 edge's weights vanish smoothly (C^2) at the cutoff. The gate (e3nn ``Gate``) applies silu to the even
 scalars (tanh to odd ones) and multiplies every l > 0 channel by a sigmoid of its own scalar gate.
-Readout: the 0e channels of the last layer -> MLP -> per-atom energies, summed per graph.
+The last layer computes only the scalars (0e) that the readout reads, as NequIP does. Readout: those
+scalars -> MLP -> per-atom energies, summed per graph.
+
+Speed (same numbers as the textbook form): the tensor product and its sum over edges are fused per
+input irrep (:class:`~atomgraph.nn.edge_tensor_product.EdgeTensorProduct`, ~2x e3nn's
+``TensorProduct`` + ``index_add_`` on CPU); on symmetric graphs (pairs then their reverses,
+:func:`~atomgraph.graphs.geometry.edge_pairs`) edge vectors, harmonics, the radial basis and the
+radial MLP are computed once per pair: r_ji = -r_ij, so Y_l(r_ji) = (-1)^l Y_l(r_ij) and R is shared.
 
 Why NequIP-style (two-body messages, stacked interaction layers) and not MACE: every piece is a
-standard, well-tested e3nn module (``TensorProduct`` with "uvu" paths, ``Gate``, ``Linear``), so the
-model is short, easy to verify and works unchanged in float32 and float64; MACE's higher body order
-comes from a symmetric contraction of the atomic basis with generalised Clebsch-Gordan coefficients
-that e3nn does not ship — reimplementing it is a large amount of subtle code, and on CPUs (where the
-tests run) it is markedly slower. Body order still grows with depth here (each layer adds one neighbour
-to the correlation), which is what gives NequIP its accuracy.
+standard e3nn construction ("uvu" tensor-product paths, ``Gate``, ``Linear``), so the model is short,
+easy to verify and works unchanged in float32 and float64; MACE's higher body order comes from a
+symmetric contraction of the atomic basis with generalised Clebsch-Gordan coefficients that e3nn does
+not ship. Body order still grows with depth here (each layer adds one neighbour to the correlation),
+which is what gives NequIP its accuracy.
 
 Normalisation: the aggregated messages are divided by ``avg_num_neighbors`` (a constructor argument,
 a constant: energies stay exactly extensive). Works for molecules and periodic cells alike: edge vectors
@@ -38,10 +43,11 @@ from torch_geometric.data import Data
 
 from atomgraph.features import BesselRBF, PolynomialEnvelope
 from atomgraph.graphs.fields import batch_vector
-from atomgraph.graphs.geometry import edge_lengths, edge_vectors
+from atomgraph.graphs.geometry import edge_lengths, edge_pairs, edge_vectors
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.models.card import ModelCard
 from atomgraph.models.registry import register_model
+from atomgraph.nn.edge_tensor_product import EdgeTensorProduct
 from atomgraph.nn.mlp import MLP
 from atomgraph.nn.target_readout import SumOrMean, resolve_readouts
 
@@ -97,9 +103,7 @@ class EquivariantInteraction(nn.Module):
         irreps_mid, permutation, _ = o3.Irreps(mid).sort()
         instructions = [(i, j, permutation[k], mode, train) for i, j, k, mode, train in instructions]
         self.linear_in = o3.Linear(irreps_in, irreps_in)
-        self.tp = o3.TensorProduct(
-            irreps_in, irreps_edge, irreps_mid, instructions, shared_weights=False, internal_weights=False
-        )
+        self.tp = EdgeTensorProduct(irreps_in, irreps_edge, irreps_mid, [ins[:3] for ins in instructions])
         self.radial = FullyConnectedNet(
             [num_basis, *[radial_hidden] * radial_layers, self.tp.weight_numel], torch.nn.functional.silu
         )
@@ -116,10 +120,11 @@ class EquivariantInteraction(nn.Module):
         source: torch.Tensor,
         target: torch.Tensor,
     ) -> torch.Tensor:
-        """h [N, in], edge_sh [E, sh], edge_basis [E, num_basis] (enveloped), source/target [E] (j, i)."""
+        """h [N, in], edge_sh [E, sh], source/target [E] (j, i); edge_basis [E, num_basis] (enveloped)
+        or, on symmetric graphs laid out as pairs then their reverses in the same order, [E / 2,
+        num_basis] for the pairs only: the radial weights are then computed once per pair."""
         weights = self.radial(edge_basis)
-        messages = self.tp(self.linear_in(h).index_select(0, source), edge_sh, weights)
-        aggregated = messages.new_zeros(h.shape[0], messages.shape[1]).index_add_(0, target, messages)
+        aggregated = self.tp(self.linear_in(h).index_select(0, source), edge_sh, weights, target, h.shape[0])
         out = self.linear_out(aggregated / self.avg_num_neighbors) + self.self_interaction(h)
         out = self.gate(out)
         return h + out if self.residual else out
@@ -171,6 +176,7 @@ class EquivariantPotential(nn.Module):
         super().__init__()
         irreps_hidden = o3.Irreps(hidden_irreps).simplify()
         num_scalars = sum(mul for mul, ir in irreps_hidden if ir == o3.Irrep("0e"))
+        irreps_scalars = o3.Irreps(f"{num_scalars}x0e")
         if num_scalars == 0:
             raise ValueError(
                 f"hidden_irreps needs 0e channels for the embedding and readout: {hidden_irreps!r}"
@@ -188,15 +194,19 @@ class EquivariantPotential(nn.Module):
         self.spherical_harmonics = o3.SphericalHarmonics(
             self.irreps_edge, normalize=True, normalization="component"
         )
+        parity = [(-1.0) ** ir.l for _, ir in self.irreps_edge for _ in range(ir.dim)]
+        self.register_buffer("sh_parity", torch.tensor(parity), persistent=False)
         self.rbf = BesselRBF(self.cutoff, num_basis, trainable=True)
         self.envelope = PolynomialEnvelope(self.cutoff, envelope_exponent)
         self.embedding = nn.Embedding(max_z + 1, num_scalars)
         irreps = o3.Irreps(f"{num_scalars}x0e")
         self.interactions = nn.ModuleList()
-        for _ in range(layers):
+        for layer in range(layers):
+            # the readout reads the scalars only: the last layer computes nothing else (as NequIP)
+            last = layer == layers - 1
             interaction = EquivariantInteraction(
                 irreps,
-                irreps_hidden,
+                irreps_scalars if last else irreps_hidden,
                 self.irreps_edge,
                 num_basis,
                 radial_hidden,
@@ -216,12 +226,21 @@ class EquivariantPotential(nn.Module):
         self.head = MLP([width, max(width // 2, 1), len(reductions)], act="silu")
 
     def node_features(self, graph: Data) -> torch.Tensor:
-        """Irreps features [N, irreps_out.dim] after all interactions (layout of ``self.irreps_out``)."""
-        vectors = edge_vectors(graph)
+        """Features [N, irreps_out.dim] after all interactions (the scalars of the last layer)."""
+        pairs = edge_pairs(graph)
+        if pairs is None:
+            source, target = graph.edge_index
+            vectors = edge_vectors(graph)
+            edge_sh = self.spherical_harmonics(vectors)
+        else:  # each pair once, then reversed: r_ji = -r_ij, Y_l(-r) = (-1)^l Y_l(r), same lengths
+            forward, reverse = pairs
+            edges = torch.cat([forward, reverse])
+            source, target = graph.edge_index.index_select(1, edges)
+            vectors = edge_vectors(graph, edges=forward)
+            sh = self.spherical_harmonics(vectors)
+            edge_sh = torch.cat([sh, sh * self.sh_parity])
         lengths = edge_lengths(vectors)
-        edge_sh = self.spherical_harmonics(vectors)
         edge_basis = self.rbf(lengths) * self.envelope(lengths).unsqueeze(-1)
-        source, target = graph.edge_index
         h = self.embedding(graph.z)
         for interaction in self.interactions:
             h = interaction(h, edge_sh, edge_basis, source, target)

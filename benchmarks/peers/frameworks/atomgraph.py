@@ -1,0 +1,53 @@
+"""atomgraph's potentials (SchNet, PaiNN, the NequIP-style equivariant model) for the peer harness.
+
+Graphs: atomgraph's radius graph (vesin), built once per system in ``setup``; energies and forces by
+the same path as training and the ASE calculator (``AtomgraphModule.compute``: autograd forces)."""
+
+from __future__ import annotations
+
+import torch
+from common import Bench, MDBench, ModelBench
+from torch_geometric.data import Batch
+
+#: harness family -> atomgraph's registered model
+MODELS = {"schnet": "schnet", "painn": "painn", "nequip": "equivariant"}
+
+
+def versions() -> dict[str, str]:
+    import atomgraph
+
+    return {"atomgraph": getattr(atomgraph, "__version__", "0.1.0"), "torch": torch.__version__}
+
+
+def module(family: str, hparams: dict, cutoff: float):
+    from atomgraph.training.module import AtomgraphModule
+
+    return AtomgraphModule(
+        model={"name": MODELS[family], "reductions": ["sum"], **hparams},
+        targets=[{"name": "energy", "unit": "eV", "reduction": "sum"}],
+        task={"kind": "potential"},
+        training={},
+        graph={"kind": "radius", "cutoff": cutoff},
+    )
+
+
+def setup(family: str, hparams: dict, frames, mode: str, device: str = "cpu", steps: int = 10) -> Bench:
+    from atomgraph.graphs.radius_graph import radius_graph
+
+    hparams = dict(hparams)
+    cutoff = float(hparams.pop("cutoff"))
+    net = module(family, hparams, cutoff).to(device)
+    if mode == "md":
+        from atomgraph.md import Calculator
+
+        calculator = Calculator(net, skin=0.5, device=device, allow_unseen_elements=True)
+        return MDBench(calculator, frames, steps, sum(p.numel() for p in net.model.parameters()))
+    batch = Batch.from_data_list([radius_graph(a, cutoff) for a in frames]).to(device)
+
+    def forward(training: bool):
+        out = net.compute(batch, forces=True, training=training)
+        return out["energy"], out["forces"]
+
+    bench = ModelBench(net.model, forward, frames, mode, torch.float32)
+    net.train(mode == "train")
+    return bench

@@ -1,0 +1,305 @@
+"""Side-by-side speed of atomgraph's potentials and their peers, interleaved, one process per framework.
+
+Each framework runs in a worker process in its own environment (``benchmarks/peers/install.sh``:
+PyG and NequIP in ``.peers/main``, schnetpack in ``.peers/schnetpack``, mace-torch in ``.peers/mace``;
+atomgraph in the project's ``.venv``). For every section -- a model family, a mode and a system -- all
+workers of the family build their model and their own graph of the same frames, warm up, and then
+take turns: round r times ``--calls`` calls of each framework, the order alternating between rounds,
+so drifts of the machine (another job, thermal state) hit every framework alike. Reported per
+framework: parameters, median seconds per call (per MD step), interquartile range and throughput;
+``ratio`` = peer median / atomgraph median (above 1: atomgraph faster).
+
+Modes: ``train`` = energy + autograd forces with the graph kept, loss mean((dE/N)^2) + mean(dF^2),
+backward, Adam step; ``infer`` = energy + forces; ``md`` = NVE velocity-Verlet steps (0.5 fs) through
+the framework's ASE calculator (atomgraph's ``md`` is compared with its own ``infer`` of the same
+structure: the calculator's overhead over a bare model call). Systems: 32 rMD17 aspirin frames as one
+batch; the 192-atom periodic water box (DeePMD example); its 2x2x2 replica (1,536 atoms).
+
+    bash benchmarks/peers/install.sh                      # once: the peer environments
+    .venv/bin/python benchmarks/peers/run.py               # everything, one thread -> results/peers.json
+    .venv/bin/python benchmarks/peers/run.py --threads 2 --only nequip --out /tmp/p.json
+    .venv/bin/python benchmarks/peers/run.py --smoke       # tiny models, 2 rounds: checks the wiring
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from ase.io import write
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results" / "peers.json"
+WORKER = Path(__file__).resolve().parent / "worker.py"
+
+#: the environment of each framework (run.py itself runs in atomgraph's)
+PYTHONS = {
+    "atomgraph": ROOT / ".venv/bin/python",
+    "pyg": ROOT / ".peers/main/bin/python",
+    "nequip": ROOT / ".peers/main/bin/python",
+    "schnetpack": ROOT / ".peers/schnetpack/bin/python",
+    "mace": ROOT / ".peers/mace/bin/python",
+}
+
+CUTOFF = 5.0
+#: per family: the frameworks and the hyperparameters every one of them gets (translated by its adapter)
+FAMILIES = {
+    "schnet": {
+        "frameworks": ["atomgraph", "pyg"],
+        "hparams": {"hidden": 128, "filters": 128, "interactions": 6, "num_rbf": 50, "cutoff": CUTOFF},
+        "smoke": {"hidden": 16, "filters": 16, "interactions": 1, "num_rbf": 8, "cutoff": CUTOFF},
+    },
+    "painn": {
+        "frameworks": ["atomgraph", "schnetpack"],
+        "hparams": {"hidden": 128, "interactions": 3, "num_rbf": 20, "cutoff": CUTOFF},
+        "smoke": {"hidden": 16, "interactions": 1, "num_rbf": 8, "cutoff": CUTOFF},
+    },
+    "nequip": {
+        "frameworks": ["atomgraph", "nequip"],
+        "hparams": {
+            "hidden_irreps": "32x0e + 16x1o + 8x2e",
+            "layers": 4,
+            "num_basis": 8,
+            "radial_hidden": 64,
+            "radial_layers": 2,
+            "envelope_exponent": 6,
+            "avg_num_neighbors": 20.0,
+            "cutoff": CUTOFF,
+        },
+        "smoke": {
+            "hidden_irreps": "8x0e + 4x1o",
+            "layers": 1,
+            "num_basis": 4,
+            "radial_hidden": 8,
+            "radial_layers": 1,
+            "envelope_exponent": 6,
+            "avg_num_neighbors": 20.0,
+            "cutoff": CUTOFF,
+        },
+    },
+    "mace": {
+        # atomgraph has no body-ordered (MACE-style) model yet: mace-torch runs alone, ratio null
+        "frameworks": ["mace"],
+        "hparams": {
+            "hidden_irreps": "64x0e + 64x1o",
+            "max_ell": 3,
+            "correlation": 3,
+            "interactions": 2,
+            "num_bessel": 8,
+            "avg_num_neighbors": 20.0,
+            "cutoff": CUTOFF,
+        },
+        "smoke": {
+            "hidden_irreps": "8x0e + 8x1o",
+            "max_ell": 1,
+            "correlation": 2,
+            "interactions": 1,
+            "num_bessel": 4,
+            "avg_num_neighbors": 20.0,
+            "cutoff": CUTOFF,
+        },
+    },
+}
+#: (mode, system) sections run for every family
+SECTIONS = [
+    ("train", "aspirin32"),
+    ("infer", "aspirin32"),
+    ("train", "water192"),
+    ("infer", "water192"),
+    ("infer", "water1536"),
+    ("md", "water192"),
+]
+
+
+def write_systems(folder: Path) -> dict[str, Path]:
+    """The frames of each system as extended XYZ with energy (eV) and forces (eV/Å)."""
+    from atomgraph.apps.potentials.deepmd import find_systems, read_system
+    from atomgraph.apps.potentials.rmd17 import rmd17_atoms
+
+    aspirin = rmd17_atoms(DATA / "rmd17", "aspirin", "train")[:32]
+    water = read_system(find_systems(DATA / "water_pbc")[0])[0]
+    replica = water.repeat((2, 2, 2))  # ase tiles arrays["forces"] with the atoms
+    replica.info["energy"] = 8 * water.info["energy"]
+    paths = {}
+    for name, frames in {"aspirin32": aspirin, "water192": [water], "water1536": [replica]}.items():
+        paths[name] = folder / f"{name}.extxyz"
+        write(paths[name], frames, format="extxyz")
+    return paths
+
+
+class Worker:
+    """A framework's worker process and its line protocol."""
+
+    def __init__(self, framework: str):
+        self.framework = framework
+        self.process = subprocess.Popen(
+            [str(PYTHONS[framework]), str(WORKER), framework],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+
+    def ask(self, **command) -> dict:
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.framework}: the worker died (see its stderr above)")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(f"{self.framework}: {reply['error']}\n{reply.get('traceback', '')}")
+        return reply
+
+    def close(self) -> None:
+        try:
+            self.process.stdin.write('{"op": "quit"}\n')
+            self.process.stdin.flush()
+            self.process.wait(timeout=30)
+        except (BrokenPipeError, subprocess.TimeoutExpired):
+            self.process.kill()
+
+
+def summary(seconds: list[float], atoms: int) -> dict:
+    q1, median, q3 = np.percentile(seconds, [25, 50, 75])
+    return {
+        "median_s": float(median),
+        "iqr_s": float(q3 - q1),
+        "calls": len(seconds),
+        "atoms_per_s": atoms / float(median),
+    }
+
+
+def run_section(family: str, mode: str, system: str, frames: Path, args, atoms: int) -> dict:
+    spec = FAMILIES[family]
+    hparams = spec["smoke" if args.smoke else "hparams"]
+    workers, out = (
+        [],
+        {
+            "family": family,
+            "mode": mode,
+            "system": system,
+            "atoms": atoms,
+            "hparams": hparams,
+            "frameworks": {},
+        },
+    )
+    try:
+        for framework in spec["frameworks"]:
+            if not PYTHONS[framework].exists():
+                out["frameworks"][framework] = {"skipped": f"{PYTHONS[framework]} missing (install.sh)"}
+                continue
+            worker = Worker(framework)
+            try:
+                reply = worker.ask(
+                    op="setup",
+                    family=family,
+                    hparams=hparams,
+                    frames=str(frames),
+                    mode=mode,
+                    threads=args.threads,
+                    device=args.device,
+                    steps=args.md_steps,
+                )
+                worker.ask(op="time", repeats=args.warmup)
+            except RuntimeError as error:
+                worker.close()
+                out["frameworks"][framework] = {"skipped": str(error).splitlines()[0]}
+                print(f"  {framework}: skipped: {str(error).strip()[:2000]}", file=sys.stderr)
+                continue
+            out["frameworks"][framework] = {"params": reply["params"], "versions": reply["versions"]}
+            workers.append(worker)
+        seconds = {w.framework: [] for w in workers}
+        for round_ in range(args.rounds):
+            for worker in workers if round_ % 2 == 0 else workers[::-1]:
+                seconds[worker.framework] += worker.ask(op="time", repeats=args.calls)["seconds"]
+        for name, values in seconds.items():
+            out["frameworks"][name].update(summary(values, atoms))
+    finally:
+        for worker in workers:
+            worker.close()
+    ours = out["frameworks"].get("atomgraph", {}).get("median_s")
+    for name, result in out["frameworks"].items():
+        if name != "atomgraph" and "median_s" in result:
+            result["ratio"] = result["median_s"] / ours if ours else None
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds per section")
+    parser.add_argument("--calls", type=int, default=3, help="timed calls per framework per round")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--md-steps", type=int, default=10, help="MD steps per timed call")
+    parser.add_argument("--only", nargs="*", default=sorted(FAMILIES), choices=sorted(FAMILIES))
+    parser.add_argument("--sections", nargs="*", default=None, help="mode:system, e.g. train:aspirin32")
+    parser.add_argument("--smoke", action="store_true", help="tiny models, 2 rounds of 1 call")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if args.smoke:
+        args.rounds, args.calls, args.warmup, args.md_steps = 2, 1, 1, 2
+    sections = SECTIONS if args.sections is None else [tuple(s.split(":")) for s in args.sections]
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        paths = write_systems(Path(folder))
+        from ase.io import read
+
+        sizes = {name: sum(len(a) for a in read(path, ":")) for name, path in paths.items()}
+        for family in args.only:
+            for mode, system in sections:
+                start = time.perf_counter()
+                section = run_section(family, mode, system, paths[system], args, sizes[system])
+                section["wall_s"] = round(time.perf_counter() - start, 1)
+                results.append(section)
+                line = ", ".join(describe(name, r) for name, r in section["frameworks"].items())
+                print(f"{family:7s} {mode:5s} {system:9s}: {line}", flush=True)
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps(report(results, args), indent=1))
+    print(f"wrote {args.out}")
+
+
+def describe(name: str, result: dict) -> str:
+    if "median_s" not in result:
+        return f"{name} skipped"
+    ratio = f" (x{result['ratio']:.2f})" if result.get("ratio") else ""
+    return f"{name} {result['median_s'] * 1e3:.1f} ms{ratio}"
+
+
+def report(results: list[dict], args) -> dict:
+    import torch
+
+    return {
+        "benchmark": "atomgraph vs peers, interleaved (benchmarks/peers/run.py)",
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "threads": args.threads,
+            "device": args.device,
+            "torch": torch.__version__,
+        },
+        "protocol": {
+            "rounds": args.rounds,
+            "calls_per_round": args.calls,
+            "warmup": args.warmup,
+            "md_steps_per_call": args.md_steps,
+            "dtype": "float32",
+            "cutoff_A": CUTOFF,
+        },
+        "ratio": "peer median seconds / atomgraph median seconds (above 1: atomgraph faster)",
+        "sections": results,
+    }
+
+
+if __name__ == "__main__":
+    main()
