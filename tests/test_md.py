@@ -314,3 +314,19 @@ def test_atoms_closer_than_any_training_pair_are_warned_about_once(lj_run):
         warnings.simplefilter("error")
         atoms.get_potential_energy()  # counted, not warned again
     assert calc.close_contacts == 2
+
+
+def test_importing_the_calculator_loads_neither_the_training_stack_nor_every_model():
+    """``from atomgraph.md import Calculator`` costs torch, PyG and ASE, not Lightning or e3nn: the models
+    are imported when a run is loaded, the one it needs (the registry imports them on first look-up)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from atomgraph.md import Calculator\n"
+        "heavy = ['lightning', 'e3nn', 'atomgraph.runs', 'atomgraph.models.equivariant', 'gemmi']\n"
+        "print(','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

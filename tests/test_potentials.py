@@ -27,6 +27,7 @@ from atomgraph.runs import TrainedRun
 from atomgraph.training.config import load_config
 from atomgraph.training.datasets import is_potential
 from atomgraph.training.module import AtomgraphModule
+from atomgraph.training.run import model_arguments
 
 SCHNET = {"name": "schnet", "hidden": 16, "filters": 16, "interactions": 2, "num_rbf": 12}
 GRAPH = GraphSpec(cutoff=4.0).to_dict()
@@ -248,3 +249,15 @@ def test_task_kind_is_checked():
         is_potential({"kind": "forces"})
     with pytest.raises(ValueError, match="energy"):
         AtomgraphModule(SCHNET, [{"name": "gap", "unit": "eV"}], {"kind": "potential"}, OPTIM, graph=GRAPH)
+
+
+def test_avg_num_neighbors_comes_from_the_training_rows_unless_the_config_sets_it():
+    dataset = load_lennard_jones(GraphSpec(cutoff=4.0), count=20)
+    train_rows = dataset[torch.arange(12)]
+    edges = sum(int(train_rows[i].edge_index.shape[1]) for i in range(12))
+    atoms = sum(int(train_rows[i].num_nodes) for i in range(12))
+    derived = model_arguments({"model": {"name": "equivariant"}}, dataset, train_rows)
+    assert derived["avg_num_neighbors"] == pytest.approx(edges / atoms) and edges / atoms > 2
+    given = model_arguments({"model": {"name": "equivariant", "avg_num_neighbors": 7.5}}, dataset, train_rows)
+    assert given["avg_num_neighbors"] == 7.5
+    assert "avg_num_neighbors" not in model_arguments({"model": {"name": "schnet"}}, dataset, train_rows)

@@ -297,8 +297,22 @@ def report(results: list[dict], args) -> dict:
             "cutoff_A": CUTOFF,
         },
         "ratio": "peer median seconds / atomgraph median seconds (above 1: atomgraph faster)",
+        "md_step_over_bare_call": calculator_overhead(results),
         "sections": results,
     }
+
+
+def calculator_overhead(results: list[dict]) -> dict:
+    """Per family: atomgraph's MD step (ASE calculator + integrator) over its bare energy + forces call
+    on the same structure (the issue's target: at most 1.1)."""
+    median = {(r["family"], r["mode"], r["system"]): r["frameworks"].get("atomgraph", {}).get("median_s")
+              for r in results}  # fmt: skip
+    out = {}
+    for family, mode, system in median:
+        bare = median.get((family, "infer", system))
+        if mode == "md" and median[(family, mode, system)] and bare:
+            out[f"{family} {system}"] = median[(family, mode, system)] / bare
+    return out
 
 
 if __name__ == "__main__":

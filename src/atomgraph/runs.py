@@ -27,6 +27,7 @@ from torch_geometric.data import Data
 from atomgraph.data.safe_load import safe_torch_load
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.nn.readout import POOLS
+from atomgraph.structures.validate import unseen_elements
 from atomgraph.targets import TargetSet, targets_from_columns
 from atomgraph.training.config import read_run_config, read_yaml
 from atomgraph.training.ensemble import EnsembleModule, is_ensemble, member_dirs
@@ -347,18 +348,6 @@ def initial_weights(config: dict) -> InitialWeights | None:
         run.graph,
         run.elements,
     )
-
-
-def unseen_elements(numbers, elements) -> list[str]:
-    """Symbols of the atomic ``numbers`` outside ``elements`` (the training elements), sorted; none
-    when ``elements`` is None (a run saved before they were recorded)."""
-    from ase.data import chemical_symbols
-
-    if elements is None:
-        return []
-    known = {*elements, 0}  # z = 0: a master or virtual node, not an element
-    return sorted({chemical_symbols[int(z)] if 0 < int(z) < len(chemical_symbols) else f"Z={int(z)}"
-                   for z in numbers if int(z) not in known})  # fmt: skip
 
 
 def _build_module(hparams: dict, weights: dict) -> AtomgraphModule:

@@ -64,7 +64,9 @@ def setup(family: str, hparams: dict, frames, mode: str, device: str = "cpu", st
     batch = next(iter(loader)).to(device).to_dict()
 
     def forward(training: bool):
-        inputs = {k: v.clone() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in batch.items()}
+        inputs = {
+            k: v.clone() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in batch.items()
+        }
         out = model(inputs, training=training, compute_force=True)
         return out["energy"].view(-1), out["forces"]
 

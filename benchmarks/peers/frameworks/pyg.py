@@ -67,7 +67,9 @@ def setup(family: str, hparams: dict, frames, mode: str, device: str = "cpu", st
     ).to(device)
     z = torch.from_numpy(np.concatenate([a.numbers for a in frames])).long().to(device)
     pos0 = torch.from_numpy(np.concatenate([a.positions for a in frames])).float().to(device)
-    batch = torch.repeat_interleave(torch.arange(len(frames)), torch.tensor([len(a) for a in frames])).to(device)
+    batch = torch.repeat_interleave(torch.arange(len(frames)), torch.tensor([len(a) for a in frames])).to(
+        device
+    )
 
     def forward(training: bool):
         pos = pos0.clone().requires_grad_(True)

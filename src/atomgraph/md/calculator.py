@@ -24,7 +24,7 @@ from torch_geometric.data import Batch
 from atomgraph.graphs.geometry import edge_lengths, edge_vectors
 from atomgraph.graphs.radius_graph import radius_graph
 from atomgraph.graphs.spec import GraphSpec
-from atomgraph.runs import unseen_elements
+from atomgraph.structures.validate import unseen_elements
 
 
 def load_potential(path: str | Path, which: str = "auto") -> tuple[torch.nn.Module, GraphSpec]:
@@ -103,6 +103,7 @@ class Calculator(AseCalculator):
         self._stress_wanted = False
         self._template: Batch | None = None
         self._pairs: torch.Tensor | None = None
+        self._pair_lengths: torch.Tensor | None = None
         self._reference: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     # ------------------------------------------------------------------------------ neighbour list
@@ -138,10 +139,13 @@ class Calculator(AseCalculator):
         graph = copy.copy(template)
         graph.pos = torch.as_tensor(atoms.positions, dtype=self.dtype, device=self.device)
         if self.skin == 0.0 or self._pairs is None:
+            self._pair_lengths = None
             return graph
         with torch.no_grad():
             lengths = edge_lengths(edge_vectors(graph, edges=self._pairs))
-        kept = self._pairs[lengths < self.cutoff]
+        inside = lengths < self.cutoff
+        kept = self._pairs[inside]
+        self._pair_lengths = lengths[inside]  # for the close-contact check, not computed twice
         edges = torch.cat([kept, kept + len(self._pairs)])
         graph.edge_index = template.edge_index.index_select(1, edges)
         graph.edge_shift = template.edge_shift.index_select(0, edges)
@@ -181,8 +185,10 @@ class Calculator(AseCalculator):
         """Warn (once) when two atoms are closer than any pair the potential was trained on."""
         if self.shortest_distance is None or graph.edge_index.numel() == 0:
             return
-        with torch.no_grad():
-            lengths = edge_lengths(edge_vectors(graph))
+        lengths = self._pair_lengths  # the forward edges' lengths, from graph(), when it filtered pairs
+        if lengths is None:
+            with torch.no_grad():
+                lengths = edge_lengths(edge_vectors(graph))
         closest = int(torch.argmin(lengths))
         if float(lengths[closest]) >= self.shortest_distance:
             return

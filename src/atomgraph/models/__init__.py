@@ -1,25 +1,15 @@
 """Models: one file per architecture, each registered by name for configs.
 
+The architectures are imported on the registry's first look-up (:func:`build_model`,
+:func:`model_class`, :func:`available_models`), not when this package is imported, so that code which
+only needs one model (a calculator, a loaded run) does not pay for importing all of them.
 Application-specific models register from their application (the protein-ligand affinity models in
-:mod:`atomgraph.apps.complexes.models`); the registry loads the applications on its first look-up.
+:mod:`atomgraph.apps.complexes.models`); the registry loads the applications on its first look-up too.
 
 Every model maps a graph batch to [B, T] predictions (normalised units of the task) and carries a
 :class:`~atomgraph.models.card.ModelCard` (graph kind, inputs, depth argument, potential capability).
 """
 
-from atomgraph.models import (  # noqa: F401  (registers the models)
-    cgcnn,
-    dimenet,
-    equivariant,
-    gat,
-    gcn,
-    graphsage,
-    megnet,
-    mpnn,
-    painn,
-    schnet,
-    simple_gnn,
-)
 from atomgraph.models.card import ModelCard
 from atomgraph.models.registry import available_models, build_model, model_card, model_class, register_model
 

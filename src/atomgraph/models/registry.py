@@ -8,8 +8,11 @@ models (the protein-ligand affinity models); the first look-up loads them.
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -19,6 +22,21 @@ from atomgraph.models.card import ModelCard
 from atomgraph.plugins import load_applications
 
 _MODELS: dict[str, type[nn.Module]] = {}
+#: modules of this package that are building blocks, not architectures
+_NOT_ARCHITECTURES = {"card", "conv_stack", "lattice", "registry"}
+_architectures_loaded = False
+
+
+def load_architectures() -> None:
+    """Import every architecture module of :mod:`atomgraph.models` once (each registers itself), then
+    the applications' models."""
+    global _architectures_loaded
+    if not _architectures_loaded:
+        _architectures_loaded = True
+        for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
+            if module.name not in _NOT_ARCHITECTURES:
+                importlib.import_module(f"atomgraph.models.{module.name}")
+    load_applications()
 
 
 def register_model(name: str, card: ModelCard) -> Callable[[type[nn.Module]], type[nn.Module]]:
@@ -42,13 +60,13 @@ def register_model(name: str, card: ModelCard) -> Callable[[type[nn.Module]], ty
 
 def available_models() -> list[str]:
     """Names a config can use."""
-    load_applications()
+    load_architectures()
     return sorted(_MODELS)
 
 
 def model_class(name: str) -> type[nn.Module]:
     """The registered class of ``name``; an unknown name is an error listing the known ones."""
-    load_applications()
+    load_architectures()
     try:
         return _MODELS[name.lower()]
     except KeyError:

@@ -134,3 +134,15 @@ def _check_distances(
         f"closer than min_distance={min_distance} Å",
         source=source,
     )
+
+
+def unseen_elements(numbers, elements) -> list[str]:
+    """Symbols of the atomic ``numbers`` outside ``elements`` (a model's training elements), sorted;
+    none when ``elements`` is None (a run saved before they were recorded)."""
+    from ase.data import chemical_symbols
+
+    if elements is None:
+        return []
+    known = {*elements, 0}  # z = 0: a master or virtual node, not an element
+    return sorted({chemical_symbols[int(z)] if 0 < int(z) < len(chemical_symbols) else f"Z={int(z)}"
+                   for z in numbers if int(z) not in known})  # fmt: skip

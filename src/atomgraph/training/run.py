@@ -22,6 +22,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch_geometric.loader import DataLoader
 
 from atomgraph.data import GraphDataset, save_split
+from atomgraph.data.splits import seeded_subset
 from atomgraph.models import model_card, model_class
 from atomgraph.nn.target_readout import readout_mismatches
 from atomgraph.training.config import ConfigError, dump_config, read_run_config
@@ -35,12 +36,16 @@ from atomgraph.training.trainer import make_trainer
 log = logging.getLogger(__name__)
 
 
-def model_arguments(config: dict, dataset: GraphDataset) -> dict:
+def model_arguments(config: dict, dataset: GraphDataset, train_rows: GraphDataset | None = None) -> dict:
     """The model section completed with what the data decides: the targets' reductions (their
-    :class:`~atomgraph.targets.TargetSpec`, which drive the readouts) and input widths."""
+    :class:`~atomgraph.targets.TargetSpec`, which drive the readouts), input widths and, for models
+    that normalise neighbour sums by a constant (``avg_num_neighbors``) the config does not set, the
+    mean number of neighbours per atom of the training rows."""
     model = dict(config["model"])
     params = inspect.signature(model_class(model["name"])).parameters
     model["reductions"] = list(dataset.targets.reductions)
+    if "avg_num_neighbors" in params and "avg_num_neighbors" not in model:
+        model["avg_num_neighbors"] = mean_neighbors(train_rows if train_rows is not None else dataset)
     sample = dataset[0]
     if "atom_dim" in params and "atom_dim" not in model:
         if sample.x is None:
@@ -49,6 +54,18 @@ def model_arguments(config: dict, dataset: GraphDataset) -> dict:
     if "edge_dim" in params and "edge_dim" not in model and sample.edge_attr is not None:
         model["edge_dim"] = int(sample.edge_attr.shape[1])
     return model
+
+
+def mean_neighbors(rows: GraphDataset, sample: int = 2000, seed: int = 0) -> float:
+    """Mean number of neighbours per atom (directed edges / atoms) over ``rows``, from a seeded sample
+    of at most ``sample`` rows (the exact mean for smaller sets; a store is read only that far). At
+    least 1, so that a set of isolated atoms still gives a usable normalisation."""
+    edges = atoms = 0
+    for row in seeded_subset(len(rows), sample, seed):
+        graph = rows[int(row)]
+        edges += int(graph.edge_index.shape[1])
+        atoms += int(graph.num_nodes)
+    return max(edges / max(atoms, 1), 1.0)
 
 
 def loaders(
@@ -141,7 +158,7 @@ def train(
         check_elements(initial, elements, init["allow_new_elements"])
     tuning = {"freeze": init["freeze"], "lr_factors": init["lr_factors"]}
     module = AtomgraphModule(
-        model=model_arguments(config, dataset),
+        model=model_arguments(config, dataset, train_rows),
         targets=dataset.targets.to_list(),
         task=config["task"],
         training=config["training"],
