@@ -118,3 +118,15 @@ def scaffold_csv(tmp_path) -> Path:
     values = [len(s) * 0.1 + 0.01 * k for k, s in enumerate(SCAFFOLD_SMILES)]
     labels = [float("O" in s or "o" in s) for s in SCAFFOLD_SMILES]
     return write_csv(tmp_path / "scaffolds.csv", SCAFFOLD_SMILES, value=values, active=labels)
+
+
+@pytest.fixture
+def float64():
+    """Build graphs and models in double precision (invariances hold to ~1e-12); the default dtype is
+    restored afterwards."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)

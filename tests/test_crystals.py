@@ -49,14 +49,6 @@ SMALL = {
 }
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def crystals(count: int = 24, seed: int = 0) -> list[Atoms]:
     """Rattled, randomly strained copies of a few prototype crystals (1-8 atoms per cell)."""
     rng = np.random.default_rng(seed)

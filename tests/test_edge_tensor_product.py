@@ -29,14 +29,6 @@ CASES = [
 ]
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def reference(tp: o3.TensorProduct, x, y, w, target, nodes):
     messages = tp(x, y, w)
     return messages.new_zeros(nodes, messages.shape[1]).index_add_(0, target, messages)
@@ -95,5 +87,8 @@ def test_no_edges_gives_zeros(float64):
 def test_refuses_paths_it_does_not_implement():
     with pytest.raises(ValueError, match="multiplicity 1"):
         EdgeTensorProduct(o3.Irreps("2x0e"), o3.Irreps("2x0e"), o3.Irreps("2x0e"), [(0, 0, 0)])
+    sh = o3.Irreps.spherical_harmonics(2)
+    with pytest.raises(ValueError, match="output irrep 0 has several instructions"):
+        EdgeTensorProduct(o3.Irreps("2x1o"), sh, o3.Irreps("2x1o"), [(0, 0, 0), (0, 2, 0)])
     with pytest.raises(ValueError, match="exactly one instruction"):
         EdgeTensorProduct(o3.Irreps("2x0e"), o3.Irreps("1x0e"), o3.Irreps("2x0e + 2x0e"), [(0, 0, 0)])

@@ -106,3 +106,29 @@ def test_an_incompatible_source_is_refused(source, tmp_path):
         r"elements the source never saw \(N\)",
         tmp_path / "nitrogen.xyz",
     )
+
+
+def test_fine_tuning_keeps_the_sources_avg_num_neighbors(tmp_path):
+    """``avg_num_neighbors`` is a constant, not a weight: a fine-tuned run uses the source's (its weights were
+    trained with it), not one derived from its own rows, unless the config sets one."""
+    from conftest import write_xyz
+
+    equivariant = {"name": "equivariant", "hidden_irreps": "4x0e + 2x1o", "layers": 1, "num_basis": 4,
+                   "radial_hidden": 8}  # fmt: skip
+    source_xyz, target_xyz = tmp_path / "source.xyz", tmp_path / "target.xyz"
+    write_xyz(source_xyz, n=20, seed=1)
+    write_xyz(target_xyz, n=20, seed=2)
+    source_config = {**structures_config(tmp_path, source_xyz, run="source", epochs=1), "model": equivariant}
+    source_dir = train_and_evaluate(load(tmp_path, source_config), progress=False)
+    source_value = TrainedRun.load(source_dir).module.hparams["model"]["avg_num_neighbors"]
+    config = {**structures_config(tmp_path, target_xyz, run="tuned", epochs=1), "model": equivariant}
+    fresh = load(tmp_path, {**config, "name": "fresh", "run_dir": str(tmp_path / "fresh")})
+    fresh_value = TrainedRun.load(train_and_evaluate(fresh, progress=False)).module.hparams["model"][
+        "avg_num_neighbors"
+    ]
+    assert fresh_value != pytest.approx(source_value)  # the two sets have different densities
+    tuned = load(tmp_path, config, [f"init.from={source_dir}"])
+    tuned_dir = train_and_evaluate(tuned, progress=False)
+    assert TrainedRun.load(tuned_dir).module.hparams["model"]["avg_num_neighbors"] == pytest.approx(
+        source_value
+    )

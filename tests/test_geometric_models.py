@@ -41,16 +41,6 @@ NAMES = sorted(SMALL)
 STRUCTURES = ("molecule", "crystal")
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
-
-
 def build(name: str, **extra) -> torch.nn.Module:
     """A tiny float64 model (the default dtype is restored afterwards)."""
     previous = torch.get_default_dtype()

@@ -330,3 +330,16 @@ def test_importing_the_calculator_loads_neither_the_training_stack_nor_every_mod
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_relax_is_the_function_even_after_its_submodule_was_imported():
+    import subprocess
+    import sys
+
+    code = (
+        "import atomgraph.md.relax\n"
+        "from atomgraph.md import relax, Calculator\n"
+        "print(callable(relax), Calculator.__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "Calculator"]

@@ -42,15 +42,6 @@ BOND_VARIANTS = {
 REDUCTIONS = ("sum", "mean")  # two targets: one summed, one averaged over atoms
 
 
-@pytest.fixture
-def float64():
-    """Build graphs and models in double precision, so invariances hold to ~1e-12."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def molecules(n: int = 4, seed: int = 0):
     rng = np.random.default_rng(seed)
     return [random_molecule(rng, 4, 9) for _ in range(n)]

@@ -261,3 +261,8 @@ def test_avg_num_neighbors_comes_from_the_training_rows_unless_the_config_sets_i
     given = model_arguments({"model": {"name": "equivariant", "avg_num_neighbors": 7.5}}, dataset, train_rows)
     assert given["avg_num_neighbors"] == 7.5
     assert "avg_num_neighbors" not in model_arguments({"model": {"name": "schnet"}}, dataset, train_rows)
+    null = {"model": {"name": "equivariant", "avg_num_neighbors": None}}  # null in YAML: derive it
+    assert model_arguments(null, dataset, train_rows)["avg_num_neighbors"] == pytest.approx(edges / atoms)
+    # a resumed or fine-tuned run keeps the constant its weights were trained with
+    kept = model_arguments(null, dataset, train_rows, inherited={"avg_num_neighbors": 3.25})
+    assert kept["avg_num_neighbors"] == 3.25

@@ -31,14 +31,6 @@ VARIANTS = {
 }
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def zoo_model(variant: str, pool: str = "mean", **extra) -> torch.nn.Module:
     name, arguments = VARIANTS[variant]
     torch.manual_seed(0)

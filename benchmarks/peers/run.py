@@ -85,6 +85,34 @@ FAMILIES = {
             "cutoff": CUTOFF,
         },
     },
+    "nequip_no_sc": {
+        # NequIP without its default self-connection (a tensor product of the features with the one-hot
+        # atom type, ~68K parameters per layer): less work per atom than atomgraph's plain linear one, so
+        # the ratio against it is the conservative one
+        "frameworks": ["atomgraph", "nequip"],
+        "hparams": {
+            "hidden_irreps": "32x0e + 16x1o + 8x2e",
+            "layers": 4,
+            "num_basis": 8,
+            "radial_hidden": 64,
+            "radial_layers": 2,
+            "envelope_exponent": 6,
+            "avg_num_neighbors": 20.0,
+            "cutoff": CUTOFF,
+            "self_connection": False,
+        },
+        "smoke": {
+            "hidden_irreps": "8x0e + 4x1o",
+            "layers": 1,
+            "num_basis": 4,
+            "radial_hidden": 8,
+            "radial_layers": 1,
+            "envelope_exponent": 6,
+            "avg_num_neighbors": 20.0,
+            "cutoff": CUTOFF,
+            "self_connection": False,
+        },
+    },
     "mace": {
         # atomgraph has no body-ordered (MACE-style) model yet: mace-torch runs alone, ratio null
         "frameworks": ["mace"],

@@ -347,6 +347,7 @@ def initial_weights(config: dict) -> InitialWeights | None:
         run.module.model.state_dict(),  # a module loaded for this alone: no copy needed
         run.graph,
         run.elements,
+        dict(run.module.hparams["model"]),
     )
 
 

@@ -10,7 +10,7 @@ from common import Bench, MDBench, ModelBench
 from torch_geometric.data import Batch
 
 #: harness family -> atomgraph's registered model
-MODELS = {"schnet": "schnet", "painn": "painn", "nequip": "equivariant"}
+MODELS = {"schnet": "schnet", "painn": "painn", "nequip": "equivariant", "nequip_no_sc": "equivariant"}
 
 
 def versions() -> dict[str, str]:
@@ -36,6 +36,7 @@ def setup(family: str, hparams: dict, frames, mode: str, device: str = "cpu", st
 
     hparams = dict(hparams)
     cutoff = float(hparams.pop("cutoff"))
+    hparams.pop("self_connection", None)  # a NequIP option: atomgraph's self-connection is a linear map
     net = module(family, hparams, cutoff).to(device)
     if mode == "md":
         from atomgraph.md import Calculator

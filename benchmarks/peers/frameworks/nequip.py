@@ -2,8 +2,12 @@
 
 atomgraph's ``hidden_irreps`` "32x0e + 16x1o + 8x2e" is NequIP's ``l_max=2, parity=False,
 num_features=[32, 16, 8]``; radial MLP depth/width, Bessel count (trainable, as atomgraph's),
-polynomial cutoff exponent and ``avg_num_neighbors`` are passed through. NequIP's own neighbour list
-(its default backend) and batching; forces (and the loss's energies) from its ``ForceStressOutput``.
+polynomial cutoff exponent and ``avg_num_neighbors`` are passed through. NequIP's default
+self-connection (``convnet_sc``) is a tensor product of the features with the one-hot atom type, more
+work per atom than atomgraph's linear one; family ``nequip_no_sc`` turns it off (NequIP then has none).
+NequIP keeps positions and energy sums in float64 (its global state) with a float32 model. NequIP's own
+neighbour list (its default backend) and batching; forces (and the loss's energies) from its
+``ForceStressOutput``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ def versions() -> dict[str, str]:
 
 
 def setup(family: str, hparams: dict, frames, mode: str, device: str = "cpu", steps: int = 10) -> Bench:
-    if family != "nequip":
+    if family not in ("nequip", "nequip_no_sc"):
         raise ValueError(f"nequip has no {family} model")
     irreps = [part.strip() for part in hparams["hidden_irreps"].split("+")]
     features = [int(part.split("x")[0]) for part in irreps]
@@ -48,6 +52,7 @@ def setup(family: str, hparams: dict, frames, mode: str, device: str = "cpu", st
         avg_num_neighbors=hparams["avg_num_neighbors"],
         per_type_energy_scales=1.0,
         per_type_energy_shifts=0.0,
+        convnet_sc=hparams.get("self_connection", True),  # NequIP's default: a type-dependent tensor product
     ).to(device)
     transforms = [
         ChemicalSpeciesToAtomTypeMapper(model_type_names=type_names),

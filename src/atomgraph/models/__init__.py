@@ -1,8 +1,9 @@
 """Models: one file per architecture, each registered by name for configs.
 
 The architectures are imported on the registry's first look-up (:func:`build_model`,
-:func:`model_class`, :func:`available_models`), not when this package is imported, so that code which
-only needs one model (a calculator, a loaded run) does not pay for importing all of them.
+:func:`model_class`, :func:`available_models`), not when this package is imported: importing a layer
+that merely refers to the registry (``atomgraph.md``'s calculator, say) costs nothing until a model is
+built or loaded.
 Application-specific models register from their application (the protein-ligand affinity models in
 :mod:`atomgraph.apps.complexes.models`); the registry loads the applications on its first look-up too.
 

@@ -32,10 +32,12 @@ def load_architectures() -> None:
     the applications' models."""
     global _architectures_loaded
     if not _architectures_loaded:
-        _architectures_loaded = True
         for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
             if module.name not in _NOT_ARCHITECTURES:
                 importlib.import_module(f"atomgraph.models.{module.name}")
+        _architectures_loaded = (
+            True  # only once all imported: a failed import is retried, and raised, next time
+        )
     load_applications()
 
 

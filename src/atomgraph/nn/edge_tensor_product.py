@@ -84,6 +84,8 @@ class EdgeTensorProduct(nn.Module):
                 rows = edge_slices[ins.i_in2]
                 fold[rows, :, start : start + width] = ins.path_weight * w3j.permute(1, 0, 2)
                 weight_index[:, start : start + width] = (offsets[n] + torch.arange(mul)).unsqueeze(1)
+                if ins.i_out in column_of_output:  # e3nn would sum such paths; this layout cannot
+                    raise ValueError(f"output irrep {ins.i_out} has several instructions: one per output")
                 column_of_output[ins.i_out] = (group, start, start + width)
                 start += width
             fold = fold.reshape(irreps_edge.dim, dim1 * total).to(dtype)

@@ -18,7 +18,7 @@ part of the module, so a resumed run keeps them. The source run itself is read b
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -32,13 +32,15 @@ LOADS = ("all", "encoder")
 @dataclass
 class InitialWeights:
     """What a run starts from: the source's model name, its weights (the model's state dict), the graph
-    spec it was trained on and the elements of its training rows (None: not recorded)."""
+    spec it was trained on, the elements of its training rows (None: not recorded) and its model
+    arguments (constants such as ``avg_num_neighbors`` that are not weights but shape the function)."""
 
     source: str
     model: str
     state: dict[str, torch.Tensor]
     graph: GraphSpec
     elements: list[int] | None
+    arguments: dict = field(default_factory=dict)
 
 
 def check_source(initial: InitialWeights, model: str, graph: GraphSpec) -> None:

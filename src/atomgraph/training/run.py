@@ -22,6 +22,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch_geometric.loader import DataLoader
 
 from atomgraph.data import GraphDataset, save_split
+from atomgraph.data.safe_load import safe_torch_load
 from atomgraph.data.splits import seeded_subset
 from atomgraph.models import model_card, model_class
 from atomgraph.nn.target_readout import readout_mismatches
@@ -36,16 +37,22 @@ from atomgraph.training.trainer import make_trainer
 log = logging.getLogger(__name__)
 
 
-def model_arguments(config: dict, dataset: GraphDataset, train_rows: GraphDataset | None = None) -> dict:
+def model_arguments(
+    config: dict, dataset: GraphDataset, train_rows: GraphDataset | None = None, inherited: dict | None = None
+) -> dict:
     """The model section completed with what the data decides: the targets' reductions (their
     :class:`~atomgraph.targets.TargetSpec`, which drive the readouts), input widths and, for models
-    that normalise neighbour sums by a constant (``avg_num_neighbors``) the config does not set, the
-    mean number of neighbours per atom of the training rows."""
+    that normalise neighbour sums by a constant (``avg_num_neighbors``) the config does not set (or
+    sets to null): the value of ``inherited`` (the model arguments of the checkpoint a run resumes,
+    or of the run it fine-tunes: the weights were trained with that constant), else the mean number of
+    neighbours per atom of ``train_rows``."""
     model = dict(config["model"])
     params = inspect.signature(model_class(model["name"])).parameters
     model["reductions"] = list(dataset.targets.reductions)
-    if "avg_num_neighbors" in params and "avg_num_neighbors" not in model:
-        model["avg_num_neighbors"] = mean_neighbors(train_rows if train_rows is not None else dataset)
+    if "avg_num_neighbors" in params and model.get("avg_num_neighbors") is None:
+        given = (inherited or {}).get("avg_num_neighbors")
+        rows = train_rows if train_rows is not None else dataset
+        model["avg_num_neighbors"] = given if given is not None else mean_neighbors(rows)
     sample = dataset[0]
     if "atom_dim" in params and "atom_dim" not in model:
         if sample.x is None:
@@ -54,6 +61,14 @@ def model_arguments(config: dict, dataset: GraphDataset, train_rows: GraphDatase
     if "edge_dim" in params and "edge_dim" not in model and sample.edge_attr is not None:
         model["edge_dim"] = int(sample.edge_attr.shape[1])
     return model
+
+
+def inherited_arguments(checkpoint: Path | None, initial: InitialWeights | None) -> dict | None:
+    """The model arguments a run must keep: those of the checkpoint it resumes, else of the run it
+    fine-tunes from (None for a fresh run)."""
+    if checkpoint is not None:
+        return dict(safe_torch_load(checkpoint, "checkpoint").get("hyper_parameters", {}).get("model", {}))
+    return initial.arguments if initial is not None else None
 
 
 def mean_neighbors(rows: GraphDataset, sample: int = 2000, seed: int = 0) -> float:
@@ -158,7 +173,9 @@ def train(
         check_elements(initial, elements, init["allow_new_elements"])
     tuning = {"freeze": init["freeze"], "lr_factors": init["lr_factors"]}
     module = AtomgraphModule(
-        model=model_arguments(config, dataset, train_rows),
+        model=model_arguments(
+            config, dataset, split_rows, inherited_arguments(last if resume else None, initial)
+        ),
         targets=dataset.targets.to_list(),
         task=config["task"],
         training=config["training"],
