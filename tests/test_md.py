@@ -343,3 +343,33 @@ def test_relax_is_the_function_even_after_its_submodule_was_imported():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "Calculator"]
+
+
+def test_a_bare_model_is_a_calculator_with_its_output_as_the_energy(float64):
+    """No run needed: a model from the registry (or one's own) drives ASE; energy, forces and stress are
+    the model's output and its autograd derivatives, as energy_forces_stress gives them."""
+    from atomgraph.graphs.spec import GraphSpec
+    from atomgraph.models import build_model
+    from atomgraph.outputs.potential import energy_forces_stress
+
+    torch.manual_seed(0)
+    spec = GraphSpec("radius", 4.0)
+    model = build_model("schnet", graph=spec, hidden=8, filters=8, interactions=1, num_rbf=6).double()
+    atoms = bulk("Cu", "fcc", a=3.6).repeat((2, 1, 1))
+    atoms.rattle(0.05, seed=3)
+    atoms.calc = Calculator(model, allow_unseen_elements=True)
+    graph = Batch.from_data_list([radius_graph(atoms, 4.0)])
+
+    class Identity(torch.nn.Module):
+        def denormalize(self, pred, graph):
+            return pred
+
+    expected = energy_forces_stress(model, Identity(), graph, forces=True, stress=True, training=False)
+    assert atoms.get_potential_energy() == pytest.approx(float(expected["energy"][0].detach()), rel=1e-12)
+    np.testing.assert_allclose(
+        atoms.get_forces(), expected["forces"].detach().numpy(), rtol=1e-10, atol=1e-12
+    )
+    stress = expected["stress"][0].detach().numpy()
+    np.testing.assert_allclose(atoms.get_stress(voigt=False), stress, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="graph= is for bare models"):
+        Calculator(potential_module(), graph=GraphSpec("radius", 3.0))

@@ -21,9 +21,11 @@ from ase.calculators.calculator import PropertyNotImplementedError, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 from torch_geometric.data import Batch
 
+from atomgraph.data.normalization import TargetNormalizer
 from atomgraph.graphs.geometry import edge_lengths, edge_vectors
 from atomgraph.graphs.radius_graph import radius_graph
 from atomgraph.graphs.spec import GraphSpec
+from atomgraph.outputs.potential import cast_graph, energy_forces_stress
 from atomgraph.structures.validate import unseen_elements
 
 
@@ -39,17 +41,37 @@ def load_potential(path: str | Path, which: str = "auto") -> tuple[torch.nn.Modu
     return run.module, run.graph
 
 
+class BareModel(torch.nn.Module):
+    """A model without a training run, as a potential: its output [B, 1] is the energy in eV (no
+    normaliser, no per-element references), forces and stress by the same autograd path as trained
+    potentials."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.normalizer = TargetNormalizer([True]).double()  # the identity: mean 0, std 1, no references
+
+    def compute(
+        self, batch: Batch, forces: bool = True, stress: bool = False, training: bool = False
+    ) -> dict[str, torch.Tensor]:
+        graph = cast_graph(batch, next(self.model.parameters()).dtype)
+        return energy_forces_stress(self.model, self.normalizer, graph, forces, stress, training)
+
+
 class Calculator(AseCalculator):
     """ASE calculator of a trained potential.
 
     Args:
         model: a run directory or exported file (its best checkpoint), a
             :class:`~atomgraph.runs.TrainedRun` or a potential AtomgraphModule. The graph is the one the model
-            was trained on (its :class:`~atomgraph.graphs.spec.GraphSpec`: cutoff and neighbour cap).
+            was trained on (its :class:`~atomgraph.graphs.spec.GraphSpec`: cutoff and neighbour cap). Or a
+            bare model (any registered model on radius graphs, e.g. from ``build_model``, or one of your
+            own mapping a graph batch to [B, 1]): its output is taken as the energy in eV.
         skin: neighbour-list skin in Å (0 rebuilds every call).
         device: torch device; dtype: compute dtype (default: the model's, float64 for "64-true" runs).
         allow_unseen_elements: by default a structure with an element the potential never saw in
             training is refused (MD and relaxation would run on garbage forces).
+        graph: bare models only: the graph they read (default: a radius graph at ``model.cutoff``).
 
     Atoms closer than the closest pair of the training data (recorded as ``shortest_distance``) get a
     warning, the first time: the potential extrapolates there, and a collapsing structure is the usual
@@ -69,6 +91,7 @@ class Calculator(AseCalculator):
         device: str | torch.device = "cpu",
         dtype: torch.dtype | None = None,
         allow_unseen_elements: bool = False,
+        graph: GraphSpec | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -78,8 +101,13 @@ class Calculator(AseCalculator):
             if not model.is_potential:
                 raise ValueError(f"{model.source} is not a potential run (task.kind: potential)")
             module, spec = model.module, model.graph
-        else:
+        elif hasattr(model, "compute"):  # an AtomgraphModule
             module, spec = model, model.graph_spec
+        else:  # a bare model: its output is the energy in eV
+            module = BareModel(model)
+            spec = graph if graph is not None else GraphSpec("radius", float(model.cutoff))
+        if graph is not None and graph != spec:
+            raise ValueError(f"graph= is for bare models; this model was trained on {spec.describe()}")
         if spec.kind != "radius":
             raise ValueError(
                 f"the calculator needs a model on radius graphs, this one reads {spec.describe()}"
