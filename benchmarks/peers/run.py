@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import select
 import subprocess
 import sys
 import tempfile
@@ -166,8 +167,9 @@ def write_systems(folder: Path) -> dict[str, Path]:
 class Worker:
     """A framework's worker process and its line protocol."""
 
-    def __init__(self, framework: str):
+    def __init__(self, framework: str, timeout: float = 3600.0):
         self.framework = framework
+        self.timeout = timeout
         self.process = subprocess.Popen(
             [str(PYTHONS[framework]), str(WORKER), framework],
             stdin=subprocess.PIPE,
@@ -179,10 +181,18 @@ class Worker:
     def ask(self, **command) -> dict:
         self.process.stdin.write(json.dumps(command) + "\n")
         self.process.stdin.flush()
+        # one reply line per command, so nothing is ever buffered ahead of this select
+        ready, _, _ = select.select([self.process.stdout], [], [], self.timeout)
+        if not ready:
+            self.process.kill()
+            raise RuntimeError(f"{self.framework}: no reply within {self.timeout:.0f} s (worker killed)")
         line = self.process.stdout.readline()
         if not line:
             raise RuntimeError(f"{self.framework}: the worker died (see its stderr above)")
-        reply = json.loads(line)
+        try:
+            reply = json.loads(line)
+        except ValueError as error:
+            raise RuntimeError(f"{self.framework}: unreadable reply {line[:200]!r} ({error})") from error
         if "error" in reply:
             raise RuntimeError(f"{self.framework}: {reply['error']}\n{reply.get('traceback', '')}")
         return reply
@@ -225,7 +235,7 @@ def run_section(family: str, mode: str, system: str, frames: Path, args, atoms: 
             if not PYTHONS[framework].exists():
                 out["frameworks"][framework] = {"skipped": f"{PYTHONS[framework]} missing (install.sh)"}
                 continue
-            worker = Worker(framework)
+            worker = Worker(framework, args.timeout)
             try:
                 reply = worker.ask(
                     op="setup",
@@ -248,7 +258,14 @@ def run_section(family: str, mode: str, system: str, frames: Path, args, atoms: 
         seconds = {w.framework: [] for w in workers}
         for round_ in range(args.rounds):
             for worker in workers if round_ % 2 == 0 else workers[::-1]:
-                seconds[worker.framework] += worker.ask(op="time", repeats=args.calls)["seconds"]
+                if worker.framework not in seconds:
+                    continue
+                try:
+                    seconds[worker.framework] += worker.ask(op="time", repeats=args.calls)["seconds"]
+                except RuntimeError as error:  # that framework is out of this section, the others go on
+                    print(f"  {worker.framework}: failed: {str(error).strip()[:2000]}", file=sys.stderr)
+                    out["frameworks"][worker.framework]["failed"] = str(error).splitlines()[0]
+                    del seconds[worker.framework]
         for name, values in seconds.items():
             out["frameworks"][name].update(summary(values, atoms))
     finally:
@@ -271,6 +288,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=3, help="timed calls per framework per round")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--md-steps", type=int, default=10, help="MD steps per timed call")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds a worker may take per reply")
     parser.add_argument("--only", nargs="*", default=sorted(FAMILIES), choices=sorted(FAMILIES))
     parser.add_argument("--sections", nargs="*", default=None, help="mode:system, e.g. train:aspirin32")
     parser.add_argument("--smoke", action="store_true", help="tiny models, 2 rounds of 1 call")
@@ -300,7 +318,7 @@ def main() -> None:
 
 def describe(name: str, result: dict) -> str:
     if "median_s" not in result:
-        return f"{name} skipped"
+        return f"{name} {'failed' if 'failed' in result else 'skipped'}"
     ratio = f" (x{result['ratio']:.2f})" if result.get("ratio") else ""
     return f"{name} {result['median_s'] * 1e3:.1f} ms{ratio}"
 
