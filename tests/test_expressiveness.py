@@ -92,3 +92,40 @@ def test_enantiomers_differ_by_their_2d_chirality_tags_but_not_to_an_invariant_3
     with torch.no_grad():
         energies = [model(radius_graph(a, 5.0, dtype=torch.float64)) for a in (atoms, mirrored)]
     torch.testing.assert_close(energies[0], energies[1], rtol=1e-12, atol=1e-12)
+
+
+def bent_chain(angle_deg: float, bond: float = 1.4):
+    """Three carbons, two bonds of ``bond`` Å meeting at ``angle_deg`` at the middle atom."""
+    from ase import Atoms
+
+    half = np.radians(angle_deg) / 2
+    return Atoms("C3", positions=[[-bond * np.sin(half), bond * np.cos(half), 0], [0, 0, 0],
+                                  [bond * np.sin(half), bond * np.cos(half), 0]])  # fmt: skip
+
+
+ANGULAR = {
+    "painn": {"hidden": 16, "interactions": 2, "num_rbf": 8},
+    "equivariant": {"hidden_irreps": "8x0e + 4x1o", "layers": 2, "num_basis": 6, "radial_hidden": 16},
+    "dimenet++": {"hidden": 16, "out_emb": 16, "int_emb": 8, "basis_emb": 4, "blocks": 2, "num_spherical": 4,
+                  "num_radial": 4, "num_output_layers": 1},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["schnet", *ANGULAR])
+def test_pair_distances_within_the_cutoff_confuse_a_straight_and_a_bent_chain(name):
+    """A straight and a bent (150°) three-atom chain have the same graph and the same edge lengths
+    within a 2 Å cutoff (the ends are 2.8 and 2.7 Å apart): any model of pair distances (SchNet, at
+    any depth) gives them the same output; the models that read directions (PaiNN, the equivariant
+    model, DimeNet++'s angles) separate them."""
+    spec = GraphSpec("radius", 2.0)
+    arguments = ANGULAR.get(name, {"hidden": 16, "filters": 16, "interactions": 3, "num_rbf": 8})
+    torch.manual_seed(0)
+    model = build_model(name, graph=spec, **arguments).double().eval()
+    graphs = [radius_graph(bent_chain(a), 2.0, dtype=torch.float64) for a in (180.0, 150.0)]
+    assert [g.edge_index.shape[1] for g in graphs] == [4, 4]
+    with torch.no_grad():
+        out = model(Batch.from_data_list(graphs))
+    if name == "schnet":
+        torch.testing.assert_close(out[0], out[1], rtol=1e-12, atol=1e-12)
+    else:
+        assert abs(float(out[0, 0] - out[1, 0])) > 1e-6 * max(float(out.abs().max()), 1e-12)
