@@ -52,6 +52,15 @@ PYTHONS = {
 
 CUTOFF = 5.0
 #: per family: the frameworks and the hyperparameters every one of them gets (translated by its adapter)
+#: the equivariant family's settings (NequIP's names translated by each adapter)
+NEQUIP = {
+    "hidden_irreps": "32x0e + 16x1o + 8x2e", "layers": 4, "num_basis": 8, "radial_hidden": 64,
+    "radial_layers": 2, "envelope_exponent": 6, "avg_num_neighbors": 20.0, "cutoff": CUTOFF,
+}  # fmt: skip
+NEQUIP_SMOKE = {
+    "hidden_irreps": "8x0e + 4x1o", "layers": 1, "num_basis": 4, "radial_hidden": 8, "radial_layers": 1,
+    "envelope_exponent": 6, "avg_num_neighbors": 20.0, "cutoff": CUTOFF,
+}  # fmt: skip
 FAMILIES = {
     "schnet": {
         "frameworks": ["atomgraph", "pyg"],
@@ -63,56 +72,14 @@ FAMILIES = {
         "hparams": {"hidden": 128, "interactions": 3, "num_rbf": 20, "cutoff": CUTOFF},
         "smoke": {"hidden": 16, "interactions": 1, "num_rbf": 8, "cutoff": CUTOFF},
     },
-    "nequip": {
-        "frameworks": ["atomgraph", "nequip"],
-        "hparams": {
-            "hidden_irreps": "32x0e + 16x1o + 8x2e",
-            "layers": 4,
-            "num_basis": 8,
-            "radial_hidden": 64,
-            "radial_layers": 2,
-            "envelope_exponent": 6,
-            "avg_num_neighbors": 20.0,
-            "cutoff": CUTOFF,
-        },
-        "smoke": {
-            "hidden_irreps": "8x0e + 4x1o",
-            "layers": 1,
-            "num_basis": 4,
-            "radial_hidden": 8,
-            "radial_layers": 1,
-            "envelope_exponent": 6,
-            "avg_num_neighbors": 20.0,
-            "cutoff": CUTOFF,
-        },
-    },
+    "nequip": {"frameworks": ["atomgraph", "nequip"], "hparams": NEQUIP, "smoke": NEQUIP_SMOKE},
     "nequip_no_sc": {
         # NequIP without its default self-connection (a tensor product of the features with the one-hot
         # atom type, ~68K parameters per layer): less work per atom than atomgraph's plain linear one, so
         # the ratio against it is the conservative one
         "frameworks": ["atomgraph", "nequip"],
-        "hparams": {
-            "hidden_irreps": "32x0e + 16x1o + 8x2e",
-            "layers": 4,
-            "num_basis": 8,
-            "radial_hidden": 64,
-            "radial_layers": 2,
-            "envelope_exponent": 6,
-            "avg_num_neighbors": 20.0,
-            "cutoff": CUTOFF,
-            "self_connection": False,
-        },
-        "smoke": {
-            "hidden_irreps": "8x0e + 4x1o",
-            "layers": 1,
-            "num_basis": 4,
-            "radial_hidden": 8,
-            "radial_layers": 1,
-            "envelope_exponent": 6,
-            "avg_num_neighbors": 20.0,
-            "cutoff": CUTOFF,
-            "self_connection": False,
-        },
+        "hparams": {**NEQUIP, "self_connection": False},
+        "smoke": {**NEQUIP_SMOKE, "self_connection": False},
     },
     "mace": {
         # atomgraph has no body-ordered (MACE-style) model yet: mace-torch runs alone, ratio null

@@ -199,7 +199,7 @@ class EquivariantPotential(nn.Module):
         self.rbf = BesselRBF(self.cutoff, num_basis, trainable=True)
         self.envelope = PolynomialEnvelope(self.cutoff, envelope_exponent)
         self.embedding = nn.Embedding(max_z + 1, num_scalars)
-        irreps = o3.Irreps(f"{num_scalars}x0e")
+        irreps = irreps_scalars  # the embedding's
         self.interactions = nn.ModuleList()
         for layer in range(layers):
             # the readout reads the scalars only: the last layer computes nothing else (as NequIP)

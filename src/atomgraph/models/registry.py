@@ -35,9 +35,8 @@ def load_architectures() -> None:
         for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
             if module.name not in _NOT_ARCHITECTURES:
                 importlib.import_module(f"atomgraph.models.{module.name}")
-        _architectures_loaded = (
-            True  # only once all imported: a failed import is retried, and raised, next time
-        )
+        # set only once all are imported: a failed import is retried, and raised again, next time
+        _architectures_loaded = True
     load_applications()
 
 
