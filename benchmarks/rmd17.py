@@ -52,11 +52,13 @@ PUBLISHED = {
 MODEL_ARGS = {
     "painn": {"hidden": 128, "interactions": 3, "num_rbf": 20},
     "equivariant": {},
+    "mace": {},  # 64 channels, l_max 3, correlation 3, 2 layers (mace-torch's standard rMD17 size: 256)
     "schnet": {"hidden": 128, "filters": 128, "interactions": 6, "num_rbf": 50},
 }
 SMOKE_ARGS = {
     "painn": {"hidden": 16, "interactions": 1, "num_rbf": 8},
     "equivariant": {"hidden_irreps": "8x0e + 4x1o", "layers": 1},
+    "mace": {"channels": 8, "sh_lmax": 2, "correlation": 2, "layers": 1, "radial_hidden": [8]},
     "schnet": {"hidden": 16, "filters": 16, "interactions": 1, "num_rbf": 8},
 }
 

@@ -76,6 +76,10 @@ SMALL: dict[str, dict] = {
         "hidden_irreps": "4x0e + 2x1o", "layers": 2, "num_basis": 4, "radial_hidden": 8,
         "avg_num_neighbors": 4.0,
     },
+    "mace": {
+        "channels": 4, "layers": 2, "sh_lmax": 2, "correlation": 3, "num_basis": 4, "radial_hidden": [8],
+        "readout_hidden": 4, "avg_num_neighbors": 4.0,
+    },
     "gat": {**BOND_DIMS, "hidden": 8, "layers": 2, "heads": 2},
     "gatv2": {**BOND_DIMS, "hidden": 8, "layers": 2, "heads": 2},
     "gcn": {**BOND_DIMS, "hidden": 8, "layers": 2},

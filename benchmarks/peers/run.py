@@ -82,8 +82,7 @@ FAMILIES = {
         "smoke": {**NEQUIP_SMOKE, "self_connection": False},
     },
     "mace": {
-        # atomgraph has no body-ordered (MACE-style) model yet: mace-torch runs alone, ratio null
-        "frameworks": ["mace"],
+        "frameworks": ["atomgraph", "mace"],
         "hparams": {
             "hidden_irreps": "64x0e + 64x1o",
             "max_ell": 3,

@@ -1,4 +1,4 @@
-"""atomgraph's potentials (SchNet, PaiNN, the NequIP-style equivariant model) for the peer harness.
+"""atomgraph's potentials (SchNet, PaiNN, the NequIP-style and the MACE-style models) for the peer harness.
 
 Graphs: atomgraph's radius graph (vesin), built once per system in ``setup``; energies and forces by
 the same path as training and the ASE calculator (``AtomgraphModule.compute``: autograd forces)."""
@@ -10,7 +10,28 @@ from common import Bench, MDBench, ModelBench
 from torch_geometric.data import Batch
 
 #: harness family -> atomgraph's registered model
-MODELS = {"schnet": "schnet", "painn": "painn", "nequip": "equivariant", "nequip_no_sc": "equivariant"}
+MODELS = {
+    "schnet": "schnet", "painn": "painn", "nequip": "equivariant", "nequip_no_sc": "equivariant",
+    "mace": "mace",
+}  # fmt: skip
+
+
+def mace_arguments(hparams: dict, frames) -> dict:
+    """The harness's MACE settings (mace-torch's names) as atomgraph's ``mace`` arguments."""
+    from e3nn import o3
+
+    hidden = o3.Irreps(hparams["hidden_irreps"])
+    return {
+        "channels": hidden[0].mul,
+        "hidden_l": hidden.lmax,
+        "sh_lmax": hparams["max_ell"],
+        "correlation": hparams["correlation"],
+        "layers": hparams["interactions"],
+        "num_basis": hparams["num_bessel"],
+        "envelope_exponent": 6,  # as the harness's mace-torch adapter
+        "avg_num_neighbors": hparams["avg_num_neighbors"],
+        "elements": sorted({int(z) for atoms in frames for z in atoms.numbers}),
+    }
 
 
 def versions() -> dict[str, str]:
@@ -37,6 +58,8 @@ def setup(family: str, hparams: dict, frames, mode: str, device: str = "cpu", st
     hparams = dict(hparams)
     cutoff = float(hparams.pop("cutoff"))
     hparams.pop("self_connection", None)  # a NequIP option: atomgraph's self-connection is a linear map
+    if family == "mace":
+        hparams = mace_arguments(hparams, frames)
     net = module(family, hparams, cutoff).to(device)
     if mode == "md":
         from atomgraph.md import Calculator

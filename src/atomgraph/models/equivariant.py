@@ -43,11 +43,11 @@ from torch_geometric.data import Data
 
 from atomgraph.features import BesselRBF, PolynomialEnvelope
 from atomgraph.graphs.fields import batch_vector
-from atomgraph.graphs.geometry import edge_lengths, edge_pairs, edge_vectors
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.models.card import ModelCard
+from atomgraph.models.edge_harmonics import harmonic_edges, harmonic_parity
 from atomgraph.models.registry import register_model
-from atomgraph.nn.edge_tensor_product import EdgeTensorProduct
+from atomgraph.nn.edge_tensor_product import EdgeTensorProduct, uvu_paths
 from atomgraph.nn.mlp import MLP
 from atomgraph.nn.target_readout import SumOrMean, resolve_readouts
 
@@ -93,17 +93,9 @@ class EquivariantInteraction(nn.Module):
         )
         irreps_conv = self.gate.irreps_in
         # "uvu" paths: every input channel times each spherical harmonic, to the irreps the gate takes
-        mid, instructions = [], []
-        for i, (mul, ir_in) in enumerate(irreps_in):
-            for j, (_, ir_edge) in enumerate(irreps_edge):
-                for ir_out in ir_in * ir_edge:
-                    if ir_out in irreps_conv:
-                        instructions.append((i, j, len(mid), "uvu", True))
-                        mid.append((mul, ir_out))
-        irreps_mid, permutation, _ = o3.Irreps(mid).sort()
-        instructions = [(i, j, permutation[k], mode, train) for i, j, k, mode, train in instructions]
+        irreps_mid, instructions = uvu_paths(irreps_in, irreps_edge, irreps_conv)
         self.linear_in = o3.Linear(irreps_in, irreps_in)
-        self.tp = EdgeTensorProduct(irreps_in, irreps_edge, irreps_mid, [ins[:3] for ins in instructions])
+        self.tp = EdgeTensorProduct(irreps_in, irreps_edge, irreps_mid, instructions)
         self.radial = FullyConnectedNet(
             [num_basis, *[radial_hidden] * radial_layers, self.tp.weight_numel], torch.nn.functional.silu
         )
@@ -194,8 +186,7 @@ class EquivariantPotential(nn.Module):
         self.spherical_harmonics = o3.SphericalHarmonics(
             self.irreps_edge, normalize=True, normalization="component"
         )
-        parity = [(-1.0) ** ir.l for _, ir in self.irreps_edge for _ in range(ir.dim)]
-        self.register_buffer("sh_parity", torch.tensor(parity), persistent=False)
+        self.register_buffer("sh_parity", harmonic_parity(self.irreps_edge), persistent=False)
         self.rbf = BesselRBF(self.cutoff, num_basis, trainable=True)
         self.envelope = PolynomialEnvelope(self.cutoff, envelope_exponent)
         self.embedding = nn.Embedding(max_z + 1, num_scalars)
@@ -227,19 +218,7 @@ class EquivariantPotential(nn.Module):
 
     def node_features(self, graph: Data) -> torch.Tensor:
         """Features [N, irreps_out.dim] after all interactions (the scalars of the last layer)."""
-        pairs = edge_pairs(graph)
-        if pairs is None:
-            source, target = graph.edge_index
-            vectors = edge_vectors(graph)
-            edge_sh = self.spherical_harmonics(vectors)
-        else:  # each pair once, then reversed: r_ji = -r_ij, Y_l(-r) = (-1)^l Y_l(r), same lengths
-            forward, reverse = pairs
-            edges = torch.cat([forward, reverse])
-            source, target = graph.edge_index.index_select(1, edges)
-            vectors = edge_vectors(graph, edges=forward)
-            sh = self.spherical_harmonics(vectors)
-            edge_sh = torch.cat([sh, sh * self.sh_parity])
-        lengths = edge_lengths(vectors)
+        source, target, edge_sh, lengths = harmonic_edges(graph, self.spherical_harmonics, self.sh_parity)
         edge_basis = self.rbf(lengths) * self.envelope(lengths).unsqueeze(-1)
         h = self.embedding(graph.z)
         for interaction in self.interactions:

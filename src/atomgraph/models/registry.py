@@ -23,7 +23,7 @@ from atomgraph.plugins import load_applications
 
 _MODELS: dict[str, type[nn.Module]] = {}
 #: modules of this package that are building blocks, not architectures
-_NOT_ARCHITECTURES = {"card", "conv_stack", "lattice", "registry"}
+_NOT_ARCHITECTURES = {"card", "conv_stack", "edge_harmonics", "lattice", "registry"}
 _architectures_loaded = False
 
 

@@ -24,6 +24,24 @@ from e3nn import o3
 from torch import nn
 
 
+def uvu_paths(
+    irreps_in: o3.Irreps, irreps_edge: o3.Irreps, irreps_keep: o3.Irreps
+) -> tuple[o3.Irreps, list[tuple[int, int, int]]]:
+    """Every ``uvu`` path from ``irreps_in x irreps_edge`` to an irrep of ``irreps_keep``, one output
+    entry per path (multiplicity of its input), sorted: ``(irreps_out, [(i_in, i_edge, i_out), ...])``
+    for :class:`EdgeTensorProduct` (followed by a linear map that mixes the paths)."""
+    keep = {ir for _, ir in irreps_keep}
+    mid, instructions = [], []
+    for i, (mul, ir_in) in enumerate(irreps_in):
+        for j, (_, ir_edge) in enumerate(irreps_edge):
+            for ir_out in ir_in * ir_edge:
+                if ir_out in keep:
+                    instructions.append((i, j, len(mid)))
+                    mid.append((mul, ir_out))
+    irreps_out, permutation, _ = o3.Irreps(mid).sort()
+    return irreps_out, [(i, j, permutation[k]) for i, j, k in instructions]
+
+
 class EdgeTensorProduct(nn.Module):
     """``uvu`` tensor product ``x [E, irreps_in.dim] x Y [E, irreps_edge.dim] -> [E, irreps_out.dim]``
     with per-edge weights ``[E, weight_numel]``.

@@ -45,7 +45,9 @@ def model_arguments(
     that normalise neighbour sums by a constant (``avg_num_neighbors``) the config does not set (or
     sets to null): the value of ``inherited`` (the model arguments of the checkpoint a run resumes,
     or of the run it fine-tunes: the weights were trained with that constant), else the mean number of
-    neighbours per atom of ``train_rows``."""
+    neighbours per atom of ``train_rows``; likewise for models with element-dependent weights
+    (``elements``): the inherited ones, else those of every row of ``dataset`` (weights of elements
+    only in validation or test rows stay as initialised, like any embedding row never trained)."""
     model = dict(config["model"])
     params = inspect.signature(model_class(model["name"])).parameters
     model["reductions"] = list(dataset.targets.reductions)
@@ -53,6 +55,10 @@ def model_arguments(
         given = (inherited or {}).get("avg_num_neighbors")
         rows = train_rows if train_rows is not None else dataset
         model["avg_num_neighbors"] = given if given is not None else mean_neighbors(rows)
+    if "elements" in params and model.get("elements") is None:
+        given = (inherited or {}).get("elements")  # every row's: an evaluation row is never refused
+        found = sorted({int(z) for numbers in dataset.atomic_numbers() for z in numbers})
+        model["elements"] = given if given is not None else found
     sample = dataset[0]
     if "atom_dim" in params and "atom_dim" not in model:
         if sample.x is None:
