@@ -116,7 +116,7 @@ class EquivariantInteraction(nn.Module):
         or, on symmetric graphs laid out as pairs then their reverses in the same order, [E / 2,
         num_basis] for the pairs only: the radial weights are then computed once per pair."""
         weights = self.radial(edge_basis)
-        aggregated = self.tp(self.linear_in(h).index_select(0, source), edge_sh, weights, target, h.shape[0])
+        aggregated = self.tp(self.linear_in(h), source, edge_sh, weights, target)
         out = self.linear_out(aggregated / self.avg_num_neighbors) + self.self_interaction(h)
         out = self.gate(out)
         return h + out if self.residual else out

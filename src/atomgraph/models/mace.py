@@ -166,7 +166,7 @@ class MaceInteraction(nn.Module):
         """h [N, in]; edge_sh [E, sh]; edge_basis [E or E / 2, num_basis] (see EdgeTensorProduct);
         source/target [E]; species [N] and their ``groups`` (:func:`element_groups`)."""
         weights = self.radial(edge_basis)
-        summed = self.tp(self.linear_up(h).index_select(0, source), edge_sh, weights, target, h.shape[0])
+        summed = self.tp(self.linear_up(h), source, edge_sh, weights, target)
         atomic = self.linear(summed) / self.avg_num_neighbors
         if self.first:
             atomic = self.self_connection(atomic, groups)

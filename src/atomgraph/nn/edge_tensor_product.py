@@ -23,6 +23,9 @@ import torch
 from e3nn import o3
 from torch import nn
 
+#: edges (or pairs) per chunk on CPUs (see EdgeTensorProduct.forward)
+EDGE_CHUNK = 1024
+
 
 def uvu_paths(
     irreps_in: o3.Irreps, irreps_edge: o3.Irreps, irreps_keep: o3.Irreps
@@ -64,6 +67,7 @@ class EdgeTensorProduct(nn.Module):
     ):
         super().__init__()
         self.irreps_in, self.irreps_edge, self.irreps_out = irreps_in, irreps_edge, irreps_out
+        self.instructions = [tuple(ins) for ins in instructions]
         if any(mul != 1 for mul, _ in irreps_edge):
             raise ValueError(f"edge irreps need multiplicity 1 each, got {irreps_edge}")
         reference = o3.TensorProduct(
@@ -81,7 +85,8 @@ class EdgeTensorProduct(nn.Module):
             offset += ins.path_shape[0] * ins.path_shape[1]
         dtype = torch.get_default_dtype()
         edge_slices = irreps_edge.slices()
-        self.groups: list[tuple[int, int, int, int, int]] = []  # input slice start, stop, mul, 2 l1 + 1, K
+        self.groups: list[tuple[int, int, int, int]] = []  # input irrep index, mul, 2 l1 + 1, K
+        self.input_slices = [(part.start, part.stop) for part in irreps_in.slices()]
         column_of_output: dict[int, tuple[int, int, int]] = {}
         for i, (mul, ir_in) in enumerate(irreps_in):
             paths = [(n, ins) for n, ins in enumerate(reference.instructions) if ins.i_in1 == i]
@@ -109,54 +114,64 @@ class EdgeTensorProduct(nn.Module):
             fold = fold.reshape(irreps_edge.dim, dim1 * total).to(dtype)
             self.register_buffer(f"fold_{group}", fold, persistent=False)  # constants: not in checkpoints
             self.register_buffer(f"weight_index_{group}", weight_index.reshape(-1), persistent=False)
-            in_slice = irreps_in.slices()[i]
-            self.groups.append((in_slice.start, in_slice.stop, mul, dim1, total))
+            self.groups.append((i, mul, dim1, total))
         if sorted(column_of_output) != list(range(len(irreps_out))):
             raise ValueError("every output irrep needs exactly one instruction")
         # the sums come per group as [u, K] (channel-major); irreps layout: per output irrep [u, m3]
-        sizes = [mul * width for _, _, mul, _, width in self.groups]
+        sizes = [mul * width for _, mul, _, width in self.groups]
         starts = [sum(sizes[:g]) for g in range(len(self.groups))]
         order = []
         for group, a, b in (column_of_output[k] for k in range(len(irreps_out))):
-            _, _, mul, _, total = self.groups[group]
+            _, mul, _, total = self.groups[group]
             columns = torch.arange(mul).unsqueeze(1) * total + torch.arange(a, b).unsqueeze(0)
             order.append(starts[group] + columns.reshape(-1))
         self.register_buffer("irreps_order", torch.cat(order), persistent=False)
 
     def forward(
         self,
-        x: torch.Tensor,
+        features: torch.Tensor,
+        source: torch.Tensor,
         edge_attr: torch.Tensor,
         weights: torch.Tensor,
         target: torch.Tensor,
-        num_nodes: int,
     ) -> torch.Tensor:
-        """Sum over each node's incoming edges of the tensor product: [num_nodes, irreps_out.dim].
+        """Sum over each node's incoming edges of the tensor product: [N, irreps_out.dim].
 
-        x [E, irreps_in.dim] (the source atom's features per edge), edge_attr [E, irreps_edge.dim],
-        target [E] (the receiving node of each edge), weights [E, weight_numel] -- or [E / 2,
-        weight_numel] when the edges are pairs followed by their reverses in the same order (both
-        directions of a pair share their radial weights; they are then never copied per edge).
+        features [N, irreps_in.dim] (node features; edge e reads those of ``source[e]``), edge_attr
+        [E, irreps_edge.dim], target [E] (the receiving node of each edge), weights [E, weight_numel]
+        -- or [E / 2, weight_numel] when the edges are pairs followed by their reverses in the same
+        order (both directions of a pair share their radial weights; they are then never copied).
+
+        On CPUs the edges are taken ``EDGE_CHUNK`` (pairs: ``EDGE_CHUNK`` pairs, both directions) at a
+        time and each chunk is added to the sums before the next is built, so the [chunk, u * K]
+        products stay in cache instead of streaming [E, u * K] arrays through memory.
         """
-        edges = x.shape[0]
+        edges, num_nodes = source.shape[0], features.shape[0]
         shared = weights.shape[0] != edges
         if shared and 2 * weights.shape[0] != edges:
             raise ValueError(f"weights for {weights.shape[0]} edges or pairs, but {edges} edges")
-        sums = []
-        for group, (start, stop, mul, dim1, width) in enumerate(self.groups):
-            fold = getattr(self, f"fold_{group}")
-            folded = (edge_attr @ fold).view(edges, dim1, width)  # [E, m1, K]
-            features = x[:, start:stop].view(edges, mul, dim1)
-            if dim1 == 1:
-                product = features * folded  # [E, u, 1] * [E, 1, K]
-            else:
-                product = torch.bmm(features, folded)  # [E, u, K]
-            path_weights = weights.index_select(1, getattr(self, f"weight_index_{group}"))
-            if shared:  # [2, P, u*K] * [P, u*K]: both directions of each pair
-                product = product.view(2, edges // 2, mul * width) * path_weights
-            else:
-                product = product.view(edges, mul * width) * path_weights
-            product = product.view(edges, mul * width)
-            sums.append(product.new_zeros(num_nodes, product.shape[1]).index_add_(0, target, product))
+        chunk = EDGE_CHUNK if features.device.type == "cpu" else max(edges, 1)
+        if shared:  # chunk k: pairs [k C, (k + 1) C) in both directions, with their weights once
+            halves = [t.split(edges // 2) for t in (source, target, edge_attr)]  # (forward, reverse) each
+            pieces = [[half.split(chunk) for half in both] for both in halves]  # [tensor][direction][k]
+            spans = [
+                ([tuple(pieces[t][d][k] for t in range(3)) for d in range(2)], w)
+                for k, w in enumerate(weights.split(chunk))
+            ]
+        else:
+            pieces = zip(*(t.split(chunk) for t in (source, target, edge_attr)), strict=True)
+            spans = [([piece], w) for piece, w in zip(pieces, weights.split(chunk), strict=True)]
+        inputs = features.split([stop - start for start, stop in self.input_slices], dim=1)
+        sums = [features.new_zeros(num_nodes, mul * width) for _, mul, _, width in self.groups]
+        for directions, w in spans:
+            path_weights = [
+                w.index_select(1, getattr(self, f"weight_index_{g}")) for g in range(len(self.groups))
+            ]
+            for src, tgt, attr in directions:
+                for group, (index, mul, dim1, width) in enumerate(self.groups):
+                    folded = (attr @ getattr(self, f"fold_{group}")).view(-1, dim1, width)  # [c, m1, K]
+                    x = inputs[index].index_select(0, src).view(-1, mul, dim1)
+                    product = x * folded if dim1 == 1 else torch.bmm(x, folded)  # [c, u, K]
+                    sums[group].index_add_(0, tgt, product.view(-1, mul * width) * path_weights[group])
         grouped = torch.cat(sums, dim=1) if len(sums) > 1 else sums[0]
         return grouped.index_select(1, self.irreps_order)  # [N, u*K per group] -> irreps layout
