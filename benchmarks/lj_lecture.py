@@ -59,6 +59,8 @@ def lecture_clusters(n_samples: int = 2000, n_atoms: int = 4, seed: int = 42) ->
         clusters.append(atoms)
         if len(clusters) >= n_samples:
             break
+    if len(clusters) < n_samples:  # the lecture's bound of 2 draws per cluster; ~60 % are kept
+        raise RuntimeError(f"only {len(clusters)} of {n_samples} clusters within {2 * n_samples} draws")
     return clusters
 
 

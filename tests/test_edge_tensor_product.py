@@ -6,7 +6,7 @@ import pytest
 import torch
 from e3nn import o3
 
-import atomgraph.nn.edge_tensor_product as etp
+import atomgraph.nn.edge_chunks as edge_chunks
 from atomgraph.nn.edge_tensor_product import EdgeTensorProduct, uvu_paths
 
 CASES = [
@@ -25,7 +25,7 @@ def reference(tp: o3.TensorProduct, x, y, w, target, nodes):
 @pytest.fixture(params=[1024, 7], ids=["one_chunk", "chunks_of_7"])
 def chunk(request, monkeypatch):
     """The edges in one chunk, or in chunks of 7 (several, the last one shorter)."""
-    monkeypatch.setattr(etp, "EDGE_CHUNK", request.param)
+    monkeypatch.setattr(edge_chunks, "EDGE_CHUNK", request.param)
     return request.param
 
 

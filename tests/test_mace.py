@@ -137,6 +137,9 @@ def test_elements_without_weights_are_refused_by_name():
     graph.z[0] = 79
     with pytest.raises(ValueError, match=r"Au"):
         model(graph)
+    graph.z[0] = 101
+    with pytest.raises(ValueError, match=r"atomic number 101 above its max_z 100"):
+        model(graph)
     with pytest.raises(ValueError, match=r"atomic numbers 1\.\.100"):
         MacePotential(GraphSpec("radius", 4.0), elements=[0, 1])
 
@@ -147,6 +150,5 @@ def test_parameters_match_mace_torch_layout():
     path (23 cubic invariants per element and channel, 51 cubic vectors, 6 quadratic vectors) where the
     symmetric power has 8, 12 and 3 independent ones."""
     model = build_model("mace", GraphSpec("radius", 5.0), elements=[1, 6, 8], envelope_exponent=6)
-    redundant = 3 * 64 * ((23 - 8) + (51 - 12) + (6 - 3) + (23 - 8))
-    readout_biases = 1 + 16 + 1  # torch Linear layers; mace-torch's readouts have none
-    assert sum(p.numel() for p in model.parameters()) == 241_296 - redundant + readout_biases
+    redundant = 3 * 64 * ((23 - 8) + (51 - 12) + (6 - 3) + (23 - 8))  # two layers' 0e, one layer's 1o
+    assert sum(p.numel() for p in model.parameters()) == 241_296 - redundant

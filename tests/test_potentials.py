@@ -24,7 +24,7 @@ from atomgraph.graphs import radius_graph
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.outputs.potential import PotentialTask, cast_graph, energy_forces_stress
 from atomgraph.runs import TrainedRun
-from atomgraph.training.config import load_config
+from atomgraph.training.config import ConfigError, load_config
 from atomgraph.training.datasets import is_potential
 from atomgraph.training.module import AtomgraphModule
 from atomgraph.training.run import model_arguments
@@ -266,3 +266,13 @@ def test_avg_num_neighbors_comes_from_the_training_rows_unless_the_config_sets_i
     # a resumed or fine-tuned run keeps the constant its weights were trained with
     kept = model_arguments(null, dataset, train_rows, inherited={"avg_num_neighbors": 3.25})
     assert kept["avg_num_neighbors"] == 3.25
+
+
+def test_element_tables_come_from_the_data_and_cannot_grow_when_inherited():
+    dataset = load_lennard_jones(GraphSpec(cutoff=4.0), count=6)  # argon only
+    assert model_arguments({"model": {"name": "mace"}}, dataset)["elements"] == [18]
+    assert "elements" not in model_arguments({"model": {"name": "schnet"}}, dataset)
+    kept = model_arguments({"model": {"name": "mace"}}, dataset, inherited={"elements": [10, 18]})
+    assert kept["elements"] == [10, 18]  # a resumed or fine-tuned run keeps its weights' table
+    with pytest.raises(ConfigError, match=r"Z=\[10\] only .* also holds Z=\[18\]"):
+        model_arguments({"model": {"name": "mace"}}, dataset, inherited={"elements": [10]})

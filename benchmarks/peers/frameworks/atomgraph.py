@@ -16,7 +16,7 @@ MODELS = {
 }  # fmt: skip
 
 
-def mace_arguments(hparams: dict, frames) -> dict:
+def mace_arguments(hparams: dict, frames: list) -> dict:
     """The harness's MACE settings (mace-torch's names) as atomgraph's ``mace`` arguments."""
     from e3nn import o3
 

@@ -5,16 +5,19 @@ Each layer builds, per atom i and channel k, the atomic basis of the atomic clus
 
     A_i  = (1 / avg_num_neighbors) Linear( sum_j TP_uvu(Linear(h_j), Y(r_ij); R(|r_ij|)) )
     B_i  = SymmetricContraction_{z_i}(A_i)         powers 1..correlation, element-dependent weights
-    h_i <- Linear(B_i + SelfConnection_{z_i}(h_i))  (first layer: the self-connection maps A_i instead)
+    h_i <- Linear(B_i) + SelfConnection_{z_i}(h_i)  (first layer: the self-connection maps A_i instead)
 
-with A_i of irreps k x (0e + 1o + 2e + ... up to l_max), the harmonics' own parities.
+with A_i of irreps k x (0e + 1o + 2e + ... up to l_max), the harmonics' own parities. One layer thus
+couples correlation + 1 atoms (body order), without the depth NequIP needs.
 
-so one layer already couples correlation + 1 atoms (body order), without the depth NequIP needs.
-Energies: every layer's scalars are read out (a linear map; an MLP of width 16 on the last layer) and
-summed per atom, then over atoms. As mace-torch's ``MACE`` with its ``RealAgnostic`` interaction
-blocks: Bessel basis (fixed frequencies) times the polynomial envelope, a radial MLP (no biases) per
-edge, ``uvu`` convolution paths kept for the harmonics' own parities (0e, 1o, 2e, 3o, ...), one-hot
-element weights in the product and the self-connection, the last layer scalars only.
+Energies: every layer's scalars are read out (a linear map; an MLP of width 16 on the last layer when
+there are several layers; no biases) and summed per atom, then over atoms. As mace-torch's ``MACE``
+with its ``RealAgnostic`` interaction blocks: Bessel basis (fixed frequencies) times the polynomial
+envelope, a radial MLP (no biases) per edge, ``uvu`` convolution paths kept for the harmonics' own
+parities (0e, 1o, 2e, 3o, ...), one-hot element weights in the product and the self-connection, the
+last layer scalars only. Differences:
+the product's basis (an independent one, see SymmetricContraction: fewer weights, the same functions)
+and its initial weights (N(0, 1 / P) with P its basis functions per output irrep).
 
 Speed: the convolution is fused with its sum over edges
 (:class:`~atomgraph.nn.edge_tensor_product.EdgeTensorProduct`, radial weights once per pair on
@@ -23,7 +26,7 @@ intermediates (:class:`~atomgraph.nn.symmetric_contraction.SymmetricContraction`
 contracting dense generalised Clebsch-Gordan tensors.
 
 Elements: the element-dependent weights have one row per element of ``elements`` (training fills it
-from the training rows); an atom of another element is refused with the element named.
+with those of every row of the dataset); an atom of another element is refused with the element named.
 """
 
 from __future__ import annotations
@@ -43,15 +46,15 @@ from atomgraph.models.card import ModelCard
 from atomgraph.models.edge_harmonics import harmonic_edges, harmonic_parity
 from atomgraph.models.registry import register_model
 from atomgraph.nn.edge_tensor_product import EdgeTensorProduct, uvu_paths
-from atomgraph.nn.mlp import MLP
 from atomgraph.nn.symmetric_contraction import SymmetricContraction
 from atomgraph.nn.target_readout import SumOrMean, resolve_readouts
 from atomgraph.structures.validate import unseen_elements
 
 
 class ElementLinear(nn.Module):
-    """A linear map between irreps with one weight matrix per element (e3nn's fully connected tensor
-    product with one-hot element attributes, as MACE's self-connection): same irreps only.
+    """A linear map between irreps with one weight matrix per element: e3nn's fully connected tensor
+    product with one-hot element attributes (MACE's self-connection), same irreps only, with its
+    initial scale (weights ~ N(0, 1 / (mul_in * num_elements))).
 
     ``x [N, irreps_in.dim] -> [N, irreps_out.dim]``; ``species`` [N] row indices, grouped by
     :func:`element_groups` once per forward pass.
@@ -64,7 +67,7 @@ class ElementLinear(nn.Module):
         for i, (mul_in, ir_in) in enumerate(self.irreps_in):
             for o, (mul_out, ir_out) in enumerate(self.irreps_out):
                 if ir_in == ir_out:
-                    weight = torch.randn(num_elements, mul_in, mul_out) / mul_in**0.5
+                    weight = torch.randn(num_elements, mul_in, mul_out) / (mul_in * num_elements) ** 0.5
                     self.register_parameter(f"weight_{len(self.paths)}", nn.Parameter(weight))
                     self.paths.append((i, o))
 
@@ -170,10 +173,8 @@ class MaceInteraction(nn.Module):
         atomic = self.linear(summed) / self.avg_num_neighbors
         if self.first:
             atomic = self.self_connection(atomic, groups)
-        product = self.product(per_channel(atomic, self.irreps_atomic), species)
-        if not self.first:
-            product = product + self.self_connection(h, groups)
-        return self.linear_out(product)
+        out = self.linear_out(self.product(per_channel(atomic, self.irreps_atomic), species))
+        return out if self.first else out + self.self_connection(h, groups)
 
 
 CARD = ModelCard.interatomic("layers", head=("readouts",))
@@ -187,8 +188,9 @@ class MacePotential(nn.Module):
         graph: the GraphSpec of the input graphs; the radial basis and envelope span 0..graph.cutoff Å.
         reductions: the :attr:`~atomgraph.targets.TargetSpec.reduction` of each target; its length is
             the number of outputs.
-        elements: atomic numbers the model has element-dependent weights for (training sets them to the
-            training rows'; default: every element 1..max_z, ~2M parameters at 64 channels).
+        elements: atomic numbers the model has element-dependent weights for (training sets them to
+            those of every row of the dataset; default: every element 1..max_z, ~2.5M parameters at 64
+            channels).
         channels: k, the channels of every irrep (MACE: 64-256).
         hidden_l: largest degree of the hidden features between layers (MACE's "64x0e + 64x1o": 1).
         sh_lmax: largest degree of the edge harmonics and of the atomic basis (MACE's max_ell: 3).
@@ -198,6 +200,7 @@ class MacePotential(nn.Module):
         radial_hidden: widths of the radial MLP's hidden layers (MACE: [64, 64, 64]).
         readout_hidden: width of the last layer's readout MLP (MACE: 16).
         avg_num_neighbors: neighbour sums are divided by this constant (training: the data's mean).
+        max_z: the largest atomic number ``elements`` may hold.
         readout: per-target readout (:mod:`atomgraph.nn.target_readout`): "auto", "sum", "atom_mean".
     Input: a radius graph or batch (``z``, ``pos``, ``edge_index``, ``edge_shift``, ``cell``).
     Output: [B, T] in the task's normalised units; differentiable w.r.t. ``pos`` and ``cell``.
@@ -252,22 +255,32 @@ class MacePotential(nn.Module):
         irreps = scalars
         self.interactions, self.readouts = nn.ModuleList(), nn.ModuleList()
         for layer in range(layers):
-            last = layer == layers - 1
-            irreps_out = scalars if last else hidden  # the last layer computes only what is read out
+            # as mace-torch: after the first layer, the last computes only the scalars it reads out (MLP)
+            last = layers > 1 and layer == layers - 1
+            irreps_out = scalars if last else hidden
             self.interactions.append(
                 MaceInteraction(
                     irreps, irreps_out, self.irreps_edge, channels, correlation, len(elements),
                     num_basis, radial_hidden, avg_num_neighbors, first=layer == 0,
                 )
             )  # fmt: skip
-            head = (
-                MLP([channels, readout_hidden, outputs], act="silu") if last else nn.Linear(channels, outputs)
+            self.readouts.append(
+                nn.Sequential(
+                    nn.Linear(channels, readout_hidden, bias=False),
+                    nn.SiLU(),
+                    nn.Linear(readout_hidden, outputs, bias=False),
+                )
+                if last
+                else nn.Linear(channels, outputs, bias=False)  # no biases, as mace-torch's readouts
             )
-            self.readouts.append(head)
             irreps = irreps_out
 
     def species(self, z: torch.Tensor) -> torch.Tensor:
         """Row of each atom's element [N]; an element without weights is an error naming it."""
+        if z.numel() and int(z.max()) >= self.species_of.shape[0]:
+            raise ValueError(
+                f"mace model: atomic number {int(z.max())} above its max_z {self.species_of.shape[0] - 1}"
+            )
         species = self.species_of[z]
         if bool((species < 0).any()):
             unknown = unseen_elements(z[species < 0].tolist(), self.elements) or ["Z=0"]

@@ -23,8 +23,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
-#: edges (or pairs) per chunk on CPUs (see EdgeTensorProduct.forward)
-EDGE_CHUNK = 1024
+from atomgraph.nn.edge_chunks import edge_chunk
 
 
 def uvu_paths(
@@ -46,7 +45,8 @@ def uvu_paths(
 
 
 class EdgeTensorProduct(nn.Module):
-    """``uvu`` tensor product ``x [E, irreps_in.dim] x Y [E, irreps_edge.dim] -> [E, irreps_out.dim]``
+    """``uvu`` tensor product of each edge's source features ``x_j [irreps_in.dim]`` with its
+    attributes ``Y [irreps_edge.dim]``, summed over each node's incoming edges: ``[N, irreps_out.dim]``
     with per-edge weights ``[E, weight_numel]``.
 
     Args:
@@ -67,7 +67,6 @@ class EdgeTensorProduct(nn.Module):
     ):
         super().__init__()
         self.irreps_in, self.irreps_edge, self.irreps_out = irreps_in, irreps_edge, irreps_out
-        self.instructions = [tuple(ins) for ins in instructions]
         if any(mul != 1 for mul, _ in irreps_edge):
             raise ValueError(f"edge irreps need multiplicity 1 each, got {irreps_edge}")
         reference = o3.TensorProduct(
@@ -142,15 +141,15 @@ class EdgeTensorProduct(nn.Module):
         -- or [E / 2, weight_numel] when the edges are pairs followed by their reverses in the same
         order (both directions of a pair share their radial weights; they are then never copied).
 
-        On CPUs the edges are taken ``EDGE_CHUNK`` (pairs: ``EDGE_CHUNK`` pairs, both directions) at a
-        time and each chunk is added to the sums before the next is built, so the [chunk, u * K]
-        products stay in cache instead of streaming [E, u * K] arrays through memory.
+        On CPUs the edges are taken :data:`~atomgraph.nn.edge_chunks.EDGE_CHUNK` at a time (pairs: that
+        many pairs, both directions) and each chunk is added to the sums before the next is built, so
+        the [chunk, u * K] products stay in cache instead of streaming [E, u * K] arrays through memory.
         """
         edges, num_nodes = source.shape[0], features.shape[0]
         shared = weights.shape[0] != edges
         if shared and 2 * weights.shape[0] != edges:
             raise ValueError(f"weights for {weights.shape[0]} edges or pairs, but {edges} edges")
-        chunk = EDGE_CHUNK if features.device.type == "cpu" else max(edges, 1)
+        chunk = edge_chunk(features.device, edges)
         if shared:  # chunk k: pairs [k C, (k + 1) C) in both directions, with their weights once
             halves = [t.split(edges // 2) for t in (source, target, edge_attr)]  # (forward, reverse) each
             pieces = [[half.split(chunk) for half in both] for both in halves]  # [tensor][direction][k]

@@ -22,8 +22,8 @@ Clebsch-Gordan products, sharing every intermediate (prefix) among the chains th
 U tensor of D^nu entries per output component is ever formed (mace-torch contracts such tensors, with
 the weights folded in, for every atom); the function class is the same.
 
-Couplings use e3nn's real Wigner 3j symbols times sqrt(2 l_out + 1), so each coupling keeps unit
-component variance for unit-variance inputs.
+Couplings use e3nn's real Wigner 3j symbols times sqrt(2 l_out + 1) (unit component variance for
+independent unit-variance inputs; powers of one A are not independent, so only roughly so here).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def _coupled_chains(irreps: list[o3.Irrep], nu: int, out: o3.Irrep) -> list[Chai
 
 
 def _cg(l1: int, l2: int, l3: int) -> torch.Tensor:
-    """Coupling [2 l1 + 1, 2 l2 + 1, 2 l3 + 1] (float64), unit component variance."""
+    """Coupling [2 l1 + 1, 2 l2 + 1, 2 l3 + 1] (float64), "component" normalised."""
     return o3.wigner_3j(l1, l2, l3, dtype=torch.float64) * (2 * l3 + 1) ** 0.5
 
 

@@ -56,8 +56,15 @@ def model_arguments(
         rows = train_rows if train_rows is not None else dataset
         model["avg_num_neighbors"] = given if given is not None else mean_neighbors(rows)
     if "elements" in params and model.get("elements") is None:
-        given = (inherited or {}).get("elements")  # every row's: an evaluation row is never refused
+        # every row's elements, so that no validation or test row is refused
         found = sorted({int(z) for numbers in dataset.atomic_numbers() for z in numbers})
+        given = (inherited or {}).get("elements")
+        missing = sorted(set(found) - set(given or found))
+        if missing:  # per-element weight tables of a resumed or fine-tuned model cannot grow
+            raise ConfigError(
+                f"model {model['name']!r} has element-dependent weights for Z={given} only (the run it "
+                f"resumes or fine-tunes); the data also holds Z={missing}"
+            )
         model["elements"] = given if given is not None else found
     sample = dataset[0]
     if "atom_dim" in params and "atom_dim" not in model:

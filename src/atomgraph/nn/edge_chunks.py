@@ -1,0 +1,20 @@
+"""How many edges a message block handles at a time.
+
+Message passing on CPUs is memory-bound: building [E, F]-sized messages (E edges) and then summing them
+streams arrays far larger than the caches. Taking the edges a chunk at a time, each chunk's messages
+added to the sums before the next is built, keeps the temporaries in cache: measured 1.3-3x faster
+for PaiNN and the tensor-product models at 192-1,536 atoms. On GPUs one chunk (every edge) is best:
+each chunk costs kernel launches.
+"""
+
+from __future__ import annotations
+
+import torch
+
+#: edges (or pairs of edges) per chunk on CPUs
+EDGE_CHUNK = 1024
+
+
+def edge_chunk(device: torch.device, edges: int) -> int:
+    """Chunk size for ``edges`` edges on ``device``: :data:`EDGE_CHUNK` on CPUs, all of them elsewhere."""
+    return EDGE_CHUNK if device.type == "cpu" else max(edges, 1)
