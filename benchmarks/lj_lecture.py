@@ -17,7 +17,7 @@ lecture: 4 rows), so it has more (unused) parameters; its energy scaling is the 
 standard deviation of the normaliser, which for clusters of one size equals the lecture's mean and
 standard deviation; it keeps the checkpoint with the best validation loss (the lecture: the last epoch).
 
-    python benchmarks/lj_lecture.py                     # -> benchmarks/results/lj_lecture.json (+ plots)
+    python benchmarks/lj_lecture.py          # -> benchmarks/results/lj_lecture.json and lj_lecture/*.png
     python benchmarks/lj_lecture.py --epochs 5 --out /tmp/lj.json   # a quick check
 """
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -149,6 +150,10 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
+    plots = args.out.with_suffix("")  # the lecture's figure: parity, errors, learning curves
+    plots.mkdir(exist_ok=True)
+    for name in ("parity_energy.png", "errors_energy.png", "learning_curves.png"):
+        shutil.copy(run_dir / "plots" / name, plots / name)
     print(json.dumps(result, indent=2))
 
 
