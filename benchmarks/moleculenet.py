@@ -14,7 +14,9 @@ readout, dropout 0.1) and ``mpnn`` (Gilmer's edge network, d = 64, T = 3, set2se
 none``: the chemical graph only). Training: AdamW 1e-3, plateau schedule, MSE loss (regression) or
 BCE (classification) on normalised targets, early stopping after 20 epochs without improvement,
 ``--epochs`` (100) and ``--budget-min`` (5) per run at most; the best validation checkpoint is
-evaluated. A training-mean baseline is reported for the regression sets.
+evaluated. A training-mean baseline is reported for the regression sets, and for every set the
+fingerprint baseline: ECFP4 (Morgan radius 2, 2,048 bits) + a 500-tree random forest on the same split
+(``atomgraph.evaluation.fingerprint_baseline``).
 
 Chemprop (v2, the D-MPNN) runs on the same splits when it imports: the kept molecules and the split
 indices are written to ``runs/moleculenet/<dataset>/chemprop_seed<k>/{data.csv,splits.json}``
@@ -27,6 +29,7 @@ beside this project's pins; 2.3.x pins rdkit==2026.3.6 (through cuik_molmaker_pi
     python benchmarks/moleculenet.py                                    # everything (hours on 2 cores)
     python benchmarks/moleculenet.py --datasets esol bbbp --models gat mpnn --seeds 0 1 2
     python benchmarks/moleculenet.py --quick --output /tmp/moleculenet.json  # smoke test
+    python benchmarks/moleculenet.py --models --no-chemprop --output X.json   # the baselines only
 
 Writes ``benchmarks/results/moleculenet.json`` (``results``: one entry per dataset and model with the
 metric per seed, mean and std) and prints a markdown table.
@@ -51,6 +54,7 @@ import torch
 from results_json import finite_json, relative
 
 from atomgraph.data import load_split
+from atomgraph.evaluation.fingerprint_baseline import FingerprintForest
 from atomgraph.evaluation.metrics import rmse, roc_auc
 from atomgraph.training.config import load_config, wall_clock_budget
 from atomgraph.training.datasets import load_dataset, make_split, select_targets
@@ -99,6 +103,7 @@ MODELS = {
 }
 LABELS = {"mean_baseline": "Mean baseline", "gcn": "GCN", "gat": "GAT", "gatv2": "GATv2", "mpnn": "MPNN"}
 LABELS["chemprop"] = "chemprop D-MPNN"
+LABELS["ecfp_rf"] = "ECFP4 + random forest"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -257,6 +262,22 @@ def run_chemprop(dataset, spec: Spec, split: dict, seed: int, run_dir: Path, arg
     }
 
 
+def fingerprint_baseline(dataset, spec: Spec, split: dict, seed: int) -> dict:
+    """ECFP4 + random forest (atomgraph.evaluation.fingerprint_baseline) on the same split's SMILES."""
+    smiles = dataset.meta.smiles
+    y = dataset.targets_array()[:, 0]
+    start = time.perf_counter()
+    forest = FingerprintForest(spec.kind, seed=seed).fit(
+        [smiles[i] for i in split["train"]], y[split["train"]]
+    )
+    seconds = time.perf_counter() - start
+    pred = forest.predict([smiles[i] for i in split["test"]])
+    truth = y[split["test"]]
+    value = rmse(truth, pred) if spec.kind == "regression" else roc_auc(truth, pred)
+    return {"value": float(value), "parameters": forest.parameters, "train_seconds": seconds, "epochs": None,
+            "unparsed_smiles": forest.unparsed}  # fmt: skip
+
+
 def mean_baseline(dataset, split: dict) -> dict:
     y = dataset.targets_array()[:, 0]
     pred = np.full(len(split["test"]), np.nanmean(y[split["train"]]))
@@ -336,7 +357,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument(
+        "--models", nargs="*", default=list(MODELS), choices=list(MODELS), help="none: the baselines only"
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help="default 0 1 2 (quick: 0 1)")
     parser.add_argument("--epochs", type=int, default=None, help="epoch cap per run; default 100 (quick: 2)")
     parser.add_argument("--chemprop-epochs", type=int, default=None, help="default 50, chemprop's (quick: 2)")
@@ -388,7 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in present:
         spec = DATASETS[name]
         path = data_file(spec, args)
-        runs: dict[str, dict[int, dict]] = {m: {} for m in ["mean_baseline", *args.models, "chemprop"]}
+        runs: dict[str, dict[int, dict]] = {
+            m: {} for m in ["mean_baseline", "ecfp_rf", *args.models, "chemprop"]
+        }
         first = make_config(name, spec, path, args.models[0] if args.models else "gcn", args.seeds[0], args)
         print(f"\n##### {spec.label} ({path.name}): building graphs (cached afterwards) ...", flush=True)
         dataset = select_targets(load_dataset(first, progress=not args.no_progress), [spec.target])
@@ -408,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
             datasets_info[name]["split_sizes"][str(seed)] = {k: len(v) for k, v in split.items()}
             if spec.kind == "regression":
                 runs["mean_baseline"][seed] = mean_baseline(dataset, split)
+            runs["ecfp_rf"][seed] = fingerprint_baseline(dataset, spec, split, seed)
+            print(f"{spec.label} ECFP4 + RF seed {seed}: {runs['ecfp_rf'][seed]}", flush=True)
             for model in args.models:
                 done += 1
                 print(f"\n=== [{done}/{total}] {spec.label} {model} seed {seed} ===", flush=True)

@@ -178,6 +178,30 @@ def export(
 
 
 @app.command()
+def check(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
+    samples: Annotated[int, typer.Option(help="test structures the symmetry checks use")] = 8,
+    md_steps: Annotated[int, typer.Option(help="NVE steps of the energy-conservation check (0: none)")] = 100,
+    worst: Annotated[int, typer.Option(help="worst test errors listed")] = 5,
+) -> None:
+    """Check a trained model: permutation, translation, rotation and reflection behaviour; for
+    potentials forces against finite differences, NVE energy drift, smoothness at the cutoff;
+    over-smoothing per layer; the worst test errors. Writes check.json; exit status 1 if a check fails."""
+    from atomgraph.evaluation.checks import check_run
+
+    checks = check_run(run_dir, samples=samples, md_steps=md_steps, worst=worst)
+    for item in checks:
+        typer.echo(item.line())
+    failed = [c.name for c in checks if c.passed is False]
+    typer.echo(
+        f"{len(failed)} of {sum(c.passed is not None for c in checks)} checks failed"
+        + (f": {', '.join(failed)}" if failed else "")
+    )
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
 def models() -> None:
     """List the model names a config can use."""
     from atomgraph.models import available_models

@@ -1,0 +1,436 @@
+"""``atomgraph check RUN``: does a trained model respect the symmetries and limits it should?
+
+Run on up to ``samples`` test rows of the run (its own dataset and split), in a float64 copy of the
+model so that a broken symmetry is not hidden by (or confused with) float32 rounding:
+
+* **permutation**: atoms renumbered (the graph relabelled): the outputs must not change;
+* **translation**: every position shifted by one random vector: the outputs must not change;
+* **rotation**: positions and cell rotated: the outputs must not change; a potential's forces must
+  rotate with the structure;
+* **reflection** (reported, never failed): positions and cell inverted. An E(3)-invariant model gives
+  the same outputs; a model with 2D chirality tags or an SE(3)-only one need not;
+* potentials, additionally: **forces** against central finite differences of the energy, **energy
+  conservation** in a short NVE run (ASE velocity Verlet, 0.5 fs, 300 K start) and **smoothness at the
+  cutoff** (a dimer of the structure's first two elements pulled across the cutoff radius: the energy
+  jump there against the change over the last 0.5 Å inside);
+* **over-smoothing** (reported): the normalised Dirichlet energy mean_edges |h_i - h_j|^2 /
+  (2 mean_atoms |h_i|^2) of the node states after each message-passing block (1 for unrelated states
+  of neighbours, 0 for equal ones); a curve falling towards 0 means neighbours become alike with depth;
+* **worst test errors** (reported): the k rows of ``predictions_test.csv`` with the largest absolute
+  error, their size and elements, and how rare their rarest element is among the training rows.
+
+Tolerances (float64): invariances to 1e-6 relative to the outputs' magnitude, forces to 1e-4 relative
+to the largest force component, NVE drift below 1 meV/atom, a cutoff jump below 1e-3 of the change
+inside. Each check is a :class:`Check`; :func:`check_run` returns them and writes ``check.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch_geometric.data import Batch, Data
+
+INVARIANCE_RTOL = 1e-6
+FORCE_RTOL = 1e-4
+NVE_DRIFT_EV_PER_ATOM = 1e-3
+CUTOFF_JUMP_RATIO = 1e-3
+BLOCK_LISTS = ("interactions", "layers", "convs", "blocks", "messages")
+
+
+@dataclass
+class Check:
+    """One check: passed is True/False, or None for a report that has no pass mark."""
+
+    name: str
+    passed: bool | None
+    value: float | None
+    limit: float | None
+    detail: str
+
+    def line(self) -> str:
+        status = {True: "PASS", False: "FAIL", None: "INFO"}[self.passed]
+        return f"{status:4s}  {self.name:16s} {self.detail}"
+
+
+# ----------------------------------------------------------------------------------- transformations
+
+
+def permuted(graph: Data, generator: torch.Generator) -> tuple[Data, torch.Tensor]:
+    """The same structure with its atoms renumbered (node attributes reordered, edges relabelled), and
+    the new number of each old atom [N]."""
+    n = graph.num_nodes
+    order = torch.randperm(n, generator=generator)
+    new_index = torch.empty_like(order)
+    new_index[order] = torch.arange(n)
+    out = copy.copy(graph)
+    for key, value in graph.items():
+        if torch.is_tensor(value) and graph.is_node_attr(key) and value.shape[:1] == (n,):
+            out[key] = value[order]
+    out.edge_index = new_index[graph.edge_index]
+    return out, new_index
+
+
+def moved(graph: Data, rotation: torch.Tensor | None = None, shift: torch.Tensor | None = None) -> Data:
+    """Positions (and cell rows) times ``rotation`` (a 3x3 orthogonal matrix), then shifted."""
+    out = copy.copy(graph)
+    if rotation is not None:
+        out.pos = graph.pos @ rotation.T
+        if getattr(graph, "cell", None) is not None:
+            out.cell = graph.cell @ rotation.T
+    if shift is not None:
+        out.pos = out.pos + shift
+    return out
+
+
+def random_rotation(generator: torch.Generator) -> torch.Tensor:
+    """A uniformly random proper rotation [3, 3] (float64, QR of a Gaussian matrix)."""
+    q, r = torch.linalg.qr(torch.randn(3, 3, generator=generator, dtype=torch.float64))
+    q = q * torch.sign(torch.diagonal(r))
+    return q if torch.det(q) > 0 else -q
+
+
+# ---------------------------------------------------------------------------------------- the checks
+
+
+def _outputs(module: nn.Module, graph: Data) -> dict[str, torch.Tensor]:
+    batch = Batch.from_data_list([graph])
+    if module.kind == "potential":
+        out = module.compute(batch, forces=True)
+        return {"energy": out["energy"].detach(), "forces": out["forces"].detach()}
+    with torch.no_grad():
+        return {"outputs": module(batch)}
+
+
+def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / (b.abs().max() + 1.0))
+
+
+def symmetry_checks(module: nn.Module, graphs: list[Data], seed: int = 0) -> list[Check]:
+    """Permutation, translation, rotation and reflection of each of ``graphs`` (float64 module)."""
+    generator = torch.Generator().manual_seed(seed)
+    worst = {"permutation": 0.0, "translation": 0.0, "rotation": 0.0, "reflection": 0.0}
+    reads_positions = all(getattr(g, "pos", None) is not None for g in graphs)
+    for graph in graphs:
+        base = _outputs(module, graph)
+        key = "forces" if "forces" in base else None
+        perm_graph, new_index = permuted(graph, generator)
+        perm = _outputs(module, perm_graph)
+        scalar = "energy" if "energy" in base else "outputs"
+        error = _relative(perm[scalar], base[scalar])
+        if key:  # forces follow their atoms
+            error = max(error, _relative(perm["forces"][new_index], base["forces"]))
+        worst["permutation"] = max(worst["permutation"], error)
+        if not reads_positions:
+            continue
+        shift = torch.randn(3, generator=generator, dtype=graph.pos.dtype) * 5.0
+        translated = _outputs(module, moved(graph, shift=shift))
+        worst["translation"] = max(worst["translation"], _relative(translated[scalar], base[scalar]))
+        rotation = random_rotation(generator).to(graph.pos.dtype)
+        rotated = _outputs(module, moved(graph, rotation=rotation))
+        error = _relative(rotated[scalar], base[scalar])
+        if key:
+            error = max(error, _relative(rotated["forces"], base["forces"] @ rotation.T))
+        worst["rotation"] = max(worst["rotation"], error)
+        reflected = _outputs(module, moved(graph, rotation=-torch.eye(3, dtype=graph.pos.dtype)))
+        worst["reflection"] = max(worst["reflection"], _relative(reflected[scalar], base[scalar]))
+    checks = [
+        Check(
+            "permutation",
+            worst["permutation"] <= INVARIANCE_RTOL,
+            worst["permutation"],
+            INVARIANCE_RTOL,
+            f"max relative change {worst['permutation']:.2e} over {len(graphs)} structures",
+        )
+    ]
+    if not reads_positions:
+        checks.append(Check("positions", None, None, None, "the graphs carry no positions: not checked"))
+        return checks
+    for name in ("translation", "rotation"):
+        what = " (forces rotated alike)" if name == "rotation" and module.kind == "potential" else ""
+        checks.append(
+            Check(
+                name,
+                worst[name] <= INVARIANCE_RTOL,
+                worst[name],
+                INVARIANCE_RTOL,
+                f"max relative change {worst[name]:.2e}{what}",
+            )
+        )
+    invariant = worst["reflection"] <= INVARIANCE_RTOL
+    checks.append(
+        Check(
+            "reflection",
+            None,
+            worst["reflection"],
+            INVARIANCE_RTOL,
+            f"max relative change {worst['reflection']:.2e}: "
+            + (
+                "E(3)-invariant (a mirror image gets the same prediction)"
+                if invariant
+                else "not invariant to inversion (chirality-aware or not E(3)-invariant)"
+            ),
+        )
+    )
+    return checks
+
+
+def force_check(module: nn.Module, graph: Data, step: float = 1e-4, atoms: int = 3) -> Check:
+    """Autograd forces of up to ``atoms`` atoms against central differences of the energy (Å)."""
+    forces = _outputs(module, graph)["forces"]
+    worst = 0.0
+    for atom in range(min(atoms, graph.num_nodes)):
+        for axis in range(3):
+            energies = []
+            for sign in (1.0, -1.0):
+                shifted = copy.copy(graph)
+                shifted.pos = graph.pos.clone()
+                shifted.pos[atom, axis] += sign * step
+                energies.append(float(_outputs(module, shifted)["energy"].sum()))
+            numeric = -(energies[0] - energies[1]) / (2 * step)
+            worst = max(worst, abs(numeric - float(forces[atom, axis])))
+    scale = float(forces.abs().max()) + 1e-3
+    return Check(
+        "forces",
+        worst <= FORCE_RTOL * scale,
+        worst / scale,
+        FORCE_RTOL,
+        f"max |autograd - finite difference| {worst:.2e} eV/Å (largest force {scale:.2e})",
+    )
+
+
+def nve_check(calculator, atoms, steps: int) -> Check:
+    """Total-energy drift per atom over ``steps`` velocity-Verlet steps of 0.5 fs from 300 K."""
+    from ase import units
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from ase.md.verlet import VelocityVerlet
+
+    atoms = atoms.copy()
+    atoms.calc = calculator
+    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
+    start = atoms.get_total_energy()
+    totals = []
+    dynamics = VelocityVerlet(atoms, 0.5 * units.fs)
+    for _ in range(steps):
+        dynamics.run(1)
+        totals.append(atoms.get_total_energy())
+    drift = abs(totals[-1] - start) / len(atoms)
+    spread = (max(totals) - min(totals)) / len(atoms)
+    return Check(
+        "energy drift",
+        drift <= NVE_DRIFT_EV_PER_ATOM,
+        drift,
+        NVE_DRIFT_EV_PER_ATOM,
+        f"|E_total(end) - E_total(0)| = {1e3 * drift:.3f} meV/atom after {steps} steps of 0.5 fs "
+        f"(fluctuation {1e3 * spread:.3f} meV/atom)",
+    )
+
+
+def cutoff_check(energy: Callable[[float], float], cutoff: float, epsilon: float = 1e-3) -> Check:
+    """``energy(d)`` of a dimer at distance d (Å): the jump across the cutoff against the change over the
+    last 0.5 Å inside it."""
+    jump = abs(energy(cutoff - epsilon) - energy(cutoff + epsilon))
+    inside = abs(energy(cutoff - 0.5) - energy(cutoff + epsilon)) + 1e-9
+    return Check(
+        "cutoff",
+        jump <= CUTOFF_JUMP_RATIO * inside,
+        jump / inside,
+        CUTOFF_JUMP_RATIO,
+        f"energy jump {jump:.2e} across r_c = {cutoff} Å against {inside:.2e} over the last 0.5 Å",
+    )
+
+
+def dirichlet_energies(model: nn.Module, graph: Data) -> list[float]:
+    """Normalised Dirichlet energy of the node states after each block of the model's first list of
+    message-passing blocks (``interactions``, ``layers``, ``convs``, ``blocks`` or ``messages``)."""
+    blocks = next(
+        (
+            getattr(model, name)
+            for name in BLOCK_LISTS
+            if isinstance(getattr(model, name, None), nn.ModuleList)
+        ),
+        None,
+    )
+    if blocks is None:
+        return []
+    states: list[torch.Tensor] = []
+    n = graph.num_nodes
+
+    def keep(_module, _inputs, output):
+        tensors = output if isinstance(output, tuple) else (output,)
+        first = next((t for t in tensors if torch.is_tensor(t) and t.dim() >= 2 and t.shape[0] == n), None)
+        if first is not None:
+            states.append(first.detach().reshape(n, -1))
+
+    hooks = [block.register_forward_hook(keep) for block in blocks]
+    try:
+        with torch.no_grad():
+            model(Batch.from_data_list([graph]))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    source, target = graph.edge_index
+    out = []
+    for h in states:  # mean over edges / (2 x mean over atoms): 1 for unrelated states, 0 for equal ones
+        difference = (h[source] - h[target]).pow(2).sum(-1).mean() if source.numel() else h.new_zeros(())
+        out.append(float(difference / (2 * h.pow(2).sum(-1).mean() + 1e-12)))
+    return out
+
+
+def worst_errors(run_dir: Path, dataset, split: dict, k: int) -> list[dict]:
+    """The ``k`` test rows with the largest absolute error of the first target (predictions_test.csv)."""
+    import pandas as pd
+
+    from atomgraph.structures.validate import unseen_elements
+
+    table_path = run_dir / "predictions_test.csv"
+    if not table_path.exists():
+        return []
+    table = pd.read_csv(table_path)
+    true_column = next((c for c in table.columns if c.endswith("_true")), None)
+    if true_column is None:
+        return []
+    pred_column = true_column[: -len("_true")] + "_pred"
+    error = (table[pred_column] - table[true_column]).abs()
+    train_numbers = dataset[torch.as_tensor(split["train"])].atomic_numbers()
+    share = {}
+    for numbers in train_numbers:
+        for z in set(int(v) for v in numbers):
+            share[z] = share.get(z, 0) + 1
+    test_numbers = dataset[torch.as_tensor(split["test"])].atomic_numbers()
+    rows = []
+    for position in error.sort_values(ascending=False).index[:k]:
+        numbers = test_numbers[position]
+        rarest = min(set(int(z) for z in numbers), key=lambda z: share.get(z, 0))
+        rows.append(
+            {
+                "target": true_column[: -len("_true")],
+                "id": str(table["id"][position]),
+                "atoms": len(numbers),
+                "true": float(table[true_column][position]),
+                "predicted": float(table[pred_column][position]),
+                "abs_error": float(error[position]),
+                "rarest_element": unseen_elements([rarest], []) or [str(rarest)],
+                "rarest_element_training_share": share.get(rarest, 0) / max(len(train_numbers), 1),
+            }
+        )
+    return rows
+
+
+def _structure(graph: Data):
+    """The ASE Atoms of a graph (positions, numbers, cell and periodicity)."""
+    from ase import Atoms
+
+    cell = getattr(graph, "cell", None)
+    cell = cell.view(3, 3).numpy() if cell is not None else None
+    periodic = cell is not None and bool(np.abs(cell).sum() > 0)
+    return Atoms(
+        numbers=graph.z.numpy(), positions=graph.pos.numpy(), cell=cell if periodic else None, pbc=periodic
+    )
+
+
+def check_run(
+    run_dir: str | Path, samples: int = 8, md_steps: int = 100, worst: int = 5, seed: int = 0
+) -> list[Check]:
+    """Every check above on a run directory; writes ``check.json`` (and ``plots/oversmoothing.png``)."""
+    from atomgraph.data import load_split
+    from atomgraph.evaluation.jsonfile import write_json
+    from atomgraph.runs import TrainedRun
+    from atomgraph.training.datasets import load_dataset
+
+    run_dir = Path(run_dir)
+    run = TrainedRun.load(run_dir)
+    if run.is_ensemble:
+        raise ValueError(f"{run_dir}: check one member of an ensemble (members/<k>), not the ensemble")
+    dataset = load_dataset(run.config, run.graph, progress=False)
+    split = load_split(run_dir / "split.json", len(dataset))
+    rows = split["test"][:: max(1, len(split["test"]) // samples)][:samples]
+    module = copy.deepcopy(run.module).double().eval()
+    graphs = [_as_double(dataset[int(i)]) for i in rows]
+    checks = symmetry_checks(module, graphs, seed)
+    if module.kind == "potential":
+        checks.append(force_check(module, graphs[0]))
+        if md_steps > 0:
+            from atomgraph.md import Calculator
+
+            checks.append(
+                nve_check(
+                    Calculator(run, allow_unseen_elements=True), _structure(dataset[int(rows[0])]), md_steps
+                )
+            )
+    if run.graph.kind == "radius":
+        checks.append(cutoff_check(_dimer_energy(module, run, graphs[0]), run.graph.cutoff))
+    energies = dirichlet_energies(module.model, graphs[0])
+    if energies:
+        checks.append(
+            Check(
+                "over-smoothing",
+                None,
+                energies[-1],
+                None,
+                "Dirichlet energy per block: " + ", ".join(f"{e:.3g}" for e in energies),
+            )
+        )
+        _plot_oversmoothing(energies, run_dir / "plots" / "oversmoothing.png", run.model_name)
+    rows_worst = worst_errors(run_dir, dataset, split, worst)
+    for rank, row in enumerate(rows_worst, 1):
+        share = 100 * row["rarest_element_training_share"]
+        detail = (
+            f"{row['id']}: {row['target']} |error| {row['abs_error']:.4g} ({row['atoms']} atoms; "
+            f"rarest element {row['rarest_element'][0]} in {share:.1f} % of the training rows)"
+        )
+        checks.append(Check(f"worst error {rank}", None, row["abs_error"], None, detail))
+    write_json(
+        run_dir / "check.json",
+        {"checks": [asdict(c) for c in checks], "worst_errors": rows_worst, "dirichlet_energy": energies},
+    )
+    return checks
+
+
+def _as_double(graph: Data) -> Data:
+    out = copy.copy(graph)
+    for key, value in graph.items():
+        if torch.is_tensor(value) and value.is_floating_point():
+            out[key] = value.double()
+    return out
+
+
+def _dimer_energy(module: nn.Module, run, graph: Data) -> Callable[[float], float]:
+    """d -> the model's first output (energy for potentials) for a dimer of the graph's first two
+    elements (the first element twice for one-element graphs) at distance d, graph rebuilt each time."""
+    from ase import Atoms
+
+    elements = list(dict.fromkeys(int(z) for z in graph.z.tolist()))
+    pair = (elements[0], elements[1] if len(elements) > 1 else elements[0])
+
+    def energy(distance: float) -> float:
+        dimer = Atoms(numbers=pair, positions=[[0.0, 0.0, 0.0], [distance, 0.0, 0.0]])
+        built = _as_double(run.build_graph(dimer))
+        out = _outputs(module, built)
+        return float((out["energy"] if "energy" in out else out["outputs"]).reshape(-1)[0])
+
+    return energy
+
+
+def _plot_oversmoothing(energies: list[float], path: Path, model: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(range(1, len(energies) + 1), energies, marker="o")
+    ax.set_xlabel("message-passing block")
+    ax.set_ylabel("Dirichlet energy (normalised)")
+    ax.set_title(f"{model}: node-state similarity with depth")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
