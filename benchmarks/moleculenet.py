@@ -433,7 +433,12 @@ def main(argv: list[str] | None = None) -> int:
             datasets_info[name]["split_sizes"][str(seed)] = {k: len(v) for k, v in split.items()}
             if spec.kind == "regression":
                 runs["mean_baseline"][seed] = mean_baseline(dataset, split)
-            runs["ecfp_rf"][seed] = fingerprint_baseline(dataset, spec, split, seed)
+            try:
+                runs["ecfp_rf"][seed] = fingerprint_baseline(dataset, spec, split, seed)
+            except Exception as error:  # a failed baseline must not lose the runs that follow
+                traceback.print_exc()
+                runs["ecfp_rf"][seed] = {"error": f"{type(error).__name__}: {error}"}
+                failures += 1
             print(f"{spec.label} ECFP4 + RF seed {seed}: {runs['ecfp_rf'][seed]}", flush=True)
             for model in args.models:
                 done += 1

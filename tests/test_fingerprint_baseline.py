@@ -33,6 +33,8 @@ def test_the_forest_learns_a_substructure_target():
     assert np.all((prob >= 0) & (prob <= 1)) and prob[:6].min() > prob[6:].max()
 
 
-def test_unknown_kind_is_refused():
+def test_unknown_kind_and_labels_are_refused():
     with pytest.raises(ValueError, match="regression or classification"):
         FingerprintForest("ranking")
+    with pytest.raises(ValueError, match="must be 0 or 1"):
+        FingerprintForest("classification").fit(ALCOHOLS[:4], np.array([1.0, 2.0, 1.0, 2.0]))

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     if debug:
         args.remove("--debug")
     try:
-        app(args, standalone_mode=False)
+        status = app(args, standalone_mode=False)  # a command's typer.Exit(code) comes back as its code
     except typer.Abort:
         typer.echo("aborted", err=True)
         raise SystemExit(1) from None
@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> None:
             error.show()
             raise SystemExit(error.exit_code) from None
         raise
+    if isinstance(status, int) and status != 0:
+        raise SystemExit(status)
 
 
 @app.command()

@@ -36,11 +36,11 @@ import torch
 from torch import nn
 from torch_geometric.data import Batch, Data
 
-INVARIANCE_RTOL = 1e-6
+INVARIANCE_RTOL = 1e-9
 FORCE_RTOL = 1e-4
 NVE_DRIFT_EV_PER_ATOM = 1e-3
 CUTOFF_JUMP_RATIO = 1e-3
-BLOCK_LISTS = ("interactions", "layers", "convs", "blocks", "messages")
+BLOCK_LISTS = ("interactions", "layers", "convs", "blocks")
 
 
 @dataclass
@@ -111,11 +111,18 @@ def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max() / (b.abs().max() + 1.0))
 
 
+def _worse(current: float, new: float) -> float:
+    """The larger of two errors, NaN winning (a NaN output must fail, not vanish in max())."""
+    return current if new <= current else new
+
+
 def symmetry_checks(module: nn.Module, graphs: list[Data], seed: int = 0) -> list[Check]:
     """Permutation, translation, rotation and reflection of each of ``graphs`` (float64 module)."""
     generator = torch.Generator().manual_seed(seed)
     worst = {"permutation": 0.0, "translation": 0.0, "rotation": 0.0, "reflection": 0.0}
-    reads_positions = all(getattr(g, "pos", None) is not None for g in graphs)
+    card = getattr(module.model, "card", None)  # a registered model says whether it reads positions
+    has_positions = all(getattr(g, "pos", None) is not None for g in graphs)
+    reads_positions = has_positions and getattr(card, "reads_positions", True)
     for graph in graphs:
         base = _outputs(module, graph)
         key = "forces" if "forces" in base else None
@@ -124,21 +131,24 @@ def symmetry_checks(module: nn.Module, graphs: list[Data], seed: int = 0) -> lis
         scalar = "energy" if "energy" in base else "outputs"
         error = _relative(perm[scalar], base[scalar])
         if key:  # forces follow their atoms
-            error = max(error, _relative(perm["forces"][new_index], base["forces"]))
-        worst["permutation"] = max(worst["permutation"], error)
+            error = _worse(error, _relative(perm["forces"][new_index], base["forces"]))
+        worst["permutation"] = _worse(worst["permutation"], error)
         if not reads_positions:
             continue
         shift = torch.randn(3, generator=generator, dtype=graph.pos.dtype) * 5.0
         translated = _outputs(module, moved(graph, shift=shift))
-        worst["translation"] = max(worst["translation"], _relative(translated[scalar], base[scalar]))
+        worst["translation"] = _worse(worst["translation"], _relative(translated[scalar], base[scalar]))
         rotation = random_rotation(generator).to(graph.pos.dtype)
         rotated = _outputs(module, moved(graph, rotation=rotation))
         error = _relative(rotated[scalar], base[scalar])
         if key:
-            error = max(error, _relative(rotated["forces"], base["forces"] @ rotation.T))
-        worst["rotation"] = max(worst["rotation"], error)
+            error = _worse(error, _relative(rotated["forces"], base["forces"] @ rotation.T))
+        worst["rotation"] = _worse(worst["rotation"], error)
         reflected = _outputs(module, moved(graph, rotation=-torch.eye(3, dtype=graph.pos.dtype)))
-        worst["reflection"] = max(worst["reflection"], _relative(reflected[scalar], base[scalar]))
+        error = _relative(reflected[scalar], base[scalar])
+        if key:  # an inversion-invariant energy has inverted forces
+            error = _worse(error, _relative(reflected["forces"], -base["forces"]))
+        worst["reflection"] = _worse(worst["reflection"], error)
     checks = [
         Check(
             "permutation",
@@ -149,7 +159,8 @@ def symmetry_checks(module: nn.Module, graphs: list[Data], seed: int = 0) -> lis
         )
     ]
     if not reads_positions:
-        checks.append(Check("positions", None, None, None, "the graphs carry no positions: not checked"))
+        why = "the model does not read positions" if has_positions else "the graphs carry no positions"
+        checks.append(Check("positions", None, None, None, f"{why}: translation and rotation not checked"))
         return checks
     for name in ("translation", "rotation"):
         what = " (forces rotated alike)" if name == "rotation" and module.kind == "potential" else ""
@@ -193,7 +204,7 @@ def force_check(module: nn.Module, graph: Data, step: float = 1e-4, atoms: int =
                 shifted.pos[atom, axis] += sign * step
                 energies.append(float(_outputs(module, shifted)["energy"].sum()))
             numeric = -(energies[0] - energies[1]) / (2 * step)
-            worst = max(worst, abs(numeric - float(forces[atom, axis])))
+            worst = _worse(worst, abs(numeric - float(forces[atom, axis])))
     scale = float(forces.abs().max()) + 1e-3
     return Check(
         "forces",
@@ -231,53 +242,65 @@ def nve_check(calculator, atoms, steps: int) -> Check:
     )
 
 
-def cutoff_check(energy: Callable[[float], float], cutoff: float, epsilon: float = 1e-3) -> Check:
+def cutoff_check(
+    energy: Callable[[float], float], cutoff: float, required: bool = True, epsilon: float = 1e-3
+) -> Check:
     """``energy(d)`` of a dimer at distance d (Å): the jump across the cutoff against the change over the
-    last 0.5 Å inside it."""
+    last 0.5 Å inside it. ``required``: fail a jump (potentials, models whose card promises smoothness);
+    otherwise it is reported."""
     jump = abs(energy(cutoff - epsilon) - energy(cutoff + epsilon))
-    inside = abs(energy(cutoff - 0.5) - energy(cutoff + epsilon)) + 1e-9
+    inside = abs(energy(cutoff - 0.5) - energy(cutoff + epsilon))
+    if not inside > 1e-12:
+        return Check(
+            "cutoff", None, None, None, f"the dimer does not interact within 0.5 Å of r_c = {cutoff} Å"
+        )
+    ratio = jump / inside
+    detail = f"energy jump {jump:.2e} across r_c = {cutoff} Å against {inside:.2e} over the last 0.5 Å"
+    passed = ratio <= CUTOFF_JUMP_RATIO if required else None
     return Check(
-        "cutoff",
-        jump <= CUTOFF_JUMP_RATIO * inside,
-        jump / inside,
-        CUTOFF_JUMP_RATIO,
-        f"energy jump {jump:.2e} across r_c = {cutoff} Å against {inside:.2e} over the last 0.5 Å",
+        "cutoff", passed, ratio, CUTOFF_JUMP_RATIO, detail + ("" if required else " (not smooth by design)")
     )
 
 
 def dirichlet_energies(model: nn.Module, graph: Data) -> list[float]:
-    """Normalised Dirichlet energy of the node states after each block of the model's first list of
-    message-passing blocks (``interactions``, ``layers``, ``convs``, ``blocks`` or ``messages``)."""
-    blocks = next(
-        (
-            getattr(model, name)
-            for name in BLOCK_LISTS
-            if isinstance(getattr(model, name, None), nn.ModuleList)
-        ),
-        None,
-    )
-    if blocks is None:
-        return []
+    """Normalised Dirichlet energy mean_edges |h_i - h_j|^2 / (2 mean_atoms |h_i|^2), states centred over
+    the atoms, after each block: the model's ``node_states`` when it has them (the conv stacks: after
+    norm, activation and residual), else the node-sized outputs of its first list of blocks
+    (``interactions``, ``layers``, ``convs`` or ``blocks``). Empty when neither applies."""
+    batch = Batch.from_data_list([graph])
+    n, edges = graph.num_nodes, graph.edge_index.shape[1]
     states: list[torch.Tensor] = []
-    n = graph.num_nodes
-
-    def keep(_module, _inputs, output):
-        tensors = output if isinstance(output, tuple) else (output,)
-        first = next((t for t in tensors if torch.is_tensor(t) and t.dim() >= 2 and t.shape[0] == n), None)
-        if first is not None:
-            states.append(first.detach().reshape(n, -1))
-
-    hooks = [block.register_forward_hook(keep) for block in blocks]
-    try:
+    if hasattr(model, "node_states"):
         with torch.no_grad():
-            model(Batch.from_data_list([graph]))
-    finally:
-        for hook in hooks:
-            hook.remove()
+            states = [h.detach().reshape(n, -1) for h in model.node_states(batch)]
+    else:
+        blocks = next(
+            (getattr(model, k) for k in BLOCK_LISTS if isinstance(getattr(model, k, None), nn.ModuleList)),
+            None,
+        )
+        if blocks is None or n == edges:  # node- and edge-sized outputs would be indistinguishable
+            return []
+
+        def keep(_module, _inputs, output):
+            tensors = output if isinstance(output, tuple) else (output,)
+            first = next(
+                (t for t in tensors if torch.is_tensor(t) and t.dim() >= 2 and t.shape[0] == n), None
+            )
+            if first is not None:
+                states.append(first.detach().reshape(n, -1))
+
+        hooks = [block.register_forward_hook(keep) for block in blocks]
+        try:
+            with torch.no_grad():
+                model(batch)
+        finally:
+            for hook in hooks:
+                hook.remove()
     source, target = graph.edge_index
     out = []
-    for h in states:  # mean over edges / (2 x mean over atoms): 1 for unrelated states, 0 for equal ones
-        difference = (h[source] - h[target]).pow(2).sum(-1).mean() if source.numel() else h.new_zeros(())
+    for h in states:  # 1 for unrelated neighbour states, 0 for equal ones
+        h = h - h.mean(0, keepdim=True)
+        difference = (h[source] - h[target]).pow(2).sum(-1).mean() if edges else h.new_zeros(())
         out.append(float(difference / (2 * h.pow(2).sum(-1).mean() + 1e-12)))
     return out
 
@@ -327,11 +350,10 @@ def _structure(graph: Data):
     from ase import Atoms
 
     cell = getattr(graph, "cell", None)
-    cell = cell.view(3, 3).numpy() if cell is not None else None
-    periodic = cell is not None and bool(np.abs(cell).sum() > 0)
-    return Atoms(
-        numbers=graph.z.numpy(), positions=graph.pos.numpy(), cell=cell if periodic else None, pbc=periodic
-    )
+    cell = cell.view(3, 3).numpy() if cell is not None else np.zeros((3, 3))
+    pbc = getattr(graph, "pbc", None)
+    pbc = pbc.view(-1).numpy() if pbc is not None else np.abs(cell).sum(1) > 0
+    return Atoms(numbers=graph.z.numpy(), positions=graph.pos.numpy(), cell=cell, pbc=pbc)
 
 
 def check_run(
@@ -343,12 +365,18 @@ def check_run(
     from atomgraph.runs import TrainedRun
     from atomgraph.training.datasets import load_dataset
 
+    if samples < 1:
+        raise ValueError(f"check: samples must be at least 1, got {samples}")
     run_dir = Path(run_dir)
     run = TrainedRun.load(run_dir)
     if run.is_ensemble:
         raise ValueError(f"{run_dir}: check one member of an ensemble (members/<k>), not the ensemble")
+    if run.config is None:
+        raise ValueError(f"{run_dir}: no config.yaml, so no dataset and split to check on")
     dataset = load_dataset(run.config, run.graph, progress=False)
     split = load_split(run_dir / "split.json", len(dataset))
+    if len(split["test"]) == 0:
+        raise ValueError(f"{run_dir}: the run's test split is empty")
     rows = split["test"][:: max(1, len(split["test"]) // samples)][:samples]
     module = copy.deepcopy(run.module).double().eval()
     graphs = [_as_double(dataset[int(i)]) for i in rows]
@@ -358,13 +386,20 @@ def check_run(
         if md_steps > 0:
             from atomgraph.md import Calculator
 
-            checks.append(
-                nve_check(
-                    Calculator(run, allow_unseen_elements=True), _structure(dataset[int(rows[0])]), md_steps
-                )
-            )
+            calculator = Calculator(module, allow_unseen_elements=True)  # the float64 copy
+            checks.append(nve_check(calculator, _structure(dataset[int(rows[0])]), md_steps))
     if run.graph.kind == "radius":
-        checks.append(cutoff_check(_dimer_energy(module, run, graphs[0]), run.graph.cutoff))
+        cutoff = float(getattr(module.model, "cutoff", run.graph.cutoff))  # an interaction cutoff if any
+        smooth = getattr(getattr(module.model, "card", None), "smooth", False)
+        if run.graph.max_neighbors is not None:
+            checks.append(
+                Check("cutoff", False if module.kind == "potential" else None, None, None,
+                      f"a neighbour cap (max_neighbors {run.graph.max_neighbors}): the outputs jump "
+                      "wherever the k-th and (k+1)-th neighbours swap")
+            )  # fmt: skip
+        else:
+            required = module.kind == "potential" or smooth
+            checks.append(cutoff_check(_dimer_energy(module, run, graphs[0]), cutoff, required))
     energies = dirichlet_energies(module.model, graphs[0])
     if energies:
         checks.append(

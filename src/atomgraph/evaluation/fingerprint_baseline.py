@@ -30,7 +30,7 @@ def morgan_fingerprints(
     out = np.zeros((len(smiles), bits), dtype=np.uint8)
     unparsed = 0
     for row, text in enumerate(smiles):
-        mol = Chem.MolFromSmiles(text) if text else None
+        mol = Chem.MolFromSmiles(text) if isinstance(text, str) and text else None
         if mol is None:
             unparsed += 1
             continue
@@ -55,6 +55,8 @@ class FingerprintForest:
         x, self.unparsed = morgan_fingerprints(smiles)
         y = np.asarray(y, dtype=np.float64).reshape(-1)
         known = ~np.isnan(y)
+        if self.kind == "classification" and not np.isin(y[known], (0.0, 1.0)).all():
+            raise ValueError("FingerprintForest: classification labels must be 0 or 1 (NaN = unlabelled)")
         self.forest.fit(x[known], y[known].astype(int) if self.kind == "classification" else y[known])
         return self
 
