@@ -19,12 +19,9 @@ input irrep (:class:`~atomgraph.nn.edge_tensor_product.EdgeTensorProduct`, ~2x e
 :func:`~atomgraph.graphs.geometry.edge_pairs`) edge vectors, harmonics, the radial basis and the
 radial MLP are computed once per pair: r_ji = -r_ij, so Y_l(r_ji) = (-1)^l Y_l(r_ij) and R is shared.
 
-Why NequIP-style (two-body messages, stacked interaction layers) and not MACE: every piece is a
-standard e3nn construction ("uvu" tensor-product paths, ``Gate``, ``Linear``), so the model is short,
-easy to verify and works unchanged in float32 and float64; MACE's higher body order comes from a
-symmetric contraction of the atomic basis with generalised Clebsch-Gordan coefficients that e3nn does
-not ship. Body order still grows with depth here (each layer adds one neighbour to the correlation),
-which is what gives NequIP its accuracy.
+Two-body messages in stacked interaction layers: body order grows with depth (each layer adds one
+neighbour to the correlation), which is what gives NequIP its accuracy. The body-ordered alternative,
+symmetric powers of the atomic basis within one layer, is :mod:`atomgraph.models.mace`.
 
 Normalisation: the aggregated messages are divided by ``avg_num_neighbors`` (a constructor argument,
 a constant: energies stay exactly extensive). Works for molecules and periodic cells alike: edge vectors
