@@ -130,3 +130,38 @@ def float64():
         yield
     finally:
         torch.set_default_dtype(previous)
+
+
+@pytest.fixture(scope="session")
+def lj_run(tmp_path_factory):
+    """SchNet trained briefly (float64) on Lennard-Jones clusters (eps = 1 eV, sigma = 1 Å); shared by
+    the MD and the check tests."""
+    from atomgraph.evaluation.experiment import train_and_evaluate
+    from atomgraph.training.config import load_config
+
+    root = tmp_path_factory.mktemp("lj")
+    config = load_config(
+        None,
+        [
+            f"run_dir={root / 'run'}",
+            "data.dataset=lennard_jones",
+            "data.targets=[energy]",
+            "data.lennard_jones.count=120",
+            "data.lennard_jones.min_distance=1.0",
+            "data.graph.cutoff=4.0",
+            "task.kind=potential",
+            "model.hidden=16",
+            "model.filters=16",
+            "model.interactions=2",
+            "model.num_rbf=12",
+            "training.epochs=4",
+            "training.batch_size=16",
+            "training.lr=0.005",
+            "training.scheduler=none",
+            "training.early_stopping_patience=0",
+            "training.accelerator=cpu",
+            "training.progress=false",
+            "training.precision=64-true",
+        ],
+    )
+    return train_and_evaluate(config, progress=False)

@@ -149,34 +149,6 @@ def test_dirichlet_energy_per_block():
     assert len(energies) == 2 and all(e >= 0 for e in energies)
 
 
-@pytest.fixture(scope="module")
-def lj_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("check")
-    config = load_config(
-        None,
-        [
-            f"run_dir={root / 'run'}",
-            "data.dataset=lennard_jones",
-            "data.targets=[energy]",
-            "data.lennard_jones.count=60",
-            "data.lennard_jones.min_distance=1.0",
-            "data.graph.cutoff=3.0",
-            "task.kind=potential",
-            "model.hidden=8",
-            "model.filters=8",
-            "model.interactions=2",
-            "model.num_rbf=6",
-            "training.epochs=2",
-            "training.batch_size=16",
-            "training.scheduler=none",
-            "training.accelerator=cpu",
-            "training.progress=false",
-            "training.precision=64-true",
-        ],
-    )
-    return train_and_evaluate(config, progress=False)
-
-
 def test_cli_check_on_a_trained_potential(lj_run, capsys):
     main(["check", str(lj_run), "--samples", "2", "--md-steps", "20", "--worst", "2"])
     out = capsys.readouterr().out

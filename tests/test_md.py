@@ -21,46 +21,13 @@ from typer.testing import CliRunner
 
 from atomgraph.apps.potentials.lennard_jones import lennard_jones_clusters
 from atomgraph.cli.main import app
-from atomgraph.evaluation.experiment import train_and_evaluate
 from atomgraph.graphs import radius_graph
 from atomgraph.md import Calculator, CommitteeCalculator, relax, run_md
 from atomgraph.outputs.potential import energy_forces_stress
 from atomgraph.runs import TrainedRun
-from atomgraph.training.config import load_config
 
 #: NVE energy conservation bound: |E_total(1000 steps) - E_total(0)| / N_atoms, 1 fs steps, 7 atoms.
 NVE_DRIFT_BOUND_EV_PER_ATOM = 1e-4  # 0.1 meV/atom (measured ~0.01 meV/atom)
-
-
-@pytest.fixture(scope="module")
-def lj_run(tmp_path_factory):
-    """SchNet trained briefly (float64) on Lennard-Jones clusters (eps = 1 eV, sigma = 1 Å)."""
-    root = tmp_path_factory.mktemp("lj")
-    config = load_config(
-        None,
-        [
-            f"run_dir={root / 'run'}",
-            "data.dataset=lennard_jones",
-            "data.targets=[energy]",
-            "data.lennard_jones.count=120",
-            "data.lennard_jones.min_distance=1.0",
-            "data.graph.cutoff=4.0",
-            "task.kind=potential",
-            "model.hidden=16",
-            "model.filters=16",
-            "model.interactions=2",
-            "model.num_rbf=12",
-            "training.epochs=4",
-            "training.batch_size=16",
-            "training.lr=0.005",
-            "training.scheduler=none",
-            "training.early_stopping_patience=0",
-            "training.accelerator=cpu",
-            "training.progress=false",
-            "training.precision=64-true",
-        ],
-    )
-    return train_and_evaluate(config, progress=False)
 
 
 def cluster(n: int = 7, seed: int = 3) -> Atoms:

@@ -36,6 +36,10 @@ import torch
 from torch import nn
 from torch_geometric.data import Batch, Data
 
+from atomgraph.evaluation.plots import oversmoothing_plot
+from atomgraph.graphs.geometry import random_rotation
+from atomgraph.outputs.potential import cast_graph
+
 INVARIANCE_RTOL = 1e-9
 FORCE_RTOL = 1e-4
 NVE_DRIFT_EV_PER_ATOM = 1e-3
@@ -88,13 +92,6 @@ def moved(graph: Data, rotation: torch.Tensor | None = None, shift: torch.Tensor
     return out
 
 
-def random_rotation(generator: torch.Generator) -> torch.Tensor:
-    """A uniformly random proper rotation [3, 3] (float64, QR of a Gaussian matrix)."""
-    q, r = torch.linalg.qr(torch.randn(3, 3, generator=generator, dtype=torch.float64))
-    q = q * torch.sign(torch.diagonal(r))
-    return q if torch.det(q) > 0 else -q
-
-
 # ---------------------------------------------------------------------------------------- the checks
 
 
@@ -138,7 +135,7 @@ def symmetry_checks(module: nn.Module, graphs: list[Data], seed: int = 0) -> lis
         shift = torch.randn(3, generator=generator, dtype=graph.pos.dtype) * 5.0
         translated = _outputs(module, moved(graph, shift=shift))
         worst["translation"] = _worse(worst["translation"], _relative(translated[scalar], base[scalar]))
-        rotation = random_rotation(generator).to(graph.pos.dtype)
+        rotation = random_rotation(generator, graph.pos.dtype)
         rotated = _outputs(module, moved(graph, rotation=rotation))
         error = _relative(rotated[scalar], base[scalar])
         if key:
@@ -308,8 +305,7 @@ def dirichlet_energies(model: nn.Module, graph: Data) -> list[float]:
 def worst_errors(run_dir: Path, dataset, split: dict, k: int) -> list[dict]:
     """The ``k`` test rows with the largest absolute error of the first target (predictions_test.csv)."""
     import pandas as pd
-
-    from atomgraph.structures.validate import unseen_elements
+    from ase.data import chemical_symbols
 
     table_path = run_dir / "predictions_test.csv"
     if not table_path.exists():
@@ -338,7 +334,7 @@ def worst_errors(run_dir: Path, dataset, split: dict, k: int) -> list[dict]:
                 "true": float(table[true_column][position]),
                 "predicted": float(table[pred_column][position]),
                 "abs_error": float(error[position]),
-                "rarest_element": unseen_elements([rarest], []) or [str(rarest)],
+                "rarest_element": chemical_symbols[rarest],
                 "rarest_element_training_share": share.get(rarest, 0) / max(len(train_numbers), 1),
             }
         )
@@ -379,7 +375,7 @@ def check_run(
         raise ValueError(f"{run_dir}: the run's test split is empty")
     rows = split["test"][:: max(1, len(split["test"]) // samples)][:samples]
     module = copy.deepcopy(run.module).double().eval()
-    graphs = [_as_double(dataset[int(i)]) for i in rows]
+    graphs = [cast_graph(dataset[int(i)], torch.float64) for i in rows]
     checks = symmetry_checks(module, graphs, seed)
     if module.kind == "potential":
         checks.append(force_check(module, graphs[0]))
@@ -411,13 +407,14 @@ def check_run(
                 "Dirichlet energy per block: " + ", ".join(f"{e:.3g}" for e in energies),
             )
         )
-        _plot_oversmoothing(energies, run_dir / "plots" / "oversmoothing.png", run.model_name)
+        title = f"{run.model_name}: node-state similarity with depth"
+        oversmoothing_plot(energies, run_dir / "plots" / "oversmoothing.png", title)
     rows_worst = worst_errors(run_dir, dataset, split, worst)
     for rank, row in enumerate(rows_worst, 1):
         share = 100 * row["rarest_element_training_share"]
         detail = (
             f"{row['id']}: {row['target']} |error| {row['abs_error']:.4g} ({row['atoms']} atoms; "
-            f"rarest element {row['rarest_element'][0]} in {share:.1f} % of the training rows)"
+            f"rarest element {row['rarest_element']} in {share:.1f} % of the training rows)"
         )
         checks.append(Check(f"worst error {rank}", None, row["abs_error"], None, detail))
     write_json(
@@ -425,14 +422,6 @@ def check_run(
         {"checks": [asdict(c) for c in checks], "worst_errors": rows_worst, "dirichlet_energy": energies},
     )
     return checks
-
-
-def _as_double(graph: Data) -> Data:
-    out = copy.copy(graph)
-    for key, value in graph.items():
-        if torch.is_tensor(value) and value.is_floating_point():
-            out[key] = value.double()
-    return out
 
 
 def _dimer_energy(module: nn.Module, run, graph: Data) -> Callable[[float], float]:
@@ -445,27 +434,8 @@ def _dimer_energy(module: nn.Module, run, graph: Data) -> Callable[[float], floa
 
     def energy(distance: float) -> float:
         dimer = Atoms(numbers=pair, positions=[[0.0, 0.0, 0.0], [distance, 0.0, 0.0]])
-        built = _as_double(run.build_graph(dimer))
+        built = cast_graph(run.build_graph(dimer), torch.float64)
         out = _outputs(module, built)
         return float((out["energy"] if "energy" in out else out["outputs"]).reshape(-1)[0])
 
     return energy
-
-
-def _plot_oversmoothing(energies: list[float], path: Path, model: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(range(1, len(energies) + 1), energies, marker="o")
-    ax.set_xlabel("message-passing block")
-    ax.set_ylabel("Dirichlet energy (normalised)")
-    ax.set_title(f"{model}: node-state similarity with depth")
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

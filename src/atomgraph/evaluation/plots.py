@@ -255,6 +255,22 @@ def volume_response_plot(scales: Any, curves: Any, path: PathLike, unit: str = "
     return _save(fig, path)
 
 
+def oversmoothing_plot(energies: Any, path: PathLike, title: str = "") -> Path:
+    """The normalised Dirichlet energy of the node states after each message-passing block
+    (:func:`atomgraph.evaluation.checks.dirichlet_energies`): towards 0, neighbours become alike."""
+    energies = np.asarray(energies, dtype=float)
+    fig = _new_figure((5.0, 3.5))
+    ax = fig.add_subplot()
+    ax.plot(np.arange(1, len(energies) + 1), energies, marker="o")
+    ax.set_xlabel("message-passing block")
+    ax.set_ylabel("Dirichlet energy (normalised)")
+    ax.set_title(title or "node-state similarity with depth")
+    ax.set_ylim(bottom=0)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 def comparison_bar(results: dict[str, float], path: PathLike, metric: str = "MAE", unit: str = "") -> Path:
     """Horizontal bars of one metric for several models and baselines, in the given order, values written.
 

@@ -81,3 +81,15 @@ def apply_strain(graph: Data, strain: torch.Tensor) -> tuple[torch.Tensor, torch
 def cell_volume(cell: torch.Tensor) -> torch.Tensor:
     """Absolute volume |det(cell)| (Å^3) of each cell in [B, 3, 3]: [B]."""
     return torch.linalg.det(cell.view(-1, 3, 3)).abs()
+
+
+def random_rotation(
+    generator: torch.Generator | None = None, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """A uniformly distributed rotation matrix [3, 3] (QR of a Gaussian matrix, det = +1)."""
+    matrix = torch.randn(3, 3, generator=generator, dtype=torch.float64)
+    q, r = torch.linalg.qr(matrix)
+    q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)
+    if torch.det(q) < 0:
+        q[:, 0] = -q[:, 0]
+    return q.to(dtype or torch.get_default_dtype())

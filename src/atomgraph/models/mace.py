@@ -56,8 +56,8 @@ class ElementLinear(nn.Module):
     product with one-hot element attributes (MACE's self-connection), same irreps only, with its
     initial scale (weights ~ N(0, 1 / (mul_in * num_elements))).
 
-    ``x [N, irreps_in.dim] -> [N, irreps_out.dim]``; ``species`` [N] row indices, grouped by
-    :func:`element_groups` once per forward pass.
+    ``x [N, irreps_in.dim] -> [N, irreps_out.dim]``; ``groups``: the atoms grouped by element
+    (:func:`element_groups` of their species rows, computed once per forward pass).
     """
 
     def __init__(self, irreps_in: o3.Irreps, irreps_out: o3.Irreps, num_elements: int):

@@ -85,7 +85,7 @@ class EdgeTensorProduct(nn.Module):
         dtype = torch.get_default_dtype()
         edge_slices = irreps_edge.slices()
         self.groups: list[tuple[int, int, int, int]] = []  # input irrep index, mul, 2 l1 + 1, K
-        self.input_slices = [(part.start, part.stop) for part in irreps_in.slices()]
+        self.input_sizes = [mul * ir.dim for mul, ir in irreps_in]  # features.split(...) per input irrep
         column_of_output: dict[int, tuple[int, int, int]] = {}
         for i, (mul, ir_in) in enumerate(irreps_in):
             paths = [(n, ins) for n, ins in enumerate(reference.instructions) if ins.i_in1 == i]
@@ -160,7 +160,7 @@ class EdgeTensorProduct(nn.Module):
         else:
             pieces = zip(*(t.split(chunk) for t in (source, target, edge_attr)), strict=True)
             spans = [([piece], w) for piece, w in zip(pieces, weights.split(chunk), strict=True)]
-        inputs = features.split([stop - start for start, stop in self.input_slices], dim=1)
+        inputs = features.split(self.input_sizes, dim=1)
         sums = [features.new_zeros(num_nodes, mul * width) for _, mul, _, width in self.groups]
         for directions, w in spans:
             path_weights = [

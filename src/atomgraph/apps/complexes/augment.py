@@ -7,17 +7,7 @@ import copy
 import torch
 from torch_geometric.data import Data
 
-
-def random_rotation(
-    generator: torch.Generator | None = None, dtype: torch.dtype | None = None
-) -> torch.Tensor:
-    """A uniformly distributed rotation matrix [3, 3] (QR of a Gaussian matrix, det = +1)."""
-    matrix = torch.randn(3, 3, generator=generator, dtype=torch.float64)
-    q, r = torch.linalg.qr(matrix)
-    q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)
-    if torch.det(q) < 0:
-        q[:, 0] = -q[:, 0]
-    return q.to(dtype or torch.get_default_dtype())
+from atomgraph.graphs.geometry import random_rotation
 
 
 class RandomRotationNoise:
