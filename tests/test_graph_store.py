@@ -301,9 +301,9 @@ def test_loader_workers_read_a_store_the_parent_has_open(tmp_path):
     assert store[11].num_nodes == serial[-1].natoms[-1]
 
 
-def test_atom_counts_leave_out_a_master_node_as_in_memory(tmp_path):
+def test_virtual_edges_and_hbond_features_stored_as_in_memory(tmp_path):
     path = csv_with_a_bad_row(tmp_path)
-    spec = GraphSpec(kind="bond", explicit_hydrogens=False, master_node=True)
+    spec = GraphSpec(kind="bond", explicit_hydrogens=False, atom_features="hbond", virtual_edges=True)
     memory = load_csv(path, "smiles", ["value"], spec, cache=tmp_path, progress=False)
     store = csv_store(path, "smiles", ["value"], spec, cache=tmp_path, progress=False, shard_size=16)
     assert_same_rows(store, memory)

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms
+from rdkit import Chem
+from rdkit.Chem import AllChem
 from torch_geometric.data import Batch
 
 from atomgraph.graphs import (
-    add_master_node,
+    VIRTUAL_EDGE_TYPE,
     add_virtual_edges,
     apply_strain,
     bond_graph,
@@ -200,16 +202,25 @@ def test_bond_graph_rejects_bad_smiles_naming_it():
         bond_graph("C1CC")
 
 
-def test_virtual_edges_complete_the_graph_and_master_node_joins_all():
-    graph = bond_graph("CCO")
-    full = add_virtual_edges(graph)
+def test_virtual_edges_join_non_bonded_pairs_within_the_cutoff():
+    graph = bond_graph("CCO")  # no conformer: every pair
+    full = add_virtual_edges(graph, cutoff=1.0)
     assert full.edge_index.shape[1] == 3 * 2
     assert full.edge_attr.shape[1] == graph.edge_attr.shape[1] + 1
     assert full.edge_attr[:, -1].sum() == 2  # the C...O pair, both directions
-    master = add_master_node(graph)
-    assert master.num_nodes == 4 and bool(master.is_master[-1])
-    assert master.edge_index.shape[1] == 4 + 2 * 3
-    assert int(master.natoms) == 3
+    assert full.edge_type[-2:].tolist() == [VIRTUAL_EDGE_TYPE] * 2
+    mol = Chem.AddHs(Chem.MolFromSmiles("CCCCCC"))
+    AllChem.EmbedMolecule(mol, randomSeed=0)
+    hexane = bond_graph(mol)
+    distance = torch.cdist(hexane.pos, hexane.pos)
+    for cutoff in (2.0, 3.0, 100.0):
+        virtual = add_virtual_edges(hexane, cutoff)
+        added = virtual.edge_index[:, hexane.edge_index.shape[1] :]
+        bonded = torch.zeros_like(distance, dtype=torch.bool)
+        bonded[hexane.edge_index[0], hexane.edge_index[1]] = True
+        expected = (distance < cutoff) & ~bonded & ~torch.eye(len(distance), dtype=torch.bool)
+        assert added.shape[1] == int(expected.sum())
+        assert bool(expected[added[0], added[1]].all())
 
 
 def test_triplets_exclude_backtracking_and_give_right_angles():

@@ -36,7 +36,7 @@ MPNN_SMALL = {"hidden": 16, "steps": 2, "set2set_steps": 2, "edge_hidden": 16}
 SMILES = ["CCO", "c1ccncc1", "CC(=O)O", "OC1CCCC1"]
 BOND_VARIANTS = {
     "plain": GraphSpec(kind="bond"),
-    "virtual+master": GraphSpec(kind="bond", virtual_edges=True, master_node=True),
+    "virtual": GraphSpec(kind="bond", virtual_edges=True, atom_features="hbond"),
     "heavy_atoms": GraphSpec(kind="bond", explicit_hydrogens=False),
 }
 REDUCTIONS = ("sum", "mean")  # two targets: one summed, one averaged over atoms

@@ -136,7 +136,7 @@ def legacy_hyper_parameters(hparams: dict, raw_config: dict | None) -> dict:
         else:  # the model's envelope ended there: a graph with that cutoff gives the same numbers
             values["cutoff"] = float(model_cutoff)
     hparams["model"] = model
-    hparams["graph"] = GraphSpec(**values).to_dict()
+    hparams["graph"] = GraphSpec.from_dict(values).to_dict()  # a master_node: true is refused
     return hparams
 
 

@@ -4,7 +4,8 @@
   ``slices``) describing every feature matrix below.
 * :mod:`~atomgraph.features.atom_features`: :class:`AtomFeaturizer`, ``rdkit Mol -> [n_atoms, 47]``
   (element, formal charge, Gasteiger charge, hybridisation, H count, aromatic, chirality, mass, degree,
-  ring); :data:`DEFAULT_ATOM_FEATURIZER`.
+  ring; optionally H-bond donor/acceptor); :data:`DEFAULT_ATOM_FEATURIZER`, the named
+  :data:`ATOM_FEATURE_SETS`.
 * :mod:`~atomgraph.features.bond_features`: :class:`BondFeaturizer`, ``rdkit Mol -> [n_bonds, 11]``
   (type, conjugated, ring, E/Z stereo) and :func:`bond_type_index` for integer edge types.
 * :mod:`~atomgraph.features.element_properties`: per-element properties from mendeleev (shipped as a CSV)
@@ -16,6 +17,7 @@
 """
 
 from atomgraph.features.atom_features import (
+    ATOM_FEATURE_SETS,
     DEFAULT_ATOM_FEATURIZER,
     DEFAULT_ELEMENTS,
     AtomFeaturizer,
@@ -43,6 +45,7 @@ from atomgraph.features.layout import FeatureBlock, FeatureLayout, one_hot_block
 from atomgraph.features.radial import BesselRBF, CosineCutoff, GaussianRBF, PolynomialEnvelope
 
 __all__ = [
+    "ATOM_FEATURE_SETS",
     "DEFAULT_ATOM_FEATURIZER",
     "DEFAULT_BOND_FEATURIZER",
     "DEFAULT_ELEMENTS",

@@ -19,6 +19,10 @@ degree             7      one-hot: 0, 1, 2, 3, 4, 5, other (total degree: H neig
 in_ring            1      0/1
 =================  =====  ===================================================================
 
+``AtomFeaturizer(hbond=True)`` appends Gilmer et al.'s hydrogen-bond blocks (``dim = 49``): ``donor``
+and ``acceptor`` (0/1), the ``Donor`` and ``Acceptor`` feature families of RDKit's
+``BaseFeatures.fdef`` (SMARTS patterns: N-H and O-H donors; O, N and halide acceptors).
+
 The Mol is expected to carry explicit hydrogens (``Chem.AddHs``) but need not: hydrogen counts and
 degrees include implicit hydrogens, and the Gasteiger charge of implicit hydrogens is added to their
 heavy atom, so a heavy atom gets (nearly) the same features either way and the charges of the atoms
@@ -27,12 +31,14 @@ always sum to the net formal charge.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from functools import cache
 
 import numpy as np
 import torch
-from rdkit import Chem
-from rdkit.Chem import rdPartialCharges
+from rdkit import Chem, RDConfig
+from rdkit.Chem import ChemicalFeatures, rdPartialCharges
 
 from atomgraph.features.layout import (
     FeatureLayout,
@@ -43,10 +49,12 @@ from atomgraph.features.layout import (
 )
 
 __all__ = [
+    "ATOM_FEATURE_SETS",
     "DEFAULT_ATOM_FEATURIZER",
     "DEFAULT_ELEMENTS",
     "AtomFeaturizer",
     "gasteiger_charges",
+    "hbond_roles",
 ]
 
 DEFAULT_ELEMENTS: tuple[str, ...] = ("H", "B", "C", "N", "O", "F", "Si", "P", "S", "Cl", "Br", "I")
@@ -129,6 +137,24 @@ def gasteiger_charges(mol: Chem.Mol, fold_implicit_hs: bool = True) -> np.ndarra
     return charges
 
 
+@cache
+def _feature_factory() -> ChemicalFeatures.MolChemicalFeatureFactory:
+    return ChemicalFeatures.BuildFeatureFactory(os.path.join(RDConfig.RDDataDir, "BaseFeatures.fdef"))
+
+
+def hbond_roles(mol: Chem.Mol) -> tuple[np.ndarray, np.ndarray]:
+    """Hydrogen-bond donor and acceptor flags of every atom (``[n_atoms]`` bool each), from the
+    ``Donor`` / ``Acceptor`` families of RDKit's ``BaseFeatures.fdef``."""
+    factory = _feature_factory()
+    flags = []
+    for family in ("Donor", "Acceptor"):
+        flag = np.zeros(mol.GetNumAtoms(), dtype=bool)
+        for feature in factory.GetFeaturesForMol(mol, includeOnly=family):
+            flag[list(feature.GetAtomIds())] = True
+        flags.append(flag)
+    return flags[0], flags[1]
+
+
 class AtomFeaturizer(LayoutIntrospection):
     """Callable ``rdkit.Chem.Mol -> torch.Tensor [n_atoms, dim]`` (float, default dtype).
 
@@ -149,7 +175,7 @@ class AtomFeaturizer(LayoutIntrospection):
         * ``chirality`` is RDKit's chiral tag (``@`` = CCW, ``@@`` = CW in SMILES), not a CIP R/S label.
     """
 
-    def __init__(self, elements: Sequence[str | int] = DEFAULT_ELEMENTS) -> None:
+    def __init__(self, elements: Sequence[str | int] = DEFAULT_ELEMENTS, hbond: bool = False) -> None:
         table = Chem.GetPeriodicTable()
         atomic_numbers = tuple(_atomic_number(e) for e in elements)
         if len(set(atomic_numbers)) != len(atomic_numbers):
@@ -168,8 +194,10 @@ class AtomFeaturizer(LayoutIntrospection):
                 scalar_block("mass"),
                 one_hot_block("degree", DEGREES),
                 scalar_block("in_ring"),
+                *([scalar_block("donor"), scalar_block("acceptor")] if hbond else []),
             ]
         )
+        self.hbond = hbond
         self._start = {name: s.start for name, s in self._layout.slices.items()}
 
     @property
@@ -203,11 +231,20 @@ class AtomFeaturizer(LayoutIntrospection):
             x[i, start["mass"]] = atom.GetMass() / 100.0
             x[i, start["degree"] + one_hot_index(atom.GetTotalDegree(), DEGREES)] = 1.0
             x[i, start["in_ring"]] = float(atom.IsInRing())
+        if self.hbond:
+            x[:, start["donor"]], x[:, start["acceptor"]] = hbond_roles(work)
         return torch.tensor(x, dtype=torch.get_default_dtype())
 
     def __repr__(self) -> str:
-        return f"AtomFeaturizer(elements={list(self._elements)}, dim={self.dim})"
+        return f"AtomFeaturizer(elements={list(self._elements)}, hbond={self.hbond}, dim={self.dim})"
 
 
 DEFAULT_ATOM_FEATURIZER = AtomFeaturizer()
 """The featurizer with :data:`DEFAULT_ELEMENTS` (``dim = 47``)."""
+
+ATOM_FEATURE_SETS: dict[str, AtomFeaturizer] = {
+    "standard": DEFAULT_ATOM_FEATURIZER,
+    "hbond": AtomFeaturizer(hbond=True),
+}
+"""The atom feature sets a bond-graph :class:`~atomgraph.graphs.spec.GraphSpec` can name
+(``atom_features``): the 47 standard columns, or those plus Gilmer's donor/acceptor flags (49)."""

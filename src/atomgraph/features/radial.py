@@ -9,6 +9,9 @@ differentiate the energy with respect to positions.
 * :class:`BesselRBF`: the zeroth-order spherical Bessel basis of DimeNet.
 * :class:`CosineCutoff`: Behler's cosine cutoff (value and first derivative vanish at the cutoff).
 * :class:`PolynomialEnvelope`: DimeNet's polynomial envelope (value, first and second derivative vanish).
+
+:func:`distance_bins` is the exception: Gilmer et al.'s 10 discrete distance bins (not differentiable,
+for edge types and one-hot edge features of property models).
 """
 
 from __future__ import annotations
@@ -18,7 +21,24 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["BesselRBF", "CosineCutoff", "GaussianRBF", "PolynomialEnvelope"]
+__all__ = [
+    "GILMER_BIN_EDGES",
+    "BesselRBF",
+    "CosineCutoff",
+    "GaussianRBF",
+    "PolynomialEnvelope",
+    "distance_bins",
+]
+
+GILMER_BIN_EDGES: tuple[float, ...] = tuple(2.0 + 0.5 * k for k in range(9))
+"""Å: the inner edges of Gilmer et al.'s bins -- [0, 2), eight of width 0.5 over [2, 6), [6, inf)."""
+
+
+def distance_bins(d: torch.Tensor) -> torch.Tensor:
+    """Bin index (int64, 0..9) of each distance in Å, ``[E] -> [E]``: 0 below 2 Å, 1-8 for the eight
+    0.5 Å bins of [2, 6) Å, 9 from 6 Å (Gilmer et al. 2017, "distance bins")."""
+    edges = torch.tensor(GILMER_BIN_EDGES, dtype=d.dtype, device=d.device)
+    return torch.bucketize(d.detach(), edges, right=True)
 
 
 def _check_cutoff(cutoff: float) -> float:

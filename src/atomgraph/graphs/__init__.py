@@ -2,7 +2,7 @@
 
 Fields are documented in :mod:`atomgraph.graphs.fields`. Builders: :func:`bond_graph` (chemical
 bonds), :func:`radius_graph` (periodic radius / k-nearest graphs via vesin), plus Gilmer's virtual
-edges and master node and DimeNet's triplets. :func:`edge_vectors` turns a graph into differentiable
+edges and DimeNet's triplets. :func:`edge_vectors` turns a graph into differentiable
 edge vectors, the basis of forces and stress.
 """
 
@@ -12,13 +12,13 @@ from atomgraph.graphs.neighbors import NeighborList, neighbor_list
 from atomgraph.graphs.radius_graph import radius_graph
 from atomgraph.graphs.spec import PRESETS, GraphSpec, preset, register_preset, resolve_graph_spec
 from atomgraph.graphs.triplets import triplet_angles, triplets
-from atomgraph.graphs.virtual import add_master_node, add_virtual_edges
+from atomgraph.graphs.virtual import VIRTUAL_EDGE_TYPE, add_virtual_edges
 
 __all__ = [
     "PRESETS",
+    "VIRTUAL_EDGE_TYPE",
     "GraphSpec",
     "NeighborList",
-    "add_master_node",
     "add_virtual_edges",
     "apply_strain",
     "bond_graph",

@@ -1,10 +1,10 @@
 """GraphSpec: the one owner of how a structure becomes a graph.
 
-A :class:`GraphSpec` names the graph kind, *the* cutoff, the neighbour cap, hydrogens, Gilmer's
-virtual edges and master node, and (for kinds built by an application, such as protein-ligand
-complexes) that application's own settings in ``options``. Every consumer reads the cutoff from
-here: the dataset builder, the models (their radial bases span ``0 .. cutoff``), the ASE calculator,
-predict, explain and screening. It is stored in every checkpoint and written to the run record
+A :class:`GraphSpec` names the graph kind, *the* cutoff, the neighbour cap, hydrogens, the atom
+feature set and Gilmer's virtual edges of bond graphs, and (for kinds built by an application, such
+as protein-ligand complexes) that application's own settings in ``options``. Every consumer reads the
+cutoff from here: the dataset builder, the models (their radial bases span ``0 .. cutoff``), the ASE
+calculator, predict, explain and screening. It is stored in every checkpoint and written to the run record
 exactly as built, so inference rebuilds the graph that training built.
 
 Presets have names (:data:`PRESETS`, extended by applications through :func:`register_preset`):
@@ -25,6 +25,8 @@ from typing import Any
 from ase import Atoms
 from torch_geometric.data import Data
 
+from atomgraph.features.atom_features import ATOM_FEATURE_SETS
+
 GRAPH_KINDS = ("radius", "bond", "complex", "sequence")
 """radius: all pairs within ``cutoff`` over periodic images; bond: the chemical graph; complex and
 sequence: protein-ligand samples built by the complexes application."""
@@ -40,7 +42,12 @@ class GraphSpec:
         Complex graphs: ligand-pocket pairs closer than this get an inter-molecular edge.
     max_neighbors: radius graphs: keep only the k nearest neighbours of each atom (None: all).
     explicit_hydrogens: bond graphs: hydrogens as nodes (False: heavy atoms only, as in chemprop).
-    virtual_edges, master_node: bond graphs: Gilmer's virtual edges between all pairs, master node.
+    atom_features: bond graphs: the named atom feature set (:data:`ATOM_FEATURE_SETS`: "standard",
+        or "hbond" with Gilmer's donor/acceptor flags).
+    virtual_edges: bond graphs: Gilmer's virtual edges, one per non-bonded atom pair closer than
+        ``cutoff`` (edge type :data:`~atomgraph.graphs.virtual.VIRTUAL_EDGE_TYPE`); a molecule without
+        3D coordinates gets every pair. (Gilmer's master node is part of the model: the MPNN's
+        ``master_dim``.)
     options: settings of an application's builder (complex graphs: pocket radius, residue cutoff...).
     preset: the name of the preset this spec came from (recorded, never used to decide anything).
     """
@@ -49,8 +56,8 @@ class GraphSpec:
     cutoff: float = 5.0
     max_neighbors: int | None = None
     explicit_hydrogens: bool = True
+    atom_features: str = "standard"
     virtual_edges: bool = False
-    master_node: bool = False
     options: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=True)
     preset: str | None = field(default=None, compare=False)
 
@@ -68,8 +75,13 @@ class GraphSpec:
             raise ValueError(
                 f"data.graph.max_neighbors must be a positive integer or null, got {self.max_neighbors!r}"
             )
-        if self.kind != "bond" and (self.virtual_edges or self.master_node):
-            raise ValueError("data.graph.virtual_edges and master_node apply to bond graphs only")
+        if self.kind != "bond" and (self.virtual_edges or self.atom_features != "standard"):
+            raise ValueError("data.graph.virtual_edges and atom_features apply to bond graphs only")
+        if self.atom_features not in ATOM_FEATURE_SETS:
+            raise ValueError(
+                f"data.graph.atom_features must be one of {sorted(ATOM_FEATURE_SETS)}, "
+                f"got {self.atom_features!r}"
+            )
         if self.kind != "radius" and self.max_neighbors is not None:
             raise ValueError("data.graph.max_neighbors applies to radius graphs only")
         object.__setattr__(self, "options", dict(self.options))
@@ -108,6 +120,7 @@ class GraphSpec:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> GraphSpec:
+        values = _without_master_node(values)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -130,12 +143,24 @@ class GraphSpec:
             parts.append(f"{self.max_neighbors} nearest")
         if self.kind == "bond" and not self.explicit_hydrogens:
             parts.append("heavy atoms")
+        if self.atom_features != "standard":
+            parts.append(f"{self.atom_features} atom features")
         if self.virtual_edges:
-            parts.append("virtual edges")
-        if self.master_node:
-            parts.append("master node")
+            parts.append(f"virtual edges within {self.cutoff:g} Å")
         text = ", ".join(parts)
         return f"{text} (preset {self.preset})" if self.preset else text
+
+
+def _without_master_node(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Graph fields recorded before Gilmer's master node moved from the graph to the MPNN: a
+    ``master_node: false`` is dropped, a true one (a graph the model can no longer read) refused."""
+    values = dict(values)
+    if values.pop("master_node", False):
+        raise ValueError(
+            "data.graph.master_node is no longer a graph option: Gilmer's master node is part of the "
+            "MPNN (model.master_dim: its own width and GRU, left out of the readout)"
+        )
+    return values
 
 
 # ------------------------------------------------------------------------------------- builders
@@ -153,19 +178,15 @@ def _bond(spec: GraphSpec, atoms: Atoms) -> Data:
     from rdkit import Chem
 
     from atomgraph.graphs.bond_graph import bond_graph
-    from atomgraph.graphs.virtual import add_master_node, add_virtual_edges
+    from atomgraph.graphs.virtual import add_virtual_edges
     from atomgraph.structures.rdkit_convert import capture_rdkit_errors
 
     mol = atoms.info.get("rdkit_mol")
     if mol is not None and not spec.explicit_hydrogens:
         with capture_rdkit_errors():  # no "not removing hydrogen atom without neighbors" per molecule
             mol = Chem.RemoveHs(mol)
-    graph = bond_graph(mol if mol is not None else atoms)
-    if spec.virtual_edges:
-        graph = add_virtual_edges(graph)
-    if spec.master_node:
-        graph = add_master_node(graph)
-    return graph
+    graph = bond_graph(mol if mol is not None else atoms, ATOM_FEATURE_SETS[spec.atom_features])
+    return add_virtual_edges(graph, spec.cutoff) if spec.virtual_edges else graph
 
 
 _BUILDERS: dict[str, Builder] = {"radius": _radius, "bond": _bond}
@@ -198,7 +219,7 @@ register_preset("molecule", GraphSpec("radius", 5.0))
 # bond graphs: the cutoff bounds distance features (the MPNN's Gaussians over 0..6 Å)
 register_preset("bond", GraphSpec("bond", 6.0))
 register_preset("bond_heavy_atoms", GraphSpec("bond", 6.0, explicit_hydrogens=False))
-register_preset("gilmer_virtual", GraphSpec("bond", 6.0, virtual_edges=True, master_node=True))
+register_preset("gilmer_virtual", GraphSpec("bond", 6.0, atom_features="hbond", virtual_edges=True))
 register_preset("cgcnn_crystal", GraphSpec("radius", 8.0, max_neighbors=12))
 register_preset("megnet_crystal", GraphSpec("radius", 5.0))
 register_preset("complex", GraphSpec("complex", 5.0))
@@ -220,7 +241,7 @@ def resolve_graph_spec(value: str | Mapping[str, Any] | GraphSpec | None, defaul
         return preset(value)
     if not isinstance(value, Mapping):
         raise ValueError(f"data.graph must be a preset name or a mapping, got {value!r}")
-    values = dict(value)
+    values = _without_master_node(value)
     name = values.pop("preset", None)
     if name is not None and "+" in str(name):  # a recorded "cgcnn_crystal+changes": the fields say it all
         name = name.split("+")[0]
