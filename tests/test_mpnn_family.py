@@ -3,13 +3,18 @@ input states, distance bins, virtual edges and donor/acceptor features."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
+from conftest import SCAFFOLD_SMILES, write_csv
 from rdkit import Chem
 from rdkit.Chem import AllChem
+from test_training import csv_config, load
 from torch_geometric.data import Batch
 
+from atomgraph.evaluation.experiment import train_and_evaluate
 from atomgraph.features import AtomFeaturizer
 from atomgraph.features.bond_features import NUM_BOND_TYPES
 from atomgraph.features.radial import distance_bins
@@ -17,6 +22,7 @@ from atomgraph.graphs import VIRTUAL_EDGE_TYPE, bond_graph
 from atomgraph.graphs.spec import GraphSpec, resolve_graph_spec
 from atomgraph.models import build_model
 from atomgraph.nn.messages import EdgeNetworkMessage, MatrixMessage, PairMessage
+from atomgraph.runs import TrainedRun
 from atomgraph.structures import mol_to_atoms
 
 SMILES = ["CCO", "c1ccncc1", "CC(=O)O", "OC1CCCC1"]
@@ -223,3 +229,18 @@ def test_a_recorded_master_node_flag_reads_back_or_is_refused():
         GraphSpec.from_dict({**recorded, "master_node": True})
     with pytest.raises(ValueError, match="atom_features must be one of"):
         GraphSpec(kind="bond", atom_features="gilmer")
+
+
+def test_a_variant_trains_from_a_config_and_reports_chemical_accuracy(tmp_path, capsys):
+    homo = [-6.0 - 0.05 * len(s) for s in SCAFFOLD_SMILES]  # eV: a QM9 name gets QM9's TargetSpec
+    csv = write_csv(tmp_path / "homo.csv", SCAFFOLD_SMILES, homo=homo)
+    config = csv_config(tmp_path, csv, "homo", epochs=2)
+    config["data"]["graph"] = {"kind": "bond", "virtual_edges": True, "atom_features": "hbond"}
+    config["model"].update(message="matrix", towers=2, master_dim=8, pool="ggnn", hidden=16)
+    run_dir = train_and_evaluate(load(tmp_path, config))
+    entry = json.loads((run_dir / "metrics.json").read_text())["test"]["homo"]
+    assert entry["chemical_accuracy_ratio"] == pytest.approx(entry["model"]["mae"] / 0.043)
+    assert "MAE / chemical accuracy" in capsys.readouterr().out
+    run = TrainedRun.load(run_dir)
+    assert run.graph.atom_features == "hbond" and run.graph.virtual_edges
+    assert run.module.model.master.master_dim == 8 and len(run.module.model.grus) == 2

@@ -84,6 +84,9 @@ def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, ver
         entry = {"unit": unit, "model": _score(y_test[:, t], pred[:, t], info.kind)}
         for label, baseline in _baselines(train, test, t, info.extensive[t], info.kind).items():
             entry[label] = _score(y_test[:, t], baseline, info.kind)
+        accuracy = info[t].chemical_accuracy
+        if accuracy is not None and info.kind == "regression":  # Gilmer et al.'s headline metric
+            entry["chemical_accuracy_ratio"] = entry["model"]["mae"] / accuracy
         results["test"][name] = {**entry, **scored.get(name, {})}
         table[f"{name}_true"] = y_test[:, t]
         table[f"{name}_pred"] = pred[:, t]
@@ -244,7 +247,9 @@ def format_results(results: dict, dataset: str | None = None) -> str:
     ]
     for name, entry in results["test"].items():
         unit = f" [{entry['unit']}]" if entry["unit"] else ""
-        lines.append(f"  {name}{unit}")
+        ratio = entry.get("chemical_accuracy_ratio")
+        within = f"  (MAE / chemical accuracy = {ratio:.3g})" if ratio is not None else ""
+        lines.append(f"  {name}{unit}{within}")
         for label, scores in entry.items():
             if isinstance(scores, dict) and "n" in scores:
                 text = "  ".join(f"{k}={v:.4g}" for k, v in scores.items() if k != "n")
