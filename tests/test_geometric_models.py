@@ -288,12 +288,58 @@ def test_painn_output_modes(float64):
     assert build("painn", output="dipole").physical_output is True
     energy_model = build("painn")
     assert energy_model.physical_output is False
+    assert build("painn", output="polarizability").physical_output is True
     with pytest.raises(RuntimeError, match="dipole"):
         energy_model.atomic_vectors(radius_graph(molecule(0), CUTOFF))
     with pytest.raises(ValueError, match="one target"):
         build_model("painn", reductions=("sum", "mean"), output="dipole")
     with pytest.raises(ValueError, match="output"):
         build_model("painn", output="quadrupole")
+
+
+# --------------------------------------------------------------------------- PaiNN polarisability
+
+
+def test_painn_polarizability_rotates_as_a_rank_2_tensor_and_is_translation_invariant(float64):
+    model = build("painn", output="polarizability", vector_hidden=6)
+    atoms = molecule(12)
+    graph = radius_graph(atoms, CUTOFF)
+    with torch.no_grad():
+        alpha = model.polarizability_tensor(graph)
+        isotropic = model(graph)
+        assert alpha.shape == (1, 3, 3) and isotropic.shape == (1, 1)
+        assert_close(alpha, alpha.transpose(-1, -2), 1e-12)  # symmetric
+        assert_close(isotropic[:, 0], torch.diagonal(alpha, dim1=-2, dim2=-1).mean(-1), 1e-12)
+        anisotropic = alpha - isotropic[..., None] * torch.eye(3)
+        assert float(anisotropic.abs().max()) > 1e-6  # not only the isotropic part
+        for seed in range(2):
+            rot = torch.from_numpy(rotation(seed + 3))
+            rotated = radius_graph(moved(atoms, rot.numpy()), CUTOFF)
+            assert_close(model.polarizability_tensor(rotated), rot @ alpha @ rot.T, 1e-8)
+            assert_close(model(rotated), isotropic, 1e-8)
+        shifted = radius_graph(moved(atoms, shift=np.array([-6.0, 2.0, 9.0])), CUTOFF)
+        assert_close(model.polarizability_tensor(shifted), alpha, 1e-9)
+        graphs = [radius_graph(molecule(s), CUTOFF) for s in (13, 14)]
+        single = torch.cat([model.polarizability_tensor(g) for g in graphs])
+        assert_close(model.polarizability_tensor(Batch.from_data_list(graphs)), single, 1e-10)
+
+
+def test_painn_vector_width_is_its_own_and_keeps_the_symmetries(float64):
+    narrow = build("painn", vector_hidden=3)
+    s, v = narrow.atom_features(radius_graph(molecule(15), CUTOFF))
+    assert s.shape[1] == SMALL["painn"]["hidden"] and v.shape[1:] == (3, 3)
+    assert narrow.updates[0].to_scalars is not None and build("painn").updates[0].to_scalars is None
+    atoms = molecule(15)
+    with torch.no_grad():
+        energy = narrow(radius_graph(atoms, CUTOFF))
+        rotated = narrow(radius_graph(moved(atoms, rotation(7)), CUTOFF))
+        dipole = build("painn", output="dipole", vector_hidden=3)
+        mu = dipole.dipole_vector(radius_graph(atoms, CUTOFF))
+        rot = torch.from_numpy(rotation(8))
+        assert_close(dipole.dipole_vector(radius_graph(moved(atoms, rot.numpy()), CUTOFF)), mu @ rot.T, 1e-8)
+    assert_close(rotated, energy, 1e-9)
+    with pytest.raises(ValueError, match="vector_hidden"):
+        build_model("painn", vector_hidden=0)
 
 
 # -------------------------------------------------------------------------------- DimeNet++ triplets

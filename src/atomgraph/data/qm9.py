@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from rdkit import Chem
+from rdkit import Chem, rdBase
 from rdkit.Chem import rdDetermineBonds
 from torch_geometric.data import Data
 
@@ -44,7 +44,8 @@ def molecule_from_xyz(numbers: np.ndarray, positions: np.ndarray) -> Chem.Mol:
     )
     mol = Chem.MolFromXYZBlock(block)
     try:
-        rdDetermineBonds.DetermineBonds(mol, charge=0)
+        with rdBase.BlockLogs():  # the reason is not printed once per such molecule
+            rdDetermineBonds.DetermineBonds(mol, charge=0)
     except ValueError:  # bond orders not assignable: keep connectivity only
         mol = Chem.MolFromXYZBlock(block)
         rdDetermineBonds.DetermineConnectivity(mol)

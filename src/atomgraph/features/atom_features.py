@@ -37,7 +37,7 @@ from functools import cache
 
 import numpy as np
 import torch
-from rdkit import Chem, RDConfig
+from rdkit import Chem, RDConfig, rdBase
 from rdkit.Chem import ChemicalFeatures, rdPartialCharges
 
 from atomgraph.features.layout import (
@@ -147,11 +147,12 @@ def hbond_roles(mol: Chem.Mol) -> tuple[np.ndarray, np.ndarray]:
     ``Donor`` / ``Acceptor`` families of RDKit's ``BaseFeatures.fdef``."""
     factory = _feature_factory()
     flags = []
-    for family in ("Donor", "Acceptor"):
-        flag = np.zeros(mol.GetNumAtoms(), dtype=bool)
-        for feature in factory.GetFeaturesForMol(mol, includeOnly=family):
-            flag[list(feature.GetAtomIds())] = True
-        flags.append(flag)
+    with rdBase.BlockLogs():  # an over-valent perceived atom is matched as it is, not printed per molecule
+        for family in ("Donor", "Acceptor"):
+            flag = np.zeros(mol.GetNumAtoms(), dtype=bool)
+            for feature in factory.GetFeaturesForMol(mol, includeOnly=family):
+                flag[list(feature.GetAtomIds())] = True
+            flags.append(flag)
     return flags[0], flags[1]
 
 

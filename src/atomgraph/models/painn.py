@@ -20,6 +20,14 @@ Outputs:
   depend on the origin; positions are taken relative to the centroid anyway. Since the output is
   already physical (QM9's ``mu`` in Debye), the model sets ``physical_output = True``: the training
   module then skips the target de-normalisation. The dipole is defined for molecules, not periodic cells.
+* ``output="polarizability"``: the isotropic polarisability tr(alpha) / 3, [B, 1], in the target's unit
+  (QM9's ``alpha``: bohr^3), of the rank-2 tensor (Schütt et al. 2021, eq. 14)
+  alpha = sum_i alpha0_i I_3 + nu_i (x) r_i + r_i (x) nu_i, with the scalars alpha0_i and vectors nu_i of the
+  same gated equivariant head and r_i relative to the centroid: alpha(Q R + t) = Q alpha(R) Q^T
+  (:meth:`PaiNN.polarizability_tensor`). Physical output, molecules only, like the dipole.
+
+The vectors may be narrower than the scalars (``vector_hidden``; the seed's 128 scalar / 64 vector
+channels): the update then maps the scalar products <U v, V v> to the scalar width linearly.
 
 Norms of vector features use sqrt(|x|^2 + eps) so that gradients stay finite where vectors vanish
 (e.g. v = 0 before the first message).
@@ -47,7 +55,8 @@ from atomgraph.nn.target_readout import AtomwiseHead, resolve_readouts
 
 #: 1 e·Å in Debye.
 E_ANGSTROM_TO_DEBYE = 4.80320
-OUTPUTS = ("property", "energy", "dipole")
+OUTPUTS = ("property", "energy", "dipole", "polarizability")
+VECTOR_OUTPUTS = ("dipole", "polarizability")
 _EPS = 1e-8
 
 
@@ -57,13 +66,13 @@ def vector_norm(v: torch.Tensor, dim: int = -2, keepdim: bool = False) -> torch.
 
 
 class PaiNNMessage(nn.Module):
-    """Message block: (s [N, F], v [N, 3, F]) -> increments of the same shapes, summed over neighbours."""
+    """Message block: (s [N, F], v [N, 3, F_v]) -> increments of the same shapes, summed over neighbours."""
 
-    def __init__(self, hidden: int, num_rbf: int, act: str):
+    def __init__(self, hidden: int, num_rbf: int, act: str, vector_hidden: int | None = None):
         super().__init__()
-        self.hidden = hidden
-        self.phi = MLP([hidden, hidden, 3 * hidden], act)
-        self.filter = nn.Linear(num_rbf, 3 * hidden)
+        self.sizes = [hidden, vector_hidden or hidden, vector_hidden or hidden]  # ds, dvv, dvs
+        self.phi = MLP([hidden, hidden, sum(self.sizes)], act)
+        self.filter = nn.Linear(num_rbf, sum(self.sizes))
 
     def forward(
         self,
@@ -86,7 +95,7 @@ class PaiNNMessage(nn.Module):
         chunks = (t.split(chunk) for t in (source, target, rbf, envelope, unit))
         for src, tgt, basis, cutoff, direction in zip(*chunks, strict=True):
             x = phi.index_select(0, src) * (self.filter(basis) * cutoff.unsqueeze(-1))
-            ds, dvv, dvs = torch.split(x, self.hidden, dim=-1)
+            ds, dvv, dvs = torch.split(x, self.sizes, dim=-1)
             s_out.index_add_(0, tgt, ds)
             dv = v.index_select(0, src) * dvv.unsqueeze(1) + dvs.unsqueeze(1) * direction.unsqueeze(-1)
             v_out.index_add_(0, tgt, dv)
@@ -94,34 +103,49 @@ class PaiNNMessage(nn.Module):
 
 
 class PaiNNUpdate(nn.Module):
-    """Update block: atom-wise mixing of s [N, F] and v [N, 3, F] -> increments of the same shapes."""
+    """Update block: atom-wise mixing of s [N, F] and v [N, 3, F_v] -> increments of the same shapes.
 
-    def __init__(self, hidden: int, act: str):
+    With F_v != F the scalar products <U v, V v> [N, F_v] reach the scalars through a linear map
+    F_v -> F (the identity when the widths agree, as in the paper)."""
+
+    def __init__(self, hidden: int, act: str, vector_hidden: int | None = None):
         super().__init__()
-        self.hidden = hidden
-        self.mix = nn.Linear(hidden, 2 * hidden, bias=False)  # U and V, applied to the feature axis
-        self.mlp = MLP([2 * hidden, hidden, 3 * hidden], act)
+        width = vector_hidden or hidden
+        self.width = width
+        self.sizes = [width, width, hidden]  # a_vv, a_sv, a_ss
+        self.mix = nn.Linear(width, 2 * width, bias=False)  # U and V, applied to the feature axis
+        self.mlp = MLP([hidden + width, hidden, sum(self.sizes)], act)
+        self.to_scalars = nn.Linear(width, hidden, bias=False) if width != hidden else None
 
     def forward(self, s: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        uv, vv = torch.split(self.mix(v), self.hidden, dim=-1)
+        uv, vv = torch.split(self.mix(v), self.width, dim=-1)
         a = self.mlp(torch.cat([s, vector_norm(vv)], dim=-1))
-        a_vv, a_sv, a_ss = torch.split(a, self.hidden, dim=-1)
-        ds = a_ss + a_sv * (uv * vv).sum(dim=1)
+        a_vv, a_sv, a_ss = torch.split(a, self.sizes, dim=-1)
+        products = a_sv * (uv * vv).sum(dim=1)
+        ds = a_ss + (products if self.to_scalars is None else self.to_scalars(products))
         dv = a_vv.unsqueeze(1) * uv
         return ds, dv
 
 
 class GatedEquivariantBlock(nn.Module):
-    """(s [N, F_in], v [N, 3, F_in]) -> (s' [N, F_out], v' [N, 3, F_out]) (Schütt et al. 2021, fig. 3).
+    """(s [N, F_in], v [N, 3, F_in_v]) -> (s' [N, F_out], v' [N, 3, F_out]) (Schütt et al. 2021, fig. 3).
 
     v is mixed into (W1 v, W2 v); s' and the gates come from an MLP of [s, |W1 v|]; v' = gate * W2 v.
-    ``scalar_act`` (or None) is applied to s'.
+    ``scalar_act`` (or None) is applied to s'. ``n_in_vector``: F_in_v (default F_in).
     """
 
-    def __init__(self, n_in: int, n_out: int, n_hidden: int, act: str, scalar_act: str | None):
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        n_hidden: int,
+        act: str,
+        scalar_act: str | None,
+        n_in_vector: int | None = None,
+    ):
         super().__init__()
         self.n_out = n_out
-        self.mix = nn.Linear(n_in, 2 * n_out, bias=False)
+        self.mix = nn.Linear(n_in_vector or n_in, 2 * n_out, bias=False)
         self.mlp = MLP([n_in + n_out, n_hidden, 2 * n_out], act)
         self.scalar_act = activation(scalar_act) if scalar_act else nn.Identity()
 
@@ -137,12 +161,13 @@ CARD = ModelCard.interatomic("interactions")
 
 @register_model("painn", card=CARD)
 class PaiNN(nn.Module):
-    """PaiNN for graph properties, potentials and dipole moments.
+    """PaiNN for graph properties, potentials, dipole moments and polarisabilities.
 
     Args:
         reductions: the :attr:`~atomgraph.targets.TargetSpec.reduction` of each target; its length is
-            the number of outputs (must be 1 with ``output="dipole"``).
-        hidden: feature width F of s and v (paper: 128).
+            the number of outputs (must be 1 with ``output="dipole"`` or ``"polarizability"``).
+        hidden: feature width F of s (and of v unless ``vector_hidden``; paper: 128).
+        vector_hidden: feature width F_v of v (default: ``hidden``).
         interactions: message + update blocks (paper: 3).
         num_rbf: radial basis functions sin(n pi d / c) / d (paper: 20).
         graph: the GraphSpec of the input graphs; the radial basis and the envelope span 0..graph.cutoff Å.
@@ -152,7 +177,8 @@ class PaiNN(nn.Module):
             (sum for ``sum`` targets, mean of the atomic contributions for the others), "sum", "atom_mean",
             "pooled", or a list with one per target.
         pool: node pool of the "pooled" readout (a :data:`~atomgraph.nn.readout.POOLS` kind).
-        output: "property" (scalar head; alias "energy") or "dipole" (|dipole| in Debye, [B, 1]).
+        output: "property" (scalar head; alias "energy"), "dipole" (|dipole| in Debye, [B, 1]) or
+            "polarizability" (tr(alpha) / 3 in the target's unit, [B, 1]).
     Input: a radius graph or batch (``z``, ``pos``, ``edge_index``, ``edge_shift``, ``cell``).
     Output: [B, T]; differentiable w.r.t. ``pos`` and ``cell``.
     """
@@ -171,27 +197,33 @@ class PaiNN(nn.Module):
         readout: str | Sequence[str] = "auto",
         pool: str = "mean",
         output: str = "property",
+        vector_hidden: int | None = None,
     ):
         super().__init__()
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
-        if output == "dipole" and len(reductions) != 1:
-            raise ValueError(f"output='dipole' predicts one target, got {len(reductions)} reductions")
+        if output in VECTOR_OUTPUTS and len(reductions) != 1:
+            raise ValueError(f"output={output!r} predicts one target, got {len(reductions)} reductions")
+        if vector_hidden is not None and vector_hidden < 1:
+            raise ValueError(f"vector_hidden must be a positive width, got {vector_hidden}")
         self.output = "property" if output == "energy" else output
-        self.physical_output = self.output == "dipole"
+        self.physical_output = self.output in VECTOR_OUTPUTS
         self.hidden = hidden
+        self.vector_hidden = vector_hidden or hidden
         self.cutoff = graph.cutoff
         self.embedding = nn.Embedding(max_z + 1, hidden)
         self.rbf = BesselRBF(self.cutoff, num_rbf)
         self.envelope = CosineCutoff(self.cutoff)
-        self.messages = nn.ModuleList(PaiNNMessage(hidden, num_rbf, act) for _ in range(interactions))
-        self.updates = nn.ModuleList(PaiNNUpdate(hidden, act) for _ in range(interactions))
-        if self.output == "dipole":
+        self.messages = nn.ModuleList(
+            PaiNNMessage(hidden, num_rbf, act, vector_hidden) for _ in range(interactions)
+        )
+        self.updates = nn.ModuleList(PaiNNUpdate(hidden, act, vector_hidden) for _ in range(interactions))
+        if self.output in VECTOR_OUTPUTS:
             self.head = None
             half = max(hidden // 2, 1)
             self.vector_head = nn.ModuleList(
                 [
-                    GatedEquivariantBlock(hidden, half, hidden, act, act),
+                    GatedEquivariantBlock(hidden, half, hidden, act, act, n_in_vector=self.vector_hidden),
                     GatedEquivariantBlock(half, 1, half, act, None),
                 ]
             )
@@ -201,14 +233,14 @@ class PaiNN(nn.Module):
             self.vector_head = None
 
     def atom_features(self, graph: Data) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scalar [N, F] and vector [N, 3, F] features after all interactions."""
+        """Scalar [N, F] and vector [N, 3, F_v] features after all interactions."""
         vectors = edge_vectors(graph)
         lengths = edge_lengths(vectors)
         rbf, envelope = self.rbf(lengths), self.envelope(lengths)
         unit = vectors / lengths.unsqueeze(-1)
         source, target = graph.edge_index
         s = self.embedding(graph.z)
-        v = s.new_zeros(s.shape[0], 3, self.hidden)
+        v = s.new_zeros(s.shape[0], 3, self.vector_hidden)
         for message, update in zip(self.messages, self.updates, strict=True):
             ds, dv = message(s, v, rbf, envelope, unit, source, target)
             s, v = s + ds, v + dv
@@ -218,7 +250,7 @@ class PaiNN(nn.Module):
 
     def _charges_and_dipoles(self, graph: Data) -> tuple[torch.Tensor, torch.Tensor]:
         if self.vector_head is None:
-            raise RuntimeError("vector outputs need PaiNN(output='dipole')")
+            raise RuntimeError(f"atomic charges and vectors need PaiNN(output in {VECTOR_OUTPUTS})")
         s, v = self.atom_features(graph)
         for block in self.vector_head:
             s, v = block(s, v)
@@ -229,7 +261,8 @@ class PaiNN(nn.Module):
         return charges - scatter_mean(charges, batch, num_graphs).index_select(0, batch)
 
     def atomic_vectors(self, graph: Data) -> torch.Tensor:
-        """Per-atom vectors [N, 3] from the gated equivariant head (the atomic dipoles mu_i, e·Å)."""
+        """Per-atom vectors [N, 3] from the gated equivariant head (the atomic dipoles mu_i in e·Å, or
+        the nu_i of the polarisability)."""
         return self._charges_and_dipoles(graph)[1]
 
     def atomic_charges(self, graph: Data) -> torch.Tensor:
@@ -246,7 +279,20 @@ class PaiNN(nn.Module):
         per_atom = charges.unsqueeze(-1) * centred + dipoles
         return scatter_sum(per_atom, batch, num_graphs) * E_ANGSTROM_TO_DEBYE
 
+    def polarizability_tensor(self, graph: Data) -> torch.Tensor:
+        """Polarisability tensors [B, 3, 3] (the target's unit): sum_i alpha0_i I + nu_i (x) r_i
+        + r_i (x) nu_i, r_i relative to the molecule's centroid; symmetric, rotating as Q alpha Q^T."""
+        alpha0, nu = self._charges_and_dipoles(graph)
+        batch, num_graphs = batch_vector(graph)
+        centred = graph.pos - scatter_mean(graph.pos, batch, num_graphs).index_select(0, batch)
+        outer = nu.unsqueeze(-1) * centred.unsqueeze(-2)
+        eye = torch.eye(3, dtype=nu.dtype, device=nu.device)
+        per_atom = alpha0.view(-1, 1, 1) * eye + outer + outer.transpose(-1, -2)
+        return scatter_sum(per_atom, batch, num_graphs)
+
     def forward(self, graph: Data) -> torch.Tensor:
+        if self.output == "polarizability":
+            return torch.diagonal(self.polarizability_tensor(graph), dim1=-2, dim2=-1).mean(-1, keepdim=True)
         if self.output == "dipole":
             moment = self.dipole_vector(graph)
             return torch.sqrt((moment * moment).sum(-1, keepdim=True) + 1e-12)
