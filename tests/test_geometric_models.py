@@ -7,6 +7,7 @@ Everything runs in float64 with tiny widths; the models are built once per modul
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -399,3 +400,51 @@ def test_float32_models_run():
         with torch.no_grad():
             out = model(graphs)
         assert out.shape == (2, 2) and out.dtype == torch.float32 and bool(torch.isfinite(out).all())
+
+
+# ------------------------------------------------------------------------------- PaiNN direct forces
+
+
+def test_painn_direct_forces_rotate_with_the_molecule_and_come_from_one_pass(float64):
+    from atomgraph.data.normalization import TargetNormalizer
+    from atomgraph.outputs.potential import energy_forces_stress
+
+    model = build("painn", direct_forces=True, vector_hidden=5)
+    assert model.direct_forces and not build("painn").direct_forces
+    atoms = molecule(16)
+    graph = radius_graph(atoms, CUTOFF)
+    with torch.no_grad():
+        outputs, forces = model.energy_and_forces(graph)
+        assert forces.shape == (len(atoms), 3) and float(forces.abs().max()) > 1e-8
+        assert_close(outputs, model(graph), 1e-12)
+        rot = torch.from_numpy(rotation(9))
+        _, turned = model.energy_and_forces(
+            radius_graph(moved(atoms, rot.numpy(), np.array([1.0, 2, 3])), CUTOFF)
+        )
+        assert_close(turned, forces @ rot.T, 1e-8)
+    normalizer = TargetNormalizer([True]).double()
+    normalizer.std.fill_(2.5)
+    out = energy_forces_stress(model, normalizer, graph, forces=True, training=False)
+    assert_close(out["forces"], 2.5 * forces, 1e-12)
+    assert_close(out["energy"], normalizer.denormalize(outputs, graph)[:, 0], 1e-12)
+    with pytest.raises(ValueError, match="no stress"):
+        energy_forces_stress(model, normalizer, graph, forces=True, stress=True)
+    with pytest.raises(ValueError, match="direct_forces"):
+        build_model("painn", output="dipole", direct_forces=True)
+
+
+def test_a_direct_force_potential_trains_and_fits_forces_without_the_energy_gradient(tmp_path):
+    from atomgraph.evaluation.experiment import train_and_evaluate
+    from atomgraph.training.config import load_config
+
+    settings = [
+        "data.dataset=lennard_jones", "data.targets=[energy]", "data.lennard_jones.count=120",
+        "data.lennard_jones.min_distance=1.0", "data.graph.cutoff=4.0", "task.kind=potential",
+        "model.name=painn", "model.hidden=16", "model.vector_hidden=8", "model.interactions=2",
+        "model.num_rbf=8", "model.direct_forces=true", "training.epochs=6", "training.batch_size=16",
+        "training.lr=0.005", "training.scheduler=none", "training.early_stopping_patience=0",
+        "training.progress=false",
+    ]  # fmt: skip
+    run = train_and_evaluate(load_config(None, [f"run_dir={tmp_path / 'run'}", *settings]), progress=False)
+    forces = json.loads((run / "metrics.json").read_text())["test"]["forces"]
+    assert forces["model"]["mae"] < forces["mean_baseline"]["mae"]

@@ -26,6 +26,12 @@ Outputs:
   same gated equivariant head and r_i relative to the centroid: alpha(Q R + t) = Q alpha(R) Q^T
   (:meth:`PaiNN.polarizability_tensor`). Physical output, molecules only, like the dipole.
 
+``direct_forces=True`` adds seed 000's direct force head F_i = w . v_i (a linear map of each atom's
+vector features, [N, 3], in units of the energy's std per Å) beside the energy head: a potential
+trained with it reads its forces from the head in the same pass instead of differentiating the energy
+(faster; but the forces are not -dE/dx, so energy is not conserved in NVE -- ``atomgraph check`` shows
+the drift and the force-vs-finite-difference gap -- and there is no stress).
+
 The vectors may be narrower than the scalars (``vector_hidden``; the seed's 128 scalar / 64 vector
 channels): the update then maps the scalar products <U v, V v> to the scalar width linearly.
 
@@ -179,6 +185,7 @@ class PaiNN(nn.Module):
         pool: node pool of the "pooled" readout (a :data:`~atomgraph.nn.readout.POOLS` kind).
         output: "property" (scalar head; alias "energy"), "dipole" (|dipole| in Debye, [B, 1]) or
             "polarizability" (tr(alpha) / 3 in the target's unit, [B, 1]).
+        direct_forces: add the direct force head (with ``output="property"``): see the module docstring.
     Input: a radius graph or batch (``z``, ``pos``, ``edge_index``, ``edge_shift``, ``cell``).
     Output: [B, T]; differentiable w.r.t. ``pos`` and ``cell``.
     """
@@ -198,12 +205,15 @@ class PaiNN(nn.Module):
         pool: str = "mean",
         output: str = "property",
         vector_hidden: int | None = None,
+        direct_forces: bool = False,
     ):
         super().__init__()
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         if output in VECTOR_OUTPUTS and len(reductions) != 1:
             raise ValueError(f"output={output!r} predicts one target, got {len(reductions)} reductions")
+        if direct_forces and output in VECTOR_OUTPUTS:
+            raise ValueError(f"direct_forces go with the energy head (output='property'), not {output!r}")
         if vector_hidden is not None and vector_hidden < 1:
             raise ValueError(f"vector_hidden must be a positive width, got {vector_hidden}")
         self.output = "property" if output == "energy" else output
@@ -231,6 +241,7 @@ class PaiNN(nn.Module):
             readouts = resolve_readouts(readout, reductions, CARD.intensive_readout)
             self.head = AtomwiseHead(hidden, readouts, hidden // 2, act=act, pool=pool)
             self.vector_head = None
+        self.force_head = nn.Linear(self.vector_hidden, 1, bias=False) if direct_forces else None
 
     def atom_features(self, graph: Data) -> tuple[torch.Tensor, torch.Tensor]:
         """Scalar [N, F] and vector [N, 3, F_v] features after all interactions."""
@@ -289,6 +300,19 @@ class PaiNN(nn.Module):
         eye = torch.eye(3, dtype=nu.dtype, device=nu.device)
         per_atom = alpha0.view(-1, 1, 1) * eye + outer + outer.transpose(-1, -2)
         return scatter_sum(per_atom, batch, num_graphs)
+
+    @property
+    def direct_forces(self) -> bool:
+        """Whether forces come from the direct force head rather than -dE/dx."""
+        return self.force_head is not None
+
+    def energy_and_forces(self, graph: Data) -> tuple[torch.Tensor, torch.Tensor]:
+        """The outputs [B, T] (normalised) and the direct forces [N, 3] (energy std per Å), one pass."""
+        if self.force_head is None:
+            raise RuntimeError("direct forces need PaiNN(direct_forces=True)")
+        batch, num_graphs = batch_vector(graph)
+        s, v = self.atom_features(graph)
+        return self.head(s, batch, num_graphs), self.force_head(v).squeeze(-1)
 
     def forward(self, graph: Data) -> torch.Tensor:
         if self.output == "polarizability":
