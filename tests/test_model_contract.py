@@ -82,6 +82,7 @@ SMALL: dict[str, dict] = {
     },
     "gat": {**BOND_DIMS, "hidden": 8, "layers": 2, "heads": 2},
     "gatv2": {**BOND_DIMS, "hidden": 8, "layers": 2, "heads": 2},
+    "gat_practical": {"atom_dim": BOND_DIMS["atom_dim"], "hidden": 8, "layers": 2, "heads": 2},
     "gcn": {**BOND_DIMS, "hidden": 8, "layers": 2},
     "graphsage": {**BOND_DIMS, "hidden": 8, "layers": 2},
     "megnet": {"dim": 8, "hidden": (8, 8), "blocks": 2, "embedding_dim": 4, "num_rbf": 8, "set2set_steps": 2},
