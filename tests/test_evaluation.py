@@ -32,6 +32,7 @@ from atomgraph.evaluation import (
     spearman,
     top_k_recall,
 )
+from atomgraph.evaluation.plots import dataset_plot, error_qq_plot, error_vs_true
 
 NAN = float("nan")
 
@@ -379,7 +380,11 @@ def test_learning_curves_sparse_lightning_layout(tmp_path, saved_figures):
     _assert_png(learning_curves(partial, tmp_path / "partial.png"))
     full, single = saved_figures
 
-    loss, val_mae = full.axes
+    loss, val_mae, rate = full.axes
+    assert rate.get_title() == "learning rate" and _curve(rate.lines[0]) == (
+        [0],
+        [0.001],
+    )  # epoch of the next row
     assert (loss.get_title(), loss.get_xlabel(), loss.get_ylabel()) == ("loss", "epoch", "loss")
     train, val = loss.lines
     # per epoch: the epoch-level train loss (not the step losses), the validation loss
@@ -399,6 +404,56 @@ def test_learning_curves_sparse_lightning_layout(tmp_path, saved_figures):
     assert train.get_label() == "train (train_loss)"
     x, values = _curve(train)
     assert x == [0, 1] and values == pytest.approx([0.9, 0.55])  # step losses averaged per epoch
+
+
+def test_qq_error_vs_true_and_dataset_plots(tmp_path, saved_figures):
+    rng = np.random.default_rng(1)
+    y = rng.uniform(-8, -4, size=400)
+    y_pred = y + rng.standard_t(3, size=400) * 0.1
+    _assert_png(error_qq_plot(y, y_pred, tmp_path / "qq.png", unit="eV"))
+    _assert_png(error_vs_true(y, y_pred, tmp_path / "vs_true.png", unit="eV", bins=8))
+    sizes = {"train": rng.integers(5, 10, 300), "test": rng.integers(5, 10, 100)}
+    targets = {"homo [eV]": {"train": y[:300], "test": np.r_[y[300:399], np.nan]}}
+    _assert_png(dataset_plot(sizes, targets, tmp_path / "data.png"))
+    qq, vs_true, data = saved_figures
+    points, _ = qq.axes[0].lines
+    err = np.sort(y_pred - y)
+    np.testing.assert_allclose(points.get_ydata(), err)
+    assert np.all(np.diff(points.get_xdata()) > 0)  # normal quantiles, increasing
+    assert points.get_xdata()[len(err) // 2] == pytest.approx(err.mean(), abs=0.02 * err.std())
+    (means,) = vs_true.axes[0].lines
+    edges = np.linspace(y.min(), y.max(), 9)
+    which = np.clip(np.digitize(y, edges) - 1, 0, 7)
+    expected = [np.abs(y_pred - y)[which == b].mean() for b in range(8)]
+    np.testing.assert_allclose(means.get_ydata(), expected)
+    size_ax, target_ax = data.axes
+    assert sum(patch.get_height() for patch in size_ax.patches) == 400  # every structure counted
+    assert target_ax.get_xlabel() == "homo [eV]"
+
+
+def test_learning_curves_draw_the_seed_panels_per_target(tmp_path, saved_figures):
+    csv = tmp_path / "metrics.csv"
+    csv.write_text(
+        "epoch,step,lr-AdamW,train_loss,val_loss,val_mae_homo,val_mse_homo,val_mae_gap,val_mse_gap\n"
+        ",0,0.001,,,,,,\n0,9,,0.9,0.8,0.30,0.16,0.50,0.36\n0,9,,,,,,,\n"
+        ",10,0.0005,,,,,,\n1,19,,0.5,0.4,0.20,0.04,0.40,0.25\n"
+    )
+    _assert_png(learning_curves(csv, tmp_path / "curves.png", val_variance={"homo": 0.2, "gap": 0.5}))
+    (figure,) = saved_figures
+    _, mae, r2, lr = figure.axes
+    assert [ax.get_title() for ax in figure.axes] == [
+        "loss",
+        "validation MAE",
+        "validation R²",
+        "learning rate",
+    ]
+    assert [line.get_label() for line in mae.lines] == ["val_mae_homo", "val_mae_gap"]
+    homo, gap = r2.lines
+    assert homo.get_label() == "val_r2_homo" and _curve(homo)[1] == pytest.approx(
+        [1 - 0.16 / 0.2, 1 - 0.04 / 0.2]
+    )
+    assert _curve(gap)[1] == pytest.approx([1 - 0.36 / 0.5, 1 - 0.25 / 0.5])
+    assert lr.get_yscale() == "log" and _curve(lr.lines[0])[1] == pytest.approx([0.001, 0.0005])
 
 
 def test_learning_curves_without_usable_columns_raises(tmp_path):

@@ -22,8 +22,11 @@ from atomgraph.evaluation.metrics import mae, r2
 
 __all__ = [
     "comparison_bar",
+    "dataset_plot",
     "error_histogram",
+    "error_qq_plot",
     "error_vs_size",
+    "error_vs_true",
     "learning_curves",
     "parity_plot",
     "uncertainty_panels",
@@ -37,7 +40,6 @@ DPI = 150
 # Lightning CSVLogger column names, most preferred first.
 TRAIN_LOSS_COLUMNS = ("train_loss_epoch", "train_loss", "train_loss_step")
 VAL_LOSS_COLUMNS = ("val_loss", "val_loss_epoch")
-VAL_MAE_COLUMNS = ("val_mae", "val_mae_epoch")
 
 
 def _new_figure(figsize: tuple[float, float]) -> Figure:
@@ -116,14 +118,38 @@ def _maybe_log(ax: Any, series: list[pd.Series]) -> None:
         ax.set_yscale("log")
 
 
-def learning_curves(metrics_csv: PathLike, path: PathLike) -> Path:
-    """Train/validation loss (and validation MAE, in a second panel, when logged) against epoch.
+def _prefixed_series(df: pd.DataFrame, x: str, prefix: str) -> list[tuple[str, pd.Series]]:
+    """Every column ``prefix`` or ``prefix<sep>...`` (sep ``_`` or ``-``) with data, averaged per ``x``."""
+    found = []
+    for col in df.columns:
+        if col == prefix or col.startswith((prefix + "_", prefix + "-")):
+            series = _epoch_series(df, x, (col,))
+            if series is not None:
+                found.append(series)
+    return found
+
+
+def _panel(ax: Any, x: str, title: str, ylabel: str) -> None:
+    ax.set_xlabel(x)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+
+
+def learning_curves(
+    metrics_csv: PathLike, path: PathLike, val_variance: dict[str, float] | None = None
+) -> Path:
+    """The seed's learning-curve panels against epoch, each drawn when logged: train/validation loss,
+    validation MAE (``val_mae`` or one line per ``val_mae_<target>``), validation R² (per target, from
+    ``val_mse_<target>`` and ``val_variance[target]``, the variance of the validation labels: exact,
+    where a per-batch R² would not be) and the learning rate (``lr-<optimizer>`` columns, log scale).
 
     Reads a Lightning ``CSVLogger`` ``metrics.csv``: sparse rows where each column is filled only on the
     steps it was logged. The train loss is the first present of ``train_loss_epoch``, ``train_loss``,
-    ``train_loss_step`` and is averaged per epoch; validation columns are ``val_loss`` and ``val_mae``
-    (or their ``_epoch`` variants). The x axis is ``epoch`` (``step`` when there is no epoch column,
-    else the row number). Raises ``ValueError`` when none of these columns has data.
+    ``train_loss_step`` and is averaged per epoch. The x axis is ``epoch`` (``step`` when there is no
+    epoch column, else the row number). Raises ``ValueError`` when no loss or MAE column has data.
     """
     try:
         df = pd.read_csv(metrics_csv)
@@ -138,43 +164,62 @@ def learning_curves(metrics_csv: PathLike, path: PathLike) -> Path:
         for label, cols in (("train", TRAIN_LOSS_COLUMNS), ("validation", VAL_LOSS_COLUMNS))
         if (found := _epoch_series(df, x, cols)) is not None
     ]
-    val_mae = _epoch_series(df, x, VAL_MAE_COLUMNS)
-    if not losses and val_mae is None:
-        wanted = TRAIN_LOSS_COLUMNS + VAL_LOSS_COLUMNS + VAL_MAE_COLUMNS
+    val_mae = _prefixed_series(df, x, "val_mae")
+    if not losses and not val_mae:
+        wanted = [*TRAIN_LOSS_COLUMNS, *VAL_LOSS_COLUMNS, "val_mae[_<target>]"]
         raise ValueError(
             f"learning_curves: {metrics_csv} has none of the columns {wanted} with data "
             f"(columns: {list(df.columns)})"
         )
-    panels = int(bool(losses)) + int(val_mae is not None)
-    fig = _new_figure((5.0 * panels, 4.0))
-    axes = fig.subplots(1, panels, squeeze=False)[0]
-    i = 0
+    val_r2 = [
+        (col, 1.0 - s / val_variance[col.removeprefix("val_mse_")])
+        for col, s in _prefixed_series(df, x, "val_mse")
+        if val_variance and val_variance.get(col.removeprefix("val_mse_"), 0.0) > 0
+    ]
+    # Lightning logs the learning rate at the start of an epoch without its epoch number: take the next row's
+    rates = _prefixed_series(df.assign(**{x: df[x].bfill()}), x, "lr")
+    panels = [
+        kind
+        for kind, present in (("loss", losses), ("mae", val_mae), ("r2", val_r2), ("lr", rates))
+        if present
+    ]
+    fig = _new_figure((5.0 * len(panels), 4.0))
+    axes = dict(zip(panels, fig.subplots(1, len(panels), squeeze=False)[0], strict=True))
+    marker = lambda s: "o" if len(s) < 30 else None  # noqa: E731
     if losses:
-        ax = axes[i]
+        ax = axes["loss"]
         for label, (col, s) in losses:
-            marker = "o" if len(s) < 30 else None
-            ax.plot(s.index, s.to_numpy(), marker=marker, ms=3, label=f"{label} ({col})")
+            ax.plot(s.index, s.to_numpy(), marker=marker(s), ms=3, label=f"{label} ({col})")
         _maybe_log(ax, [s for _, (_, s) in losses])
-        ax.set_xlabel(x)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel("loss")
-        ax.set_title("loss")
-        ax.legend()
-        ax.grid(alpha=0.3)
-        i += 1
-    if val_mae is not None:
-        ax = axes[i]
-        col, s = val_mae
-        ax.plot(s.index, s.to_numpy(), color="C2", marker="o" if len(s) < 30 else None, ms=3, label=col)
-        best = int(np.argmin(s.to_numpy()))
-        ax.axhline(s.iloc[best], color="C2", lw=0.8, ls=":", label=f"best {s.iloc[best]:.4g}")
-        _maybe_log(ax, [s])
-        ax.set_xlabel(x)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel("validation MAE")
-        ax.set_title("validation MAE")
-        ax.legend()
-        ax.grid(alpha=0.3)
+        _panel(ax, x, "loss", "loss")
+    if val_mae:
+        ax = axes["mae"]
+        for k, (col, s) in enumerate(val_mae):
+            ax.plot(s.index, s.to_numpy(), color=f"C{2 + k}", marker=marker(s), ms=3, label=col)
+        if len(val_mae) == 1:
+            s = val_mae[0][1]
+            best = int(np.argmin(s.to_numpy()))
+            ax.axhline(s.iloc[best], color="C2", lw=0.8, ls=":", label=f"best {s.iloc[best]:.4g}")
+        _maybe_log(ax, [s for _, s in val_mae])
+        _panel(ax, x, "validation MAE", "validation MAE")
+    if val_r2:
+        ax = axes["r2"]
+        for k, (col, s) in enumerate(val_r2):
+            ax.plot(
+                s.index,
+                s.to_numpy(),
+                color=f"C{2 + k}",
+                marker=marker(s),
+                ms=3,
+                label=col.replace("mse", "r2"),
+            )
+        _panel(ax, x, "validation R²", "R²")
+    if rates:
+        ax = axes["lr"]
+        for col, s in rates:
+            ax.plot(s.index, s.to_numpy(), color="C7", marker=marker(s), ms=3, label=col)
+        ax.set_yscale("log")
+        _panel(ax, x, "learning rate", "learning rate")
     return _save(fig, path)
 
 
@@ -232,6 +277,73 @@ def error_vs_size(
     ax_n.bar(uniq, counts, width=0.8, color="C7")
     ax_n.set_ylabel("count")
     ax_n.set_xlabel(size_label)
+    return _save(fig, path)
+
+
+def error_qq_plot(y_true: Any, y_pred: Any, path: PathLike, unit: str = "") -> Path:
+    """Q-Q plot of the errors against a normal distribution of the same mean and standard deviation:
+    points on the line = Gaussian errors; tails bending away = more large errors than a Gaussian."""
+    from scipy import stats
+
+    t, p = _finite_pairs(y_true, y_pred, "error_qq_plot")
+    err = np.sort(p - t)
+    probabilities = (np.arange(1, err.size + 1) - 0.5) / err.size
+    spread = err.std() if err.std() > 0 else 1.0
+    normal = err.mean() + spread * stats.norm.ppf(probabilities)
+    fig = _new_figure((5.0, 5.0))
+    ax = fig.add_subplot()
+    ax.plot(normal, err, ".", ms=3, alpha=0.6)
+    ax.plot(normal[[0, -1]], normal[[0, -1]], "k--", lw=1, label="normal")
+    ax.set_xlabel(_with_unit("normal quantile", unit))
+    ax.set_ylabel(_with_unit("error quantile (predicted − true)", unit))
+    ax.set_title("Q–Q plot of the errors")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def error_vs_true(y_true: Any, y_pred: Any, path: PathLike, unit: str = "", bins: int = 20) -> Path:
+    """|error| against the true value, with the mean |error| per bin of true values: where in the
+    target's range the model is worst (often its sparsely sampled tails)."""
+    t, p = _finite_pairs(y_true, y_pred, "error_vs_true")
+    abs_err = np.abs(p - t)
+    edges = np.linspace(t.min(), t.max(), bins + 1) if t.max() > t.min() else np.array([t.min(), t.min() + 1])
+    which = np.clip(np.digitize(t, edges) - 1, 0, len(edges) - 2)
+    counts = np.bincount(which, minlength=len(edges) - 1)
+    means = np.bincount(which, weights=abs_err, minlength=len(edges) - 1) / np.maximum(counts, 1)
+    fig = _new_figure((6.0, 4.0))
+    ax = fig.add_subplot()
+    ax.scatter(t, abs_err, s=4, alpha=0.3, color="C0", rasterized=True)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    ax.plot(centres[counts > 0], means[counts > 0], "o-", color="C3", ms=3, label="mean |error| per bin")
+    ax.set_xlabel(_with_unit("true value", unit))
+    ax.set_ylabel(_with_unit("|error|", unit))
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def dataset_plot(sizes: dict[str, Any], targets: dict[str, dict[str, Any]], path: PathLike) -> Path:
+    """The data a run saw: a histogram of structure sizes per split (``sizes``: split -> [M] counts)
+    and one of every target's labels per split (``targets``: "name [unit]" -> split -> [M] values)."""
+    panels = 1 + len(targets)
+    fig = _new_figure((4.5 * panels, 3.6))
+    axes = fig.subplots(1, panels, squeeze=False)[0]
+    every = np.concatenate([to_numpy(v).reshape(-1) for v in sizes.values()])
+    edges = np.arange(every.min() - 0.5, every.max() + 1.5) if every.size else 10
+    for split, values in sizes.items():
+        axes[0].hist(to_numpy(values).reshape(-1), bins=edges, alpha=0.6, label=f"{split} ({len(values)})")
+    axes[0].set_xlabel("atoms per structure")
+    axes[0].set_ylabel("count")
+    axes[0].legend()
+    for ax, (name, per_split) in zip(axes[1:], targets.items(), strict=True):
+        for split, values in per_split.items():
+            finite = to_numpy(values).reshape(-1)
+            finite = finite[np.isfinite(finite)]
+            ax.hist(finite, bins=40, alpha=0.6, density=True, label=split)
+        ax.set_xlabel(name)
+        ax.set_ylabel("density")
+        ax.legend()
     return _save(fig, path)
 
 

@@ -11,7 +11,15 @@ import torch
 from atomgraph.evaluation.baselines import CompositionBaseline, MeanBaseline
 from atomgraph.evaluation.jsonfile import write_json
 from atomgraph.evaluation.metrics import classification_metrics, regression_metrics
-from atomgraph.evaluation.plots import error_histogram, error_vs_size, learning_curves, parity_plot
+from atomgraph.evaluation.plots import (
+    dataset_plot,
+    error_histogram,
+    error_qq_plot,
+    error_vs_size,
+    error_vs_true,
+    learning_curves,
+    parity_plot,
+)
 from atomgraph.evaluation.predict import has_sigma, predict_graphs
 from atomgraph.evaluation.protocols import formatters_for, protocols_for
 
@@ -37,7 +45,10 @@ def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, ver
 
     For each target: the model's MAE, RMSE, R², Spearman (ROC-AUC and accuracy for classification)
     on the test split beside the training-mean and composition-only (ridge on element counts for
-    extensive targets, fractions for intensive ones) baselines.
+    extensive targets, fractions for intensive ones) baselines, and MAE / chemical accuracy where the
+    TargetSpec has one. Plots (regression): parity, error histogram, Q-Q of the errors, |error| vs true
+    value, error vs atom and heavy-atom count per target; the data (sizes and labels per split); the
+    learning curves (loss, validation MAE and R², learning rate).
     """
     from atomgraph.data import load_split
     from atomgraph.runs import TrainedRun
@@ -59,6 +70,7 @@ def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, ver
     y_test = test.targets_array()
     pred = predict_graphs(module, test, config["training"]["eval_batch_size"])
     sizes = test.num_atoms()
+    heavy = np.array([int((z > 1).sum()) for z in test.atomic_numbers()])
     plots = run_dir / "plots"
     results: dict = {
         "run": config["name"],
@@ -102,11 +114,29 @@ def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, ver
             )
             error_histogram(y_test[:, t], pred[:, t], plots / f"errors_{name}.png", unit=unit)
             error_vs_size(sizes, y_test[:, t], pred[:, t], plots / f"error_vs_size_{name}.png", unit=unit)
+            error_vs_size(
+                heavy, y_test[:, t], pred[:, t], plots / f"error_vs_heavy_atoms_{name}.png", unit=unit,
+                size_label="heavy atoms (Z > 1)",
+            )  # fmt: skip
+            error_qq_plot(y_test[:, t], pred[:, t], plots / f"errors_qq_{name}.png", unit=unit)
+            error_vs_true(y_test[:, t], pred[:, t], plots / f"error_vs_true_{name}.png", unit=unit)
+    if info.kind == "regression":
+        parts = {"train": train, "val": dataset[torch.as_tensor(split["val"])], "test": test}
+        labelled = {
+            f"{name} [{info.units[t]}]" if info.units[t] else name: {
+                k: part.targets_array()[:, t] for k, part in parts.items()
+            }
+            for t, name in enumerate(info.names)
+        }
+        dataset_plot({k: part.num_atoms() for k, part in parts.items()}, labelled, plots / "dataset.png")
     metrics_csv = metrics_history(run_dir / "logs")
     results["epochs"] = epochs_trained(metrics_csv)
     if metrics_csv is not None:
+        y_val = dataset[torch.as_tensor(split["val"])].targets_array()
+        labelled = [y_val[np.isfinite(y_val[:, t]), t] for t in range(len(info.names))]
+        variance = {name: float(v.var()) for name, v in zip(info.names, labelled, strict=True) if len(v) > 1}
         try:
-            learning_curves(metrics_csv, plots / "learning_curves.png")
+            learning_curves(metrics_csv, plots / "learning_curves.png", val_variance=variance)
         except ValueError:
             pass  # a run stopped before its first validation has no curves to draw
     results.update(member_scores(run_dir))

@@ -81,7 +81,12 @@ class PropertyTask:
             for t, name in enumerate(names):
                 mask = ~torch.isnan(batch.y[:, t])
                 if bool(mask.any()):
-                    error = (pred[mask, t] - batch.y[mask, t]).abs().mean()
-                    module.log(f"{stage}_mae_{name}", error, batch_size=int(mask.sum()), sync_dist=True,
+                    error = pred[mask, t] - batch.y[mask, t]
+                    count = int(mask.sum())
+                    module.log(f"{stage}_mae_{name}", error.abs().mean(), batch_size=count, sync_dist=True,
                                prog_bar=len(names) == 1)  # fmt: skip
+                    # the epoch mean of the squared error: with the labels' variance, R² (learning curves)
+                    module.log(
+                        f"{stage}_mse_{name}", (error * error).mean(), batch_size=count, sync_dist=True
+                    )
         return loss
