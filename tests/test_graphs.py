@@ -223,6 +223,43 @@ def test_virtual_edges_join_non_bonded_pairs_within_the_cutoff():
         assert bool(expected[added[0], added[1]].all())
 
 
+def test_edge_rbf_appends_gaussians_of_every_bond_length_and_needs_3d():
+    from atomgraph.features import GaussianRBF
+    from atomgraph.graphs.spec import GraphSpec
+    from atomgraph.models import build_model
+    from atomgraph.structures import from_smiles, mol_to_atoms
+
+    mol = Chem.AddHs(Chem.MolFromSmiles("CC(=O)N"))
+    AllChem.EmbedMolecule(mol, randomSeed=1)
+    spec = GraphSpec(kind="bond", cutoff=4.0, edge_rbf=8)
+    plain, graph = (
+        GraphSpec(kind="bond", cutoff=4.0).build(mol_to_atoms(mol, "x")),
+        spec.build(mol_to_atoms(mol, "x")),
+    )
+    assert graph.edge_attr.shape[1] == plain.edge_attr.shape[1] + 8
+    lengths = (graph.pos[graph.edge_index[0]] - graph.pos[graph.edge_index[1]]).norm(dim=-1)
+    torch.testing.assert_close(graph.edge_attr[:, -8:], GaussianRBF(0.0, 4.0, 8)(lengths))
+    torch.testing.assert_close(graph.edge_attr[:, :-8], plain.edge_attr)
+    # the zoo's models see the bond lengths: stretching one bond changes a GAT's and a GCN's output
+    stretched = Chem.Mol(mol)
+    conformer = stretched.GetConformer()
+    position = conformer.GetAtomPosition(3)
+    conformer.SetAtomPosition(3, position * 1.1)
+    moved = spec.build(mol_to_atoms(stretched, "y"))
+    for name, extra in (("gat", {}), ("gcn", {"edge_features": True})):
+        torch.manual_seed(0)
+        dims = {"atom_dim": graph.x.shape[1], "edge_dim": graph.edge_attr.shape[1]}
+        model = build_model(name, **dims, hidden=8, layers=2, **extra).eval()
+        assert not torch.allclose(model(graph), model(moved))
+    with pytest.raises(StructureError, match="3D"):
+        spec.build(from_smiles("CCO"))
+    for bad in (1, -2, True):
+        with pytest.raises(ValueError, match="edge_rbf"):
+            GraphSpec(kind="bond", edge_rbf=bad)
+    with pytest.raises(ValueError, match="bond graphs only"):
+        GraphSpec(kind="radius", edge_rbf=8)
+
+
 def test_triplets_exclude_backtracking_and_give_right_angles():
     water = Atoms("OHH", positions=[[0, 0, 0], [0.757, 0.587, 0], [-0.757, 0.587, 0]])
     graph = radius_graph(water, cutoff=1.2)  # only the two O-H bonds

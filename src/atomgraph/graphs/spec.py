@@ -44,6 +44,9 @@ class GraphSpec:
     explicit_hydrogens: bond graphs: hydrogens as nodes (False: heavy atoms only, as in chemprop).
     atom_features: bond graphs: the named atom feature set (:data:`ATOM_FEATURE_SETS`: "standard",
         or "hbond" with Gilmer's donor/acceptor flags).
+    edge_rbf: bond graphs: append this many Gaussians of each edge's length (centres evenly over
+        0..``cutoff`` Å, width their spacing) to ``edge_attr`` -- distance-aware bond features for the
+        GAT, GATv2, GCN and GraphSAGE (seed 000's extension 2); needs 3D coordinates (0: none).
     virtual_edges: bond graphs: Gilmer's virtual edges, one per non-bonded atom pair closer than
         ``cutoff`` (edge type :data:`~atomgraph.graphs.virtual.VIRTUAL_EDGE_TYPE`); a molecule without
         3D coordinates gets every pair. (Gilmer's master node is part of the model: the MPNN's
@@ -57,6 +60,7 @@ class GraphSpec:
     max_neighbors: int | None = None
     explicit_hydrogens: bool = True
     atom_features: str = "standard"
+    edge_rbf: int = 0
     virtual_edges: bool = False
     options: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=True)
     preset: str | None = field(default=None, compare=False)
@@ -75,8 +79,17 @@ class GraphSpec:
             raise ValueError(
                 f"data.graph.max_neighbors must be a positive integer or null, got {self.max_neighbors!r}"
             )
-        if self.kind != "bond" and (self.virtual_edges or self.atom_features != "standard"):
-            raise ValueError("data.graph.virtual_edges and atom_features apply to bond graphs only")
+        if self.kind != "bond" and (self.virtual_edges or self.atom_features != "standard" or self.edge_rbf):
+            raise ValueError("data.graph.virtual_edges, atom_features and edge_rbf apply to bond graphs only")
+        if (
+            isinstance(self.edge_rbf, bool)
+            or not isinstance(self.edge_rbf, int)
+            or self.edge_rbf == 1
+            or self.edge_rbf < 0
+        ):
+            raise ValueError(
+                f"data.graph.edge_rbf must be 0 or a count of Gaussians >= 2, got {self.edge_rbf!r}"
+            )
         if self.atom_features not in ATOM_FEATURE_SETS:
             raise ValueError(
                 f"data.graph.atom_features must be one of {sorted(ATOM_FEATURE_SETS)}, "
@@ -147,6 +160,8 @@ class GraphSpec:
             parts.append(f"{self.atom_features} atom features")
         if self.virtual_edges:
             parts.append(f"virtual edges within {self.cutoff:g} Å")
+        if self.edge_rbf:
+            parts.append(f"{self.edge_rbf} distance Gaussians on the edges")
         text = ", ".join(parts)
         return f"{text} (preset {self.preset})" if self.preset else text
 
@@ -178,7 +193,7 @@ def _bond(spec: GraphSpec, atoms: Atoms) -> Data:
     from rdkit import Chem
 
     from atomgraph.graphs.bond_graph import bond_graph
-    from atomgraph.graphs.virtual import add_virtual_edges
+    from atomgraph.graphs.virtual import add_virtual_edges, with_distance_features
     from atomgraph.structures.rdkit_convert import capture_rdkit_errors
 
     mol = atoms.info.get("rdkit_mol")
@@ -186,7 +201,9 @@ def _bond(spec: GraphSpec, atoms: Atoms) -> Data:
         with capture_rdkit_errors():  # no "not removing hydrogen atom without neighbors" per molecule
             mol = Chem.RemoveHs(mol)
     graph = bond_graph(mol if mol is not None else atoms, ATOM_FEATURE_SETS[spec.atom_features])
-    return add_virtual_edges(graph, spec.cutoff) if spec.virtual_edges else graph
+    if spec.virtual_edges:
+        graph = add_virtual_edges(graph, spec.cutoff)
+    return with_distance_features(graph, spec.edge_rbf, spec.cutoff) if spec.edge_rbf else graph
 
 
 _BUILDERS: dict[str, Builder] = {"radius": _radius, "bond": _bond}

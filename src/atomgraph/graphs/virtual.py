@@ -1,9 +1,13 @@
-"""Gilmer et al.'s virtual edges: a separate edge type for non-bonded atom pairs within a cutoff."""
+"""Edges of bond graphs beyond the bonds' own features: Gilmer et al.'s virtual edges (a separate edge
+type for non-bonded atom pairs within a cutoff) and Gaussian features of every edge's length."""
 
 from __future__ import annotations
 
 import torch
 from torch_geometric.data import Data
+
+from atomgraph.features.radial import GaussianRBF
+from atomgraph.structures.errors import StructureError
 
 VIRTUAL_EDGE_TYPE = 5
 """``edge_type`` of a virtual edge (bond classes are 0-4: :func:`~atomgraph.features.bond_type_index`)."""
@@ -37,4 +41,18 @@ def add_virtual_edges(graph: Data, cutoff: float) -> Data:
     out.edge_shift = torch.zeros((out.edge_index.shape[1], 3), dtype=torch.long)
     if "edge_forward" in out:  # the appended edges break the pairs-then-reverses layout
         del out.edge_forward
+    return out
+
+
+def with_distance_features(graph: Data, count: int, cutoff: float) -> Data:
+    """``edge_attr`` with ``count`` Gaussians of each edge's length appended (centres evenly spaced over
+    0..``cutoff`` Å, width their spacing). A molecule without 3D coordinates is a StructureError."""
+    if "has_3d" in graph and not bool(graph.has_3d.all()):
+        raise StructureError("data.graph.edge_rbf needs 3D coordinates, and this molecule has none")
+    source, target = graph.edge_index
+    lengths = (graph.pos[source] - graph.pos[target]).norm(dim=-1)
+    out = graph.clone()
+    out.edge_attr = torch.cat(
+        [graph.edge_attr, GaussianRBF(0.0, cutoff, count)(lengths).to(graph.edge_attr.dtype)], dim=1
+    )
     return out

@@ -1,10 +1,10 @@
 """The GAT of seed 000's practical (``GATForQM9``), layer for layer: every head as wide as ``hidden``.
 
-    h0 = Dropout(ReLU(BN(Linear(x))))                                             [N, d]
-    h_l = Dropout(ReLU(BN(GAT_l(h_{l-1})))) + residual                            hidden layers: K heads of
-                                                                                  width d concatenated [N, K d];
-                                                                                  last layer: K heads averaged [N, d]
-    y = fc2(Dropout(ReLU(BN(fc1(mean_pool(h_L))))))                               fc1: d -> d/2, fc2: d/2 -> T
+    h0 = Dropout(ReLU(BN(Linear(x))))                                   [N, d]
+    h_l = Dropout(ReLU(BN(GAT_l(h_{l-1})))) + residual                  [N, K d] (K heads of width d
+                                                                        concatenated); the last
+                                                                        layer averages them: [N, d]
+    y = fc2(Dropout(ReLU(BN(fc1(mean_pool(h_L))))))                     fc1: d -> d/2, fc2: d/2 -> T
 
 Residuals as the seed: added where the widths agree; the first layer (d -> K d) has none; the last
 (K d -> d) adds a bias-free linear projection of its input. (The seed creates that projection lazily,
@@ -85,7 +85,8 @@ class PracticalGAT(nn.Module):
         self.project_residual = nn.Linear(wide, hidden, bias=False) if layers > 1 and heads > 1 else None
         self.act, self.dropout = nn.ReLU(), nn.Dropout(dropout)
         self.readout = GraphReadout("mean", hidden)
-        self.head = nn.Sequential(_block(hidden, hidden // 2, dropout), nn.Linear(hidden // 2, len(reductions)))
+        fc1, fc2 = _block(hidden, hidden // 2, dropout), nn.Linear(hidden // 2, len(reductions))
+        self.head = nn.Sequential(fc1, fc2)
         self._recorded: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         for module in self.modules():
             if isinstance(module, nn.Linear):
