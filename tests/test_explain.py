@@ -12,7 +12,13 @@ from rdkit import Chem
 from torch import nn
 
 from atomgraph.apps.complexes.synthetic import example_graph
-from atomgraph.evaluation.attention import bond_weights, select_attention, stack_attention
+from atomgraph.evaluation.attention import (
+    attention_matrix,
+    bond_weights,
+    head_diversity,
+    select_attention,
+    stack_attention,
+)
 from atomgraph.evaluation.experiment import train_and_evaluate
 from atomgraph.evaluation.explain import (
     MAX_BOND_WIDTH,
@@ -219,6 +225,42 @@ def test_explain_attention_with_a_model_and_settings(tmp_path):
     with_h = explain(model, SMILES, tmp_path / "gat_h.svg", GraphSpec(kind="bond"), layer=1, head=0)
     assert with_h["mol"].GetNumAtoms() == 21 and len(with_h["bond_weights"]) == 21
     assert "<svg" in (tmp_path / "gat_h.svg").read_text()
+
+
+def test_attention_matrix_rows_sum_to_one_and_head_diversity_spans_zero_to_one():
+    mol, graph = molecule_and_graph(SMILES, HEAVY)
+    layers = small_gat().attention_weights(graph)
+    index, alpha = layers[0]
+    matrix = attention_matrix(index, alpha[:, 1], mol.GetNumAtoms())
+    np.testing.assert_allclose(matrix.sum(1), 1.0, rtol=1e-6)  # every atom attends (with itself)
+    s, t = index
+    edge = int(((s == 3) & (t == 4)).nonzero()[0, 0])
+    assert matrix[4, 3] == pytest.approx(float(alpha[edge, 1]))  # row = the attending atom
+    assert matrix[0, 12] == 0  # not neighbours
+    same = torch.stack([alpha[:, 0], alpha[:, 0]], dim=1)
+    assert head_diversity(index, same) == pytest.approx(0.0)
+    # two heads on disjoint neighbours of every node: the distance is 1
+    ring = torch.tensor([[1, 2, 0, 2, 0, 1], [0, 0, 1, 1, 2, 2]])
+    disjoint = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    assert head_diversity(ring, disjoint) == pytest.approx(1.0)
+    assert 0.0 < head_diversity(index, alpha) < 1.0
+    assert np.isnan(head_diversity(index, alpha[:, :1]))
+
+
+@pytest.mark.parametrize("name", ["gat", "gat_practical"])
+def test_explain_draws_attention_matrices_and_highlights_bonds_above_a_threshold(name, tmp_path):
+    torch.manual_seed(0)
+    extra = {} if name == "gat_practical" else {"edge_dim": 11}
+    model = build_model(name, atom_dim=47, hidden=8, layers=2, heads=2, **extra).eval()
+    result = explain(model, SMILES, tmp_path / "mol.png", HEAVY, threshold=0.4)
+    assert_png(tmp_path / "mol.png")
+    assert (
+        result["matrices_path"] == tmp_path / "mol_matrices.png"
+        and assert_png(result["matrices_path"]) is None
+    )
+    weights = result["bond_weights"]
+    assert result["highlighted_bonds"] == sorted(int(k) for k in np.flatnonzero(weights >= 0.4))
+    assert len(result["head_diversity"]) == 2 and all(0 <= d <= 1 for d in result["head_diversity"])
 
 
 def test_explain_gradient_for_models_without_attention(tmp_path):

@@ -149,18 +149,31 @@ def explain(
     layer: Annotated[str, typer.Option(help="attention layer: an index or 'mean' (GAT models)")] = "mean",
     head: Annotated[str, typer.Option(help="attention head: an index or 'mean' (GAT models)")] = "mean",
     target: Annotated[int, typer.Option(help="output column for gradient importance")] = 0,
+    threshold: Annotated[
+        float | None, typer.Option(help="attention: highlight only bonds with at least this weight")
+    ] = None,
 ) -> None:
-    """Draw a molecule coloured by attention (GAT, GATv2) or by gradient x input atom importance."""
+    """Draw a molecule coloured by attention (GAT models: also its attention matrices per layer and per
+    head, OUTPUT_matrices.png) or by gradient x input atom importance."""
     from atomgraph.evaluation.explain import explain as explain_molecule
 
     def selection(text: str) -> int | str:
         return text if text == "mean" else int(text)
 
     result = explain_molecule(
-        run_dir, smiles, output, layer=selection(layer), head=selection(head), target=target
+        run_dir,
+        smiles,
+        output,
+        layer=selection(layer),
+        head=selection(head),
+        target=target,
+        threshold=threshold,
     )
     prediction = ", ".join(f"{v:.4g}" for v in result["prediction"])
     typer.echo(f"{result['method']} -> {result['path']} (prediction: {prediction})")
+    if "matrices_path" in result:
+        diversity = ", ".join(f"{d:.2f}" for d in result["head_diversity"])
+        typer.echo(f"attention matrices -> {result['matrices_path']} (head diversity per layer: {diversity})")
 
 
 @app.command()

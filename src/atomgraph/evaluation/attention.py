@@ -4,7 +4,9 @@
 self-loops. :func:`stack_attention` stacks the layers into [L, E', heads], :func:`select_attention`
 picks (or averages) a layer and a head into [E'], and :func:`bond_weights` turns directed edge weights
 into one value per RDKit bond: the mean of its two directions, self-loops and non-bond edges (virtual
-edges, master node) ignored.
+edges) ignored. :func:`attention_matrix` gives the seed's atoms x atoms matrix (row i: how atom i
+spreads its attention over its neighbours and itself) and :func:`head_diversity` how differently the
+heads of a layer attend (the mean total-variation distance between their distributions).
 """
 
 from __future__ import annotations
@@ -77,3 +79,34 @@ def bond_weights(mol: Chem.Mol, edge_index: torch.Tensor, edge_weight: torch.Ten
         found = pairs[slot] == bond_keys
         out[found] = mean[slot[found]]
     return out
+
+
+def attention_matrix(edge_index: torch.Tensor, edge_weight: torch.Tensor, n_atoms: int) -> np.ndarray:
+    """The [n_atoms, n_atoms] matrix A with ``A[i, j]`` = the weight atom i (the edge's target) gives
+    atom j (its source); each row of a softmax attention sums to one. Nodes past ``n_atoms`` ignored."""
+    source, target = (t.cpu().numpy().astype(np.int64) for t in edge_index)
+    weight = edge_weight.detach().cpu().double().numpy()
+    inside = (source < n_atoms) & (target < n_atoms)
+    matrix = np.zeros((n_atoms, n_atoms))
+    np.add.at(matrix, (target[inside], source[inside]), weight[inside])
+    return matrix
+
+
+def head_diversity(edge_index: torch.Tensor, alpha: torch.Tensor) -> float:
+    """How differently the heads of one layer attend, in [0, 1]: the total-variation distance
+    ``0.5 * sum_j |alpha_h(i, j) - alpha_g(i, j)|`` between two heads' attention distributions of a
+    node, averaged over nodes and over all pairs of heads. 0: every head attends alike (the heads are
+    redundant); 1: no two heads attend to the same neighbours. alpha: [E', heads]; NaN for one head."""
+    weights = alpha.detach().double().reshape(alpha.shape[0], -1)
+    heads = weights.shape[1]
+    if heads < 2:
+        return float("nan")
+    target = edge_index[1].to(weights.device)
+    nodes = int(target.max()) + 1 if target.numel() else 0
+    distances = []
+    for h in range(heads):
+        for g in range(h + 1, heads):
+            per_edge = (weights[:, h] - weights[:, g]).abs()
+            per_node = torch.zeros(nodes, dtype=weights.dtype).index_add_(0, target, per_edge) * 0.5
+            distances.append(per_node[torch.unique(target)].mean())
+    return float(torch.stack(distances).mean())

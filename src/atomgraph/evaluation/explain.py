@@ -25,7 +25,14 @@ from rdkit.Geometry import Point2D
 from torch import nn
 from torch_geometric.data import Data
 
-from atomgraph.evaluation.attention import Selection, bond_weights, select_attention, stack_attention
+from atomgraph.evaluation.attention import (
+    Selection,
+    attention_matrix,
+    bond_weights,
+    head_diversity,
+    select_attention,
+    stack_attention,
+)
 
 COLORMAP = "YlOrRd"
 #: Widest highlight of a bond, as a multiple of the normal line width (the narrowest is 1).
@@ -132,8 +139,10 @@ def draw_attention(
     head: Selection = "mean",
     title: str | None = None,
     size: tuple[int, int] = (600, 500),
+    threshold: float | None = None,
 ) -> dict:
-    """Draw ``mol`` with bonds coloured and thickened by attention.
+    """Draw ``mol`` with bonds coloured and thickened by attention; with ``threshold``, only the bonds
+    whose weight reaches it are highlighted (the others drawn plain).
 
     edge_index: [2, E'] (self-loops allowed, ignored); weights: [E'], [E', heads] or [layers, E', heads]
     (see :func:`~atomgraph.evaluation.attention.stack_attention`), reduced by ``layer`` and ``head``
@@ -147,18 +156,46 @@ def draw_attention(
     scaled = _scaled(values)
     bonds, widths = {}, {}
     for k in _ranked(values):
+        if threshold is not None and values[k] < threshold:
+            continue
         bonds[k] = [_colour(scaled[k])]
         widths[k] = 1 + int((MAX_BOND_WIDTH - 1) * float(scaled[k]) + 0.5)
     legend = f"{title + ': ' if title else ''}attention, layer {layer}, head {head}"
+    if threshold is not None:
+        legend += f", bonds >= {threshold:g}"
     written = _render(mol, path, legend, "bond attention", values, bonds=bonds, widths=widths, size=size)
     return {
         "path": written,
         "bond_weights": values,
         "bond_widths": widths,
         "top_bonds": _ranked(values),
+        "highlighted_bonds": sorted(bonds),
         "layer": layer,
         "head": head,
     }
+
+
+def draw_attention_heatmaps(
+    mol: Chem.Mol, layers: Sequence[tuple[torch.Tensor, torch.Tensor]], path: str | Path, head_layer: int = -1
+) -> dict:
+    """The atoms x atoms attention matrices of ``mol`` (drawn by
+    :func:`~atomgraph.evaluation.plots.attention_heatmaps`): every layer with its heads averaged, and
+    every head of layer ``head_layer``. ``layers``: a model's ``attention_weights(graph)``. Returns
+    ``{"path", "head_diversity" (one per layer), "matrices" [L, n, n]}``."""
+    from atomgraph.evaluation.plots import attention_heatmaps
+
+    n = mol.GetNumAtoms()
+    labels = [f"{atom.GetSymbol()}{atom.GetIdx()}" for atom in mol.GetAtoms()]
+    per_layer = [
+        attention_matrix(index, alpha.reshape(alpha.shape[0], -1).mean(1), n) for index, alpha in layers
+    ]
+    index, alpha = layers[head_layer]
+    alpha = alpha.reshape(alpha.shape[0], -1)
+    per_head = [attention_matrix(index, alpha[:, h], n) for h in range(alpha.shape[1])]
+    diversity = [head_diversity(i, a) for i, a in layers]
+    chosen = head_layer % len(layers)
+    written = attention_heatmaps(per_layer, per_head, labels, path, f"layer {chosen}", diversity[chosen])
+    return {"path": written, "head_diversity": diversity, "matrices": np.stack(per_layer)}
 
 
 def draw_atom_importance(
@@ -305,15 +342,19 @@ def explain(
     head: Selection = "mean",
     target: int = 0,
     size: tuple[int, int] = (600, 500),
+    threshold: float | None = None,
 ) -> dict:
     """Draw why a model predicts what it does for one molecule; returns what was drawn.
 
     run: a run directory (its best checkpoint and config), a trained ``AtomgraphModule`` or a bare
     network; ``settings``: the :class:`~atomgraph.data.GraphSpec` to build the graph with
     (default: the run's spec; for a bare model its card's preset).
-    Models with ``attention_weights`` (GAT, GATv2) get the attention map (:func:`draw_attention`,
-    ``layer``/``head``), the others gradient x input atom importance for output ``target``
-    (:func:`draw_atom_importance`). PNG or SVG by the extension of ``output_path``.
+    Models with ``attention_weights`` (GAT, GATv2, the practical's GAT) get the attention map
+    (:func:`draw_attention`, ``layer``/``head``, bonds from ``threshold`` highlighted) and the attention
+    matrices per layer and per head beside it (``<output>_matrices.png``,
+    :func:`draw_attention_heatmaps`, with the head diversity of every layer), the others gradient x
+    input atom importance for output ``target`` (:func:`draw_atom_importance`). PNG or SVG by the
+    extension of ``output_path``.
 
     Returns the drawing's dict plus ``"method"`` ("attention", or the gradient input: "x",
     "embedding", "pos"), ``"smiles"``, ``"mol"`` (the molecule drawn) and ``"prediction"`` [T] (real
@@ -322,9 +363,14 @@ def explain(
     model, settings, module = _load(run, settings)
     mol, graph = molecule_and_graph(smiles, settings)
     if hasattr(model, "attention_weights"):
-        edge_index, alpha = stack_attention(model.attention_weights(graph))
-        result = draw_attention(mol, edge_index, alpha, output_path, layer, head, title=smiles, size=size)
+        layers = model.attention_weights(graph)
+        edge_index, alpha = stack_attention(layers)
+        result = draw_attention(mol, edge_index, alpha, output_path, layer, head, smiles, size, threshold)
         result["method"] = "attention"
+        matrices_path = Path(output_path).with_name(f"{Path(output_path).stem}_matrices.png")
+        head_layer = layer if isinstance(layer, int) else -1
+        heatmaps = draw_attention_heatmaps(mol, layers, matrices_path, head_layer)
+        result.update(matrices_path=heatmaps["path"], head_diversity=heatmaps["head_diversity"])
     else:
         importance, method = attribute_atoms(model, graph, target)
         n_atoms = mol.GetNumAtoms()

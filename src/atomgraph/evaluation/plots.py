@@ -8,6 +8,7 @@ figure leaks, even in long training runs). Parent folders of ``path`` are create
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from atomgraph.evaluation._arrays import paired, to_numpy
 from atomgraph.evaluation.metrics import mae, r2
 
 __all__ = [
+    "attention_heatmaps",
     "comparison_bar",
     "dataset_plot",
     "error_histogram",
@@ -344,6 +346,41 @@ def dataset_plot(sizes: dict[str, Any], targets: dict[str, dict[str, Any]], path
         ax.set_xlabel(name)
         ax.set_ylabel("density")
         ax.legend()
+    return _save(fig, path)
+
+
+def attention_heatmaps(
+    layers: Sequence[np.ndarray],
+    heads: Sequence[np.ndarray],
+    labels: Sequence[str],
+    path: PathLike,
+    head_layer: str = "",
+    diversity: float | None = None,
+) -> Path:
+    """The seed's attention figures for one molecule: the atoms x atoms attention matrix of every layer
+    (top row; heads averaged) and of every head of one layer (bottom row, ``head_layer`` names it, with
+    its head ``diversity``). Row i of a matrix: how atom i spreads its attention; ``labels``: atom names."""
+    columns = max(len(layers), len(heads))
+    fig = _new_figure((3.2 * columns + 0.8, 6.6))
+    axes = fig.subplots(2, columns, squeeze=False)
+    image = None
+    for row, (matrices, name) in enumerate(((layers, "layer"), (heads, "head"))):
+        for k in range(columns):
+            ax = axes[row, k]
+            if k >= len(matrices):
+                ax.set_visible(False)
+                continue
+            image = ax.imshow(matrices[k], cmap="YlOrRd", vmin=0.0, vmax=1.0)
+            ax.set_xticks(range(len(labels)), labels, fontsize=6, rotation=90)
+            ax.set_yticks(range(len(labels)), labels, fontsize=6)
+            title = f"{name} {k}" + (" (heads averaged)" if row == 0 and k == 0 else "")
+            if row == 1 and k == 0:
+                title = f"{head_layer}, head 0" if head_layer else "head 0"
+                if diversity is not None:
+                    title += f"\nhead diversity {diversity:.2f}"
+            ax.set_title(title, fontsize=8)
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.6, label="attention of row atom on column atom")
     return _save(fig, path)
 
 
