@@ -131,12 +131,15 @@ def tiny_archive(tmp_path: Path) -> Path:
 def test_targets_table():
     assert QM9_TARGET_NAMES[:12] == ("mu", "alpha", "homo", "lumo", "gap", "r2", "zpve", "U0", "U", "H", "G",
                                      "Cv")  # fmt: skip
-    assert QM9_TARGET_NAMES[12:] == ("A", "B", "C")
+    assert QM9_TARGET_NAMES[12:15] == ("A", "B", "C")
+    assert QM9_TARGET_NAMES[15:] == ("omega1", "U0_atom", "U_atom", "H_atom", "G_atom")  # derived
+    assert [t.name for t in QM9_TARGETS] == list(QM9_TARGET_NAMES[:15])  # the columns read
     by_name = {t.name: t for t in QM9_TARGETS}
     for name in ("homo", "lumo", "gap", "zpve", "U0", "U", "H", "G"):
         assert by_name[name].unit == "eV" and by_name[name].source_unit == "Hartree"
         assert by_name[name].factor == HARTREE_TO_EV == 27.211386245988
-    assert {t.name for t in QM9 if t.extensive} == {"alpha", "r2", "zpve", "U0", "U", "H", "G", "Cv"}
+    energies = {"U0", "U", "H", "G", "U0_atom", "U_atom", "H_atom", "G_atom"}
+    assert {t.name for t in QM9 if t.extensive} == {"alpha", "r2", "zpve", "Cv", *energies}
     assert by_name["mu"].unit == "D" and by_name["A"].unit == "GHz" and by_name["Cv"].unit == "cal/mol/K"
 
 
@@ -159,7 +162,7 @@ def test_read_archive(tiny_archive: Path):
     assert rec.smiles == ["C", "N", "O", "C#N"]
     assert rec.smiles_relaxed == ["C", "N", "O", "[CH]=N"]
     assert rec.target_names == list(QM9_TARGET_NAMES)
-    assert rec.targets.shape == (4, len(QM9_TARGETS))
+    assert rec.targets.shape == (4, len(QM9_TARGET_NAMES)) == (4, 20)
 
     # unit conversion: Hartree -> eV, the rest unchanged
     assert rec.target("homo")[0] == pytest.approx(-0.3877 * 27.2114, rel=1e-6)
@@ -169,8 +172,15 @@ def test_read_archive(tiny_archive: Path):
     assert rec.target("mu")[0] == 0.0
     assert rec.target("alpha")[1] == pytest.approx(9.46)
     assert rec.target("Cv")[2] == pytest.approx(6.002)
-    np.testing.assert_allclose(rec.targets[0, -3:], [157.7118, 157.70997, 157.70699])
-    assert rec.units["homo"] == "eV" and rec.units["r2"] == "bohr^2"
+    np.testing.assert_allclose([rec.target(k)[0] for k in "ABC"], [157.7118, 157.70997, 157.70699])
+    assert rec.units["homo"] == "eV" and rec.units["r2"] == "bohr^2" and rec.units["omega1"] == "cm^-1"
+    # derived: the highest harmonic frequency, and the energy relative to the free atoms
+    np.testing.assert_allclose(rec.target("omega1"), [3151.7078, 3575.3343, 3951.2, 900.0])
+    atoms = {"U0": [-37.846772, -0.500273], "G": [-37.861317, -0.510927]}  # QM9's atomref, C and H
+    for name, (carbon, hydrogen) in atoms.items():
+        expected = (rec.target(name)[0] / HARTREE_TO_EV - carbon - 4 * hydrogen) * HARTREE_TO_EV
+        assert rec.target(f"{name}_atom")[0] == pytest.approx(expected)
+    assert rec.target("U0_atom")[0] == pytest.approx(-17.172, abs=1e-3)  # methane, as in PyG's QM9
 
 
 def test_read_archive_excludes_uncharacterized(tiny_archive: Path, tmp_path: Path):
@@ -376,6 +386,8 @@ def test_read_qm9pack_head():
     assert rec.target("U0")[0] == pytest.approx(-1101.4878, abs=1e-3)
     assert rec.target("homo")[0] == pytest.approx(-0.3877 * HARTREE_TO_EV)
     assert rec.target("mu")[0] == 0.0
+    assert rec.target("omega1")[0] == pytest.approx(3151.7078)  # the archive's methane frequencies
+    assert rec.target("U0_atom")[0] == pytest.approx(-17.172, abs=1e-3)
     assert rec.target_names == list(QM9_TARGET_NAMES)
     assert rec.units["U0"] == "eV"
     for z, pos, q in zip(rec.numbers, rec.positions, rec.mulliken, strict=True):

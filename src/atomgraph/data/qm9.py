@@ -120,7 +120,8 @@ def _cache_path(
 ) -> Path:
     """The processed form's path: ``.pt`` (in memory) or ``.store`` (on disk), keyed by the GraphSpec."""
     tag = "qm9pack" if str(source) == "qm9pack" else Path(source).name
-    return cache_dir(cache) / f"qm9-{tag}-{subset or 'all'}-seed{seed}-{settings.key()}{suffix}"
+    targets = len(QM9)  # a cache of another target set is another file
+    return cache_dir(cache) / f"qm9-{tag}-{targets}t-{subset or 'all'}-seed{seed}-{settings.key()}{suffix}"
 
 
 def _selection(

@@ -33,8 +33,12 @@ Choices (all recorded in :data:`QM9_TARGETS`):
   reader also keeps the relaxed-geometry SMILES in ``smiles_relaxed`` (None for qm9pack).
 * Numbers may use Mathematica exponents (``1.2*^-6``) or end in a bare point (``0.``); every
   numeric field is parsed with ``*^`` replaced by ``e``.
+* Five targets are derived: ``omega1``, the highest of the harmonic frequencies QM9 lists (cm^-1), and
+  the atomisation energies ``U0_atom``, ``U_atom``, ``H_atom``, ``G_atom`` (eV): the total energy minus
+  the sum of the free atoms' energies at the same level of theory (:data:`ATOM_REFERENCES_HARTREE`,
+  QM9's ``atomref`` table; the convention of PyTorch Geometric's 19 targets).
 * ``mulliken`` holds the per-atom Mulliken charges (e) that QM9 lists next to each position.
-  Harmonic frequencies and InChIs are not kept.
+  The frequencies themselves and the InChIs are not kept.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ from atomgraph.targets import QM9
 from .download import download
 
 __all__ = [
+    "ATOM_REFERENCES_HARTREE",
     "HARTREE_TO_EV",
     "QM9_ARCHIVE_MD5",
     "QM9_ARCHIVE_SHA256",
@@ -131,15 +136,29 @@ class SourceColumn:
 _HA = "Hartree"
 _HARTREE_TARGETS = {"homo", "lumo", "gap", "zpve", "U0", "U", "H", "G"}
 
-#: The 15 targets, in column order of :attr:`QM9Records.targets`.
+_DERIVED = ("omega1", "U0_atom", "U_atom", "H_atom", "G_atom")
+
+#: The 15 targets read from the files, in column order of :attr:`QM9Records.targets`.
 QM9_TARGETS: tuple[SourceColumn, ...] = tuple(
     SourceColumn(t.name, t.unit, _HA, HARTREE_TO_EV)
     if t.name in _HARTREE_TARGETS
     else SourceColumn(t.name, t.unit, t.unit, 1.0)
     for t in QM9
+    if t.name not in _DERIVED
 )
-QM9_TARGET_NAMES: tuple[str, ...] = tuple(t.name for t in QM9_TARGETS)
+#: Every target's name: the 15 read, then the 5 derived (:data:`atomgraph.targets.QM9`'s order).
+QM9_TARGET_NAMES: tuple[str, ...] = tuple(t.name for t in QM9)
 _FACTORS = np.array([t.factor for t in QM9_TARGETS], dtype=np.float64)
+
+#: Energies of the free atoms (Hartree) at QM9's level of theory, B3LYP/6-31G(2df,p): U0, U, H, G
+#: (the ``atomref`` table published with the data set).
+ATOM_REFERENCES_HARTREE: dict[int, tuple[float, float, float, float]] = {
+    1: (-0.500273, -0.498857, -0.497912, -0.510927),
+    6: (-37.846772, -37.845355, -37.844411, -37.861317),
+    7: (-54.583861, -54.582445, -54.581501, -54.598897),
+    8: (-75.064579, -75.063163, -75.062219, -75.079532),
+    9: (-99.718730, -99.717314, -99.716370, -99.733544),
+}
 
 #: qm9pack CSV column of each target (sic "Enthalphy").
 _QM9PACK_COLUMNS: dict[str, str] = {
@@ -160,20 +179,46 @@ _QM9PACK_COLUMNS: dict[str, str] = {
     "C": "RotC_GHz",
 }
 _QM9PACK_PARTS = ("qm9_part1.csv", "qm9_part2.csv", "qm9_part3.csv")
+_QM9PACK_FREQUENCIES = "Harmonic_Freq_cmi"
+
+
+def _highest_frequency(text: str, mol_id: object) -> float:
+    """The largest of a molecule's harmonic frequencies (cm^-1), listed with commas or whitespace."""
+    tokens = text.replace("[", " ").replace("]", " ").replace(",", " ").split()
+    try:
+        values = [_to_float(token) for token in tokens]
+    except ValueError:
+        raise ValueError(
+            f"QM9 molecule {mol_id}: cannot parse its harmonic frequencies {text[:80]!r}"
+        ) from None
+    if not values:
+        raise ValueError(f"QM9 molecule {mol_id}: no harmonic frequencies")
+    return max(values)
+
 
 #: The 15 values after "gdb <id>" on line 2 of each archive file, in file order.
 _ARCHIVE_FIELDS = ("A", "B", "C", "mu", "alpha", "homo", "lumo", "gap", "r2", "zpve", "U0", "U", "H", "G",
                    "Cv")  # fmt: skip
-_ARCHIVE_TO_TARGETS = np.array([_ARCHIVE_FIELDS.index(name) for name in QM9_TARGET_NAMES])
+_ARCHIVE_TO_TARGETS = np.array([_ARCHIVE_FIELDS.index(t.name) for t in QM9_TARGETS])
 
 
 def _units() -> dict[str, str]:
-    return {t.name: t.unit for t in QM9_TARGETS}
+    return {t.name: t.unit for t in QM9}
 
 
-def _convert(raw: np.ndarray) -> np.ndarray:
-    """Source units -> package units, columns in QM9_TARGETS order."""
-    return np.asarray(raw, dtype=np.float64) * _FACTORS
+def _all_targets(raw: np.ndarray, numbers: Sequence[np.ndarray], omega1: np.ndarray) -> np.ndarray:
+    """[M, 20]: the 15 read columns (source units, QM9_TARGETS order) converted, then ``omega1``
+    (cm^-1) and the four atomisation energies (eV)."""
+    read = np.asarray(raw, dtype=np.float64).reshape(len(numbers), len(QM9_TARGETS)) * _FACTORS
+    references = np.zeros((len(numbers), 4))
+    for row, z in enumerate(numbers):
+        unknown = sorted(set(z.tolist()) - set(ATOM_REFERENCES_HARTREE))
+        if unknown:
+            raise ValueError(f"QM9: no atom reference energy for element(s) {unknown}")
+        references[row] = np.sum([ATOM_REFERENCES_HARTREE[int(k)] for k in z], axis=0)
+    totals = read[:, [QM9_TARGET_NAMES.index(n) for n in ("U0", "U", "H", "G")]]
+    atomisation = totals - references * HARTREE_TO_EV
+    return np.concatenate([read, np.asarray(omega1, dtype=np.float64).reshape(-1, 1), atomisation], axis=1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -365,8 +410,9 @@ def read_qm9pack(limit: int | None = None, progress: bool = True) -> QM9Records:
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
     data_dir = qm9pack_data_dir()
-    target_columns = [_QM9PACK_COLUMNS[name] for name in QM9_TARGET_NAMES]
-    columns = ["Index", "SMILES", "N_atoms", "Elements", "XYZ_Ang", "Mulliken_pop", *target_columns]
+    target_columns = [_QM9PACK_COLUMNS[t.name] for t in QM9_TARGETS]
+    columns = ["Index", "SMILES", "N_atoms", "Elements", "XYZ_Ang", "Mulliken_pop", _QM9PACK_FREQUENCIES,
+               *target_columns]  # fmt: skip
 
     frames = []
     remaining = limit
@@ -420,14 +466,18 @@ def _records_from_qm9pack_frame(df, target_columns: list[str]) -> QM9Records:
     raw = df[target_columns]
     if not all(pd.api.types.is_numeric_dtype(dtype) for dtype in raw.dtypes):
         raw = raw.apply(lambda s: s.astype(str).str.replace("*^", "e", regex=False).astype(np.float64))
-    targets = _convert(raw.to_numpy(dtype=np.float64))
+    numbers = _split_by(z_flat, counts) if m else []
+    omega1 = np.array(
+        [_highest_frequency(text, ids[i]) for i, text in enumerate(df[_QM9PACK_FREQUENCIES].astype(str))]
+    )
+    targets = _all_targets(raw.to_numpy(dtype=np.float64), numbers, omega1)
 
     return QM9Records(
         ids=ids,
-        numbers=_split_by(z_flat, counts) if m else [],
+        numbers=numbers,
         positions=_split_by(pos_flat, counts, (3,)) if m else [],
         smiles=df["SMILES"].astype(str).tolist(),
-        targets=targets.reshape(m, len(QM9_TARGETS)),
+        targets=targets.reshape(m, len(QM9_TARGET_NAMES)),
         target_names=list(QM9_TARGET_NAMES),
         units=_units(),
         mulliken=_split_by(q_flat, counts) if m else [],
@@ -441,7 +491,8 @@ _MEMBER_ID = re.compile(r"(\d+)\.xyz$")
 
 
 def _parse_xyz_record(text: str, source: str):
-    """One ``dsgdb9nsd_NNNNNN.xyz`` file -> (id, Z, R, q, raw 15 properties, smiles_gdb, smiles_relaxed)."""
+    """One ``dsgdb9nsd_NNNNNN.xyz`` file -> (id, Z, R, q, raw 15 properties, highest harmonic frequency,
+    smiles_gdb, smiles_relaxed)."""
     lines = text.splitlines()
     try:
         n = int(lines[0].split()[0])
@@ -473,12 +524,13 @@ def _parse_xyz_record(text: str, source: str):
         except ValueError as err:
             raise ValueError(f"{source}: atom line {i + 1}: {err}") from None
 
+    omega1 = _highest_frequency(lines[n + 2], f"{source} ({mol_id})")
     smiles = lines[n + 3].split()
     if not smiles:
         raise ValueError(f"{source}: empty SMILES line")
     smiles_gdb = smiles[0]
     smiles_relaxed = smiles[1] if len(smiles) > 1 else smiles[0]
-    return mol_id, z, pos, q, values, smiles_gdb, smiles_relaxed
+    return mol_id, z, pos, q, values, omega1, smiles_gdb, smiles_relaxed
 
 
 def read_qm9_archive(
@@ -505,7 +557,7 @@ def read_qm9_archive(
         raise FileNotFoundError(f"QM9 archive not found: {path}")
     exclude = {int(i) for i in exclude_ids} if exclude_ids is not None else set()
 
-    ids, numbers, positions, charges, raw, smiles, smiles_relaxed = [], [], [], [], [], [], []
+    ids, numbers, positions, charges, raw, omega1, smiles, smiles_relaxed = [], [], [], [], [], [], [], []
     size = path.stat().st_size
     with (
         open(path, "rb") as fileobj,
@@ -524,7 +576,7 @@ def read_qm9_archive(
             if handle is None:
                 continue
             text = handle.read().decode("utf-8")
-            mol_id, z, pos, q, values, smi_gdb, smi_relaxed = _parse_xyz_record(text, member.name)
+            mol_id, z, pos, q, values, highest, smi_gdb, smi_relaxed = _parse_xyz_record(text, member.name)
             if file_id is not None and mol_id != file_id:
                 raise ValueError(f"{member.name}: property line says gdb {mol_id}, file name says {file_id}")
             if mol_id in exclude:
@@ -534,6 +586,7 @@ def read_qm9_archive(
             positions.append(pos)
             charges.append(q)
             raw.append(values)
+            omega1.append(highest)
             smiles.append(smi_gdb)
             smiles_relaxed.append(smi_relaxed)
         bar.update(max(0, size - bar.n))
@@ -544,7 +597,7 @@ def read_qm9_archive(
         numbers=numbers,
         positions=positions,
         smiles=smiles,
-        targets=_convert(raw_arr[:, _ARCHIVE_TO_TARGETS]),
+        targets=_all_targets(raw_arr[:, _ARCHIVE_TO_TARGETS], numbers, np.asarray(omega1)),
         target_names=list(QM9_TARGET_NAMES),
         units=_units(),
         mulliken=charges,
