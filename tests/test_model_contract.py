@@ -72,6 +72,10 @@ SMALL: dict[str, dict] = {
         "hidden": 8, "out_emb": 8, "int_emb": 4, "basis_emb": 4, "blocks": 2, "num_spherical": 3,
         "num_radial": 4, "num_output_layers": 1,
     },
+    "dimenet": {
+        "hidden": 8, "num_bilinear": 2, "blocks": 2, "num_spherical": 3, "num_radial": 4,
+        "num_output_layers": 1,
+    },
     "equivariant": {
         "hidden_irreps": "4x0e + 2x1o", "layers": 2, "num_basis": 4, "radial_hidden": 8,
         "avg_num_neighbors": 4.0,

@@ -24,7 +24,8 @@ LEGACY = Path(__file__).parent / "data" / "legacy_readouts.pt"
 INTENSIVE = {
     "cgcnn": "pooled", "megnet": "pooled",
     "schnet": "atom_mean", "painn": "atom_mean", "simple_gnn": "atom_mean", "dimenet++": "atom_mean",
-    "dimenetpp": "atom_mean", "equivariant": "atom_mean", "nequip": "atom_mean", "mace": "atom_mean",
+    "dimenetpp": "atom_mean", "dimenet": "atom_mean", "equivariant": "atom_mean", "nequip": "atom_mean",
+    "mace": "atom_mean",
 }  # fmt: skip
 
 

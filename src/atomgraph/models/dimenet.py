@@ -1,4 +1,5 @@
-"""DimeNet++ (Gasteiger et al. 2020, "Fast and uncertainty-aware directional message passing").
+"""DimeNet (Gasteiger, Groß & Günnemann 2020) and DimeNet++ (Gasteiger et al. 2020, "Fast and
+uncertainty-aware directional message passing").
 
 Directional messages m_ji live on the directed edges j -> i. Each interaction updates m_ji from the
 messages m_kj arriving at j, weighted by a spherical basis of the distance d_kj and the angle
@@ -10,6 +11,15 @@ alpha_kji between the bonds j -> i and j -> k (:class:`~atomgraph.nn.spherical.S
 
 ``e_RBF`` is the radial Bessel basis :math:`\\sin(n\\pi d/c)/d` (trainable frequencies) times the polynomial
 envelope; basis embeddings (``basis_emb``) factor the rbf/sbf projections as in DimeNet++.
+
+The original DimeNet (``dimenet``) mixes each triplet's message and spherical basis bilinearly instead,
+in the full width and without the down/up-projections, and its output blocks stay at the message width:
+
+    m_kj' = act(W_kj m_kj) * W_rbf e_RBF(d_kj)                              [E, hidden]
+    m_ji <- ... act(W_ji m_ji) + sum_k sum_{l,b} W[:, b, l] (W_sbf a_SBF)_b m_kj'[kj, l] ...  (same residuals)
+
+with ``num_bilinear`` (paper: 8) basis projections; 6 blocks in the paper (2.1 M parameters on QM9,
+PyTorch Geometric's count).
 
 Triplets come from :func:`atomgraph.graphs.triplets` (no torch_sparse); in periodic cells smaller than
 the cutoff they include the paths through other images of the same atom. Edges longer than
@@ -141,16 +151,63 @@ class InteractionPPBlock(nn.Module):
         return self.after_skip(h)
 
 
-class OutputPPBlock(nn.Module):
-    """Messages [E, hidden] -> per-atom outputs [N, T]: sum_j W_rbf e_RBF(d_ji) * m_ji, up-projection, MLP."""
+class InteractionBlock(nn.Module):
+    """DimeNet's interaction: messages [E, hidden] -> [E, hidden], triplets mixed by a bilinear layer."""
 
     def __init__(
-        self, num_radial: int, hidden: int, out_emb: int, num_targets: int, num_layers: int, act: str
+        self,
+        hidden: int,
+        num_bilinear: int,
+        num_spherical: int,
+        num_radial: int,
+        num_before_skip: int,
+        num_after_skip: int,
+        act: str,
     ):
         super().__init__()
         self.act = activation(act)
         self.lin_rbf = dense(num_radial, hidden, bias=False)
-        self.lin_up = dense(hidden, out_emb, bias=False)
+        self.lin_sbf = dense(num_spherical * num_radial, num_bilinear, bias=False)
+        self.lin_kj = dense(hidden, hidden)
+        self.lin_ji = dense(hidden, hidden)
+        self.bilinear = nn.Parameter(torch.empty(hidden, num_bilinear, hidden).normal_(0.0, 2.0 / hidden))
+        self.before_skip = nn.Sequential(*(ResidualLayer(hidden, act) for _ in range(num_before_skip)))
+        self.lin = dense(hidden, hidden)
+        self.after_skip = nn.Sequential(*(ResidualLayer(hidden, act) for _ in range(num_after_skip)))
+
+    def forward(
+        self,
+        m: torch.Tensor,
+        rbf: torch.Tensor,
+        sbf: torch.Tensor,
+        idx_kj: torch.Tensor,
+        idx_ji: torch.Tensor,
+    ) -> torch.Tensor:
+        """m [E, hidden], rbf [E, num_radial], sbf [T, num_spherical * num_radial], idx_kj/idx_ji [T]."""
+        m_ji = self.act(self.lin_ji(m))
+        m_kj = self.act(self.lin_kj(m)) * self.lin_rbf(rbf)
+        # [T, hidden] = sum over the bilinear index b and the input feature l
+        triplet = torch.einsum(
+            "tb,tl,ibl->ti", self.lin_sbf(sbf), m_kj.index_select(0, idx_kj), self.bilinear
+        )
+        m_kj = m_kj.new_zeros(m.shape[0], m_kj.shape[1]).index_add_(0, idx_ji, triplet)
+        h = self.before_skip(m_ji + m_kj)
+        h = self.act(self.lin(h)) + m
+        return self.after_skip(h)
+
+
+class OutputPPBlock(nn.Module):
+    """Messages [E, hidden] -> per-atom outputs [N, T]: sum_j W_rbf e_RBF(d_ji) * m_ji, up-projection
+    to ``out_emb`` (DimeNet++; ``out_emb=None``: none, DimeNet's block at the message width), MLP."""
+
+    def __init__(
+        self, num_radial: int, hidden: int, out_emb: int | None, num_targets: int, num_layers: int, act: str
+    ):
+        super().__init__()
+        self.act = activation(act)
+        self.lin_rbf = dense(num_radial, hidden, bias=False)
+        self.lin_up = dense(hidden, out_emb, bias=False) if out_emb is not None else nn.Identity()
+        out_emb = hidden if out_emb is None else out_emb
         self.lins = nn.ModuleList(dense(out_emb, out_emb) for _ in range(num_layers))
         self.lin = dense(out_emb, num_targets, bias=False)
 
@@ -217,17 +274,21 @@ class DimeNetPlusPlus(nn.Module):
         readout: str | Sequence[str] = "auto",
     ):
         super().__init__()
-        if blocks < 1:
-            raise ValueError(f"blocks must be at least 1, got {blocks}")
-        self.cutoff = graph.interaction_cutoff(interaction_cutoff, "dimenet++")
-        supported = ("sum", "atom_mean")
-        readouts = resolve_readouts(readout, reductions, CARD.intensive_readout, supported=supported)
-        self.reduce = SumOrMean(readouts)
+        self._bases(
+            graph,
+            "dimenet++",
+            reductions,
+            hidden,
+            blocks,
+            num_spherical,
+            num_radial,
+            interaction_cutoff,
+            envelope_exponent,
+            max_z,
+            act,
+            readout,
+        )
         num_targets = len(reductions)
-        self.rbf = BesselRBF(self.cutoff, num_radial, trainable=True)
-        self.envelope = PolynomialEnvelope(self.cutoff, envelope_exponent)
-        self.sbf = SphericalBasis(num_spherical, num_radial, self.cutoff, envelope_exponent)
-        self.embedding = EmbeddingBlock(num_radial, hidden, max_z, act)
         self.interactions = nn.ModuleList(
             InteractionPPBlock(
                 hidden, int_emb, basis_emb, num_spherical, num_radial, num_before_skip, num_after_skip, act
@@ -238,6 +299,22 @@ class DimeNetPlusPlus(nn.Module):
             OutputPPBlock(num_radial, hidden, out_emb, num_targets, num_output_layers, act)
             for _ in range(blocks + 1)
         )
+
+    def _bases(
+        self, graph, name, reductions, hidden, blocks, num_spherical, num_radial, interaction_cutoff,
+        envelope_exponent, max_z, act, readout,
+    ) -> None:  # fmt: skip
+        """What DimeNet and DimeNet++ share: cutoff, readout, radial and spherical bases, embedding."""
+        if blocks < 1:
+            raise ValueError(f"blocks must be at least 1, got {blocks}")
+        self.cutoff = graph.interaction_cutoff(interaction_cutoff, name)
+        supported = ("sum", "atom_mean")
+        readouts = resolve_readouts(readout, reductions, CARD.intensive_readout, supported=supported)
+        self.reduce = SumOrMean(readouts)
+        self.rbf = BesselRBF(self.cutoff, num_radial, trainable=True)
+        self.envelope = PolynomialEnvelope(self.cutoff, envelope_exponent)
+        self.sbf = SphericalBasis(num_spherical, num_radial, self.cutoff, envelope_exponent)
+        self.embedding = EmbeddingBlock(num_radial, hidden, max_z, act)
 
     def geometry(self, graph: Data) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Edges within the cutoff and their triplets.
@@ -276,3 +353,58 @@ class DimeNetPlusPlus(nn.Module):
     def forward(self, graph: Data) -> torch.Tensor:
         batch, num_graphs = batch_vector(graph)
         return self.reduce(self.atom_outputs(graph), batch, num_graphs)
+
+
+@register_model("dimenet", card=CARD)
+class DimeNet(DimeNetPlusPlus):
+    """The original DimeNet (bilinear triplet interaction; see the module docstring); the geometry,
+    bases, embedding and readout are DimeNet++'s.
+
+    Args: as :class:`DimeNetPlusPlus`, without ``out_emb``, ``int_emb`` and ``basis_emb``;
+        num_bilinear: projections of the spherical basis in the bilinear layer (paper: 8);
+        blocks: interaction blocks (paper: 6).
+    """
+
+    def __init__(
+        self,
+        graph: GraphSpec,
+        reductions: Sequence[str] = ("sum",),
+        hidden: int = 128,
+        num_bilinear: int = 8,
+        blocks: int = 6,
+        num_spherical: int = 7,
+        num_radial: int = 6,
+        interaction_cutoff: float | None = None,
+        envelope_exponent: int = 6,
+        num_before_skip: int = 1,
+        num_after_skip: int = 2,
+        num_output_layers: int = 3,
+        max_z: int = 100,
+        act: str = "silu",
+        readout: str | Sequence[str] = "auto",
+    ):
+        nn.Module.__init__(self)
+        self._bases(
+            graph,
+            "dimenet",
+            reductions,
+            hidden,
+            blocks,
+            num_spherical,
+            num_radial,
+            interaction_cutoff,
+            envelope_exponent,
+            max_z,
+            act,
+            readout,
+        )
+        self.interactions = nn.ModuleList(
+            InteractionBlock(
+                hidden, num_bilinear, num_spherical, num_radial, num_before_skip, num_after_skip, act
+            )
+            for _ in range(blocks)
+        )
+        self.outputs = nn.ModuleList(
+            OutputPPBlock(num_radial, hidden, None, len(reductions), num_output_layers, act)
+            for _ in range(blocks + 1)
+        )
