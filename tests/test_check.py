@@ -163,6 +163,7 @@ def test_cli_check_on_a_trained_potential(lj_run, capsys):
         "over-smoothing",
     }
     assert len(record["worst_errors"]) == 2 and (lj_run / "plots" / "oversmoothing.png").exists()
+    assert (lj_run / "plots" / "worst_errors.png").stat().st_size > 5000  # the two structures drawn
 
 
 def test_cli_check_on_a_bond_graph_model(tmp_path, scaffold_csv, capsys):

@@ -17,7 +17,8 @@ model so that a broken symmetry is not hidden by (or confused with) float32 roun
   (2 mean_atoms |h_i|^2) of the node states after each message-passing block (1 for unrelated states
   of neighbours, 0 for equal ones); a curve falling towards 0 means neighbours become alike with depth;
 * **worst test errors** (reported): the k rows of ``predictions_test.csv`` with the largest absolute
-  error, their size and elements, and how rare their rarest element is among the training rows.
+  error, their size and elements, and how rare their rarest element is among the training rows; the
+  structures drawn side by side (``plots/worst_errors.png``).
 
 Tolerances (float64): invariances to 1e-6 relative to the outputs' magnitude, forces to 1e-4 relative
 to the largest force component, NVE drift below 1 meV/atom, a cutoff jump below 1e-3 of the change
@@ -36,7 +37,7 @@ import torch
 from torch import nn
 from torch_geometric.data import Batch, Data
 
-from atomgraph.evaluation.plots import oversmoothing_plot
+from atomgraph.evaluation.plots import oversmoothing_plot, structures_grid
 from atomgraph.graphs.geometry import random_rotation
 from atomgraph.outputs.potential import cast_graph
 
@@ -330,6 +331,7 @@ def worst_errors(run_dir: Path, dataset, split: dict, k: int) -> list[dict]:
             {
                 "target": true_column[: -len("_true")],
                 "id": str(table["id"][position]),
+                "position": int(position),  # in the test split
                 "atoms": len(numbers),
                 "true": float(table[true_column][position]),
                 "predicted": float(table[pred_column][position]),
@@ -350,6 +352,25 @@ def _structure(graph: Data):
     pbc = getattr(graph, "pbc", None)
     pbc = pbc.view(-1).numpy() if pbc is not None else np.abs(cell).sum(1) > 0
     return Atoms(numbers=graph.z.numpy(), positions=graph.pos.numpy(), cell=cell, pbc=pbc)
+
+
+def _drawable(graph: Data):
+    """The structure of a graph to draw: its Atoms, or for a molecule without 3D coordinates (a graph
+    built from SMILES) its bonds laid out in 2D by RDKit's depiction."""
+    atoms = _structure(graph)
+    if "has_3d" not in graph or bool(graph.has_3d.all()):
+        return atoms
+    from rdkit import Chem
+    from rdkit.Chem import rdDepictor
+
+    mol = Chem.RWMol()
+    for z in graph.z.tolist():
+        mol.AddAtom(Chem.Atom(int(z)))
+    for i, j in {(min(a, b), max(a, b)) for a, b in graph.edge_index.t().tolist() if a != b}:
+        mol.AddBond(i, j, Chem.BondType.SINGLE)
+    rdDepictor.Compute2DCoords(mol)
+    atoms.positions = mol.GetConformer().GetPositions()
+    return atoms
 
 
 def check_run(
@@ -410,6 +431,14 @@ def check_run(
         title = f"{run.model_name}: node-state similarity with depth"
         oversmoothing_plot(energies, run_dir / "plots" / "oversmoothing.png", title)
     rows_worst = worst_errors(run_dir, dataset, split, worst)
+    if rows_worst:
+        structures = [_drawable(dataset[int(split["test"][row["position"]])]) for row in rows_worst]
+        titles = [
+            f"{row['id']}: {atoms.get_chemical_formula()}\n|error| {row['abs_error']:.3g} "
+            f"(true {row['true']:.3g})"
+            for row, atoms in zip(rows_worst, structures, strict=True)
+        ]
+        structures_grid(structures, titles, run_dir / "plots" / "worst_errors.png")
     for rank, row in enumerate(rows_worst, 1):
         share = 100 * row["rarest_element_training_share"]
         detail = (

@@ -31,6 +31,7 @@ __all__ = [
     "error_vs_true",
     "learning_curves",
     "parity_plot",
+    "structures_grid",
     "uncertainty_panels",
 ]
 
@@ -381,6 +382,28 @@ def attention_heatmaps(
             ax.set_title(title, fontsize=8)
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.6, label="attention of row atom on column atom")
+    return _save(fig, path)
+
+
+def structures_grid(
+    structures: Sequence[Any], titles: Sequence[str], path: PathLike, columns: int = 5
+) -> Path:
+    """ASE ``Atoms`` drawn side by side (atoms as element-coloured discs, cells outlined), one titled
+    panel each: the worst-error structures of ``atomgraph check``, molecules and crystals alike."""
+    from ase.visualize.plot import plot_atoms
+
+    if not structures:
+        raise ValueError("structures_grid: no structures to draw")
+    columns = min(columns, len(structures))
+    rows = -(-len(structures) // columns)
+    fig = _new_figure((3.0 * columns, 3.2 * rows))
+    axes = fig.subplots(rows, columns, squeeze=False).reshape(-1)
+    for ax, atoms, title in zip(axes, structures, titles, strict=False):
+        plot_atoms(atoms, ax, rotation="10x,20y,0z", radii=0.4, show_unit_cell=2 if atoms.pbc.any() else 0)
+        ax.set_title(title, fontsize=7)
+        ax.set_axis_off()
+    for ax in axes[len(structures) :]:
+        ax.set_visible(False)
     return _save(fig, path)
 
 
