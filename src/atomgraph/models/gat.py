@@ -92,24 +92,30 @@ class GAT(ConvStack):
         self._recorded.append((index, alpha))
         return out
 
-    @torch.no_grad()
     def attention_weights(self, graph: Data) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Attention coefficients of every layer, computed in evaluation mode (no dropout).
+        """Attention coefficients of every layer (:func:`recorded_attention`)."""
+        return recorded_attention(self, graph)
 
-        Returns L pairs (edge_index [2, E'], alpha [E', heads]): the edges with self-loops (PyG puts
-        one per node after the graph's own edges) and, for each, the softmax weight the target
-        ``edge_index[1]`` gives the source ``edge_index[0]``; they sum to one over each node's
-        incoming edges, per head.
-        """
-        was_training = self.training
-        self.eval()
-        self._recorded = []
-        try:
-            self.node_states(graph)
-            return self._recorded
-        finally:
-            self._recorded = None
-            self.train(was_training)
+
+@torch.no_grad()
+def recorded_attention(model: nn.Module, graph: Data) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The attention coefficients of every layer of a model whose ``node_states`` appends
+    ``(edge_index, alpha)`` to ``model._recorded`` while it is a list, computed in evaluation mode (no
+    dropout).
+
+    Returns L pairs (edge_index [2, E'], alpha [E', heads]): the edges with self-loops (PyG puts one per
+    node after the graph's own edges) and, for each, the softmax weight the target ``edge_index[1]``
+    gives the source ``edge_index[0]``; they sum to one over each node's incoming edges, per head.
+    """
+    was_training = model.training
+    model.eval()
+    model._recorded = []
+    try:
+        model.node_states(graph)
+        return model._recorded
+    finally:
+        model._recorded = None
+        model.train(was_training)
 
 
 @register_model("gatv2", card=ZOO_CARD)

@@ -30,6 +30,7 @@ from torch_geometric.nn import GATConv
 
 from atomgraph.graphs.fields import batch_vector
 from atomgraph.models.card import ModelCard
+from atomgraph.models.gat import recorded_attention
 from atomgraph.models.registry import register_model
 from atomgraph.nn.readout import GraphReadout
 
@@ -113,20 +114,9 @@ class PracticalGAT(nn.Module):
             states.append(h)
         return states
 
-    @torch.no_grad()
     def attention_weights(self, graph: Data) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Attention coefficients of every layer in evaluation mode: L pairs (edge_index [2, E'] with
-        one self-loop per node after the graph's edges, alpha [E', heads]), as
-        :meth:`atomgraph.models.gat.GAT.attention_weights`."""
-        was_training = self.training
-        self.eval()
-        self._recorded = []
-        try:
-            self.node_states(graph)
-            return self._recorded
-        finally:
-            self._recorded = None
-            self.train(was_training)
+        """Attention coefficients of every layer (:func:`~atomgraph.models.gat.recorded_attention`)."""
+        return recorded_attention(self, graph)
 
     def forward(self, graph: Data) -> torch.Tensor:
         batch, num_graphs = batch_vector(graph)
