@@ -431,8 +431,10 @@ def test_painn_direct_forces_rotate_with_the_molecule_and_come_from_one_pass(flo
     out = energy_forces_stress(model, normalizer, graph, forces=True, training=False)
     assert_close(out["forces"], 2.5 * forces, 1e-12)
     assert_close(out["energy"], normalizer.denormalize(outputs, graph)[:, 0], 1e-12)
-    with pytest.raises(ValueError, match="no stress"):
-        energy_forces_stress(model, normalizer, graph, forces=True, stress=True)
+    with pytest.raises(ValueError, match="no stress to train"):
+        energy_forces_stress(model, normalizer, graph, forces=True, stress=True, training=True)
+    evaluated = energy_forces_stress(model, normalizer, graph, forces=True, stress=True, training=False)
+    assert evaluated["stress"].shape == (1, 3, 3) and bool(evaluated["stress"].isnan().all())
     with pytest.raises(ValueError, match="direct_forces"):
         build_model("painn", output="dipole", direct_forces=True)
 
@@ -452,6 +454,15 @@ def test_a_direct_force_potential_trains_and_fits_forces_without_the_energy_grad
     run = train_and_evaluate(load_config(None, [f"run_dir={tmp_path / 'run'}", *settings]), progress=False)
     forces = json.loads((run / "metrics.json").read_text())["test"]["forces"]
     assert forces["model"]["mae"] < forces["mean_baseline"]["mae"]
+    from atomgraph.runs import TrainedRun
+
+    model = TrainedRun.load(run).module.model
+    assert model.direct_forces  # the forces scored were the head's, not -dE/dx
+    settings_property = [s for s in settings if s != "task.kind=potential"]
+    with pytest.raises(ValueError, match=r"model\.direct_forces predicts forces"):
+        train_and_evaluate(
+            load_config(None, [f"run_dir={tmp_path / 'p'}", *settings_property]), progress=False
+        )
 
 
 # ----------------------------------------------------------------------------------- original DimeNet

@@ -221,6 +221,28 @@ def test_hbond_features_mark_donors_and_acceptors():
     assert graph.x.shape[1] == featurizer.dim
 
 
+def test_cache_keys_of_specs_without_the_new_fields_are_unchanged_and_virtual_cutoff_is_checked():
+    import hashlib
+
+    spec = GraphSpec(kind="bond", cutoff=6.0, virtual_edges=True)
+    old_layout = {"kind": "bond", "cutoff": 6.0, "max_neighbors": None, "explicit_hydrogens": True,
+                  "virtual_edges": True, "master_node": False, "options": {}}  # fmt: skip
+    assert spec.key() == hashlib.sha256(json.dumps(old_layout, sort_keys=True).encode()).hexdigest()[:12]
+    assert GraphSpec(kind="bond", atom_features="hbond").key() != GraphSpec(kind="bond").key()
+    within = GraphSpec(kind="bond", virtual_edges=True, virtual_cutoff=3.0)
+    assert within.key() != spec.key() and "within 3 Å" in within.describe()
+    for bad in ({"virtual_cutoff": 3.0}, {"virtual_edges": True, "virtual_cutoff": -1.0}):
+        with pytest.raises(ValueError, match="virtual_cutoff"):
+            GraphSpec(kind="bond", **bad)
+    # a run recorded before virtual_cutoff existed had every pair: it still gets every pair
+    recorded = {**spec.to_dict(), "master_node": False}
+    del recorded["virtual_cutoff"], recorded["atom_features"], recorded["edge_rbf"]
+    mol = embedded("CCCCCCCC")
+    graph = GraphSpec.from_dict(recorded).build(mol_to_atoms(mol, "octane"))
+    n = graph.num_nodes
+    assert graph.edge_index.shape[1] == n * (n - 1)  # bonds and virtual edges: every ordered pair
+
+
 def test_a_recorded_master_node_flag_reads_back_or_is_refused():
     recorded = {**GraphSpec(kind="bond").to_dict(), "master_node": False}
     assert GraphSpec.from_dict(recorded) == GraphSpec(kind="bond")

@@ -107,6 +107,6 @@ def head_diversity(edge_index: torch.Tensor, alpha: torch.Tensor) -> float:
     for h in range(heads):
         for g in range(h + 1, heads):
             per_edge = (weights[:, h] - weights[:, g]).abs()
-            per_node = torch.zeros(nodes, dtype=weights.dtype).index_add_(0, target, per_edge) * 0.5
+            per_node = weights.new_zeros(nodes).index_add_(0, target, per_edge) * 0.5
             distances.append(per_node[torch.unique(target)].mean())
     return float(torch.stack(distances).mean())

@@ -366,7 +366,16 @@ def _drawable(graph: Data):
     mol = Chem.RWMol()
     for z in graph.z.tolist():
         mol.AddAtom(Chem.Atom(int(z)))
-    for i, j in {(min(a, b), max(a, b)) for a, b in graph.edge_index.t().tolist() if a != b}:
+    from atomgraph.graphs.virtual import VIRTUAL_EDGE_TYPE
+
+    kinds = getattr(graph, "edge_type", torch.zeros(graph.edge_index.shape[1], dtype=torch.long)).tolist()
+    pairs = graph.edge_index.t().tolist()
+    bonds = {
+        (min(a, b), max(a, b))
+        for (a, b), kind in zip(pairs, kinds, strict=True)
+        if a != b and kind != VIRTUAL_EDGE_TYPE
+    }
+    for i, j in bonds:
         mol.AddBond(i, j, Chem.BondType.SINGLE)
     rdDepictor.Compute2DCoords(mol)
     atoms.positions = mol.GetConformer().GetPositions()

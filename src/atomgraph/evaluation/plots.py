@@ -122,10 +122,11 @@ def _maybe_log(ax: Any, series: list[pd.Series]) -> None:
 
 
 def _prefixed_series(df: pd.DataFrame, x: str, prefix: str) -> list[tuple[str, pd.Series]]:
-    """Every column ``prefix`` or ``prefix<sep>...`` (sep ``_`` or ``-``) with data, averaged per ``x``."""
+    """Every column ``prefix`` or ``prefix<sep>...`` (sep ``_`` or ``-``; per-step ``..._step`` columns
+    left out) with data, averaged per ``x``."""
     found = []
     for col in df.columns:
-        if col == prefix or col.startswith((prefix + "_", prefix + "-")):
+        if (col == prefix or col.startswith((prefix + "_", prefix + "-"))) and not col.endswith("_step"):
             series = _epoch_series(df, x, (col,))
             if series is not None:
                 found.append(series)

@@ -47,10 +47,11 @@ class GraphSpec:
     edge_rbf: bond graphs: append this many Gaussians of each edge's length (centres evenly over
         0..``cutoff`` Å, width their spacing) to ``edge_attr`` -- distance-aware bond features for the
         GAT, GATv2, GCN and GraphSAGE (seed 000's extension 2); needs 3D coordinates (0: none).
-    virtual_edges: bond graphs: Gilmer's virtual edges, one per non-bonded atom pair closer than
-        ``cutoff`` (edge type :data:`~atomgraph.graphs.virtual.VIRTUAL_EDGE_TYPE`); a molecule without
-        3D coordinates gets every pair. (Gilmer's master node is part of the model: the MPNN's
-        ``master_dim``.)
+    virtual_edges: bond graphs: Gilmer's virtual edges, one per non-bonded atom pair (edge type
+        :data:`~atomgraph.graphs.virtual.VIRTUAL_EDGE_TYPE`). (Gilmer's master node is part of the model:
+        the MPNN's ``master_dim``.)
+    virtual_cutoff: Å: virtual edges only for pairs closer than this (None: every pair, the paper's;
+        a molecule without 3D coordinates always gets every pair).
     options: settings of an application's builder (complex graphs: pocket radius, residue cutoff...).
     preset: the name of the preset this spec came from (recorded, never used to decide anything).
     """
@@ -62,6 +63,7 @@ class GraphSpec:
     atom_features: str = "standard"
     edge_rbf: int = 0
     virtual_edges: bool = False
+    virtual_cutoff: float | None = None
     options: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=True)
     preset: str | None = field(default=None, compare=False)
 
@@ -78,6 +80,11 @@ class GraphSpec:
         ):
             raise ValueError(
                 f"data.graph.max_neighbors must be a positive integer or null, got {self.max_neighbors!r}"
+            )
+        if self.virtual_cutoff is not None and (not self.virtual_edges or not self.virtual_cutoff > 0):
+            raise ValueError(
+                f"data.graph.virtual_cutoff must be a positive number of Å with virtual_edges: true, "
+                f"got {self.virtual_cutoff!r}"
             )
         if self.kind != "bond" and (self.virtual_edges or self.atom_features != "standard" or self.edge_rbf):
             raise ValueError("data.graph.virtual_edges, atom_features and edge_rbf apply to bond graphs only")
@@ -144,6 +151,12 @@ class GraphSpec:
         """A short stable hash of everything that changes the built graphs (for cache file names)."""
         values = self.to_dict()
         values.pop("preset")
+        # fields added later hash only when set, and the removed master_node as it always was, so the
+        # caches of specs that use none of them keep their names
+        for name, unset in (("atom_features", "standard"), ("edge_rbf", 0), ("virtual_cutoff", None)):
+            if values[name] == unset:
+                values.pop(name)
+        values["master_node"] = False
         text = json.dumps(values, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -159,7 +172,8 @@ class GraphSpec:
         if self.atom_features != "standard":
             parts.append(f"{self.atom_features} atom features")
         if self.virtual_edges:
-            parts.append(f"virtual edges within {self.cutoff:g} Å")
+            within = f" within {self.virtual_cutoff:g} Å" if self.virtual_cutoff is not None else ""
+            parts.append(f"virtual edges{within}")
         if self.edge_rbf:
             parts.append(f"{self.edge_rbf} distance Gaussians on the edges")
         text = ", ".join(parts)
@@ -202,7 +216,7 @@ def _bond(spec: GraphSpec, atoms: Atoms) -> Data:
             mol = Chem.RemoveHs(mol)
     graph = bond_graph(mol if mol is not None else atoms, ATOM_FEATURE_SETS[spec.atom_features])
     if spec.virtual_edges:
-        graph = add_virtual_edges(graph, spec.cutoff)
+        graph = add_virtual_edges(graph, spec.virtual_cutoff)
     return with_distance_features(graph, spec.edge_rbf, spec.cutoff) if spec.edge_rbf else graph
 
 

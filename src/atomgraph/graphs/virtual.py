@@ -13,13 +13,14 @@ VIRTUAL_EDGE_TYPE = 5
 """``edge_type`` of a virtual edge (bond classes are 0-4: :func:`~atomgraph.features.bond_type_index`)."""
 
 
-def add_virtual_edges(graph: Data, cutoff: float) -> Data:
-    """Add a directed edge between every pair of atoms not already joined and closer than ``cutoff`` Å.
+def add_virtual_edges(graph: Data, cutoff: float | None = None) -> Data:
+    """Add a directed edge between every pair of atoms not already joined (closer than ``cutoff`` Å
+    when given; a molecule without 3D coordinates, ``has_3d`` False, gets every pair).
 
-    A molecule without 3D coordinates (``has_3d`` False) gets every pair. The new edges get
-    ``edge_type`` = :data:`VIRTUAL_EDGE_TYPE`, zero bond features and a final ``edge_attr`` column that
-    is 1 for virtual edges and 0 for chemical bonds, so models can tell them apart; distances come from
-    ``pos`` as for any edge. Returns a new graph (molecules only: a periodic cell is an error).
+    The new edges get ``edge_type`` = :data:`VIRTUAL_EDGE_TYPE`, zero bond features and a final
+    ``edge_attr`` column that is 1 for virtual edges and 0 for chemical bonds, so models can tell them
+    apart; distances come from ``pos`` as for any edge. Returns a new graph (molecules only: a periodic
+    cell is an error).
     """
     if bool(graph.pbc.any()):
         raise ValueError("virtual edges are defined for molecules, not periodic cells")
@@ -27,7 +28,7 @@ def add_virtual_edges(graph: Data, cutoff: float) -> Data:
     joined = torch.eye(n, dtype=torch.bool)
     joined[graph.edge_index[0], graph.edge_index[1]] = True
     candidates = ~joined
-    if "has_3d" not in graph or bool(graph.has_3d.all()):
+    if cutoff is not None and ("has_3d" not in graph or bool(graph.has_3d.all())):
         candidates &= torch.cdist(graph.pos, graph.pos) < cutoff
     new = candidates.nonzero().t()
     out = graph.clone()

@@ -11,7 +11,9 @@ y = MLP(R({(h_v^T, x_v)}))                 readout R (``pool``): set2set over Li
 The paper's variants, each an argument:
 
 * ``directed``: separate message functions for the edges into v (M_in, from h_w) and out of v (M_out,
-  from the other end's state), concatenated: the GRU reads a message of width 2d.
+  from the other end's state), concatenated: the GRU reads a message of width 2d. A molecule's graph
+  holds every bond in both directions with the same features, so both channels see the same
+  neighbours: as in the paper, direction only unties the weights (a second message function).
 * ``towers`` = k: the state splits into k towers of width d/k, each with its own message function and
   GRU; after every step a network g shared by all atoms mixes the towers (d -> d). The edge network's
   matrices shrink from d^2 to k (d/k)^2 numbers per edge.
@@ -24,8 +26,9 @@ The paper's variants, each an argument:
   virtual edge its distance bin as its type (bonded edges keep their bond class): 5 + 10 edge types,
   else 5 bond classes + the virtual type.
 
-Virtual edges within a cutoff (their own edge type) and Gilmer's donor/acceptor atom features come from
-the graph (``GraphSpec(virtual_edges=True, atom_features="hbond")``, preset ``gilmer_virtual``).
+Virtual edges (their own edge type; every non-bonded pair, or those within ``virtual_cutoff``) and
+Gilmer's donor/acceptor atom features come from the graph (``GraphSpec(virtual_edges=True,
+atom_features="hbond")``, preset ``gilmer_virtual``).
 """
 
 from __future__ import annotations

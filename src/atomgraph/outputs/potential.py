@@ -7,7 +7,7 @@ extensive target "energy" this is a sum of atomic contributions. Here, once for 
   the training split);
 * forces F = -dE/dpos                                           (eV/Å, [N, 3]);
   a model with ``direct_forces`` (PaiNN's direct force head) gives F = head * std in the same pass
-  instead: not conservative, and no stress;
+  instead: not conservative, and no stress (NaN where asked for in evaluation; refused in training);
 * stress sigma = (1/V) dE/d(epsilon) at epsilon = 0              (eV/Å^3, [B, 3, 3]), the strain
   epsilon applied to positions and cell by :func:`~atomgraph.graphs.apply_strain`. This is ASE's sign
   convention: positive (tensile) when the cell wants to shrink. Non-periodic graphs get NaN stress.
@@ -75,11 +75,17 @@ def energy_forces_stress(
     when asked for; stress is NaN for graphs that are not periodic in 3D).
     """
     if getattr(model, "direct_forces", False) and forces:
-        if stress:
-            raise ValueError("a model with direct forces has no stress (it is not the energy's derivative)")
+        if stress and training:
+            raise ValueError(
+                "a model with direct forces has no stress to train (it is not the energy's derivative): "
+                "set task.stress_weight: 0"
+            )
         outputs, direct = model.energy_and_forces(batch)
         energy = normalizer.denormalize(outputs, batch)[:, column]
-        return {"energy": energy, "forces": direct * normalizer.std[column]}
+        out = {"energy": energy, "forces": direct * normalizer.std[column]}
+        if stress:  # evaluation of labelled cells: no prediction (NaN), as for a molecule
+            out["stress"] = energy.new_full((energy.shape[0], 3, 3), float("nan"))
+        return out
     if (forces or stress) and torch.is_inference_mode_enabled():
         raise RuntimeError(
             "forces and stress need autograd: call outside torch.inference_mode() "

@@ -81,6 +81,8 @@ class AtomgraphModule(OptimizationMixin, L.LightningModule):
         self.kind = task.get("kind", "property")
         if self.kind not in OUTPUTS:
             raise ValueError(f"unknown task.kind {self.kind!r}; choose one of {OUTPUTS}")
+        if getattr(self.model, "direct_forces", False) and self.kind != "potential":
+            raise ValueError("model.direct_forces predicts forces: it needs task.kind: potential")
         if self.kind == "potential":
             if "energy" not in self.info.names:
                 raise ValueError(
