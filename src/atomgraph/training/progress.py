@@ -20,7 +20,8 @@ class EpochSummary(L.Callback):
         metrics = trainer.callback_metrics
         parts = [f"epoch {trainer.current_epoch:3d}"]
         for key in sorted(metrics):
-            if key.startswith(("train_loss", "val_")) and not key.endswith("_step"):
+            # the squared errors are logged for the learning curves' R², not for reading
+            if key.startswith(("train_loss", "val_")) and not key.endswith("_step") and "_mse_" not in key:
                 parts.append(f"{key.removesuffix('_epoch')}={float(metrics[key]):.4g}")
         lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
         parts.append(f"lr={lr:.2e}")
