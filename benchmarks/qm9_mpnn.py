@@ -11,8 +11,9 @@ The variants (:data:`VARIANTS`): the message-function x readout grid -- {matrix 
 per bond type), edge_network (enn), pair} x {set2set, ggnn} on the chemical graph with explicit
 hydrogens, the vector-valued messages reading the distance as Gaussians -- then, on enn-s2s: directed
 in/out messages, 8 towers, a latent master node, zero-padded input states, and Gilmer's virtual
-graph (virtual edges between all non-bonded pairs, donor/acceptor atom features) with the distance-binned matrix
-message (5 bond classes + 10 distance bins as edge types) and with the edge network on one-hot bins.
+graph (virtual edges between all non-bonded pairs, donor/acceptor atom features) with the
+distance-binned matrix message (5 bond classes + 10 distance bins as edge types) and with the edge
+network on one-hot bins.
 
 Towers (``--towers-timing``): inference (forward, no gradient) of the edge-network and matrix MPNNs with
 d = 200 and k = 1 vs k = 8 towers (the paper's example: n = 9 heavy atoms, a 2x speed-up), on QM9

@@ -224,7 +224,8 @@ def test_legacy_hyper_parameters_rebuild_the_graph_the_run_was_trained_on():
     new = legacy_hyper_parameters(old, crystal)
     assert (new["graph"]["cutoff"], new["graph"]["max_neighbors"]) == (8.0, 12)  # the old crystal rule
     assert new["targets"] == [{"name": "band_gap", "unit": "eV", "reduction": "mean", "kind": "regression",
-                               "ranks_first": "high", "description": "PBE band gap"}]  # fmt: skip
+                               "ranks_first": "high", "description": "PBE band gap",
+                               "chemical_accuracy": None}]  # fmt: skip
     schnet = {**old, "model": {"name": "schnet", "cutoff": 4.0, "extensive": [False]}}
     molecule = {"data": {"dataset": "qm9", "graph": {"kind": "radius", "cutoff": 5.0}}}
     new = legacy_hyper_parameters(schnet, molecule)
