@@ -222,7 +222,8 @@ def learning_curves(
         ax = axes["lr"]
         for col, s in rates:
             ax.plot(s.index, s.to_numpy(), color="C7", marker=marker(s), ms=3, label=col)
-        ax.set_yscale("log")
+        if all(bool((s.to_numpy() > 0).all()) for _, s in rates):  # a zero rate cannot be drawn on a log axis
+            ax.set_yscale("log")
         _panel(ax, x, "learning rate", "learning rate")
     return _save(fig, path)
 
