@@ -275,7 +275,7 @@ def test_painn_dipole_charges_are_neutral_and_batching_works(dipole_model, float
     graphs = [radius_graph(molecule(s), CUTOFF) for s in (10, 11)]
     batch = Batch.from_data_list(graphs)
     with torch.no_grad():
-        raw, _ = dipole_model._charges_and_dipoles(batch)
+        raw, _ = dipole_model._scalars_and_vectors(batch)
         charges = dipole_model.atomic_charges(batch)
         batched = dipole_model.dipole_vector(batch)
         single = torch.cat([dipole_model.dipole_vector(g) for g in graphs])

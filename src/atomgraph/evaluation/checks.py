@@ -39,6 +39,7 @@ from torch_geometric.data import Batch, Data
 
 from atomgraph.evaluation.plots import oversmoothing_plot, structures_grid
 from atomgraph.graphs.geometry import random_rotation
+from atomgraph.graphs.virtual import VIRTUAL_EDGE_TYPE
 from atomgraph.outputs.potential import cast_graph
 
 INVARIANCE_RTOL = 1e-9
@@ -366,8 +367,6 @@ def _drawable(graph: Data):
     mol = Chem.RWMol()
     for z in graph.z.tolist():
         mol.AddAtom(Chem.Atom(int(z)))
-    from atomgraph.graphs.virtual import VIRTUAL_EDGE_TYPE
-
     kinds = getattr(graph, "edge_type", torch.zeros(graph.edge_index.shape[1], dtype=torch.long)).tolist()
     pairs = graph.edge_index.t().tolist()
     bonds = {

@@ -66,6 +66,7 @@ def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, ver
         return evaluate_potential(run_dir, config, dataset, split, module, verbose)
     info = dataset.targets
     train = dataset[torch.as_tensor(split["train"])]
+    val = dataset[torch.as_tensor(split["val"])]
     test = dataset[torch.as_tensor(split["test"])]
     y_test = test.targets_array()
     pred = predict_graphs(module, test, config["training"]["eval_batch_size"])
@@ -86,7 +87,6 @@ def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, ver
     if has_sigma(module) and info.kind == "regression":
         from atomgraph.evaluation.uncertainty_report import report_uncertainty
 
-        val = dataset[torch.as_tensor(split["val"])]
         batch_size = config["training"]["eval_batch_size"]
         scored, sigma, _ = report_uncertainty(
             module, val, test, run_dir, batch_size, title=config["model"]["name"]
@@ -120,19 +120,18 @@ def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, ver
             )  # fmt: skip
             error_qq_plot(y_test[:, t], pred[:, t], plots / f"errors_qq_{name}.png", unit=unit)
             error_vs_true(y_test[:, t], pred[:, t], plots / f"error_vs_true_{name}.png", unit=unit)
+    y_val = val.targets_array()
     if info.kind == "regression":
-        parts = {"train": train, "val": dataset[torch.as_tensor(split["val"])], "test": test}
+        parts = {"train": train, "val": val, "test": test}
+        labels = {"train": train.targets_array(), "val": y_val, "test": y_test}
         labelled = {
-            f"{name} [{info.units[t]}]" if info.units[t] else name: {
-                k: part.targets_array()[:, t] for k, part in parts.items()
-            }
+            f"{name} [{info.units[t]}]" if info.units[t] else name: {k: y[:, t] for k, y in labels.items()}
             for t, name in enumerate(info.names)
         }
         dataset_plot({k: part.num_atoms() for k, part in parts.items()}, labelled, plots / "dataset.png")
     metrics_csv = metrics_history(run_dir / "logs")
     results["epochs"] = epochs_trained(metrics_csv)
     if metrics_csv is not None:
-        y_val = dataset[torch.as_tensor(split["val"])].targets_array()
         labelled = [y_val[np.isfinite(y_val[:, t]), t] for t in range(len(info.names))]
         variance = {name: float(v.var()) for name, v in zip(info.names, labelled, strict=True) if len(v) > 1}
         try:

@@ -172,14 +172,12 @@ class GilmerMPNN(nn.Module):
         num_types = NUM_BOND_TYPES + (NUM_BINS if self.typed_bins else 1)
         extra = {"none": 0, "raw": 1, "rbf": num_rbf, "bins": NUM_BINS}[distance]
         width = hidden // towers
-        channels = [_message_function(message, edge_dim + extra, num_types, towers, width, edge_hidden)]
-        if directed:
-            channels.append(
-                _message_function(message, edge_dim + extra, num_types, towers, width, edge_hidden)
-            )
-        self.messages = nn.ModuleList(channels)  # [M_in] or [M_in, M_out]
+        self.messages = nn.ModuleList(  # [M_in] or [M_in, M_out]
+            _message_function(message, edge_dim + extra, num_types, towers, width, edge_hidden)
+            for _ in range(1 + directed)
+        )
         self.project_atoms = nn.Linear(atom_dim, hidden) if input_states == "linear" else None
-        self.grus = nn.ModuleList(nn.GRUCell(len(channels) * width, width) for _ in range(towers))
+        self.grus = nn.ModuleList(nn.GRUCell(len(self.messages) * width, width) for _ in range(towers))
         self.mix = MLP([hidden, hidden, hidden], act="relu") if towers > 1 else None
         self.master = MasterNode(hidden, master_dim) if master_dim else None
         if pool == "ggnn":

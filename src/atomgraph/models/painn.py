@@ -162,6 +162,12 @@ class GatedEquivariantBlock(nn.Module):
         return self.scalar_act(s_out), gate.unsqueeze(1) * v2
 
 
+def _centred(values: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
+    """Per-atom values [N, ...] minus their molecule's mean: positions relative to the centroid (the
+    outputs do not depend on the origin), latent charges that sum to zero (a neutral molecule)."""
+    return values - scatter_mean(values, batch, num_graphs).index_select(0, batch)
+
+
 CARD = ModelCard.interatomic("interactions")
 
 
@@ -259,7 +265,7 @@ class PaiNN(nn.Module):
             s, v = s + ds, v + dv
         return s, v
 
-    def _charges_and_dipoles(self, graph: Data) -> tuple[torch.Tensor, torch.Tensor]:
+    def _scalars_and_vectors(self, graph: Data) -> tuple[torch.Tensor, torch.Tensor]:
         if self.vector_head is None:
             raise RuntimeError(f"atomic charges and vectors need PaiNN(output in {VECTOR_OUTPUTS})")
         s, v = self.atom_features(graph)
@@ -267,36 +273,30 @@ class PaiNN(nn.Module):
             s, v = block(s, v)
         return s.squeeze(-1), v.squeeze(-1)
 
-    @staticmethod
-    def _neutral(charges: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
-        return charges - scatter_mean(charges, batch, num_graphs).index_select(0, batch)
-
     def atomic_vectors(self, graph: Data) -> torch.Tensor:
         """Per-atom vectors [N, 3] from the gated equivariant head (the atomic dipoles mu_i in e·Å, or
         the nu_i of the polarisability)."""
-        return self._charges_and_dipoles(graph)[1]
+        return self._scalars_and_vectors(graph)[1]
 
     def atomic_charges(self, graph: Data) -> torch.Tensor:
         """Latent atomic charges q_i [N] (e), shifted to sum to zero over each molecule."""
         batch, num_graphs = batch_vector(graph)
-        return self._neutral(self._charges_and_dipoles(graph)[0], batch, num_graphs)
+        return _centred(self._scalars_and_vectors(graph)[0], batch, num_graphs)
 
     def dipole_vector(self, graph: Data) -> torch.Tensor:
         """Dipole moment vectors [B, 3] in Debye: sum_i q_i (r_i - centroid) + sum_i mu_i, sum_i q_i = 0."""
-        charges, dipoles = self._charges_and_dipoles(graph)
+        charges, dipoles = self._scalars_and_vectors(graph)
         batch, num_graphs = batch_vector(graph)
-        charges = self._neutral(charges, batch, num_graphs)
-        centred = graph.pos - scatter_mean(graph.pos, batch, num_graphs).index_select(0, batch)
-        per_atom = charges.unsqueeze(-1) * centred + dipoles
+        charges = _centred(charges, batch, num_graphs)
+        per_atom = charges.unsqueeze(-1) * _centred(graph.pos, batch, num_graphs) + dipoles
         return scatter_sum(per_atom, batch, num_graphs) * E_ANGSTROM_TO_DEBYE
 
     def polarizability_tensor(self, graph: Data) -> torch.Tensor:
         """Polarisability tensors [B, 3, 3] (the target's unit): sum_i alpha0_i I + nu_i (x) r_i
         + r_i (x) nu_i, r_i relative to the molecule's centroid; symmetric, rotating as Q alpha Q^T."""
-        alpha0, nu = self._charges_and_dipoles(graph)
+        alpha0, nu = self._scalars_and_vectors(graph)
         batch, num_graphs = batch_vector(graph)
-        centred = graph.pos - scatter_mean(graph.pos, batch, num_graphs).index_select(0, batch)
-        outer = nu.unsqueeze(-1) * centred.unsqueeze(-2)
+        outer = nu.unsqueeze(-1) * _centred(graph.pos, batch, num_graphs).unsqueeze(-2)
         eye = torch.eye(3, dtype=nu.dtype, device=nu.device)
         per_atom = alpha0.view(-1, 1, 1) * eye + outer + outer.transpose(-1, -2)
         return scatter_sum(per_atom, batch, num_graphs)
