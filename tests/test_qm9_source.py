@@ -183,6 +183,28 @@ def test_read_archive(tiny_archive: Path):
     assert rec.target("U0_atom")[0] == pytest.approx(-17.172, abs=1e-3)  # methane, as in PyG's QM9
 
 
+def test_qm9_graphs_carry_the_mulliken_charges_as_node_level_targets(tiny_archive: Path, tmp_path: Path):
+    from atomgraph.data.qm9 import load_qm9
+    from atomgraph.graphs.spec import GraphSpec
+    from atomgraph.training.datasets import select_targets
+
+    records = read_qm9_archive(tiny_archive, progress=False)
+    dataset = load_qm9(GraphSpec("radius", 5.0), source=tiny_archive, cache=tmp_path, progress=False)
+    assert dataset.meta.node_targets.names == ["mulliken"]
+    select_targets(dataset, ["mulliken"])
+    assert dataset.targets.node_level and dataset.targets.units == ["e"]
+    kept = [records.ids.tolist().index(int(i)) for i in dataset.meta.ids]
+    np.testing.assert_allclose(
+        dataset.targets_array()[:, 0], np.concatenate([records.mulliken[k] for k in kept]), rtol=1e-6
+    )
+    # heavy-atom graphs have no node per hydrogen, so no per-atom labels (and another cache file)
+    heavy = load_qm9(GraphSpec("bond", explicit_hydrogens=False), source=tiny_archive, cache=tmp_path,
+                     progress=False)  # fmt: skip
+    assert heavy.meta.node_targets.names == []
+    with pytest.raises(ValueError, match="unknown targets"):
+        select_targets(heavy, ["mulliken"])
+
+
 def test_read_archive_excludes_uncharacterized(tiny_archive: Path, tmp_path: Path):
     listing = tmp_path / "uncharacterized.txt"
     listing.write_text(UNCHARACTERIZED)

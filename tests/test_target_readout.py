@@ -29,23 +29,34 @@ INTENSIVE = {
 }  # fmt: skip
 
 
+GRAPH_REDUCTIONS = [r for r in REDUCTIONS if r != "node"]  # one value per graph
+GRAPH_READOUTS = [r for r in READOUTS if r != "atom"]
+
+
 @pytest.mark.parametrize("intensive", ["atom_mean", "pooled"])
-@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("reduction", GRAPH_REDUCTIONS)
 def test_auto_follows_the_reduction(reduction, intensive):
     expected = "sum" if reduction == "sum" else intensive
     assert resolve_readouts("auto", [reduction], intensive) == [expected]
-    for readout in READOUTS:  # an explicit readout is kept, whatever the reduction
+    for readout in GRAPH_READOUTS:  # an explicit readout is kept, whatever the reduction
         assert resolve_readouts(readout, [reduction], intensive) == [readout]
     mixed = resolve_readouts(["auto", "sum"], [reduction, "mean"], intensive)
     assert mixed == [expected, "sum"]
+    with pytest.raises(ValueError, match="node-level targets only"):  # per-atom outputs: [N, T], not [B, T]
+        resolve_readouts("atom", [reduction], intensive)
 
 
 def test_every_model_card_says_what_auto_means():
     for name in available_models():
         assert model_card(name).intensive_readout == INTENSIVE.get(name), name
-        readouts = model_card(name).target_readouts("auto", list(REDUCTIONS))
+        readouts = model_card(name).target_readouts("auto", GRAPH_REDUCTIONS)
         intensive = INTENSIVE.get(name)
         assert readouts == (["sum", intensive, intensive] if intensive else ["pooled"] * 3), name
+        if intensive:  # atom-wise outputs: node-level targets are read out per atom
+            assert model_card(name).target_readouts("auto", ["node"]) == ["atom"], name
+        else:
+            with pytest.raises(ValueError, match="atom-wise outputs"):
+                model_card(name).target_readouts("auto", ["node"])
 
 
 @pytest.mark.parametrize(
@@ -59,15 +70,17 @@ def test_every_model_card_says_what_auto_means():
         ("simple_gnn", {"dim": 8, "num_rbf": 8, "layers": 1}, lambda m: m.head.readouts),
         ("dimenet++", {"hidden": 8, "out_emb": 8, "int_emb": 4, "basis_emb": 4, "blocks": 1,
                        "num_spherical": 3, "num_radial": 4, "num_output_layers": 1},
-         lambda m: ["atom_mean" if c else "sum" for c in m.reduce.mean_columns.tolist()]),
+         lambda m: m.reduce.readouts),
         ("equivariant", {"hidden_irreps": "4x0e + 2x1o", "layers": 1, "num_basis": 4, "radial_hidden": 8},
-         lambda m: ["atom_mean" if c else "sum" for c in m.reduce.mean_columns.tolist()]),
+         lambda m: m.reduce.readouts),
     ],
 )  # fmt: skip
 def test_models_read_out_what_their_card_resolves(name, settings, head):
-    reductions = list(REDUCTIONS)
+    reductions = GRAPH_REDUCTIONS
     model = build_model(name, reductions=reductions, **settings)
     assert head(model) == model_card(name).target_readouts("auto", reductions)
+    node_level = build_model(name, reductions=["node"], **settings)  # one value per atom
+    assert head(node_level) == model_card(name).target_readouts("auto", ["node"]) == ["atom"]
 
 
 def test_atomwise_models_take_pooled_with_their_node_pool_but_not_mixed():

@@ -10,10 +10,13 @@ reduction:
     the cell volume, QM9's U0 or heat capacity);
     ``per_atom`` -- a per-atom quantity built from atomic contributions: their mean (formation energy
     in eV/atom); unchanged when a cell is replicated;
-    ``mean`` -- intensive: a pooled property (HOMO, band gap, moduli, affinities).
+    ``mean`` -- intensive: a pooled property (HOMO, band gap, moduli, affinities);
+    ``node`` -- a node-level label: one value per atom (QM9's Mulliken charges), predicted for every
+    atom and never reduced; its labels are ``y`` [N, T] (one row per atom) instead of [M, T], so a
+    target set is all node-level or all graph-level.
 
-Tables of known targets live here: :data:`QM9`, :data:`MATERIALS_PROJECT`, :data:`ELASTICITY`,
-:data:`AFFINITY`. :func:`known_target` looks a name up in all of them.
+Tables of known targets live here: :data:`QM9`, :data:`QM9_ATOMS`, :data:`MATERIALS_PROJECT`,
+:data:`ELASTICITY`, :data:`AFFINITY`. :func:`known_target` looks a name up in all of them.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-REDUCTIONS = ("sum", "per_atom", "mean")
+REDUCTIONS = ("sum", "per_atom", "mean", "node")
 KINDS = ("regression", "classification")
 RANKS_FIRST = ("low", "high")
 
@@ -73,6 +76,11 @@ class TargetSpec:
     def per_atom(self) -> bool:
         return self.reduction == "per_atom"
 
+    @property
+    def node_level(self) -> bool:
+        """Whether the target is one value per atom (reduction ``node``), not one per graph."""
+        return self.reduction == "node"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -90,6 +98,12 @@ class TargetSet(Sequence[TargetSpec]):
         kinds = {s.kind for s in self.specs}
         if len(kinds) > 1:
             raise ValueError(f"targets mix regression and classification: {names}")
+        if len({s.node_level for s in self.specs}) > 1:
+            nodes = [s.name for s in self.specs if s.node_level]
+            raise ValueError(
+                f"targets mix node-level {nodes} and graph-level ones: labels are one row per atom or one "
+                f"per graph, so train them in separate runs ({names})"
+            )
 
     def __getitem__(self, index):  # type: ignore[override]
         return self.specs[index]
@@ -121,6 +135,11 @@ class TargetSet(Sequence[TargetSpec]):
     @property
     def reductions(self) -> list[str]:
         return [s.reduction for s in self.specs]
+
+    @property
+    def node_level(self) -> bool:
+        """Whether the targets are node-level (one label row per atom; see the module docstring)."""
+        return bool(self.specs) and self.specs[0].node_level
 
     @property
     def kind(self) -> str:
@@ -207,6 +226,12 @@ properties of the files, the highest harmonic frequency and the four atomisation
 the free atoms' B3LYP energies, QM9's ``atomref``), with the chemical accuracy of Gilmer et al.'s report
 (Faber et al. 2017; none for the rotational constants)."""
 
+QM9_ATOMS: tuple[TargetSpec, ...] = (
+    TargetSpec("mulliken", "e", "node", description="Mulliken partial charge of each atom"),
+)
+"""QM9's node-level targets: one value per atom, hydrogens included (graphs that drop hydrogens have
+none)."""
+
 MATERIALS_PROJECT: tuple[TargetSpec, ...] = (
     TargetSpec("formation_energy_per_atom", "eV/atom", "per_atom", description="formation energy"),
     TargetSpec("band_gap", _EV, "mean", ranks_first="high", description="PBE band gap"),
@@ -230,7 +255,7 @@ POTENTIAL: tuple[TargetSpec, ...] = (
     TargetSpec("energy", _EV, "sum", description="total potential energy (forces are -dE/dx)"),
 )
 
-_TABLES = (QM9, MATERIALS_PROJECT, ELASTICITY, AFFINITY, POTENTIAL)
+_TABLES = (QM9, QM9_ATOMS, MATERIALS_PROJECT, ELASTICITY, AFFINITY, POTENTIAL)
 
 
 def known_target(name: str) -> TargetSpec | None:

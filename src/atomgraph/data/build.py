@@ -24,11 +24,25 @@ Row = tuple[str, Callable[[], Atoms], np.ndarray]
 """(row id, a function returning the structure (may raise), targets [T] with NaN for missing)."""
 
 
+#: ``atoms.arrays`` key of node-level labels [n, K] (one row per atom, the columns of the dataset's
+#: ``DatasetMeta.node_targets``): kept as ``graph.y_node``
+NODE_TARGETS = "node_targets"
+
+
 def graph_with_labels(atoms: Atoms, settings: GraphSpec, y: np.ndarray) -> Data:
-    """The graph of ``atoms`` with ``y`` [1, T]; per-atom forces and energy/stress are kept when present."""
+    """The graph of ``atoms`` with ``y`` [1, T]; per-atom forces, node-level labels (``y_node`` [n, K]
+    from ``atoms.arrays["node_targets"]``) and energy/stress are kept when present."""
     graph = settings.build(atoms)
     dtype = torch.get_default_dtype()
     graph.y = torch.tensor(np.asarray(y, dtype=np.float64).reshape(1, -1), dtype=dtype)
+    if NODE_TARGETS in atoms.arrays:
+        labels = np.asarray(atoms.arrays[NODE_TARGETS], dtype=np.float64).reshape(len(atoms), -1)
+        if graph.num_nodes != len(atoms):
+            raise ValueError(
+                f"the graph has {graph.num_nodes} nodes for {len(atoms)} atoms: node-level labels need one "
+                "node per atom, in order"
+            )
+        graph.y_node = torch.tensor(labels, dtype=dtype)
     if "forces" in atoms.arrays:
         graph.forces = torch.tensor(atoms.arrays["forces"], dtype=dtype)
     if "stress" in atoms.info:

@@ -26,21 +26,26 @@ class DatasetMeta:
     smiles: list[str] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)  # rows that failed: {"index", "id", "error"}
     settings: dict = field(default_factory=dict)
+    #: the columns of the graphs' ``y_node`` [n, K] (node-level labels; empty: none)
+    node_targets: TargetSet = field(default_factory=lambda: TargetSet(()))
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["targets"] = self.targets.to_list()
+        out["node_targets"] = self.node_targets.to_list()
         return out
 
     @classmethod
     def from_dict(cls, d: dict) -> DatasetMeta:
         d = dict(d)
         d["targets"] = TargetSet(d["targets"])
+        d["node_targets"] = TargetSet(d.get("node_targets", ()))
         return cls(**d)
 
 
 class GraphDataset(InMemoryDataset):
-    """Graphs (each with ``y`` [1, T] and ``natoms``) held in PyG's collated storage.
+    """Graphs (each with ``y`` [1, T] and ``natoms``) held in PyG's collated storage; after
+    :meth:`select_node_targets`, ``y`` is [n, T]: one row per atom (node-level targets).
 
     Indexing with an int gives a ``Data``; with a sequence/tensor of indices a view on those rows
     (``dataset[train_idx]``), as in PyG.
@@ -93,9 +98,24 @@ class GraphDataset(InMemoryDataset):
         """Keep only these columns of ``y`` (in this order)."""
         self._data.y = self._data.y[:, columns]
 
+    def select_node_targets(self, names: list[str]) -> None:
+        """Make the named node-level targets (``meta.node_targets``, in this order) the labels: ``y``
+        becomes [n, T] per graph, one row per atom, and ``targets`` those node-level specs."""
+        info, columns = self.meta.node_targets.select(names)
+        if getattr(self._data, "y_node", None) is None:
+            raise ValueError(f"node-level targets {names}: the graphs hold no per-atom labels")
+        self._data.y = self._data.y_node[:, columns]
+        self.slices["y"] = self.slices["y_node"]
+        self.meta.targets = info
+
     def targets_array(self) -> np.ndarray:
-        """Targets [M, T] (NaN where missing) of the rows of this dataset."""
-        return self._data.y[torch.as_tensor(self.indices())].numpy()
+        """Targets (NaN where missing) of the rows of this dataset: [M, T], or for node-level targets
+        [sum n, T], the atoms of each row in order."""
+        rows = torch.as_tensor(self.indices())
+        if not self.targets.node_level:
+            return self._data.y[rows].numpy()
+        offsets = self.slices["y"]
+        return torch.cat([self._data.y[offsets[i] : offsets[i + 1]] for i in rows.tolist()]).numpy()
 
     def save(self, path: str | Path) -> None:  # type: ignore[override]
         """Write graphs and metadata; :meth:`load` reads them back with ``weights_only=True``."""

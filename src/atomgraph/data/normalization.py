@@ -4,6 +4,9 @@ Intensive targets: y_norm = (y - mean) / std.
 Extensive targets: y_norm = (y - sum_i ref[z_i] - mean_per_atom * n_atoms) / std, where the element
 references come from a least-squares fit of y on element counts (training rows only) and std is that
 of the whole residual, so normalised targets have unit variance.
+Node-level targets (one label per atom, e.g. Mulliken charges): y_norm = (y_i - ref[z_i] - mean) / std,
+ref[z] the training mean of element z (the same fit with one atom per row): the model learns how an
+atom differs from its element's average.
 """
 
 from __future__ import annotations
@@ -23,19 +26,24 @@ class TargetNormalizer(nn.Module):
     """Maps targets to and from the unit-variance space the models are trained in.
 
     Buffers (saved in checkpoints): ``mean`` [T], ``std`` [T], ``atomref`` [max_z + 1, T] (eV or the
-    target's unit per atom), ``extensive`` [T].
+    target's unit per atom), ``extensive`` [T]. ``node_level``: the targets are one value per atom
+    (labels and predictions [N, T]; see the module docstring).
     """
 
-    def __init__(self, extensive: Sequence[bool], max_z: int = 100):
+    def __init__(self, extensive: Sequence[bool], max_z: int = 100, node_level: bool = False):
         super().__init__()
         t = len(extensive)
+        self.node_level = node_level
         self.register_buffer("extensive", torch.tensor(list(extensive), dtype=torch.bool))
         self.register_buffer("mean", torch.zeros(t))
         self.register_buffer("std", torch.ones(t))
         self.register_buffer("atomref", torch.zeros(max_z + 1, t))
 
     def fit(self, y: np.ndarray, numbers: Sequence[np.ndarray], atomref: bool = True) -> TargetNormalizer:
-        """Fit on training targets y [M, T] (NaN = missing) and their atomic numbers."""
+        """Fit on training targets y [M, T] (NaN = missing) and their atomic numbers (one array per
+        graph); node-level targets: y [sum n, T], the atoms of the graphs in order."""
+        if self.node_level:  # one atom per row: the element references are the elements' means
+            numbers = [np.array([z]) for z in np.concatenate([np.asarray(n) for n in numbers])]
         y = np.asarray(y, dtype=np.float64).reshape(len(numbers), -1)
         max_z = self.atomref.shape[0] - 1
         counts = np.zeros((len(numbers), max_z + 1))
@@ -51,7 +59,7 @@ class TargetNormalizer(nn.Module):
             if ok.sum() < 2:
                 raise ValueError(f"target {t}: fewer than two training labels, cannot normalise")
             target = y[ok, t]
-            if self.extensive[t]:
+            if self.extensive[t] or self.node_level:
                 if atomref:
                     present = np.flatnonzero(counts[ok].sum(0) > 0)
                     coef, *_ = np.linalg.lstsq(counts[ok][:, present], target, rcond=None)
@@ -70,7 +78,10 @@ class TargetNormalizer(nn.Module):
         return self
 
     def _offset(self, graph: Data) -> torch.Tensor:
-        """mean (intensive) or sum_i ref[z_i] + mean * n (extensive): [B, T]."""
+        """mean (intensive) or sum_i ref[z_i] + mean * n (extensive): [B, T]; node-level: ref[z_i] +
+        mean, [N, T]."""
+        if self.node_level:
+            return self.atomref[graph.z] + self.mean
         batch, num_graphs = batch_vector(graph)
         real = (graph.z > 0).to(self.mean.dtype)
         refs = scatter_sum(self.atomref[graph.z], batch, num_graphs)

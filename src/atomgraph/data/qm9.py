@@ -17,7 +17,7 @@ from rdkit import Chem, rdBase
 from rdkit.Chem import rdDetermineBonds
 from torch_geometric.data import Data
 
-from atomgraph.data.build import build_dataset, cache_dir, graph_with_labels, load_or_build
+from atomgraph.data.build import NODE_TARGETS, build_dataset, cache_dir, graph_with_labels, load_or_build
 from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset
 from atomgraph.data.graph_store import GraphStore, StoreInput, StoreRow, load_or_build_store
 from atomgraph.data.qm9_source import (
@@ -29,11 +29,17 @@ from atomgraph.data.qm9_source import (
 )
 from atomgraph.data.splits import seeded_subset
 from atomgraph.graphs.spec import GraphSpec
-from atomgraph.targets import QM9, TargetSet
+from atomgraph.targets import QM9, QM9_ATOMS, TargetSet
 
 
 def qm9_target_info() -> TargetSet:
     return TargetSet(QM9)
+
+
+def has_every_atom(settings: GraphSpec) -> bool:
+    """Whether the graphs of ``settings`` have one node per atom, hydrogens included: only then do they
+    carry QM9's node-level labels (the Mulliken charges, :data:`~atomgraph.targets.QM9_ATOMS`)."""
+    return settings.kind != "bond" or settings.explicit_hydrogens
 
 
 def molecule_from_xyz(numbers: np.ndarray, positions: np.ndarray) -> Chem.Mol:
@@ -52,32 +58,45 @@ def molecule_from_xyz(numbers: np.ndarray, positions: np.ndarray) -> Chem.Mol:
     return mol
 
 
-def _atoms(numbers: np.ndarray, positions: np.ndarray, smiles: str, bonded: bool) -> Atoms:
-    """One QM9 molecule as atoms, with its SMILES and, for bond graphs, its perceived RDKit molecule."""
+def _atoms(
+    numbers: np.ndarray, positions: np.ndarray, smiles: str, bonded: bool, charges: np.ndarray | None
+) -> Atoms:
+    """One QM9 molecule as atoms, with its SMILES, its Mulliken charges (e) as node-level labels where
+    given and, for bond graphs, its perceived RDKit molecule."""
     atoms = Atoms(numbers=numbers, positions=positions)
     atoms.info["smiles"] = smiles
+    if charges is not None:
+        atoms.arrays[NODE_TARGETS] = np.asarray(charges, dtype=np.float64).reshape(-1, 1)
     if bonded:
         atoms.info["rdkit_mol"] = molecule_from_xyz(numbers, positions)
     return atoms
 
 
-def _rows(records: QM9Records, indices: np.ndarray, bonded: bool):
+def _charges(records: QM9Records, row: int, settings: GraphSpec) -> np.ndarray | None:
+    return records.mulliken[row] if has_every_atom(settings) else None
+
+
+def _rows(records: QM9Records, indices: np.ndarray, settings: GraphSpec):
     for row in indices:
         numbers, positions, smiles = records.numbers[row], records.positions[row], records.smiles[row]
-        make = functools.partial(_atoms, numbers, positions, smiles, bonded)
+        charges = _charges(records, row, settings)
+        make = functools.partial(_atoms, numbers, positions, smiles, settings.kind == "bond", charges)
         yield str(records.ids[row]), make, records.targets[row]
 
 
-def _store_rows(records: QM9Records, indices: np.ndarray) -> Iterator[StoreRow]:
+def _store_rows(records: QM9Records, indices: np.ndarray, settings: GraphSpec) -> Iterator[StoreRow]:
     for row in indices:
-        payload = (records.numbers[row], records.positions[row], records.smiles[row], records.targets[row])
+        payload = (records.numbers[row], records.positions[row], records.smiles[row], records.targets[row],
+                   _charges(records, row, settings))  # fmt: skip
         yield StoreRow(str(records.ids[row]), str(records.smiles[row]), payload)
 
 
 def _store_graph(payload: tuple, settings: GraphSpec) -> Data:
-    """The graph of one stored row's payload (numbers, positions, SMILES, targets); runs in a worker."""
-    numbers, positions, smiles, targets = payload
-    return graph_with_labels(_atoms(numbers, positions, smiles, settings.kind == "bond"), settings, targets)
+    """The graph of one stored row's payload (numbers, positions, SMILES, targets, charges or None);
+    runs in a worker."""
+    numbers, positions, smiles, targets, charges = payload
+    atoms = _atoms(numbers, positions, smiles, settings.kind == "bond", charges)
+    return graph_with_labels(atoms, settings, targets)
 
 
 def _read_source(source: str | Path, cache: str | Path | None, progress: bool) -> QM9Records:
@@ -109,7 +128,7 @@ def load_qm9(
 
     def build() -> GraphDataset:
         records, indices, meta = _selection(settings, subset, seed, source, cache, progress)
-        rows = _rows(records, indices, settings.kind == "bond")
+        rows = _rows(records, indices, settings)
         return build_dataset(rows, settings, meta, total=len(indices), progress=progress)
 
     return load_or_build(path, build)
@@ -120,8 +139,10 @@ def _cache_path(
 ) -> Path:
     """The processed form's path: ``.pt`` (in memory) or ``.store`` (on disk), keyed by the GraphSpec."""
     tag = "qm9pack" if str(source) == "qm9pack" else Path(source).name
-    targets = len(QM9)  # a cache of another target set is another file
-    return cache_dir(cache) / f"qm9-{tag}-{targets}t-{subset or 'all'}-seed{seed}-{settings.key()}{suffix}"
+    targets = f"{len(QM9)}t"  # a cache of another target set is another file
+    if has_every_atom(settings):
+        targets += f"{len(QM9_ATOMS)}n"
+    return cache_dir(cache) / f"qm9-{tag}-{targets}-{subset or 'all'}-seed{seed}-{settings.key()}{suffix}"
 
 
 def _selection(
@@ -134,6 +155,7 @@ def _selection(
         "qm9",
         qm9_target_info(),
         settings={"graph": settings.to_dict(), "subset": subset, "seed": seed, "source": str(source)},
+        node_targets=TargetSet(QM9_ATOMS if has_every_atom(settings) else ()),
     )
     return records, indices, meta
 
@@ -155,6 +177,6 @@ def qm9_store(
     def make_input() -> StoreInput:
         records, indices, meta = _selection(settings, subset, seed, source, cache, progress)
         build = functools.partial(_store_graph, settings=settings)
-        return StoreInput(_store_rows(records, indices), build, meta, total=len(indices))
+        return StoreInput(_store_rows(records, indices, settings), build, meta, total=len(indices))
 
     return load_or_build_store(directory, make_input, shard_size, workers, progress)

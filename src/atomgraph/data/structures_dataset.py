@@ -1,4 +1,9 @@
-"""Structures with energies, forces and stress from extended XYZ or an ASE database."""
+"""Structures with energies, forces and stress from extended XYZ or an ASE database.
+
+A target named like a per-atom array of the structures (``atoms.arrays``: an extended XYZ column such
+as ``charges``) is node-level: one label per atom (:data:`~atomgraph.targets.REDUCTIONS` ``node``);
+the others are read from ``atoms.info`` (energy also from an attached calculator).
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,15 @@ import numpy as np
 from ase import Atoms
 from torch_geometric.data import Data
 
-from atomgraph.data.build import build_dataset, cache_dir, graph_with_labels, load_or_build
+from atomgraph.data.build import NODE_TARGETS, build_dataset, cache_dir, graph_with_labels, load_or_build
 from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset
 from atomgraph.data.graph_store import GraphStore, StoreInput, StoreRow, load_or_build_store
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.structures import iter_structures, read_all
-from atomgraph.targets import targets_from_columns
+from atomgraph.targets import TargetSet, TargetSpec, targets_from_columns
+
+#: per-atom arrays that are inputs or potential labels, never node-level targets
+_NOT_TARGETS = ("numbers", "positions", "forces", "momenta", "masses", "tags", NODE_TARGETS)
 
 
 def _energy(atoms: Atoms) -> float:
@@ -39,6 +47,44 @@ def _target_info(properties: Sequence[str]):
     return targets_from_columns(list(properties), units, [p == "energy" for p in properties])
 
 
+def node_properties(atoms: Atoms, properties: Sequence[str]) -> list[str]:
+    """The ``properties`` that are per-atom arrays of ``atoms`` (node-level targets)."""
+    return [p for p in properties if p in atoms.arrays and p not in _NOT_TARGETS]
+
+
+def _node_info(node: Sequence[str]) -> TargetSet:
+    return TargetSet(TargetSpec(p, "", "node") for p in node)
+
+
+def _check_found(atoms_list: Sequence[Atoms], properties: Sequence[str], name: str) -> None:
+    """A ValueError naming a property no structure has (a typo, or a per-atom array of another name),
+    with what the first structure offers."""
+    for p in properties:
+        if p == "energy" or any(p in atoms.info for atoms in atoms_list):
+            continue
+        first = atoms_list[0]
+        values = sorted(k for k in first.info if np.ndim(first.info[k]) == 0 and k != "source")
+        arrays = sorted(k for k in first.arrays if k not in _NOT_TARGETS)
+        raise ValueError(
+            f"{name}: no structure has the target {p!r}; values per structure: {values}, "
+            f"per-atom arrays (node-level targets): {arrays}"
+        )
+
+
+def _labelled(atoms: Atoms, node: Sequence[str]) -> Atoms:
+    """A copy of ``atoms`` with its ``node`` arrays as node-level labels [n, K] (a KeyError naming the
+    array when one is missing: the row is skipped and reported)."""
+    if not node:
+        return atoms
+    missing = [p for p in node if p not in atoms.arrays]
+    if missing:
+        raise KeyError(f"per-atom target arrays {missing} missing")
+    out = atoms.copy()
+    columns = [np.asarray(atoms.arrays[p], dtype=float).reshape(-1) for p in node]
+    out.arrays[NODE_TARGETS] = np.stack(columns, axis=1)
+    return out
+
+
 def structures_dataset(
     atoms_list: Sequence[Atoms],
     settings: GraphSpec,
@@ -47,17 +93,22 @@ def structures_dataset(
     progress: bool = True,
 ) -> GraphDataset:
     """Graphs of in-memory structures; ``y`` holds ``properties`` read from ``atoms.info`` (energy: eV,
-    extensive). Forces [N, 3] eV/Å and stress [1, 3, 3] eV/Å^3 are kept when present."""
-    info = _target_info(properties)
+    extensive) and ``y_node`` those that are per-atom arrays of the first structure (node-level targets,
+    :func:`node_properties`). Forces [N, 3] eV/Å and stress [1, 3, 3] eV/Å^3 are kept when present."""
+    node = node_properties(atoms_list[0], properties) if len(atoms_list) else []
+    graph_level = [p for p in properties if p not in node]
+    _check_found(atoms_list, graph_level, name)
+    info = _target_info(graph_level)
 
     def rows():
         for k, atoms in enumerate(atoms_list):
-            yield str(atoms.info.get("source", k)), (lambda a=atoms: a), _targets(atoms, properties)
+            make = functools.partial(_labelled, atoms, node)
+            yield str(atoms.info.get("source", k)), make, _targets(atoms, graph_level)
 
     with_forces = ["forces" in atoms.arrays for atoms in atoms_list]
     if any(with_forces) and not all(with_forces):
         _forces_mismatch(name, with_forces.index(not with_forces[0]), not with_forces[0])
-    meta = DatasetMeta(name, info, settings={"graph": settings.to_dict()})
+    meta = DatasetMeta(name, info, settings={"graph": settings.to_dict()}, node_targets=_node_info(node))
     return build_dataset(rows(), settings, meta, total=len(atoms_list), progress=progress)
 
 
@@ -80,6 +131,18 @@ def _store_graph(payload: tuple[Atoms, np.ndarray], settings: GraphSpec) -> Data
     return graph_with_labels(atoms, settings, targets)
 
 
+def _refuse_node_targets(path: str | Path, properties: Sequence[str]) -> None:
+    """A ValueError when some ``properties`` are per-atom arrays: node-level targets are read from
+    memory only."""
+    first = next(iter_structures(path), None)
+    node = node_properties(first, properties) if first is not None else []
+    if node:
+        raise ValueError(
+            f"{path}: {node} are per-atom arrays (node-level targets), which are read from memory only: "
+            "use data.storage: memory"
+        )
+
+
 def structures_store(
     path: str | Path,
     settings: GraphSpec,
@@ -95,6 +158,8 @@ def structures_store(
     name = Path(path).stem
 
     def make_input() -> StoreInput:
+        _refuse_node_targets(path, properties)
+
         def rows() -> Iterator[StoreRow]:
             first_has_forces = None
             for k, atoms in enumerate(iter_structures(path)):

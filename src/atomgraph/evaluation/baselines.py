@@ -5,6 +5,8 @@
   geometry: for energies this is the classic "sum of per-element reference energies" fit. Use counts
   for extensive targets (total energies) and ``fractions=True`` for intensive ones (energy per atom,
   band gaps); the caller chooses.
+* :class:`ElementMeanBaseline` predicts a node-level label (one per atom, e.g. a partial charge) as
+  the training mean of the atom's element: what an atom's type alone tells.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from sklearn.preprocessing import StandardScaler
 
 from atomgraph.evaluation._arrays import to_numpy
 
-__all__ = ["CompositionBaseline", "MeanBaseline", "composition_matrix"]
+__all__ = ["CompositionBaseline", "ElementMeanBaseline", "MeanBaseline", "composition_matrix"]
 
 RIDGE_ALPHAS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 
@@ -48,6 +50,34 @@ class MeanBaseline:
         if self.mean_ is None:
             raise RuntimeError("MeanBaseline.predict called before fit")
         return np.broadcast_to(self.mean_, (int(n), *np.shape(self.mean_))).copy()
+
+
+class ElementMeanBaseline:
+    """Per-atom labels [N] predicted as the NaN-aware training mean of each atom's element; elements
+    absent from the training atoms get the mean of all training atoms."""
+
+    def __init__(self) -> None:
+        self.means_: dict[int, float] = {}
+        self.overall_: float | None = None
+
+    def fit(self, z_train: Any, y_train: Any) -> ElementMeanBaseline:
+        """Fit on atomic numbers [N] and labels [N] of the training atoms; returns ``self``."""
+        z, y = to_numpy(z_train, dtype=np.int64).reshape(-1), to_numpy(y_train).reshape(-1)
+        if z.shape != y.shape:
+            raise ValueError(f"ElementMeanBaseline.fit: {z.shape[0]} atomic numbers for {y.shape[0]} labels")
+        ok = ~np.isnan(y)
+        if not ok.any():
+            raise ValueError("ElementMeanBaseline.fit: no labelled atom")
+        self.overall_ = float(y[ok].mean())
+        self.means_ = {int(e): float(y[ok & (z == e)].mean()) for e in np.unique(z[ok])}
+        return self
+
+    def predict(self, z: Any) -> np.ndarray:
+        """The element means for atomic numbers [N]."""
+        if self.overall_ is None:
+            raise RuntimeError("ElementMeanBaseline.predict called before fit")
+        numbers = to_numpy(z, dtype=np.int64).reshape(-1)
+        return np.array([self.means_.get(int(e), self.overall_) for e in numbers], dtype=float)
 
 
 def composition_matrix(

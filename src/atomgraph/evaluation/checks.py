@@ -128,7 +128,8 @@ def symmetry_checks(module: nn.Module, graphs: list[Data], seed: int = 0) -> lis
         perm_graph, new_index = permuted(graph, generator)
         perm = _outputs(module, perm_graph)
         scalar = "energy" if "energy" in base else "outputs"
-        error = _relative(perm[scalar], base[scalar])
+        node_level = getattr(getattr(module, "info", None), "node_level", False)  # outputs follow atoms
+        error = _relative(perm[scalar][new_index] if node_level else perm[scalar], base[scalar])
         if key:  # forces follow their atoms
             error = _worse(error, _relative(perm["forces"][new_index], base["forces"]))
         worst["permutation"] = _worse(worst["permutation"], error)
@@ -317,6 +318,10 @@ def worst_errors(run_dir: Path, dataset, split: dict, k: int) -> list[dict]:
     if true_column is None:
         return []
     pred_column = true_column[: -len("_true")] + "_pred"
+    if "atom" in table.columns:  # node-level: one row per atom; each molecule's worst atom stands for it
+        table["position"] = (table["id"] != table["id"].shift()).cumsum() - 1
+        worst = (table[pred_column] - table[true_column]).abs().groupby(table["position"]).idxmax()
+        table = table.loc[worst.to_numpy()].set_index("position")
     error = (table[pred_column] - table[true_column]).abs()
     train_numbers = dataset[torch.as_tensor(split["train"])].atomic_numbers()
     share = {}
@@ -337,6 +342,7 @@ def worst_errors(run_dir: Path, dataset, split: dict, k: int) -> list[dict]:
                 "true": float(table[true_column][position]),
                 "predicted": float(table[pred_column][position]),
                 "abs_error": float(error[position]),
+                **({"atom": int(table["atom"][position])} if "atom" in table.columns else {}),
                 "rarest_element": chemical_symbols[rarest],
                 "rarest_element_training_share": share.get(rarest, 0) / max(len(train_numbers), 1),
             }

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from ase.data import chemical_symbols
 from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 
@@ -134,23 +135,30 @@ def predict_potential(
 
 def predict_each(
     module: torch.nn.Module, graphs, batch_size: int = 128, mc_samples: int | None = None
-) -> tuple[np.ndarray, list[str]]:
+) -> tuple[np.ndarray | list[np.ndarray | None], list[str]]:
     """Predictions [M, T] and an error message per graph ("" when fine): batches first; a batch that
     fails is predicted graph by graph, so one bad structure costs only its own row. With
     ``mc_samples`` (not None: 0 for the module's own sigma, > 0 for MC dropout) the rows are [M, 2T],
-    means then sigmas (:func:`predict_distribution`)."""
+    means then sigmas (:func:`predict_distribution`). Node-level targets: a list with one [n, T] array
+    per graph (its atoms in order; None where the model failed)."""
 
-    def rows_of(chunk, size: int) -> np.ndarray:
+    node_level = module.info.node_level
+
+    def rows_of(chunk, size: int) -> list[np.ndarray]:
         if mc_samples is None:
-            return predict_graphs(module, chunk, size)
-        return np.concatenate(predict_distribution(module, chunk, size, mc_samples), axis=1)
+            values = predict_graphs(module, chunk, size)
+        else:
+            values = np.concatenate(predict_distribution(module, chunk, size, mc_samples), axis=1)
+        if node_level:  # [sum n, T] -> one [n, T] block per graph
+            return np.split(values, np.cumsum([graph.num_nodes for graph in chunk])[:-1])
+        return list(values)
 
     rows: list[np.ndarray | None] = []  # one per graph; None where the model failed on it
     errors: list[str] = []
     for start in range(0, len(graphs), batch_size):
         chunk = graphs[start : start + batch_size]
         try:
-            rows += list(rows_of(chunk, batch_size))
+            rows += rows_of(chunk, batch_size)
             errors += [""] * len(chunk)
             continue
         except (IndexError, RuntimeError, ValueError):
@@ -163,6 +171,8 @@ def predict_each(
                 reason = str(error).splitlines()[0] if str(error) else type(error).__name__
                 rows.append(None)
                 errors.append(f"the model cannot evaluate this structure ({reason})")
+    if node_level:
+        return rows, errors
     outputs = len(module.info.names) * (1 if mc_samples is None else 2)  # width when every graph failed
     width = next((len(row) for row in rows if row is not None), outputs)
     values = np.array([np.full(width, np.nan) if row is None else row for row in rows]).reshape(
@@ -250,6 +260,10 @@ def predict_file(
         mc_dropout_layers(run.module, mc_samples)
     except ValueError as error:
         raise ValueError(f"{run_dir}: {error}") from None
+    if run.targets.node_level and (mc_samples or top_k is not None):
+        raise ValueError(
+            f"{run_dir}: a node-level model ({names}) writes one value per atom: no MC dropout sigma or top-k"
+        )
     sigma = mc_samples > 0 or (has_sigma(run.module) and run.targets.kind == "regression")
     # the report's calibration is for the run's own sigma; MC dropout's is another sigma
     calibration = run_calibration(run) if sigma and not mc_samples else None
@@ -360,9 +374,17 @@ def _predict_chunk(
                 slots.append(len(records))
         records.append(record)
     table = pd.DataFrame(records)
+    errors: list[str] = []
+    if run.targets.node_level:
+        table["atoms"] = ""  # the element of each value, in the same order
     for name in columns:
-        table[name] = np.nan
-    if graphs:
+        table[name] = "" if run.targets.node_level else np.nan
+    if graphs and run.targets.node_level:
+        values, errors = predict_each(run.module, graphs)
+        table.loc[slots, "atoms"] = [" ".join(chemical_symbols[int(z)] for z in g.z) for g in graphs]
+        for t, name in enumerate(names):
+            table.loc[slots, name] = [_atom_values(row, t) for row in values]
+    elif graphs:
         values, errors = predict_each(
             run.module, graphs, mc_samples=None if uncertainty is None else uncertainty[0]
         )
@@ -374,7 +396,13 @@ def _predict_chunk(
             values = np.concatenate(parts, axis=1)
         for t, name in enumerate(columns):
             table.loc[slots, name] = values[:, t]
-        for slot, error in zip(slots, errors, strict=True):
-            if error:
-                table.loc[slot, "error"] = one_line(f"{table.loc[slot, 'id']}: {error}")
+    for slot, error in zip(slots, errors, strict=True):
+        if error:
+            table.loc[slot, "error"] = one_line(f"{table.loc[slot, 'id']}: {error}")
     return table
+
+
+def _atom_values(row: np.ndarray | None, column: int) -> str:
+    """A node-level prediction of one structure as written: its atoms' values, space-separated, in
+    the order of the structure's atoms ("" where the model failed)."""
+    return "" if row is None else " ".join(f"{value:.6g}" for value in row[:, column])

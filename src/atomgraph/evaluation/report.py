@@ -65,6 +65,10 @@ def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, ver
     if module.kind == "potential":
         return evaluate_potential(run_dir, config, dataset, split, module, verbose)
     info = dataset.targets
+    if info.node_level:
+        from atomgraph.evaluation.node_report import evaluate_node_targets
+
+        return evaluate_node_targets(run_dir, config, dataset, split, module, verbose)
     train = dataset[torch.as_tensor(split["train"])]
     val = dataset[torch.as_tensor(split["val"])]
     test = dataset[torch.as_tensor(split["test"])]
@@ -270,8 +274,9 @@ def format_results(results: dict, dataset: str | None = None) -> str:
     trained = f", {epochs} epochs" if epochs is not None else ""
     members = len(next(iter(results.get("members", {}).values()), []))
     model = f"an ensemble of {members} {results['model']} models" if members else f"model {results['model']}"
+    atoms = f", {results['n_test_atoms']} atoms" if "n_test_atoms" in results else ""
     lines = [
-        f"test set ({results['n_test']} rows; {model}, "
+        f"test set ({results['n_test']} rows{atoms}; {model}, "
         f"{results['parameters']:,} parameters, {results['n_train']} training rows{trained})"
     ]
     for name, entry in results["test"].items():

@@ -105,6 +105,12 @@ class ModelCard:
         """The readout of each target (:func:`~atomgraph.nn.target_readout.resolve_readouts`) for the
         model's ``readout`` argument; every target ``"pooled"`` for models without one."""
         if self.intensive_readout is None:
+            if "node" in reductions:
+                raise ValueError(
+                    "this model pools its atoms into one vector per graph and predicts no per-atom "
+                    "values; node-level targets need a model with atom-wise outputs (schnet, painn, "
+                    "dimenet, equivariant, mace, cgcnn, megnet, simple_gnn)"
+                )
             return ["pooled"] * len(reductions)
         return resolve_readouts(readout, reductions, self.intensive_readout)
 

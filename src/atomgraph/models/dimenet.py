@@ -308,7 +308,7 @@ class DimeNetPlusPlus(nn.Module):
         if blocks < 1:
             raise ValueError(f"blocks must be at least 1, got {blocks}")
         self.cutoff = graph.interaction_cutoff(interaction_cutoff, name)
-        supported = ("sum", "atom_mean")
+        supported = ("sum", "atom_mean", "atom")
         readouts = resolve_readouts(readout, reductions, CARD.intensive_readout, supported=supported)
         self.reduce = SumOrMean(readouts)
         self.rbf = BesselRBF(self.cutoff, num_radial, trainable=True)

@@ -175,7 +175,7 @@ class EquivariantPotential(nn.Module):
         if not avg_num_neighbors > 0:
             raise ValueError(f"avg_num_neighbors must be positive, got {avg_num_neighbors}")
         self.cutoff = graph.cutoff
-        supported = ("sum", "atom_mean")
+        supported = ("sum", "atom_mean", "atom")
         readouts = resolve_readouts(readout, reductions, CARD.intensive_readout, supported=supported)
         self.reduce = SumOrMean(readouts)
         sh_lmax = irreps_hidden.lmax if sh_lmax is None else sh_lmax

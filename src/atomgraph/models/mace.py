@@ -238,9 +238,9 @@ class MacePotential(nn.Module):
         species_of = torch.full((max_z + 1,), -1, dtype=torch.long)
         species_of[torch.tensor(elements)] = torch.arange(len(elements))
         self.register_buffer("species_of", species_of, persistent=False)
-        self.reduce = SumOrMean(
-            resolve_readouts(readout, reductions, CARD.intensive_readout, supported=("sum", "atom_mean"))
-        )
+        supported = ("sum", "atom_mean", "atom")
+        readouts = resolve_readouts(readout, reductions, CARD.intensive_readout, supported=supported)
+        self.reduce = SumOrMean(readouts)
         self.irreps_edge = o3.Irreps.spherical_harmonics(sh_lmax)
         self.spherical_harmonics = o3.SphericalHarmonics(
             self.irreps_edge, normalize=True, normalization="component"

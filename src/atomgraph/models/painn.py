@@ -218,6 +218,8 @@ class PaiNN(nn.Module):
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         if output in VECTOR_OUTPUTS and len(reductions) != 1:
             raise ValueError(f"output={output!r} predicts one target, got {len(reductions)} reductions")
+        if output in VECTOR_OUTPUTS and "node" in reductions:
+            raise ValueError(f"output={output!r} predicts a molecule's tensor, not a node-level target")
         if direct_forces and output in VECTOR_OUTPUTS:
             raise ValueError(f"direct_forces go with the energy head (output='property'), not {output!r}")
         if vector_hidden is not None and vector_hidden < 1:

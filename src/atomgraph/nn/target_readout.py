@@ -8,13 +8,15 @@ One vocabulary, :data:`READOUTS`, for every model:
   (formation energy per atom, SchNet's HOMO): unchanged when a cell is replicated;
 * ``"pooled"``: the atom states pooled into one vector per graph with the model's node pool (a
   :data:`~atomgraph.nn.readout.POOLS` kind: mean for CGCNN, set2set for MEGNet), then an MLP --
-  intensive.
+  intensive;
+* ``"atom"``: the atoms' outputs themselves, not reduced: predictions [N, T] for node-level targets
+  (reduction ``node``, e.g. Mulliken charges), and only for those.
 
 ``"auto"`` is resolved per target from its :class:`~atomgraph.targets.TargetSpec` reduction
 (:func:`resolve_readouts`): ``sum`` -> ``"sum"``; ``per_atom`` and ``mean`` -> the model's intensive
 readout (its card's ``intensive_readout``: ``"pooled"`` for CGCNN and MEGNet, ``"atom_mean"`` for the
-atom-wise models). Models without a per-target readout (the GNN zoo, MPNN, the affinity models) read
-every target out ``"pooled"``.
+atom-wise models); ``node`` -> ``"atom"``. Models without a per-target readout (the GNN zoo, MPNN, the
+affinity models) read every target out ``"pooled"`` and take no node-level targets.
 
 Training a per-atom target (eV/atom) with ``"sum"`` teaches the model the cell size instead of the
 chemistry: :func:`readout_mismatches` names such choices (seed 004, slide 23).
@@ -32,7 +34,7 @@ from atomgraph.nn.readout import POOLS, GraphReadout
 from atomgraph.nn.scatter import scatter_sum
 from atomgraph.targets import REDUCTIONS, TargetSpec
 
-READOUTS = ("sum", "atom_mean", "pooled")
+READOUTS = ("sum", "atom_mean", "pooled", "atom")
 
 
 def check_readout(readout: str | Sequence[str]) -> None:
@@ -78,7 +80,12 @@ def resolve_readouts(
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
         if choice == "auto":
-            choice = "sum" if reduction == "sum" else intensive
+            choice = {"sum": "sum", "node": "atom"}.get(reduction, intensive)
+        if (choice == "atom") != (reduction == "node"):  # [N, T] against [B, T]: shapes, not a mismatch
+            raise ValueError(
+                "readout 'atom' (one output per atom) is for node-level targets only (reduction 'node'), "
+                f"and node-level targets take no other; got readout {choice!r} for a {reduction!r} target"
+            )
         if choice not in supported:
             raise ValueError(f"this model reads targets out with one of {tuple(supported)}, not {choice!r}")
         out.append(choice)
@@ -112,15 +119,22 @@ def readout_mismatches(targets: Sequence[TargetSpec], readouts: Sequence[str]) -
 
 class SumOrMean(nn.Module):
     """Per-atom contributions ``[N, T]`` -> graph values ``[B, T]``: summed over the atoms of each
-    graph, and divided by their number for the ``"atom_mean"`` targets (``readouts``: one per target)."""
+    graph, and divided by their number for the ``"atom_mean"`` targets (``readouts``: one per target);
+    node-level targets (every readout ``"atom"``) keep the ``[N, T]`` outputs as they are."""
 
     def __init__(self, readouts: Sequence[str]):
         super().__init__()
+        if "atom" in readouts and set(readouts) != {"atom"}:
+            raise ValueError(f"readout 'atom' is for every target or none, got {list(readouts)}")
+        self.readouts = list(readouts)
+        self.node_level = "atom" in readouts
         columns = [r == "atom_mean" for r in readouts]
         self.any_mean = any(columns)
         self.register_buffer("mean_columns", torch.tensor(columns, dtype=torch.bool), persistent=False)
 
     def forward(self, per_atom: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
+        if self.node_level:
+            return per_atom
         summed = scatter_sum(per_atom, batch, num_graphs)
         if not self.any_mean:
             return summed

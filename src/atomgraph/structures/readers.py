@@ -8,7 +8,9 @@ parser can tell), and pass every structure through :func:`~atomgraph.structures.
 format (``format=``)      parser     notes
 ========================= ========== =================================================================
 xyz, extxyz               ASE        energy/forces/stress -> SinglePointCalculator, also copied to
-                                     ``info["energy"]``, ``arrays["forces"]``, ``info["stress"]``
+                                     ``info["energy"]``, ``arrays["forces"]``, ``info["stress"]``;
+                                     per-atom charges/magmoms/energies -> ``arrays`` (ASE reads a
+                                     ``charge`` column as the calculator's ``charges``)
 sdf, mol                  RDKit      ``info["rdkit_mol"]``; SD properties -> ``info``
 mol2                      RDKit      one record per ``@<TRIPOS>MOLECULE``; charges -> ``arrays``
 cif                       ASE        one record per data block
@@ -344,9 +346,18 @@ def _read_db(path: Path) -> Iterator[ase.Atoms]:
             yield atoms
 
 
+#: per-atom calculator results copied into ``atoms.arrays`` under their own names (node-level targets)
+PER_ATOM_RESULTS = ("charges", "magmoms", "energies")
+
+
 def _copy_calc_results(atoms: ase.Atoms) -> None:
-    """Copy a calculator's energy (eV), forces (eV/Å), stress (eV/Å^3, 3x3) into ``info``/``arrays``."""
+    """Copy a calculator's energy (eV), forces (eV/Å), stress (eV/Å^3, 3x3) into ``info``/``arrays``, and
+    its per-atom :data:`PER_ATOM_RESULTS` into ``arrays``."""
     results = getattr(atoms.calc, "results", None) or {}
+    for key in PER_ATOM_RESULTS:
+        if results.get(key) is not None and key not in atoms.arrays:
+            values = np.asarray(results[key], dtype=float)
+            atoms.arrays[key] = values.reshape(len(atoms), *values.shape[1:])
     if results.get("energy") is not None:
         atoms.info["energy"] = float(results["energy"])
     if results.get("forces") is not None:

@@ -149,7 +149,27 @@ def open_storage(entry: DatasetEntry, data: dict) -> DatasetLoader | StoreLoader
 
 
 def select_targets(dataset: GraphDataset, names: list[str]) -> GraphDataset:
-    """Keep only the named target columns of ``y`` (in that order)."""
+    """Keep only the named target columns of ``y`` (in that order), or make the named node-level
+    targets (``meta.node_targets``: one label per atom) the labels."""
+    node_names = dataset.meta.node_targets.names
+    nodes = [n for n in names if n in node_names]
+    if nodes:
+        if len(nodes) != len(names):
+            graph_level = [n for n in names if n not in node_names]
+            raise ValueError(
+                f"data.targets: node-level {nodes} and graph-level {graph_level} targets cannot be trained "
+                "together (one label row per atom or one per graph): use separate runs"
+            )
+        if not hasattr(dataset, "select_node_targets"):
+            raise ValueError(f"node-level targets {nodes} are read from memory: use data.storage: memory")
+        dataset.select_node_targets(nodes)
+        return dataset
+    if dataset.meta.node_targets.names:
+        unknown = [n for n in names if n not in dataset.targets.names]
+        if unknown:
+            raise ValueError(
+                f"unknown targets {unknown}; graph-level: {dataset.targets.names}, node-level: {node_names}"
+            )
     info, columns = dataset.targets.select(names)
     dataset.select_target_columns(columns)
     dataset.meta.targets = info

@@ -99,12 +99,15 @@ class AtomgraphModule(OptimizationMixin, L.LightningModule):
                 raise ValueError("task.uncertainty is for properties; a potential's uncertainty is an "
                                  "ensemble's spread (ensemble.members)")  # fmt: skip
         elif self.uncertainty == "mean_variance":
+            if self.info.node_level:
+                raise ValueError("task.uncertainty: mean_variance is for graph-level targets, not node-level "
+                                 f"{self.info.names}")  # fmt: skip
             self.task = MeanVarianceTask(self.info.kind, task.get("loss"))
             self.task.check_model(self)
             self.normalizer = TargetNormalizer(self.info.extensive)
         else:
             self.task = PropertyTask(self.info.kind, task.get("loss"))
-            self.normalizer = TargetNormalizer(self.info.extensive)
+            self.normalizer = TargetNormalizer(self.info.extensive, node_level=self.info.node_level)
         self.training_settings = training
         self.total_steps = total_steps
         tuning = tuning or {}

@@ -256,7 +256,10 @@ def warn_readout_mismatches(config: dict, dataset: GraphDataset) -> None:
     mismatched-readout pitfall: a per-atom target read out with a sum learns the cell size)."""
     model = config["model"]
     card, reductions = model_card(model["name"]), dataset.targets.reductions
-    readouts = card.target_readouts(model.get("readout", "auto"), reductions)
+    try:
+        readouts = card.target_readouts(model.get("readout", "auto"), reductions)
+    except ValueError as error:
+        raise ConfigError(f"model {model['name']!r}, targets {dataset.targets.names}: {error}") from None
     for message in readout_mismatches(dataset.targets, readouts):
         warnings.warn(message, UserWarning, stacklevel=2)
         log.warning(message)
