@@ -10,11 +10,13 @@ import ase.db
 import ase.io
 import numpy as np
 import pytest
+import torch
 from ase.build import bulk, molecule
 from ase.calculators.singlepoint import SinglePointCalculator
 from rdkit import Chem
 from rdkit.Chem import AllChem
 
+from atomgraph.graphs.spec import GraphSpec
 from atomgraph.structures import (
     StructureError,
     from_smiles,
@@ -90,6 +92,25 @@ def test_smiles_2d_depiction() -> None:
     assert np.allclose(atoms.positions[:, 2], 0.0)
     assert np.ptp(atoms.positions[:, 0]) > 1.0
     assert atoms.info["rdkit_mol"].GetNumAtoms() == 13
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        GraphSpec("bond", explicit_hydrogens=False),
+        GraphSpec("bond", explicit_hydrogens=True),  # (edge_rbf refuses molecules without 3D)
+        GraphSpec("bond", explicit_hydrogens=False, virtual_edges=True, atom_features="hbond"),
+    ],
+)
+def test_bond_graphs_never_read_the_2d_drawing(spec: GraphSpec) -> None:
+    # predict and the SMILES datasets skip the depiction (most of the time of a row): nothing changes
+    for smiles in ("CC(=O)Oc1ccccc1C(=O)O", "[Na+].[Cl-]", "C[C@H](N)C(=O)O"):
+        drawn, undrawn = from_smiles(smiles), from_smiles(smiles, depict=False)
+        assert undrawn.info["coordinates"] == "none" and np.all(undrawn.positions == 0)
+        a, b = spec.build(drawn), spec.build(undrawn)
+        assert a.keys() == b.keys()
+        for key in a.keys():
+            assert torch.equal(a[key], b[key]), (smiles, key)
 
 
 @pytest.mark.parametrize("bad", ["C1CC(", "xyz", "C(C)(C)(C)(C)C"])

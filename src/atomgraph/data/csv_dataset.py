@@ -95,7 +95,11 @@ def load_csv(
     def rows():
         values = table[list(target_columns)].to_numpy(dtype=np.float64)
         for row, smiles in enumerate(table[smiles_column].astype(str)):
-            yield f"{Path(path).name}:{row + 2}", lambda s=smiles: from_smiles(s, embed_3d=embed), values[row]
+            yield (
+                f"{Path(path).name}:{row + 2}",
+                lambda s=smiles: from_smiles(s, embed_3d=embed, depict=False),
+                values[row],
+            )
 
     def build() -> GraphDataset:
         meta = _meta(path, info, settings, table)
@@ -123,7 +127,8 @@ def _cache_path(
 def _store_graph(payload: tuple[str, np.ndarray], settings: GraphSpec) -> Data:
     """The graph of one SMILES row (SMILES, targets); runs in a store-building worker."""
     smiles, targets = payload
-    return graph_with_labels(from_smiles(smiles, embed_3d=settings.kind == "radius"), settings, targets)
+    atoms = from_smiles(smiles, embed_3d=settings.kind == "radius", depict=False)  # bonds, no drawing
+    return graph_with_labels(atoms, settings, targets)
 
 
 def csv_store(

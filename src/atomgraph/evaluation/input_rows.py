@@ -87,8 +87,9 @@ def count_rows(path: Path) -> int | None:
 
 
 def featurise(row: InputRow, spec: GraphSpec) -> InputRow:
-    """``row`` with its graph built by ``spec`` (SMILES parsed first; 3D-embedded for radius graphs), or
-    its error; ``record`` is dropped (it is no longer needed)."""
+    """``row`` with its graph built by ``spec`` (SMILES parsed first; 3D-embedded for radius graphs,
+    not depicted for bond graphs, which read the bonds and never a 2D drawing), or its error; ``record``
+    is dropped (it is no longer needed)."""
     from atomgraph.structures import StructureError, from_smiles
 
     record = row.record
@@ -97,7 +98,8 @@ def featurise(row: InputRow, spec: GraphSpec) -> InputRow:
         row.error = one_line(str(record))
         return row
     try:
-        atoms = from_smiles(row.smiles, embed_3d=spec.kind == "radius") if record is None else record
+        embed = spec.kind == "radius"
+        atoms = from_smiles(row.smiles, embed_3d=embed, depict=False) if record is None else record
         row.graph = spec.build(atoms)
     except StructureError as error:
         row.error = one_line(str(error))
@@ -127,8 +129,8 @@ def _from_worker(rows: list[InputRow]) -> list[InputRow]:
 def featurised_chunks(
     rows: Iterator[InputRow], spec: GraphSpec, chunk_rows: int, workers: int = 0
 ) -> Iterator[list[InputRow]]:
-    """Chunks of ``chunk_rows`` featurised rows, in input order. ``workers`` > 0: built in that many
-    spawned processes, up to two chunks ahead of the caller."""
+    """Chunks of ``chunk_rows`` featurised rows (:func:`featurise`), in input order. ``workers`` > 0:
+    built in that many spawned processes, up to two chunks ahead of the caller."""
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
     chunks = iter(lambda: list(itertools.islice(rows, chunk_rows)), [])
@@ -145,7 +147,8 @@ def featurised_chunks(
         pending: deque = deque()
         for chunk in chunks:
             pieces = [chunk[k::workers] for k in range(workers)]  # interleaved: equal shares of work
-            pending.append((len(chunk), [pool.submit(_featurise_in_worker, p, spec) for p in pieces if p]))
+            futures = [pool.submit(_featurise_in_worker, p, spec) for p in pieces if p]
+            pending.append((len(chunk), futures))
             while len(pending) > 2:
                 yield _merged(*pending.popleft())
         while pending:

@@ -125,14 +125,19 @@ def gasteiger_charges(mol: Chem.Mol, fold_implicit_hs: bool = True) -> np.ndarra
     not hydrogens are explicit. Elements without Gasteiger parameters make RDKit return NaN (for the
     whole molecule); NaN and inf are replaced by 0.
     """
-    work = _prepared_copy(mol)
+    return _gasteiger_in_place(_prepared_copy(mol), fold_implicit_hs)
+
+
+def _gasteiger_in_place(work: Chem.Mol, fold_implicit_hs: bool = True) -> np.ndarray:
+    """:func:`gasteiger_charges` of a prepared copy (:func:`_prepared_copy`), which it changes."""
     rdPartialCharges.ComputeGasteigerCharges(work)
     charges = np.zeros(work.GetNumAtoms(), dtype=np.float64)
-    for atom in work.GetAtoms():
+    for i in range(work.GetNumAtoms()):  # by index: RDKit's atom sequence is slow to iterate
+        atom = work.GetAtomWithIdx(i)
         q = atom.GetDoubleProp("_GasteigerCharge") if atom.HasProp("_GasteigerCharge") else 0.0
         if fold_implicit_hs and atom.HasProp("_GasteigerHCharge"):
             q += atom.GetDoubleProp("_GasteigerHCharge")
-        charges[atom.GetIdx()] = q
+        charges[i] = q
     charges[~np.isfinite(charges)] = 0.0
     return charges
 
@@ -213,14 +218,12 @@ class AtomFeaturizer(LayoutIntrospection):
         x = np.zeros((n, self.dim), dtype=np.float64)
         if n == 0:
             return torch.zeros((0, self.dim), dtype=torch.get_default_dtype())
-        charges = gasteiger_charges(work)
         start = self._start
-        for atom in work.GetAtoms():
-            i = atom.GetIdx()
+        for i in range(n):  # by index: RDKit's atom sequence is slow to iterate
+            atom = work.GetAtomWithIdx(i)
             z = atom.GetAtomicNum()
             x[i, start["element"] + one_hot_index(z, self._atomic_numbers)] = 1.0
             x[i, start["formal_charge"] + one_hot_index(atom.GetFormalCharge(), FORMAL_CHARGES)] = 1.0
-            x[i, start["gasteiger_charge"]] = charges[i]
             hybridization = atom.GetHybridization()
             if z == 1 and hybridization == Chem.HybridizationType.UNSPECIFIED:
                 hybridization = Chem.HybridizationType.S
@@ -234,6 +237,7 @@ class AtomFeaturizer(LayoutIntrospection):
             x[i, start["in_ring"]] = float(atom.IsInRing())
         if self.hbond:
             x[:, start["donor"]], x[:, start["acceptor"]] = hbond_roles(work)
+        x[:, start["gasteiger_charge"]] = _gasteiger_in_place(work)  # last: it sets properties on work
         return torch.tensor(x, dtype=torch.get_default_dtype())
 
     def __repr__(self) -> str:

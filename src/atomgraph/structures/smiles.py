@@ -19,7 +19,9 @@ MAX_FF_ITERS = 2000
 FRAGMENT_GAP = 3.0
 
 
-def from_smiles(smiles: str, embed_3d: bool = False, seed: int = 0, name: str | None = None) -> ase.Atoms:
+def from_smiles(
+    smiles: str, embed_3d: bool = False, seed: int = 0, name: str | None = None, depict: bool = True
+) -> ase.Atoms:
     """Build a molecule from a SMILES string, hydrogens included.
 
     Args:
@@ -32,6 +34,10 @@ def from_smiles(smiles: str, embed_3d: bool = False, seed: int = 0, name: str | 
             drawing, not a geometry, so the interatomic-distance check is skipped.
         seed: random seed of the embedding; the same seed gives the same coordinates.
         name: optional name, stored in ``info["name"]`` and as the molecule's ``_Name``.
+        depict: without ``embed_3d``, ``False`` skips the 2D depiction (~8 ms for a drug-like molecule
+            with its hydrogens, most of the time spent here): every position is 0 and
+            ``info["coordinates"]`` is ``"none"``. Bond graphs never read a drawing (their ``pos`` is
+            zero unless the molecule is 3D), so their data and prediction paths skip it.
 
     Returns:
         Non-periodic ``ase.Atoms`` (positions in Å; for 2D, RDKit depiction units ~ 1.5 per bond) in
@@ -59,13 +65,18 @@ def from_smiles(smiles: str, embed_3d: bool = False, seed: int = 0, name: str | 
 
     if embed_3d:
         force_field = _embed(mol, smiles, seed, source)
-    else:
+    elif depict:
         with capture_rdkit_errors():
             rdDepictor.Compute2DCoords(mol)
         force_field = None
+    else:
+        conformer = Chem.Conformer(mol.GetNumAtoms())  # every atom at the origin
+        conformer.Set3D(False)
+        mol.AddConformer(conformer, assignId=True)
+        force_field = None
 
     atoms = mol_to_atoms(mol, source)
-    atoms.info["coordinates"] = "3d" if embed_3d else "2d"
+    atoms.info["coordinates"] = "3d" if embed_3d else "2d" if depict else "none"
     atoms.info["smiles"] = smiles
     if force_field is not None:
         atoms.info["force_field"] = force_field
