@@ -97,8 +97,8 @@ class BondFeaturizer(LayoutIntrospection):
         ensure_ring_info(work)
         start = self._start
         x = np.zeros((work.GetNumBonds(), self.dim), dtype=np.float64)
-        for bond in work.GetBonds():
-            i = bond.GetIdx()
+        for i in range(work.GetNumBonds()):  # by index: RDKit's bond sequence is slow to iterate
+            bond = work.GetBondWithIdx(i)
             x[i, start["bond_type"] + bond_type_index(bond)] = 1.0
             x[i, start["conjugated"]] = float(bond.GetIsConjugated())
             x[i, start["in_ring"]] = float(bond.IsInRing())

@@ -52,7 +52,7 @@ def bond_graph(
     n_atoms = mol.GetNumAtoms()
     if n_atoms == 0:
         raise StructureError(f"{Chem.MolToSmiles(mol)!r}: empty molecule")
-    bonds = list(mol.GetBonds())
+    bonds = [mol.GetBondWithIdx(i) for i in range(mol.GetNumBonds())]  # faster than GetBonds()
     begin = np.array([b.GetBeginAtomIdx() for b in bonds], dtype=np.int64)
     end = np.array([b.GetEndAtomIdx() for b in bonds], dtype=np.int64)
     edge_index = torch.from_numpy(np.stack([np.r_[begin, end], np.r_[end, begin]]))
@@ -64,7 +64,7 @@ def bond_graph(
     dtype = torch.get_default_dtype()
     return Data(
         x=atom_featurizer(mol),
-        z=torch.tensor([a.GetAtomicNum() for a in mol.GetAtoms()], dtype=torch.long),
+        z=torch.tensor([mol.GetAtomWithIdx(i).GetAtomicNum() for i in range(n_atoms)], dtype=torch.long),
         pos=torch.tensor(positions, dtype=dtype),
         cell=cell_tensor(None, dtype),
         pbc=pbc_tensor(None),
