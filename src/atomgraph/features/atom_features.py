@@ -44,7 +44,6 @@ from atomgraph.features.layout import (
     FeatureLayout,
     LayoutIntrospection,
     one_hot_block,
-    one_hot_index,
     scalar_block,
 )
 
@@ -205,6 +204,20 @@ class AtomFeaturizer(LayoutIntrospection):
         )
         self.hbond = hbond
         self._start = {name: s.start for name, s in self._layout.slices.items()}
+        # value -> column of each one-hot block (absent values: the block's "other" column)
+        self._columns = {
+            name: ({v: self._start[name] + k for k, v in enumerate(values)}, self._start[name] + len(values))
+            for name, values in (
+                ("element", atomic_numbers), ("formal_charge", FORMAL_CHARGES),
+                ("hybridization", HYBRIDIZATIONS), ("total_num_hs", NUM_HS), ("chirality", CHIRAL_TAGS),
+                ("degree", DEGREES),
+            )
+        }  # fmt: skip
+
+    def _one_hot(self, x: np.ndarray, block: str, values: list) -> None:
+        """Set the column of each atom's value in ``block`` (row i: atom i)."""
+        columns, other = self._columns[block]
+        x[np.arange(len(values)), [columns.get(v, other) for v in values]] = 1.0
 
     @property
     def elements(self) -> tuple[str, ...]:
@@ -219,22 +232,23 @@ class AtomFeaturizer(LayoutIntrospection):
         if n == 0:
             return torch.zeros((0, self.dim), dtype=torch.get_default_dtype())
         start = self._start
-        for i in range(n):  # by index: RDKit's atom sequence is slow to iterate
-            atom = work.GetAtomWithIdx(i)
-            z = atom.GetAtomicNum()
-            x[i, start["element"] + one_hot_index(z, self._atomic_numbers)] = 1.0
-            x[i, start["formal_charge"] + one_hot_index(atom.GetFormalCharge(), FORMAL_CHARGES)] = 1.0
-            hybridization = atom.GetHybridization()
-            if z == 1 and hybridization == Chem.HybridizationType.UNSPECIFIED:
-                hybridization = Chem.HybridizationType.S
-            x[i, start["hybridization"] + one_hot_index(hybridization, HYBRIDIZATIONS)] = 1.0
-            num_hs = atom.GetTotalNumHs(includeNeighbors=True)
-            x[i, start["total_num_hs"] + one_hot_index(num_hs, NUM_HS)] = 1.0
-            x[i, start["aromatic"]] = float(atom.GetIsAromatic())
-            x[i, start["chirality"] + one_hot_index(atom.GetChiralTag(), CHIRAL_TAGS)] = 1.0
-            x[i, start["mass"]] = atom.GetMass() / 100.0
-            x[i, start["degree"] + one_hot_index(atom.GetTotalDegree(), DEGREES)] = 1.0
-            x[i, start["in_ring"]] = float(atom.IsInRing())
+        atoms = [work.GetAtomWithIdx(i) for i in range(n)]  # by index: RDKit's sequence is slow
+        numbers = [atom.GetAtomicNum() for atom in atoms]
+        unspecified, s_orbital = Chem.HybridizationType.UNSPECIFIED, Chem.HybridizationType.S
+        hybridizations = [atom.GetHybridization() for atom in atoms]
+        hybridizations = [  # hydrogens added by AddHs are UNSPECIFIED, parsed ones S: both s
+            s_orbital if z == 1 and h == unspecified else h
+            for z, h in zip(numbers, hybridizations, strict=True)
+        ]
+        self._one_hot(x, "element", numbers)
+        self._one_hot(x, "formal_charge", [atom.GetFormalCharge() for atom in atoms])
+        self._one_hot(x, "hybridization", hybridizations)
+        self._one_hot(x, "total_num_hs", [atom.GetTotalNumHs(includeNeighbors=True) for atom in atoms])
+        x[:, start["aromatic"]] = [float(atom.GetIsAromatic()) for atom in atoms]
+        self._one_hot(x, "chirality", [atom.GetChiralTag() for atom in atoms])
+        x[:, start["mass"]] = [atom.GetMass() / 100.0 for atom in atoms]
+        self._one_hot(x, "degree", [atom.GetTotalDegree() for atom in atoms])
+        x[:, start["in_ring"]] = [float(atom.IsInRing()) for atom in atoms]
         if self.hbond:
             x[:, start["donor"]], x[:, start["acceptor"]] = hbond_roles(work)
         x[:, start["gasteiger_charge"]] = _gasteiger_in_place(work)  # last: it sets properties on work

@@ -96,13 +96,14 @@ class BondFeaturizer(LayoutIntrospection):
         work = Chem.Mol(mol)
         ensure_ring_info(work)
         start = self._start
-        x = np.zeros((work.GetNumBonds(), self.dim), dtype=np.float64)
-        for i in range(work.GetNumBonds()):  # by index: RDKit's bond sequence is slow to iterate
-            bond = work.GetBondWithIdx(i)
-            x[i, start["bond_type"] + bond_type_index(bond)] = 1.0
-            x[i, start["conjugated"]] = float(bond.GetIsConjugated())
-            x[i, start["in_ring"]] = float(bond.IsInRing())
-            x[i, start["stereo"] + _stereo_index(bond.GetStereo())] = 1.0
+        count = work.GetNumBonds()
+        x = np.zeros((count, self.dim), dtype=np.float64)
+        bonds = [work.GetBondWithIdx(i) for i in range(count)]  # by index: RDKit's sequence is slow
+        rows = np.arange(count)
+        x[rows, [start["bond_type"] + bond_type_index(bond) for bond in bonds]] = 1.0
+        x[:, start["conjugated"]] = [float(bond.GetIsConjugated()) for bond in bonds]
+        x[:, start["in_ring"]] = [float(bond.IsInRing()) for bond in bonds]
+        x[rows, [start["stereo"] + _stereo_index(bond.GetStereo()) for bond in bonds]] = 1.0
         return torch.tensor(x, dtype=torch.get_default_dtype())
 
     def __repr__(self) -> str:

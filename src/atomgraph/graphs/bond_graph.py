@@ -9,6 +9,8 @@ from rdkit import Chem
 from torch_geometric.data import Data
 
 from atomgraph.features import AtomFeaturizer, BondFeaturizer, bond_type_index
+from atomgraph.features.atom_features import DEFAULT_ATOM_FEATURIZER
+from atomgraph.features.bond_features import DEFAULT_BOND_FEATURIZER
 from atomgraph.graphs.fields import cell_tensor, pbc_tensor
 from atomgraph.structures import StructureError
 
@@ -47,8 +49,8 @@ def bond_graph(
     else zeros (``has_3d`` False).
     """
     mol = _as_mol(molecule, explicit_hydrogens)
-    atom_featurizer = atom_featurizer or AtomFeaturizer()
-    bond_featurizer = bond_featurizer or BondFeaturizer()
+    atom_featurizer = atom_featurizer or DEFAULT_ATOM_FEATURIZER
+    bond_featurizer = bond_featurizer or DEFAULT_BOND_FEATURIZER
     n_atoms = mol.GetNumAtoms()
     if n_atoms == 0:
         raise StructureError(f"{Chem.MolToSmiles(mol)!r}: empty molecule")
