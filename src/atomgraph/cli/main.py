@@ -193,6 +193,24 @@ def export(
 
 
 @app.command()
+def export_metatomic(
+    run: Annotated[
+        Path, typer.Argument(help="a trained potential: run directory, checkpoint or exported file")
+    ],
+    output: Annotated[Path, typer.Argument(help="the metatomic model file to write (.pt)")],
+) -> None:
+    """Write a trained potential as a metatomic model (TorchScript), for LAMMPS (pair_style metatomic),
+    i-PI, torch-sim and ASE (metatomic_ase.MetatomicCalculator). Needs metatomic-torch."""
+    try:
+        from atomgraph.md.metatomic_export import export_metatomic as write
+    except ImportError as error:  # an optional dependency: a one-line error, not a traceback
+        raise ValueError(f"export-metatomic needs pip install 'atomgraph[export]' ({error})") from None
+
+    path = write(run, output)
+    typer.echo(f"metatomic model -> {path}")
+
+
+@app.command()
 def check(
     run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
     samples: Annotated[int, typer.Option(help="test structures the symmetry checks use")] = 8,

@@ -63,9 +63,6 @@ class GaussianRBF(nn.Module):
     :math:`\sigma`; a code written as ``exp(-gamma (d - mu)^2)`` has ``gamma = 1 / (2 width^2)``.
     """
 
-    centers: torch.Tensor
-    widths: torch.Tensor
-
     def __init__(
         self,
         start: float = 0.0,

@@ -115,12 +115,35 @@ class SchNet(nn.Module):
             first = pairs[0]
             directions = [(graph.edge_index[0, edges], graph.edge_index[1, edges]) for edges in pairs]
         distances = edge_lengths(edge_vectors(graph, edges=first))
+        return self.states(graph.z, distances, directions)
+
+    def states(
+        self, z: torch.Tensor, distances: torch.Tensor, directions: list[tuple[torch.Tensor, torch.Tensor]]
+    ) -> torch.Tensor:
+        """Atom features [N, hidden] after all interactions, from tensors alone (TorchScript-compilable):
+        atomic numbers ``z`` [N] (int64), ``distances`` [P] Å (one row per filter) and ``directions``, the
+        (source, target) atoms [P] of the edges using those rows (see :class:`CFConvInteraction`)."""
         rbf, envelope = self.rbf(distances), self.envelope(distances)
-        h = self.embedding(graph.z)
+        h = self.embedding(z)
         for interaction in self.interactions:
             h = interaction(h, rbf, envelope, directions)
         return h
 
+    def pair_atom_outputs(self, z: torch.Tensor, pairs: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+        """Per-atom outputs [N, T] (normalised units; a ``sum`` target is their sum over the atoms) from a
+        half neighbour list, from tensors alone: the entry point of the TorchScript export
+        (:mod:`atomgraph.md.metatomic_export`). ``z`` [N] int64; ``pairs`` [2, P]: each pair closer than
+        the cutoff once (a periodic image is a pair of its own), row 0 the neighbour j, row 1 the centre
+        i; ``vectors`` [P, 3] Å: ``pos[j] - pos[i] + shift @ cell``. Pairs beyond the cutoff add
+        nothing (the envelope is zero there)."""
+        directions = [(pairs[0], pairs[1]), (pairs[1], pairs[0])]
+        return self.head.atom_contributions(self.states(z, edge_lengths(vectors), directions))
+
+    def interaction_range(self) -> float:
+        """Å: how far away an atom still changes another's energy (cutoff x interactions)."""
+        return self.cutoff * len(self.interactions)
+
+    @torch.jit.unused  # graphs are not TorchScript types: a scripted SchNet runs pair_atom_outputs
     def forward(self, graph: Data) -> torch.Tensor:
         batch, num_graphs = batch_vector(graph)
         return self.head(self.atom_states(graph), batch, num_graphs)

@@ -7,7 +7,7 @@ import torch
 
 def scatter_sum(src: torch.Tensor, index: torch.Tensor, dim_size: int) -> torch.Tensor:
     """Sum rows of ``src`` [E, ...] into ``dim_size`` groups given by ``index`` [E]."""
-    out = src.new_zeros((dim_size, *src.shape[1:]))
+    out = src.new_zeros([dim_size] + list(src.shape[1:]))  # noqa: RUF005 (TorchScript takes no * in a list)
     return out.index_add_(0, index, src)
 
 
