@@ -17,6 +17,7 @@ from atomgraph.data.normalization import TargetNormalizer
 from atomgraph.data.structures_dataset import load_structures, structures_store
 from atomgraph.evaluation.checks import symmetry_checks
 from atomgraph.evaluation.experiment import train_and_evaluate
+from atomgraph.evaluation.explain import explain
 from atomgraph.evaluation.predict import predict_file, read_predictions
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.models import build_model, model_card
@@ -157,6 +158,9 @@ def test_a_node_level_run_trains_reports_checks_and_predicts(tmp_path):
     graphs = [cast_graph(run.graph.build(atoms), torch.float64) for atoms in molecules(3, seed=7)]
     checks = {c.name: c for c in symmetry_checks(module, graphs)}
     assert checks["permutation"].passed and checks["rotation"].passed  # per-atom outputs follow their atoms
+
+    with pytest.raises(ValueError, match="a value per atom"):  # explain draws one value per molecule
+        explain(run_dir, "CCO", tmp_path / "why.png")
 
     frames = molecules(3, seed=9)
     ase.io.write(tmp_path / "new.xyz", frames, format="extxyz")

@@ -361,6 +361,11 @@ def explain(
     units when a module or run is given, else the network's raw output).
     """
     model, settings, module = _load(run, settings)
+    if module is not None and module.info.node_level:
+        raise ValueError(
+            f"explain draws why a model predicts a molecule's value; this one predicts a value per atom "
+            f"({module.info.names}): predict writes them"
+        )
     mol, graph = molecule_and_graph(smiles, settings)
     if hasattr(model, "attention_weights"):
         layers = model.attention_weights(graph)

@@ -264,7 +264,10 @@ def predict_file(
         raise ValueError(
             f"{run_dir}: a node-level model ({names}) writes one value per atom: no MC dropout sigma or top-k"
         )
-    sigma = mc_samples > 0 or (has_sigma(run.module) and run.targets.kind == "regression")
+    # a sigma per value of graph-level regression targets (node-level ones write the values alone)
+    sigma = not run.targets.node_level and (
+        mc_samples > 0 or (has_sigma(run.module) and run.targets.kind == "regression")
+    )
     # the report's calibration is for the run's own sigma; MC dropout's is another sigma
     calibration = run_calibration(run) if sigma and not mc_samples else None
     uncertainty = (mc_samples, calibration) if sigma else None
