@@ -210,6 +210,24 @@ def measure_chemprop(model: Path, path: Path, out: Path, threads: int, batch_siz
     }
 
 
+def summary(runs: list[dict], rows: int, repeats: int) -> dict:
+    """One framework's measurements of one library: medians of the times over the repeats (the rates
+    from them), the largest peak memory, the fewest rows predicted."""
+    seconds = statistics.median(m["seconds"] for m in runs)
+    process = statistics.median(m["process_seconds"] for m in runs)
+    out = {
+        "predicted": min(m["predicted"] for m in runs),
+        "molecules_per_s": round(rows / seconds, 1),
+        "process_molecules_per_s": round(rows / process, 1),
+        "seconds": round(seconds, 2),
+        "process_seconds": round(process, 2),
+        "peak_rss_mb": round(max(m["peak_kb"] for m in runs) / 1024, 1),
+    }
+    if repeats > 1:
+        out["process_seconds_each"] = [round(m["process_seconds"], 2) for m in runs]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -272,42 +290,15 @@ def main() -> None:
                     )
                 )
                 print(size, "chemprop", theirs[-1], flush=True)
-        chemprop = None
-        if theirs:
-            seconds = their_seconds = statistics.median(m["seconds"] for m in theirs)
-            process = their_process = statistics.median(m["process_seconds"] for m in theirs)
-            chemprop = {
-                "predicted": min(m["predicted"] for m in theirs),
-                "molecules_per_s": round(size / seconds, 1),
-                "process_molecules_per_s": round(size / process, 1),
-                "seconds": round(seconds, 2),
-                "process_seconds": round(process, 2),
-                "peak_rss_mb": round(max(m["peak_kb"] for m in theirs) / 1024, 1),
-            }
-            if args.repeats > 1:
-                chemprop["process_seconds_each"] = [round(m["process_seconds"], 2) for m in theirs]
+        chemprop = summary(theirs, size, args.repeats) if theirs else None
         for workers, runs in ours.items():
-            seconds = statistics.median(m["seconds"] for m in runs)
-            process = statistics.median(m["process_seconds"] for m in runs)
             total = runs[0]["rows"]
-            row = {
-                "rows": total,
-                "workers": workers,
-                "predicted": min(m["predicted"] for m in runs),
-                "molecules_per_s": round(total / seconds, 1),
-                "process_molecules_per_s": round(total / process, 1),
-                "seconds": round(seconds, 2),
-                "process_seconds": round(process, 2),
-                "peak_rss_mb": round(max(m["peak_kb"] for m in runs) / 1024, 1),
-                "worker_peak_rss_mb": round(max(m["workers_kb"] for m in runs) / 1024, 1)
-                if workers
-                else None,
-            }
-            if args.repeats > 1:
-                row["process_seconds_each"] = [round(m["process_seconds"], 2) for m in runs]
+            row = {"rows": total, "workers": workers, **summary(runs, total, args.repeats)}
+            worker_peak = max(m["workers_kb"] for m in runs) / 1024
+            row["worker_peak_rss_mb"] = round(worker_peak, 1) if workers else None
             if chemprop is not None:
-                row["ratio_vs_chemprop"] = round(their_process / process, 2)
-                row["ratio_vs_chemprop_in_process"] = round(their_seconds / seconds, 2)
+                row["ratio_vs_chemprop"] = round(chemprop["process_seconds"] / row["process_seconds"], 2)
+                row["ratio_vs_chemprop_in_process"] = round(chemprop["seconds"] / row["seconds"], 2)
                 row["chemprop"] = chemprop
             rows.append(row)
             print(row, flush=True)
