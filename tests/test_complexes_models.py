@@ -180,8 +180,9 @@ def test_screen_ranks_ligands_and_keeps_failures(system, tmp_path):
     sdf.write_text("".join(b + "$$$$\n" for b in blocks))
     torch.manual_seed(0)
     out = tmp_path / "ranked.csv"
-    table = screen(JointGraphAffinity(**SMALL), pdb, sdf, out, batch_size=2, progress=False)
-    assert out.exists()
+    summary = screen(JointGraphAffinity(**SMALL), pdb, sdf, out, batch_size=2, progress=False)
+    assert (summary.output, summary.rows, summary.scored, summary.failed) == (out, 4, 2, 2)
+    table = summary.table()
     assert list(table.columns) == ["rank", "record", "name", "smiles", "affinity", "error"]
     ok = table[table["error"] == ""]
     assert list(ok["name"]) and set(ok["name"]) == {"benzoate", "shifted"}
@@ -201,7 +202,7 @@ def test_screen_with_a_sequence_model(system, tmp_path):
     sdf.write_text(Chem.MolToMolBlock(ligand) + "$$$$\n")
     assert protein_sequence(protein_from_mol(mol)) == "KDFYW"
     model = SequenceAffinity(hidden=16, layers=2, embed_dim=16, filters=4, kernel_size=3)
-    table = screen(model, pdb, sdf, progress=False)
+    table = screen(model, pdb, sdf, tmp_path / "sequence.csv", progress=False).table()
     assert table["error"].tolist() == [""] and np.isfinite(table["affinity"]).all()
 
 
@@ -262,11 +263,16 @@ def test_screen_with_a_committee_writes_sigma_and_ranks_by_the_upper_bound(syste
     sdf = tmp_path / "poses.sdf"
     sdf.write_text("".join(poses))
     committee = _TwoMemberCommittee()
-    table = screen(committee, pdb, sdf, progress=False, acquisition="ucb", kappa=2.0)
+    table = screen(
+        committee, pdb, sdf, tmp_path / "ucb.csv", progress=False, acquisition="ucb", kappa=2.0
+    ).table()
     assert list(table.columns) == ["rank", "record", "name", "smiles", "affinity", "affinity_sigma",
                                    "acquisition", "error"]  # fmt: skip
     assert (table["affinity_sigma"] > 0).all()
     np.testing.assert_allclose(table["acquisition"], table["affinity"] + 2.0 * table["affinity_sigma"])
     assert table["acquisition"].is_monotonic_decreasing and list(table["rank"]) == [1, 2, 3, 4]
     with pytest.raises(ValueError, match="needs a sigma"):
-        screen(JointGraphAffinity(**SMALL), pdb, sdf, progress=False, acquisition="ucb")
+        screen(
+            JointGraphAffinity(**SMALL), pdb, sdf, tmp_path / "none.csv", progress=False, acquisition="ucb"
+        )
+    assert not (tmp_path / "none.csv").exists()

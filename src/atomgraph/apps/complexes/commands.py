@@ -23,17 +23,24 @@ def screen_ligands(
         str, typer.Option(help="rank by 'mean' or 'ucb' (mean + kappa sigma; ensembles, mean-variance)")
     ] = "mean",
     kappa: Annotated[float, typer.Option(help="sigma weight of the ucb acquisition")] = 1.0,
+    chunk_rows: Annotated[
+        int, typer.Option(help="ligand records read, scored and written at a time (memory stays flat)")
+    ] = 1024,
+    resume: Annotated[bool, typer.Option(help="go on from OUTPUT.progress after a kill")] = False,
 ) -> None:
-    """Rank ligand poses by predicted affinity; ligands that fail keep a row with the error. Runs with a
-    sigma add it per target; --acquisition ucb ranks by the upper confidence bound."""
+    """Rank ligand poses by predicted affinity; ligands that fail keep a row with the error. The ligand
+    file is streamed (--chunk-rows at a time, resumable with --resume) and the rows ranked in bounded
+    memory. Runs with a sigma add it per target; --acquisition ucb ranks by the upper confidence bound."""
     from atomgraph.apps.complexes.screen import screen
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    table = screen(
-        run_dir, protein, ligands, output, batch_size=batch_size, acquisition=acquisition, kappa=kappa
+    summary = screen(
+        run_dir, protein, ligands, output, batch_size=batch_size, acquisition=acquisition, kappa=kappa,
+        chunk_rows=chunk_rows, resume=resume,
+    )  # fmt: skip
+    typer.echo(
+        f"ranked {summary.scored} of {summary.rows} ligands -> {summary.output}; {summary.failed} failed"
     )
-    failed = int((table["error"] != "").sum())
-    typer.echo(f"ranked {len(table) - failed} of {len(table)} ligands -> {output}; {failed} failed")
 
 
 def explain_complex_command(

@@ -1,5 +1,8 @@
 """Ligands from SDF, MOL2 or PDBQT files as RDKit molecules with their 3D pose, hydrogens as in the file.
 
+:func:`iter_ligands` reads a file one record at a time (screening a library of any size);
+:func:`read_ligands` lists every record; :func:`read_ligand` returns one.
+
 Every record is sanitised by RDKit; a record RDKit rejects becomes a :class:`ComplexError` naming the file,
 the record and the molecule's name, so batch jobs (datasets, screening) can report it and go on.
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,56 +55,92 @@ def _check_pose(mol: Chem.Mol, where: str) -> Chem.Mol:
     return mol
 
 
-def _sdf_records(path: Path) -> list[LigandRecord]:
-    supplier = Chem.SDMolSupplier(str(path), removeHs=False, sanitize=False)
-    records = []
-    for index in range(len(supplier)):
-        text = supplier.GetItemText(index)
+def _sdf_records(path: Path, skip: int = 0) -> Iterator[LigandRecord]:
+    """The records of an SDF, one at a time (records before ``skip`` are read past, not parsed)."""
+    for index, text in enumerate(_sdf_texts(path)):
+        if index < skip:
+            continue
         name = text.splitlines()[0].strip() if text.strip() else ""
         with capture_rdkit_errors() as log:
-            mol = supplier[index]
-        records.append(_sanitised(mol, index, name, path, log.reason()))
-    return records
+            supplier = Chem.SDMolSupplier()
+            supplier.SetData(text, sanitize=False, removeHs=False)
+            # a record the supplier cannot read is not counted by it: parse it again for RDKit's reason
+            mol = supplier[0] if len(supplier) else Chem.MolFromMolBlock(text, sanitize=False, removeHs=False)
+        yield _sanitised(mol, index, name, path, log.reason())
 
 
-def _mol2_records(path: Path) -> list[LigandRecord]:
-    lines = path.read_text(errors="replace").splitlines(keepends=True)
-    starts = [i for i, line in enumerate(lines) if line.startswith("@<TRIPOS>MOLECULE")]
-    records = []
-    for index, (begin, end) in enumerate(zip(starts, [*starts[1:], len(lines)], strict=True)):
-        block = "".join(lines[begin:end])
-        name = lines[begin + 1].strip() if begin + 1 < end else ""
+def _sdf_texts(path: Path) -> Iterator[str]:
+    """The text of each SDF record, as RDKit's ``SDMolSupplier`` splits them: up to and including a line
+    starting ``$$$$``; text after the last one is a record unless it is blank."""
+    lines: list[bytes] = []
+    with open(path, "rb") as handle:
+        for line in handle:
+            lines.append(line)
+            if line.startswith(b"$$$$"):
+                yield b"".join(lines).decode("utf-8", errors="replace")
+                lines = []
+    text = b"".join(lines).decode("utf-8", errors="replace")
+    if text.strip():
+        yield text
+
+
+def _mol2_records(path: Path, skip: int = 0) -> Iterator[LigandRecord]:
+    """The records of a MOL2 file (one per ``@<TRIPOS>MOLECULE``), one at a time."""
+
+    def record(index: int, block: list[str]) -> LigandRecord:
+        name = block[1].strip() if len(block) > 1 else ""
         with capture_rdkit_errors() as log:
-            mol = Chem.MolFromMol2Block(block, sanitize=False, removeHs=False)
-        records.append(_sanitised(mol, index, name, path, log.reason()))
-    return records
+            mol = Chem.MolFromMol2Block("".join(block), sanitize=False, removeHs=False)
+        return _sanitised(mol, index, name, path, log.reason())
+
+    index, block = -1, []
+    with open(path, errors="replace") as handle:
+        for line in handle:
+            if line.startswith("@<TRIPOS>MOLECULE"):
+                if block and index >= skip:
+                    yield record(index, block)
+                index, block = index + 1, [line]
+            elif block:
+                block.append(line)
+    if block and index >= skip:
+        yield record(index, block)
 
 
-def _pdbqt_records(path: Path, template: Chem.Mol | None) -> list[LigandRecord]:
-    """PDBQT/PDB poses (one per MODEL): coordinates and elements; bond orders from ``template`` if given."""
-    blocks: list[list[str]] = [[]]
-    for line in path.read_text(errors="replace").splitlines():
-        if line.startswith("ENDMDL"):
-            blocks.append([])
-        elif line.startswith(("ATOM", "HETATM")):
-            element = line[77:79].strip() if len(line) > 77 else ""
-            element = {"A": "C", "OA": "O", "NA": "N", "SA": "S", "HD": "H", "HS": "H"}.get(element, element)
-            blocks[-1].append(f"{line[:66]:<66}          {element[:2]:>2}")
-    records = []
-    for index, block in enumerate(b for b in blocks if b):
-        with capture_rdkit_errors() as log:
-            mol = Chem.MolFromPDBBlock("\n".join(block) + "\nEND\n", removeHs=False, sanitize=False)
-        if mol is not None and template is not None:
-            try:
-                mol = AllChem.AssignBondOrdersFromTemplate(template, Chem.RemoveHs(mol, sanitize=False))
-                mol = Chem.AddHs(mol, addCoords=True)
-            except (ValueError, RuntimeError) as error:
-                where = f"{path} record {index}"
-                err = ComplexError(f"{where}: the template does not match the pose: {error}", source=where)
-                records.append(LigandRecord(index, f"pose {index}", None, err))
-                continue
-        records.append(_sanitised(mol, index, f"pose {index}", path, log.reason()))
-    return records
+def _pdbqt_records(path: Path, template: Chem.Mol | None, skip: int = 0) -> Iterator[LigandRecord]:
+    """PDBQT/PDB poses (one per MODEL), one at a time: coordinates and elements; bond orders from
+    ``template`` if given."""
+    index, block = 0, []
+    with open(path, errors="replace") as handle:
+        for line in handle:
+            if line.startswith("ENDMDL"):
+                if block:
+                    if index >= skip:
+                        yield _pdbqt_record(path, block, index, template)
+                    index += 1
+                block = []
+            elif line.startswith(("ATOM", "HETATM")):
+                line = line.rstrip("\r\n")
+                element = line[77:79].strip() if len(line) > 77 else ""
+                element = {"A": "C", "OA": "O", "NA": "N", "SA": "S", "HD": "H", "HS": "H"}.get(
+                    element, element
+                )
+                block.append(f"{line[:66]:<66}          {element[:2]:>2}")
+    if block and index >= skip:
+        yield _pdbqt_record(path, block, index, template)
+
+
+def _pdbqt_record(path: Path, block: list[str], index: int, template: Chem.Mol | None) -> LigandRecord:
+    with capture_rdkit_errors() as log:
+        mol = Chem.MolFromPDBBlock("\n".join(block) + "\nEND\n", removeHs=False, sanitize=False)
+    if mol is not None and template is not None:
+        try:
+            mol = AllChem.AssignBondOrdersFromTemplate(template, Chem.RemoveHs(mol, sanitize=False))
+            mol = Chem.AddHs(mol, addCoords=True)
+        except (ValueError, RuntimeError) as error:
+            where = f"{path} record {index}"
+            err = ComplexError(f"{where}: the template does not match the pose: {error}", source=where)
+            return LigandRecord(index, f"pose {index}", None, err)
+    return _sanitised(mol, index, f"pose {index}", path, log.reason())
 
 
 def _sanitised(mol: Chem.Mol | None, index: int, name: str, path: Path, reason: str = "") -> LigandRecord:
@@ -137,15 +177,37 @@ def _sanitised(mol: Chem.Mol | None, index: int, name: str, path: Path, reason: 
 def read_ligands(
     path: str | os.PathLike[str], format: str | None = None, template_smiles: str | None = None
 ) -> list[LigandRecord]:
-    """Every record of a ligand file, a bad one with its error (batch jobs report it and go on).
+    """Every record of a ligand file, a bad one with its error (batch jobs report it and go on): the
+    records of :func:`iter_ligands` in a list (for files of any size, iterate over that instead).
+
+    Raises:
+        ComplexError: missing file, unknown format or a file with no records.
+    """
+    return list(_ligand_records(path, format, template_smiles, 0, stacklevel=3))
+
+
+def iter_ligands(
+    path: str | os.PathLike[str], format: str | None = None, template_smiles: str | None = None, skip: int = 0
+) -> Iterator[LigandRecord]:
+    """The records of a ligand file one at a time, in file order, a bad one with its error: memory holds
+    one record, whatever the file's length. Records before ``skip`` are read past without being parsed
+    (their indices still count: the first record yielded is record ``skip``).
 
     format: ``sdf``/``mol``, ``mol2``, ``pdbqt`` or ``pdb`` (default from the extension). PDBQT/PDB poses
     carry no bond orders: give ``template_smiles`` to assign them (RDKit ``AssignBondOrdersFromTemplate``,
     hydrogens then added with coordinates); without it bonds come from distances (single bonds only).
 
     Raises:
-        ComplexError: missing file, unknown format or a file with no records.
+        ComplexError: missing file, unknown format or invalid template (when called); a file with no
+            records (when the iteration ends without one).
     """
+    return _ligand_records(path, format, template_smiles, skip, stacklevel=3)
+
+
+def _ligand_records(
+    path: str | os.PathLike[str], format: str | None, template_smiles: str | None, skip: int, stacklevel: int
+) -> Iterator[LigandRecord]:
+    """The checks of :func:`iter_ligands`, made now, and its generator."""
     path = Path(path)
     kind = (format or path.suffix.lstrip(".")).lower()
     if kind not in LIGAND_FORMATS:
@@ -155,9 +217,9 @@ def read_ligands(
     if not path.is_file():
         raise ComplexError(f"{path}: ligand file not found", source=str(path))
     if kind in ("sdf", "mol"):
-        records = _sdf_records(path)
+        records = _sdf_records(path, skip)
     elif kind == "mol2":
-        records = _mol2_records(path)
+        records = _mol2_records(path, skip)
     else:
         template = Chem.MolFromSmiles(template_smiles) if template_smiles else None
         if template_smiles and template is None:
@@ -166,12 +228,19 @@ def read_ligands(
             warnings.warn(
                 f"{path}: {kind.upper()} poses carry no bond orders; without template_smiles every bond is "
                 "single (aromaticity, donors and charges will be wrong)",
-                stacklevel=2,
+                stacklevel=stacklevel,
             )
-        records = _pdbqt_records(path, template)
-    if not records:
+        records = _pdbqt_records(path, template, skip)
+    return _not_empty(records, path, skip)
+
+
+def _not_empty(records: Iterator[LigandRecord], path: Path, skip: int) -> Iterator[LigandRecord]:
+    found = False
+    for record in records:
+        found = True
+        yield record
+    if not found and skip == 0:
         raise ComplexError(f"{path}: no ligand records found", source=str(path))
-    return records
 
 
 def read_ligand(path: str | os.PathLike[str], format: str | None = None, record: int = 0) -> Chem.Mol:

@@ -1,16 +1,24 @@
 """Virtual screening: score every ligand pose of a file against one protein and rank them.
 
 :func:`screen` takes a trained run directory (or a model), a protein PDB and a multi-record ligand file
-(SDF, MOL2, PDBQT), builds each ligand's complex graph (or, for sequence models, its bonded graph with the
-protein's sequence), predicts in batches under a progress bar and writes a CSV ranked by predicted
-affinity (highest first). A ligand that cannot be read, sanitised, placed in the pocket or graphed keeps
-its row with the reason in ``error`` and no prediction; those rows come last.
+(SDF, MOL2, PDBQT) and streams the file: ``chunk_rows`` records at a time are read
+(:func:`~atomgraph.apps.complexes.ligand.iter_ligands`), turned into complex graphs (or, for sequence
+models, bonded graphs with the protein's sequence), predicted in batches under a progress bar and
+appended, in input order, to ``<output>.unranked.csv`` with a progress record, so memory does not grow
+with the library and a killed job resumes where it stopped (``resume``). Once every record is scored the
+rows are ranked by predicted affinity (highest first) in bounded memory
+(:func:`atomgraph.evaluation.rank_file.rank_csv`, an external merge sort) into the output. A ligand that
+cannot be read, sanitised, placed in the pocket or graphed keeps its row with the reason in ``error``
+and no prediction; those rows come last, in input order.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,14 +32,18 @@ from tqdm.auto import tqdm
 
 from atomgraph.apps.complexes.complex import make_complex
 from atomgraph.apps.complexes.graph import ComplexGraphSettings, complex_graph
-from atomgraph.apps.complexes.ligand import read_ligands
-from atomgraph.apps.complexes.protein import read_protein
+from atomgraph.apps.complexes.ligand import LigandRecord, iter_ligands
+from atomgraph.apps.complexes.protein import Protein, read_protein
 from atomgraph.apps.complexes.sequence import protein_sequence, sequence_graph
 from atomgraph.evaluation.acquisition import acquisition_scores
 from atomgraph.evaluation.calibration import Calibration, run_calibration
 from atomgraph.evaluation.predict import has_sigma
+from atomgraph.evaluation.rank_file import rank_csv
 
 log = logging.getLogger(__name__)
+
+#: rows read back at a time from a finished output (counting its rows on a resume)
+_READ_CHUNK = 50_000
 
 
 @dataclass
@@ -45,6 +57,32 @@ class ScoringModel:
     names: list[str]
     max_length: int = 1000
     calibration: Calibration | None = None
+
+
+@dataclass
+class ScreenSummary:
+    """What :func:`screen` wrote: the ranked CSV, its ``rows`` (one per ligand record), the ``scored``
+    (ranked) ones and the ``failed`` ones (kept after the ranked rows with their error)."""
+
+    output: Path
+    rows: int
+    scored: int
+    failed: int
+
+    def table(self) -> pd.DataFrame:
+        """The ranked table, read into memory (:func:`read_screen`): for screens that fit in it."""
+        return read_screen(self.output)
+
+
+def read_screen(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A screen's CSV as written: ``rank`` an integer (missing for failures), ``record`` an integer, the
+    predictions floats (NaN for failures), ``name``, ``smiles`` and ``error`` strings ("" when empty)."""
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    table["rank"] = pd.to_numeric(table["rank"], errors="coerce").astype("Int64")
+    table["record"] = table["record"].astype(int)
+    for name in table.columns.difference(["rank", "record", "name", "smiles", "error"]):
+        table[name] = pd.to_numeric(table[name], errors="coerce")
+    return table
 
 
 def scoring_model(
@@ -77,49 +115,153 @@ def screen(
     model: str | os.PathLike[str] | nn.Module,
     protein_pdb: str | os.PathLike[str],
     ligands: str | os.PathLike[str],
-    output_csv: str | os.PathLike[str] | None = None,
+    output_csv: str | os.PathLike[str],
     settings: ComplexGraphSettings | None = None,
     batch_size: int = 16,
     progress: bool = True,
     ligand_format: str | None = None,
     acquisition: str = "mean",
     kappa: float = 1.0,
-) -> pd.DataFrame:
-    """Rank the ligands of a file by predicted affinity for ``protein_pdb``.
+    chunk_rows: int = 1024,
+    resume: bool = False,
+) -> ScreenSummary:
+    """Rank the ligands of a file by predicted affinity for ``protein_pdb``, streaming the file.
 
     Args:
         model: a run directory or a module mapping batches to [B, T] (a trained ``AtomgraphModule`` gives
             real units, e.g. pK).
         protein_pdb: the protein (PDB/mmCIF), in the ligands' frame.
         ligands: SDF, MOL2 or PDBQT with one record per pose.
-        output_csv: where to write the table (None: not written).
+        output_csv: the ranked CSV to write: one row per ligand record, ``rank`` (1 = highest predicted
+            first target, or highest acquisition; empty for failures), ``record``, ``name``, ``smiles``,
+            one column per target (and ``<target>_sigma`` for an ensemble or mean-variance model,
+            recalibrated where the run's report fitted that; ``acquisition`` for "ucb"), ``error``; the
+            ranked rows first, then the failures in input order.
         settings: graph settings (default: the run's).
+        batch_size: graphs per prediction batch (the graphs held in memory at once).
         acquisition, kappa: rank by the prediction ("mean") or by its upper confidence bound "ucb"
             (mean + kappa sigma; :mod:`atomgraph.evaluation.acquisition`).
+        chunk_rows: records read, scored and appended to ``<output>.unranked.csv`` at a time.
+        resume: go on from ``<output>.progress`` after a kill (a half-written chunk is cut off; the
+            records already scored are read past, not parsed again); on a finished output, nothing is
+            redone.
 
     Returns:
-        One row per ligand record: ``rank`` (1 = highest predicted first target, or highest acquisition;
-        empty for failures), ``record``, ``name``, ``smiles``, one column per target (and
-        ``<target>_sigma`` for an ensemble or mean-variance model, recalibrated where the run's report
-        fitted that; ``acquisition`` for "ucb"), ``error``.
+        The output path and its row counts; :meth:`ScreenSummary.table` reads the table back.
     """
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     scorer = scoring_model(model, settings)
     sigma_wanted = has_sigma(scorer.module)
     acquisition_scores(np.zeros(1), np.zeros(1) if sigma_wanted else None, True, acquisition, kappa)
+    names = scorer.names + [f"{n}_sigma" for n in scorer.names] * sigma_wanted
+    names += ["acquisition"] * (acquisition != "mean")
+    columns = ["record", "name", "smiles", *names, "error"]
+    output = Path(output_csv)
+    unranked = output.with_name(output.name + ".unranked.csv")
+    record_file = output.with_name(output.name + ".progress")
+    job = {
+        "ligands": str(Path(ligands).resolve()),
+        "protein": str(Path(protein_pdb).resolve()),
+        "columns": columns,
+    }
+    done = 0
+    if resume and record_file.exists():
+        done = _resumed(record_file, unranked, job)
+    elif resume and output.exists():
+        summary = _summary_of(output)
+        log.info("%s is complete (no %s); nothing to resume", output, record_file.name)
+        return summary
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        unranked.unlink(missing_ok=True)
+        record_file.unlink(missing_ok=True)  # a stale record would point into the rows just removed
     protein = read_protein(protein_pdb, waters=scorer.settings.waters)
     sequence = protein_sequence(protein) if scorer.graph_kind == "sequence" else ""
-    records = read_ligands(ligands, ligand_format)
+    records = iter_ligands(ligands, ligand_format, skip=done)
+    bar = tqdm(desc="screening", unit="ligand", initial=done, disable=not progress)
+    for chunk in _chunks(records, chunk_rows):
+        table = _scored_rows(
+            scorer, protein, sequence, chunk, str(ligands), batch_size, sigma_wanted, acquisition, kappa
+        )
+        for error in table.loc[table["error"] != "", "error"]:
+            log.warning("skipped %s", error)
+        with open(unranked, "a", newline="") as handle:
+            table[columns].to_csv(handle, header=handle.tell() == 0, index=False)
+            handle.flush()
+            size = handle.tell()
+        done += len(table)
+        record_file.write_text(json.dumps({**job, "rows": done, "bytes": size}))
+        bar.update(len(table))
+    bar.close()
+    rank_by = "acquisition" if acquisition != "mean" else scorer.names[0]
+    scored, failed = rank_csv(unranked, output, rank_by, descending=True, exclude="error")
+    unranked.unlink()
+    record_file.unlink(missing_ok=True)
+    log.info("scored %d of %d ligands -> %s; %d failed", scored, scored + failed, output, failed)
+    return ScreenSummary(output, scored + failed, scored, failed)
+
+
+def _resumed(record_file: Path, unranked: Path, job: dict) -> int:
+    """The rows a killed screen wrote, with ``unranked`` cut back to them (a chunk the kill left
+    half-written is dropped); an error when the record is of another job or its rows are gone."""
+    record = json.loads(record_file.read_text())
+    for key, value in job.items():
+        if record.get(key) != value:
+            raise ValueError(
+                f"{record_file}: it records a screen with {key} {record.get(key)}, not {value}; run it "
+                "again with the same inputs, or without resume"
+            )
+    if not unranked.exists():
+        raise ValueError(f"{record_file}: the rows it records ({unranked}) are gone; run without resume")
+    with open(unranked, "r+b") as handle:
+        handle.truncate(record["bytes"])
+    return int(record["rows"])
+
+
+def _summary_of(output: Path) -> ScreenSummary:
+    """The counts of a finished screen's CSV, from its ``rank`` column read a chunk at a time."""
+    rows = scored = 0
+    for part in pd.read_csv(
+        output, usecols=["rank"], chunksize=_READ_CHUNK, dtype=str, keep_default_na=False
+    ):
+        rows += len(part)
+        scored += int((part["rank"] != "").sum())
+    return ScreenSummary(output, rows, scored, rows - scored)
+
+
+def _chunks(records: Iterator[LigandRecord], size: int) -> Iterator[list[LigandRecord]]:
+    """Consecutive lists of ``size`` records (the last shorter)."""
+    return iter(lambda: list(itertools.islice(records, size)), [])
+
+
+def _scored_rows(
+    scorer: ScoringModel,
+    protein: Protein,
+    sequence: str,
+    records: list[LigandRecord],
+    source: str,
+    batch_size: int,
+    sigma_wanted: bool,
+    acquisition: str,
+    kappa: float,
+) -> pd.DataFrame:
+    """One row per record, in order: ``record``, ``name``, ``smiles``, the predictions (with sigma and
+    acquisition), ``error``. Graphs are built and predicted ``batch_size`` at a time."""
     rows: list[dict] = []
     pending: list[tuple[int, Data]] = []
-    predictions: dict[int, np.ndarray] = {}
+    slots: list[int] = []
+    values: list[np.ndarray] = []
 
     def flush() -> None:
         if pending:
-            values = _predict(scorer.module, [g for _, g in pending], sigma_wanted)
-            predictions.update({slot: values[k] for k, (slot, _) in enumerate(pending)})
+            values.append(_predict(scorer.module, [g for _, g in pending], sigma_wanted))
+            slots.extend(slot for slot, _ in pending)
             pending.clear()
 
-    for record in tqdm(records, desc="screening", disable=not progress, unit="ligand"):
+    for record in records:
         row = {"record": record.index, "name": record.name, "smiles": "", "error": ""}
         if record.error is not None:
             row["error"] = str(record.error)
@@ -135,30 +277,25 @@ def screen(
                     graph = complex_graph(complex_, scorer.settings)
                 pending.append((len(rows), graph))
             except (ValueError, RuntimeError, KeyError) as error:
-                row["error"] = f"{ligands} record {record.index} ({record.name}): {error}"
+                row["error"] = f"{source} record {record.index} ({record.name}): {error}"
         rows.append(row)
         if len(pending) >= batch_size:
             flush()
     flush()
-    names = scorer.names + [f"{n}_sigma" for n in scorer.names] * sigma_wanted
+    table = pd.DataFrame(rows, columns=["record", "name", "smiles", "error"])
+    targets = len(scorer.names)
+    width = targets * (2 if sigma_wanted else 1)
+    predicted = np.concatenate(values) if values else np.zeros((0, width))
     if sigma_wanted and scorer.calibration is not None:
-        scale = np.concatenate([np.ones(len(scorer.names)), scorer.calibration.scale])
-        predictions = {k: v * scale for k, v in predictions.items()}
+        predicted[:, targets:] = scorer.calibration.sigma(predicted[:, targets:])
+    columns = scorer.names + [f"{n}_sigma" for n in scorer.names] * sigma_wanted
+    for t, name in enumerate(columns):
+        table[name] = np.nan
+        table.loc[slots, name] = predicted[:, t]
     if acquisition != "mean":
-        predictions = {
-            k: np.append(v, acquisition_scores(v[:1], v[len(scorer.names) : len(scorer.names) + 1], True,
-                                               acquisition, kappa))
-            for k, v in predictions.items()
-        }  # fmt: skip
-        names.append("acquisition")
-    table = _ranked(rows, predictions, names, names[-1] if acquisition != "mean" else names[0])
-    failed = table[table["error"] != ""]
-    for _, row in failed.iterrows():
-        log.warning("skipped %s", row["error"])
-    if output_csv is not None:
-        Path(output_csv).parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(output_csv, index=False)
-    log.info("scored %d of %d ligands; %d failed", len(table) - len(failed), len(table), len(failed))
+        table["acquisition"] = np.nan
+        sigma = predicted[:, targets] if sigma_wanted else None
+        table.loc[slots, "acquisition"] = acquisition_scores(predicted[:, 0], sigma, True, acquisition, kappa)
     return table
 
 
@@ -170,19 +307,3 @@ def _predict(module: nn.Module, graphs: list[Data], sigma: bool = False) -> np.n
     batch = Batch.from_data_list(graphs).to(device)
     out = torch.cat(module.distribution(batch), dim=1) if sigma else module(batch)
     return out.detach().cpu().double().numpy()
-
-
-def _ranked(
-    rows: list[dict], predictions: dict[int, np.ndarray], names: list[str], rank_by: str
-) -> pd.DataFrame:
-    table = pd.DataFrame(rows, columns=["record", "name", "smiles", "error"])
-    for t, name in enumerate(names):
-        table[name] = [predictions[k][t] if k in predictions else np.nan for k in range(len(rows))]
-    ok = table["error"] == ""
-    order = table[ok].sort_values(rank_by, ascending=False, kind="stable").index.tolist()
-    order += table[~ok].index.tolist()
-    table = table.loc[order].reset_index(drop=True)
-    table.insert(
-        0, "rank", pd.array([k + 1 if k < int(ok.sum()) else pd.NA for k in range(len(table))], dtype="Int64")
-    )
-    return table[["rank", "record", "name", "smiles", *names, "error"]]
