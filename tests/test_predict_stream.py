@@ -157,7 +157,7 @@ def test_a_half_written_chunk_is_cut_off_on_resume(run_and_library, tmp_path, mo
     assert out.read_text() == whole_path.read_text()
     again = predict_file(run_dir, library, out, resume=True)  # complete: counted, not redone
     assert (again.rows, again.predicted, again.skipped) == (240, 238, 2)
-    with pytest.raises(ValueError, match=r"records a job on /elsewhere.csv"):
+    with pytest.raises(ValueError, match=r"records a job with input /elsewhere.csv"):
         (tmp_path / "broken.csv.progress").write_text(json.dumps({"input": "/elsewhere.csv", "rows": 1}))
         predict_file(run_dir, library, out, resume=True)
     pd.testing.assert_frame_equal(read_predictions(out), read_predictions(whole_path))

@@ -203,7 +203,7 @@ def test_a_resume_refuses_another_job_and_starts_afresh_without_a_record(library
     monkeypatch.setattr(screen_module, "_scored_rows", real)
     other = tmp_path / "other.sdf"
     other.write_text(sdf.read_text())
-    with pytest.raises(ValueError, match=r"killed\.csv\.progress: it records a screen with ligands"):
+    with pytest.raises(ValueError, match=r"killed\.csv\.progress: it records a job with ligands"):
         screen(model, pdb, other, out, progress=False, resume=True)
     with pytest.raises(ValueError, match="protein"):
         screen(model, tmp_path / "elsewhere.pdb", sdf, out, progress=False, resume=True)

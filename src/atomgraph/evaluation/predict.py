@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 
 from atomgraph.evaluation.input_rows import CSV_CHUNK, count_rows, featurised_chunks, input_rows, one_line
+from atomgraph.evaluation.progress_record import ProgressRecord
 
 
 @torch.no_grad()
@@ -281,17 +281,13 @@ def predict_file(
         )
         descending = run.targets.spec(base).ranks_first == "high"
     smiles_column = run.config["data"]["smiles_column"] if run.config else "smiles"
-    record_file = output.with_name(output.name + ".progress")
+    record = ProgressRecord.beside(output, {"input": str(input_path.resolve())})
     done, counts = 0, {"predicted": 0, "skipped": 0, "warned": 0}
-    if resume and record_file.exists():
-        record = json.loads(record_file.read_text())
-        if record["input"] != str(input_path.resolve()):
-            raise ValueError(f"{record_file}: it records a job on {record['input']}, not {input_path}")
-        with open(output, "r+b") as handle:
-            handle.truncate(record["bytes"])  # drop a chunk the kill left half-written
-        done, counts = record["rows"], record["counts"]
+    if resume and record.exists():
+        recorded = record.resume(output)
+        done, counts = recorded["rows"], recorded["counts"]
     elif resume and output.exists():
-        print(f"{output} is complete (no {record_file.name}); nothing to resume", file=sys.stderr)
+        print(f"{output} is complete (no {record.path.name}); nothing to resume", file=sys.stderr)
         rows = failed = warned = 0
         for part in pd.read_csv(output, usecols=["error", "warning"], chunksize=CSV_CHUNK, dtype=str):
             rows += len(part)
@@ -314,21 +310,16 @@ def predict_file(
         bad = table[table["error"] != ""]
         for _, row in bad.iterrows():
             print(f"skipped {row['id']}: {row['error']}", file=sys.stderr)
-        with open(output, "a", newline="") as handle:
-            table[columns].to_csv(handle, header=handle.tell() == 0, index=False)
-            handle.flush()
-            size = handle.tell()
         done += len(table)
         counts["skipped"] += len(bad)
         counts["predicted"] += len(table) - len(bad)
         counts["warned"] += int((table["warning"] != "").sum())
-        record = {"input": str(input_path.resolve()), "rows": done, "bytes": size, "counts": counts}
-        record_file.write_text(json.dumps(record))
+        record.append(output, table[columns], done, counts=counts)
         bar.update(len(table))
     bar.close()
     if not output.exists():  # an empty input: a header-only file
         pd.DataFrame(columns=["id", "smiles", "error", "warning", *names]).to_csv(output, index=False)
-    record_file.unlink(missing_ok=True)
+    record.remove()
     summary = PredictSummary(output, done, counts["predicted"], counts["skipped"], counts["warned"])
     _write_top_k(summary, top_k, rank_by, descending)
     note = f"; {summary.warned} with elements never seen in training (column warning)" * bool(summary.warned)

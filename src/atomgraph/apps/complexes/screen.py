@@ -15,7 +15,6 @@ and no prediction; those rows come last, in input order.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 from collections.abc import Iterator
@@ -38,6 +37,7 @@ from atomgraph.apps.complexes.sequence import protein_sequence, sequence_graph
 from atomgraph.evaluation.acquisition import acquisition_scores
 from atomgraph.evaluation.calibration import Calibration, run_calibration
 from atomgraph.evaluation.predict import has_sigma
+from atomgraph.evaluation.progress_record import ProgressRecord
 from atomgraph.evaluation.rank_file import rank_csv
 
 log = logging.getLogger(__name__)
@@ -161,23 +161,23 @@ def screen(
     columns = ["record", "name", "smiles", *names, "error"]
     output = Path(output_csv)
     unranked = output.with_name(output.name + ".unranked.csv")
-    record_file = output.with_name(output.name + ".progress")
     job = {
         "ligands": str(Path(ligands).resolve()),
         "protein": str(Path(protein_pdb).resolve()),
         "columns": columns,
     }
+    record = ProgressRecord.beside(output, job)
     done = 0
-    if resume and record_file.exists():
-        done = _resumed(record_file, unranked, job)
+    if resume and record.exists():
+        done = int(record.resume(unranked)["rows"])
     elif resume and output.exists():
         summary = _summary_of(output)
-        log.info("%s is complete (no %s); nothing to resume", output, record_file.name)
+        log.info("%s is complete (no %s); nothing to resume", output, record.path.name)
         return summary
     else:
         output.parent.mkdir(parents=True, exist_ok=True)
         unranked.unlink(missing_ok=True)
-        record_file.unlink(missing_ok=True)  # a stale record would point into the rows just removed
+        record.remove()  # a stale record would point into the rows just removed
     protein = read_protein(protein_pdb, waters=scorer.settings.waters)
     sequence = protein_sequence(protein) if scorer.graph_kind == "sequence" else ""
     records = iter_ligands(ligands, ligand_format, skip=done)
@@ -188,37 +188,16 @@ def screen(
         )
         for error in table.loc[table["error"] != "", "error"]:
             log.warning("skipped %s", error)
-        with open(unranked, "a", newline="") as handle:
-            table[columns].to_csv(handle, header=handle.tell() == 0, index=False)
-            handle.flush()
-            size = handle.tell()
         done += len(table)
-        record_file.write_text(json.dumps({**job, "rows": done, "bytes": size}))
+        record.append(unranked, table[columns], done)
         bar.update(len(table))
     bar.close()
     rank_by = "acquisition" if acquisition != "mean" else scorer.names[0]
     scored, failed = rank_csv(unranked, output, rank_by, descending=True, exclude="error")
     unranked.unlink()
-    record_file.unlink(missing_ok=True)
+    record.remove()
     log.info("scored %d of %d ligands -> %s; %d failed", scored, scored + failed, output, failed)
     return ScreenSummary(output, scored + failed, scored, failed)
-
-
-def _resumed(record_file: Path, unranked: Path, job: dict) -> int:
-    """The rows a killed screen wrote, with ``unranked`` cut back to them (a chunk the kill left
-    half-written is dropped); an error when the record is of another job or its rows are gone."""
-    record = json.loads(record_file.read_text())
-    for key, value in job.items():
-        if record.get(key) != value:
-            raise ValueError(
-                f"{record_file}: it records a screen with {key} {record.get(key)}, not {value}; run it "
-                "again with the same inputs, or without resume"
-            )
-    if not unranked.exists():
-        raise ValueError(f"{record_file}: the rows it records ({unranked}) are gone; run without resume")
-    with open(unranked, "r+b") as handle:
-        handle.truncate(record["bytes"])
-    return int(record["rows"])
 
 
 def _summary_of(output: Path) -> ScreenSummary:

@@ -11,7 +11,6 @@ sensible structure or fails graph building keeps its row, after the ranked ones,
 from __future__ import annotations
 
 import itertools
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from atomgraph.apps.crystals.stability import ConvexHulls
 from atomgraph.evaluation.acquisition import acquisition_scores
 from atomgraph.evaluation.calibration import run_calibration
 from atomgraph.evaluation.predict import has_sigma, predict_each
+from atomgraph.evaluation.progress_record import ProgressRecord
 from atomgraph.evaluation.rank_file import rank_csv
 
 
@@ -100,15 +100,10 @@ def screen_structures(
     hulls = reference_hulls(run) if max_e_hull is not None else None
     output = Path(output)
     unranked = output.with_name(output.name + ".unranked.csv")
-    record_file = output.with_name(output.name + ".progress")
+    record = ProgressRecord.beside(output, {"input": str(Path(folder).resolve())})
     done = 0
-    if resume and record_file.exists():
-        record = json.loads(record_file.read_text())
-        if record["input"] != str(Path(folder).resolve()):
-            raise ValueError(f"{record_file}: it records a screen of {record['input']}, not {folder}")
-        with open(unranked, "r+b") as handle:
-            handle.truncate(record["bytes"])  # drop a chunk the kill left half-written
-        done = record["rows"]
+    if resume and record.exists():
+        done = record.resume(unranked)["rows"]
     else:
         output.parent.mkdir(parents=True, exist_ok=True)
         unranked.unlink(missing_ok=True)
@@ -130,14 +125,8 @@ def screen_structures(
             table["e_above_hull"] = hulls.above(table["formula"].tolist(), table[FORMATION].to_numpy())
         table["excluded"] = exclusions(table, window, max_e_hull)
         columns = columns or list(table.columns)
-        with open(unranked, "a", newline="") as handle:
-            table[columns].to_csv(handle, header=handle.tell() == 0, index=False)
-            handle.flush()
-            size = handle.tell()
         done += len(table)
-        record_file.write_text(
-            json.dumps({"input": str(Path(folder).resolve()), "rows": done, "bytes": size})
-        )
+        record.append(unranked, table[columns], done)
         bar.update(len(table))
     bar.close()
     if not unranked.exists():
@@ -151,7 +140,7 @@ def screen_structures(
             print(f"skipped {row['id']}: {row['error']}", file=sys.stderr)
     excluded = others - skipped
     unranked.unlink()
-    record_file.unlink(missing_ok=True)
+    record.remove()
     order = "largest" if descending else "smallest"
     print(
         f"ranked {ranked} structures by {target}{f' ({acquisition})' * (acquisition != 'mean')} "
