@@ -13,6 +13,8 @@ from conftest import random_molecule, write_config
 from test_model_contract import CUTOFF, SMALL, contract_names, crystal, molecule
 from torch_geometric.data import Batch
 
+from atomgraph.apps.crystals.screening import screen_structures
+from atomgraph.data.graph_dataset import apply_reductions
 from atomgraph.data.normalization import TargetNormalizer
 from atomgraph.data.structures_dataset import load_structures, structures_store
 from atomgraph.evaluation.checks import symmetry_checks
@@ -25,7 +27,7 @@ from atomgraph.nn.target_readout import SumOrMean, resolve_readouts
 from atomgraph.outputs.potential import cast_graph
 from atomgraph.runs import TrainedRun
 from atomgraph.structures import read_all
-from atomgraph.targets import TargetSet, TargetSpec, known_target
+from atomgraph.targets import TargetSet, TargetSpec, known_target, targets_from_columns
 from atomgraph.training.config import ConfigError, load_config
 from atomgraph.training.datasets import select_targets
 
@@ -161,6 +163,8 @@ def test_a_node_level_run_trains_reports_checks_and_predicts(tmp_path):
 
     with pytest.raises(ValueError, match="a value per atom"):  # explain draws one value per molecule
         explain(run_dir, "CCO", tmp_path / "why.png")
+    with pytest.raises(ValueError, match="one per atom"):  # screen-crystals ranks one value per structure
+        screen_structures(run_dir, tmp_path, tmp_path / "ranked.csv")
 
     frames = molecules(3, seed=9)
     ase.io.write(tmp_path / "new.xyz", frames, format="extxyz")
@@ -215,3 +219,33 @@ def test_atom_wise_models_predict_one_value_per_atom(name):
         alone = torch.cat([model(Batch.from_data_list([g])) for g in graphs])
     assert together.shape == (sum(g.num_nodes for g in graphs), 1)
     assert torch.allclose(together, alone, atol=1e-5)  # each atom's value, whatever else is in the batch
+
+
+def test_node_level_is_set_by_where_the_labels_live(xyz, tmp_path):
+    # a column (one value per row) named like a node-level table entry stays graph-level
+    assert targets_from_columns(["mulliken"]).node_level is False
+    dataset = select_targets(
+        load_structures(xyz, RADIUS, ["charges"], tmp_path / "cache", False), ["charges"]
+    )
+    with pytest.raises(ValueError, match="set by its labels"):
+        apply_reductions(dataset, {"charges": "mean"})
+    graph_level = select_targets(
+        load_structures(xyz, RADIUS, ["energy"], tmp_path / "cache", False), ["energy"]
+    )
+    with pytest.raises(ValueError, match="set by its labels"):
+        apply_reductions(graph_level, {"energy": "node"})
+
+
+def test_a_per_atom_vector_is_refused_and_a_structure_without_the_array_is_skipped(tmp_path):
+    frames = molecules(6)
+    frames[0].arrays.pop("charges")  # the first structure lacks it: still a node-level target
+    path = tmp_path / "partial.xyz"
+    ase.io.write(path, frames, format="extxyz")
+    dataset = load_structures(path, RADIUS, ["charges"], tmp_path / "cache", False)
+    assert dataset.meta.node_targets.names == ["charges"] and len(dataset) == 5
+    assert "missing" in dataset.meta.skipped[0]["error"]
+    for atoms in frames[1:]:
+        atoms.arrays["dipoles"] = np.ones((len(atoms), 3))
+    ase.io.write(tmp_path / "vectors.xyz", frames[1:], format="extxyz")
+    with pytest.raises(ValueError, match=r"'dipoles' has shape \(\d+, 3\): a node-level target is one value"):
+        load_structures(tmp_path / "vectors.xyz", RADIUS, ["dipoles"], tmp_path / "cache", False)

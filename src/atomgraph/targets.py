@@ -268,10 +268,11 @@ def known_target(name: str) -> TargetSpec | None:
 
 
 def guess_target(name: str, unit: str = "", kind: str = "regression") -> TargetSpec:
-    """A spec for a column without a table entry: the known one if the name is in a table, else a
-    per-atom target for names ending in ``_per_atom`` or units ending in ``/atom``, else intensive."""
+    """A spec for a column (one value per graph): the known one if the name is in a graph-level table,
+    else a per-atom target for names ending in ``_per_atom`` or units ending in ``/atom``, else
+    intensive."""
     known = known_target(name)
-    if known is not None:
+    if known is not None and not known.node_level:  # a column is one value per row: never node-level
         return replace(known, kind=kind) if known.kind != kind else known
     per_atom = name.endswith("_per_atom") or unit.replace(" ", "").endswith("/atom")
     return TargetSpec(name, unit, "per_atom" if per_atom else "mean", kind)

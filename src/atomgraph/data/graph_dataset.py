@@ -153,6 +153,11 @@ def apply_reductions(dataset: GraphDataset, reductions: Mapping[str, str] | None
     if unknown:
         raise ValueError(f"data.reductions names unknown targets {unknown}; the dataset has {targets.names}")
     for name, reduction in (reductions or {}).items():
+        if (reduction == "node") != targets.spec(name).node_level:
+            raise ValueError(
+                f"data.reductions: {name!r} -> {reduction!r}: whether a target is node-level is set by its "
+                "labels (one per atom or one per graph); data.reductions takes sum | per_atom | mean"
+            )
         targets = targets.with_changes(name, reduction=reduction)
     dataset.meta.targets = targets
     return dataset

@@ -42,8 +42,8 @@ class TargetNormalizer(nn.Module):
     def fit(self, y: np.ndarray, numbers: Sequence[np.ndarray], atomref: bool = True) -> TargetNormalizer:
         """Fit on training targets y [M, T] (NaN = missing) and their atomic numbers (one array per
         graph); node-level targets: y [sum n, T], the atoms of the graphs in order."""
-        if self.node_level:  # one atom per row: the element references are the elements' means
-            numbers = [np.array([z]) for z in np.concatenate([np.asarray(n) for n in numbers])]
+        if self.node_level:
+            return self._fit_node_level(y, numbers, atomref)
         y = np.asarray(y, dtype=np.float64).reshape(len(numbers), -1)
         max_z = self.atomref.shape[0] - 1
         counts = np.zeros((len(numbers), max_z + 1))
@@ -59,7 +59,7 @@ class TargetNormalizer(nn.Module):
             if ok.sum() < 2:
                 raise ValueError(f"target {t}: fewer than two training labels, cannot normalise")
             target = y[ok, t]
-            if self.extensive[t] or self.node_level:
+            if self.extensive[t]:
                 if atomref:
                     present = np.flatnonzero(counts[ok].sum(0) > 0)
                     coef, *_ = np.linalg.lstsq(counts[ok][:, present], target, rcond=None)
@@ -71,6 +71,35 @@ class TargetNormalizer(nn.Module):
                 mean[t] = target.mean()
                 spread = target - mean[t]
             std[t] = max(float(spread.std()), 1e-8)
+        dtype = self.mean.dtype
+        self.mean.copy_(torch.tensor(mean, dtype=dtype))
+        self.std.copy_(torch.tensor(std, dtype=dtype))
+        self.atomref.copy_(torch.tensor(refs, dtype=dtype))
+        return self
+
+    def _fit_node_level(
+        self, y: np.ndarray, numbers: Sequence[np.ndarray], atomref: bool
+    ) -> TargetNormalizer:
+        """Node-level targets y [sum n, T]: each element's training mean as its reference (with
+        ``atomref``), the mean and std of what is left; memory and time linear in the atoms."""
+        z = np.concatenate([np.asarray(n, dtype=np.int64) for n in numbers]) if len(numbers) else np.zeros(0)
+        y = np.asarray(y, dtype=np.float64).reshape(len(z), -1)
+        max_z = self.atomref.shape[0] - 1
+        if len(z) and z.max() > max_z:
+            raise ValueError(f"atomic number {z.max()} above the normaliser's max_z {max_z}")
+        mean, std = np.zeros(y.shape[1]), np.ones(y.shape[1])
+        refs = np.zeros((max_z + 1, y.shape[1]))
+        for t in range(y.shape[1]):
+            ok = ~np.isnan(y[:, t])
+            if ok.sum() < 2:
+                raise ValueError(f"target {t}: fewer than two training labels, cannot normalise")
+            if atomref:
+                count = np.bincount(z[ok], minlength=max_z + 1)
+                total = np.bincount(z[ok], weights=y[ok, t], minlength=max_z + 1)
+                refs[:, t] = np.divide(total, count, out=np.zeros(max_z + 1), where=count > 0)
+            residual = y[ok, t] - refs[z[ok], t]
+            mean[t] = residual.mean()
+            std[t] = max(float(residual.std()), 1e-8)
         dtype = self.mean.dtype
         self.mean.copy_(torch.tensor(mean, dtype=dtype))
         self.std.copy_(torch.tensor(std, dtype=dtype))

@@ -21,7 +21,7 @@ from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset
 from atomgraph.data.graph_store import GraphStore, StoreInput, StoreRow, load_or_build_store
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.structures import iter_structures, read_all
-from atomgraph.targets import TargetSet, TargetSpec, targets_from_columns
+from atomgraph.targets import TargetSet, TargetSpec, known_target, targets_from_columns
 
 #: per-atom arrays that are inputs or potential labels, never node-level targets
 _NOT_TARGETS = ("numbers", "positions", "forces", "momenta", "masses", "tags", NODE_TARGETS)
@@ -47,13 +47,20 @@ def _target_info(properties: Sequence[str]):
     return targets_from_columns(list(properties), units, [p == "energy" for p in properties])
 
 
-def node_properties(atoms: Atoms, properties: Sequence[str]) -> list[str]:
-    """The ``properties`` that are per-atom arrays of ``atoms`` (node-level targets)."""
-    return [p for p in properties if p in atoms.arrays and p not in _NOT_TARGETS]
+def node_properties(atoms_list: Sequence[Atoms], properties: Sequence[str]) -> list[str]:
+    """The ``properties`` that are per-atom arrays of the structures (node-level targets: one value per
+    atom; a structure without the array is skipped and reported when the dataset is built)."""
+    return [p for p in properties if p not in _NOT_TARGETS and any(p in atoms.arrays for atoms in atoms_list)]
 
 
 def _node_info(node: Sequence[str]) -> TargetSet:
-    return TargetSet(TargetSpec(p, "", "node") for p in node)
+    """Node-level specs of per-atom arrays (a name of the tables, such as QM9's ``mulliken``, keeps its
+    unit and description)."""
+    specs = []
+    for p in node:
+        known = known_target(p)
+        specs.append(known if known is not None and known.node_level else TargetSpec(p, "", "node"))
+    return TargetSet(specs)
 
 
 def _check_found(atoms_list: Sequence[Atoms], properties: Sequence[str], name: str) -> None:
@@ -62,6 +69,8 @@ def _check_found(atoms_list: Sequence[Atoms], properties: Sequence[str], name: s
     for p in properties:
         if p == "energy" or any(p in atoms.info for atoms in atoms_list):
             continue
+        if not atoms_list:
+            raise ValueError(f"{name}: no structures, so no target {p!r}")
         first = atoms_list[0]
         values = sorted(k for k in first.info if np.ndim(first.info[k]) == 0 and k != "source")
         arrays = sorted(k for k in first.arrays if k not in _NOT_TARGETS)
@@ -79,8 +88,16 @@ def _labelled(atoms: Atoms, node: Sequence[str]) -> Atoms:
     missing = [p for p in node if p not in atoms.arrays]
     if missing:
         raise KeyError(f"per-atom target arrays {missing} missing")
+    columns = []
+    for p in node:
+        values = np.asarray(atoms.arrays[p], dtype=float)
+        if values.shape not in ((len(atoms),), (len(atoms), 1)):
+            raise ValueError(
+                f"per-atom target {p!r} has shape {values.shape}: a node-level target is one value per atom "
+                f"({len(atoms)} here); write each component as its own array"
+            )
+        columns.append(values.reshape(-1))
     out = atoms.copy()
-    columns = [np.asarray(atoms.arrays[p], dtype=float).reshape(-1) for p in node]
     out.arrays[NODE_TARGETS] = np.stack(columns, axis=1)
     return out
 
@@ -95,7 +112,10 @@ def structures_dataset(
     """Graphs of in-memory structures; ``y`` holds ``properties`` read from ``atoms.info`` (energy: eV,
     extensive) and ``y_node`` those that are per-atom arrays of the first structure (node-level targets,
     :func:`node_properties`). Forces [N, 3] eV/Å and stress [1, 3, 3] eV/Å^3 are kept when present."""
-    node = node_properties(atoms_list[0], properties) if len(atoms_list) else []
+    node = node_properties(atoms_list, properties)
+    sample = next((atoms for atoms in atoms_list if all(p in atoms.arrays for p in node)), None)
+    if node and sample is not None:  # one value per atom: a wrong shape refused once, not on every row
+        _labelled(sample, node)
     graph_level = [p for p in properties if p not in node]
     _check_found(atoms_list, graph_level, name)
     info = _target_info(graph_level)
@@ -135,7 +155,7 @@ def _refuse_node_targets(path: str | Path, properties: Sequence[str]) -> None:
     """A ValueError when some ``properties`` are per-atom arrays: node-level targets are read from
     memory only."""
     first = next(iter_structures(path), None)
-    node = node_properties(first, properties) if first is not None else []
+    node = node_properties([first], properties) if first is not None else []
     if node:
         raise ValueError(
             f"{path}: {node} are per-atom arrays (node-level targets), which are read from memory only: "

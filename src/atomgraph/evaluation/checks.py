@@ -319,9 +319,9 @@ def worst_errors(run_dir: Path, dataset, split: dict, k: int) -> list[dict]:
         return []
     pred_column = true_column[: -len("_true")] + "_pred"
     if "atom" in table.columns:  # node-level: one row per atom; each molecule's worst atom stands for it
-        table["position"] = (table["id"] != table["id"].shift()).cumsum() - 1
+        table["position"] = (table["atom"] == 0).cumsum() - 1  # a molecule's rows start at atom 0
         worst = (table[pred_column] - table[true_column]).abs().groupby(table["position"]).idxmax()
-        table = table.loc[worst.to_numpy()].set_index("position")
+        table = table.loc[worst.dropna().to_numpy()].set_index("position")  # NaN: no labelled atom
     error = (table[pred_column] - table[true_column]).abs()
     train_numbers = dataset[torch.as_tensor(split["train"])].atomic_numbers()
     share = {}

@@ -363,8 +363,8 @@ def explain(
     model, settings, module = _load(run, settings)
     if module is not None and module.info.node_level:
         raise ValueError(
-            f"explain draws why a model predicts a molecule's value; this one predicts a value per atom "
-            f"({module.info.names}): predict writes them"
+            f"{run if isinstance(run, str | Path) else 'the model'}: explain draws why a model predicts a "
+            f"molecule's value; this one predicts a value per atom ({module.info.names}): predict writes them"
         )
     mol, graph = molecule_and_graph(smiles, settings)
     if hasattr(model, "attention_weights"):

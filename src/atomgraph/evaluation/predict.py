@@ -318,7 +318,8 @@ def predict_file(
         bar.update(len(table))
     bar.close()
     if not output.exists():  # an empty input: a header-only file
-        pd.DataFrame(columns=["id", "smiles", "error", "warning", *names]).to_csv(output, index=False)
+        atoms = ["atoms"] if run.targets.node_level else []
+        pd.DataFrame(columns=["id", "smiles", "error", "warning", *atoms, *names]).to_csv(output, index=False)
     record.remove()
     summary = PredictSummary(output, done, counts["predicted"], counts["skipped"], counts["warned"])
     _write_top_k(summary, top_k, rank_by, descending)
@@ -399,4 +400,4 @@ def _predict_chunk(
 def _atom_values(row: np.ndarray | None, column: int) -> str:
     """A node-level prediction of one structure as written: its atoms' values, space-separated, in
     the order of the structure's atoms ("" where the model failed)."""
-    return "" if row is None else " ".join(f"{value:.6g}" for value in row[:, column])
+    return "" if row is None else " ".join(f"{value:.9g}" for value in row[:, column])

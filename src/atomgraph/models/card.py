@@ -108,8 +108,8 @@ class ModelCard:
             if "node" in reductions:
                 raise ValueError(
                     "this model pools its atoms into one vector per graph and predicts no per-atom "
-                    "values; node-level targets need a model with atom-wise outputs (schnet, painn, "
-                    "dimenet, equivariant, mace, cgcnn, megnet, simple_gnn)"
+                    "values; node-level targets need a model with atom-wise outputs (SchNet or PaiNN, "
+                    "for example: every model whose readout is chosen per target)"
                 )
             return ["pooled"] * len(reductions)
         return resolve_readouts(readout, reductions, self.intensive_readout)

@@ -87,6 +87,11 @@ def screen_structures(
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     run = TrainedRun.load(run_dir)
     names = list(run.targets.names)
+    if run.targets.node_level:
+        raise ValueError(
+            f"{run_dir}: screen-crystals ranks one value per structure; this run predicts one per atom "
+            f"({names}): use predict"
+        )
     target = target or names[0]
     if target not in names:
         raise ValueError(f"the run predicts {names}, not {target!r}")
