@@ -16,7 +16,6 @@ from atomgraph.data.build import build_dataset, cache_dir, graph_with_labels, lo
 from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset
 from atomgraph.data.graph_store import GraphStore, StoreInput, StoreRow, load_or_build_store
 from atomgraph.graphs.spec import GraphSpec
-from atomgraph.structures import from_smiles
 from atomgraph.targets import targets_from_columns
 
 log = logging.getLogger(__name__)
@@ -90,14 +89,13 @@ def load_csv(
         list(target_columns), list(units) if units else None, list(extensive) if extensive else None, kind
     )
     file = _cache_path(path, smiles_column, target_columns, settings, cache, ".pt")
-    embed = settings.kind == "radius"
 
     def rows():
         values = table[list(target_columns)].to_numpy(dtype=np.float64)
         for row, smiles in enumerate(table[smiles_column].astype(str)):
             yield (
                 f"{Path(path).name}:{row + 2}",
-                lambda s=smiles: from_smiles(s, embed_3d=embed, depict=False),
+                functools.partial(settings.structure_from_smiles, smiles),
                 values[row],
             )
 
@@ -127,8 +125,7 @@ def _cache_path(
 def _store_graph(payload: tuple[str, np.ndarray], settings: GraphSpec) -> Data:
     """The graph of one SMILES row (SMILES, targets); runs in a store-building worker."""
     smiles, targets = payload
-    atoms = from_smiles(smiles, embed_3d=settings.kind == "radius", depict=False)  # bonds, no drawing
-    return graph_with_labels(atoms, settings, targets)
+    return graph_with_labels(settings.structure_from_smiles(smiles), settings, targets)
 
 
 def csv_store(

@@ -87,10 +87,9 @@ def count_rows(path: Path) -> int | None:
 
 
 def featurise(row: InputRow, spec: GraphSpec) -> InputRow:
-    """``row`` with its graph built by ``spec`` (SMILES parsed first; 3D-embedded for radius graphs,
-    not depicted for bond graphs, which read the bonds and never a 2D drawing), or its error; ``record``
-    is dropped (it is no longer needed)."""
-    from atomgraph.structures import StructureError, from_smiles
+    """``row`` with its graph built by ``spec`` (a SMILES parsed first, as
+    :meth:`GraphSpec.structure_from_smiles` says), or its error; ``record`` is dropped."""
+    from atomgraph.structures import StructureError
 
     record = row.record
     row.record = None
@@ -98,8 +97,7 @@ def featurise(row: InputRow, spec: GraphSpec) -> InputRow:
         row.error = one_line(str(record))
         return row
     try:
-        embed = spec.kind == "radius"
-        atoms = from_smiles(row.smiles, embed_3d=embed, depict=False) if record is None else record
+        atoms = spec.structure_from_smiles(row.smiles) if record is None else record
         row.graph = spec.build(atoms)
     except StructureError as error:
         row.error = one_line(str(error))

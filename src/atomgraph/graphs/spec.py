@@ -118,6 +118,15 @@ class GraphSpec:
             )
         return builder(self, atoms)
 
+    def structure_from_smiles(self, smiles: str) -> Atoms:
+        """The structure this spec's graph of a SMILES is built from: one 3D conformer for radius graphs;
+        for bond graphs no 2D drawing (their ``pos`` is zero without a 3D conformer) and, for heavy-atom
+        graphs, the hydrogens left implicit (they would be removed again). Raises StructureError."""
+        from atomgraph.structures import from_smiles
+
+        hydrogens = self.kind != "bond" or self.explicit_hydrogens
+        return from_smiles(smiles, embed_3d=self.kind == "radius", depict=False, hydrogens=hydrogens)
+
     def interaction_cutoff(self, value: float | None, model: str) -> float:
         """A model's own (smaller) interaction cutoff checked against this spec: ``value`` if it is
         at most :attr:`cutoff`, the spec's cutoff when ``value`` is None; a larger one is an error."""

@@ -46,7 +46,7 @@ def mol_to_atoms(mol: Chem.Mol, source: str, conf_id: int = -1) -> ase.Atoms:
         raise StructureError(f"{source}: no conformer with id {conf_id} (have {ids})", source=source) from exc
     if mol.GetNumConformers() > 1:
         mol = Chem.Mol(mol, False, conf.GetId())
-    numbers = [atom.GetAtomicNum() for atom in mol.GetAtoms()]
+    numbers = [mol.GetAtomWithIdx(i).GetAtomicNum() for i in range(mol.GetNumAtoms())]  # not GetAtoms(): slow
     atoms = ase.Atoms(numbers=numbers, positions=conf.GetPositions(), pbc=False)
     atoms.info["rdkit_mol"] = mol
     atoms.info["coordinates"] = "3d" if conf.Is3D() else "2d"

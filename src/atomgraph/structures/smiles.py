@@ -20,7 +20,12 @@ FRAGMENT_GAP = 3.0
 
 
 def from_smiles(
-    smiles: str, embed_3d: bool = False, seed: int = 0, name: str | None = None, depict: bool = True
+    smiles: str,
+    embed_3d: bool = False,
+    seed: int = 0,
+    name: str | None = None,
+    depict: bool = True,
+    hydrogens: bool = True,
 ) -> ase.Atoms:
     """Build a molecule from a SMILES string, hydrogens included.
 
@@ -38,6 +43,8 @@ def from_smiles(
             with its hydrogens, most of the time spent here): every position is 0 and
             ``info["coordinates"]`` is ``"none"``. Bond graphs never read a drawing (their ``pos`` is
             zero unless the molecule is 3D), so their data and prediction paths skip it.
+        hydrogens: ``False`` keeps the hydrogens implicit, as parsed (not with ``embed_3d``): for graphs
+            of the heavy atoms, which would remove them again.
 
     Returns:
         Non-periodic ``ase.Atoms`` (positions in Å; for 2D, RDKit depiction units ~ 1.5 per bond) in
@@ -58,8 +65,9 @@ def from_smiles(
         raise StructureError(f"invalid SMILES {smiles!r}: RDKit could not parse it{reason}", source=source)
     if mol.GetNumAtoms() == 0:
         raise StructureError(f"empty SMILES {smiles!r}: no atoms", source=source)
-    with capture_rdkit_errors():
-        mol = Chem.AddHs(mol)
+    if hydrogens or embed_3d:
+        with capture_rdkit_errors():
+            mol = Chem.AddHs(mol)
     if name is not None:
         mol.SetProp("_Name", name)
 
