@@ -154,17 +154,24 @@ def test_rows_are_written_as_the_file_is_read_and_a_resume_finishes_them(library
     assert out.read_text() == whole.read_text()
 
 
-def test_a_kill_mid_chunk_resumes_without_lost_or_repeated_rows(library, tmp_path, monkeypatch):
-    model, pdb, sdf, whole = library
+def kill_on_chunk(monkeypatch, chunk: int):
+    """Make the screen stop with a KeyboardInterrupt (a kill between two chunks) when it scores chunk
+    ``chunk`` (1-based); returns the real scoring function."""
     real, calls = screen_module._scored_rows, []
 
-    def killed_on_the_third_chunk(*args, **kwargs):
+    def killed(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt  # as a kill between two chunks
+        if len(calls) == chunk:
+            raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(screen_module, "_scored_rows", killed_on_the_third_chunk)
+    monkeypatch.setattr(screen_module, "_scored_rows", killed)
+    return real
+
+
+def test_a_kill_mid_chunk_resumes_without_lost_or_repeated_rows(library, tmp_path, monkeypatch):
+    model, pdb, sdf, whole = library
+    real = kill_on_chunk(monkeypatch, 3)
     out = tmp_path / "killed.csv"
     with pytest.raises(KeyboardInterrupt):
         screen(model, pdb, sdf, out, batch_size=1, chunk_rows=3, progress=False)
@@ -188,15 +195,7 @@ def test_a_kill_mid_chunk_resumes_without_lost_or_repeated_rows(library, tmp_pat
 
 def test_a_resume_refuses_another_job_and_starts_afresh_without_a_record(library, tmp_path, monkeypatch):
     model, pdb, sdf, whole = library
-    real, calls = screen_module._scored_rows, []
-
-    def killed_on_the_second_chunk(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(screen_module, "_scored_rows", killed_on_the_second_chunk)
+    real = kill_on_chunk(monkeypatch, 2)
     out = tmp_path / "killed.csv"
     with pytest.raises(KeyboardInterrupt):
         screen(model, pdb, sdf, out, batch_size=1, chunk_rows=4, progress=False)

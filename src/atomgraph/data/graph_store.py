@@ -35,7 +35,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -45,6 +44,7 @@ import torch
 from torch_geometric.data import Data, Dataset
 from tqdm.auto import tqdm
 
+from atomgraph.data.chunks import chunks
 from atomgraph.data.graph_dataset import DatasetMeta
 from atomgraph.graphs.arrays import init_graph_worker
 from atomgraph.targets import TargetSet
@@ -236,12 +236,6 @@ def _complete_shard(directory: Path, shard: int, start: int, size: int) -> dict 
     return record
 
 
-def _batches(rows: Iterable[StoreRow], size: int) -> Iterator[list[StoreRow]]:
-    iterator = iter(rows)
-    while batch := list(islice(iterator, size)):
-        yield batch
-
-
 def build_store(
     source: StoreInput,
     directory: str | Path,
@@ -273,7 +267,7 @@ def build_store(
     shards = 0
     with bar:
         if workers <= 1:
-            for shard, batch in enumerate(_batches(source.rows, shard_size)):
+            for shard, batch in enumerate(chunks(source.rows, shard_size)):
                 start, shards = shard * shard_size, shard + 1
                 if _complete_shard(directory, shard, start, len(batch)) is None:
                     write_shard(directory, shard, start, batch, source.build)
@@ -283,7 +277,7 @@ def build_store(
             dtype = str(torch.get_default_dtype()).removeprefix("torch.")
             with ProcessPoolExecutor(workers, context, init_graph_worker, (dtype,)) as pool:
                 pending: set[Future] = set()
-                for shard, batch in enumerate(_batches(source.rows, shard_size)):
+                for shard, batch in enumerate(chunks(source.rows, shard_size)):
                     start, shards = shard * shard_size, shard + 1
                     if _complete_shard(directory, shard, start, len(batch)) is not None:
                         bar.update(len(batch))

@@ -48,16 +48,13 @@ class TargetNormalizer(nn.Module):
         max_z = self.atomref.shape[0] - 1
         counts = np.zeros((len(numbers), max_z + 1))
         for row, z in enumerate(numbers):
-            if len(z) and z.max() > max_z:
-                raise ValueError(f"atomic number {z.max()} above the normaliser's max_z {max_z}")
+            self._check_numbers(z)
             np.add.at(counts[row], z, 1.0)
         n_atoms = counts[:, 1:].sum(1)
         mean, std = np.zeros(y.shape[1]), np.ones(y.shape[1])
         refs = np.zeros((max_z + 1, y.shape[1]))
         for t in range(y.shape[1]):
-            ok = ~np.isnan(y[:, t])
-            if ok.sum() < 2:
-                raise ValueError(f"target {t}: fewer than two training labels, cannot normalise")
+            ok = _labelled(y, t)
             target = y[ok, t]
             if self.extensive[t]:
                 if atomref:
@@ -71,11 +68,7 @@ class TargetNormalizer(nn.Module):
                 mean[t] = target.mean()
                 spread = target - mean[t]
             std[t] = max(float(spread.std()), 1e-8)
-        dtype = self.mean.dtype
-        self.mean.copy_(torch.tensor(mean, dtype=dtype))
-        self.std.copy_(torch.tensor(std, dtype=dtype))
-        self.atomref.copy_(torch.tensor(refs, dtype=dtype))
-        return self
+        return self._store(mean, std, refs)
 
     def _fit_node_level(
         self, y: np.ndarray, numbers: Sequence[np.ndarray], atomref: bool
@@ -84,15 +77,12 @@ class TargetNormalizer(nn.Module):
         ``atomref``), the mean and std of what is left; memory and time linear in the atoms."""
         z = np.concatenate([np.asarray(n, dtype=np.int64) for n in numbers]) if len(numbers) else np.zeros(0)
         y = np.asarray(y, dtype=np.float64).reshape(len(z), -1)
+        self._check_numbers(z)
         max_z = self.atomref.shape[0] - 1
-        if len(z) and z.max() > max_z:
-            raise ValueError(f"atomic number {z.max()} above the normaliser's max_z {max_z}")
         mean, std = np.zeros(y.shape[1]), np.ones(y.shape[1])
         refs = np.zeros((max_z + 1, y.shape[1]))
         for t in range(y.shape[1]):
-            ok = ~np.isnan(y[:, t])
-            if ok.sum() < 2:
-                raise ValueError(f"target {t}: fewer than two training labels, cannot normalise")
+            ok = _labelled(y, t)
             if atomref:
                 count = np.bincount(z[ok], minlength=max_z + 1)
                 total = np.bincount(z[ok], weights=y[ok, t], minlength=max_z + 1)
@@ -100,6 +90,15 @@ class TargetNormalizer(nn.Module):
             residual = y[ok, t] - refs[z[ok], t]
             mean[t] = residual.mean()
             std[t] = max(float(residual.std()), 1e-8)
+        return self._store(mean, std, refs)
+
+    def _check_numbers(self, z: np.ndarray) -> None:
+        max_z = self.atomref.shape[0] - 1
+        if len(z) and z.max() > max_z:
+            raise ValueError(f"atomic number {z.max()} above the normaliser's max_z {max_z}")
+
+    def _store(self, mean: np.ndarray, std: np.ndarray, refs: np.ndarray) -> TargetNormalizer:
+        """Copy fitted values into the buffers (in their dtype)."""
         dtype = self.mean.dtype
         self.mean.copy_(torch.tensor(mean, dtype=dtype))
         self.std.copy_(torch.tensor(std, dtype=dtype))
@@ -122,3 +121,11 @@ class TargetNormalizer(nn.Module):
 
     def denormalize(self, pred: torch.Tensor, graph: Data) -> torch.Tensor:
         return pred * self.std + self._offset(graph)
+
+
+def _labelled(y: np.ndarray, t: int) -> np.ndarray:
+    """The rows of ``y`` with a label in column ``t``; an error when fewer than two have one."""
+    ok = ~np.isnan(y[:, t])
+    if ok.sum() < 2:
+        raise ValueError(f"target {t}: fewer than two training labels, cannot normalise")
+    return ok

@@ -10,7 +10,6 @@ Graphs travel back from the workers as numpy arrays (no shared-memory file descr
 
 from __future__ import annotations
 
-import itertools
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import pandas as pd
 import torch
 from torch_geometric.data import Data
 
+from atomgraph.data.chunks import chunks
 from atomgraph.graphs.arrays import arrays_to_graph, graph_to_arrays, init_graph_worker
 from atomgraph.graphs.spec import GraphSpec
 
@@ -131,9 +131,8 @@ def featurised_chunks(
     built in that many spawned processes, up to two chunks ahead of the caller."""
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
-    chunks = iter(lambda: list(itertools.islice(rows, chunk_rows)), [])
     if workers == 0:
-        for chunk in chunks:
+        for chunk in chunks(rows, chunk_rows):
             yield [featurise(row, spec) for row in chunk]
         return
     import multiprocessing
@@ -143,7 +142,7 @@ def featurised_chunks(
     dtype = str(torch.get_default_dtype()).removeprefix("torch.")
     with ProcessPoolExecutor(workers, context, initializer=init_graph_worker, initargs=(dtype,)) as pool:
         pending: deque = deque()
-        for chunk in chunks:
+        for chunk in chunks(rows, chunk_rows):
             pieces = [chunk[k::workers] for k in range(workers)]  # interleaved: equal shares of work
             futures = [pool.submit(_featurise_in_worker, p, spec) for p in pieces if p]
             pending.append((len(chunk), futures))

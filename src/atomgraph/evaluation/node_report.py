@@ -12,23 +12,25 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from atomgraph.evaluation.baselines import ElementMeanBaseline, MeanBaseline
-from atomgraph.evaluation.jsonfile import write_json
 from atomgraph.evaluation.metrics import regression_metrics
 from atomgraph.evaluation.plots import (
-    dataset_plot,
     error_histogram,
     error_qq_plot,
     error_vs_size,
     error_vs_true,
-    learning_curves,
     parity_plot,
 )
 from atomgraph.evaluation.predict import predict_graphs
-from atomgraph.evaluation.report import epochs_trained, format_results, member_scores
+from atomgraph.evaluation.report import (
+    dataset_panels,
+    run_header,
+    training_history,
+    validation_variance,
+    write_report,
+)
 
 
 def graph_sums(values: np.ndarray, natoms: np.ndarray) -> np.ndarray:
@@ -45,8 +47,6 @@ def _error_size(truth: np.ndarray, guess: np.ndarray) -> dict:
 def evaluate_node_targets(run_dir: Path, config: dict, dataset, split, module, verbose: bool = True) -> dict:
     """Write ``metrics.json``, ``predictions_test.csv`` (one row per test atom) and ``plots/`` for a run
     on node-level targets; return the metrics (see the module docstring)."""
-    from atomgraph.training.run import metrics_history
-
     info = dataset.targets
     parts = {name: dataset[torch.as_tensor(split[name])] for name in ("train", "val", "test")}
     train, test = parts["train"], parts["test"]
@@ -88,32 +88,7 @@ def evaluate_node_targets(run_dir: Path, config: dict, dataset, split, module, v
         error_vs_true(truth, guess, plots / f"error_vs_true_{name}.png", unit=unit)
         by_element = plots / f"error_vs_element_{name}.png"
         error_vs_size(z_test, truth, guess, by_element, unit=unit, size_label="atomic number Z")
-    labelled = {
-        f"{name} [{info.units[t]}]" if info.units[t] else name: {k: y[:, t] for k, y in labels.items()}
-        for t, name in enumerate(info.names)
-    }
-    dataset_plot({k: part.num_atoms() for k, part in parts.items()}, labelled, plots / "dataset.png")
-    results: dict = {
-        "run": config["name"],
-        "model": config["model"]["name"],
-        "n_train": len(split["train"]),
-        "n_val": len(split["val"]),
-        "n_test": len(split["test"]),
-        "n_test_atoms": int(natoms.sum()),
-        "parameters": sum(p.numel() for p in module.model.parameters()),
-        "test": tests,
-    }
-    metrics_csv = metrics_history(run_dir / "logs")
-    results["epochs"] = epochs_trained(metrics_csv)
-    if metrics_csv is not None:
-        variance = {name: float(np.nanvar(labels["val"][:, t])) for t, name in enumerate(info.names)}
-        try:
-            learning_curves(metrics_csv, plots / "learning_curves.png", val_variance=variance)
-        except ValueError:
-            pass  # a run stopped before its first validation has no curves to draw
-    results.update(member_scores(run_dir))
-    pd.DataFrame(table).to_csv(run_dir / "predictions_test.csv", index=False)
-    write_json(run_dir / "metrics.json", results)
-    if verbose:
-        print(format_results(results, config["data"]["dataset"]))
-    return results
+    dataset_panels(info, parts, labels, plots / "dataset.png")
+    results = {**run_header(config, split, module), "n_test_atoms": int(natoms.sum()), "test": tests}
+    training_history(run_dir, results, validation_variance(info, labels["val"]))
+    return write_report(run_dir, config, results, table, verbose)

@@ -53,7 +53,6 @@ def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, ver
     from atomgraph.data import load_split
     from atomgraph.runs import TrainedRun
     from atomgraph.training.datasets import load_dataset
-    from atomgraph.training.run import metrics_history
 
     run_dir = Path(run_dir)
     run = TrainedRun.load(run_dir)  # best, else last: a run stopped before its first validation
@@ -77,15 +76,7 @@ def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, ver
     sizes = test.num_atoms()
     heavy = np.array([int((z > 1).sum()) for z in test.atomic_numbers()])
     plots = run_dir / "plots"
-    results: dict = {
-        "run": config["name"],
-        "model": config["model"]["name"],
-        "n_train": len(split["train"]),
-        "n_val": len(split["val"]),
-        "n_test": len(split["test"]),
-        "parameters": sum(p.numel() for p in module.model.parameters()),
-        "test": {},
-    }
+    results: dict = {**run_header(config, split, module), "test": {}}
     table = {"id": [dataset.meta.ids[i] for i in split["test"]] if dataset.meta.ids else split["test"]}
     scored, sigma = {}, None
     if has_sigma(module) and info.kind == "regression":
@@ -128,23 +119,58 @@ def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, ver
     if info.kind == "regression":
         parts = {"train": train, "val": val, "test": test}
         labels = {"train": train.targets_array(), "val": y_val, "test": y_test}
-        labelled = {
-            f"{name} [{info.units[t]}]" if info.units[t] else name: {k: y[:, t] for k, y in labels.items()}
-            for t, name in enumerate(info.names)
-        }
-        dataset_plot({k: part.num_atoms() for k, part in parts.items()}, labelled, plots / "dataset.png")
+        dataset_panels(info, parts, labels, plots / "dataset.png")
+    training_history(run_dir, results, validation_variance(info, y_val))
+    for protocol in protocols_for(config["data"]["dataset"]):  # e.g. seed 004's crystal protocol
+        protocol(results, config, module, dataset, split, pred)
+    return write_report(run_dir, config, results, table, verbose)
+
+
+def run_header(config: dict, split: dict, module) -> dict:
+    """The first entries of every report: run and model names, split sizes, parameter count."""
+    return {
+        "run": config["name"],
+        "model": config["model"]["name"],
+        "n_train": len(split["train"]),
+        "n_val": len(split["val"]),
+        "n_test": len(split["test"]),
+        "parameters": sum(p.numel() for p in module.model.parameters()),
+    }
+
+
+def validation_variance(info, y_val: np.ndarray) -> dict[str, float]:
+    """The variance of each target's validation labels (rows of ``y_val``; NaN left out), for the
+    learning curves' R² panel."""
+    labelled = [y_val[np.isfinite(y_val[:, t]), t] for t in range(len(info.names))]
+    return {name: float(v.var()) for name, v in zip(info.names, labelled, strict=True) if len(v) > 1}
+
+
+def dataset_panels(info, parts: dict, labels: dict[str, np.ndarray], path: Path) -> None:
+    """``dataset_plot`` of the splits: sizes of ``parts`` and each target's ``labels`` per split."""
+    labelled = {
+        f"{name} [{info.units[t]}]" if info.units[t] else name: {k: y[:, t] for k, y in labels.items()}
+        for t, name in enumerate(info.names)
+    }
+    dataset_plot({k: part.num_atoms() for k, part in parts.items()}, labelled, path)
+
+
+def training_history(run_dir: Path, results: dict, val_variance: dict[str, float] | None = None) -> None:
+    """Add the epochs trained and an ensemble's member scores to ``results``; draw the learning curves
+    (``val_variance``: for the R² panel)."""
+    from atomgraph.training.run import metrics_history
+
     metrics_csv = metrics_history(run_dir / "logs")
     results["epochs"] = epochs_trained(metrics_csv)
     if metrics_csv is not None:
-        labelled = [y_val[np.isfinite(y_val[:, t]), t] for t in range(len(info.names))]
-        variance = {name: float(v.var()) for name, v in zip(info.names, labelled, strict=True) if len(v) > 1}
         try:
-            learning_curves(metrics_csv, plots / "learning_curves.png", val_variance=variance)
+            learning_curves(metrics_csv, run_dir / "plots" / "learning_curves.png", val_variance=val_variance)
         except ValueError:
             pass  # a run stopped before its first validation has no curves to draw
     results.update(member_scores(run_dir))
-    for protocol in protocols_for(config["data"]["dataset"]):  # e.g. seed 004's crystal protocol
-        protocol(results, config, module, dataset, split, pred)
+
+
+def write_report(run_dir: Path, config: dict, results: dict, table: dict, verbose: bool) -> dict:
+    """Write ``predictions_test.csv`` and ``metrics.json``; print the table when ``verbose``."""
     pd.DataFrame(table).to_csv(run_dir / "predictions_test.csv", index=False)
     write_json(run_dir / "metrics.json", results)
     if verbose:
@@ -158,7 +184,6 @@ def evaluate_potential(run_dir: Path, config: dict, dataset, split, module, verb
     atom, composition-only ridge on element counts, zero forces = the mean force); parity plots of
     energies and forces; ``metrics.json``, ``predictions_test.csv`` (energies in eV)."""
     from atomgraph.evaluation.predict import predict_potential
-    from atomgraph.training.run import metrics_history
 
     train = dataset[torch.as_tensor(split["train"])]
     test = dataset[torch.as_tensor(split["test"])]
@@ -200,31 +225,15 @@ def evaluate_potential(run_dir: Path, config: dict, dataset, split, module, verb
         tests["stress"] = {"unit": "meV/Å^3", "model": regression_metrics(mev * s_true, mev * s_pred)}
         parity_plot(s_true, s_pred, plots / "parity_stress.png", f"{title}: stress", "eV/Å^3")
     results = {
-        "run": config["name"],
-        "model": config["model"]["name"],
+        **run_header(config, split, module),
         "task": "potential",
         "units": "energies eV (metrics meV, meV/atom), forces eV/Å (metrics meV/Å), stress eV/Å^3",
-        "n_train": len(split["train"]),
-        "n_val": len(split["val"]),
-        "n_test": len(split["test"]),
-        "parameters": sum(p.numel() for p in module.model.parameters()),
         "test": tests,
     }
-    metrics_csv = metrics_history(run_dir / "logs")
-    results["epochs"] = epochs_trained(metrics_csv)
-    if metrics_csv is not None:
-        try:
-            learning_curves(metrics_csv, plots / "learning_curves.png")
-        except ValueError:
-            pass
-    results.update(member_scores(run_dir))
+    training_history(run_dir, results)
     ids = [dataset.meta.ids[i] for i in split["test"]] if dataset.meta.ids else split["test"]
     table = {"id": ids, "natoms": natoms.astype(int), "energy_true": e_true, "energy_pred": e_pred}
-    pd.DataFrame(table).to_csv(run_dir / "predictions_test.csv", index=False)
-    write_json(run_dir / "metrics.json", results)
-    if verbose:
-        print(format_results(results, config["data"]["dataset"]))
-    return results
+    return write_report(run_dir, config, results, table, verbose)
 
 
 def member_scores(run_dir: Path) -> dict:

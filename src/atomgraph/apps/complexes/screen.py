@@ -14,10 +14,8 @@ and no prediction; those rows come last, in input order.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from atomgraph.apps.complexes.graph import ComplexGraphSettings, complex_graph
 from atomgraph.apps.complexes.ligand import LigandRecord, iter_ligands
 from atomgraph.apps.complexes.protein import Protein, read_protein
 from atomgraph.apps.complexes.sequence import protein_sequence, sequence_graph
+from atomgraph.data.chunks import chunks
 from atomgraph.evaluation.acquisition import acquisition_scores
 from atomgraph.evaluation.calibration import Calibration, run_calibration
 from atomgraph.evaluation.predict import has_sigma
@@ -182,7 +181,7 @@ def screen(
     sequence = protein_sequence(protein) if scorer.graph_kind == "sequence" else ""
     records = iter_ligands(ligands, ligand_format, skip=done)
     bar = tqdm(desc="screening", unit="ligand", initial=done, disable=not progress)
-    for chunk in _chunks(records, chunk_rows):
+    for chunk in chunks(records, chunk_rows):
         table = _scored_rows(
             scorer, protein, sequence, chunk, str(ligands), batch_size, sigma_wanted, acquisition, kappa
         )
@@ -209,11 +208,6 @@ def _summary_of(output: Path) -> ScreenSummary:
         rows += len(part)
         scored += int((part["rank"] != "").sum())
     return ScreenSummary(output, rows, scored, rows - scored)
-
-
-def _chunks(records: Iterator[LigandRecord], size: int) -> Iterator[list[LigandRecord]]:
-    """Consecutive lists of ``size`` records (the last shorter)."""
-    return iter(lambda: list(itertools.islice(records, size)), [])
 
 
 def _scored_rows(

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from atomgraph.apps.crystals.cif_archive import iter_structure_texts
 from atomgraph.apps.crystals.parallel_graphs import arrays_to_graph, graphs_from_texts
 from atomgraph.apps.crystals.stability import ConvexHulls
+from atomgraph.data.chunks import chunks
 from atomgraph.evaluation.acquisition import acquisition_scores
 from atomgraph.evaluation.calibration import run_calibration
 from atomgraph.evaluation.predict import has_sigma, predict_each
@@ -116,7 +117,7 @@ def screen_structures(
     bar = tqdm(initial=done, desc=f"screen {Path(folder).name}", unit="structure", disable=not progress,
                mininterval=1.0)  # fmt: skip
     columns: list[str] | None = None
-    while chunk := list(itertools.islice(texts, chunk_rows)):
+    for chunk in chunks(texts, chunk_rows):
         items = [(k, key, fmt, text) for k, (key, fmt, text) in enumerate(chunk)]
         built = graphs_from_texts(items, run.graph, workers, len(items), progress=False)
         table = _predicted_rows(run, chunk, built, names, batch_size, sigma_wanted, calibration)
