@@ -582,3 +582,31 @@ def test_element_table_falls_back_to_mendeleev_without_csv(monkeypatch, tmp_path
     finally:
         ep._raw_table.cache_clear()
         ep._table_array.cache_clear()
+
+
+def test_values_beyond_the_named_ones_fall_into_other():
+    """Out-of-vocabulary values (large charges, degree 6, unusual chiral tags and hybridisations,
+    dative bonds) set the block's ``other`` column and nothing else in that block."""
+    f = DEFAULT_ATOM_FEATURIZER
+    sf6 = f(mol("FS(F)(F)(F)(F)F", hs=False))
+    assert one_hot_label(f, sf6[1], "degree") == "degree=other"
+    assert one_hot_label(f, sf6[1], "hybridization") == "hybridization=sp3d2"
+    m = Chem.RWMol(mol("CC", hs=False))
+    m.GetAtomWithIdx(0).SetFormalCharge(3)
+    m.GetAtomWithIdx(1).SetFormalCharge(-7)
+    m.GetAtomWithIdx(0).SetChiralTag(Chem.ChiralType.CHI_SQUAREPLANAR)
+    m.GetAtomWithIdx(1).SetHybridization(Chem.HybridizationType.UNSPECIFIED)
+    m.GetAtomWithIdx(1).SetNumExplicitHs(6)
+    x = f(m)
+    assert one_hot_label(f, x[0], "formal_charge") == "formal_charge=other"
+    assert one_hot_label(f, x[1], "formal_charge") == "formal_charge=other"
+    assert one_hot_label(f, x[0], "chirality") == "chirality=other"
+    assert one_hot_label(f, x[1], "hybridization") == "hybridization=other"
+    assert one_hot_label(f, x[1], "total_num_hs") == "total_num_hs=other"
+    for block in ("element", "formal_charge", "hybridization", "total_num_hs", "chirality", "degree"):
+        assert torch.all(x[:, f.slices[block]].sum(dim=1) == 1)
+    dative = Chem.RWMol(mol("CN", hs=False))
+    dative.GetBondWithIdx(0).SetBondType(Chem.BondType.DATIVE)
+    b = BondFeaturizer()(dative)
+    assert b[0, BondFeaturizer().names.index("bond_type=other")] == 1
+    assert b[0, :5].sum() == 1

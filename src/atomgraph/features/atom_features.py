@@ -130,13 +130,18 @@ def gasteiger_charges(mol: Chem.Mol, fold_implicit_hs: bool = True) -> np.ndarra
 def _gasteiger_in_place(work: Chem.Mol, fold_implicit_hs: bool = True) -> np.ndarray:
     """:func:`gasteiger_charges` of a prepared copy (:func:`_prepared_copy`), which it changes."""
     rdPartialCharges.ComputeGasteigerCharges(work)
-    charges = np.zeros(work.GetNumAtoms(), dtype=np.float64)
-    for i in range(work.GetNumAtoms()):  # by index: RDKit's atom sequence is slow to iterate
-        atom = work.GetAtomWithIdx(i)
-        q = atom.GetDoubleProp("_GasteigerCharge") if atom.HasProp("_GasteigerCharge") else 0.0
-        if fold_implicit_hs and atom.HasProp("_GasteigerHCharge"):
-            q += atom.GetDoubleProp("_GasteigerHCharge")
-        charges[i] = q
+    atoms = [work.GetAtomWithIdx(i) for i in range(work.GetNumAtoms())]  # by index: the sequence is slow
+    try:  # RDKit sets both properties on every atom
+        charges = np.array([atom.GetDoubleProp("_GasteigerCharge") for atom in atoms], dtype=np.float64)
+        if fold_implicit_hs:
+            charges += [atom.GetDoubleProp("_GasteigerHCharge") for atom in atoms]
+    except KeyError:
+        charges = np.zeros(len(atoms), dtype=np.float64)
+        for i, atom in enumerate(atoms):
+            q = atom.GetDoubleProp("_GasteigerCharge") if atom.HasProp("_GasteigerCharge") else 0.0
+            if fold_implicit_hs and atom.HasProp("_GasteigerHCharge"):
+                q += atom.GetDoubleProp("_GasteigerHCharge")
+            charges[i] = q
     charges[~np.isfinite(charges)] = 0.0
     return charges
 
@@ -204,20 +209,24 @@ class AtomFeaturizer(LayoutIntrospection):
         )
         self.hbond = hbond
         self._start = {name: s.start for name, s in self._layout.slices.items()}
-        # value -> column of each one-hot block (absent values: the block's "other" column)
-        self._columns = {
-            name: ({v: self._start[name] + k for k, v in enumerate(values)}, self._start[name] + len(values))
+        # per one-hot block: (value offset, table) with table[value + offset] = the value's column; the
+        # values are clipped to the table, whose two ends (and unlisted values) are the "other" column
+        self._tables = [
+            self._column_table(name, [int(v) for v in values])
             for name, values in (
                 ("element", atomic_numbers), ("formal_charge", FORMAL_CHARGES),
                 ("hybridization", HYBRIDIZATIONS), ("total_num_hs", NUM_HS), ("chirality", CHIRAL_TAGS),
                 ("degree", DEGREES),
             )
-        }  # fmt: skip
+        ]  # fmt: skip
 
-    def _one_hot(self, x: np.ndarray, block: str, values: list) -> None:
-        """Set the column of each atom's value in ``block`` (row i: atom i)."""
-        columns, other = self._columns[block]
-        x[np.arange(len(values)), [columns.get(v, other) for v in values]] = 1.0
+    def _column_table(self, block: str, values: list[int]) -> tuple[int, np.ndarray]:
+        """``(offset, table)``: ``table[clip(v + offset)]`` is the column of integer value ``v`` in
+        ``block``; values outside ``values`` (and beyond its range) give the block's "other" column."""
+        low, high = min(min(values), 0) - 1, max(values) + 1
+        table = np.full(high - low + 1, self._start[block] + len(values), dtype=np.int64)
+        table[np.asarray(values) - low] = self._start[block] + np.arange(len(values))
+        return -low, table
 
     @property
     def elements(self) -> tuple[str, ...]:
@@ -231,28 +240,34 @@ class AtomFeaturizer(LayoutIntrospection):
         x = np.zeros((n, self.dim), dtype=np.float64)
         if n == 0:
             return torch.zeros((0, self.dim), dtype=torch.get_default_dtype())
+        charges = _gasteiger_in_place(work)
+        # one pass over the atoms (by index: RDKit's atom sequence is slow), integer codes per block
+        values = np.array(
+            [
+                (
+                    atom.GetAtomicNum(), atom.GetFormalCharge(), int(atom.GetHybridization()),
+                    atom.GetTotalNumHs(includeNeighbors=True), int(atom.GetChiralTag()),
+                    atom.GetTotalDegree(), atom.GetIsAromatic(), atom.IsInRing(), atom.GetMass(),
+                )
+                for atom in (work.GetAtomWithIdx(i) for i in range(n))
+            ],
+            dtype=np.float64,
+        )  # fmt: skip
+        codes = values[:, :8].astype(np.int64)
+        # hydrogens added by AddHs are UNSPECIFIED, parsed ones S: both s
+        hydrogen = (codes[:, 0] == 1) & (codes[:, 2] == int(Chem.HybridizationType.UNSPECIFIED))
+        codes[hydrogen, 2] = int(Chem.HybridizationType.S)
+        rows = np.arange(n)
+        for k, (offset, table) in enumerate(self._tables):
+            x[rows, table[np.clip(codes[:, k] + offset, 0, len(table) - 1)]] = 1.0
         start = self._start
-        atoms = [work.GetAtomWithIdx(i) for i in range(n)]  # by index: RDKit's sequence is slow
-        numbers = [atom.GetAtomicNum() for atom in atoms]
-        unspecified, s_orbital = Chem.HybridizationType.UNSPECIFIED, Chem.HybridizationType.S
-        hybridizations = [atom.GetHybridization() for atom in atoms]
-        hybridizations = [  # hydrogens added by AddHs are UNSPECIFIED, parsed ones S: both s
-            s_orbital if z == 1 and h == unspecified else h
-            for z, h in zip(numbers, hybridizations, strict=True)
-        ]
-        self._one_hot(x, "element", numbers)
-        self._one_hot(x, "formal_charge", [atom.GetFormalCharge() for atom in atoms])
-        self._one_hot(x, "hybridization", hybridizations)
-        self._one_hot(x, "total_num_hs", [atom.GetTotalNumHs(includeNeighbors=True) for atom in atoms])
-        x[:, start["aromatic"]] = [float(atom.GetIsAromatic()) for atom in atoms]
-        self._one_hot(x, "chirality", [atom.GetChiralTag() for atom in atoms])
-        x[:, start["mass"]] = [atom.GetMass() / 100.0 for atom in atoms]
-        self._one_hot(x, "degree", [atom.GetTotalDegree() for atom in atoms])
-        x[:, start["in_ring"]] = [float(atom.IsInRing()) for atom in atoms]
+        x[:, start["aromatic"]] = codes[:, 6]
+        x[:, start["in_ring"]] = codes[:, 7]
+        x[:, start["mass"]] = values[:, 8] / 100.0
+        x[:, start["gasteiger_charge"]] = charges
         if self.hbond:
             x[:, start["donor"]], x[:, start["acceptor"]] = hbond_roles(work)
-        x[:, start["gasteiger_charge"]] = _gasteiger_in_place(work)  # last: it sets properties on work
-        return torch.tensor(x, dtype=torch.get_default_dtype())
+        return torch.from_numpy(x).to(torch.get_default_dtype())
 
     def __repr__(self) -> str:
         return f"AtomFeaturizer(elements={list(self._elements)}, hbond={self.hbond}, dim={self.dim})"

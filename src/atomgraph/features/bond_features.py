@@ -56,6 +56,18 @@ _OTHER_STEREO = len(STEREO_LABELS)
 _BOND_TYPE_INDEX: dict[Chem.BondType, int] = {t: i for i, t in enumerate(BOND_TYPES)}
 
 
+def _code_table(enum: type, index: dict, other: int) -> np.ndarray:
+    """``table[int(v)]`` = ``index.get(v, other)`` for every value ``v`` of the RDKit enum ``enum``."""
+    table = np.full(max(int(v) for v in enum.values.values()) + 1, other, dtype=np.int64)
+    for value, k in index.items():
+        table[int(value)] = k
+    return table
+
+
+_BOND_TYPE_TABLE = _code_table(Chem.BondType, _BOND_TYPE_INDEX, len(BOND_TYPES))
+_STEREO_TABLE = _code_table(Chem.BondStereo, _STEREO_INDEX, _OTHER_STEREO)
+
+
 def bond_type_index(bond: Chem.Bond) -> int:
     """Integer bond class: 0 single, 1 double, 2 triple, 3 aromatic, 4 other (dative, zero, ...)."""
     return _BOND_TYPE_INDEX.get(bond.GetBondType(), len(BOND_TYPES))
@@ -95,16 +107,22 @@ class BondFeaturizer(LayoutIntrospection):
         """Features of every bond of ``mol``: ``[n_bonds, dim]`` in ``mol.GetBonds()`` order."""
         work = Chem.Mol(mol)
         ensure_ring_info(work)
-        start = self._start
         count = work.GetNumBonds()
         x = np.zeros((count, self.dim), dtype=np.float64)
-        bonds = [work.GetBondWithIdx(i) for i in range(count)]  # by index: RDKit's sequence is slow
+        values = np.array(  # one pass over the bonds (by index: RDKit's sequence is slow)
+            [
+                (int(bond.GetBondType()), int(bond.GetStereo()), bond.GetIsConjugated(), bond.IsInRing())
+                for bond in (work.GetBondWithIdx(i) for i in range(count))
+            ],
+            dtype=np.int64,
+        ).reshape(count, 4)
         rows = np.arange(count)
-        x[rows, [start["bond_type"] + bond_type_index(bond) for bond in bonds]] = 1.0
-        x[:, start["conjugated"]] = [float(bond.GetIsConjugated()) for bond in bonds]
-        x[:, start["in_ring"]] = [float(bond.IsInRing()) for bond in bonds]
-        x[rows, [start["stereo"] + _stereo_index(bond.GetStereo()) for bond in bonds]] = 1.0
-        return torch.tensor(x, dtype=torch.get_default_dtype())
+        start = self._start
+        x[rows, start["bond_type"] + _BOND_TYPE_TABLE[values[:, 0]]] = 1.0
+        x[rows, start["stereo"] + _STEREO_TABLE[values[:, 1]]] = 1.0
+        x[:, start["conjugated"]] = values[:, 2]
+        x[:, start["in_ring"]] = values[:, 3]
+        return torch.from_numpy(x).to(torch.get_default_dtype())
 
     def __repr__(self) -> str:
         return f"BondFeaturizer(dim={self.dim})"

@@ -8,10 +8,9 @@ from ase import Atoms
 from rdkit import Chem
 from torch_geometric.data import Data
 
-from atomgraph.features import AtomFeaturizer, BondFeaturizer, bond_type_index
+from atomgraph.features import AtomFeaturizer, BondFeaturizer
 from atomgraph.features.atom_features import DEFAULT_ATOM_FEATURIZER
 from atomgraph.features.bond_features import DEFAULT_BOND_FEATURIZER
-from atomgraph.graphs.fields import cell_tensor, pbc_tensor
 from atomgraph.structures import StructureError
 
 
@@ -54,27 +53,29 @@ def bond_graph(
     n_atoms = mol.GetNumAtoms()
     if n_atoms == 0:
         raise StructureError(f"{Chem.MolToSmiles(mol)!r}: empty molecule")
-    bonds = [mol.GetBondWithIdx(i) for i in range(mol.GetNumBonds())]  # faster than GetBonds()
-    begin = np.array([b.GetBeginAtomIdx() for b in bonds], dtype=np.int64)
-    end = np.array([b.GetEndAtomIdx() for b in bonds], dtype=np.int64)
-    edge_index = torch.from_numpy(np.stack([np.r_[begin, end], np.r_[end, begin]]))
+    ends = np.array(  # by index: faster than GetBonds()
+        [(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in map(mol.GetBondWithIdx, range(mol.GetNumBonds()))],
+        dtype=np.int64,
+    ).reshape(-1, 2)
+    n_bonds = len(ends)
+    edge_index = torch.from_numpy(np.concatenate([ends, ends[:, ::-1]]).T.copy())
     bond_attr = bond_featurizer(mol)
-    edge_type = torch.tensor([bond_type_index(b) for b in bonds], dtype=torch.long)
+    edge_type = bond_attr[:, bond_featurizer.slices["bond_type"]].argmax(dim=1)  # = bond_type_index
 
     has_3d = mol.GetNumConformers() > 0 and mol.GetConformer().Is3D()
-    positions = mol.GetConformer().GetPositions() if has_3d else np.zeros((n_atoms, 3))
     dtype = torch.get_default_dtype()
+    pos = torch.tensor(mol.GetConformer().GetPositions()) if has_3d else torch.zeros((n_atoms, 3))
     return Data(
         x=atom_featurizer(mol),
         z=torch.tensor([mol.GetAtomWithIdx(i).GetAtomicNum() for i in range(n_atoms)], dtype=torch.long),
-        pos=torch.tensor(positions, dtype=dtype),
-        cell=cell_tensor(None, dtype),
-        pbc=pbc_tensor(None),
+        pos=pos.to(dtype),
+        cell=torch.zeros((1, 3, 3), dtype=dtype),
+        pbc=torch.zeros((1, 3), dtype=torch.bool),
         edge_index=edge_index,
         edge_attr=torch.cat([bond_attr, bond_attr]),
         edge_type=torch.cat([edge_type, edge_type]),
-        edge_shift=torch.zeros((edge_index.shape[1], 3), dtype=torch.long),
-        edge_forward=torch.arange(edge_index.shape[1]) < len(bonds),
+        edge_shift=torch.zeros((2 * n_bonds, 3), dtype=torch.long),
+        edge_forward=torch.arange(2 * n_bonds) < n_bonds,
         natoms=torch.tensor([n_atoms]),
         has_3d=torch.tensor([has_3d]),
     )

@@ -220,7 +220,7 @@ def _bond(spec: GraphSpec, atoms: Atoms) -> Data:
     from atomgraph.structures.rdkit_convert import capture_rdkit_errors
 
     mol = atoms.info.get("rdkit_mol")
-    if mol is not None and not spec.explicit_hydrogens:
+    if mol is not None and not spec.explicit_hydrogens and mol.GetNumHeavyAtoms() < mol.GetNumAtoms():
         with capture_rdkit_errors():  # no "not removing hydrogen atom without neighbors" per molecule
             mol = Chem.RemoveHs(mol)
     graph = bond_graph(mol if mol is not None else atoms, ATOM_FEATURE_SETS[spec.atom_features])
