@@ -22,8 +22,10 @@ around the prediction call (loading the model, reading, featurising, predicting,
 ``process_seconds``, the wall clock from starting the process to its end (Python start-up and imports
 included). ``ratio_vs_chemprop`` is atomgraph's rate over chemprop's on ``process_seconds``;
 ``ratio_vs_chemprop_in_process`` the same on ``seconds``. Peak memory is each process's ``ru_maxrss``.
-Both models' parameter counts and hyperparameters are recorded. chemprop reads its whole input before
-predicting (atomgraph streams chunks of 1024 rows), so its peak memory grows with the library.
+Both models' parameter counts and hyperparameters are recorded; ``--chemprop-hidden 150
+--chemprop-ffn-hidden 150`` gives chemprop about the GCN's parameter count. chemprop reads its whole
+input before predicting (atomgraph streams chunks of 1024 rows), so its peak memory grows with the
+library: sizes above ``--chemprop-max-rows`` (default 200,000) are run by atomgraph only.
 """
 
 from __future__ import annotations
@@ -178,14 +180,15 @@ def measure_atomgraph(run: Path, path: Path, out: Path, threads: int, workers: i
     }
 
 
-def measure_chemprop(model: Path, path: Path, out: Path, threads: int, batch_size: int) -> dict:
+def measure_chemprop(model: Path, path: Path, out: Path, threads: int, batch_size: int, workers: int) -> dict:
     """One ``chemprop predict`` in a fresh process (the peers' Python): in-process and process wall
     seconds, peak RSS, and the rows it wrote with a prediction."""
     out.unlink(missing_ok=True)
     command = [
         str(PEER_PYTHON), str(PEER_HELPER), "run", str(threads),
         "predict", "-i", str(path), "-s", "smiles", "--model-paths", str(model), "-o", str(out),
-        "--num-workers", "0", "--batch-size", str(batch_size), "--accelerator", "cpu", "--devices", "1",
+        "--num-workers", str(workers), "--batch-size", str(batch_size), "--accelerator", "cpu",
+        "--devices", "1",
     ]  # fmt: skip
     log = out.with_suffix(".log")
     started = time.perf_counter()
@@ -255,6 +258,14 @@ def main() -> None:
     parser.add_argument("--chemprop-ffn-hidden", type=int, default=300, help="--ffn-hidden-dim")
     parser.add_argument("--chemprop-ffn-layers", type=int, default=1, help="--ffn-num-layers")
     parser.add_argument("--chemprop-batch-size", type=int, default=64, help="chemprop predict --batch-size")
+    parser.add_argument("--chemprop-workers", type=int, default=0, help="chemprop predict --num-workers")
+    parser.add_argument(
+        "--chemprop-max-rows",
+        type=int,
+        default=200_000,
+        help="libraries larger than this are not given to chemprop: it holds every molecule in memory "
+        "(~25 KB a row measured here), so 10^6 rows would need more memory than this machine has",
+    )
     args = parser.parse_args()
     if args.chemprop and not PEER_CHEMPROP.exists():
         parser.error(f"{PEER_CHEMPROP} is missing: run benchmarks/peers/install.sh")
@@ -271,7 +282,11 @@ def main() -> None:
             args.chemprop_ffn_hidden,
             args.chemprop_ffn_layers,
         )
-        models["chemprop"]["predict"] = {"batch_size": args.chemprop_batch_size, "num_workers": 0}
+        models["chemprop"]["predict"] = {
+            "batch_size": args.chemprop_batch_size,
+            "num_workers": args.chemprop_workers,
+            "max_rows": args.chemprop_max_rows,
+        }
     rows = []
     for size in args.sizes:
         path = library(size, args.work / f"library_{size}.csv")
@@ -282,13 +297,14 @@ def main() -> None:
                 out = args.work / f"predictions_{size}_w{workers}.csv"
                 ours[workers].append(measure_atomgraph(Path(run), path, out, args.threads, workers))
                 print(size, "atomgraph", workers, ours[workers][-1], flush=True)
-            if args.chemprop:
+            if args.chemprop and size <= args.chemprop_max_rows:
                 out = args.work / f"chemprop_predictions_{size}.csv"
                 theirs.append(
                     measure_chemprop(
-                        Path(models["chemprop"]["model"]), path, out, args.threads, args.chemprop_batch_size
+                        Path(models["chemprop"]["model"]), path, out, args.threads, args.chemprop_batch_size,
+                        args.chemprop_workers,
                     )
-                )
+                )  # fmt: skip
                 print(size, "chemprop", theirs[-1], flush=True)
         chemprop = summary(theirs, size, args.repeats) if theirs else None
         for workers, runs in ours.items():
@@ -300,6 +316,11 @@ def main() -> None:
                 row["ratio_vs_chemprop"] = round(chemprop["process_seconds"] / row["process_seconds"], 2)
                 row["ratio_vs_chemprop_in_process"] = round(chemprop["seconds"] / row["seconds"], 2)
                 row["chemprop"] = chemprop
+            elif args.chemprop:
+                row["chemprop"] = (
+                    f"not run: {size} rows > --chemprop-max-rows {args.chemprop_max_rows} (chemprop holds "
+                    "the whole library in memory)"
+                )
             rows.append(row)
             print(row, flush=True)
     report = {

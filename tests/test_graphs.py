@@ -14,6 +14,7 @@ from torch_geometric.data import Batch
 
 from atomgraph.graphs import (
     VIRTUAL_EDGE_TYPE,
+    GraphSpec,
     add_virtual_edges,
     apply_strain,
     bond_graph,
@@ -285,3 +286,34 @@ def test_neighbor_list_rejects_bad_arguments():
         neighbor_list(np.zeros((1, 3)), None, False, 0.0)
     with pytest.raises(ValueError, match="max_neighbors"):
         neighbor_list(np.zeros((1, 3)), None, False, 1.0, max_neighbors=0)
+
+
+GRAPH_FROM_SMILES_CASES = [
+    "CCO", "c1ccccc1O", "C[C@@H](C(=O)O)N", "C/C=C/C", "[Na+].[Cl-]", "[H][H]", "[2H]C([2H])([2H])O",
+    "O=S(=O)(O)c1ccc(Br)cc1", "C[Se]C", "[Fe+3]", "[NH4+]", "C1CC1", "FS(F)(F)(F)(F)F",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        GraphSpec("bond", 6.0, explicit_hydrogens=False),
+        GraphSpec("bond", 6.0),
+        GraphSpec("bond", 6.0, atom_features="hbond", virtual_edges=True),
+    ],
+    ids=["heavy", "hydrogens", "gilmer_virtual"],
+)
+def test_graph_from_smiles_equals_build_of_the_structure(spec):
+    """Prediction's fast path (no ase.Atoms) gives the graph the training path builds, field by field,
+    and the same errors."""
+    for smiles in GRAPH_FROM_SMILES_CASES:
+        fast, slow = spec.graph_from_smiles(smiles), spec.build(spec.structure_from_smiles(smiles))
+        assert fast.keys() == slow.keys(), smiles
+        for key in slow.keys():
+            assert torch.equal(fast[key], slow[key]) and fast[key].dtype == slow[key].dtype, (smiles, key)
+    for bad in ("", "C1CC", "*C", "not a smiles"):
+        with pytest.raises(StructureError) as slow_error:
+            spec.build(spec.structure_from_smiles(bad))
+        with pytest.raises(StructureError) as fast_error:
+            spec.graph_from_smiles(bad)
+        assert str(fast_error.value) == str(slow_error.value)

@@ -215,3 +215,23 @@ def test_models_train_on_a_tiny_target(name, arguments):
 def test_bad_arguments_are_reported(name, arguments, match):
     with pytest.raises(ValueError, match=match):
         build_model(name, atom_dim=ATOM_DIM, **arguments)
+
+
+def test_gcn_layer_equals_pyg_gcnconv_with_gradients(float64):
+    """The sparse-matrix convolution (adjacency normalised once per pass) gives PyG ``GCNConv``'s
+    values and input gradients with the same weights, on a batch with an edgeless one-atom graph."""
+    from torch_geometric.nn import GCNConv
+
+    model = zoo_model("gcn")
+    batch = Batch.from_data_list([bond_graph(s) for s in SMILES])
+    edges = model.edges(batch)
+    conv = model.convs[0]
+    h = torch.randn(batch.num_nodes, SMALL["hidden"], requires_grad=True)
+    reference = GCNConv(SMALL["hidden"], SMALL["hidden"], add_self_loops=True, normalize=True)
+    reference.load_state_dict(conv.state_dict())
+    ours, theirs = model.convolve(conv, h, edges), reference(h, batch.edge_index)
+    torch.testing.assert_close(ours, theirs)
+    weights = torch.randn_like(ours)
+    (grad_ours,) = torch.autograd.grad((ours * weights).sum(), h)
+    (grad_theirs,) = torch.autograd.grad((theirs * weights).sum(), h)
+    torch.testing.assert_close(grad_ours, grad_theirs)

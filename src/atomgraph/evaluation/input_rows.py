@@ -87,8 +87,8 @@ def count_rows(path: Path) -> int | None:
 
 
 def featurise(row: InputRow, spec: GraphSpec) -> InputRow:
-    """``row`` with its graph built by ``spec`` (a SMILES parsed first, as
-    :meth:`GraphSpec.structure_from_smiles` says), or its error; ``record`` is dropped."""
+    """``row`` with its graph built by ``spec`` (from a SMILES: :meth:`GraphSpec.graph_from_smiles`),
+    or its error; ``record`` is dropped."""
     from atomgraph.structures import StructureError
 
     record = row.record
@@ -97,8 +97,7 @@ def featurise(row: InputRow, spec: GraphSpec) -> InputRow:
         row.error = one_line(str(record))
         return row
     try:
-        atoms = spec.structure_from_smiles(row.smiles) if record is None else record
-        row.graph = spec.build(atoms)
+        row.graph = spec.graph_from_smiles(row.smiles) if record is None else spec.build(record)
     except StructureError as error:
         row.error = one_line(str(error))
     except (ValueError, RuntimeError, KeyError) as error:

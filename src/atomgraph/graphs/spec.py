@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from ase import Atoms
+from rdkit import Chem
 from torch_geometric.data import Data
 
 from atomgraph.features.atom_features import ATOM_FEATURE_SETS
@@ -127,6 +128,16 @@ class GraphSpec:
         hydrogens = self.kind != "bond" or self.explicit_hydrogens
         return from_smiles(smiles, embed_3d=self.kind == "radius", depict=False, hydrogens=hydrogens)
 
+    def graph_from_smiles(self, smiles: str) -> Data:
+        """The graph of a SMILES, equal to ``build(structure_from_smiles(smiles))``; bond graphs are
+        built straight from the RDKit molecule, without the ``ase.Atoms`` in between (prediction's
+        fast path). Raises StructureError."""
+        if self.kind != "bond":
+            return self.build(self.structure_from_smiles(smiles))
+        from atomgraph.structures.smiles import parse_smiles
+
+        return _bond_graph_of(self, parse_smiles(smiles, hydrogens=self.explicit_hydrogens))
+
     def interaction_cutoff(self, value: float | None, model: str) -> float:
         """A model's own (smaller) interaction cutoff checked against this spec: ``value`` if it is
         at most :attr:`cutoff`, the spec's cutoff when ``value`` is None; a larger one is an error."""
@@ -213,17 +224,21 @@ def _radius(spec: GraphSpec, atoms: Atoms) -> Data:
 
 
 def _bond(spec: GraphSpec, atoms: Atoms) -> Data:
-    from rdkit import Chem
+    mol = atoms.info.get("rdkit_mol")
+    return _bond_graph_of(spec, mol if mol is not None else atoms)
 
+
+def _bond_graph_of(spec: GraphSpec, molecule: Chem.Mol | Atoms) -> Data:
+    """The bond graph of an RDKit molecule (or of ase.Atoms without one: an error naming it)."""
     from atomgraph.graphs.bond_graph import bond_graph
     from atomgraph.graphs.virtual import add_virtual_edges, with_distance_features
     from atomgraph.structures.rdkit_convert import capture_rdkit_errors
 
-    mol = atoms.info.get("rdkit_mol")
-    if mol is not None and not spec.explicit_hydrogens and mol.GetNumHeavyAtoms() < mol.GetNumAtoms():
+    is_mol = isinstance(molecule, Chem.Mol)
+    if is_mol and not spec.explicit_hydrogens and molecule.GetNumHeavyAtoms() < molecule.GetNumAtoms():
         with capture_rdkit_errors():  # no "not removing hydrogen atom without neighbors" per molecule
-            mol = Chem.RemoveHs(mol)
-    graph = bond_graph(mol if mol is not None else atoms, ATOM_FEATURE_SETS[spec.atom_features])
+            molecule = Chem.RemoveHs(molecule)
+    graph = bond_graph(molecule, ATOM_FEATURE_SETS[spec.atom_features])
     if spec.virtual_edges:
         graph = add_virtual_edges(graph, spec.virtual_cutoff)
     return with_distance_features(graph, spec.edge_rbf, spec.cutoff) if spec.edge_rbf else graph

@@ -11,7 +11,7 @@ from scipy.spatial.distance import cdist
 
 from atomgraph.structures.errors import StructureError
 from atomgraph.structures.rdkit_convert import capture_rdkit_errors, mol_to_atoms
-from atomgraph.structures.validate import validate_atoms
+from atomgraph.structures.validate import check_elements, validate_atoms
 
 #: Iteration cap of the force-field relaxation after embedding.
 MAX_FF_ITERS = 2000
@@ -56,18 +56,7 @@ def from_smiles(
             the SMILES).
     """
     source = f"SMILES {smiles!r}"
-    if not isinstance(smiles, str) or not smiles.strip():
-        raise StructureError(f"empty SMILES {smiles!r}", source=source)
-    with capture_rdkit_errors() as log:
-        mol = Chem.MolFromSmiles(smiles)
-    if mol is None:
-        reason = log.reason()
-        raise StructureError(f"invalid SMILES {smiles!r}: RDKit could not parse it{reason}", source=source)
-    if mol.GetNumAtoms() == 0:
-        raise StructureError(f"empty SMILES {smiles!r}: no atoms", source=source)
-    if hydrogens or embed_3d:
-        with capture_rdkit_errors():
-            mol = Chem.AddHs(mol)
+    mol = parse_smiles(smiles, hydrogens or embed_3d)
     if name is not None:
         mol.SetProp("_Name", name)
 
@@ -91,6 +80,27 @@ def from_smiles(
     if name is not None:
         atoms.info["name"] = name
     return validate_atoms(atoms, source, check_distances=embed_3d)
+
+
+def parse_smiles(smiles: str, hydrogens: bool = True) -> Chem.Mol:
+    """The RDKit molecule of a SMILES (sanitised; ``hydrogens``: with every hydrogen explicit), as
+    :func:`from_smiles` reads it. Raises StructureError for an empty or unparsable SMILES, one
+    without atoms, or one with an atom of unknown element (``*``)."""
+    source = f"SMILES {smiles!r}"
+    if not isinstance(smiles, str) or not smiles.strip():
+        raise StructureError(f"empty SMILES {smiles!r}", source=source)
+    with capture_rdkit_errors() as log:
+        mol = Chem.MolFromSmiles(smiles)
+    if mol is None:
+        reason = log.reason()
+        raise StructureError(f"invalid SMILES {smiles!r}: RDKit could not parse it{reason}", source=source)
+    if mol.GetNumAtoms() == 0:
+        raise StructureError(f"empty SMILES {smiles!r}: no atoms", source=source)
+    check_elements([mol.GetAtomWithIdx(i).GetAtomicNum() for i in range(mol.GetNumAtoms())], source)
+    if hydrogens:
+        with capture_rdkit_errors():
+            mol = Chem.AddHs(mol)
+    return mol
 
 
 def _embed(mol: Chem.Mol, smiles: str, seed: int, source: str) -> str:

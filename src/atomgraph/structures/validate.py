@@ -46,15 +46,7 @@ def validate_atoms(
     if n == 0:
         raise StructureError(f"{source}: empty structure (0 atoms)", source=source)
 
-    numbers = np.asarray(atoms.numbers)
-    bad = np.flatnonzero((numbers < 1) | (numbers > 118))
-    if bad.size:
-        i = int(bad[0])
-        raise StructureError(
-            f"{source}: atom {i} has unknown element (atomic number {int(numbers[i])}; "
-            f"{bad.size} such atom(s) in total)",
-            source=source,
-        )
+    check_elements(atoms.numbers, source)
 
     positions = np.asarray(atoms.positions, dtype=float)
     bad_rows = np.flatnonzero(~np.isfinite(positions).all(axis=1))
@@ -76,6 +68,20 @@ def validate_atoms(
     if check_distances and min_distance > 0 and (n > 1 or pbc.any()):
         _check_distances(atoms, positions, pbc, source, float(min_distance))
     return atoms
+
+
+def check_elements(numbers, source: str) -> None:
+    """Raise StructureError unless every atomic number is a known element (1-118), naming the first
+    atom that is not."""
+    numbers = np.asarray(numbers)
+    bad = np.flatnonzero((numbers < 1) | (numbers > 118))
+    if bad.size:
+        i = int(bad[0])
+        raise StructureError(
+            f"{source}: atom {i} has unknown element (atomic number {int(numbers[i])}; "
+            f"{bad.size} such atom(s) in total)",
+            source=source,
+        )
 
 
 def _check_cell(cell: np.ndarray, pbc: np.ndarray, source: str) -> None:
