@@ -250,6 +250,25 @@ def test_cgcnn_folder_layout_with_poscar_and_header(tmp_path):
     assert targets[0].per_atom and np.isnan(values[1, 0])
 
 
+def test_moduli_get_log10_labels_and_non_positive_ones_are_missing(tmp_path, caplog):
+    """The elasticity file's GPa columns gain log10 columns (``ELASTICITY_LOG10``); a modulus <= 0 has
+    no logarithm: missing, with a warning; an unrelated file gains nothing."""
+    labels = tmp_path / "id_prop_K_G_poisson.csv"  # the name of the known elasticity file
+    labels.write_text("0,100.0,10.0,0.3\n1,-5.0,1.0,0.2\n2,,0.0,0.25\n")
+    ids, values, targets = read_labels(labels)
+    assert ids == ["0", "1", "2"]
+    names = [t.name for t in targets]
+    assert names[:3] == ["bulk_modulus", "shear_modulus", "poisson_ratio"]
+    assert names[3:] == ["log10_bulk_modulus", "log10_shear_modulus"]
+    assert targets[3].unit == "log10(GPa)" and targets[3].reduction == "mean"
+    np.testing.assert_allclose(values[:, 3], [2.0, np.nan, np.nan])
+    np.testing.assert_allclose(values[:, 4], [1.0, 0.0, np.nan])
+    assert "1 bulk_modulus value(s) <= 0" in caplog.text and "1 shear_modulus value(s) <= 0" in caplog.text
+    other = tmp_path / "id_prop.csv"
+    other.write_text("0,1.0\n1,2.0\n")
+    assert [t.name for t in read_labels(other)[2]] == ["target"]
+
+
 def test_bad_structures_are_reported():
     with pytest.raises(ValueError, match=r"too close|closer"):
         parse_structure(

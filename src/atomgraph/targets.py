@@ -16,7 +16,8 @@ reduction:
     target set is all node-level or all graph-level.
 
 Tables of known targets live here: :data:`QM9`, :data:`QM9_ATOMS`, :data:`MATERIALS_PROJECT`,
-:data:`ELASTICITY`, :data:`AFFINITY`. :func:`known_target` looks a name up in all of them.
+:data:`ELASTICITY` (and :data:`ELASTICITY_LOG10`), :data:`AFFINITY`. :func:`known_target` looks a name
+up in all of them.
 """
 
 from __future__ import annotations
@@ -247,6 +248,19 @@ ELASTICITY: tuple[TargetSpec, ...] = (
     TargetSpec("poisson_ratio", "", "mean", description="Poisson ratio"),
 )
 
+ELASTICITY_LOG10: tuple[TargetSpec, ...] = (
+    TargetSpec(
+        "log10_bulk_modulus", "log10(GPa)", "mean", ranks_first="high",
+        description="base-10 logarithm of the VRH bulk modulus",
+    ),
+    TargetSpec(
+        "log10_shear_modulus", "log10(GPa)", "mean", ranks_first="high",
+        description="base-10 logarithm of the VRH shear modulus",
+    ),
+)  # fmt: skip
+"""The moduli in log space (they span three decades), derived from the GPa columns by the crystal
+reader (:data:`atomgraph.apps.crystals.dataset.LOG10_LABELS`)."""
+
 AFFINITY: tuple[TargetSpec, ...] = (
     TargetSpec("pK", "-log10(M)", "mean", ranks_first="high", description="binding affinity (pKi/pKd/pIC50)"),
 )
@@ -255,7 +269,7 @@ POTENTIAL: tuple[TargetSpec, ...] = (
     TargetSpec("energy", _EV, "sum", description="total potential energy (forces are -dE/dx)"),
 )
 
-_TABLES = (QM9, QM9_ATOMS, MATERIALS_PROJECT, ELASTICITY, AFFINITY, POTENTIAL)
+_TABLES = (QM9, QM9_ATOMS, MATERIALS_PROJECT, ELASTICITY, ELASTICITY_LOG10, AFFINITY, POTENTIAL)
 
 
 def known_target(name: str) -> TargetSpec | None:

@@ -34,7 +34,7 @@ class GAT(ConvStack):
         heads: attention heads per layer (``hidden`` must be a multiple of it).
         attention_dropout: dropout on the attention coefficients (training only).
         edge_features: use ``edge_attr`` in the attention (needs ``edge_dim``; True by default).
-        others: see :class:`~atomgraph.models.gcn.ConvStack` (dropout acts on node states).
+        others: see :class:`~atomgraph.models.conv_stack.ConvStack` (dropout acts on node states).
     Input: bonded graph or batch (``x``, ``edge_index``, ``edge_attr``). Output: [B, len(reductions)].
     """
 

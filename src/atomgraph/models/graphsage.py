@@ -11,7 +11,7 @@ depend on atom numbering (up to ties between equal messages, whose order does no
 Neighbour sampling (``neighbor_samples=k``): in training mode every forward keeps a fresh random
 subset of at most k incoming edges per node, shared by all layers; evaluation uses every edge.
 Bond features are not used by the convolution; ``edge_features=True`` appends the mean incoming bond
-features to the atom inputs (see :class:`~atomgraph.models.gcn.ConvStack`).
+features to the atom inputs (see :class:`~atomgraph.models.conv_stack.ConvStack`).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ class GraphSAGE(ConvStack):
     Args:
         aggregator: "mean", "max" (max-pool) or "lstm".
         neighbor_samples: at most this many incoming edges per node in training (None: all).
-        others: see :class:`~atomgraph.models.gcn.ConvStack`.
+        others: see :class:`~atomgraph.models.conv_stack.ConvStack`.
     Input: bonded graph or batch (``x``, ``edge_index``). Output: [B, len(reductions)].
     """
 

@@ -47,7 +47,7 @@ from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset, apply_reduct
 from atomgraph.data.graph_store import GraphStore, StoreInput, StoreRow, load_or_build_store
 from atomgraph.data.splits import seeded_subset
 from atomgraph.graphs.spec import GraphSpec, preset
-from atomgraph.targets import ELASTICITY, MATERIALS_PROJECT, TargetSet, TargetSpec, guess_target
+from atomgraph.targets import ELASTICITY, MATERIALS_PROJECT, TargetSet, TargetSpec, guess_target, known_target
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,9 @@ KNOWN_LABEL_FILES: dict[str, tuple[TargetSpec, ...]] = {
     "id_prop_K_G_poisson.csv": ELASTICITY,
 }
 """Label files whose columns are known targets (:mod:`atomgraph.targets`)."""
+LOG10_LABELS: dict[str, str] = {"log10_bulk_modulus": "bulk_modulus", "log10_shear_modulus": "shear_modulus"}
+"""Labels added beside a label column as its base-10 logarithm (``ELASTICITY_LOG10``); a value <= 0
+(a mechanically unstable entry) has no logarithm and becomes missing."""
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,27 @@ def read_labels(path: str | Path) -> tuple[list[str], np.ndarray, list[TargetSpe
         count = values.shape[1]
         names = header or (["target"] if count == 1 else [f"target_{k}" for k in range(count)])
         targets = [guess_target(name) for name in names]
-    return ids, values, targets
+    return ids, *_with_log10_labels(path, values, targets)
+
+
+def _with_log10_labels(
+    path: Path, values: np.ndarray, targets: list[TargetSpec]
+) -> tuple[np.ndarray, list[TargetSpec]]:
+    """``values`` and ``targets`` with the :data:`LOG10_LABELS` of the columns they hold appended."""
+    names = [t.name for t in targets]
+    for derived, source in LOG10_LABELS.items():
+        if source not in names or derived in names:
+            continue
+        column = values[:, names.index(source)]
+        positive = column > 0
+        dropped = int((~positive & ~np.isnan(column)).sum())
+        if dropped:
+            log.warning("%s: %d %s value(s) <= 0 have no %s (missing)", path.name, dropped, source, derived)
+        logged = np.full_like(column, np.nan)
+        logged[positive] = np.log10(column[positive])
+        values = np.column_stack([values, logged])
+        targets = [*targets, known_target(derived)]
+    return values, targets
 
 
 def read_id_map(path: Path | None) -> dict[str, str]:
@@ -200,6 +223,9 @@ def _cache_path(
 ) -> Path:
     """The processed form's path (``.pt`` in memory, ``.store`` on disk): content, sample, spec."""
     extra = f"{subset}|{seed}|{min_distance}|{source.structures.name}|{source.labels.name}"
+    derived = [t.name for t in read_labels(source.labels)[2] if t.name in LOG10_LABELS]
+    if derived:  # label columns the reader adds (keys of sets without them are unchanged)
+        extra += "|" + ",".join(derived)
     key = _content_key(source, extra)
     return cache_dir(cache) / f"crystals-{source.labels.stem}-{key}-{settings.key()}{suffix}"
 
