@@ -226,6 +226,8 @@ def summary(runs: list[dict], rows: int, repeats: int) -> dict:
         "process_seconds": round(process, 2),
         "peak_rss_mb": round(max(m["peak_kb"] for m in runs) / 1024, 1),
     }
+    if any(m.get("children_kb") for m in runs):  # chemprop's DataLoader workers
+        out["worker_peak_rss_mb"] = round(max(m["children_kb"] for m in runs) / 1024, 1)
     if repeats > 1:
         out["process_seconds_each"] = [round(m["process_seconds"], 2) for m in runs]
     return out

@@ -610,3 +610,10 @@ def test_values_beyond_the_named_ones_fall_into_other():
     b = BondFeaturizer()(dative)
     assert b[0, BondFeaturizer().names.index("bond_type=other")] == 1
     assert b[0, :5].sum() == 1
+
+
+def test_an_empty_element_vocabulary_puts_every_atom_in_other():
+    f = AtomFeaturizer(elements=[])
+    x = f(mol("CCO", hs=False))
+    assert f.dim == DEFAULT_ATOM_FEATURIZER.dim - 12
+    assert torch.all(x[:, f.names.index("element=other")] == 1)

@@ -317,3 +317,19 @@ def test_graph_from_smiles_equals_build_of_the_structure(spec):
         with pytest.raises(StructureError) as fast_error:
             spec.graph_from_smiles(bad)
         assert str(fast_error.value) == str(slow_error.value)
+
+
+def test_heavy_atom_graphs_sanitise_a_molecule_given_unsanitised():
+    """An unsanitised molecule without hydrogens (QM9's connectivity fallback, or one a user builds)
+    is still sanitised on its way into a heavy-atom graph: hybridisation and conjugation are set, and
+    an impossible valence is an error."""
+    spec = GraphSpec("bond", 6.0, explicit_hydrogens=False)
+    atoms = Atoms("C4", positions=np.zeros((4, 3)))
+    atoms.info["rdkit_mol"] = Chem.MolFromSmiles("C=CC=C", sanitize=False)
+    graph = spec.build(atoms)
+    reference = spec.graph_from_smiles("C=CC=C")
+    assert torch.equal(graph.x, reference.x) and torch.equal(graph.edge_attr, reference.edge_attr)
+    atoms = Atoms("C7", positions=np.zeros((7, 3)))
+    atoms.info["rdkit_mol"] = Chem.MolFromSmiles("CC(C)(C)(C)(C)C", sanitize=False)
+    with pytest.raises(Exception, match="valence"):
+        spec.build(atoms)

@@ -223,9 +223,9 @@ class AtomFeaturizer(LayoutIntrospection):
     def _column_table(self, block: str, values: list[int]) -> tuple[int, np.ndarray]:
         """``(offset, table)``: ``table[clip(v + offset)]`` is the column of integer value ``v`` in
         ``block``; values outside ``values`` (and beyond its range) give the block's "other" column."""
-        low, high = min(min(values), 0) - 1, max(values) + 1
+        low, high = min([*values, 0]) - 1, max([*values, 0]) + 1
         table = np.full(high - low + 1, self._start[block] + len(values), dtype=np.int64)
-        table[np.asarray(values) - low] = self._start[block] + np.arange(len(values))
+        table[np.asarray(values, dtype=np.int64) - low] = self._start[block] + np.arange(len(values))
         return -low, table
 
     @property

@@ -75,11 +75,10 @@ def bond_type_index(bond: Chem.Bond) -> int:
 
 def bond_type_indices(mol: Chem.Mol) -> torch.Tensor:
     """:func:`bond_type_index` of every bond, ``[n_bonds]`` int64 in ``mol.GetBonds()`` order."""
-    return torch.tensor([bond_type_index(b) for b in mol.GetBonds()], dtype=torch.long)
-
-
-def _stereo_index(stereo: Chem.BondStereo) -> int:
-    return _STEREO_INDEX.get(stereo, _OTHER_STEREO)
+    codes = np.array(
+        [int(mol.GetBondWithIdx(i).GetBondType()) for i in range(mol.GetNumBonds())], dtype=np.int64
+    )
+    return torch.from_numpy(_BOND_TYPE_TABLE[codes])
 
 
 class BondFeaturizer(LayoutIntrospection):

@@ -8,7 +8,7 @@ from ase import Atoms
 from rdkit import Chem
 from torch_geometric.data import Data
 
-from atomgraph.features import AtomFeaturizer, BondFeaturizer
+from atomgraph.features import AtomFeaturizer, BondFeaturizer, bond_type_indices
 from atomgraph.features.atom_features import DEFAULT_ATOM_FEATURIZER
 from atomgraph.features.bond_features import DEFAULT_BOND_FEATURIZER
 from atomgraph.structures import StructureError
@@ -60,7 +60,7 @@ def bond_graph(
     n_bonds = len(ends)
     edge_index = torch.from_numpy(np.concatenate([ends, ends[:, ::-1]]).T.copy())
     bond_attr = bond_featurizer(mol)
-    edge_type = bond_attr[:, bond_featurizer.slices["bond_type"]].argmax(dim=1)  # = bond_type_index
+    edge_type = bond_type_indices(mol)
 
     has_3d = mol.GetNumConformers() > 0 and mol.GetConformer().Is3D()
     dtype = torch.get_default_dtype()

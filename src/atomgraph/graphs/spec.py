@@ -136,7 +136,7 @@ class GraphSpec:
             return self.build(self.structure_from_smiles(smiles))
         from atomgraph.structures.smiles import parse_smiles
 
-        return _bond_graph_of(self, parse_smiles(smiles, hydrogens=self.explicit_hydrogens))
+        return _bond_graph_of(self, parse_smiles(smiles, hydrogens=self.explicit_hydrogens), sanitised=True)
 
     def interaction_cutoff(self, value: float | None, model: str) -> float:
         """A model's own (smaller) interaction cutoff checked against this spec: ``value`` if it is
@@ -228,14 +228,19 @@ def _bond(spec: GraphSpec, atoms: Atoms) -> Data:
     return _bond_graph_of(spec, mol if mol is not None else atoms)
 
 
-def _bond_graph_of(spec: GraphSpec, molecule: Chem.Mol | Atoms) -> Data:
-    """The bond graph of an RDKit molecule (or of ase.Atoms without one: an error naming it)."""
+def _bond_graph_of(spec: GraphSpec, molecule: Chem.Mol | Atoms, sanitised: bool = False) -> Data:
+    """The bond graph of an RDKit molecule (or of ase.Atoms without one: an error naming it).
+
+    Heavy-atom graphs remove the hydrogens with ``RemoveHs``, which also sanitises the molecule
+    (hybridisation, conjugation, aromaticity; an impossible valence raises); only a molecule known to
+    be ``sanitised`` and without hydrogen atoms skips it."""
     from atomgraph.graphs.bond_graph import bond_graph
     from atomgraph.graphs.virtual import add_virtual_edges, with_distance_features
     from atomgraph.structures.rdkit_convert import capture_rdkit_errors
 
     is_mol = isinstance(molecule, Chem.Mol)
-    if is_mol and not spec.explicit_hydrogens and molecule.GetNumHeavyAtoms() < molecule.GetNumAtoms():
+    has_hydrogens = is_mol and molecule.GetNumHeavyAtoms() < molecule.GetNumAtoms()
+    if is_mol and not spec.explicit_hydrogens and (has_hydrogens or not sanitised):
         with capture_rdkit_errors():  # no "not removing hydrogen atom without neighbors" per molecule
             molecule = Chem.RemoveHs(molecule)
     graph = bond_graph(molecule, ATOM_FEATURE_SETS[spec.atom_features])

@@ -52,8 +52,8 @@ def from_smiles(
         ``info["coordinates"]`` (``"3d"``/``"2d"``), ``info["charge"]`` and ``info["source"]``.
 
     Raises:
-        StructureError: for an empty or unparsable SMILES, or when 3D embedding fails (the message quotes
-            the SMILES).
+        StructureError: for an empty or unparsable SMILES, one with an atom of unknown element (``*``),
+            or when 3D embedding fails (the message quotes the SMILES).
     """
     source = f"SMILES {smiles!r}"
     mol = parse_smiles(smiles, hydrogens or embed_3d)
