@@ -89,6 +89,8 @@ def train(label: str, args, split_file: Path, pretrained: str | None) -> dict:
         "wall_s": round(wall, 1),
         "run_dir": str(run_dir),
         "test": test,
+        "shortcut": metrics.get("shortcut"),
+        "volume_response": metrics.get("volume_response"),
     }
 
 
