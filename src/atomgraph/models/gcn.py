@@ -6,7 +6,8 @@ mean of each atom's incoming bond features is appended to its input features ins
 
 The normalised adjacency D^-1/2 (A + I) D^-1/2 is the same in every layer, so it is built once per
 forward pass as a sparse matrix and each layer is one sparse-dense product (``GCNConv`` would redo
-the normalisation and a gather/scatter per layer: ~2x slower per layer on CPU).
+the normalisation and a gather/scatter per layer: ~1.6x slower per layer on CPU, forward and backward;
+`benchmarks/featurisation.py`).
 """
 
 from __future__ import annotations
