@@ -30,11 +30,17 @@ ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = ROOT / "runs" / "bench_screening" / "library_10000.csv"  # benchmarks/screening.py writes it
 
 
-def graph_ms(smiles: list[str], passes: int) -> float:
+def graph_builder():
+    """SMILES -> heavy-atom bond graph: ``GraphSpec.graph_from_smiles`` where the checkout has it, else
+    the older ``build(structure_from_smiles(...))``."""
     from atomgraph.graphs.spec import preset
 
     spec = preset("bond_heavy_atoms")
-    build = getattr(spec, "graph_from_smiles", None) or (lambda s: spec.build(spec.structure_from_smiles(s)))
+    return getattr(spec, "graph_from_smiles", None) or (lambda s: spec.build(spec.structure_from_smiles(s)))
+
+
+def graph_ms(smiles: list[str], passes: int) -> float:
+    build = graph_builder()
     best = float("inf")
     for _ in range(passes):
         start = time.perf_counter()
@@ -48,11 +54,9 @@ def layer_ms(smiles: list[str]) -> dict:
     from torch_geometric.data import Batch
     from torch_geometric.nn import GCNConv
 
-    from atomgraph.graphs.spec import preset
     from atomgraph.models import gcn
 
-    spec = preset("bond_heavy_atoms")
-    build = getattr(spec, "graph_from_smiles", None) or (lambda s: spec.build(spec.structure_from_smiles(s)))
+    build = graph_builder()
     batch = Batch.from_data_list([build(s) for s in smiles[:128]])
     torch.manual_seed(0)
     conv = GCNConv(128, 128)
