@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import itertools
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from ase import Atoms
 from rdkit import Chem
 from rdkit.Chem import AllChem
-from torch_geometric.data import Batch
+from torch_geometric.data import Batch, Data
 
 from atomgraph.graphs import (
     VIRTUAL_EDGE_TYPE,
@@ -317,6 +318,60 @@ def test_graph_from_smiles_equals_build_of_the_structure(spec):
         with pytest.raises(StructureError) as fast_error:
             spec.graph_from_smiles(bad)
         assert str(fast_error.value) == str(slow_error.value)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        GraphSpec("bond", 6.0, explicit_hydrogens=False),
+        GraphSpec("bond", 6.0),
+        GraphSpec("bond", 6.0, atom_features="hbond", virtual_edges=True),
+        GraphSpec("bond", 6.0, edge_rbf=4),  # needs 3D: every SMILES gets the error
+        GraphSpec("radius", 5.0),
+    ],
+    ids=["heavy", "hydrogens", "gilmer_virtual", "rbf_without_3d", "radius"],
+)
+def test_graphs_from_smiles_equal_one_by_one(spec):
+    """Featurising a chunk together gives each SMILES the graph (every field, dtype included) or the
+    error it gets alone, in input order."""
+    chunk = [*GRAPH_FROM_SMILES_CASES, "", "C1CC", "*C", "not a smiles", "CCO"]
+    if spec.kind == "radius":  # 3D embedding: a few molecules are enough
+        chunk = ["CCO", "C1CC", "c1ccccc1O", "*C"]
+    together = spec.graphs_from_smiles(chunk)
+    assert len(together) == len(chunk)
+    for smiles, graph in zip(chunk, together, strict=True):
+        try:
+            alone = spec.graph_from_smiles(smiles)
+        except StructureError as error:
+            assert isinstance(graph, StructureError) and str(graph) == str(error), smiles
+            continue
+        assert isinstance(graph, Data) and graph.keys() == alone.keys(), smiles
+        for key in alone.keys():
+            assert graph[key].dtype == alone[key].dtype and torch.equal(graph[key], alone[key]), (smiles, key)
+    graphs = [g for g in together if isinstance(g, Data)]
+    if graphs:  # views into shared tensors collate like any graphs
+        assert Batch.from_data_list(graphs).num_graphs == len(graphs)
+
+
+def test_graphs_from_smiles_isolate_a_molecule_the_chunk_fails_on(monkeypatch):
+    """A featurisation failure (not a parse error) costs only the molecule at fault: the chunk is
+    built again one by one."""
+    module = importlib.import_module("atomgraph.graphs.bond_graph")
+
+    featurise = module.bond_graphs
+
+    def failing(molecules, *args):
+        if any(mol.GetNumAtoms() == 6 and mol.GetAtomWithIdx(0).GetSymbol() == "S" for mol in molecules):
+            raise RuntimeError("featuriser failed")
+        return featurise(molecules, *args)
+
+    monkeypatch.setattr(module, "bond_graphs", failing)
+    spec = GraphSpec("bond", 6.0, explicit_hydrogens=False)
+    graphs = spec.graphs_from_smiles(["CCO", "S(F)(F)(F)(F)F", "C1CC", "c1ccccc1"])
+    assert isinstance(graphs[0], Data) and isinstance(graphs[3], Data)
+    assert isinstance(graphs[1], RuntimeError) and "featuriser failed" in str(graphs[1])
+    assert isinstance(graphs[2], StructureError)
+    assert torch.equal(graphs[3].x, spec.graph_from_smiles("c1ccccc1").x)
 
 
 def test_heavy_atom_graphs_sanitise_a_molecule_given_unsanitised():

@@ -86,34 +86,50 @@ def count_rows(path: Path) -> int | None:
     return max(lines - 1, 0)
 
 
-def featurise(row: InputRow, spec: GraphSpec) -> InputRow:
-    """``row`` with its graph built by ``spec`` (from a SMILES: :meth:`GraphSpec.graph_from_smiles`),
-    or its error; ``record`` is dropped."""
+def featurise(rows: list[InputRow], spec: GraphSpec) -> list[InputRow]:
+    """``rows`` with their graphs built by ``spec``, or their errors; ``record`` is dropped. The SMILES
+    rows go through :meth:`GraphSpec.graphs_from_smiles` together, structures one by one."""
+    smiles_rows = [row for row in rows if row.record is None]
+    graphs = spec.graphs_from_smiles([row.smiles for row in smiles_rows])
+    built = dict(zip(map(id, smiles_rows), graphs, strict=True))
+    for row in rows:
+        record = row.record
+        row.record = None
+        if isinstance(record, Exception):
+            row.error = one_line(str(record))
+            continue
+        graph = built[id(row)] if record is None else _built(spec, record)
+        if isinstance(graph, Exception):
+            row.error = _message(row, graph)
+        else:
+            row.graph = graph
+    return rows
+
+
+def _built(spec: GraphSpec, record) -> Data | Exception:
+    """The graph of one structure, or the error building it raised."""
+    from atomgraph.graphs.spec import GRAPH_ERRORS
+
+    try:
+        return spec.build(record)
+    except GRAPH_ERRORS as error:
+        return error
+
+
+def _message(row: InputRow, error: Exception) -> str:
+    """A row's error column: a StructureError's message names its input; others get the row's id."""
     from atomgraph.structures import StructureError
 
-    record = row.record
-    row.record = None
-    if isinstance(record, Exception):
-        row.error = one_line(str(record))
-        return row
-    try:
-        row.graph = spec.graph_from_smiles(row.smiles) if record is None else spec.build(record)
-    except StructureError as error:
-        row.error = one_line(str(error))
-    except (ValueError, RuntimeError, KeyError) as error:
-        row.error = one_line(f"{row.id}: {error}")
-    return row
+    return one_line(str(error) if isinstance(error, StructureError) else f"{row.id}: {error}")
 
 
 def _featurise_in_worker(rows: list[InputRow], spec: GraphSpec) -> list[InputRow]:
     """:func:`featurise` for a worker process: graphs as numpy arrays for the trip back."""
-    out = []
+    rows = featurise(rows, spec)
     for row in rows:
-        row = featurise(row, spec)
         if row.graph is not None:
             row.graph = graph_to_arrays(row.graph)
-        out.append(row)
-    return out
+    return rows
 
 
 def _from_worker(rows: list[InputRow]) -> list[InputRow]:
@@ -132,7 +148,7 @@ def featurised_chunks(
         raise ValueError(f"workers must be >= 0, got {workers}")
     if workers == 0:
         for chunk in chunks(rows, chunk_rows):
-            yield [featurise(row, spec) for row in chunk]
+            yield featurise(chunk, spec)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor

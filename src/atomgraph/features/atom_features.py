@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
@@ -52,8 +53,11 @@ __all__ = [
     "DEFAULT_ATOM_FEATURIZER",
     "DEFAULT_ELEMENTS",
     "AtomFeaturizer",
+    "AtomRecords",
+    "atom_records",
     "gasteiger_charges",
     "hbond_roles",
+    "prepared_copy",
 ]
 
 DEFAULT_ELEMENTS: tuple[str, ...] = ("H", "B", "C", "N", "O", "F", "Si", "P", "S", "Cl", "Br", "I")
@@ -107,8 +111,9 @@ def ensure_ring_info(mol: Chem.Mol) -> None:
     Chem.FastFindRings(mol)
 
 
-def _prepared_copy(mol: Chem.Mol) -> Chem.Mol:
-    """A copy with ring info and implicit valences available (works for unsanitised Mols too)."""
+def prepared_copy(mol: Chem.Mol) -> Chem.Mol:
+    """A copy with ring info and implicit valences available (works for unsanitised Mols too): what
+    :func:`atom_records` and :func:`~atomgraph.features.bond_features.bond_records` read."""
     work = Chem.Mol(mol)
     work.UpdatePropertyCache(strict=False)
     ensure_ring_info(work)
@@ -124,11 +129,11 @@ def gasteiger_charges(mol: Chem.Mol, fold_implicit_hs: bool = True) -> np.ndarra
     not hydrogens are explicit. Elements without Gasteiger parameters make RDKit return NaN (for the
     whole molecule); NaN and inf are replaced by 0.
     """
-    return _gasteiger_in_place(_prepared_copy(mol), fold_implicit_hs)
+    return _gasteiger_in_place(prepared_copy(mol), fold_implicit_hs)
 
 
 def _gasteiger_in_place(work: Chem.Mol, fold_implicit_hs: bool = True) -> np.ndarray:
-    """:func:`gasteiger_charges` of a prepared copy (:func:`_prepared_copy`), which it changes."""
+    """:func:`gasteiger_charges` of a prepared copy (:func:`prepared_copy`), which it changes."""
     rdPartialCharges.ComputeGasteigerCharges(work)
     atoms = [work.GetAtomWithIdx(i) for i in range(work.GetNumAtoms())]  # by index: the sequence is slow
     try:  # RDKit sets both properties on every atom
@@ -163,6 +168,55 @@ def hbond_roles(mol: Chem.Mol) -> tuple[np.ndarray, np.ndarray]:
                 flag[list(feature.GetAtomIds())] = True
             flags.append(flag)
     return flags[0], flags[1]
+
+
+#: the columns of :attr:`AtomRecords.values`, one row per atom
+RECORD_COLUMNS: tuple[str, ...] = (
+    "atomic_number", "formal_charge", "hybridization", "total_num_hs", "chiral_tag", "total_degree",
+    "aromatic", "in_ring", "mass",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AtomRecords:
+    """What the atom featurizers read of one or more molecules, atom after atom, molecule after molecule.
+
+    ``values`` [N, 9] float64 (:data:`RECORD_COLUMNS`: RDKit's integer codes, flags and the mass in u),
+    ``charges`` [N] Gasteiger charges (e), ``counts`` [M] atoms per molecule, and ``roles`` [N, 2]
+    hydrogen-bond donor/acceptor flags (None unless asked for).
+    """
+
+    values: np.ndarray
+    charges: np.ndarray
+    counts: np.ndarray
+    roles: np.ndarray | None = None
+
+
+def atom_records(prepared: Sequence[Chem.Mol], hbond: bool = False) -> AtomRecords:
+    """:class:`AtomRecords` of prepared copies (:func:`prepared_copy`; their Gasteiger properties are set
+    in place): one pass over each molecule's atoms, by index (RDKit's atom sequence is slow)."""
+    values: list[tuple] = []
+    charges, counts, roles = [], [], []
+    for work in prepared:
+        n = work.GetNumAtoms()
+        counts.append(n)
+        charges.append(_gasteiger_in_place(work) if n else np.zeros(0))
+        values += [
+            (
+                atom.GetAtomicNum(), atom.GetFormalCharge(), int(atom.GetHybridization()),
+                atom.GetTotalNumHs(includeNeighbors=True), int(atom.GetChiralTag()), atom.GetTotalDegree(),
+                atom.GetIsAromatic(), atom.IsInRing(), atom.GetMass(),
+            )
+            for atom in map(work.GetAtomWithIdx, range(n))
+        ]  # fmt: skip
+        if hbond:
+            roles.append(np.stack(hbond_roles(work), axis=1) if n else np.zeros((0, 2), dtype=bool))
+    return AtomRecords(
+        np.array(values, dtype=np.float64).reshape(-1, len(RECORD_COLUMNS)),
+        np.concatenate(charges) if charges else np.zeros(0),
+        np.array(counts, dtype=np.int64),
+        (np.concatenate(roles) if roles else np.zeros((0, 2), dtype=bool)) if hbond else None,
+    )
 
 
 class AtomFeaturizer(LayoutIntrospection):
@@ -235,24 +289,16 @@ class AtomFeaturizer(LayoutIntrospection):
 
     def __call__(self, mol: Chem.Mol) -> torch.Tensor:
         """Features of every atom of ``mol``: ``[n_atoms, dim]``, rows in atom index order."""
-        work = _prepared_copy(mol)
-        n = work.GetNumAtoms()
+        features = self.encode(atom_records([prepared_copy(mol)], self.hbond))
+        return torch.from_numpy(features).to(torch.get_default_dtype())
+
+    def encode(self, records: AtomRecords) -> np.ndarray:
+        """The feature rows ``[N, dim]`` (float64) of :func:`atom_records`' atoms, all at once."""
+        if self.hbond and records.roles is None:
+            raise ValueError("this featurizer has H-bond columns: call atom_records(..., hbond=True)")
+        values = records.values
+        n = len(values)
         x = np.zeros((n, self.dim), dtype=np.float64)
-        if n == 0:
-            return torch.zeros((0, self.dim), dtype=torch.get_default_dtype())
-        charges = _gasteiger_in_place(work)
-        # one pass over the atoms (by index: RDKit's atom sequence is slow), integer codes per block
-        values = np.array(
-            [
-                (
-                    atom.GetAtomicNum(), atom.GetFormalCharge(), int(atom.GetHybridization()),
-                    atom.GetTotalNumHs(includeNeighbors=True), int(atom.GetChiralTag()),
-                    atom.GetTotalDegree(), atom.GetIsAromatic(), atom.IsInRing(), atom.GetMass(),
-                )
-                for atom in (work.GetAtomWithIdx(i) for i in range(n))
-            ],
-            dtype=np.float64,
-        )  # fmt: skip
         codes = values[:, :8].astype(np.int64)
         # hydrogens added by AddHs are UNSPECIFIED, parsed ones S: both s
         hydrogen = (codes[:, 0] == 1) & (codes[:, 2] == int(Chem.HybridizationType.UNSPECIFIED))
@@ -264,10 +310,10 @@ class AtomFeaturizer(LayoutIntrospection):
         x[:, start["aromatic"]] = codes[:, 6]
         x[:, start["in_ring"]] = codes[:, 7]
         x[:, start["mass"]] = values[:, 8] / 100.0
-        x[:, start["gasteiger_charge"]] = charges
+        x[:, start["gasteiger_charge"]] = records.charges
         if self.hbond:
-            x[:, start["donor"]], x[:, start["acceptor"]] = hbond_roles(work)
-        return torch.from_numpy(x).to(torch.get_default_dtype())
+            x[:, start["donor"]], x[:, start["acceptor"]] = records.roles[:, 0], records.roles[:, 1]
+        return x
 
     def __repr__(self) -> str:
         return f"AtomFeaturizer(elements={list(self._elements)}, hbond={self.hbond}, dim={self.dim})"

@@ -18,6 +18,8 @@ A graph stores every bond in both directions; the two directed edges of bond ``b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from rdkit import Chem
@@ -26,10 +28,13 @@ from atomgraph.features.atom_features import ensure_ring_info
 from atomgraph.features.layout import FeatureLayout, LayoutIntrospection, one_hot_block, scalar_block
 
 __all__ = [
+    "BOND_RECORD_COLUMNS",
     "BOND_TYPES",
     "DEFAULT_BOND_FEATURIZER",
     "NUM_BOND_TYPES",
     "BondFeaturizer",
+    "bond_records",
+    "bond_type_codes",
     "bond_type_index",
     "bond_type_indices",
 ]
@@ -81,6 +86,38 @@ def bond_type_indices(mol: Chem.Mol) -> torch.Tensor:
     return torch.from_numpy(_BOND_TYPE_TABLE[codes])
 
 
+#: the columns of :func:`bond_records`, one row per bond
+BOND_RECORD_COLUMNS: tuple[str, ...] = ("begin", "end", "bond_type", "stereo", "conjugated", "in_ring")
+
+
+def bond_records(prepared: Sequence[Chem.Mol]) -> tuple[np.ndarray, np.ndarray]:
+    """What the bond featurizer reads of one or more molecules with ring information
+    (:func:`~atomgraph.features.atom_features.prepared_copy`): ``[B, 6]`` int64 rows
+    (:data:`BOND_RECORD_COLUMNS`: atom indices within the molecule, RDKit's bond type and stereo
+    codes, flags), bond after bond in ``GetBonds()`` order, molecule after molecule; and the bonds
+    per molecule ``[M]``. One pass over each molecule's bonds, by index (RDKit's sequence is slow)."""
+    rows: list[tuple] = []
+    counts = []
+    for work in prepared:
+        count = work.GetNumBonds()
+        counts.append(count)
+        rows += [
+            (
+                bond.GetBeginAtomIdx(), bond.GetEndAtomIdx(), int(bond.GetBondType()), int(bond.GetStereo()),
+                bond.GetIsConjugated(), bond.IsInRing(),
+            )
+            for bond in map(work.GetBondWithIdx, range(count))
+        ]  # fmt: skip
+    return np.array(rows, dtype=np.int64).reshape(-1, len(BOND_RECORD_COLUMNS)), np.array(
+        counts, dtype=np.int64
+    )
+
+
+def bond_type_codes(records: np.ndarray) -> np.ndarray:
+    """:func:`bond_type_index` of every row of :func:`bond_records` ``[B]`` int64."""
+    return _BOND_TYPE_TABLE[records[:, 2]]
+
+
 class BondFeaturizer(LayoutIntrospection):
     """Callable ``rdkit.Chem.Mol -> torch.Tensor [n_bonds, dim]`` (float, default dtype), ``dim = 11``.
 
@@ -106,22 +143,19 @@ class BondFeaturizer(LayoutIntrospection):
         """Features of every bond of ``mol``: ``[n_bonds, dim]`` in ``mol.GetBonds()`` order."""
         work = Chem.Mol(mol)
         ensure_ring_info(work)
-        count = work.GetNumBonds()
+        return torch.from_numpy(self.encode(bond_records([work])[0])).to(torch.get_default_dtype())
+
+    def encode(self, records: np.ndarray) -> np.ndarray:
+        """The feature rows ``[B, dim]`` (float64) of :func:`bond_records`' bonds, all at once."""
+        count = len(records)
         x = np.zeros((count, self.dim), dtype=np.float64)
-        values = np.array(  # one pass over the bonds (by index: RDKit's sequence is slow)
-            [
-                (int(bond.GetBondType()), int(bond.GetStereo()), bond.GetIsConjugated(), bond.IsInRing())
-                for bond in (work.GetBondWithIdx(i) for i in range(count))
-            ],
-            dtype=np.int64,
-        ).reshape(count, 4)
         rows = np.arange(count)
         start = self._start
-        x[rows, start["bond_type"] + _BOND_TYPE_TABLE[values[:, 0]]] = 1.0
-        x[rows, start["stereo"] + _STEREO_TABLE[values[:, 1]]] = 1.0
-        x[:, start["conjugated"]] = values[:, 2]
-        x[:, start["in_ring"]] = values[:, 3]
-        return torch.from_numpy(x).to(torch.get_default_dtype())
+        x[rows, start["bond_type"] + bond_type_codes(records)] = 1.0
+        x[rows, start["stereo"] + _STEREO_TABLE[records[:, 3]]] = 1.0
+        x[:, start["conjugated"]] = records[:, 4]
+        x[:, start["in_ring"]] = records[:, 5]
+        return x
 
     def __repr__(self) -> str:
         return f"BondFeaturizer(dim={self.dim})"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -138,6 +138,24 @@ class GraphSpec:
 
         return _bond_graph_of(self, parse_smiles(smiles, hydrogens=self.explicit_hydrogens), sanitised=True)
 
+    def graphs_from_smiles(self, smiles: Sequence[str]) -> list[Data | Exception]:
+        """:meth:`graph_from_smiles` of many SMILES, in order: each entry the graph, or the error that
+        SMILES raised (StructureError, or the ValueError/RuntimeError/KeyError of a failed
+        featurisation). Bond graphs of the parsed molecules are featurised together
+        (:func:`~atomgraph.graphs.bond_graph.bond_graphs`: prediction's fast path); when that fails the
+        molecules are built one by one, so only the one at fault gets the error."""
+        if self.kind != "bond":
+            return [_graph_or_error(self.graph_from_smiles, text) for text in smiles]
+        from atomgraph.structures.smiles import parse_smiles
+
+        molecules = [_graph_or_error(parse_smiles, text, self.explicit_hydrogens) for text in smiles]
+        parsed = [mol for mol in molecules if isinstance(mol, Chem.Mol)]
+        try:
+            graphs = iter(_bond_graphs_of(self, parsed, sanitised=True))
+        except GRAPH_ERRORS:
+            return [_graph_or_error(self.graph_from_smiles, text) for text in smiles]
+        return [next(graphs) if isinstance(mol, Chem.Mol) else mol for mol in molecules]
+
     def interaction_cutoff(self, value: float | None, model: str) -> float:
         """A model's own (smaller) interaction cutoff checked against this spec: ``value`` if it is
         at most :attr:`cutoff`, the spec's cutoff when ``value`` is None; a larger one is an error."""
@@ -228,25 +246,49 @@ def _bond(spec: GraphSpec, atoms: Atoms) -> Data:
     return _bond_graph_of(spec, mol if mol is not None else atoms)
 
 
+#: what building one graph may raise besides StructureError (RDKit and featurisation failures)
+GRAPH_ERRORS = (ValueError, RuntimeError, KeyError)
+
+
+def _graph_or_error(build: Callable, *args: Any) -> Any:
+    """``build(*args)``, or the exception (of :data:`GRAPH_ERRORS`) it raised."""
+    try:
+        return build(*args)
+    except GRAPH_ERRORS as error:
+        return error
+
+
 def _bond_graph_of(spec: GraphSpec, molecule: Chem.Mol | Atoms, sanitised: bool = False) -> Data:
-    """The bond graph of an RDKit molecule (or of ase.Atoms without one: an error naming it).
+    """The bond graph of an RDKit molecule (or of ase.Atoms without one: an error naming it)."""
+    if not isinstance(molecule, Chem.Mol):
+        from atomgraph.graphs.bond_graph import bond_graph
+
+        return bond_graph(molecule)  # raises, naming the structure
+    return _bond_graphs_of(spec, [molecule], sanitised)[0]
+
+
+def _bond_graphs_of(spec: GraphSpec, molecules: Sequence[Chem.Mol], sanitised: bool = False) -> list[Data]:
+    """The bond graphs of RDKit molecules, featurised together.
 
     Heavy-atom graphs remove the hydrogens with ``RemoveHs``, which also sanitises the molecule
     (hybridisation, conjugation, aromaticity; an impossible valence raises); only a molecule known to
     be ``sanitised`` and without hydrogen atoms skips it."""
-    from atomgraph.graphs.bond_graph import bond_graph
+    from atomgraph.graphs.bond_graph import bond_graphs
     from atomgraph.graphs.virtual import add_virtual_edges, with_distance_features
     from atomgraph.structures.rdkit_convert import capture_rdkit_errors
 
-    is_mol = isinstance(molecule, Chem.Mol)
-    has_hydrogens = is_mol and molecule.GetNumHeavyAtoms() < molecule.GetNumAtoms()
-    if is_mol and not spec.explicit_hydrogens and (has_hydrogens or not sanitised):
-        with capture_rdkit_errors():  # no "not removing hydrogen atom without neighbors" per molecule
-            molecule = Chem.RemoveHs(molecule)
-    graph = bond_graph(molecule, ATOM_FEATURE_SETS[spec.atom_features])
+    if not spec.explicit_hydrogens:
+        molecules = list(molecules)
+        for k, molecule in enumerate(molecules):
+            if not sanitised or molecule.GetNumHeavyAtoms() < molecule.GetNumAtoms():
+                with capture_rdkit_errors():  # no "not removing hydrogen atom without neighbors" each time
+                    molecules[k] = Chem.RemoveHs(molecule)
+    graphs = bond_graphs(molecules, ATOM_FEATURE_SETS[spec.atom_features])
     if spec.virtual_edges:
-        graph = add_virtual_edges(graph, spec.virtual_cutoff)
-    return with_distance_features(graph, spec.edge_rbf, spec.cutoff) if spec.edge_rbf else graph
+        graphs = [add_virtual_edges(graph, spec.virtual_cutoff) for graph in graphs]
+    if spec.edge_rbf:
+        graphs = [with_distance_features(graph, spec.edge_rbf, spec.cutoff) for graph in graphs]
+    return graphs
 
 
 _BUILDERS: dict[str, Builder] = {"radius": _radius, "bond": _bond}

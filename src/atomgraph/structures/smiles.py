@@ -15,6 +15,9 @@ from atomgraph.structures.validate import check_elements, validate_atoms
 
 #: Iteration cap of the force-field relaxation after embedding.
 MAX_FF_ITERS = 2000
+#: Atoms of no element (``*``, atomic number 0): the only ones a SMILES can hold that
+#: :func:`~atomgraph.structures.validate.check_elements` refuses.
+_NO_ELEMENT = Chem.MolFromSmarts("[#0]")
 #: Smallest distance (Å) kept between disconnected fragments (salts, ions, solvent) after embedding.
 FRAGMENT_GAP = 3.0
 
@@ -96,7 +99,8 @@ def parse_smiles(smiles: str, hydrogens: bool = True) -> Chem.Mol:
         raise StructureError(f"invalid SMILES {smiles!r}: RDKit could not parse it{reason}", source=source)
     if mol.GetNumAtoms() == 0:
         raise StructureError(f"empty SMILES {smiles!r}: no atoms", source=source)
-    check_elements([mol.GetAtomWithIdx(i).GetAtomicNum() for i in range(mol.GetNumAtoms())], source)
+    if mol.HasSubstructMatch(_NO_ELEMENT):  # one query, not a loop over the atoms
+        check_elements([mol.GetAtomWithIdx(i).GetAtomicNum() for i in range(mol.GetNumAtoms())], source)
     if hydrogens:
         with capture_rdkit_errors():
             mol = Chem.AddHs(mol)

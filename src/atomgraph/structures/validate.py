@@ -150,5 +150,5 @@ def unseen_elements(numbers, elements) -> list[str]:
     if elements is None:
         return []
     known = {*elements, 0}  # z = 0: a master or virtual node, not an element
-    return sorted({chemical_symbols[int(z)] if 0 < int(z) < len(chemical_symbols) else f"Z={int(z)}"
-                   for z in numbers if int(z) not in known})  # fmt: skip
+    unseen = set(np.asarray(numbers, dtype=np.int64).reshape(-1).tolist()) - known  # one pass in C
+    return sorted(chemical_symbols[z] if 0 < z < len(chemical_symbols) else f"Z={z}" for z in unseen)
