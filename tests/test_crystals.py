@@ -559,6 +559,33 @@ def test_ablation_arguments_and_configs(tmp_path):
     assert config["run_dir"].endswith("cutoff6_depth3")
 
 
+def test_ablation_summary_reports_each_mae_with_its_standard_error(tmp_path):
+    """The sweep's summary reads every finished run: test metrics, epochs, parameters and the standard
+    error of the MAE from the run's test predictions; the plot is written."""
+    from atomgraph.evaluation.ablation import summarise
+
+    runs = []
+    for cutoff, depth, errors in ((4.0, 2, [0.1, -0.3, 0.2, 0.0]), (4.0, 3, [0.5, 0.5, -0.5, 0.5])):
+        run = tmp_path / f"cutoff{cutoff:g}_depth{depth}"
+        run.mkdir()
+        mae = float(np.abs(errors).mean())
+        entry = {"model": {"mae": mae, "rmse": 1.0, "r2": 0.5, "spearman": 0.9}, "unit": "eV/atom"}
+        (run / "metrics.json").write_text(json.dumps({"test": {"e": entry}, "epochs": 7, "parameters": 11}))
+        (run / "run.json").write_text(json.dumps({"graph": {"max_neighbors": 32}}))
+        pd.DataFrame({"id": list("abcd"), "e_true": [1.0] * 4, "e_pred": 1.0 + np.array(errors)}).to_csv(
+            run / "predictions_test.csv", index=False
+        )
+        runs.append((cutoff, depth, run))
+    result = summarise("cgcnn", runs, tmp_path)
+    first, second = (row["test"]["e"] for row in result["runs"])
+    assert first["mae"] == pytest.approx(0.15) and second["mae"] == pytest.approx(0.5)
+    assert first["mae_standard_error"] == pytest.approx(np.std([0.1, 0.3, 0.2, 0.0], ddof=1) / 2)
+    assert second["mae_standard_error"] == pytest.approx(0.0)
+    assert (result["cutoffs"], result["depths"], result["max_neighbors"]) == ([4.0], [2, 3], 32)
+    assert result["runs"][0]["epochs"] == 7 and result["runs"][0]["parameters"] == 11
+    assert (tmp_path / "ablation.json").exists() and (tmp_path / "ablation_e.png").stat().st_size > 0
+
+
 def test_cgcnn_convolution_per_atom_equals_the_papers_concatenation_in_values_and_gradients(float64):
     """The atom blocks of W applied once per atom give the per-edge [h_i ‖ h_j ‖ e_ij] W + b exactly."""
     from atomgraph.models.cgcnn import CGCNNConv

@@ -7,8 +7,8 @@ rest of the graph spec stays what the config says (for crystals the ``cgcnn_crys
 nearest unless changed; with that cap 6 and 8 Å graphs differ little, so for a plain radius sweep pass
 ``data.graph.max_neighbors=null``).
 Each run lives in ``<out>/cutoff<c>_depth<L>/`` with its usual files; ``<out>/ablation.json``
-collects the test metrics and ``<out>/ablation_<target>.png`` plots test MAE against depth, one line
-per cutoff.
+collects the test metrics (with the standard error of each MAE) and ``<out>/ablation_<target>.png``
+plots test MAE against depth, one line per cutoff, error bars one standard error.
 Over-smoothing shows as an error that rises again with depth.
 """
 
@@ -19,6 +19,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -76,30 +78,74 @@ def ablate(
 
     out = Path(out or Path(config["run_dir"]) / "ablation")
     out.mkdir(parents=True, exist_ok=True)
+    runs = sweep_configs(config, cutoffs, depths, out, key)
+    for _, _, run_config in runs:
+        train_and_evaluate(run_config, progress=progress)
+    return summarise(config["model"]["name"], [(c, d, r["run_dir"]) for c, d, r in runs], out, key)
+
+
+def summarise(
+    model: str, runs: Sequence[tuple[float, int, str | Path]], out: Path, key: str | None = None
+) -> dict:
+    """``ablation.json`` and the error-vs-depth plots of finished runs ``(cutoff, depth, run_dir)``.
+
+    Per run and target: the test MAE, RMSE, R², Spearman and the standard error of the MAE (from the
+    run's ``predictions_test.csv``: a small test split makes depth-to-depth differences noise until
+    they exceed about two of them)."""
     rows = []
-    for cutoff, depth, run_config in sweep_configs(config, cutoffs, depths, out, key):
-        run_dir = train_and_evaluate(run_config, progress=progress)
-        metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
-        graph = json.loads((Path(run_dir) / "run.json").read_text())["graph"]  # as built
-        row = {"cutoff": cutoff, "depth": depth, "run_dir": str(run_dir), "graph": graph, "test": {}}
+    cutoffs: list[float] = []
+    depths: list[int] = []
+    for cutoff, depth, run_dir in runs:
+        run_dir = Path(run_dir)
+        cutoffs += [float(cutoff)] * (float(cutoff) not in cutoffs)
+        depths += [int(depth)] * (int(depth) not in depths)
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        graph = json.loads((run_dir / "run.json").read_text())["graph"]  # as built
+        row = {
+            "cutoff": float(cutoff),
+            "depth": int(depth),
+            "run_dir": str(run_dir),
+            "graph": graph,
+            "test": {},
+        }
+        errors = _absolute_errors(run_dir / "predictions_test.csv")
         for name, entry in metrics["test"].items():
             row["test"][name] = {k: entry["model"].get(k) for k in ("mae", "rmse", "r2", "spearman")}
             row["test"][name]["unit"] = entry.get("unit", "")
+            if name in errors and len(errors[name]) > 1:
+                spread = errors[name].std(ddof=1) / np.sqrt(len(errors[name]))
+                row["test"][name]["mae_standard_error"] = float(spread)
             if name in metrics.get("shortcut", {}):
                 row["test"][name]["retained_global"] = metrics["shortcut"][name].get("retained_global")
+        row["epochs"] = metrics.get("epochs")
+        row["parameters"] = metrics.get("parameters")
         rows.append(row)
     result = {
-        "model": config["model"]["name"],
-        "depth_key": depth_key(config["model"]["name"], key),
+        "model": model,
+        "depth_key": depth_key(model, key),
         "max_neighbors": rows[0]["graph"]["max_neighbors"] if rows else None,
-        "cutoffs": [float(c) for c in cutoffs],
-        "depths": [int(d) for d in depths],
+        "cutoffs": cutoffs,
+        "depths": depths,
         "runs": rows,
     }
     write_json(out / "ablation.json", result)
     for name in rows[0]["test"] if rows else []:
         plot_error_vs_depth(result, name, out / f"ablation_{name}.png")
     return result
+
+
+def _absolute_errors(path: Path) -> dict[str, np.ndarray]:
+    """Absolute test errors per target from a run's ``predictions_test.csv`` (``<t>_true``, ``<t>_pred``);
+    empty when the run wrote none."""
+    if not path.exists():
+        return {}
+    table = pd.read_csv(path)
+    names = [c.removesuffix("_true") for c in table.columns if c.endswith("_true")]
+    return {
+        name: (table[f"{name}_pred"] - table[f"{name}_true"]).abs().dropna().to_numpy()
+        for name in names
+        if f"{name}_pred" in table
+    }
 
 
 def plot_error_vs_depth(result: dict, target: str, path: str | Path, metric: str = "mae") -> Path:
@@ -109,8 +155,14 @@ def plot_error_vs_depth(result: dict, target: str, path: str | Path, metric: str
     ax = fig.add_subplot()
     for cutoff in result["cutoffs"]:
         runs = sorted((r for r in result["runs"] if r["cutoff"] == cutoff), key=lambda r: r["depth"])
-        ax.plot(
-            [r["depth"] for r in runs], [r["test"][target][metric] for r in runs], "o-", label=f"{cutoff:g} Å"
+        spread = [r["test"][target].get(f"{metric}_standard_error") for r in runs]
+        ax.errorbar(
+            [r["depth"] for r in runs],
+            [r["test"][target][metric] for r in runs],
+            yerr=None if None in spread else spread,
+            fmt="o-",
+            capsize=3,
+            label=f"{cutoff:g} Å",
         )
     unit = result["runs"][0]["test"][target].get("unit", "") if result["runs"] else ""
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
