@@ -167,7 +167,7 @@ def plot_error_vs_depth(result: dict, target: str, path: str | Path, metric: str
     unit = result["runs"][0]["test"][target].get("unit", "") if result["runs"] else ""
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(f"depth ({result['depth_key']})")
-    ax.set_ylabel(f"test {metric.upper()} of {target}" + (f" [{unit}]" if unit else ""))
+    ax.set_ylabel(f"test {metric.upper()}" + (f" [{unit}]" if unit else ""))
     ax.set_title(f"{result['model']}: {target}")
     ax.legend(title="cutoff")
     path = Path(path)
