@@ -586,6 +586,34 @@ def test_ablation_summary_reports_each_mae_with_its_standard_error(tmp_path):
     assert (tmp_path / "ablation.json").exists() and (tmp_path / "ablation_e.png").stat().st_size > 0
 
 
+def test_ablation_summary_gives_no_standard_error_where_the_predictions_do_not_give_the_mae(tmp_path):
+    """A classification target (no MAE), a missing prediction (MAE undefined) and a potential's energy
+    (scored in meV, written in eV) get no standard error, and the plots are still drawn."""
+    from atomgraph.evaluation.ablation import summarise
+
+    cases = {
+        "active": ({"roc_auc": 0.8, "accuracy": 0.7}, [0, 1, 1, 0], [0.2, 0.9, 0.4, 0.1]),
+        "gap": ({"mae": None}, [1.0, 2.0, 3.0, 4.0], [1.1, np.nan, 3.2, 4.1]),
+        "energy": ({"mae": 150.0}, [1.0, 2.0, 3.0, 4.0], [1.1, 2.2, 3.1, 4.2]),
+    }
+    runs = []
+    for depth in (2, 3):
+        run = tmp_path / f"cutoff5_depth{depth}"
+        run.mkdir()
+        metrics = {"test": {name: {"model": model} for name, (model, _, _) in cases.items()}}
+        (run / "metrics.json").write_text(json.dumps(metrics))
+        (run / "run.json").write_text(json.dumps({"graph": {"max_neighbors": None}}))
+        columns = {"id": list("abcd")}
+        for name, (_, true, pred) in cases.items():
+            columns.update({f"{name}_true": true, f"{name}_pred": pred})
+        pd.DataFrame(columns).to_csv(run / "predictions_test.csv", index=False)
+        runs.append((5.0, depth, run))
+    result = summarise("schnet", runs, tmp_path)
+    for row in result["runs"]:
+        assert all("mae_standard_error" not in entry for entry in row["test"].values())
+    assert all((tmp_path / f"ablation_{name}.png").exists() for name in cases)
+
+
 def test_cgcnn_convolution_per_atom_equals_the_papers_concatenation_in_values_and_gradients(float64):
     """The atom blocks of W applied once per atom give the per-edge [h_i ‖ h_j ‖ e_ij] W + b exactly."""
     from atomgraph.models.cgcnn import CGCNNConv

@@ -112,9 +112,9 @@ def summarise(
         for name, entry in metrics["test"].items():
             row["test"][name] = {k: entry["model"].get(k) for k in ("mae", "rmse", "r2", "spearman")}
             row["test"][name]["unit"] = entry.get("unit", "")
-            if name in errors and len(errors[name]) > 1:
-                spread = errors[name].std(ddof=1) / np.sqrt(len(errors[name]))
-                row["test"][name]["mae_standard_error"] = float(spread)
+            spread = _mae_standard_error(errors.get(name), row["test"][name]["mae"])
+            if spread is not None:
+                row["test"][name]["mae_standard_error"] = spread
             if name in metrics.get("shortcut", {}):
                 row["test"][name]["retained_global"] = metrics["shortcut"][name].get("retained_global")
         row["epochs"] = metrics.get("epochs")
@@ -135,17 +135,28 @@ def summarise(
 
 
 def _absolute_errors(path: Path) -> dict[str, np.ndarray]:
-    """Absolute test errors per target from a run's ``predictions_test.csv`` (``<t>_true``, ``<t>_pred``);
-    empty when the run wrote none."""
+    """Absolute test errors per target from a run's ``predictions_test.csv`` (``<t>_true``, ``<t>_pred``),
+    rows without a label dropped (a missing prediction stays NaN); empty when the run wrote none."""
     if not path.exists():
         return {}
     table = pd.read_csv(path)
     names = [c.removesuffix("_true") for c in table.columns if c.endswith("_true")]
     return {
-        name: (table[f"{name}_pred"] - table[f"{name}_true"]).abs().dropna().to_numpy()
+        name: (table[f"{name}_pred"] - table[f"{name}_true"]).abs().to_numpy()[table[f"{name}_true"].notna()]
         for name in names
         if f"{name}_pred" in table
     }
+
+
+def _mae_standard_error(errors: np.ndarray | None, mae: float | None) -> float | None:
+    """The standard error of a test MAE from its absolute errors; None unless those errors give the
+    run's own MAE (a classification target has none; a potential's energies are written in eV but
+    scored in meV; a missing prediction leaves the MAE undefined)."""
+    if errors is None or mae is None or len(errors) < 2 or not np.isfinite(errors).all():
+        return None
+    if not np.isclose(errors.mean(), mae, rtol=1e-5, atol=0.0):
+        return None
+    return float(errors.std(ddof=1) / np.sqrt(len(errors)))
 
 
 def plot_error_vs_depth(result: dict, target: str, path: str | Path, metric: str = "mae") -> Path:
@@ -156,9 +167,10 @@ def plot_error_vs_depth(result: dict, target: str, path: str | Path, metric: str
     for cutoff in result["cutoffs"]:
         runs = sorted((r for r in result["runs"] if r["cutoff"] == cutoff), key=lambda r: r["depth"])
         spread = [r["test"][target].get(f"{metric}_standard_error") for r in runs]
+        values = [r["test"][target].get(metric) for r in runs]
         ax.errorbar(
             [r["depth"] for r in runs],
-            [r["test"][target][metric] for r in runs],
+            [np.nan if v is None else v for v in values],
             yerr=None if None in spread else spread,
             fmt="o-",
             capsize=3,

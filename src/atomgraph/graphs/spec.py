@@ -143,7 +143,8 @@ class GraphSpec:
         SMILES raised (StructureError, or the ValueError/RuntimeError/KeyError of a failed
         featurisation). Bond graphs of the parsed molecules are featurised together
         (:func:`~atomgraph.graphs.bond_graph.bond_graphs`: prediction's fast path); when that fails the
-        molecules are built one by one, so only the one at fault gets the error."""
+        molecules are built one by one, so only the one at fault gets the error. The graphs' tensors
+        are views into tensors the chunk shares: clone a graph before storing it on its own."""
         if self.kind != "bond":
             return [_graph_or_error(self.graph_from_smiles, text) for text in smiles]
         from atomgraph.structures.smiles import parse_smiles

@@ -150,5 +150,6 @@ def unseen_elements(numbers, elements) -> list[str]:
     if elements is None:
         return []
     known = {*elements, 0}  # z = 0: a master or virtual node, not an element
-    unseen = set(np.asarray(numbers, dtype=np.int64).reshape(-1).tolist()) - known  # one pass in C
+    values = numbers.tolist() if hasattr(numbers, "tolist") else numbers  # a tensor or array: one call
+    unseen = {int(z) for z in values} - known
     return sorted(chemical_symbols[z] if 0 < z < len(chemical_symbols) else f"Z={z}" for z in unseen)
