@@ -157,6 +157,36 @@ def test_intensive_unchanged_and_extensive_scaled_by_replication(name, readout, 
             assert small.abs().min() > 1e-6
 
 
+def test_materials_lecture_gaussian_grid_is_a_named_preset_of_the_crystal_models():
+    """Seed 004's grid (0-5 Å, step 0.1, σ 0.2) by name: CGCNN and MEGNet read their edges through it;
+    an unknown name, or a grid past the model's cutoff, is refused with the key named."""
+    from atomgraph.features.radial import GaussianRBF, gaussian_preset
+
+    grid = GaussianRBF.materials_lecture()
+    assert grid.num == 51 and float(grid.centers[1]) == pytest.approx(0.1)
+    assert float(grid.centers[-1]) == pytest.approx(5.0) and torch.all(grid.widths == 0.2)
+    d = torch.tensor([0.0, 1.23])
+    torch.testing.assert_close(grid(d)[1, 12], torch.exp(torch.tensor(-0.5 * ((1.23 - 1.2) / 0.2) ** 2)))
+    cells = crystals(2, seed=1)
+    for name, spec in (
+        ("cgcnn", GraphSpec("radius", 6.0, max_neighbors=12)),
+        ("megnet", GraphSpec("radius", 5.0)),
+    ):
+        model = build_model(
+            name, graph=spec, reductions=("mean",), rbf="materials_lecture", **SMALL[name]
+        ).eval()
+        assert model.rbf.num == 51
+        with torch.no_grad():
+            out = model(
+                Batch.from_data_list([radius_graph(c, spec.cutoff, spec.max_neighbors) for c in cells])
+            )
+        assert out.shape == (2, 1) and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match=r"model\.rbf: unknown Gaussian grid 'lecture'"):
+        build_model("cgcnn", reductions=("mean",), rbf="lecture", **SMALL["cgcnn"])
+    with pytest.raises(ValueError, match="beyond the model's interaction cutoff of 4 Å"):
+        gaussian_preset("materials_lecture", 4.0)
+
+
 def test_mean_readout_is_the_mean_of_atom_contributions(float64):
     graph = radius_graph(crystals(1)[0].repeat((2, 1, 1)), 8.0, 12)
     outputs = {}

@@ -17,17 +17,20 @@ for edge types and one-hot edge features of property models).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 __all__ = [
+    "GAUSSIAN_PRESETS",
     "GILMER_BIN_EDGES",
     "BesselRBF",
     "CosineCutoff",
     "GaussianRBF",
     "PolynomialEnvelope",
     "distance_bins",
+    "gaussian_preset",
 ]
 
 GILMER_BIN_EDGES: tuple[float, ...] = tuple(2.0 + 0.5 * k for k in range(9))
@@ -114,6 +117,11 @@ class GaussianRBF(nn.Module):
         """
         return cls(0.0, cutoff, num, width=None, trainable=trainable)
 
+    @classmethod
+    def materials_lecture(cls, trainable: bool = False) -> GaussianRBF:
+        r"""Seed 004's grid for crystal edges: centres 0, 0.1, ..., 5 Å (51), :math:`\sigma` = 0.2 Å."""
+        return cls(0.0, 5.0, 51, width=0.2, trainable=trainable)
+
     def forward(self, d: torch.Tensor) -> torch.Tensor:
         """``d``: distances ``[E]`` (Å) -> ``[E, num]``."""
         diff = d.unsqueeze(-1) - self.centers
@@ -126,6 +134,29 @@ class GaussianRBF(nn.Module):
             f"num={self.num}, start={float(c[0]):.3g}, stop={float(c[-1]):.3g}, "
             f"width={float(w[0]):.3g}, trainable={trainable}"
         )
+
+
+#: named Gaussian grids that crystal models take as ``model.rbf`` (their own grid when not named)
+GAUSSIAN_PRESETS: dict[str, Callable[[], GaussianRBF]] = {
+    "cgcnn": GaussianRBF.cgcnn,
+    "materials_lecture": GaussianRBF.materials_lecture,
+}
+
+
+def gaussian_preset(name: str, cutoff: float) -> GaussianRBF:
+    """The Gaussian grid named ``name`` (:data:`GAUSSIAN_PRESETS`) for a model whose edges end at
+    ``cutoff`` Å; an error for an unknown name or a grid whose centres lie beyond the cutoff (no edge
+    would ever reach them)."""
+    if name not in GAUSSIAN_PRESETS:
+        raise ValueError(f"model.rbf: unknown Gaussian grid {name!r}; known: {sorted(GAUSSIAN_PRESETS)}")
+    rbf = GAUSSIAN_PRESETS[name]()
+    last = float(rbf.centers[-1])
+    if last > cutoff + 1e-9:
+        raise ValueError(
+            f"model.rbf: the grid {name!r} has centres up to {last:g} Å, beyond the model's interaction "
+            f"cutoff of {cutoff:g} Å (no edge reaches them): raise data.graph.cutoff or pick another grid"
+        )
+    return rbf
 
 
 class BesselRBF(nn.Module):

@@ -26,6 +26,7 @@ from torch.nn import functional
 from torch_geometric.data import Data
 
 from atomgraph.features import ElementEmbeddingTable, GaussianRBF
+from atomgraph.features.radial import gaussian_preset
 from atomgraph.graphs.fields import batch_vector
 from atomgraph.graphs.geometry import edge_lengths, edge_vectors
 from atomgraph.graphs.spec import GraphSpec
@@ -135,6 +136,9 @@ class CGCNN(nn.Module):
         lattice: append a/b/c, cos α/β/γ and volume per atom to the pooled vector (and to each atom's
             input of the atom-wise head); a/b/c depend on the cell choice.
         max_z: largest atomic number (``"embedding"``).
+        rbf: a named Gaussian grid for the edges (:data:`~atomgraph.features.radial.GAUSSIAN_PRESETS`,
+            e.g. ``"materials_lecture"``: seed 004's 0-5 Å, step 0.1, σ 0.2) instead of CGCNN's own
+            (step 0.2 Å over 0..interaction_cutoff).
     Input: a radius graph or batch (``z``, ``pos``, ``edge_index``, ``edge_shift``, ``cell``).
     Output: [B, T] in the normalised units of the task.
     """
@@ -152,13 +156,14 @@ class CGCNN(nn.Module):
         readout: str | Sequence[str] = "auto",
         lattice: bool = False,
         max_z: int = 100,
+        rbf: str | None = None,
     ):
         super().__init__()
         if atom_features not in ATOM_FEATURES:
             raise ValueError(f"atom_features must be one of {ATOM_FEATURES}, got {atom_features!r}")
         self.cutoff = graph.interaction_cutoff(interaction_cutoff, "cgcnn")
         self.lattice = lattice
-        self.rbf = cgcnn_rbf(self.cutoff)
+        self.rbf = gaussian_preset(rbf, self.cutoff) if rbf else cgcnn_rbf(self.cutoff)
         if atom_features == "properties":
             table = ElementEmbeddingTable()
             self.embedding = nn.Sequential(table, nn.Linear(table.dim, hidden))

@@ -30,6 +30,7 @@ from torch import nn
 from torch_geometric.data import Data
 
 from atomgraph.features import GaussianRBF
+from atomgraph.features.radial import gaussian_preset
 from atomgraph.graphs.fields import batch_vector
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.models.card import ModelCard
@@ -107,6 +108,8 @@ class MEGNet(nn.Module):
         embedding_dim: element embedding width (paper: 16).
         graph: the GraphSpec of the input graphs.
         num_rbf, rbf_width: Gaussians on 0..interaction_cutoff Å and their width σ (paper: 100, 0.5 Å).
+        rbf: a named Gaussian grid instead (:data:`~atomgraph.features.radial.GAUSSIAN_PRESETS`, e.g.
+            ``"materials_lecture"``: seed 004's 0-5 Å, step 0.1, σ 0.2).
         interaction_cutoff: Å, at most ``graph.cutoff`` (default: it); longer edges are ignored.
         state_dim: width S of ``graph.state`` (paper: 2 zeros for crystals).
         pool: node pool of atoms and edges for "pooled" targets: "set2set" (paper) or "mean".
@@ -129,6 +132,7 @@ class MEGNet(nn.Module):
         embedding_dim: int = 16,
         num_rbf: int = 100,
         rbf_width: float = 0.5,
+        rbf: str | None = None,
         interaction_cutoff: float | None = None,
         state_dim: int = 2,
         pool: str = "set2set",
@@ -145,9 +149,13 @@ class MEGNet(nn.Module):
         self.state_dim = state_dim
         self.lattice = lattice
         self.embedding = nn.Embedding(max_z + 1, embedding_dim)
-        self.rbf = GaussianRBF(0.0, self.cutoff, num_rbf, width=rbf_width)
+        self.rbf = (
+            gaussian_preset(rbf, self.cutoff)
+            if rbf
+            else GaussianRBF(0.0, self.cutoff, num_rbf, width=rbf_width)
+        )
         self.in_atoms = dense([embedding_dim, hidden[0], dim])
-        self.in_edges = dense([num_rbf, hidden[0], dim])
+        self.in_edges = dense([self.rbf.num, hidden[0], dim])
         self.in_state = dense([state_dim + (LATTICE_DIM if lattice else 0), hidden[0], dim])
         self.blocks = nn.ModuleList(MEGNetBlock(dim, hidden, pre=k > 0) for k in range(blocks))
         self.pool_atoms = GraphReadout(pool, dim, set2set_steps)
