@@ -5,7 +5,8 @@ structure file (XYZ, SDF, CIF, ...) as :class:`InputRow` s; :func:`featurised_ch
 at a time, into graphs with a run's :class:`~atomgraph.graphs.spec.GraphSpec`: in this process, or (with
 ``workers`` > 0) in that many spawned processes, each chunk split between them while the caller predicts
 the previous one. A row that cannot be parsed or graphed carries its error instead of a graph.
-Graphs travel back from the workers as numpy arrays (no shared-memory file descriptors per tensor).
+Graphs travel back from the workers as numpy arrays, one set per worker's share of a chunk (no
+shared-memory file descriptors per tensor, no dozen arrays per graph to pickle).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 from torch_geometric.data import Data
 
 from atomgraph.data.chunks import chunks
-from atomgraph.graphs.arrays import arrays_to_graph, graph_to_arrays, init_graph_worker
+from atomgraph.graphs.arrays import arrays_to_graphs, graphs_to_arrays, init_graph_worker
 from atomgraph.graphs.spec import GraphSpec
 
 #: rows pandas reads from a CSV at a time
@@ -123,19 +124,20 @@ def _message(row: InputRow, error: Exception) -> str:
     return one_line(str(error) if isinstance(error, StructureError) else f"{row.id}: {error}")
 
 
-def _featurise_in_worker(rows: list[InputRow], spec: GraphSpec) -> list[InputRow]:
-    """:func:`featurise` for a worker process: graphs as numpy arrays for the trip back."""
+def _featurise_in_worker(rows: list[InputRow], spec: GraphSpec) -> tuple[list[InputRow], list[int], dict]:
+    """:func:`featurise` for a worker process: the rows without their graphs, which rows have one, and
+    those graphs as one set of numpy arrays (:func:`graphs_to_arrays`) for the trip back."""
     rows = featurise(rows, spec)
-    for row in rows:
-        if row.graph is not None:
-            row.graph = graph_to_arrays(row.graph)
-    return rows
+    built = [k for k, row in enumerate(rows) if row.graph is not None]
+    graphs = graphs_to_arrays([rows[k].graph for k in built])
+    for k in built:
+        rows[k].graph = None
+    return rows, built, graphs
 
 
-def _from_worker(rows: list[InputRow]) -> list[InputRow]:
-    for row in rows:
-        if row.graph is not None:
-            row.graph = arrays_to_graph(row.graph)
+def _from_worker(rows: list[InputRow], built: list[int], graphs: dict) -> list[InputRow]:
+    for k, graph in zip(built, arrays_to_graphs(graphs), strict=True):
+        rows[k].graph = graph
     return rows
 
 
@@ -168,7 +170,7 @@ def featurised_chunks(
 
 
 def _merged(size: int, futures: list) -> list[InputRow]:
-    parts = [_from_worker(f.result()) for f in futures]
+    parts = [_from_worker(*f.result()) for f in futures]
     out: list[InputRow] = [None] * size  # type: ignore[list-item]
     for k, part in enumerate(parts):
         out[k :: len(parts)] = part

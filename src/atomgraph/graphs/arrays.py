@@ -4,7 +4,7 @@ tensors would each hold a shared-memory file handle), and the set-up of such a w
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -19,6 +19,41 @@ def graph_to_arrays(graph: Data) -> dict[str, np.ndarray]:
 def arrays_to_graph(arrays: Mapping[str, np.ndarray]) -> Data:
     """Inverse of :func:`graph_to_arrays`."""
     return Data(**{key: torch.from_numpy(np.asarray(value)) for key, value in arrays.items()})
+
+
+def graphs_to_arrays(graphs: Sequence[Data]) -> dict:
+    """Several graphs as one set of numpy arrays (a worker's graphs pickle as a dozen arrays, not a
+    dozen per graph): per field, the graphs' tensors concatenated along the dimension PyG collates it
+    on and each graph's size along it. Graphs whose fields differ travel one by one
+    (:func:`graph_to_arrays`). Inverse: :func:`arrays_to_graphs`."""
+    first = graphs[0].to_dict() if graphs else {}
+    keys = [key for key, value in first.items() if torch.is_tensor(value) and value.dim() > 0]
+    same = all(
+        sorted(key for key, value in graph.to_dict().items() if torch.is_tensor(value)) == sorted(keys)
+        for graph in graphs
+    )
+    if not same:
+        return {"count": len(graphs), "graphs": [graph_to_arrays(graph) for graph in graphs]}
+    fields = {}
+    for key in keys:
+        dim = graphs[0].__cat_dim__(key, first[key])
+        tensors = [graph[key] for graph in graphs]
+        try:
+            fields[key] = (torch.cat(tensors, dim=dim).numpy(), [t.shape[dim] for t in tensors], dim)
+        except RuntimeError:  # shapes that do not stack (a field's width differs between graphs)
+            return {"count": len(graphs), "graphs": [graph_to_arrays(graph) for graph in graphs]}
+    return {"count": len(graphs), "fields": fields}
+
+
+def arrays_to_graphs(arrays: Mapping) -> list[Data]:
+    """Inverse of :func:`graphs_to_arrays`; the graphs' tensors are views into one tensor per field."""
+    if "graphs" in arrays:
+        return [arrays_to_graph(graph) for graph in arrays["graphs"]]
+    parts = {
+        key: torch.split(torch.from_numpy(array), sizes, dim=dim)
+        for key, (array, sizes, dim) in arrays["fields"].items()
+    }
+    return [Data(**{key: pieces[k] for key, pieces in parts.items()}) for k in range(arrays["count"])]
 
 
 def default_workers() -> int:
