@@ -118,7 +118,9 @@ def test_a_killed_search_resumes_to_the_asked_number_of_trials(tmp_path, scaffol
     search = tmp_path / "search.yaml"
     search.write_text(yaml.safe_dump({**SEARCH, "pruner": "none"}))
     overrides = write_config(
-        tmp_path / "overrides.yaml", [*_config(tmp_path, scaffold_csv), "training.epochs=40"]
+        # long enough to be killed inside: 40 epochs finished within the 1 s below on a fast host
+        tmp_path / "overrides.yaml",
+        [*_config(tmp_path, scaffold_csv), "training.epochs=5000", "training.early_stopping_patience=5000"],
     )
     study_dir = tmp_path / "study"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
