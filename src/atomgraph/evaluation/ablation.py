@@ -93,12 +93,8 @@ def summarise(
     run's ``predictions_test.csv``: a small test split makes depth-to-depth differences noise until
     they exceed about two of them)."""
     rows = []
-    cutoffs: list[float] = []
-    depths: list[int] = []
     for cutoff, depth, run_dir in runs:
         run_dir = Path(run_dir)
-        cutoffs += [float(cutoff)] * (float(cutoff) not in cutoffs)
-        depths += [int(depth)] * (int(depth) not in depths)
         metrics = json.loads((run_dir / "metrics.json").read_text())
         graph = json.loads((run_dir / "run.json").read_text())["graph"]  # as built
         row = {
@@ -124,8 +120,8 @@ def summarise(
         "model": model,
         "depth_key": depth_key(model, key),
         "max_neighbors": rows[0]["graph"]["max_neighbors"] if rows else None,
-        "cutoffs": cutoffs,
-        "depths": depths,
+        "cutoffs": list(dict.fromkeys(row["cutoff"] for row in rows)),  # in run order, each once
+        "depths": list(dict.fromkeys(row["depth"] for row in rows)),
         "runs": rows,
     }
     write_json(out / "ablation.json", result)

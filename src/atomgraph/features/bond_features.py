@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from rdkit import Chem
 
-from atomgraph.features.atom_features import ensure_ring_info
+from atomgraph.features.atom_features import prepared_copy
 from atomgraph.features.layout import FeatureLayout, LayoutIntrospection, one_hot_block, scalar_block
 
 __all__ = [
@@ -80,10 +80,7 @@ def bond_type_index(bond: Chem.Bond) -> int:
 
 def bond_type_indices(mol: Chem.Mol) -> torch.Tensor:
     """:func:`bond_type_index` of every bond, ``[n_bonds]`` int64 in ``mol.GetBonds()`` order."""
-    codes = np.array(
-        [int(mol.GetBondWithIdx(i).GetBondType()) for i in range(mol.GetNumBonds())], dtype=np.int64
-    )
-    return torch.from_numpy(_BOND_TYPE_TABLE[codes])
+    return torch.from_numpy(bond_type_codes(bond_records([prepared_copy(mol)])[0]))
 
 
 #: the columns of :func:`bond_records`, one row per bond
@@ -141,9 +138,8 @@ class BondFeaturizer(LayoutIntrospection):
 
     def __call__(self, mol: Chem.Mol) -> torch.Tensor:
         """Features of every bond of ``mol``: ``[n_bonds, dim]`` in ``mol.GetBonds()`` order."""
-        work = Chem.Mol(mol)
-        ensure_ring_info(work)
-        return torch.from_numpy(self.encode(bond_records([work])[0])).to(torch.get_default_dtype())
+        records = bond_records([prepared_copy(mol)])[0]
+        return torch.from_numpy(self.encode(records)).to(torch.get_default_dtype())
 
     def encode(self, records: np.ndarray) -> np.ndarray:
         """The feature rows ``[B, dim]`` (float64) of :func:`bond_records`' bonds, all at once."""

@@ -33,7 +33,7 @@ def graphs_to_arrays(graphs: Sequence[Data]) -> dict:
         for graph in graphs
     )
     if not same:
-        return {"count": len(graphs), "graphs": [graph_to_arrays(graph) for graph in graphs]}
+        return _one_by_one(graphs)
     fields = {}
     for key in keys:
         dim = graphs[0].__cat_dim__(key, first[key])
@@ -41,8 +41,12 @@ def graphs_to_arrays(graphs: Sequence[Data]) -> dict:
         try:
             fields[key] = (torch.cat(tensors, dim=dim).numpy(), [t.shape[dim] for t in tensors], dim)
         except RuntimeError:  # shapes that do not stack (a field's width differs between graphs)
-            return {"count": len(graphs), "graphs": [graph_to_arrays(graph) for graph in graphs]}
+            return _one_by_one(graphs)
     return {"count": len(graphs), "fields": fields}
+
+
+def _one_by_one(graphs: Sequence[Data]) -> dict:
+    return {"count": len(graphs), "graphs": [graph_to_arrays(graph) for graph in graphs]}
 
 
 def arrays_to_graphs(arrays: Mapping) -> list[Data]:

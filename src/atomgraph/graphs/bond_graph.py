@@ -85,11 +85,11 @@ def bond_graphs(
     dtype = torch.get_default_dtype()
     pos = np.zeros((len(atoms.values), 3))
     has_3d = np.zeros(len(works), dtype=bool)
+    first_atom = np.cumsum(n_atoms) - n_atoms
     for k, mol in enumerate(molecules):
         if mol.GetNumConformers() > 0 and mol.GetConformer().Is3D():
             has_3d[k] = True
-            start = int(n_atoms[:k].sum())
-            pos[start : start + n_atoms[k]] = mol.GetConformer().GetPositions()
+            pos[first_atom[k] : first_atom[k] + n_atoms[k]] = mol.GetConformer().GetPositions()
     atom_split, edge_split = n_atoms.tolist(), (2 * n_bonds).tolist()
     columns = {
         "x": (torch.from_numpy(atom_featurizer.encode(atoms)).to(dtype), atom_split),

@@ -153,8 +153,8 @@ class GraphSpec:
         parsed = [mol for mol in molecules if isinstance(mol, Chem.Mol)]
         try:
             graphs = iter(_bond_graphs_of(self, parsed, sanitised=True))
-        except GRAPH_ERRORS:
-            return [_graph_or_error(self.graph_from_smiles, text) for text in smiles]
+        except GRAPH_ERRORS:  # the parsed molecules one by one (not parsed again)
+            graphs = (_graph_or_error(_bond_graph_of, self, mol, True) for mol in parsed)
         return [next(graphs) if isinstance(mol, Chem.Mol) else mol for mol in molecules]
 
     def interaction_cutoff(self, value: float | None, model: str) -> float:
