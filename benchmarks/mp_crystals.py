@@ -126,6 +126,7 @@ def run_model(name: str, target: str, args, split_file: Path) -> dict:
         "training.early_stopping_patience=30",
         "training.accelerator=cpu",
         f"training.progress={str(args.progress).lower()}",
+        *args.set,  # the user's overrides last, so they win
     ]
     start = time.perf_counter()
     train_and_evaluate(load_config(None, overrides), progress=args.progress)
@@ -183,6 +184,13 @@ def main() -> None:
     parser.add_argument("--run-root", default="runs/mp_crystals", help="where the runs are written")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--progress", action="store_true", help="progress bars while training")
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides applied after the benchmark's own (e.g. model.hidden=128)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -211,6 +219,7 @@ def main() -> None:
             "load_s": load_s,
         },
         "budget_min_per_model": args.budget_min,
+        "overrides": args.set,
         "hardware": {
             "cpu": platform.processor() or platform.machine(),
             "cores": os.cpu_count(),

@@ -112,6 +112,52 @@ def paired_differences(runs: list[dict], other: Path) -> dict:
     return out
 
 
+def perovskite_overrides(
+    run_root: Path,
+    archive: Path,
+    labels: Path,
+    seed: int,
+    max_neighbors: int | None,
+    epochs: int,
+    budget_min: float,
+    rbf: str | None = None,
+) -> list[str]:
+    """The config of one perovskite CGCNN run (hidden 64, fc 128, formation energy, seeded 80/10/10
+    split of the crystals in ``labels``, cosine schedule over ``epochs``, wall-clock cap ``budget_min``)."""
+    from atomgraph.training.config import wall_clock_budget
+
+    return [
+        "name=perovskites_cgcnn",
+        f"seed={seed}",
+        f"run_dir={run_root}",
+        "data.dataset=crystals",
+        f"data.path={archive}",
+        f"data.crystals.labels={labels}",
+        f"data.targets=[{TARGET}]",
+        "data.split.kind=random",
+        "data.split.sizes=[0.8, 0.1, 0.1]",
+        f"data.split.seed={seed}",
+        "data.graph.kind=radius",
+        f"data.graph.max_neighbors={'null' if max_neighbors is None else max_neighbors}",
+        "data.crystals.workers=1",
+        "data.crystals.top_k=100",
+        "data.crystals.shortcut=false",
+        "data.crystals.volume_response=0",
+        "model.name=cgcnn",
+        "model.hidden=64",
+        "model.fc_hidden=128",
+        *([f"model.rbf={rbf}"] if rbf else []),
+        "training.epochs=" + str(epochs),
+        f"training.max_time={wall_clock_budget(budget_min)}",
+        "training.scheduler=cosine",
+        "training.batch_size=64",
+        "training.lr=1e-3",
+        f"training.early_stopping_patience={epochs}",
+        "training.accelerator=cpu",
+        "training.progress=false",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(DATA))
@@ -136,42 +182,15 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from atomgraph.evaluation.ablation import ablate, summarise, sweep_configs
-    from atomgraph.training.config import load_config, wall_clock_budget
+    from atomgraph.training.config import load_config
 
     run_root = Path(args.run_root)
     labels, crystals = abx3_labels(Path(args.data), run_root / "abx3")
     archive = locate(args.data).structures
     cap = args.max_neighbors or None
-    overrides = [
-        "name=perovskites_cgcnn",
-        f"seed={args.seed}",
-        f"run_dir={run_root}",
-        "data.dataset=crystals",
-        f"data.path={archive}",
-        f"data.crystals.labels={labels}",
-        f"data.targets=[{TARGET}]",
-        "data.split.kind=random",
-        "data.split.sizes=[0.8, 0.1, 0.1]",
-        f"data.split.seed={args.seed}",
-        "data.graph.kind=radius",
-        f"data.graph.max_neighbors={'null' if cap is None else cap}",
-        "data.crystals.workers=1",
-        "data.crystals.top_k=100",
-        "data.crystals.shortcut=false",
-        "data.crystals.volume_response=0",
-        "model.name=cgcnn",
-        "model.hidden=64",
-        "model.fc_hidden=128",
-        *([f"model.rbf={args.rbf}"] if args.rbf else []),
-        "training.epochs=" + str(args.epochs),
-        f"training.max_time={wall_clock_budget(args.run_budget_min)}",
-        "training.scheduler=cosine",
-        "training.batch_size=64",
-        "training.lr=1e-3",
-        f"training.early_stopping_patience={args.epochs}",
-        "training.accelerator=cpu",
-        "training.progress=false",
-    ]
+    overrides = perovskite_overrides(
+        run_root, archive, labels, args.seed, cap, args.epochs, args.run_budget_min, args.rbf
+    )
     config = load_config(None, overrides)
     sweep = run_root / "sweep"
     if args.summarise:  # the runs are there: collect them again

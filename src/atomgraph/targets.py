@@ -15,9 +15,9 @@ reduction:
     atom and never reduced; its labels are ``y`` [N, T] (one row per atom) instead of [M, T], so a
     target set is all node-level or all graph-level.
 
-Tables of known targets live here: :data:`QM9`, :data:`QM9_ATOMS`, :data:`MATERIALS_PROJECT`,
-:data:`ELASTICITY` (and :data:`ELASTICITY_LOG10`), :data:`AFFINITY`. :func:`known_target` looks a name
-up in all of them.
+Tables of known targets live here: :data:`QM9`, :data:`QM9_ATOMS`, :data:`MATERIALS_PROJECT`
+(and :data:`MATERIALS_PROJECT_CLASSES`), :data:`ELASTICITY` (and :data:`ELASTICITY_LOG10`),
+:data:`AFFINITY`. :func:`known_target` looks a name up in all of them.
 """
 
 from __future__ import annotations
@@ -96,9 +96,6 @@ class TargetSet(Sequence[TargetSpec]):
         names = [s.name for s in self.specs]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate target names in {names}")
-        kinds = {s.kind for s in self.specs}
-        if len(kinds) > 1:
-            raise ValueError(f"targets mix regression and classification: {names}")
         if len({s.node_level for s in self.specs}) > 1:
             nodes = [s.name for s in self.specs if s.node_level]
             raise ValueError(
@@ -144,6 +141,15 @@ class TargetSet(Sequence[TargetSpec]):
 
     @property
     def kind(self) -> str:
+        """``regression`` or ``classification``: what a model of these targets is trained as. A dataset
+        may hold both kinds of column (the crystals' band gap beside the derived ``is_metal``); a set
+        that mixes them has no kind, and training it is refused."""
+        kinds = {s.kind for s in self.specs}
+        if len(kinds) > 1:
+            raise ValueError(
+                f"targets mix regression and classification: {self.names}; train one kind per run "
+                "(data.targets)"
+            )
         return self.specs[0].kind if self.specs else "regression"
 
     def spec(self, name: str) -> TargetSpec:
@@ -261,6 +267,15 @@ ELASTICITY_LOG10: tuple[TargetSpec, ...] = (
 """The moduli in log space (they span three decades), derived from the GPa columns by the crystal
 reader (:data:`atomgraph.apps.crystals.dataset.LOG10_LABELS`)."""
 
+MATERIALS_PROJECT_CLASSES: tuple[TargetSpec, ...] = (
+    TargetSpec(
+        "is_metal", "", "mean", kind="classification", ranks_first="high",
+        description="1 for a metal (PBE band gap 0), 0 for a semiconductor or insulator",
+    ),
+)  # fmt: skip
+"""Classes derived from the Materials Project labels by the crystal reader when a run asks for them
+(:data:`atomgraph.apps.crystals.dataset.CLASS_LABELS`)."""
+
 AFFINITY: tuple[TargetSpec, ...] = (
     TargetSpec("pK", "-log10(M)", "mean", ranks_first="high", description="binding affinity (pKi/pKd/pIC50)"),
 )
@@ -269,7 +284,16 @@ POTENTIAL: tuple[TargetSpec, ...] = (
     TargetSpec("energy", _EV, "sum", description="total potential energy (forces are -dE/dx)"),
 )
 
-_TABLES = (QM9, QM9_ATOMS, MATERIALS_PROJECT, ELASTICITY, ELASTICITY_LOG10, AFFINITY, POTENTIAL)
+_TABLES = (
+    QM9,
+    QM9_ATOMS,
+    MATERIALS_PROJECT,
+    MATERIALS_PROJECT_CLASSES,
+    ELASTICITY,
+    ELASTICITY_LOG10,
+    AFFINITY,
+    POTENTIAL,
+)
 
 
 def known_target(name: str) -> TargetSpec | None:

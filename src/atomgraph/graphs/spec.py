@@ -27,6 +27,7 @@ from rdkit import Chem
 from torch_geometric.data import Data
 
 from atomgraph.features.atom_features import ATOM_FEATURE_SETS
+from atomgraph.graphs.structure_features import add_structure_features, site_feature, state_feature
 
 GRAPH_KINDS = ("radius", "bond", "complex", "sequence")
 """radius: all pairs within ``cutoff`` over periodic images; bond: the chemical graph; complex and
@@ -53,6 +54,11 @@ class GraphSpec:
         the MPNN's ``master_dim``.)
     virtual_cutoff: Å: virtual edges only for pairs closer than this (None: every pair, the paper's;
         a molecule without 3D coordinates always gets every pair).
+    site_features: radius graphs: named per-site inputs computed from the structure
+        (:mod:`atomgraph.graphs.structure_features`: ``coordination``; the crystals application adds
+        ``oxidation_state``), concatenated into ``graph.site_attr`` [N, F] in this order.
+    state_features: radius graphs: named per-structure inputs (``space_group`` from the crystals
+        application), concatenated into ``graph.state`` [1, S].
     options: settings of an application's builder (complex graphs: pocket radius, residue cutoff...).
     preset: the name of the preset this spec came from (recorded, never used to decide anything).
     """
@@ -65,6 +71,8 @@ class GraphSpec:
     edge_rbf: int = 0
     virtual_edges: bool = False
     virtual_cutoff: float | None = None
+    site_features: tuple[str, ...] = ()
+    state_features: tuple[str, ...] = ()
     options: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=True)
     preset: str | None = field(default=None, compare=False)
 
@@ -106,6 +114,31 @@ class GraphSpec:
         if self.kind != "radius" and self.max_neighbors is not None:
             raise ValueError("data.graph.max_neighbors applies to radius graphs only")
         object.__setattr__(self, "options", dict(self.options))
+        for key in ("site_features", "state_features"):
+            names = getattr(self, key)
+            if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+                raise ValueError(f"data.graph.{key} must be a list of feature names, got {names!r}")
+            names = tuple(names)
+            if len(set(names)) != len(names):
+                raise ValueError(f"data.graph.{key} names a feature twice: {list(names)}")
+            if names and self.kind != "radius":
+                raise ValueError(
+                    f"data.graph.{key} apply to radius graphs only (this is a {self.kind} graph)"
+                )
+            lookup = site_feature if key == "site_features" else state_feature
+            for name in names:
+                lookup(name)  # an unknown name is an error listing the known ones
+            object.__setattr__(self, key, names)
+
+    @property
+    def site_width(self) -> int:
+        """Columns of ``graph.site_attr`` (0 without site features)."""
+        return sum(site_feature(name).width for name in self.site_features)
+
+    @property
+    def state_width(self) -> int:
+        """Columns of ``graph.state`` (0 without state features)."""
+        return sum(state_feature(name).width for name in self.state_features)
 
     # ------------------------------------------------------------------------------------ building
 
@@ -117,7 +150,10 @@ class GraphSpec:
                 f"graphs of kind {self.kind!r} are built by their application from its own samples, "
                 "not from a single structure"
             )
-        return builder(self, atoms)
+        graph = builder(self, atoms)
+        if self.site_features or self.state_features:
+            add_structure_features(graph, atoms, self.site_features, self.state_features)
+        return graph
 
     def structure_from_smiles(self, smiles: str) -> Atoms:
         """The structure this spec's graph of a SMILES is built from: one 3D conformer for radius graphs;
@@ -175,6 +211,8 @@ class GraphSpec:
         """Plain types only (safe to store in a checkpoint read with ``weights_only=True``)."""
         out = asdict(self)
         out["options"] = dict(self.options)
+        out["site_features"] = list(self.site_features)
+        out["state_features"] = list(self.state_features)
         return out
 
     @classmethod
@@ -192,7 +230,14 @@ class GraphSpec:
         values.pop("preset")
         # fields added later hash only when set, and the removed master_node as it always was, so the
         # caches of specs that use none of them keep their names
-        for name, unset in (("atom_features", "standard"), ("edge_rbf", 0), ("virtual_cutoff", None)):
+        unset_values = (
+            ("atom_features", "standard"),
+            ("edge_rbf", 0),
+            ("virtual_cutoff", None),
+            ("site_features", []),
+            ("state_features", []),
+        )
+        for name, unset in unset_values:
             if values[name] == unset:
                 values.pop(name)
         values["master_node"] = False
@@ -215,6 +260,10 @@ class GraphSpec:
             parts.append(f"virtual edges{within}")
         if self.edge_rbf:
             parts.append(f"{self.edge_rbf} distance Gaussians on the edges")
+        if self.site_features:
+            parts.append(f"site features {'+'.join(self.site_features)}")
+        if self.state_features:
+            parts.append(f"state {'+'.join(self.state_features)}")
         text = ", ".join(parts)
         return f"{text} (preset {self.preset})" if self.preset else text
 

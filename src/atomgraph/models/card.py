@@ -78,6 +78,12 @@ class ModelCard:
                 f"model {model!r} reads {self.graph_kind} graphs, but data.graph is a {spec.kind} graph "
                 f"({spec.describe()}); use a {self.graph_kind} graph such as preset {self.default_graph!r}"
             )
+        for key, field in (("site_features", "site_attr"), ("state_features", "state")):
+            if getattr(spec, key) and field not in self.inputs:
+                raise ValueError(
+                    f"model {model!r} does not read data.graph.{key} {list(getattr(spec, key))} "
+                    f"(graph.{field}); cgcnn and megnet do, or leave them out"
+                )
 
     def check_potential(self, spec: GraphSpec, model: str) -> None:
         """A ValueError naming what is missing when the model cannot be a potential on ``spec``."""
@@ -93,6 +99,11 @@ class ModelCard:
         if missing:
             raise ValueError(
                 f"model {model!r} cannot be a potential (task.kind: potential): it " + "; ".join(missing)
+            )
+        if spec.site_features or spec.state_features:
+            raise ValueError(
+                f"model {model!r} as a potential cannot read data.graph.site_features/state_features: "
+                "they are computed once from the structure, so forces would not see them; leave them out"
             )
         if spec.max_neighbors is not None:
             raise ValueError(

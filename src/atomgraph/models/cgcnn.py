@@ -30,8 +30,9 @@ from atomgraph.features.radial import gaussian_preset
 from atomgraph.graphs.fields import batch_vector
 from atomgraph.graphs.geometry import edge_lengths, edge_vectors
 from atomgraph.graphs.spec import GraphSpec
+from atomgraph.graphs.structure_features import read_site_attr
 from atomgraph.models.card import ModelCard
-from atomgraph.models.lattice import LATTICE_DIM, scaled_lattice_features
+from atomgraph.models.lattice import LATTICE_DIM, global_inputs
 from atomgraph.models.registry import register_model
 from atomgraph.nn.scatter import scatter_mean
 from atomgraph.nn.target_readout import TargetHead, resolve_readouts
@@ -108,7 +109,7 @@ class CGCNNConv(nn.Module):
 CARD = ModelCard(
     "radius",
     "cgcnn_crystal",
-    ("z", "pos", "cell"),
+    ("z", "pos", "cell", "site_attr", "state"),
     "layers",
     reads_positions=True,
     intensive_readout="pooled",
@@ -135,6 +136,9 @@ class CGCNN(nn.Module):
             contributions), "pooled", or a list with one per target.
         lattice: append a/b/c, cos α/β/γ and volume per atom to the pooled vector (and to each atom's
             input of the atom-wise head); a/b/c depend on the cell choice.
+        The graph spec's ``site_features`` (``graph.site_attr``) are mapped by a linear layer and added
+        to each atom's initial state; its ``state_features`` (``graph.state``) join the lattice
+        features after pooling.
         max_z: largest atomic number (``"embedding"``).
         rbf: a named Gaussian grid for the edges (:data:`~atomgraph.features.radial.GAUSSIAN_PRESETS`,
             e.g. ``"materials_lecture"``: seed 004's 0-5 Å, step 0.1, σ 0.2) instead of CGCNN's own
@@ -163,6 +167,8 @@ class CGCNN(nn.Module):
             raise ValueError(f"atom_features must be one of {ATOM_FEATURES}, got {atom_features!r}")
         self.cutoff = graph.interaction_cutoff(interaction_cutoff, "cgcnn")
         self.lattice = lattice
+        self.state_width = graph.state_width
+        self.site_inputs = nn.Linear(graph.site_width, hidden) if graph.site_width else None
         self.rbf = gaussian_preset(rbf, self.cutoff) if rbf else cgcnn_rbf(self.cutoff)
         if atom_features == "properties":
             table = ElementEmbeddingTable()
@@ -170,7 +176,7 @@ class CGCNN(nn.Module):
         else:
             self.embedding = nn.Embedding(max_z + 1, hidden)
         self.convs = nn.ModuleList(CGCNNConv(hidden, self.rbf.num) for _ in range(layers))
-        width = hidden + (LATTICE_DIM if lattice else 0)
+        width = hidden + (LATTICE_DIM if lattice else 0) + self.state_width
         readouts = resolve_readouts(readout, reductions, CARD.intensive_readout)
         self.head = TargetHead(width, width, readouts, [fc_hidden] * fc_layers, act="softplus")
 
@@ -179,6 +185,8 @@ class CGCNN(nn.Module):
         edge_index, lengths = within_cutoff(graph, self.cutoff)
         e = self.rbf(lengths)
         h = self.embedding(graph.z)
+        if self.site_inputs is not None:
+            h = h + self.site_inputs(read_site_attr(graph, self.site_inputs.in_features))
         for conv in self.convs:
             h = conv(h, e, edge_index)
         return h
@@ -189,8 +197,8 @@ class CGCNN(nn.Module):
         # reference code: conv_to_fc(softplus(mean_i h_i)); the atom-wise head gets softplus(h_i)
         pooled = functional.softplus(scatter_mean(h, batch, num_graphs)) if self.head.needs_pooled else None
         h = functional.softplus(h)
-        if self.lattice:
-            lattice = scaled_lattice_features(graph)
-            pooled = None if pooled is None else torch.cat([pooled, lattice], dim=-1)
-            h = torch.cat([h, lattice.index_select(0, batch)], dim=-1)
+        extra = global_inputs(graph, self.lattice, self.state_width, num_graphs)
+        if extra is not None:
+            pooled = None if pooled is None else torch.cat([pooled, extra], dim=-1)
+            h = torch.cat([h, extra.index_select(0, batch)], dim=-1)
         return self.head(pooled, h, batch, num_graphs)

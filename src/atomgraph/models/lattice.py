@@ -12,6 +12,7 @@ import torch
 from torch_geometric.data import Data
 
 from atomgraph.graphs.fields import batch_vector
+from atomgraph.graphs.structure_features import read_state
 
 LATTICE_DIM = 7
 LATTICE_NAMES = ("a", "b", "c", "alpha", "beta", "gamma", "volume_per_atom")
@@ -35,6 +36,15 @@ def lattice_features(graph: Data) -> torch.Tensor:
     """``[B, 7]``: a, b, c (Å), α, β, γ (degrees; 90 for a zero cell), volume per atom (Å^3)."""
     lengths, cosines, volume = _lengths_cosines(graph)
     return torch.cat([lengths, torch.rad2deg(torch.arccos(cosines)), volume.unsqueeze(-1)], dim=-1)
+
+
+def global_inputs(graph: Data, lattice: bool, state_width: int, num_graphs: int) -> torch.Tensor | None:
+    """A crystal's global inputs ``[B, G]``: :func:`scaled_lattice_features` when ``lattice`` and the
+    spec's state features ``graph.state`` ``[B, state_width]`` when ``state_width``; None for neither."""
+    parts = [read_state(graph, state_width, num_graphs)] if state_width else []
+    if lattice:
+        parts.append(scaled_lattice_features(graph))
+    return torch.cat(parts, dim=-1) if parts else None
 
 
 def scaled_lattice_features(graph: Data) -> torch.Tensor:

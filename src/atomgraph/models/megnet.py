@@ -9,11 +9,12 @@ Per block, with e_k the bond (edge) states, v_i the atom states and u the crysta
 each φ a 64-64-32 MLP with shifted softplus, a 64-32 dense "pre" layer on e, v, u before every block
 but the first, and residual connections around each block (as in the reference code). Inputs: a
 learned 16-dim element embedding, a Gaussian expansion of the distance (100 centres, width 0.5 Å)
-and the state vector ``graph.state`` [1, S] (state variables such as temperature; zeros when absent,
-the paper's [0, 0] for crystals), optionally with lattice parameters appended. Readout (``"pooled"``,
-what ``"auto"`` gives targets that are not sums): set2set over atoms and over edges (or their means),
-concatenated with u, then 32-16 dense layers; ``"sum"`` and ``"atom_mean"`` targets use an atom-wise head on
-v_i ‖ u instead (:mod:`atomgraph.nn.target_readout`).
+and the state vector: the graph spec's state features ``graph.state`` [1, S] (e.g. the space group,
+:mod:`atomgraph.apps.crystals.crystal_features`), or the paper's [0, 0] for crystals without them,
+optionally with lattice parameters appended. The spec's per-site features join the element embedding.
+Readout (``"pooled"``, what ``"auto"`` gives targets that are not sums): set2set over atoms and over
+edges (or their means), concatenated with u, then 32-16 dense layers; ``"sum"`` and ``"atom_mean"``
+targets use an atom-wise head on v_i ‖ u instead (:mod:`atomgraph.nn.target_readout`).
 
 The paper builds crystal graphs with a 5 Å radius; here the model takes whatever graph the data has
 (the crystal default is 12 nearest neighbours within 8 Å, shared with CGCNN for a fair comparison) and
@@ -33,9 +34,10 @@ from atomgraph.features import GaussianRBF
 from atomgraph.features.radial import gaussian_preset
 from atomgraph.graphs.fields import batch_vector
 from atomgraph.graphs.spec import GraphSpec
+from atomgraph.graphs.structure_features import read_site_attr
 from atomgraph.models.card import ModelCard
 from atomgraph.models.cgcnn import within_cutoff
-from atomgraph.models.lattice import LATTICE_DIM, scaled_lattice_features
+from atomgraph.models.lattice import LATTICE_DIM, global_inputs
 from atomgraph.models.registry import register_model
 from atomgraph.nn.activations import activation
 from atomgraph.nn.mlp import MLP
@@ -88,7 +90,7 @@ class MEGNetBlock(nn.Module):
 CARD = ModelCard(
     "radius",
     "cgcnn_crystal",
-    ("z", "pos", "cell"),
+    ("z", "pos", "cell", "site_attr", "state"),
     "blocks",
     reads_positions=True,
     intensive_readout="pooled",
@@ -111,7 +113,9 @@ class MEGNet(nn.Module):
         rbf: a named Gaussian grid instead (:data:`~atomgraph.features.radial.GAUSSIAN_PRESETS`, e.g.
             ``"materials_lecture"``: seed 004's 0-5 Å, step 0.1, σ 0.2).
         interaction_cutoff: Å, at most ``graph.cutoff`` (default: it); longer edges are ignored.
-        state_dim: width S of ``graph.state`` (paper: 2 zeros for crystals).
+        state_dim: width S of the state input: the graph spec's ``state_features`` fill it from the data
+            (``graph.state``); without them it is this many zeros (paper: 2 for crystals).
+            The spec's ``site_features`` (``graph.site_attr``) join each atom's embedding.
         pool: node pool of atoms and edges for "pooled" targets: "set2set" (paper) or "mean".
         set2set_steps: set2set processing steps (paper: 3).
         readout: per-target readout (:mod:`atomgraph.nn.target_readout`): "auto" ("sum" for ``sum``
@@ -119,7 +123,8 @@ class MEGNet(nn.Module):
             list with one per target.
         lattice: append a/b/c, cos α/β/γ and volume per atom to the state input.
         max_z: largest atomic number.
-    Input: a radius graph or batch; ``graph.state`` [B, S] if given. Output: [B, T] (normalised units).
+    Input: a radius graph or batch (``graph.state`` [B, S] and ``graph.site_attr`` [N, F] when the
+    spec has state / site features). Output: [B, T] (normalised units).
     """
 
     def __init__(
@@ -134,7 +139,7 @@ class MEGNet(nn.Module):
         rbf_width: float = 0.5,
         rbf: str | None = None,
         interaction_cutoff: float | None = None,
-        state_dim: int = 2,
+        state_dim: int | None = None,
         pool: str = "set2set",
         set2set_steps: int = 3,
         readout: str | Sequence[str] = "auto",
@@ -146,17 +151,24 @@ class MEGNet(nn.Module):
             raise ValueError(f"pool must be one of {MEGNET_POOLS}, got {pool!r}")
         hidden = list(hidden)
         self.cutoff = graph.interaction_cutoff(interaction_cutoff, "megnet")
-        self.state_dim = state_dim
+        if graph.state_width and state_dim not in (None, graph.state_width):
+            raise ValueError(
+                f"model.state_dim={state_dim} but data.graph.state_features {list(graph.state_features)} "
+                f"give {graph.state_width} columns; leave state_dim out"
+            )
+        self.from_data = bool(graph.state_width)
+        self.state_dim = graph.state_width or (2 if state_dim is None else state_dim)
         self.lattice = lattice
         self.embedding = nn.Embedding(max_z + 1, embedding_dim)
+        self.site_width = graph.site_width
         self.rbf = (
             gaussian_preset(rbf, self.cutoff)
             if rbf
             else GaussianRBF(0.0, self.cutoff, num_rbf, width=rbf_width)
         )
-        self.in_atoms = dense([embedding_dim, hidden[0], dim])
+        self.in_atoms = dense([embedding_dim + self.site_width, hidden[0], dim])
         self.in_edges = dense([self.rbf.num, hidden[0], dim])
-        self.in_state = dense([state_dim + (LATTICE_DIM if lattice else 0), hidden[0], dim])
+        self.in_state = dense([self.state_dim + (LATTICE_DIM if lattice else 0), hidden[0], dim])
         self.blocks = nn.ModuleList(MEGNetBlock(dim, hidden, pre=k > 0) for k in range(blocks))
         self.pool_atoms = GraphReadout(pool, dim, set2set_steps)
         self.pool_edges = GraphReadout(pool, dim, set2set_steps)
@@ -165,22 +177,23 @@ class MEGNet(nn.Module):
         self.head = TargetHead(pooled_dim, 2 * dim, readouts, [32, 16], act="ssp")
 
     def state(self, graph: Data, num_graphs: int) -> torch.Tensor:
-        """The state input [B, S (+7)]: ``graph.state`` or zeros, with lattice features if enabled."""
-        state = getattr(graph, "state", None)
-        if state is None:
-            state = graph.pos.new_zeros(num_graphs, self.state_dim)
-        state = state.view(num_graphs, -1).to(graph.pos.dtype)
-        if state.shape[1] != self.state_dim:
-            raise ValueError(f"graph.state has {state.shape[1]} columns, the model expects {self.state_dim}")
-        if self.lattice:
-            state = torch.cat([state, scaled_lattice_features(graph)], dim=-1)
-        return state
+        """The state input [B, S (+7)]: ``graph.state`` (the spec's state features, or state variables a
+        dataset sets, such as a temperature), zeros when a spec without state features meets graphs
+        without one; lattice features appended if enabled."""
+        if self.from_data or getattr(graph, "state", None) is not None:
+            return global_inputs(graph, self.lattice, self.state_dim, num_graphs)
+        zeros = graph.pos.new_zeros(num_graphs, self.state_dim)
+        lattice = global_inputs(graph, self.lattice, 0, num_graphs)
+        return zeros if lattice is None else torch.cat([zeros, lattice], dim=-1)
 
     def forward(self, graph: Data) -> torch.Tensor:
         batch, num_graphs = batch_vector(graph)
         edge_index, lengths = within_cutoff(graph, self.cutoff)
         edge_graph = batch.index_select(0, edge_index[1])
-        v = self.in_atoms(self.embedding(graph.z))
+        atoms = self.embedding(graph.z)
+        if self.site_width:
+            atoms = torch.cat([atoms, read_site_attr(graph, self.site_width).to(atoms.dtype)], dim=-1)
+        v = self.in_atoms(atoms)
         e = self.in_edges(self.rbf(lengths))
         u = self.in_state(self.state(graph, num_graphs))
         for block in self.blocks:

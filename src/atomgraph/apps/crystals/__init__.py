@@ -8,6 +8,8 @@ diagnostic, readout warnings) and the ``screen-crystals`` command.
   :mod:`~atomgraph.apps.crystals.parallel_graphs` (graphs built in worker processes) beneath it.
 * :mod:`~atomgraph.apps.crystals.report` — the protocol added to the generic report, with
   :mod:`~atomgraph.apps.crystals.descriptor_baseline` and :mod:`~atomgraph.apps.crystals.shortcut`.
+* :mod:`~atomgraph.apps.crystals.crystal_features` — guessed oxidation states (per site) and the space
+  group (state) as graph features (``data.graph.site_features`` / ``state_features``).
 * :mod:`~atomgraph.apps.crystals.screening` — rank a folder of structures with a trained run
   (:mod:`~atomgraph.apps.crystals.commands`: ``atomgraph screen-crystals``).
 """
@@ -16,7 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from atomgraph.apps.crystals import commands  # noqa: F401  (registers screen-crystals)
+from atomgraph.apps.crystals import (
+    commands,  # noqa: F401  (registers screen-crystals)
+    crystal_features,  # noqa: F401  (registers oxidation_state, space_group)
+)
 from atomgraph.data.registry import register_dataset
 from atomgraph.data.sources import existing_path, store_workers
 from atomgraph.evaluation.protocols import register_protocol
@@ -25,7 +30,7 @@ from atomgraph.graphs.spec import GraphSpec
 
 def load_crystal_dataset(data: dict, spec: GraphSpec, progress: bool = True):
     """``data.dataset: crystals``: CIF/POSCAR folder or archive with an id -> property CSV."""
-    from atomgraph.apps.crystals.dataset import load_crystals
+    from atomgraph.apps.crystals.dataset import class_labels_asked, load_crystals
 
     crystals = data["crystals"]
     return load_crystals(
@@ -38,12 +43,13 @@ def load_crystal_dataset(data: dict, spec: GraphSpec, progress: bool = True):
         min_distance=crystals["min_distance"],
         cache=data["cache"],
         progress=progress,
+        classes=class_labels_asked(data["targets"]),
     )
 
 
 def crystal_store(data: dict, spec: GraphSpec, progress: bool = True):
     """``data.dataset: crystals`` with ``data.storage: lmdb``: the same crystals as an on-disk store."""
-    from atomgraph.apps.crystals.dataset import crystals_store
+    from atomgraph.apps.crystals.dataset import class_labels_asked, crystals_store
 
     crystals = data["crystals"]
     return crystals_store(
@@ -57,6 +63,7 @@ def crystal_store(data: dict, spec: GraphSpec, progress: bool = True):
         progress=progress,
         shard_size=data["store"]["shard_size"],
         workers=store_workers(data),
+        classes=class_labels_asked(data["targets"]),
     )
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,16 +61,28 @@ KNOWN_LABEL_FILES: dict[str, tuple[TargetSpec, ...]] = {
 LOG10_LABELS: dict[str, str] = {"log10_bulk_modulus": "bulk_modulus", "log10_shear_modulus": "shear_modulus"}
 """Labels added beside a label column as its base-10 logarithm (``ELASTICITY_LOG10``); a value <= 0
 (a mechanically unstable entry) has no logarithm and becomes missing."""
+CLASS_LABELS: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
+    "is_metal": ("band_gap", lambda gap: (gap <= 0).astype(np.float64)),
+}
+"""Classification labels derived from a label column (``MATERIALS_PROJECT_CLASSES``), added only when a
+run asks for them by name (``data.targets: [is_metal]``): a dataset holding them beside the regression
+columns cannot train those. A missing source value stays missing."""
 
 
 @dataclass(frozen=True)
 class CrystalSource:
-    """Where a crystal dataset's pieces are: the labels CSV, the structures (archive or folder) and an
-    optional ``index,material_id`` map (``material_id_hash.csv``) giving display ids."""
+    """Where a crystal dataset's pieces are: the labels CSV, the structures (archive or folder), an
+    optional ``index,material_id`` map (``material_id_hash.csv``) giving display ids, and the
+    :data:`CLASS_LABELS` a run asks to derive from the labels."""
 
     labels: Path
     structures: Path
     id_map: Path | None = None
+    classes: tuple[str, ...] = ()
+
+    def read_labels(self) -> tuple[list[str], np.ndarray, list[TargetSpec]]:
+        """:func:`read_labels` of the labels file with the asked-for classes."""
+        return read_labels(self.labels, self.classes)
 
 
 # ------------------------------------------------------------------------------------------ labels
@@ -88,8 +100,9 @@ def _find_labels(folder: Path) -> Path:
     return found[0]
 
 
-def locate(path: str | Path, labels: str | Path | None = None) -> CrystalSource:
-    """The labels CSV and structures of a crystal folder or archive (see the module docstring)."""
+def locate(path: str | Path, labels: str | Path | None = None, classes: Sequence[str] = ()) -> CrystalSource:
+    """The labels CSV and structures of a crystal folder or archive (see the module docstring), with
+    the :data:`CLASS_LABELS` named in ``classes`` to derive."""
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{path}: no such folder or archive")
@@ -118,7 +131,7 @@ def locate(path: str | Path, labels: str | Path | None = None) -> CrystalSource:
     if not label_file.exists():
         raise ValueError(f"labels file {label_file} does not exist")
     id_map = label_file.parent / ID_MAP_FILE
-    return CrystalSource(label_file, structures, id_map if id_map.exists() else None)
+    return CrystalSource(label_file, structures, id_map if id_map.exists() else None, tuple(classes))
 
 
 def _is_number(text: str) -> bool:
@@ -129,11 +142,15 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def read_labels(path: str | Path) -> tuple[list[str], np.ndarray, list[TargetSpec]]:
+def read_labels(
+    path: str | Path, classes: Sequence[str] = ()
+) -> tuple[list[str], np.ndarray, list[TargetSpec]]:
     """Ids, values ``[M, T]`` (NaN where missing) and target descriptions of an id -> property CSV.
 
     Rows are ``id,value[,value...]``; a first row whose values are not numbers is a header naming
-    the targets. Known files (:data:`KNOWN_LABEL_FILES`) get their names, units and flags.
+    the targets. Known files (:data:`KNOWN_LABEL_FILES`) get their names, units and flags. The
+    :data:`LOG10_LABELS` of the columns present are appended, then the :data:`CLASS_LABELS` named in
+    ``classes``.
     """
     path = Path(path)
     try:
@@ -160,7 +177,33 @@ def read_labels(path: str | Path) -> tuple[list[str], np.ndarray, list[TargetSpe
         count = values.shape[1]
         names = header or (["target"] if count == 1 else [f"target_{k}" for k in range(count)])
         targets = [guess_target(name) for name in names]
-    return ids, *_with_log10_labels(path, values, targets)
+    values, targets = _with_log10_labels(path, values, targets)
+    return ids, *_with_class_labels(path, values, targets, classes)
+
+
+def _with_class_labels(
+    path: Path, values: np.ndarray, targets: list[TargetSpec], classes: Sequence[str]
+) -> tuple[np.ndarray, list[TargetSpec]]:
+    """``values`` and ``targets`` with the named :data:`CLASS_LABELS` appended."""
+    names = [t.name for t in targets]
+    for name in classes:
+        if name in names:
+            continue
+        source = CLASS_LABELS[name][0]
+        if source not in names:
+            raise ValueError(f"{path}: {name} is derived from a {source!r} column, which this file lacks")
+        column = values[:, names.index(source)]
+        derived = np.full_like(column, np.nan)
+        known = ~np.isnan(column)
+        derived[known] = CLASS_LABELS[name][1](column[known])
+        values = np.column_stack([values, derived])
+        targets = [*targets, known_target(name)]
+    return values, targets
+
+
+def class_labels_asked(targets: Sequence[str] | None) -> tuple[str, ...]:
+    """The :data:`CLASS_LABELS` among a run's ``data.targets`` (in that order)."""
+    return tuple(name for name in targets or () if name in CLASS_LABELS)
 
 
 def _with_log10_labels(
@@ -223,7 +266,7 @@ def _cache_path(
 ) -> Path:
     """The processed form's path (``.pt`` in memory, ``.store`` on disk): content, sample, spec."""
     extra = f"{subset}|{seed}|{min_distance}|{source.structures.name}|{source.labels.name}"
-    derived = [t.name for t in read_labels(source.labels)[2] if t.name in LOG10_LABELS]
+    derived = [t.name for t in source.read_labels()[2] if t.name in LOG10_LABELS or t.name in CLASS_LABELS]
     if derived:  # label columns the reader adds (keys of sets without them are unchanged)
         extra += "|" + ",".join(derived)
     key = _content_key(source, extra)
@@ -259,7 +302,7 @@ def _build(
     min_distance: float,
     progress: bool,
 ) -> GraphDataset:
-    ids, values, targets = read_labels(source.labels)
+    ids, values, targets = source.read_labels()
     rows = seeded_subset(len(ids), subset, seed)
     row_of = {ids[r]: int(r) for r in rows}
     seen: set[str] = set()
@@ -315,16 +358,17 @@ def crystals_store(
     progress: bool = True,
     shard_size: int = 10_000,
     workers: int = 1,
+    classes: Sequence[str] = (),
 ) -> GraphStore:
     """Crystal graphs as an on-disk store (arguments as :func:`load_crystals`). Rows follow the order
     of the structure files in the archive or folder (an archive is read as a stream, once), not the
     labels file; label rows without a structure file are listed in ``meta.skipped``."""
     settings = settings or preset("cgcnn_crystal")
-    source = locate(path, labels)
+    source = locate(path, labels, classes)
     directory = _cache_path(source, settings, subset, seed, min_distance, cache, ".store")
 
     def make_input() -> StoreInput:
-        ids, values, targets = read_labels(source.labels)
+        ids, values, targets = source.read_labels()
         rows = seeded_subset(len(ids), subset, seed)
         row_of = {ids[r]: int(r) for r in rows}
         display = read_id_map(source.id_map)
@@ -359,6 +403,7 @@ def load_crystals(
     min_distance: float = 0.5,
     cache: str | Path | None = None,
     progress: bool = True,
+    classes: Sequence[str] = (),
 ) -> GraphDataset:
     """Crystal graphs with every label column in ``y`` ``[1, T]`` (NaN = missing), cached.
 
@@ -373,13 +418,14 @@ def load_crystals(
             cache key: applied on load).
         min_distance: structures with atoms closer than this (Å) are skipped as broken.
         cache: cache folder (default :func:`cache_dir`).
+        classes: :data:`CLASS_LABELS` to derive and append (e.g. ``["is_metal"]``).
 
     Bad or missing structures are skipped and listed in ``meta.skipped``; display ids come from
     ``material_id_hash.csv`` when present (``mp-1234``), else the file ids. With several workers a
     script must call this under ``if __name__ == "__main__":`` (worker processes import the main module).
     """
     settings = settings or preset("cgcnn_crystal")
-    source = locate(path, labels)
+    source = locate(path, labels, classes)
     file = _cache_path(source, settings, subset, seed, min_distance, cache, ".pt")
     dataset = load_or_build(
         file, lambda: _build(source, settings, subset, seed, workers, min_distance, progress)
