@@ -112,7 +112,7 @@ def perovskites(args) -> dict:
                 f"{name:<11} seed {seed}: MAE {test['model']['mae']:.4f} eV/atom ({wall:.0f} s)", flush=True
             )
     return {
-        "protocol": __doc__.split("\n\n")[1].replace("\n", " "),
+        "protocol": " ".join(__doc__.split("\n\n")[1:4]).replace("\n", " "),
         "crystals": count,
         "graph": "12 nearest within 8 Å",
         "epochs": args.epochs,
@@ -184,7 +184,7 @@ def metal(args) -> dict:
     metals = float(np.nanmean(dataset.targets_array()[:, 0]))
     print(f"is_metal: CGCNN ROC-AUC {test['model']['roc_auc']:.3f}, composition RF {forest['roc_auc']:.3f}")
     return {
-        "protocol": __doc__.split("\n\n")[3].replace("\n", " "),
+        "protocol": __doc__.split("\n\n")[4].replace("\n", " "),
         "crystals": len(dataset),
         "metal_share": metals,
         "split": {k: len(v) for k, v in split.items()},

@@ -52,6 +52,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "src"))
 
 from atomgraph.apps.complexes import ComplexGraphSettings, affinity_metrics, load_complexes  # noqa: E402
+from atomgraph.apps.complexes.leak_check import metrics_by_similarity, nearest_training  # noqa: E402
 from atomgraph.evaluation.experiment import train_and_evaluate  # noqa: E402
 from atomgraph.training.config import load_config  # noqa: E402
 
@@ -202,6 +203,21 @@ def markdown(results: dict) -> str:
             f"| {m['rmse']:.3f} | {per.get('spearman', float('nan')):.3f} "
             f"| {per.get('kendall_tau', float('nan')):.3f} |"
         )
+    leak = results.get("leak_check")
+    if leak:
+        bins = [f"{e['range'][0]:.1f}-{e['range'][1]:.1f} ({e['rows']})" for e in leak["bins"]]
+        lines += [
+            "",
+            f"Leak check: nearest training ligand by {leak['fingerprint']}; median similarity "
+            f"{leak['median_similarity']:.2f}, {leak['identical']} test rows identical to a training ligand. "
+            "RMSE (pK) by similarity bin (rows):",
+            "",
+            "| model | " + " | ".join(bins) + " |",
+            "|---|" + "---|" * len(bins),
+        ]
+        for name, entries in leak["by_model"].items():
+            cells = [f"{e['rmse']:.3f}" if "rmse" in e else "" for e in entries]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -233,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         "models": {},
     }
     predictions = {name: np.full(len(dataset), np.nan) for name in args.models}
+    smiles = [dataset.meta.smiles[i] for i in dataset.indices()]
+    similarity, identical = np.full(len(dataset), np.nan), np.zeros(len(dataset), dtype=bool)
     training = {name: [] for name in args.models}
     for fold, fold_settings in folds(groups, args):
         split = None
@@ -252,12 +270,27 @@ def main(argv: list[str] | None = None) -> int:
             split = make_split(config, dataset)
         split = {k: np.asarray(v, dtype=int) for k, v in split.items()}
         results["folds"].append({"name": fold, **{k: len(v) for k, v in split.items()}})
+        nearest = nearest_training([smiles[i] for i in split["train"]], [smiles[i] for i in split["test"]])
+        similarity[split["test"]], identical[split["test"]] = nearest[0], nearest[2]
         for name in [m for m in args.models if m in BASELINES]:
             predictions[name][split["test"]] = baseline_predictions(name, dataset, split)
     tested = ~np.isnan(predictions[args.models[0]])
     for name in args.models:
         metrics = affinity_metrics(y[tested], predictions[name][tested], np.asarray(groups)[tested])
         results["models"][name] = {**headline(metrics), "metrics": metrics, "training": training[name]}
+    results["leak_check"] = {
+        "fingerprint": "ECFP4 (Morgan radius 2, 2,048 bits), Tanimoto to the nearest training ligand",
+        "median_similarity": float(np.median(similarity[tested])),
+        "identical": int(identical[tested].sum()),
+        "bins": [
+            {"range": e["range"], "rows": e["rows"]}
+            for e in metrics_by_similarity(similarity[tested], y[tested], y[tested])
+        ],
+        "by_model": {
+            name: metrics_by_similarity(similarity[tested], y[tested], predictions[name][tested])
+            for name in args.models
+        },
+    }
     results["wall_seconds"] = time.perf_counter() - started
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2, default=float))

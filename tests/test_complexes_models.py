@@ -162,6 +162,43 @@ def test_explain_writes_importance_as_bfactors(system, tmp_path):
     assert "pi_stacking" in decomposition
 
 
+@pytest.mark.parametrize("level", ["atom", "residue"])
+def test_explain_exports_and_draws_cross_attention(system, tmp_path, level):
+    """A cross-attention model's last-block weights come out per ligand atom and protein node (pocket
+    atom or residue), each ligand atom's weights summing to 1, labelled by residue, at the pair's
+    distance; explain_complex writes them and the heat map; a model without attention gets none."""
+    mol, _, ligand = system
+    path = tmp_path / "protein.pdb"
+    Chem.MolToPDBFile(mol, str(path))
+    from atomgraph.apps.complexes import read_protein
+    from atomgraph.apps.complexes.explain import attention_table
+
+    complex_ = make_complex(read_protein(path), ligand, pocket_radius=6.0, name="benzoate")
+    settings = ComplexGraphSettings(6.0)
+    graph = complex_graph(complex_, settings)
+    torch.manual_seed(0)
+    model = CrossAttentionAffinity(heads=2, protein_level=level, **SMALL)
+    table = attention_table(model, complex_, graph)
+    ligand_nodes = int((graph.node_role == 0).sum())
+    assert table["ligand_atom"].nunique() == ligand_nodes
+    np.testing.assert_allclose(table.groupby("ligand_atom")["weight"].sum(), 1.0, atol=1e-5)
+    residues = {f"{c}:{n}{k}" for c, n, k in zip(complex_.pocket.chain_ids, complex_.pocket.residue_names,
+                                                  complex_.pocket.residue_numbers, strict=True)}  # fmt: skip
+    assert set(table["residue"]) <= residues
+    if level == "atom":  # each pair's distance is the ligand atom's to that pocket atom
+        row = table.iloc[0]
+        atom = next(k for k in range(len(complex_.pocket))
+                    if row["protein"].endswith(f":{complex_.pocket.atom_names[k]}")
+                    and row["protein"].startswith(row["residue"]))  # fmt: skip
+        position = ligand.GetConformer().GetAtomPosition(int(row["ligand_atom"]))
+        assert row["distance"] == pytest.approx(
+            np.linalg.norm(np.array(position) - complex_.pocket.positions[atom]), abs=1e-3
+        )
+    paths = explain_complex(model, complex_, tmp_path / level, settings)
+    assert paths["attention_plot"].stat().st_size > 0 and len(paths["attention"].read_text().splitlines()) > 1
+    assert attention_table(JointGraphAffinity(**SMALL), complex_, graph) is None
+
+
 def test_screen_ranks_ligands_and_keeps_failures(system, tmp_path):
     mol, _, ligand = system
     pdb = tmp_path / "protein.pdb"

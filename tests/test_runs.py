@@ -249,7 +249,8 @@ def test_frozen_checkpoint_predictions_do_not_change():
 
 def test_protein_ligand_model_trains_with_atomgraph_train(tmp_path, monkeypatch):
     """``atomgraph train`` on a PDBbind-layout folder of six complexes in three targets, the middle
-    target held out; the run records the complex graph settings in its spec and screens again."""
+    target held out; the run records the complex graph settings in its spec and screens again, and its
+    leak check flags the test ligand that is also a training ligand."""
     from rdkit import Chem
     from typer.testing import CliRunner
 
@@ -259,7 +260,7 @@ def test_protein_ligand_model_trains_with_atomgraph_train(tmp_path, monkeypatch)
     root = tmp_path / "pdbbind"
     rows = []
     for k, (sequence, smiles) in enumerate(
-        [("KFA", "c1ccccc1C(=O)[O-]"), ("DFW", "Cc1ccccc1"), ("AFK", "c1ccccc1O"),
+        [("KFA", "c1ccccc1C(=O)[O-]"), ("DFW", "Cc1ccccc1"), ("AFK", "c1ccccc1C(=O)[O-]"),
          ("GFD", "c1ccccc1N"), ("WFA", "Cc1ccccc1C"), ("KFD", "c1ccccc1Cl")]
     ):  # fmt: skip
         code = f"c{k:03d}"
@@ -291,6 +292,12 @@ def test_protein_ligand_model_trains_with_atomgraph_train(tmp_path, monkeypatch)
     assert record["graph"]["kind"] == "complex" and record["graph"]["options"]["pocket_radius"] == 8.0
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test"]["pK"]["model"]["mae"] >= 0 and metrics["n_test"] == 2
+    leak = metrics["leak_check"]  # c002 (test) is the ligand of c000 (training), bound to another target
+    assert leak["identical"] == 1 and leak["test_ligands"] == 2
+    copied = next(row for row in leak["ligands"] if row["id"].endswith("c002"))
+    assert copied["identical_smiles"] and copied["similarity"] == 1.0
+    assert copied["nearest_train_id"].endswith("c000")
+    assert sum(entry["rows"] for entry in leak["bins"]) == 2
     run = TrainedRun.load(run_dir)
     assert run.graph.kind == "complex" and run.targets.names == ["pK"]
 

@@ -59,6 +59,7 @@ from atomgraph.apps.complexes.interactions import (
     detect_interactions,
     interaction_table,
 )
+from atomgraph.apps.complexes.leak_check import format_leak_check, leak_check
 from atomgraph.apps.complexes.ligand import LigandRecord, read_ligand, read_ligands
 from atomgraph.apps.complexes.metrics import affinity_metrics
 from atomgraph.apps.complexes.pocket import check_frames, extract_pocket
@@ -73,6 +74,7 @@ from atomgraph.apps.complexes.sequence import (
 from atomgraph.apps.complexes.splits import group_split, leave_one_group_out
 from atomgraph.data.registry import register_dataset, register_split
 from atomgraph.data.sources import existing_path
+from atomgraph.evaluation.protocols import register_protocol
 from atomgraph.graphs.spec import GraphSpec
 
 __all__ = [
@@ -98,6 +100,7 @@ __all__ = [
     "group_split",
     "interaction_decomposition",
     "interaction_table",
+    "leak_check",
     "leave_one_group_out",
     "load_complex",
     "load_complexes",
@@ -153,3 +156,26 @@ register_dataset(
     complex_settings(),
 )  # fmt: skip
 register_split("group", _group_split)
+
+
+def leak_report(results: dict, config: dict, module, dataset, split: dict, pred) -> None:
+    """The leak check (:mod:`atomgraph.apps.complexes.leak_check`) of the run's split, in its report."""
+    rows = list(dataset.indices())
+    train, test = [rows[i] for i in split["train"]], [rows[i] for i in split["test"]]
+    ids, smiles = dataset.meta.ids, dataset.meta.smiles
+    results["leak_check"] = leak_check(
+        [ids[i] for i in train],
+        [smiles[i] for i in train],
+        [ids[i] for i in test],
+        [smiles[i] for i in test],
+        dataset.targets_array()[split["test"], 0],
+        pred[:, 0],
+    )
+
+
+def leak_report_lines(results: dict) -> str:
+    return format_leak_check(results["leak_check"]) if "leak_check" in results else ""
+
+
+for _name in ("complexes", "protein_sequence"):
+    register_protocol(_name, leak_report, leak_report_lines)

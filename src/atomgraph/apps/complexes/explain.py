@@ -9,11 +9,15 @@
 * :func:`atom_importance`: input x gradient, summed over each node's features, for ligand atoms and
   pocket atoms (residue-level models: every atom gets its residue's value). Hydrogens that are not
   graph nodes get 0.
-* :func:`explain_complex`: both, written as a protein PDB and ligand SDF/PDB with the importance in the
+* :func:`attention_table`: the ligand-to-protein weights of a cross-attention model's last block (mean
+  over heads), one row per ligand atom and protein node (pocket atom or residue), and
+  :func:`plot_attention` draws them for the residues that receive the most attention.
+* :func:`explain_complex`: all of them, written as a protein PDB and ligand SDF/PDB with the importance in the
   B-factor column, scaled to [-99, 99] by the largest absolute value (the six-character PDB column
   cannot hold -100.00) (SDF: each atom's raw value as the
   atom property ``importance`` (SD field ``atom.dprop.importance``) and the scaled values in a ``<bfactor>``
-  SD field), plus CSV tables of the interactions and the decomposition.
+  SD field), plus CSV tables of the interactions and the decomposition, and for attention models the
+  attention table and its heat map.
 """
 
 from __future__ import annotations
@@ -178,6 +182,83 @@ def write_ligand_importance(
         Chem.MolToPDBFile(out, str(pdb_path))
 
 
+def _protein_labels(complex_: Complex, graph: Data, level: str) -> list[str]:
+    """``chain:RES123`` (residue level) or ``chain:RES123:ATOM`` (atom level) of each protein node."""
+    pocket = complex_.pocket
+
+    def residue(atom: int) -> str:
+        return f"{pocket.chain_ids[atom]}:{pocket.residue_names[atom]}{pocket.residue_numbers[atom]}"
+
+    if level == "residue":
+        first = {int(r): k for k, r in reversed(list(enumerate(pocket.residue_index)))}
+        return [residue(first[int(r)]) for r in pocket.residues()]
+    atoms = graph.source_atom.numpy()[graph.node_role.numpy() == 1]
+    return [f"{residue(a)}:{pocket.atom_names[a]}" for a in atoms]
+
+
+def attention_table(model: torch.nn.Module, complex_: Complex, graph: Data) -> pd.DataFrame | None:
+    """The ligand-to-protein attention of the model's last cross-attention block for one complex, mean
+    over heads: columns ``ligand_atom`` (index in the ligand Mol), ``ligand_element``, ``protein``
+    (``chain:RES123[:ATOM]``), ``residue`` (``chain:RES123``), ``distance`` (Å) and ``weight`` (each
+    ligand atom's weights sum to 1 over the protein nodes it may attend to); pairs with weight 0 (masked)
+    are left out. None for a model without cross attention (no ``last_attention``)."""
+    if not hasattr(model, "last_attention"):
+        return None
+    model.eval()
+    with torch.no_grad():
+        predict_batch(model, as_batch(graph))
+    weights = model.last_attention[0].mean(0).double().numpy()  # [L_max, P_max] of the one graph
+    role = graph.node_role.numpy()
+    ligand_atoms = graph.source_atom.numpy()[role == 0]
+    level = getattr(model, "protein_level", "atom")
+    proteins = _protein_labels(complex_, graph, level)
+    weights = weights[: len(ligand_atoms), : len(proteins)]
+    ligand_pos = graph.pos.numpy()[role == 0]
+    protein_pos = graph.res_pos.numpy() if level == "residue" else graph.pos.numpy()[role == 1]
+    distance = np.linalg.norm(ligand_pos[:, None, :] - protein_pos[None, :, :], axis=-1)
+    lig, pro = np.nonzero(weights > 0)
+    symbols = [complex_.ligand.GetAtomWithIdx(int(a)).GetSymbol() for a in ligand_atoms]
+    return pd.DataFrame(
+        {
+            "ligand_atom": ligand_atoms[lig],
+            "ligand_element": [symbols[k] for k in lig],
+            "protein": [proteins[j] for j in pro],
+            "residue": [":".join(proteins[j].split(":")[:2]) for j in pro],
+            "distance": distance[lig, pro],
+            "weight": weights[lig, pro],
+        }
+    )
+
+
+def plot_attention(
+    table: pd.DataFrame, path: str | os.PathLike[str], residues: int = 15, title: str = ""
+) -> Path:
+    """Heat map of ligand atoms (rows) x the ``residues`` residues with the largest total attention
+    (columns; a residue's weight is the sum over its atoms), written to ``path`` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    per_residue = table.groupby(["ligand_atom", "ligand_element", "residue"], sort=False)["weight"].sum()
+    matrix = per_residue.unstack("residue", fill_value=0.0)
+    top = matrix.sum(axis=0).sort_values(ascending=False).index[:residues]
+    matrix = matrix[top]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.45 * len(top), 1.0 + 0.25 * len(matrix)))
+    image = ax.imshow(matrix.to_numpy(), aspect="auto", cmap="viridis")
+    ax.set_xticks(range(len(top)), top, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(matrix)), [f"{e}{a}" for a, e in matrix.index], fontsize=7)
+    ax.set_xlabel("pocket residue (most attended first)")
+    ax.set_ylabel("ligand atom")
+    ax.set_title(title or "cross attention, last block, mean over heads", fontsize=9)
+    fig.colorbar(image, ax=ax, label="attention weight")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path
+
+
 def explain_complex(
     model: torch.nn.Module,
     complex_: Complex,
@@ -186,7 +267,9 @@ def explain_complex(
     target: int = 0,
 ) -> dict[str, Path]:
     """Write ``<name>_protein.pdb``, ``<name>_ligand.sdf``/``.pdb`` (importance as B-factors),
-    ``<name>_interactions.csv`` and ``<name>_decomposition.csv`` to ``output_dir``; returns the paths."""
+    ``<name>_interactions.csv`` and ``<name>_decomposition.csv`` to ``output_dir``, and for a
+    cross-attention model ``<name>_attention.csv`` (:func:`attention_table`) and ``<name>_attention.png``
+    (:func:`plot_attention`); returns the paths."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     settings = settings or ComplexGraphSettings()
@@ -206,4 +289,9 @@ def explain_complex(
     write_ligand_importance(complex_.ligand, ligand_values, paths["ligand_sdf"], paths["ligand_pdb"], scale)
     interaction_table(complex_, interactions).to_csv(paths["interactions"], index=False)
     interaction_decomposition(model, graph, target).to_csv(paths["decomposition"], index=False)
+    attention = attention_table(model, complex_, graph)
+    if attention is not None:
+        paths["attention"] = output_dir / f"{stem}_attention.csv"
+        attention.to_csv(paths["attention"], index=False)
+        paths["attention_plot"] = plot_attention(attention, output_dir / f"{stem}_attention.png", title=stem)
     return paths
