@@ -280,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         results["models"][name] = {**headline(metrics), "metrics": metrics, "training": training[name]}
     results["leak_check"] = {
         "fingerprint": "ECFP4 (Morgan radius 2, 2,048 bits), Tanimoto to the nearest training ligand",
-        "median_similarity": float(np.median(similarity[tested])),
+        "median_similarity": float(np.nanmedian(similarity[tested])),
+        "unparsed": int(np.isnan(similarity[tested]).sum()),
         "identical": int(identical[tested].sum()),
         "bins": [
             {"range": e["range"], "rows": e["rows"]}

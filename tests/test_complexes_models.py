@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gemmi
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from rdkit import Chem
@@ -196,6 +197,17 @@ def test_explain_exports_and_draws_cross_attention(system, tmp_path, level):
         )
     paths = explain_complex(model, complex_, tmp_path / level, settings)
     assert paths["attention_plot"].stat().st_size > 0 and len(paths["attention"].read_text().splitlines()) > 1
+
+    class Wrapped(torch.nn.Module):  # a trained run's module: the network is its .model
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, batch):
+            return self.model(batch)
+
+    wrapped = attention_table(Wrapped(model), complex_, graph)
+    pd.testing.assert_frame_equal(wrapped, table)
     assert attention_table(JointGraphAffinity(**SMALL), complex_, graph) is None
 
 

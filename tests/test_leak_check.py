@@ -58,3 +58,17 @@ def test_leak_check_flags_identical_ligands_and_bins_the_errors():
         if entry["rows"] >= 2:
             assert entry["mae"] == pytest.approx(np.abs(y_true - y_pred)[inside].mean())
     assert "1 identical to a training ligand" in format_leak_check(check)
+
+
+def test_unparsable_test_ligands_fall_in_no_bin():
+    """A test SMILES RDKit cannot parse has no similarity and no nearest ligand, is counted, and is in
+    no bin (an empty fingerprint would otherwise look like a novel ligand)."""
+    check = leak_check(["tr0", "tr1"], TRAIN[:2], ["te0", "bad"], [TEST[0], "C1CC(("], [5.0, 6.0], [5.5, 6.0])
+    assert check["unparsed_test_smiles"] == 1
+    assert check["ligands"][1] == {
+        "id": "bad",
+        "nearest_train_id": None,
+        "similarity": None,
+        "identical_smiles": False,
+    }
+    assert sum(entry["rows"] for entry in check["bins"]) == 1

@@ -115,7 +115,7 @@ class GraphSpec:
             raise ValueError("data.graph.max_neighbors applies to radius graphs only")
         object.__setattr__(self, "options", dict(self.options))
         for key in ("site_features", "state_features"):
-            names = getattr(self, key)
+            names = getattr(self, key) or ()
             if isinstance(names, str) or not all(isinstance(n, str) for n in names):
                 raise ValueError(f"data.graph.{key} must be a list of feature names, got {names!r}")
             names = tuple(names)
@@ -134,6 +134,18 @@ class GraphSpec:
     def site_width(self) -> int:
         """Columns of ``graph.site_attr`` (0 without site features)."""
         return sum(site_feature(name).width for name in self.site_features)
+
+    @property
+    def element_site_columns(self) -> list[int]:
+        """The columns of ``graph.site_attr`` that describe a site's element (they move with it when
+        the shortcut diagnostic scrambles elements)."""
+        columns, start = [], 0
+        for name in self.site_features:
+            feature = site_feature(name)
+            if feature.per_element:
+                columns += range(start, start + feature.width)
+            start += feature.width
+        return columns
 
     @property
     def state_width(self) -> int:
@@ -241,6 +253,11 @@ class GraphSpec:
             if values[name] == unset:
                 values.pop(name)
         values["master_node"] = False
+        features = [site_feature(n) for n in self.site_features] + [
+            state_feature(n) for n in self.state_features
+        ]
+        if features:  # what they compute can change without their names changing
+            values["feature_versions"] = {f.name: f.version for f in features}
         text = json.dumps(values, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 

@@ -29,16 +29,35 @@ from atomgraph.plugins import load_applications
 @dataclass(frozen=True)
 class StructureFeature:
     """One named input: ``width`` columns computed by ``compute(atoms, graph)`` -> ``[N, width]`` (a
-    site feature) or ``[width]`` (a state feature), float; ``columns`` names each column."""
+    site feature) or ``[width]`` (a state feature), float; ``columns`` names each column.
+
+    per_element: the columns describe the site's element, not its place in the structure (they move
+        with the element when the shortcut diagnostic scrambles elements over sites).
+    requires: modules ``compute`` imports; a spec naming the feature is refused when one is missing.
+    version: part of the cache key of graphs built with it; raise it when the computed values change.
+    """
 
     name: str
     columns: tuple[str, ...]
     compute: Callable[[Atoms, Data], np.ndarray]
     description: str
+    per_element: bool = False
+    requires: tuple[str, ...] = ()
+    version: int = 1
 
     @property
     def width(self) -> int:
         return len(self.columns)
+
+    def check_available(self) -> None:
+        """A ValueError naming the missing package when a module in ``requires`` cannot be imported."""
+        import importlib.util
+
+        for module in self.requires:
+            if importlib.util.find_spec(module) is None:
+                raise ValueError(
+                    f"graph feature {self.name!r} needs the package {module!r}: pip install {module}"
+                )
 
 
 SITE_FEATURES: dict[str, StructureFeature] = {}
@@ -62,6 +81,7 @@ def _look_up(table: dict[str, StructureFeature], name: str, key: str) -> Structu
         load_applications()
     if name not in table:
         raise ValueError(f"data.graph.{key}: unknown feature {name!r}; known: {sorted(table)}")
+    table[name].check_available()
     return table[name]
 
 

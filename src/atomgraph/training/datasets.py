@@ -26,6 +26,7 @@ from atomgraph.data.splits import check_split
 from atomgraph.graphs.spec import GraphSpec, preset, resolve_graph_spec
 from atomgraph.models import model_card, model_class
 from atomgraph.nn.target_readout import check_readout
+from atomgraph.targets import TargetSet, known_target
 from atomgraph.training.config import ConfigError
 
 TASK_KINDS = ("property", "potential")
@@ -97,6 +98,16 @@ def check_readout_settings(model: dict) -> None:
         raise ConfigError(f"model.readout: {error}") from error
 
 
+def check_target_kinds(names: list[str] | None) -> None:
+    """A ConfigError when ``data.targets`` names known targets of both kinds (regression and
+    classification): one run trains one kind, and this is found before any data is read."""
+    known = [spec for spec in (known_target(name) for name in names or ()) if spec is not None]
+    try:
+        TargetSet(known).kind  # noqa: B018  (raises for a mix)
+    except ValueError as error:
+        raise ConfigError(f"data.targets: {error}") from error
+
+
 def resolve_run(config: dict) -> GraphSpec:
     """Check a config before any data is read; returns its graph spec and records it in
     ``config["data"]["graph"]`` exactly as it will be built."""
@@ -108,6 +119,7 @@ def resolve_run(config: dict) -> GraphSpec:
     except ValueError as error:
         raise ConfigError(str(error)) from error
     check_readout_settings(config["model"])
+    check_target_kinds(data["targets"])
     spec = graph_spec(config)
     if dataset_entry(data["dataset"]).own_graph is None:
         data["graph"] = spec.to_dict()

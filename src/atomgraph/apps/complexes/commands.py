@@ -51,7 +51,8 @@ def explain_complex_command(
         "explain"
     ),
 ) -> None:
-    """Per-atom importance as B-factors (protein PDB, ligand SDF/PDB) and the interaction decomposition."""
+    """Per-atom importance as B-factors (protein PDB, ligand SDF/PDB), the interaction decomposition and,
+    for a cross-attention model, its attention table and heat map."""
     from atomgraph.apps.complexes.complex import load_complex
     from atomgraph.apps.complexes.explain import explain_complex
     from atomgraph.apps.complexes.screen import scoring_model

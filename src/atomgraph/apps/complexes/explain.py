@@ -202,15 +202,16 @@ def attention_table(model: torch.nn.Module, complex_: Complex, graph: Data) -> p
     (``chain:RES123[:ATOM]``), ``residue`` (``chain:RES123``), ``distance`` (Å) and ``weight`` (each
     ligand atom's weights sum to 1 over the protein nodes it may attend to); pairs with weight 0 (masked)
     are left out. None for a model without cross attention (no ``last_attention``)."""
-    if not hasattr(model, "last_attention"):
+    inner = getattr(model, "model", model)  # a trained run's module holds the network as .model
+    if not hasattr(inner, "last_attention"):
         return None
     model.eval()
     with torch.no_grad():
         predict_batch(model, as_batch(graph))
-    weights = model.last_attention[0].mean(0).double().numpy()  # [L_max, P_max] of the one graph
+    weights = inner.last_attention[0].mean(0).double().numpy()  # [L_max, P_max] of the one graph
     role = graph.node_role.numpy()
     ligand_atoms = graph.source_atom.numpy()[role == 0]
-    level = getattr(model, "protein_level", "atom")
+    level = getattr(inner, "protein_level", "atom")
     proteins = _protein_labels(complex_, graph, level)
     weights = weights[: len(ligand_atoms), : len(proteins)]
     ligand_pos = graph.pos.numpy()[role == 0]

@@ -60,12 +60,16 @@ def nearest_training(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each test ligand: the Tanimoto similarity (ECFP4) of its nearest training ligand [M], that
     ligand's index [M] (-1 without training ligands) and whether a training ligand has the same
-    canonical SMILES [M] bool. A SMILES RDKit cannot parse has similarity 0."""
+    canonical SMILES [M] bool. A test SMILES RDKit cannot parse has similarity NaN and index -1 (it
+    falls in no bin); an unparsable training SMILES matches nothing."""
     train_bits, _ = morgan_fingerprints(list(train_smiles))
     test_bits, _ = morgan_fingerprints(list(test_smiles))
     similarity, nearest = tanimoto_nearest(train_bits, test_bits)
     known = {s for s in _canonical(train_smiles) if s is not None}
-    identical = np.array([s is not None and s in known for s in _canonical(test_smiles)], dtype=bool)
+    canonical = _canonical(test_smiles)
+    identical = np.array([s is not None and s in known for s in canonical], dtype=bool)
+    unparsed = np.array([s is None for s in canonical], dtype=bool)
+    similarity[unparsed], nearest[unparsed] = np.nan, -1
     return similarity, nearest, identical
 
 
@@ -108,15 +112,15 @@ def leak_check(
     return {
         "fingerprint": "ECFP4 (Morgan radius 2, 2,048 bits), Tanimoto",
         "test_ligands": len(test_ids),
-        "unparsed_test_smiles": int(sum(not s or _canonical([s])[0] is None for s in test_smiles)),
+        "unparsed_test_smiles": int(np.isnan(similarity).sum()),
         "identical": int(identical.sum()),
-        "median_similarity": float(np.median(similarity)) if len(similarity) else float("nan"),
+        "median_similarity": float(np.nanmedian(similarity)) if (~np.isnan(similarity)).any() else None,
         "bins": metrics_by_similarity(similarity, y_true, y_pred, bins),
         "ligands": [
             {
                 "id": str(test_ids[k]),
                 "nearest_train_id": str(train_ids[nearest[k]]) if nearest[k] >= 0 else None,
-                "similarity": float(similarity[k]),
+                "similarity": None if np.isnan(similarity[k]) else float(similarity[k]),
                 "identical_smiles": bool(identical[k]),
             }
             for k in range(len(test_ids))
@@ -128,8 +132,8 @@ def format_leak_check(check: dict[str, Any]) -> str:
     """Plain-text lines of a :func:`leak_check` result."""
     lines = [
         f"  leak check ({check['fingerprint']}): {check['test_ligands']} test ligands, median nearest-"
-        f"training similarity {check['median_similarity']:.2f}, {check['identical']} identical to a "
-        "training ligand"
+        f"training similarity {check['median_similarity'] or float('nan'):.2f}, {check['identical']} "
+        "identical to a training ligand"
     ]
     for entry in check["bins"]:
         lo, hi = entry["range"]

@@ -5,9 +5,10 @@ as a state, registered as graph features (``data.graph: {preset: cgcnn_crystal, 
 
 * ``oxidation_state`` (per site, 2 columns): pymatgen's most probable charge-balanced assignment
   (``Composition.oxi_state_guesses``, ICSD statistics) of the reduced formula, the element's average
-  state divided by 4, and a flag that is 1 when a guess exists. Intermetallics and other formulas
-  with no charge-balanced assignment, and reduced formulas of more than :data:`MAX_GUESS_ATOMS` atoms
-  (the search is combinatorial: a 40-atom formula took 4 s), get 0 with the flag 0 -- "none, flagged".
+  state divided by 4, and a flag that is 1 when a guess exists (an element on its own is guessed as
+  0). Intermetallics and other formulas with no charge-balanced assignment, and reduced formulas of
+  more than :data:`MAX_GUESS_ATOMS` atoms (the search is combinatorial: a 40-atom formula took 4 s),
+  get 0 with the flag 0 -- "none, flagged".
 * ``space_group`` (state, 8 columns): spglib's space group at a tolerance of
   :data:`SYMPREC` Å, as the one-hot of its crystal system (triclinic ... cubic) and its number / 230;
   all zeros when spglib finds none.
@@ -41,14 +42,15 @@ _SYSTEM_ENDS = (2, 15, 74, 142, 167, 194, 230)
 
 
 def guessed_oxidation_states(atoms: Atoms) -> dict[str, float] | None:
-    """Element -> average oxidation state of pymatgen's most probable guess, or None (no guess)."""
+    """Element -> average oxidation state of pymatgen's most probable guess, or None (no guess). An
+    element on its own is guessed as 0 (pymatgen's answer); intermetallics get no guess."""
     from pymatgen.core import Composition
 
-    composition = Composition(atoms.get_chemical_formula()).reduced_composition
-    if composition.num_atoms > MAX_GUESS_ATOMS:
-        return None
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # e.g. noble gases without electronegativity
+        composition = Composition(atoms.get_chemical_formula()).reduced_composition
+        if composition.num_atoms > MAX_GUESS_ATOMS:
+            return None
         try:
             guesses = composition.oxi_state_guesses(max_sites=-1)
         except ValueError:  # pymatgen refuses some compositions
@@ -75,7 +77,10 @@ def space_group_number(atoms: Atoms) -> int | None:
     cell = (np.asarray(atoms.cell[:]), atoms.get_scaled_positions(wrap=True), atoms.numbers)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        dataset = spglib.get_symmetry_dataset(cell, symprec=SYMPREC)
+        try:
+            dataset = spglib.get_symmetry_dataset(cell, symprec=SYMPREC)
+        except Exception:  # newer spglib raises SpglibError where older ones return None
+            return None
     return None if dataset is None else int(dataset.number)
 
 
@@ -102,6 +107,8 @@ register_site_feature(
         ("oxidation_state / 4", "oxidation_state_guessed"),
         oxidation_state_columns,
         "pymatgen's most probable oxidation state of the site's element (0 and flag 0 when none)",
+        per_element=True,
+        requires=("pymatgen",),
     )
 )
 register_state_feature(
@@ -110,5 +117,6 @@ register_state_feature(
         (*(f"crystal_system_{name}" for name in CRYSTAL_SYSTEMS), "space_group_number / 230"),
         space_group_columns,
         "spglib's space group (tolerance 0.1 Å): crystal system one-hot and number / 230",
+        requires=("spglib",),
     )
 )

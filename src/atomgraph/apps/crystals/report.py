@@ -71,7 +71,14 @@ def add_crystal_report(results: dict, config: dict, module, dataset, split: dict
     batch_size = config["training"]["eval_batch_size"]
     if options["shortcut"]:
         results["shortcut"] = shortcut_diagnostic(
-            module, test, info.names, y_test, pred, seed=seed, batch_size=batch_size
+            module,
+            test,
+            info.names,
+            y_test,
+            pred,
+            seed=seed,
+            batch_size=batch_size,
+            element_columns=module.graph_spec.element_site_columns,
         )
     if options["volume_response"]:
         results["volume_response"] = volume_check(module, test, config, int(options["volume_response"]))
