@@ -3,8 +3,10 @@
 Both models get the same graphs (atomgraph's vesin radius graph, 5 Å; PyG's own radius_graph needs
 torch_cluster, which has no wheel here), the same target normalisation (fitted on the training split),
 the same hyperparameters, the same plain PyTorch training loop (Adam, plateau schedule, L1 loss) and
-the same wall-clock budget per target. Each (framework, target) runs in its own process so the peak
-memory is its own. Writes ``benchmarks/results/qm9_schnet_vs_pyg.json``.
+the same wall-clock budget per target; each framework's own batching (atomgraph: the loader
+``atomgraph train`` uses, batches gathered from the collated storage; PyG: its ``DataLoader``). Each
+(framework, target) runs in its own process so the peak memory is its own. Writes
+``benchmarks/results/qm9_schnet_vs_pyg.json``.
 
     python benchmarks/qm9_schnet_vs_pyg.py --budget-s 300
 """
@@ -27,6 +29,7 @@ from torch_geometric.loader import DataLoader
 
 from atomgraph.data import TargetNormalizer, random_split
 from atomgraph.data.qm9 import load_qm9
+from atomgraph.data.row_batches import row_loader
 from atomgraph.graphs.geometry import edge_lengths, edge_vectors
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.models import build_model
@@ -118,7 +121,10 @@ def worker(framework: str, target: str, args) -> dict:
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, fused=True)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
     generator = torch.Generator().manual_seed(0)
-    train_loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, generator=generator)
+    if framework == "atomgraph":  # the loader `atomgraph train` uses: batches gathered from the storage
+        train_loader = row_loader(train, args.batch_size, shuffle=True, generator=generator)
+    else:
+        train_loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, generator=generator)
     val_loader = DataLoader(dataset[torch.as_tensor(split["val"])], batch_size=256)
     test_loader = DataLoader(dataset[torch.as_tensor(split["test"])], batch_size=256)
 

@@ -19,9 +19,9 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_only
-from torch_geometric.loader import DataLoader
 
 from atomgraph.data import GraphDataset, save_split
+from atomgraph.data.row_batches import row_loader
 from atomgraph.data.safe_load import safe_torch_load
 from atomgraph.data.splits import seeded_subset
 from atomgraph.models import model_card, model_class
@@ -98,8 +98,10 @@ def mean_neighbors(rows: GraphDataset, sample: int = 2000, seed: int = 0) -> flo
 
 def loaders(
     dataset: GraphDataset, split: dict, training: dict, seed: int, train_transform=None
-) -> dict[str, DataLoader]:
-    """Data loaders of the three subsets; ``train_transform`` (augmentation) applies to training only."""
+) -> dict[str, torch.utils.data.DataLoader]:
+    """Data loaders of the three subsets; ``train_transform`` (augmentation) applies to training only.
+    In-memory sets of plain graphs are batched straight from their collated storage
+    (:func:`~atomgraph.data.row_batches.row_loader`: the same batches in the same order as PyG's loader)."""
     generator = torch.Generator().manual_seed(seed)
     out = {}
     for name in ("train", "val", "test"):
@@ -107,13 +109,12 @@ def loaders(
         is_train = name == "train"
         if is_train and train_transform is not None:
             subset.transform = train_transform
-        out[name] = DataLoader(
+        out[name] = row_loader(
             subset,
             batch_size=training["batch_size"] if is_train else training["eval_batch_size"],
             shuffle=is_train,
             generator=generator if is_train else None,
             num_workers=training["num_workers"],
-            persistent_workers=training["num_workers"] > 0,
         )
     return out
 

@@ -1,0 +1,87 @@
+"""Batches gathered from a dataset's collated storage equal PyG's, field by field, in the same order."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from ase.build import bulk, molecule
+from torch_geometric.data import Batch
+from torch_geometric.loader import DataLoader
+
+from atomgraph.data.graph_dataset import DatasetMeta, GraphDataset
+from atomgraph.data.row_batches import RowBatcher, row_loader
+from atomgraph.graphs.spec import GraphSpec, preset
+from atomgraph.targets import TargetSet, TargetSpec
+
+TARGETS = TargetSet([TargetSpec("a"), TargetSpec("b")])
+
+
+def dataset_of(graphs) -> GraphDataset:
+    for k, graph in enumerate(graphs):
+        graph.y = torch.tensor([[float(k), -float(k)]])
+    return GraphDataset(graphs, DatasetMeta("t", TARGETS))
+
+
+def molecules() -> GraphDataset:
+    names = ["H2O", "CH4", "C6H6", "NH3", "CH3OH", "C2H6", "CO2", "CH3CH2OH"] * 4
+    return dataset_of([preset("molecule").build(molecule(name)) for name in names])
+
+
+def bond_graphs() -> GraphDataset:
+    smiles = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C", "N#N", "CCN(CC)CC"] * 3
+    return dataset_of([preset("bond").graph_from_smiles(s) for s in smiles])
+
+
+def crystals() -> GraphDataset:
+    spec = GraphSpec("radius", 6.0, max_neighbors=8, site_features=("coordination",))
+    structures = [bulk("NaCl", "rocksalt", a=5.64), bulk("Cu", "fcc", a=3.6), bulk("Si", "diamond", a=5.43)]
+    graphs = [spec.build(s.repeat((1 + k % 2, 1, 1))) for k, s in enumerate(structures * 4)]
+    for graph in graphs:
+        graph.state = torch.randn(1, 3)
+    return dataset_of(graphs)
+
+
+def assert_same_batch(fast: Batch, reference: Batch) -> None:
+    assert sorted(fast.keys()) == sorted(reference.keys()) and fast.num_graphs == reference.num_graphs
+    for key in reference.keys():
+        assert fast[key].dtype == reference[key].dtype, key
+        assert torch.equal(fast[key], reference[key]), key
+    for mine, theirs in zip(fast.to_data_list(), reference.to_data_list(), strict=True):
+        for key in theirs.keys():
+            assert torch.equal(mine[key], theirs[key]), key
+
+
+@pytest.mark.parametrize("make", [molecules, bond_graphs, crystals], ids=["radius", "bond", "crystal"])
+def test_gathered_batches_equal_pyg_batches(make):
+    """Every field (edge indices shifted per graph, periodic shifts, site and state features, labels),
+    ``batch``, ``ptr`` and the records ``to_data_list`` reads, on the full set and on a shuffled view."""
+    dataset = make()
+    view = dataset[torch.as_tensor([7, 3, 11, 0, 5, 2, 9])]
+    for rows, positions in ((dataset, [4, 0, 9, 1]), (view, [6, 0, 3, 2]), (view, [5])):
+        fast = RowBatcher(rows)(positions)
+        assert_same_batch(fast, Batch.from_data_list([rows[i] for i in positions]))
+
+
+def test_row_loader_visits_rows_in_pyg_order():
+    """With the same generator the loader yields PyG's batches, epoch after epoch; unshuffled, in order."""
+    dataset = molecules()
+    mine, theirs = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    fast = row_loader(dataset, 5, shuffle=True, generator=mine)
+    reference = DataLoader(dataset, batch_size=5, shuffle=True, generator=theirs)
+    for _ in range(2):
+        for a, b in zip(fast, reference, strict=True):
+            assert_same_batch(a, b)
+    for a, b in zip(row_loader(dataset, 7), DataLoader(dataset, batch_size=7), strict=True):
+        assert_same_batch(a, b)
+
+
+def test_row_loader_falls_back_to_pyg_where_it_does_not_apply():
+    """A set that transforms its items (augmentation) or an empty one gets PyG's loader."""
+    dataset = molecules()
+    augmented = dataset[torch.arange(4)]
+    augmented.transform = lambda graph: graph
+    assert isinstance(row_loader(augmented, 2), DataLoader)
+    assert isinstance(row_loader(dataset[torch.arange(0)], 2), DataLoader)
+    assert not isinstance(row_loader(dataset, 2), DataLoader)
+    with pytest.raises(ValueError, match="transforms"):
+        RowBatcher(augmented)
