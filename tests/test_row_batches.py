@@ -23,8 +23,13 @@ def dataset_of(graphs) -> GraphDataset:
 
 
 def molecules() -> GraphDataset:
+    """Radius graphs with per-atom labels (forces, a node-level target) beside the graph labels."""
     names = ["H2O", "CH4", "C6H6", "NH3", "CH3OH", "C2H6", "CO2", "CH3CH2OH"] * 4
-    return dataset_of([preset("molecule").build(molecule(name)) for name in names])
+    graphs = [preset("molecule").build(molecule(name)) for name in names]
+    for k, graph in enumerate(graphs):
+        graph.forces = torch.full((graph.num_nodes, 3), float(k))
+        graph.y_node = torch.arange(graph.num_nodes, dtype=torch.float32).view(-1, 1)
+    return dataset_of(graphs)
 
 
 def bond_graphs() -> GraphDataset:
@@ -52,12 +57,18 @@ def assert_same_batch(fast: Batch, reference: Batch) -> None:
 
 
 @pytest.mark.parametrize("make", [molecules, bond_graphs, crystals], ids=["radius", "bond", "crystal"])
-def test_gathered_batches_equal_pyg_batches(make):
-    """Every field (edge indices shifted per graph, periodic shifts, site and state features, labels),
-    ``batch``, ``ptr`` and the records ``to_data_list`` reads, on the full set and on a shuffled view."""
+def test_gathered_batches_equal_pyg_batches(make, tmp_path):
+    """Every field (edge indices shifted per graph, periodic shifts, site and state features, per-atom
+    and graph labels), ``batch``, ``ptr`` and the records ``to_data_list`` reads: on the full set, on a
+    shuffled view, on a view of a view with repeated rows (a bootstrap sample) and on a reloaded cache."""
     dataset = make()
     view = dataset[torch.as_tensor([7, 3, 11, 0, 5, 2, 9])]
-    for rows, positions in ((dataset, [4, 0, 9, 1]), (view, [6, 0, 3, 2]), (view, [5])):
+    bootstrap = view[torch.as_tensor([1, 1, 4, 0, 4])]
+    dataset.save(tmp_path / "cache.pt")
+    reloaded = GraphDataset.load_file(tmp_path / "cache.pt")
+    cases = ((dataset, [4, 0, 9, 1]), (view, [6, 0, 3, 2]), (view, [5]), (bootstrap, [0, 1, 2, 3, 4]),
+             (reloaded, [3, 8, 2]))  # fmt: skip
+    for rows, positions in cases:
         fast = RowBatcher(rows)(positions)
         assert_same_batch(fast, Batch.from_data_list([rows[i] for i in positions]))
 
@@ -76,7 +87,8 @@ def test_row_loader_visits_rows_in_pyg_order():
 
 
 def test_row_loader_falls_back_to_pyg_where_it_does_not_apply():
-    """A set that transforms its items (augmentation) or an empty one gets PyG's loader."""
+    """A set that transforms its items (augmentation), an empty one, or one whose node fields disagree
+    in length (nodes would be counted wrongly) gets PyG's loader."""
     dataset = molecules()
     augmented = dataset[torch.arange(4)]
     augmented.transform = lambda graph: graph
@@ -85,3 +97,8 @@ def test_row_loader_falls_back_to_pyg_where_it_does_not_apply():
     assert not isinstance(row_loader(dataset, 2), DataLoader)
     with pytest.raises(ValueError, match="transforms"):
         RowBatcher(augmented)
+    graphs = [preset("molecule").build(molecule(name)) for name in ("H2O", "CH4")]
+    for graph in graphs:  # one more row of x than atoms in z: PyG counts x, z would shift edges wrongly
+        graph.x = torch.zeros(graph.num_nodes + 1, 2)
+    with pytest.raises(ValueError, match="differ in length"):
+        RowBatcher(dataset_of(graphs))

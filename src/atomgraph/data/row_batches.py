@@ -37,7 +37,8 @@ class RowBatcher:
 
     def __init__(self, dataset):
         storage, slices = getattr(dataset, "_data", None), getattr(dataset, "slices", None)
-        if storage is None or slices is None or getattr(dataset, "sample_type", Data) is not Data:
+        plain = getattr(dataset, "sample_type", Data) is Data and type(storage) is Data
+        if storage is None or slices is None or not plain:
             raise ValueError("not an in-memory dataset of plain Data graphs")
         if getattr(dataset, "transform", None) is not None:
             raise ValueError("the dataset transforms its items")
@@ -46,21 +47,27 @@ class RowBatcher:
         self.rows = torch.as_tensor(list(dataset.indices()), dtype=torch.long)
         example = dataset[0]
         self.keys = [key for key in slices if key in storage]
-        tensors = all(torch.is_tensor(storage[key]) for key in self.keys)
-        if not tensors or set(self.keys) != set(example.keys()):
-            raise ValueError("fields that are not tensors, or fields outside the collated storage")
+        strided = all(torch.is_tensor(storage[k]) and storage[k].layout == torch.strided for k in self.keys)
+        if not strided or set(self.keys) != set(example.keys()):
+            raise ValueError("fields that are not dense tensors, or fields outside the collated storage")
         self.storage, self.slices = storage, slices
         self.cat_dim = {key: example.__cat_dim__(key, example[key]) for key in self.keys}
-        incs = {key: example.__inc__(key, example[key]) for key in self.keys}
-        self.node_key = next((key for key in ("z", "x", "pos") if key in self.keys), None)
-        if self.node_key is None:
-            raise ValueError("no node field (z, x or pos) to count the atoms of a graph")
+        if not all(isinstance(dim, int) for dim in self.cat_dim.values()):
+            raise ValueError("a field concatenated along more than one dimension")
+        # nodes are counted as PyG counts them (x, then pos, then z), and every node field must agree
+        node_keys = [key for key in ("x", "pos", "z") if key in self.keys]
+        if not node_keys:
+            raise ValueError("no node field (x, pos or z) to count the atoms of a graph")
+        if any(not torch.equal(slices[key], slices[node_keys[0]]) for key in node_keys):
+            raise ValueError(f"node fields {node_keys} differ in length")
+        self.node_key = node_keys[0]
         nodes = example.num_nodes
         self.incremented = []
-        for key, inc in incs.items():
+        for key in self.keys:
+            inc = example.__inc__(key, example[key])
             if isinstance(inc, int) and inc == 0:
                 continue
-            if int(inc) != nodes or "index" not in key:
+            if "batch" in key or key == "face" or "index" not in key or int(inc) != nodes:
                 raise ValueError(f"field {key!r} is incremented by something other than the node count")
             self.incremented.append(key)
 
