@@ -16,6 +16,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     pip_install --upgrade pip
     # torch first and pinned: a bare "torch" requirement would pull a CUDA build.
     pip_install "torch==${TORCH_VERSION:-2.13.0}"
-    pip_install -e ".[dev,qm9,bench,export]"
+    pip_install -e ".[dev,qm9,bench,export,complexes]"
     touch "$stamp"
 fi

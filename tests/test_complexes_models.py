@@ -325,3 +325,32 @@ def test_screen_with_a_committee_writes_sigma_and_ranks_by_the_upper_bound(syste
             JointGraphAffinity(**SMALL), pdb, sdf, tmp_path / "none.csv", progress=False, acquisition="ucb"
         )
     assert not (tmp_path / "none.csv").exists()
+
+
+def test_residue_structure_widens_residue_nodes_and_the_run_fills_the_width(system, tmp_path):
+    """``residue_structure`` appends helix/strand/coil and relative SASA to every residue node; a run
+    gives the residue-level model the wider input from the data (``residue_dim``)."""
+    pytest.importorskip("biotite")
+    from atomgraph.apps.complexes import read_protein
+    from atomgraph.apps.complexes.dataset import ComplexDataset
+    from atomgraph.data.graph_dataset import DatasetMeta
+    from atomgraph.targets import AFFINITY, TargetSet
+    from atomgraph.training.run import model_arguments
+
+    mol, _, ligand = system
+    path = tmp_path / "protein.pdb"
+    Chem.MolToPDBFile(mol, str(path))
+    complex_ = make_complex(read_protein(path), ligand, pocket_radius=6.0, name="benzoate")
+    plain = complex_graph(complex_, ComplexGraphSettings(6.0))
+    settings = ComplexGraphSettings(6.0, residue_structure=True)
+    graph = complex_graph(complex_, settings, y=np.array([5.0]))
+    assert graph.res_x.shape == (plain.res_x.shape[0], settings.residue_dim)
+    torch.testing.assert_close(graph.res_x[:, : plain.res_x.shape[1]], plain.res_x)
+    extra = graph.res_x[:, plain.res_x.shape[1] :]
+    torch.testing.assert_close(extra[:, :3].sum(1), torch.ones(len(extra), dtype=extra.dtype))
+    assert ((extra[:, 3] >= 0) & (extra[:, 3] <= 1)).all() and (extra[:, 3] > 0).any()
+    dataset = ComplexDataset([graph, graph.clone()], DatasetMeta("c", TargetSet(AFFINITY)))
+    arguments = model_arguments({"model": {"name": "affinity_late_fusion", **SMALL}}, dataset)
+    assert arguments["residue_dim"] == settings.residue_dim
+    model = LateFusionAffinity(**{k: v for k, v in arguments.items() if k != "name"})
+    assert model(Batch.from_data_list([graph, graph])).shape == (2, 1)

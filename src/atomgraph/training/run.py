@@ -73,6 +73,9 @@ def model_arguments(
         model["atom_dim"] = int(sample.x.shape[1])
     if "edge_dim" in params and "edge_dim" not in model and sample.edge_attr is not None:
         model["edge_dim"] = int(sample.edge_attr.shape[1])
+    residues = getattr(sample, "res_x", None)
+    if "residue_dim" in params and "residue_dim" not in model and residues is not None:
+        model["residue_dim"] = int(residues.shape[1])
     return model
 
 

@@ -14,7 +14,8 @@ source_atom    [N]        int64   index of the atom in the ligand Mol (role 0) o
 edge_index     [2, E]     int64   row 0 source j, row 1 target i; every edge in both directions
 edge_attr      [E, 25]    float   edge features (:data:`~atomgraph.apps.complexes.features.EDGE_LAYOUT`)
 edge_type      [E]        int64   index into :data:`~atomgraph.apps.complexes.features.EDGE_TYPES`
-res_x          [R, 24]    float   residue features (:data:`~atomgraph.apps.complexes.features.RESIDUE_LAYOUT`)
+res_x          [R, 24]    float   residue features (:data:`~atomgraph.apps.complexes.features.RESIDUE_LAYOUT`;
+                                  [R, 28] with ``residue_structure``: + helix/strand/coil, relative SASA)
 res_pos        [R, 3]     float   residue positions (Cα; heavy-atom centroid without Cα), Å
 res_edge_index [2, E_r]   int64   residue pairs with Cα-Cα < ``residue_cutoff`` (both directions);
                                   incremented by R when batched (:meth:`ComplexData.__inc__`)
@@ -56,6 +57,8 @@ from atomgraph.apps.complexes.interactions import (
 )
 from atomgraph.apps.complexes.pocket import DEFAULT_POCKET_RADIUS
 from atomgraph.apps.complexes.protein import Protein
+from atomgraph.apps.complexes.residue_structure import COLUMNS as STRUCTURE_COLUMNS
+from atomgraph.apps.complexes.residue_structure import check_biotite, residue_structure
 from atomgraph.apps.complexes.residues import (
     AMINO_ACIDS,
     hydrophobicity,
@@ -96,6 +99,9 @@ class ComplexGraphSettings:
         pair within ``protein_edge_cutoff`` Å, typed protein_contact).
     residue_cutoff: Å, Cα-Cα distance below which residue nodes are joined.
     waters: keep crystal waters in the pocket (read time).
+    residue_structure: append each residue's secondary structure (helix / strand / coil) and relative
+        solvent accessibility, computed on the whole protein with Biotite, to ``res_x``
+        (:mod:`atomgraph.apps.complexes.residue_structure`; 4 more columns).
     """
 
     pocket_radius: float = DEFAULT_POCKET_RADIUS
@@ -105,6 +111,7 @@ class ComplexGraphSettings:
     protein_edge_cutoff: float = 4.0
     residue_cutoff: float = 10.0
     waters: bool = False
+    residue_structure: bool = False
 
     def __post_init__(self) -> None:
         if self.hydrogens not in HYDROGEN_MODES:
@@ -114,14 +121,25 @@ class ComplexGraphSettings:
         for name in ("pocket_radius", "cutoff", "protein_edge_cutoff", "residue_cutoff"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.residue_structure:
+            check_biotite()
 
     @property
     def thresholds(self) -> InteractionThresholds:
         return InteractionThresholds(cutoff=self.cutoff)
 
     def key(self) -> str:
-        """Short stable hash for cache file names."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        """Short stable hash for cache file names (settings added later count only when set, so the
+        caches of settings without them keep their names)."""
+        values = asdict(self)
+        if not values["residue_structure"]:
+            values.pop("residue_structure")
+        return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
+
+    @property
+    def residue_dim(self) -> int:
+        """Width of ``res_x``."""
+        return RESIDUE_LAYOUT.dim + (len(STRUCTURE_COLUMNS) if self.residue_structure else 0)
 
 
 def _selected(numbers: np.ndarray, typing: AtomTyping, mode: str) -> np.ndarray:
@@ -284,6 +302,9 @@ def complex_graph(
     _add_inter_edges(complex_, interactions, settings, lig_nodes, pro_nodes, lig_map, pro_map, add)
 
     res_x, res_pos, atom_residue = residue_nodes(pocket)
+    if settings.residue_structure:
+        structure = residue_structure(complex_.protein)
+        res_x = np.concatenate([res_x, np.stack([structure[int(r)] for r in pocket.residues()])], axis=1)
     ca_pairs = _pairs_within(res_pos, settings.residue_cutoff)
     res_edges = (
         np.concatenate([ca_pairs, ca_pairs[:, ::-1]]).T if len(ca_pairs) else np.zeros((2, 0), dtype=np.int64)
