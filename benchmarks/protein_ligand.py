@@ -81,6 +81,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--noise", type=float, default=0.1, help="augmentation noise, Å")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--residue-structure",
+        action="store_true",
+        help="residue nodes with secondary structure and solvent accessibility (residue_structure)",
+    )
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--runs", type=Path, default=REPO_ROOT / "runs" / "protein_ligand")
     parser.add_argument(
@@ -118,6 +123,7 @@ def baseline_predictions(name: str, dataset, split: dict[str, np.ndarray]) -> np
 def run_config(name: str, fold: str, fold_settings: dict, root: Path, args: argparse.Namespace) -> dict:
     """The config ``atomgraph train`` would read for one model and fold."""
     complex_section = {"layout": "openff", "targets": args.targets, "augment_noise": args.noise,
+                       "residue_structure": args.residue_structure,
                        **fold_settings.get("complex", {})}  # fmt: skip
     settings = {
         "name": f"{name}_{fold}",
