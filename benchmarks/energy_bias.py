@@ -33,7 +33,7 @@ def energies(module, rows, batch_size: int = 50) -> tuple[np.ndarray, np.ndarray
         with torch.enable_grad():  # the potential's compute path differentiates for forces
             energy = module.compute(batch, forces=False)["energy"]
         pred.append(energy.detach().double())
-        true.append(batch.y[:, 0].double())
+        true.append(batch.y[:, module.column].double())
     return torch.cat(true).numpy(), torch.cat(pred).numpy()
 
 

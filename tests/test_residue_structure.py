@@ -69,3 +69,15 @@ def test_settings_key_and_residue_width():
     plain, structured = ComplexGraphSettings(), ComplexGraphSettings(residue_structure=True)
     assert structured.residue_dim == plain.residue_dim + 4
     assert plain.key() == "4c6889791b6f" and structured.key() != plain.key()
+
+
+def test_complex_graph_spec_records_the_setting_only_when_on():
+    """Runs recorded before the setting existed have specs without it: a default run's spec must equal
+    theirs (fine-tuning and ensembles compare specs), and a run with it on records it."""
+    from atomgraph.training.config import load_config
+    from atomgraph.training.datasets import graph_spec
+
+    base = ["data.dataset=complexes", "model.name=affinity_joint"]
+    assert "residue_structure" not in graph_spec(load_config(None, base)).options
+    on = graph_spec(load_config(None, [*base, "data.complex.residue_structure=true"]))
+    assert on.options["residue_structure"] is True

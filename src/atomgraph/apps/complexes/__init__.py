@@ -139,6 +139,8 @@ def _complex_graph(data: dict) -> GraphSpec:
     settings (pocket radius, hydrogens, protein edges, residue cutoff, waters) in ``options``."""
     settings = asdict(complex_config({"data": data}).settings)
     cutoff = settings.pop("cutoff")
+    if not settings["residue_structure"]:  # recorded only when on: specs of earlier runs stay equal
+        settings.pop("residue_structure")
     return GraphSpec("complex", cutoff, options=settings, preset="complex")
 
 

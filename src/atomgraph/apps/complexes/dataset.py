@@ -288,9 +288,9 @@ def pdbbind_rows(
             if not folder.is_dir():
                 raise ComplexError(f"{folder}: no such entry folder", source=str(folder))
             pocket_file = folder / f"{pdb_id}_pocket.pdb"
-            protein_file = (
-                pocket_file if use_pocket and pocket_file.exists() else folder / f"{pdb_id}_protein.pdb"
-            )
+            # residue structure is computed on the whole protein (a pocket file exposes buried faces)
+            pocket_only = use_pocket and not settings.residue_structure and pocket_file.exists()
+            protein_file = pocket_file if pocket_only else folder / f"{pdb_id}_protein.pdb"
             protein = read_protein(protein_file, waters=settings.waters)
             return make_complex(protein, _pdbbind_ligand(folder, pdb_id), settings.pocket_radius, pdb_id)
 

@@ -6,10 +6,12 @@ buries):
 
 * secondary structure: Biotite's ``annotate_sse`` (the P-SEA assignment from Cα geometry; Labesse et
   al., CABIOS 13, 291 (1997)) as a one-hot of helix / strand / coil; residues without a Cα are coil;
-* relative solvent accessibility: Biotite's Shrake-Rupley ``sasa`` of the heavy atoms (ProtOr radii,
-  probe 1.4 Å) summed per residue and divided by the residue type's maximum in an extended
-  tripeptide (Tien et al., PLoS ONE 8, e80635 (2013), theoretical values), clipped to [0, 1]; waters
-  and other residues without a maximum get 1 (exposed).
+* relative solvent accessibility: Biotite's Shrake-Rupley ``sasa`` of the polymer's heavy atoms (ProtOr
+  radii, probe 1.4 Å; cofactors, ligands and waters in the file left out) summed per residue and
+  divided by the residue type's maximum in an extended tripeptide (Tien et al., PLoS ONE 8, e80635
+  (2013), theoretical values; common modified amino acids use their parent's), clipped to [0, 1];
+  waters and other residues without a maximum get 1 (exposed). PDBbind entries read their whole
+  protein file for it, not the pocket file.
 
 Biotite (``pip install biotite``; https://www.biotite-python.org) is the maintained library used for
 both; the ``complexes`` extra installs it.
@@ -32,6 +34,8 @@ MAX_ASA = {
     "PRO": 159.0, "SER": 155.0, "THR": 172.0, "TRP": 285.0, "TYR": 263.0, "VAL": 174.0,
 }  # fmt: skip
 """Å²: the largest accessible surface of each residue type (Tien et al. 2013, theoretical)."""
+PARENT_RESIDUE = {"MSE": "MET", "SEP": "SER", "TPO": "THR", "PTR": "TYR", "CSO": "CYS", "HYP": "PRO"}
+"""Common modified amino acids (HETATM records) and the residue whose maximum surface they use."""
 COLUMNS = (*(f"sse={name}" for name in SSE_CLASSES), "relative_sasa")
 
 
@@ -86,14 +90,15 @@ def _compute(protein: Protein) -> dict[int, np.ndarray]:
     import biotite.structure as struc
 
     atoms = _atom_array(protein)
-    heavy = np.asarray(protein.numbers) > 1
+    amino = struc.filter_amino_acids(atoms)  # modified amino acids (HETATM) included
+    # the polymer's surface: cofactors, ligands and waters kept in the file must not bury residues
+    polymer = (np.asarray(protein.numbers) > 1) & amino
     sasa = np.zeros(len(protein))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # unknown residue names get default radii
-        sasa[heavy] = np.nan_to_num(struc.sasa(atoms[heavy], vdw_radii="ProtOr", probe_radius=1.4))
+        sasa[polymer] = np.nan_to_num(struc.sasa(atoms[polymer], vdw_radii="ProtOr", probe_radius=1.4))
     residue_index = np.asarray(protein.residue_index)
     sse_of: dict[int, int] = {}
-    amino = struc.filter_amino_acids(atoms) & ~atoms.hetero
     for chain in np.unique(atoms.chain_id[amino]):
         in_chain = np.flatnonzero(amino & (atoms.chain_id == chain))
         starts = struc.get_residue_starts(atoms[in_chain])
@@ -108,7 +113,7 @@ def _compute(protein: Protein) -> dict[int, np.ndarray]:
         row = np.zeros(len(COLUMNS))
         row[sse_of.get(int(residue), 2)] = 1.0
         name = str(np.asarray(protein.residue_names)[members][0])
-        maximum = MAX_ASA.get(name)
+        maximum = MAX_ASA.get(PARENT_RESIDUE.get(name, name))
         row[-1] = 1.0 if maximum is None else min(float(sasa[members].sum()) / maximum, 1.0)
         out[int(residue)] = row
     return out
