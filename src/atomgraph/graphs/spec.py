@@ -126,8 +126,8 @@ class GraphSpec:
                     f"data.graph.{key} apply to radius graphs only (this is a {self.kind} graph)"
                 )
             lookup = site_feature if key == "site_features" else state_feature
-            for name in names:
-                lookup(name)  # an unknown name is an error listing the known ones
+            for name in names:  # an unknown name, or a missing package, is an error naming it
+                lookup(name).check_available()
             object.__setattr__(self, key, names)
 
     @property

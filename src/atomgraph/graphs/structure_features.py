@@ -81,7 +81,6 @@ def _look_up(table: dict[str, StructureFeature], name: str, key: str) -> Structu
         load_applications()
     if name not in table:
         raise ValueError(f"data.graph.{key}: unknown feature {name!r}; known: {sorted(table)}")
-    table[name].check_available()
     return table[name]
 
 
@@ -101,24 +100,32 @@ def add_structure_features(
     """``graph`` with ``site_attr`` [N, F] and ``state`` [1, S] set from the named features (the
     default dtype); each feature's output is checked for shape and finiteness."""
     dtype = torch.get_default_dtype()
-    where = f"{atoms.info['source']}: " if atoms.info.get("source") else ""
     if site_names:
-        columns = []
-        for name in site_names:
-            feature = site_feature(name)
-            values = np.asarray(feature.compute(atoms, graph), dtype=np.float64)
-            _check(values, (len(atoms), feature.width), f"{where}site feature {name!r}")
-            columns.append(values)
+        columns = _computed(site_names, site_feature, atoms, graph, "site", (len(atoms),))
         graph.site_attr = torch.from_numpy(np.concatenate(columns, axis=1)).to(dtype)
     if state_names:
-        columns = []
-        for name in state_names:
-            feature = state_feature(name)
-            values = np.asarray(feature.compute(atoms, graph), dtype=np.float64)
-            _check(values, (feature.width,), f"{where}state feature {name!r}")
-            columns.append(values)
+        columns = _computed(state_names, state_feature, atoms, graph, "state", ())
         graph.state = torch.from_numpy(np.concatenate(columns)).to(dtype).view(1, -1)
     return graph
+
+
+def _computed(
+    names: tuple[str, ...],
+    look_up: Callable[[str], StructureFeature],
+    atoms: Atoms,
+    graph: Data,
+    kind: str,
+    leading: tuple[int, ...],
+) -> list[np.ndarray]:
+    """Each named feature's values (float64), checked to be finite and of shape ``leading + (width,)``."""
+    where = f"{atoms.info['source']}: " if atoms.info.get("source") else ""
+    out = []
+    for name in names:
+        feature = look_up(name)
+        values = np.asarray(feature.compute(atoms, graph), dtype=np.float64)
+        _check(values, (*leading, feature.width), f"{where}{kind} feature {name!r}")
+        out.append(values)
+    return out
 
 
 def read_site_attr(graph: Data, width: int) -> torch.Tensor:

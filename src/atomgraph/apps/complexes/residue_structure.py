@@ -9,7 +9,8 @@ buries):
 * relative solvent accessibility: Biotite's Shrake-Rupley ``sasa`` of the polymer's heavy atoms (ProtOr
   radii, probe 1.4 Å; cofactors, ligands and waters in the file left out) summed per residue and
   divided by the residue type's maximum in an extended tripeptide (Tien et al., PLoS ONE 8, e80635
-  (2013), theoretical values; common modified amino acids use their parent's), clipped to [0, 1];
+  (2013), theoretical values; protonation variants and modified amino acids use their parent's,
+  :func:`~atomgraph.apps.complexes.residues.canonical_residue`), clipped to [0, 1];
   waters and other residues without a maximum get 1 (exposed). PDBbind entries read their whole
   protein file for it, not the pocket file.
 
@@ -25,6 +26,7 @@ import importlib.util
 import numpy as np
 
 from atomgraph.apps.complexes.protein import Protein
+from atomgraph.apps.complexes.residues import canonical_residue
 
 SSE_CLASSES = ("helix", "strand", "coil")
 _SSE_CODE = {"a": 0, "b": 1, "c": 2}
@@ -34,8 +36,6 @@ MAX_ASA = {
     "PRO": 159.0, "SER": 155.0, "THR": 172.0, "TRP": 285.0, "TYR": 263.0, "VAL": 174.0,
 }  # fmt: skip
 """Å²: the largest accessible surface of each residue type (Tien et al. 2013, theoretical)."""
-PARENT_RESIDUE = {"MSE": "MET", "SEP": "SER", "TPO": "THR", "PTR": "TYR", "CSO": "CYS", "HYP": "PRO"}
-"""Common modified amino acids (HETATM records) and the residue whose maximum surface they use."""
 COLUMNS = (*(f"sse={name}" for name in SSE_CLASSES), "relative_sasa")
 
 
@@ -113,7 +113,7 @@ def _compute(protein: Protein) -> dict[int, np.ndarray]:
         row = np.zeros(len(COLUMNS))
         row[sse_of.get(int(residue), 2)] = 1.0
         name = str(np.asarray(protein.residue_names)[members][0])
-        maximum = MAX_ASA.get(PARENT_RESIDUE.get(name, name))
+        maximum = MAX_ASA.get(canonical_residue(name))
         row[-1] = 1.0 if maximum is None else min(float(sasa[members].sum()) / maximum, 1.0)
         out[int(residue)] = row
     return out

@@ -19,7 +19,7 @@ ONE_LETTER: dict[str, str] = dict(zip(AMINO_ACIDS, "ARNDCQEGHILKMFPSTWYV", stric
 ALIASES: dict[str, str] = {
     "HID": "HIS", "HIE": "HIS", "HIP": "HIS", "HSD": "HIS", "HSE": "HIS", "HSP": "HIS", "HSH": "HIS",
     "CYX": "CYS", "CYM": "CYS", "ASH": "ASP", "GLH": "GLU", "LYN": "LYS", "ARN": "ARG",
-    "MSE": "MET", "SEP": "SER", "TPO": "THR", "PTR": "TYR",
+    "MSE": "MET", "SEP": "SER", "TPO": "THR", "PTR": "TYR", "CSO": "CYS", "HYP": "PRO",
 }  # fmt: skip
 
 WATER_NAMES = frozenset({"HOH", "WAT", "H2O", "DOD", "TIP", "TIP3", "SOL"})
