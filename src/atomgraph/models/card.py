@@ -80,9 +80,12 @@ class ModelCard:
             )
         for key, field in (("site_features", "site_attr"), ("state_features", "state")):
             if getattr(spec, key) and field not in self.inputs:
+                from atomgraph.models.registry import available_models, model_card  # the cards' owner
+
+                readers = [name for name in available_models() if field in model_card(name).inputs]
                 raise ValueError(
                     f"model {model!r} does not read data.graph.{key} {list(getattr(spec, key))} "
-                    f"(graph.{field}); cgcnn and megnet do, or leave them out"
+                    f"(graph.{field}); {', '.join(readers)} do, or leave them out"
                 )
 
     def check_potential(self, spec: GraphSpec, model: str) -> None:
