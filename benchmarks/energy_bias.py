@@ -22,7 +22,6 @@ import torch
 from torch_geometric.loader import DataLoader
 
 from atomgraph.runs import TrainedRun
-from atomgraph.training.config import read_run_config
 from atomgraph.training.datasets import load_dataset
 
 
@@ -44,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     run = TrainedRun.load(args.run_dir)
     module = run.module.eval()
-    dataset = load_dataset(read_run_config(args.run_dir / "config.yaml"), progress=False)
+    dataset = load_dataset(run.config, progress=False)
     split = json.loads((args.run_dir / "split.json").read_text())
     values = {
         name: energies(module, dataset[torch.as_tensor(split[name])]) for name in ("train", "val", "test")
