@@ -63,6 +63,11 @@ GNN_MODELS: dict[str, dict] = {
     "ligand_only_gnn": {"name": "affinity_ligand_only"},
 }
 BASELINES = ("mean", "ligand_size")
+LIGAND_PARTS = {  # the module ``init.into`` fills: each model's ligand encoder (a zoo: model)
+    "late_fusion": "ligand_encoder.model",
+    "cross_attention": "ligand_encoder.model",
+    "ligand_only_gnn": "encoder.model",
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -85,6 +90,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--residue-structure",
         action="store_true",
         help="residue nodes with secondary structure and solvent accessibility (residue_structure)",
+    )
+    parser.add_argument(
+        "--conformers", type=int, default=0, help="aligned RDKit conformer poses per training complex"
+    )
+    parser.add_argument("--encoder", default=None, help="ligand encoder (default: the model's, mpnn)")
+    parser.add_argument(
+        "--ligand-inputs",
+        choices=("complex", "molecule"),
+        default="complex",
+        help="what the ligand encoder reads",
+    )
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="a molecule run whose encoder initialises the ligand encoder",
     )
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--runs", type=Path, default=REPO_ROOT / "runs" / "protein_ligand")
@@ -120,10 +141,22 @@ def baseline_predictions(name: str, dataset, split: dict[str, np.ndarray]) -> np
     return design[test] @ coef
 
 
+def ligand_encoder(name: str, args: argparse.Namespace) -> dict:
+    """Model settings of ``--encoder`` and ``--ligand-inputs`` (the protein side keeps the MPNN)."""
+    if name not in LIGAND_PARTS:  # the joint model: one encoder over the whole interaction graph
+        return {}
+    settings = {"ligand_inputs": args.ligand_inputs} if args.ligand_inputs != "complex" else {}
+    if args.encoder:
+        settings["encoder"] = args.encoder
+        if name != "ligand_only_gnn":
+            settings["protein_encoder"] = "mpnn"
+    return settings
+
+
 def run_config(name: str, fold: str, fold_settings: dict, root: Path, args: argparse.Namespace) -> dict:
     """The config ``atomgraph train`` would read for one model and fold."""
     complex_section = {"layout": "openff", "targets": args.targets, "augment_noise": args.noise,
-                       "residue_structure": args.residue_structure,
+                       "residue_structure": args.residue_structure, "conformers": args.conformers,
                        **fold_settings.get("complex", {})}  # fmt: skip
     settings = {
         "name": f"{name}_{fold}",
@@ -137,7 +170,20 @@ def run_config(name: str, fold: str, fold_settings: dict, root: Path, args: argp
             "split": fold_settings["split"],
             "complex": complex_section,
         },
-        "model": {**GNN_MODELS[name], "hidden": args.hidden, "layers": args.layers},
+        "model": {
+            **GNN_MODELS[name],
+            "hidden": args.hidden,
+            "layers": args.layers,
+            **ligand_encoder(name, args),
+        },
+        "init": {
+            "from": str(args.init_from),
+            "load": "encoder",
+            "into": LIGAND_PARTS.get(name),
+            "allow_new_elements": True,
+        }
+        if args.init_from
+        else {},
         "task": {"loss": "mse"},
         "training": {
             "epochs": args.epochs,

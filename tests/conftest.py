@@ -165,3 +165,32 @@ def lj_run(tmp_path_factory):
         ],
     )
     return train_and_evaluate(config, progress=False)
+
+
+@pytest.fixture(scope="session")
+def flexible_complexes(tmp_path_factory) -> Path:
+    """A PDBbind-style folder of four complexes (pK 5.22, 7.00, 6.10, 4.80): flexible ligands stacked on
+    the Phe ring of a tripeptide, so each has conformers to sample."""
+    from rdkit import Chem
+
+    from atomgraph.apps.complexes.synthetic import ligand_over_ring, peptide_mol, protein_from_mol
+
+    root = tmp_path_factory.mktemp("pdbbind_flexible")
+    for code, sequence, smiles, seed in (
+        ("aaa1", "KFA", "c1ccccc1CCCC(=O)[O-]", 0),
+        ("bbb2", "DFW", "c1ccccc1OCCCN", 1),
+        ("ccc3", "GFS", "c1ccccc1CC(O)CO", 2),
+        ("ddd4", "AFK", "c1ccccc1CCCO", 3),
+    ):
+        folder = root / code
+        folder.mkdir()
+        mol = peptide_mol(sequence, seed=seed)
+        Chem.MolToPDBFile(mol, str(folder / f"{code}_protein.pdb"))
+        ligand = ligand_over_ring(protein_from_mol(mol), smiles)
+        (folder / f"{code}_ligand.sdf").write_text(Chem.MolToMolBlock(ligand) + "$$$$\n")
+    (root / "index").mkdir()
+    (root / "index" / "INDEX_general_PL_data.2020").write_text(
+        "aaa1  2.00  2010   5.22  Kd=6uM    // (LIG)\nbbb2  1.80  2011   7.00  Ki=100nM  // (LIG)\n"
+        "ccc3  2.10  2012   6.10  Ki=0.8uM  // (LIG)\nddd4  2.20  2013   4.80  Kd=16uM   // (LIG)\n"
+    )
+    return root

@@ -72,7 +72,7 @@ class GraphDataset(InMemoryDataset):
     def num_atoms(self) -> np.ndarray:
         """Atoms per graph [M] for the rows of this (possibly indexed) dataset."""
         counts = self._data.natoms.view(-1)
-        return counts[torch.as_tensor(self.indices())].numpy()
+        return counts[torch.as_tensor(self.indices(), dtype=torch.long)].numpy()
 
     def atomic_numbers(self) -> list[np.ndarray]:
         """Atomic numbers of each graph's real atoms (master nodes, z = 0, left out)."""
@@ -111,7 +111,7 @@ class GraphDataset(InMemoryDataset):
     def targets_array(self) -> np.ndarray:
         """Targets (NaN where missing) of the rows of this dataset: [M, T], or for node-level targets
         [sum n, T], the atoms of each row in order."""
-        rows = torch.as_tensor(self.indices())
+        rows = torch.as_tensor(self.indices(), dtype=torch.long)
         if not self.targets.node_level:
             return self._data.y[rows].numpy()
         offsets = self.slices["y"]

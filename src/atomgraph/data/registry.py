@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -31,8 +30,9 @@ StoreLoader = Callable[[dict, GraphSpec, bool], GraphStore]
 SplitMaker = Callable[[dict, GraphDataset], dict[str, np.ndarray]]
 """(the config's ``data`` section, the dataset) -> {"train", "val", "test"} row indices."""
 
-TrainTransform = Callable[[dict], Any]
-"""(the config's ``data`` section) -> a transform applied to training samples only, or None."""
+Augment = Callable[[dict, GraphDataset], None]
+"""(the config's ``data`` section, the training subset) -> None: prepares the training subset in place
+(its ``transform``, other sources of augmented samples); validation and test subsets are left alone."""
 
 OwnGraph = Callable[[dict], GraphSpec]
 """(the config's ``data`` section) -> the spec, for datasets whose builder settings live in their own
@@ -42,17 +42,17 @@ section (complexes: ``data.complex``); the spec then records those settings in `
 @dataclass(frozen=True)
 class DatasetEntry:
     """A registered dataset: its loader, the graph preset used when ``data.graph`` is unset (None: the
-    model card's), an optional training-time augmentation, the application that registered it, for
-    datasets that own their graph settings the function that turns them into a spec, the ``data``
-    sub-section that holds the dataset's own settings (None: the dataset's name) and the defaults of
-    that section (None: it has none), and the loader of its on-disk store (None: memory only). The
-    config loader fills the section from these defaults and refuses keys they do not have, so an
-    application's settings live with the application."""
+    model card's), an optional training-time augmentation of its training subset, the application that
+    registered it, for datasets that own their graph settings the function that turns them into a spec,
+    the ``data`` sub-section that holds the dataset's own settings (None: the dataset's name) and the
+    defaults of that section (None: it has none), and the loader of its on-disk store (None: memory
+    only). The config loader fills the section from these defaults and refuses keys they do not have, so
+    an application's settings live with the application."""
 
     name: str
     load: DatasetLoader
     default_graph: str | None = None
-    train_transform: TrainTransform | None = None
+    augment: Augment | None = None
     app: str = "atomgraph"
     own_graph: OwnGraph | None = None
     own_section: str | None = None
@@ -83,7 +83,7 @@ def register_dataset(
     name: str,
     load: DatasetLoader,
     default_graph: str | None = None,
-    train_transform: TrainTransform | None = None,
+    augment: Augment | None = None,
     app: str = "atomgraph",
     own_graph: OwnGraph | None = None,
     own_section: str | None = None,
@@ -92,9 +92,7 @@ def register_dataset(
 ) -> None:
     """Make ``data.dataset: name`` available (the fields are those of :class:`DatasetEntry`)."""
     key = name.lower()
-    entry = DatasetEntry(
-        key, load, default_graph, train_transform, app, own_graph, own_section, settings, store
-    )
+    entry = DatasetEntry(key, load, default_graph, augment, app, own_graph, own_section, settings, store)
     if key in _DATASETS and _DATASETS[key].load is not load:
         raise ValueError(f"dataset {name!r} is already registered by {_DATASETS[key].app}")
     _DATASETS[key] = entry

@@ -51,7 +51,14 @@ DEFAULTS: dict[str, Any] = {
     "model": {"name": "schnet"},
     # fine-tuning (atomgraph.training.finetune): start from another run's weights, freeze parts, give
     # parts their own learning rate
-    "init": {"from": None, "load": "all", "freeze": [], "lr_factors": {}, "allow_new_elements": False},
+    "init": {
+        "from": None,
+        "load": "all",
+        "freeze": [],
+        "lr_factors": {},
+        "allow_new_elements": False,
+        "into": None,
+    },
     "task": {
         "loss": None,
         "atomref": True,

@@ -197,10 +197,14 @@ def make_split(config: dict, dataset: GraphDataset) -> dict[str, np.ndarray]:
     except ValueError as error:
         raise ConfigError(f"data.split ({kind}): {error}") from error
     check_split(result, len(dataset))
+    empty = [name for name in ("train", "test") if len(result[name]) == 0]
+    if empty:  # every run fits its training rows and is evaluated on its test rows
+        raise ConfigError(f"data.split ({kind}): no {' and no '.join(empty)} rows of {len(dataset)}")
     return result
 
 
-def train_transform(config: dict):
-    """The dataset's training-time augmentation (None for most datasets)."""
+def augment_training(config: dict, train_subset: GraphDataset) -> None:
+    """Apply the dataset's training-time augmentation to its training subset (most datasets have none)."""
     entry = dataset_entry(config["data"]["dataset"])
-    return entry.train_transform(config["data"]) if entry.train_transform is not None else None
+    if entry.augment is not None:
+        entry.augment(config["data"], train_subset)

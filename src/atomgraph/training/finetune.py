@@ -7,18 +7,26 @@ learning rate. The config's ``init`` section::
       freeze: [embedding, interactions.0]   # parameter-name prefixes kept fixed
       lr_factors: {interactions: 0.1}  # parameter-name prefix -> multiplier of training.lr
       allow_new_elements: false        # refuse training rows with elements the source never saw
+      into: null                       # copy the source into this part of the model instead (below)
+
+``into`` names a part of the model that another kind of run can initialise (the model's ``init_parts``:
+{module name: the graph the source must have been trained on}): the affinity models' ligand encoder,
+a ``zoo:`` model reading molecule inputs, takes the weights of that model trained on molecules (a
+MoleculeNet run), its head left out with ``load: encoder``. Freezing and learning rates still name
+the parameters of the whole model (``freeze: [ligand_encoder]``).
 
 Loading (:func:`load_initial_weights`) copies every chosen tensor by name and refuses any that is
 missing or has another shape, naming them; the source must be the same model on the same graph spec
-(:func:`check_source`). Freezing and learning-rate groups (:func:`freeze`, :func:`parameter_groups`) are
-part of the module, so a resumed run keeps them. The source run itself is read by
+(:func:`check_source`), or, with ``into``, the same model as that part on the graph the part reads.
+Freezing and learning-rate groups (:func:`freeze`, :func:`parameter_groups`) are part of the module,
+so a resumed run keeps them. The source run itself is read by
 :func:`atomgraph.runs.initial_weights` (the only loader of trained runs).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -43,8 +51,11 @@ class InitialWeights:
     arguments: dict = field(default_factory=dict)
 
 
-def check_source(initial: InitialWeights, model: str, graph: GraphSpec) -> None:
-    """A ConfigError when the source is another model or was trained on another graph."""
+def check_source(initial: InitialWeights, model: str, graph: GraphSpec, into: str | None = None) -> None:
+    """A ConfigError when the source is another model or was trained on another graph (with ``into``,
+    the part is checked when the weights are loaded: :func:`load_initial_weights`)."""
+    if into:
+        return
     if initial.model != model:
         raise ConfigError(
             f"init.from {initial.source}: a {initial.model!r} model cannot initialise model.name {model!r}"
@@ -75,14 +86,47 @@ def _under(name: str, prefixes: Sequence[str]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
+def _init_part(model: nn.Module, initial: InitialWeights, into: str) -> nn.Module:
+    """The part ``into`` of ``model``, checked to be the source's model on the source's graph."""
+    from atomgraph.models import model_class
+
+    parts = getattr(model, "init_parts", {})
+    if into not in parts:
+        raise ConfigError(
+            f"init.into: {type(model).__name__} has no part {into!r} that another run can initialise "
+            f"(it has: {sorted(parts) or 'none'})"
+        )
+    part = model.get_submodule(into)
+    if type(part) is not model_class(initial.model):
+        raise ConfigError(
+            f"init.from {initial.source}: a {initial.model!r} model cannot initialise {into} "
+            f"({type(part).__name__})"
+        )
+    wanted = parts[into]
+    if replace(initial.graph, cutoff=wanted.cutoff, preset=None) != replace(wanted, preset=None) or (
+        wanted.edge_rbf and initial.graph.cutoff != wanted.cutoff
+    ):
+        raise ConfigError(
+            f"init.from {initial.source}: trained on {initial.graph.describe()}, but {into} reads "
+            f"{wanted.describe()}"
+        )
+    return part
+
+
 def load_initial_weights(
-    model: nn.Module, initial: InitialWeights, load: str, head: Sequence[str]
+    model: nn.Module, initial: InitialWeights, load: str, head: Sequence[str], into: str | None = None
 ) -> list[str]:
-    """Copy the source weights into ``model``: every tensor (``all``) or all but those under the model
-    card's ``head`` prefixes (``encoder``). Returns the names loaded; refuses, naming them, tensors the
-    source lacks or holds with another shape."""
+    """Copy the source weights into ``model`` (or its part ``into``, whose head is the source model's
+    card's): every tensor (``all``) or all but those under the ``head`` prefixes (``encoder``). Returns
+    the names loaded; refuses, naming them, tensors the source lacks or holds with another shape."""
     if load not in LOADS:
         raise ConfigError(f"init.load must be one of {LOADS}, got {load!r}")
+    if into:
+        from atomgraph.models import model_card
+
+        part = _init_part(model, initial, into)
+        loaded = load_initial_weights(part, initial, load, model_card(initial.model).head)
+        return [f"{into}.{name}" for name in loaded]
     target = model.state_dict()
     chosen = [k for k in target if load == "all" or not _under(k, head)]
     missing = [k for k in chosen if k not in initial.state]

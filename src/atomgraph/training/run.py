@@ -13,6 +13,7 @@ import logging
 import math
 import shutil
 import warnings
+from functools import partial
 from pathlib import Path
 
 import lightning as L
@@ -27,7 +28,7 @@ from atomgraph.data.splits import seeded_subset
 from atomgraph.models import model_card, model_class
 from atomgraph.nn.target_readout import readout_mismatches
 from atomgraph.training.config import ConfigError, dump_config, read_run_config
-from atomgraph.training.datasets import is_potential, load_dataset, make_split, resolve_run, train_transform
+from atomgraph.training.datasets import augment_training, is_potential, load_dataset, make_split, resolve_run
 from atomgraph.training.energy_offset import EnergyOffsetRefit, refit_checkpoints
 from atomgraph.training.finetune import InitialWeights, check_elements, check_source, load_initial_weights
 from atomgraph.training.module import AtomgraphModule
@@ -100,9 +101,9 @@ def mean_neighbors(rows: GraphDataset, sample: int = 2000, seed: int = 0) -> flo
 
 
 def loaders(
-    dataset: GraphDataset, split: dict, training: dict, seed: int, train_transform=None
+    dataset: GraphDataset, split: dict, training: dict, seed: int, augment=None
 ) -> dict[str, torch.utils.data.DataLoader]:
-    """Data loaders of the three subsets; ``train_transform`` (augmentation) applies to training only.
+    """Data loaders of the three subsets; ``augment(train_subset)`` prepares the training subset only.
     In-memory sets of plain graphs are batched straight from their collated storage
     (:func:`~atomgraph.data.row_batches.row_loader`: the same batches in the same order as PyG's loader)."""
     generator = torch.Generator().manual_seed(seed)
@@ -110,8 +111,8 @@ def loaders(
     for name in ("train", "val", "test"):
         subset = dataset[torch.as_tensor(split[name])]
         is_train = name == "train"
-        if is_train and train_transform is not None:
-            subset.transform = train_transform
+        if is_train and augment is not None:
+            augment(subset)
         out[name] = row_loader(
             subset,
             batch_size=training["batch_size"] if is_train else training["eval_batch_size"],
@@ -154,7 +155,7 @@ def train(
                 "init.from is set but no weights were given: "
                 "pass initial=atomgraph.runs.initial_weights(config)"
             )
-        check_source(initial, config["model"]["name"], spec)
+        check_source(initial, config["model"]["name"], spec, init["into"])
     first = rank_zero_only.rank == 0  # DDP: the launcher re-runs this for the other ranks
     if not resume and first:
         clear_run_dir(run_dir, overwrite)
@@ -167,16 +168,13 @@ def train(
     warn_readout_mismatches(config, dataset)
     split = make_split(config, dataset)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if first:
-        dump_config(config, run_dir / "config.yaml")
-        save_split(split, run_dir / "split.json")
     # the training rows as split (what inference may trust: their elements, their closest contact)
     split_rows = dataset[torch.as_tensor(split["train"])]
-    train_rows = split_rows  # what is fitted
+    train_rows, saved_split = split_rows, split  # what is fitted; what split.json keeps
     if config["ensemble"]["bootstrap"]:  # split.json keeps the split; the member fits a resample of it
         split = {**split, "train": bootstrap_rows(split["train"], config["seed"])}
         train_rows = dataset[torch.as_tensor(split["train"])]
-    data = loaders(dataset, split, config["training"], config["seed"], train_transform(config))
+    data = loaders(dataset, split, config["training"], config["seed"], partial(augment_training, config))
     steps_per_epoch = math.ceil(len(split["train"]) / config["training"]["batch_size"])
     total_steps = config["training"]["max_steps"]
     if total_steps is None or total_steps < 0:
@@ -191,7 +189,10 @@ def train(
     tuning = {"freeze": init["freeze"], "lr_factors": init["lr_factors"]}
     module = AtomgraphModule(
         model=model_arguments(
-            config, dataset, split_rows, inherited_arguments(last if resume else None, initial)
+            config,
+            dataset,
+            split_rows,
+            inherited_arguments(last if resume else None, None if init["into"] else initial),
         ),
         targets=dataset.targets.to_list(),
         task=config["task"],
@@ -203,8 +204,11 @@ def train(
         tuning=tuning if any(tuning.values()) else None,
     )
     if init["from"] and not resume:
-        load_initial_weights(module.model, initial, init["load"], model_card(config["model"]["name"]).head)
-    if first:
+        head = model_card(config["model"]["name"]).head
+        load_initial_weights(module.model, initial, init["load"], head, init["into"])
+    if first:  # the run's record, once the model and its initial weights are known to fit
+        dump_config(config, run_dir / "config.yaml")
+        save_split(saved_split, run_dir / "split.json")
         write_run_record(run_dir, config, spec, module.model, dataset.targets.to_list(), split)
     if module.task.normalizes:
         module.normalizer.fit(train_rows.targets_array(), train_numbers, config["task"]["atomref"])

@@ -126,8 +126,8 @@ def _complex_dataset(data: dict, spec: GraphSpec, progress: bool) -> ComplexData
     return load_complex_dataset({"data": data}, progress)
 
 
-def _augmentation(data: dict):
-    return complex_config({"data": data}).augmentation()
+def _augment(data: dict, train_subset) -> None:
+    complex_config({"data": data}).augment(train_subset)
 
 
 def _group_split(data: dict, dataset):
@@ -150,7 +150,7 @@ def _sequence_graph(data: dict) -> GraphSpec:
 
 
 register_dataset(
-    "complexes", _complex_dataset, "complex", _augmentation, "complexes", _complex_graph, "complex",
+    "complexes", _complex_dataset, "complex", _augment, "complexes", _complex_graph, "complex",
     complex_settings(),
 )  # fmt: skip
 register_dataset(

@@ -13,6 +13,9 @@ pocket_radius ...  see       every :class:`~atomgraph.apps.complexes.graph.Compl
                              residue_cutoff, waters)
 augment_rotate     true      random rotation of training samples
 augment_noise      0.1       Å of Gaussian coordinate noise on training samples (0: none)
+conformers         0         aligned RDKit conformer poses per complex, one picked at random (or the
+                             crystal pose) at every visit of a training sample (0: none; see
+                             :mod:`~atomgraph.apps.complexes.conformers`)
 test_groups        []        ``data.split.kind: group``: the held-out targets
 val_groups         []        ... and validation targets (else a random ``val_fraction`` of the rest)
 val_fraction       0.1
@@ -42,6 +45,7 @@ class ComplexConfig:
     labels: str | None = None
     augment_rotate: bool = True
     augment_noise: float = 0.1
+    conformers: int = 0
     test_groups: list[str] = field(default_factory=list)
     val_groups: list[str] = field(default_factory=list)
     val_fraction: float = 0.1
@@ -58,11 +62,21 @@ class ComplexConfig:
         settings = ComplexGraphSettings(**{k: section.pop(k) for k in list(section) if k in _SETTINGS_KEYS})
         return cls(settings=settings, **section)
 
+    def __post_init__(self) -> None:
+        if isinstance(self.conformers, bool) or not isinstance(self.conformers, int) or self.conformers < 0:
+            raise ValueError(f"data.complex.conformers must be a whole number >= 0, got {self.conformers!r}")
+
     def augmentation(self) -> RandomRotationNoise | None:
         """The training transform, or None when both rotation and noise are off."""
         if not self.augment_rotate and self.augment_noise <= 0:
             return None
         return RandomRotationNoise(self.augment_rotate, self.augment_noise)
+
+    def augment(self, train_subset) -> None:
+        """Prepare the training subset: its transform, and its conformer poses when ``conformers`` > 0."""
+        train_subset.transform = self.augmentation()
+        if self.conformers:
+            train_subset.sample_poses = True
 
 
 def complex_settings() -> dict[str, Any]:
@@ -92,6 +106,7 @@ def load_complex_dataset(config: dict, progress: bool = True):
             options.labels,
             data.get("cache"),
             progress,
+            options.conformers,
         )
     if data["dataset"] == "protein_sequence":
         from atomgraph.apps.complexes.sequence import load_sequence_csv

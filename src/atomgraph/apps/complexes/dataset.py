@@ -31,6 +31,12 @@ from rdkit import Chem
 from tqdm.auto import tqdm
 
 from atomgraph.apps.complexes.complex import Complex, make_complex
+from atomgraph.apps.complexes.conformers import (
+    CLASH_DISTANCE,
+    EMBED_FACTOR,
+    PoseVariants,
+    build_pose_variants,
+)
 from atomgraph.apps.complexes.errors import ComplexError
 from atomgraph.apps.complexes.graph import ComplexData, ComplexGraphSettings, complex_graph
 from atomgraph.apps.complexes.ligand import read_ligand, read_ligands
@@ -46,9 +52,22 @@ LAYOUTS = ("auto", "pdbbind", "openff")
 
 
 class ComplexDataset(GraphDataset):
-    """A :class:`GraphDataset` of :class:`ComplexData` samples that reloads them as ComplexData."""
+    """A :class:`GraphDataset` of :class:`ComplexData` samples that reloads them as ComplexData.
+
+    ``conformer_poses`` (loaded with ``conformers > 0``) holds aligned conformer poses of the rows; a
+    subset with ``sample_poses`` set (the training subset, by the augmentation) gives each visit of a row
+    its crystal pose or one of them at random (:mod:`atomgraph.apps.complexes.conformers`).
+    """
 
     sample_type = ComplexData
+    conformer_poses: PoseVariants | None = None
+    sample_poses: bool = False
+
+    def get(self, idx: int) -> ComplexData:
+        data = super().get(idx)
+        if self.sample_poses and self.conformer_poses is not None:
+            return self.conformer_poses.pick(idx, data)
+        return data
 
     def groups(self) -> list[str]:
         """The group (target) of every row of this (possibly indexed) dataset."""
@@ -99,6 +118,33 @@ def build_complex_dataset(
 def _cached(file: Path, build: Callable[[], ComplexDataset]) -> ComplexDataset:
     """The shared cache (corrupt files rebuilt, temp files cleaned), reloading ComplexData samples."""
     return load_or_build(file, build, ComplexDataset)
+
+
+def _with_poses(
+    dataset: ComplexDataset,
+    file: Path,
+    rows: Callable[[], list[ComplexRow]],
+    settings: ComplexGraphSettings,
+    conformers: int,
+    progress: bool,
+) -> ComplexDataset:
+    """``dataset`` with its conformer poses (``conformers`` per complex, cached beside ``file``)."""
+    if conformers <= 0:
+        return dataset
+    key = _digest(file.name, conformers, CLASH_DISTANCE, EMBED_FACTOR)
+    poses_file = file.with_name(f"{file.stem}-poses-{key}.pt")
+
+    def build() -> ComplexDataset:
+        poses = build_pose_variants(rows(), dataset.meta.ids, settings, conformers, progress)
+        if poses is None:
+            raise ValueError(f"{dataset.meta.name}: no conformer pose could be built for any complex")
+        return poses
+
+    dataset.conformer_poses = PoseVariants(_cached(poses_file, build), dataset.meta.ids)
+    with_poses, total = dataset.conformer_poses.coverage(range(len(dataset.meta.ids)))
+    log.info("%s: %d conformer poses for %d of %d complexes", dataset.meta.name, total, with_poses,
+             len(dataset.meta.ids))  # fmt: skip
+    return dataset
 
 
 def _digest(*parts: object) -> str:
@@ -172,8 +218,10 @@ def load_openff(
     label_column: str = "pX",
     cache: str | Path | None = None,
     progress: bool = True,
+    conformers: int = 0,
 ) -> ComplexDataset:
-    """The OpenFF protein-ligand benchmark (``../shared/data/protein_ligand_openff``) as complex graphs."""
+    """The OpenFF protein-ligand benchmark (``../shared/data/protein_ligand_openff``) as complex graphs,
+    with ``conformers`` aligned conformer poses per complex for training (0: none)."""
     root = Path(root)
     settings = settings or ComplexGraphSettings()
     labels_file = root / "labels_pX.csv"
@@ -183,14 +231,16 @@ def load_openff(
     key = _digest(root.resolve(), digest, sorted(targets or []), label_column, settings.key())
     file = cache_dir(cache) / f"openff-{key}.pt"
 
+    def rows() -> list[ComplexRow]:
+        return openff_rows(root, settings, targets, label_column)
+
     def build() -> ComplexDataset:
-        rows = openff_rows(root, settings, targets, label_column)
         meta = DatasetMeta(
             "openff", AFFINITY_TARGET, settings={"complex": asdict(settings), "source": str(root)}
         )
-        return build_complex_dataset(rows, settings, meta, total=len(rows), progress=progress)
+        return build_complex_dataset(rows(), settings, meta, progress=progress)
 
-    return _cached(file, build)
+    return _with_poses(_cached(file, build), file, rows, settings, conformers, progress)
 
 
 # ------------------------------------------------------------------------------------------- PDBbind
@@ -316,8 +366,10 @@ def load_pdbbind(
     label_column: str | None = None,
     cache: str | Path | None = None,
     progress: bool = True,
+    conformers: int = 0,
 ) -> ComplexDataset:
-    """A PDBbind-style folder as complex graphs (layout in the module docstring)."""
+    """A PDBbind-style folder as complex graphs (layout in the module docstring), with ``conformers``
+    aligned conformer poses per complex for training (0: none)."""
     root = Path(root)
     settings = settings or ComplexGraphSettings()
     labels_path = Path(labels) if labels else find_index_file(root)
@@ -326,16 +378,18 @@ def load_pdbbind(
     key = _digest(root.resolve(), digest, use_pocket, id_column, label_column, settings.key())
     file = cache_dir(cache) / f"pdbbind-{key}.pt"
 
+    def rows() -> list[ComplexRow]:
+        return pdbbind_rows(root, table, settings, use_pocket)
+
     def build() -> ComplexDataset:
-        rows = pdbbind_rows(root, table, settings, use_pocket)
         meta = DatasetMeta(
             root.name or "pdbbind",
             AFFINITY_TARGET,
             settings={"complex": asdict(settings), "source": str(root)},
         )
-        return build_complex_dataset(rows, settings, meta, total=len(rows), progress=progress)
+        return build_complex_dataset(rows(), settings, meta, progress=progress)
 
-    return _cached(file, build)
+    return _with_poses(_cached(file, build), file, rows, settings, conformers, progress)
 
 
 def load_complexes(
@@ -346,14 +400,16 @@ def load_complexes(
     labels: str | Path | None = None,
     cache: str | Path | None = None,
     progress: bool = True,
+    conformers: int = 0,
 ) -> ComplexDataset:
     """A complex dataset from a folder: ``layout`` "openff", "pdbbind" or "auto" (OpenFF when the folder
-    has ``labels_pX.csv`` and ``data/``, else PDBbind). ``targets`` selects OpenFF targets."""
+    has ``labels_pX.csv`` and ``data/``, else PDBbind). ``targets`` selects OpenFF targets;
+    ``conformers`` the aligned conformer poses per complex for training."""
     path = Path(path)
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     if layout == "auto":
         layout = "openff" if (path / "labels_pX.csv").is_file() and (path / "data").is_dir() else "pdbbind"
     if layout == "openff":
-        return load_openff(path, settings, targets, cache=cache, progress=progress)
-    return load_pdbbind(path, labels, settings, cache=cache, progress=progress)
+        return load_openff(path, settings, targets, cache=cache, progress=progress, conformers=conformers)
+    return load_pdbbind(path, labels, settings, cache=cache, progress=progress, conformers=conformers)

@@ -29,6 +29,8 @@ from atomgraph.apps.complexes.features import ATOM_DIM, EDGE_DIM, RESIDUE_DIM
 from atomgraph.apps.complexes.models.affinity_encoders import (
     NodeSet,
     build_encoder,
+    ligand_encoder,
+    ligand_encoder_parts,
     ligand_view,
     protein_view,
     radial_stops,
@@ -135,6 +137,8 @@ class CrossAttentionAffinity(nn.Module):
         reductions: the TargetSpec reduction of each target; its length is the number of outputs.
         hidden, layers: encoder width and depth; encoder / protein_encoder: see
             :func:`~atomgraph.apps.complexes.models.affinity_encoders.build_encoder`.
+        ligand_inputs: "complex" (the complex feature layout and distances) or "molecule" (the molecule
+            graph's columns only, so a molecule model can initialise a ``zoo:`` encoder: ``init.into``).
         protein_level: "atom" (pocket atoms) or "residue" (Cα nodes).
         attention_layers, heads: cross-attention blocks and heads per block.
         distance_bias: "linear" (- gamma d) or "rbf" (learned bias of RBF(d)).
@@ -151,6 +155,7 @@ class CrossAttentionAffinity(nn.Module):
         hidden: int = 64,
         layers: int = 3,
         encoder: str = "mpnn",
+        ligand_inputs: str = "complex",
         protein_encoder: str | None = None,
         protein_level: str = "atom",
         attention_layers: int = 2,
@@ -167,7 +172,11 @@ class CrossAttentionAffinity(nn.Module):
         self.attention_cutoff = attention_cutoff
         self.radial_stops = stops = radial_stops(graph)
         common = {"hidden": hidden, "layers": layers, "num_rbf": num_rbf, "dropout": dropout}
-        self.ligand_encoder = build_encoder(encoder, atom_dim, edge_dim, rbf_stop=stops["ligand"], **common)
+        self.ligand_encoder = ligand_encoder(
+            encoder, atom_dim, edge_dim, ligand_inputs, rbf_stop=stops["ligand"], **common
+        )
+        self.ligand_inputs = ligand_inputs
+        self.init_parts = ligand_encoder_parts("ligand_encoder", encoder, ligand_inputs)
         residue = protein_level == "residue"
         self.protein_encoder = build_encoder(
             protein_encoder or encoder,
@@ -203,7 +212,7 @@ class CrossAttentionAffinity(nn.Module):
 
     def forward(self, graph: Data) -> torch.Tensor:
         """ComplexData batch -> [B, T]."""
-        ligand = ligand_view(graph)
+        ligand = ligand_view(graph, self.ligand_inputs)
         protein = protein_view(graph, self.protein_level)
         num_graphs = ligand.num_graphs
         lstates, lmask = to_dense_batch(self.ligand_encoder(ligand), ligand.batch, batch_size=num_graphs)

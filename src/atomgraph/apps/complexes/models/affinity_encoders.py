@@ -13,6 +13,12 @@ features and Gaussian RBFs of the edge lengths (so they are invariant to rotatio
 * ``"zoo:<name>"``: a registered atomgraph model exposing ``node_states(graph)`` and ``jump(states)``
   (the ConvStack models: ``zoo:gcn``, ``zoo:gat``, ``zoo:gatv2``, ``zoo:graphsage``), built with
   ``atom_dim``/``edge_dim``/``hidden``/``layers`` and run on the view as a bonded graph.
+
+Ligand inputs (the models' ``ligand_inputs``): ``"complex"`` gives the ligand encoder the complex
+layout (:data:`~atomgraph.apps.complexes.features.ATOM_LAYOUT`, every edge column and distance RBFs);
+``"molecule"`` gives it only the columns atomgraph's molecule graphs have (:data:`MOLECULE_GRAPH`: the
+standard atom features and the bond features, no distances), so a model trained on molecules (a
+MoleculeNet run) can initialise it (``init.into``; :func:`ligand_encoder_parts`).
 """
 
 from __future__ import annotations
@@ -25,14 +31,18 @@ from torch import nn
 from torch_geometric.data import Data
 from torch_geometric.nn import GATv2Conv, GINEConv
 
-from atomgraph.apps.complexes.features import EDGE_TYPE_INDEX
+from atomgraph.apps.complexes.features import ATOM_LAYOUT, EDGE_LAYOUT, EDGE_TYPE_INDEX
 from atomgraph.apps.complexes.graph import ComplexGraphSettings
-from atomgraph.features import GaussianRBF
+from atomgraph.features import DEFAULT_ATOM_FEATURIZER, DEFAULT_BOND_FEATURIZER, GaussianRBF
 from atomgraph.graphs.fields import batch_vector
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.nn.mlp import MLP
 from atomgraph.nn.scatter import scatter_sum
 
+LIGAND_INPUTS = ("complex", "molecule")
+MOLECULE_GRAPH = GraphSpec("bond", explicit_hydrogens=False)
+"""The molecule graphs whose inputs a ligand encoder reads with ``ligand_inputs="molecule"``: heavy atoms,
+the standard atom features, the bond features, no distance features."""
 LIGAND_EDGE_TYPES = (EDGE_TYPE_INDEX["ligand_bond"],)
 PROTEIN_EDGE_TYPES = (EDGE_TYPE_INDEX["protein_bond"], EDGE_TYPE_INDEX["protein_contact"])
 PROTEIN_LEVELS = ("atom", "residue")
@@ -105,9 +115,36 @@ def _subgraph(graph: Data, nodes: torch.Tensor, edge_types: tuple[int, ...] | No
     )
 
 
-def ligand_view(graph: Data) -> NodeSet:
-    """Ligand atoms with the ligand bonds."""
-    return _subgraph(graph, torch.nonzero(graph.node_role == 0).view(-1), LIGAND_EDGE_TYPES)
+def ligand_view(graph: Data, inputs: str = "complex") -> NodeSet:
+    """Ligand atoms with the ligand bonds; ``inputs="molecule"`` keeps only the columns of
+    :data:`MOLECULE_GRAPH` (the ligand's atom features and the bond features)."""
+    view = _subgraph(graph, torch.nonzero(graph.node_role == 0).view(-1), LIGAND_EDGE_TYPES)
+    if inputs == "complex":
+        return view
+    if inputs != "molecule":
+        raise ValueError(f"ligand_inputs must be one of {LIGAND_INPUTS}, got {inputs!r}")
+    atoms, bonds = ATOM_LAYOUT.slices["ligand"], EDGE_LAYOUT.slices["bond"]
+    return replace(view, x=view.x[:, atoms], edge_attr=view.edge_attr[:, bonds])
+
+
+def ligand_encoder(kind: str, atom_dim: int, edge_dim: int, inputs: str = "complex", **options) -> nn.Module:
+    """The ligand's encoder (:func:`build_encoder`) for ``inputs`` "complex" (``atom_dim``/``edge_dim``
+    columns and distance RBFs) or "molecule" (the :data:`MOLECULE_GRAPH` columns, no distances)."""
+    if inputs not in LIGAND_INPUTS:
+        raise ValueError(f"ligand_inputs must be one of {LIGAND_INPUTS}, got {inputs!r}")
+    if inputs == "molecule":
+        atom_dim, edge_dim = DEFAULT_ATOM_FEATURIZER.layout.dim, DEFAULT_BOND_FEATURIZER.layout.dim
+        options = {**options, "use_distance": False}
+    return build_encoder(kind, atom_dim, edge_dim, **options)
+
+
+def ligand_encoder_parts(name: str, encoder: str, inputs: str) -> dict[str, GraphSpec]:
+    """The model's parts that a molecule model can initialise (``init.into``): {module name: the graph
+    the source must have been trained on}; empty unless the ligand encoder is a registered (``zoo:``)
+    model reading molecule inputs."""
+    if inputs != "molecule" or not encoder.startswith("zoo:"):
+        return {}
+    return {f"{name}.model": MOLECULE_GRAPH}
 
 
 def protein_view(graph: Data, level: str = "atom") -> NodeSet:

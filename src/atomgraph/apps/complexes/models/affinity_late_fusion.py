@@ -19,6 +19,8 @@ from torch_geometric.data import Data
 from atomgraph.apps.complexes.features import ATOM_DIM, EDGE_DIM, RESIDUE_DIM
 from atomgraph.apps.complexes.models.affinity_encoders import (
     build_encoder,
+    ligand_encoder,
+    ligand_encoder_parts,
     ligand_view,
     protein_view,
     radial_stops,
@@ -43,6 +45,8 @@ class LateFusionAffinity(nn.Module):
         encoder: ligand encoder (``mpnn``, ``gine``, ``gatv2`` or ``zoo:<model>``, see
             :func:`~atomgraph.apps.complexes.models.affinity_encoders.build_encoder`);
             protein_encoder: the protein's (default: the same kind).
+        ligand_inputs: "complex" (the complex feature layout and distances) or "molecule" (the molecule
+            graph's columns only, so a molecule model can initialise a ``zoo:`` encoder: ``init.into``).
         protein_level: "residue" or "atom".
         pool: the node pool of both sides, any :data:`~atomgraph.nn.POOLS` kind.
         graph: the complex :class:`~atomgraph.graphs.spec.GraphSpec` the data was built with; its
@@ -57,6 +61,7 @@ class LateFusionAffinity(nn.Module):
         hidden: int = 64,
         layers: int = 3,
         encoder: str = "mpnn",
+        ligand_inputs: str = "complex",
         protein_encoder: str | None = None,
         protein_level: str = "residue",
         pool: str = "mean",
@@ -69,7 +74,11 @@ class LateFusionAffinity(nn.Module):
         self.protein_level = protein_level
         self.radial_stops = stops = radial_stops(graph)
         common = {"hidden": hidden, "layers": layers, "num_rbf": num_rbf, "dropout": dropout}
-        self.ligand_encoder = build_encoder(encoder, atom_dim, edge_dim, rbf_stop=stops["ligand"], **common)
+        self.ligand_encoder = ligand_encoder(
+            encoder, atom_dim, edge_dim, ligand_inputs, rbf_stop=stops["ligand"], **common
+        )
+        self.ligand_inputs = ligand_inputs
+        self.init_parts = ligand_encoder_parts("ligand_encoder", encoder, ligand_inputs)
         residue = protein_level == "residue"
         self.protein_encoder = build_encoder(
             protein_encoder or encoder,
@@ -85,7 +94,7 @@ class LateFusionAffinity(nn.Module):
 
     def forward(self, graph: Data) -> torch.Tensor:
         """ComplexData batch -> [B, T]."""
-        ligand = ligand_view(graph)
+        ligand = ligand_view(graph, self.ligand_inputs)
         protein = protein_view(graph, self.protein_level)
         h_ligand = self.ligand_encoder(ligand)
         h_protein = self.protein_encoder(protein)

@@ -17,7 +17,12 @@ from torch import nn
 from torch_geometric.data import Data
 
 from atomgraph.apps.complexes.features import ATOM_DIM, EDGE_DIM
-from atomgraph.apps.complexes.models.affinity_encoders import build_encoder, ligand_view, radial_stops
+from atomgraph.apps.complexes.models.affinity_encoders import (
+    ligand_encoder,
+    ligand_encoder_parts,
+    ligand_view,
+    radial_stops,
+)
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.models.card import ModelCard
 from atomgraph.models.registry import register_model
@@ -37,6 +42,8 @@ class LigandOnlyAffinity(nn.Module):
         hidden, layers: encoder width and depth.
         encoder: ``mpnn``, ``gine``, ``gatv2`` or ``zoo:<model>``
             (:func:`~atomgraph.apps.complexes.models.affinity_encoders.build_encoder`).
+        ligand_inputs: "complex" (the complex feature layout and distances) or "molecule" (the molecule
+            graph's columns only, so a molecule model can initialise a ``zoo:`` encoder: ``init.into``).
         pool: the node pool, any :data:`~atomgraph.nn.POOLS` kind.
         graph: the complex :class:`~atomgraph.graphs.spec.GraphSpec` the data was built with; its
             cutoffs set the ranges of the distance features (:func:`radial_stops`).
@@ -50,6 +57,7 @@ class LigandOnlyAffinity(nn.Module):
         hidden: int = 64,
         layers: int = 3,
         encoder: str = "mpnn",
+        ligand_inputs: str = "complex",
         pool: str = "mean",
         num_rbf: int = 16,
         dropout: float = 0.0,
@@ -58,11 +66,15 @@ class LigandOnlyAffinity(nn.Module):
         super().__init__()
         self.radial_stops = stops = radial_stops(graph)
         common = {"hidden": hidden, "layers": layers, "num_rbf": num_rbf, "dropout": dropout}
-        self.encoder = build_encoder(encoder, atom_dim, edge_dim, rbf_stop=stops["ligand"], **common)
+        self.encoder = ligand_encoder(
+            encoder, atom_dim, edge_dim, ligand_inputs, rbf_stop=stops["ligand"], **common
+        )
+        self.ligand_inputs = ligand_inputs
+        self.init_parts = ligand_encoder_parts("encoder", encoder, ligand_inputs)
         self.readout = GraphReadout(pool, self.encoder.out_dim)
         self.head = MLP([self.readout.out_dim, hidden, len(reductions)], act="silu", dropout=dropout)
 
     def forward(self, graph: Data) -> torch.Tensor:
         """ComplexData batch -> [B, T]."""
-        ligand = ligand_view(graph)
+        ligand = ligand_view(graph, self.ligand_inputs)
         return self.head(self.readout(self.encoder(ligand), ligand.batch, ligand.num_graphs))

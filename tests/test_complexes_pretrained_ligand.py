@@ -1,0 +1,138 @@
+"""A ligand encoder initialised from a model trained on molecules (``ligand_inputs: molecule`` and
+``init.into``): the encoder reads what molecule graphs hold, the source's weights land in it, and an
+unfit source is refused with a message."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_csv
+from rdkit import Chem
+
+from atomgraph.apps.complexes import load_complex
+from atomgraph.apps.complexes.models.affinity_encoders import ligand_view
+from atomgraph.apps.complexes.synthetic import example_graph
+from atomgraph.evaluation.experiment import train_and_evaluate
+from atomgraph.graphs.bond_graph import bond_graph
+from atomgraph.models import build_model
+from atomgraph.runs import TrainedRun
+from atomgraph.training.config import ConfigError, load_config
+
+SMILES = ["CCO", "c1ccccc1O", "CC(=O)N", "CCCC(=O)[O-]", "c1ccccc1CCN", "OCCOCC", "CCN(C)C", "c1ccncc1"] * 3
+
+
+def test_molecule_inputs_are_the_columns_of_the_ligands_molecule_graph(flexible_complexes):
+    folder = flexible_complexes / "aaa1"
+    complex_ = load_complex(folder / "aaa1_protein.pdb", folder / "aaa1_ligand.sdf")
+    from atomgraph.apps.complexes.graph import ComplexGraphSettings, complex_graph
+
+    view = ligand_view(complex_graph(complex_, ComplexGraphSettings(), np.array([5.0])), "molecule")
+    molecule = bond_graph(Chem.RemoveHs(complex_.ligand))  # heavy atoms in the file's order
+    assert view.x.shape == molecule.x.shape and view.edge_attr.shape == molecule.edge_attr.shape
+    keep = [c for c in range(molecule.x.shape[1]) if c != 19]
+    torch.testing.assert_close(view.x[:, keep].float(), molecule.x[:, keep].float())
+    torch.testing.assert_close(view.x[:, 19].float(), molecule.x[:, 19].float(), atol=0.1, rtol=0)
+
+    def edges(index, attr):
+        return sorted(
+            (int(j), int(i), tuple(a.tolist())) for (j, i), a in zip(index.T, attr.float(), strict=True)
+        )
+
+    assert edges(view.edge_index, view.edge_attr) == edges(molecule.edge_index, molecule.edge_attr)
+    with pytest.raises(ValueError, match="ligand_inputs"):
+        ligand_view(example_graph(), "protein")
+
+
+@pytest.fixture(scope="module")
+def molecule_run(tmp_path_factory):
+    """A 2-layer GCN (hidden 16) trained on a few molecules' made-up property, heavy-atom bond graphs."""
+    root = tmp_path_factory.mktemp("molecule_source")
+    csv = write_csv(root / "mols.csv", SMILES, prop=[len(s) * 0.1 for s in SMILES])
+    return train_and_evaluate(_molecule_config(root, csv, "gcn", explicit_hydrogens=False), progress=False)
+
+
+def _molecule_config(root, csv, model: str, explicit_hydrogens: bool) -> dict:
+    settings = {
+        "name": f"mol_{model}",
+        "run_dir": str(root / f"mol_{model}_{explicit_hydrogens}"),
+        "data": {
+            "dataset": "csv",
+            "path": str(csv),
+            "targets": ["prop"],
+            "cache": str(root / "cache"),
+            "graph": {"kind": "bond", "explicit_hydrogens": explicit_hydrogens},
+            "split": {"kind": "random", "sizes": [0.6, 0.2, 0.2], "seed": 0},
+        },
+        "model": {"name": model, "hidden": 16, "layers": 2},
+        "training": {"epochs": 1, "batch_size": 8, "progress": False},
+    }
+    return load_config(settings=settings)
+
+
+def _affinity_config(root, complexes, source, encoder: str = "zoo:gcn", inputs: str = "molecule", **init):
+    settings = {
+        "name": "affinity",
+        "run_dir": str(root / "affinity"),
+        "data": {
+            "dataset": "complexes",
+            "path": str(complexes),
+            "targets": ["pK"],
+            "cache": str(root / "cache"),
+            "split": {"kind": "random", "sizes": [0.5, 0.25, 0.25], "seed": 0},
+            "complex": {"augment_noise": 0.0},
+        },
+        "model": {"name": "affinity_ligand_only", "encoder": encoder, "ligand_inputs": inputs},
+        "init": {"from": str(source), "load": "encoder", "into": "encoder.model", **init},
+        "training": {"epochs": 2, "batch_size": 1, "progress": False},
+    }
+    settings["model"].update(hidden=16, layers=2)
+    return load_config(settings=settings)
+
+
+def test_the_molecule_models_encoder_lands_in_the_ligand_encoder(molecule_run, flexible_complexes, tmp_path):
+    source = TrainedRun.load(molecule_run).module.model.state_dict()
+    config = _affinity_config(tmp_path, flexible_complexes, molecule_run, freeze=["encoder.model"])
+    tuned = TrainedRun.load(train_and_evaluate(config, progress=False), "last").module.model
+    loaded = {
+        k.removeprefix("encoder.model."): v
+        for k, v in tuned.state_dict().items()
+        if k.startswith("encoder.model.")
+    }
+    body = [k for k in source if not k.startswith("head.")]
+    assert body and set(body) <= set(loaded)
+    for k in body:  # copied, then frozen: exactly the source's
+        torch.testing.assert_close(loaded[k], source[k], rtol=0, atol=0)
+    # the affinity head is new and trained
+    fresh = build_model(
+        "affinity_ligand_only", encoder="zoo:gcn", ligand_inputs="molecule", hidden=16, layers=2
+    )
+    assert fresh.init_parts and "encoder.model" in fresh.init_parts
+
+
+def test_an_unfit_source_or_part_is_refused(molecule_run, flexible_complexes, tmp_path):
+    cases = [
+        ({"inputs": "complex"}, "has no part 'encoder.model'"),  # complex inputs: nothing to initialise
+        ({"encoder": "zoo:gat"}, "a 'gcn' model cannot initialise encoder.model"),
+    ]
+    for options, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            train_and_evaluate(
+                _affinity_config(tmp_path, flexible_complexes, molecule_run, **options), progress=False
+            )
+    # trained on graphs with hydrogens as nodes: not what the ligand encoder reads
+    csv = write_csv(tmp_path / "mols.csv", SMILES, prop=[len(s) * 0.1 for s in SMILES])
+    with_h = train_and_evaluate(
+        _molecule_config(tmp_path, csv, "gcn", explicit_hydrogens=True), progress=False
+    )
+    with pytest.raises(ConfigError, match=r"but encoder\.model reads bond graph, heavy atoms"):
+        train_and_evaluate(_affinity_config(tmp_path, flexible_complexes, with_h), progress=False)
+
+
+def test_a_split_without_test_rows_is_refused_before_training(tmp_path):
+    csv = write_csv(tmp_path / "mols.csv", SMILES, prop=[len(s) * 0.1 for s in SMILES])
+    config = _molecule_config(tmp_path, csv, "gcn", explicit_hydrogens=False)
+    config["data"]["split"]["sizes"] = [0.8, 0.2, 0.0]
+    with pytest.raises(ConfigError, match=r"data\.split \(random\): no test rows of 24"):
+        train_and_evaluate(config, progress=False)
+    assert not (tmp_path / "mol_gcn_False" / "checkpoints").exists()
