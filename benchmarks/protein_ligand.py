@@ -115,7 +115,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--output", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "protein_ligand.json"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.init_from is not None:
+        others = sorted(set(args.models) & set(GNN_MODELS) - set(LIGAND_PARTS))
+        if args.ligand_inputs != "molecule" or not (args.encoder or "").startswith("zoo:") or others:
+            parser.error(
+                "--init-from needs --ligand-inputs molecule, a zoo: --encoder and models with a ligand "
+                f"encoder ({sorted(LIGAND_PARTS)}); not {others or 'these flags'}"
+            )
+    return args
 
 
 def folds(groups: list[str], args: argparse.Namespace) -> list[tuple[str, dict]]:

@@ -54,36 +54,39 @@ def test_poses_that_clash_with_the_pocket_are_dropped():
 
 
 def test_training_rows_visit_conformer_poses_and_evaluation_rows_never(flexible_complexes, tmp_path):
-    plain = load_pdbbind(flexible_complexes, cache=tmp_path, progress=False)
-    assert plain.conformer_poses is None
-    dataset = load_pdbbind(flexible_complexes, cache=tmp_path, progress=False, conformers=3)
-    with_poses, total = dataset.conformer_poses.coverage(range(len(dataset)))
-    assert with_poses == 4 and 4 <= total <= 12
-    assert len(list(tmp_path.glob("*-poses-*.pt"))) == 1  # cached beside the dataset
-    # every pose graph is a complete complex of the same ligand, with the label of its complex
-    poses = dataset.conformer_poses.poses
-    assert poses.meta.ids[0] in dataset.meta.ids
-    row = dataset.meta.ids.index(poses.meta.ids[0])
-    assert int(poses[0].n_ligand) == int(dataset[row].n_ligand)
-    assert float(poses[0].y) == pytest.approx(float(dataset[row].y))
-
+    dataset = load_pdbbind(flexible_complexes, cache=tmp_path, progress=False)
+    assert dataset.conformer_poses is None and not list(tmp_path.glob("*-poses-*.pt"))
     options = ComplexConfig.from_section({"conformers": 3, "augment_rotate": False, "augment_noise": 0.0})
-    split = {"train": np.array([0, 1]), "val": np.array([2]), "test": np.array([1])}
+    data = {"path": str(flexible_complexes), "cache": str(tmp_path)}
+    split = {"train": np.array([1, 2]), "val": np.array([0]), "test": np.array([3])}
     training = {"batch_size": 1, "eval_batch_size": 1, "num_workers": 0}
-    out = loaders(dataset, split, training, seed=0, augment=options.augment)
-    crystal = [dataset[i].pos for i in range(4)]
+    out = loaders(dataset, split, training, seed=0, augment=lambda subset: options.augment(subset, data))
+    assert dataset.conformer_poses is None  # only the training subset holds the poses
+    assert len(list(tmp_path.glob("*-poses-*.pt"))) == 1  # built once, cached beside the dataset
+    poses = out["train"].dataset.conformer_poses
+    with_poses, total = poses.coverage(range(len(dataset)))
+    assert with_poses >= 3 and 3 <= total <= 12  # aaa1's chain clashes with the pocket in every conformer
+    assert len(poses.by_row.get(1, [])) == len(poses.by_row.get(2, [])) == 3
+    # every pose graph is a complete complex of the same ligand, with the label of its complex
+    for k in range(len(poses.poses)):
+        row = dataset.meta.ids.index(poses.poses.meta.ids[k])
+        assert int(poses.poses[k].n_ligand) == int(dataset[row].n_ligand)
+        assert float(poses.poses[k].y) == float(dataset[row].y)
+
+    labels = [float(dataset[i].y) for i in range(4)]  # all different: a batch's label names its row
     torch.manual_seed(0)
     moved = 0
     for _ in range(10):
         for batch in out["train"]:
-            same = any(torch.equal(batch.pos, c) for c in crystal)
-            moved += not same
+            row = labels.index(float(batch.y))
+            assert row in (1, 2)  # a training row, in its own pose or one of its own conformer poses
+            assert int(batch.n_ligand) == int(dataset[row].n_ligand)
+            moved += not torch.equal(batch.pos, dataset[row].pos)
     assert 3 <= moved <= 17  # each visit: the crystal pose or one of up to 3 poses, at random
-    for name in ("val", "test"):
+    for name, rows in (("val", [0]), ("test", [3])):
         for _ in range(3):
             for batch in out[name]:
-                assert any(torch.equal(batch.pos, c) for c in crystal)
-    assert not dataset.sample_poses  # only the training subset samples poses
+                assert torch.equal(batch.pos, dataset[rows[0]].pos)
 
 
 def test_conformers_key_is_a_whole_number():

@@ -14,34 +14,57 @@ from atomgraph.apps.complexes import load_complex
 from atomgraph.apps.complexes.models.affinity_encoders import ligand_view
 from atomgraph.apps.complexes.synthetic import example_graph
 from atomgraph.evaluation.experiment import train_and_evaluate
+from atomgraph.features import DEFAULT_ATOM_FEATURIZER
 from atomgraph.graphs.bond_graph import bond_graph
 from atomgraph.models import build_model
 from atomgraph.runs import TrainedRun
 from atomgraph.training.config import ConfigError, load_config
 
+FEATURES = DEFAULT_ATOM_FEATURIZER.layout
 SMILES = ["CCO", "c1ccccc1O", "CC(=O)N", "CCCC(=O)[O-]", "c1ccccc1CCN", "OCCOCC", "CCN(C)C", "c1ccncc1"] * 3
 
 
-def test_molecule_inputs_are_the_columns_of_the_ligands_molecule_graph(flexible_complexes):
-    folder = flexible_complexes / "aaa1"
-    complex_ = load_complex(folder / "aaa1_protein.pdb", folder / "aaa1_ligand.sdf")
+@pytest.mark.parametrize("code", ["aaa1", "bbb2", "ccc3", "ddd4"])
+def test_molecule_inputs_are_the_columns_of_the_ligands_molecule_graph(flexible_complexes, code):
     from atomgraph.apps.complexes.graph import ComplexGraphSettings, complex_graph
 
+    folder = flexible_complexes / code
+    complex_ = load_complex(folder / f"{code}_protein.pdb", folder / f"{code}_ligand.sdf")
+    assert any(a.GetAtomicNum() == 1 for a in complex_.ligand.GetAtoms())  # read with its hydrogens
     view = ligand_view(complex_graph(complex_, ComplexGraphSettings(), np.array([5.0])), "molecule")
-    molecule = bond_graph(Chem.RemoveHs(complex_.ligand))  # heavy atoms in the file's order
+    # the ligand as a molecule graph holds it: heavy atoms (in the file's order), hydrogens implicit,
+    # stereochemistry from the pose
+    posed = Chem.Mol(complex_.ligand)
+    Chem.AssignStereochemistryFrom3D(posed)
+    molecule = bond_graph(Chem.RemoveAllHs(posed))
     assert view.x.shape == molecule.x.shape and view.edge_attr.shape == molecule.edge_attr.shape
-    keep = [c for c in range(molecule.x.shape[1]) if c != 19]
-    torch.testing.assert_close(view.x[:, keep].float(), molecule.x[:, keep].float())
-    torch.testing.assert_close(view.x[:, 19].float(), molecule.x[:, 19].float(), atol=0.1, rtol=0)
+    torch.testing.assert_close(view.x.float(), molecule.x.float())
 
     def edges(index, attr):
         return sorted(
-            (int(j), int(i), tuple(a.tolist())) for (j, i), a in zip(index.T, attr.float(), strict=True)
+            (j, i, tuple(a)) for (j, i), a in zip(index.T.tolist(), attr.float().tolist(), strict=True)
         )
 
     assert edges(view.edge_index, view.edge_attr) == edges(molecule.edge_index, molecule.edge_attr)
+    # and as a SMILES gives it (atoms reordered; chiral tags CW/CCW are relative to the atom order)
+    smiles = bond_graph(Chem.MolToSmiles(Chem.RemoveAllHs(complex_.ligand)))
+    chirality = FEATURES.slices["chirality"]
+    merged = [c for c in range(view.x.shape[1]) if c not in range(chirality.start + 1, chirality.stop)]
+
+    def rows(x):
+        return sorted(tuple(round(v, 5) for v in row) for row in x[:, merged].tolist())
+
+    assert rows(view.x.float()) == rows(smiles.x.float())
     with pytest.raises(ValueError, match="ligand_inputs"):
         ligand_view(example_graph(), "protein")
+
+
+def test_molecule_inputs_need_heavy_atom_ligands():
+    from atomgraph.graphs.spec import GraphSpec
+
+    graph = GraphSpec("complex", 5.0, options={"hydrogens": "polar"}, preset="complex")
+    with pytest.raises(ValueError, match="hydrogens 'polar' as nodes"):
+        build_model("affinity_ligand_only", encoder="zoo:gcn", ligand_inputs="molecule", graph=graph)
 
 
 @pytest.fixture(scope="module")
@@ -116,17 +139,48 @@ def test_an_unfit_source_or_part_is_refused(molecule_run, flexible_complexes, tm
         ({"encoder": "zoo:gat"}, "a 'gcn' model cannot initialise encoder.model"),
     ]
     for options, message in cases:
+        config = _affinity_config(tmp_path, flexible_complexes, molecule_run, **options)
         with pytest.raises(ConfigError, match=message):
-            train_and_evaluate(
-                _affinity_config(tmp_path, flexible_complexes, molecule_run, **options), progress=False
-            )
-    # trained on graphs with hydrogens as nodes: not what the ligand encoder reads
+            train_and_evaluate(config, progress=False)
+        # refused before the run's record is written
+        assert not any((tmp_path / "affinity" / name).exists() for name in ("config.yaml", "split.json"))
     csv = write_csv(tmp_path / "mols.csv", SMILES, prop=[len(s) * 0.1 for s in SMILES])
+    # trained on graphs with hydrogens as nodes: not what the ligand encoder reads
     with_h = train_and_evaluate(
         _molecule_config(tmp_path, csv, "gcn", explicit_hydrogens=True), progress=False
     )
     with pytest.raises(ConfigError, match=r"but encoder\.model reads bond graph, heavy atoms"):
         train_and_evaluate(_affinity_config(tmp_path, flexible_complexes, with_h), progress=False)
+    # the same shapes, another function: a layer norm's weights are not the plain GCN's
+    normed = _molecule_config(tmp_path, csv, "gcn", explicit_hydrogens=False)
+    normed["model"]["norm"], normed["run_dir"] = "layer", str(tmp_path / "normed")
+    normed = train_and_evaluate(normed, progress=False)
+    with pytest.raises(ConfigError, match=r"built otherwise than encoder\.model: norm 'layer' -> 'none'"):
+        train_and_evaluate(_affinity_config(tmp_path, flexible_complexes, normed), progress=False)
+    config = _affinity_config(tmp_path, flexible_complexes, molecule_run)
+    config["init"]["from"] = None
+    with pytest.raises(ConfigError, match=r"init\.into 'encoder\.model' needs init\.from"):
+        train_and_evaluate(config, progress=False)
+
+
+def test_the_element_check_reads_the_parts_nodes(flexible_complexes, tmp_path):
+    from atomgraph.apps.complexes import load_pdbbind
+
+    dataset = load_pdbbind(flexible_complexes, cache=tmp_path, progress=False)
+    ligand, everything = dataset.atomic_numbers(0), dataset.atomic_numbers()
+    for row, numbers in enumerate(ligand):
+        assert len(numbers) == int(dataset[row].n_ligand) < len(everything[row])
+        assert set(numbers) <= {6, 7, 8}
+    with pytest.raises(ValueError, match="no node_role"):
+        load_csv_dataset(tmp_path).atomic_numbers(0)
+
+
+def load_csv_dataset(root):
+    from atomgraph.training.datasets import load_dataset, resolve_run
+
+    csv = write_csv(root / "few.csv", SMILES[:8], prop=list(range(8)))
+    config = _molecule_config(root, csv, "gcn", explicit_hydrogens=False)
+    return load_dataset(config, resolve_run(config), progress=False)
 
 
 def test_a_split_without_test_rows_is_refused_before_training(tmp_path):
@@ -135,4 +189,3 @@ def test_a_split_without_test_rows_is_refused_before_training(tmp_path):
     config["data"]["split"]["sizes"] = [0.8, 0.2, 0.0]
     with pytest.raises(ConfigError, match=r"data\.split \(random\): no test rows of 24"):
         train_and_evaluate(config, progress=False)
-    assert not (tmp_path / "mol_gcn_False" / "checkpoints").exists()

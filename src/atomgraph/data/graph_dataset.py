@@ -74,13 +74,20 @@ class GraphDataset(InMemoryDataset):
         counts = self._data.natoms.view(-1)
         return counts[torch.as_tensor(self.indices(), dtype=torch.long)].numpy()
 
-    def atomic_numbers(self) -> list[np.ndarray]:
-        """Atomic numbers of each graph's real atoms (master nodes, z = 0, left out)."""
+    def atomic_numbers(self, role: int | None = None) -> list[np.ndarray]:
+        """Atomic numbers of each graph's real atoms (master nodes, z = 0, left out); with ``role``, only
+        of the nodes whose ``node_role`` is ``role`` (complex graphs: 0 ligand, 1 protein)."""
         z, offsets = self._data.z, self.slices["z"]
+        if role is not None and "node_role" not in self.slices:
+            raise ValueError(f"dataset {self.meta.name!r} has no node_role to select atoms by")
+        roles = self._data.node_role if role is not None else None
         rows = []
         for i in self.indices():
             zi = z[offsets[i] : offsets[i + 1]].numpy()
-            rows.append(zi[zi > 0])
+            keep = zi > 0
+            if roles is not None:
+                keep &= roles[offsets[i] : offsets[i + 1]].numpy() == role
+            rows.append(zi[keep])
         return rows
 
     def shortest_distance(self, batch_size: int = 256) -> float | None:

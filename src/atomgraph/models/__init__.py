@@ -11,7 +11,15 @@ Every model maps a graph batch to [B, T] predictions (normalised units of the ta
 :class:`~atomgraph.models.card.ModelCard` (graph kind, inputs, depth argument, potential capability).
 """
 
-from atomgraph.models.card import ModelCard
+from atomgraph.models.card import ModelCard, ModelPart
 from atomgraph.models.registry import available_models, build_model, model_card, model_class, register_model
 
-__all__ = ["ModelCard", "available_models", "build_model", "model_card", "model_class", "register_model"]
+__all__ = [
+    "ModelCard",
+    "ModelPart",
+    "available_models",
+    "build_model",
+    "model_card",
+    "model_class",
+    "register_model",
+]

@@ -18,12 +18,17 @@ Every model of the registry carries a card (:func:`~atomgraph.models.registry.re
   out by a node pool and an MLP (:mod:`atomgraph.nn.target_readout`);
 * ``head``: the submodules that map learned states to the targets (their names' prefixes): what
   fine-tuning from another run leaves out with ``init.load: encoder``.
+
+A model instance may also name parts that a run of *another* model can initialise (``init.into``):
+its ``init_parts`` attribute, {module name: :class:`ModelPart`}.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from dataclasses import field as dataclass_field
+from typing import Any
 
 from atomgraph.graphs.spec import GRAPH_KINDS, GraphSpec, preset
 from atomgraph.nn.target_readout import READOUTS, resolve_readouts
@@ -130,3 +135,22 @@ class ModelCard:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "potential": self.potential}
+
+
+@dataclass(frozen=True)
+class ModelPart:
+    """A part of a model that a trained run of the part's own model class can initialise (``init.into``).
+
+    graph: the graph the source run must have been trained on (what the part reads).
+    arguments: the part's constructor arguments; the source run's must agree on every argument of that
+        class except those in ``free`` (so settings that shape no tensor, a norm or an activation, agree too).
+    free: arguments that may differ (input widths, checked by the weights' shapes; dropout; what the
+        part never runs, such as a readout and head).
+    node_role: the ``node_role`` of the nodes the part reads (None: every node): the elements the
+        source must have seen are those of these nodes.
+    """
+
+    graph: GraphSpec
+    arguments: Mapping[str, Any] = dataclass_field(default_factory=dict)
+    free: tuple[str, ...] = ()
+    node_role: int | None = None

@@ -25,6 +25,7 @@ so a resumed run keeps them. The source run itself is read by
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -86,8 +87,9 @@ def _under(name: str, prefixes: Sequence[str]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
-def _init_part(model: nn.Module, initial: InitialWeights, into: str) -> nn.Module:
-    """The part ``into`` of ``model``, checked to be the source's model on the source's graph."""
+def init_part(model: nn.Module, initial: InitialWeights, into: str):
+    """The :class:`~atomgraph.models.card.ModelPart` ``into`` of ``model`` and its module, checked to be
+    the source's model class, trained on the graph the part reads, with the same settings."""
     from atomgraph.models import model_class
 
     parts = getattr(model, "init_parts", {})
@@ -96,21 +98,31 @@ def _init_part(model: nn.Module, initial: InitialWeights, into: str) -> nn.Modul
             f"init.into: {type(model).__name__} has no part {into!r} that another run can initialise "
             f"(it has: {sorted(parts) or 'none'})"
         )
-    part = model.get_submodule(into)
-    if type(part) is not model_class(initial.model):
+    part, module = parts[into], model.get_submodule(into)
+    source_class = model_class(initial.model)
+    if type(module) is not source_class:
         raise ConfigError(
             f"init.from {initial.source}: a {initial.model!r} model cannot initialise {into} "
-            f"({type(part).__name__})"
+            f"({type(module).__name__})"
         )
-    wanted = parts[into]
-    if replace(initial.graph, cutoff=wanted.cutoff, preset=None) != replace(wanted, preset=None) or (
-        wanted.edge_rbf and initial.graph.cutoff != wanted.cutoff
-    ):
+    if replace(initial.graph, cutoff=part.graph.cutoff) != part.graph:  # bond graphs without RBFs
         raise ConfigError(
             f"init.from {initial.source}: trained on {initial.graph.describe()}, but {into} reads "
-            f"{wanted.describe()}"
+            f"{part.graph.describe()}"
         )
-    return part
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(source_class).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    source, wanted = {**defaults, **initial.arguments}, {**defaults, **part.arguments}
+    differ = [k for k in defaults if k not in part.free and source[k] != wanted[k]]
+    if differ:
+        details = ", ".join(f"{k} {source[k]!r} -> {wanted[k]!r}" for k in differ)
+        raise ConfigError(
+            f"init.from {initial.source}: its {initial.model!r} is built otherwise than {into}: {details}"
+        )
+    return part, module
 
 
 def load_initial_weights(
@@ -124,8 +136,8 @@ def load_initial_weights(
     if into:
         from atomgraph.models import model_card
 
-        part = _init_part(model, initial, into)
-        loaded = load_initial_weights(part, initial, load, model_card(initial.model).head)
+        _, module = init_part(model, initial, into)
+        loaded = load_initial_weights(module, initial, load, model_card(initial.model).head)
         return [f"{into}.{name}" for name in loaded]
     target = model.state_dict()
     chosen = [k for k in target if load == "all" or not _under(k, head)]

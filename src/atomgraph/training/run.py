@@ -30,7 +30,13 @@ from atomgraph.nn.target_readout import readout_mismatches
 from atomgraph.training.config import ConfigError, dump_config, read_run_config
 from atomgraph.training.datasets import augment_training, is_potential, load_dataset, make_split, resolve_run
 from atomgraph.training.energy_offset import EnergyOffsetRefit, refit_checkpoints
-from atomgraph.training.finetune import InitialWeights, check_elements, check_source, load_initial_weights
+from atomgraph.training.finetune import (
+    InitialWeights,
+    check_elements,
+    check_source,
+    init_part,
+    load_initial_weights,
+)
 from atomgraph.training.module import AtomgraphModule
 from atomgraph.training.record import write_run_record
 from atomgraph.training.trainer import make_trainer
@@ -149,6 +155,8 @@ def train(
         raise FileNotFoundError(f"cannot resume: {last} does not exist")
     spec = resolve_run(config)
     init = config["init"]
+    if init["into"] and not init["from"]:
+        raise ConfigError(f"init.into {init['into']!r} needs init.from: the run whose weights go there")
     if init["from"] and not resume:
         if initial is None:
             raise ConfigError(
@@ -174,7 +182,6 @@ def train(
     if config["ensemble"]["bootstrap"]:  # split.json keeps the split; the member fits a resample of it
         split = {**split, "train": bootstrap_rows(split["train"], config["seed"])}
         train_rows = dataset[torch.as_tensor(split["train"])]
-    data = loaders(dataset, split, config["training"], config["seed"], partial(augment_training, config))
     steps_per_epoch = math.ceil(len(split["train"]) / config["training"]["batch_size"])
     total_steps = config["training"]["max_steps"]
     if total_steps is None or total_steps < 0:
@@ -184,8 +191,6 @@ def train(
     shortest = split_rows.shortest_distance() if is_potential(config["task"]) else None
     eval_batch = config["training"]["eval_batch_size"]
     train_numbers = train_rows.atomic_numbers()
-    if init["from"] and not resume:
-        check_elements(initial, elements, init["allow_new_elements"])
     tuning = {"freeze": init["freeze"], "lr_factors": init["lr_factors"]}
     module = AtomgraphModule(
         model=model_arguments(
@@ -204,12 +209,18 @@ def train(
         tuning=tuning if any(tuning.values()) else None,
     )
     if init["from"] and not resume:
+        seen = elements
+        if init["into"]:  # the elements of the nodes the part reads
+            role = init_part(module.model, initial, init["into"])[0].node_role
+            seen = sorted({int(z) for numbers in split_rows.atomic_numbers(role) for z in numbers})
+        check_elements(initial, seen, init["allow_new_elements"])
         head = model_card(config["model"]["name"]).head
         load_initial_weights(module.model, initial, init["load"], head, init["into"])
     if first:  # the run's record, once the model and its initial weights are known to fit
         dump_config(config, run_dir / "config.yaml")
         save_split(saved_split, run_dir / "split.json")
         write_run_record(run_dir, config, spec, module.model, dataset.targets.to_list(), split)
+    data = loaders(dataset, split, config["training"], config["seed"], partial(augment_training, config))
     if module.task.normalizes:
         module.normalizer.fit(train_rows.targets_array(), train_numbers, config["task"]["atomref"])
     offset = (EnergyOffsetRefit(train_rows, eval_batch),) if module.kind == "potential" else ()

@@ -127,7 +127,7 @@ def _complex_dataset(data: dict, spec: GraphSpec, progress: bool) -> ComplexData
 
 
 def _augment(data: dict, train_subset) -> None:
-    complex_config({"data": data}).augment(train_subset)
+    complex_config({"data": data}).augment(train_subset, data)
 
 
 def _group_split(data: dict, dataset):

@@ -72,11 +72,16 @@ class ComplexConfig:
             return None
         return RandomRotationNoise(self.augment_rotate, self.augment_noise)
 
-    def augment(self, train_subset) -> None:
-        """Prepare the training subset: its transform, and its conformer poses when ``conformers`` > 0."""
+    def augment(self, train_subset, data: dict) -> None:
+        """Prepare the training subset of the dataset ``data`` (the config's section) names: its transform,
+        and its conformer poses when ``conformers`` > 0 (built or read from the cache, training only)."""
         train_subset.transform = self.augmentation()
         if self.conformers:
-            train_subset.sample_poses = True
+            from atomgraph.apps.complexes.dataset import complex_source
+
+            source = complex_source(data["path"], self.settings, self.layout, self.targets, self.labels,
+                                    data.get("cache"))  # fmt: skip
+            train_subset.conformer_poses = source.poses(train_subset.meta.ids, self.conformers)
 
 
 def complex_settings() -> dict[str, Any]:
@@ -106,9 +111,10 @@ def load_complex_dataset(config: dict, progress: bool = True):
             options.labels,
             data.get("cache"),
             progress,
-            options.conformers,
         )
     if data["dataset"] == "protein_sequence":
+        if options.conformers:
+            raise ValueError("data.complex.conformers needs 3D complexes (data.dataset: complexes)")
         from atomgraph.apps.complexes.sequence import load_sequence_csv
 
         return load_sequence_csv(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -54,18 +54,17 @@ LAYOUTS = ("auto", "pdbbind", "openff")
 class ComplexDataset(GraphDataset):
     """A :class:`GraphDataset` of :class:`ComplexData` samples that reloads them as ComplexData.
 
-    ``conformer_poses`` (loaded with ``conformers > 0``) holds aligned conformer poses of the rows; a
-    subset with ``sample_poses`` set (the training subset, by the augmentation) gives each visit of a row
-    its crystal pose or one of them at random (:mod:`atomgraph.apps.complexes.conformers`).
+    A subset given ``conformer_poses`` (the training subset, by the ``data.complex.conformers``
+    augmentation: :func:`load_conformer_poses`) gives each visit of a row its crystal pose or one of its
+    conformer poses at random (:mod:`atomgraph.apps.complexes.conformers`).
     """
 
     sample_type = ComplexData
     conformer_poses: PoseVariants | None = None
-    sample_poses: bool = False
 
     def get(self, idx: int) -> ComplexData:
         data = super().get(idx)
-        if self.sample_poses and self.conformer_poses is not None:
+        if self.conformer_poses is not None:
             return self.conformer_poses.pick(idx, data)
         return data
 
@@ -87,17 +86,14 @@ class ComplexRow:
 
 
 def build_complex_dataset(
-    rows: Iterable[ComplexRow],
+    rows: Sequence[ComplexRow],
     settings: ComplexGraphSettings,
     meta: DatasetMeta,
-    total: int | None = None,
     progress: bool = True,
 ) -> ComplexDataset:
     """Graph every row; a row that raises is recorded in ``meta.skipped`` and the rest go on."""
     graphs, ids, smiles, groups = [], [], [], []
-    for index, row in enumerate(
-        tqdm(rows, total=total, desc=f"processing {meta.name}", disable=not progress)
-    ):
+    for index, row in enumerate(tqdm(rows, desc=f"processing {meta.name}", disable=not progress)):
         try:
             complex_ = row.make()
             graph = complex_graph(complex_, settings, row.y)
@@ -120,31 +116,33 @@ def _cached(file: Path, build: Callable[[], ComplexDataset]) -> ComplexDataset:
     return load_or_build(file, build, ComplexDataset)
 
 
-def _with_poses(
-    dataset: ComplexDataset,
-    file: Path,
-    rows: Callable[[], list[ComplexRow]],
-    settings: ComplexGraphSettings,
-    conformers: int,
-    progress: bool,
-) -> ComplexDataset:
-    """``dataset`` with its conformer poses (``conformers`` per complex, cached beside ``file``)."""
-    if conformers <= 0:
-        return dataset
-    key = _digest(file.name, conformers, CLASH_DISTANCE, EMBED_FACTOR)
-    poses_file = file.with_name(f"{file.stem}-poses-{key}.pt")
+@dataclass
+class ComplexSource:
+    """Where a complex dataset comes from: its cache file, its rows to build and its metadata."""
 
-    def build() -> ComplexDataset:
-        poses = build_pose_variants(rows(), dataset.meta.ids, settings, conformers, progress)
-        if poses is None:
-            raise ValueError(f"{dataset.meta.name}: no conformer pose could be built for any complex")
-        return poses
+    file: Path
+    rows: Callable[[], list[ComplexRow]]
+    meta: Callable[[], DatasetMeta]
+    settings: ComplexGraphSettings
 
-    dataset.conformer_poses = PoseVariants(_cached(poses_file, build), dataset.meta.ids)
-    with_poses, total = dataset.conformer_poses.coverage(range(len(dataset.meta.ids)))
-    log.info("%s: %d conformer poses for %d of %d complexes", dataset.meta.name, total, with_poses,
-             len(dataset.meta.ids))  # fmt: skip
-    return dataset
+    def load(self, progress: bool = True) -> ComplexDataset:
+        """The dataset, from the cache or built (and cached)."""
+        return _cached(
+            self.file, lambda: build_complex_dataset(self.rows(), self.settings, self.meta(), progress)
+        )
+
+    def poses(self, ids: list[str], conformers: int, progress: bool = True) -> PoseVariants:
+        """``conformers`` aligned conformer poses of each complex of ``ids`` (the dataset's rows), cached
+        beside the dataset (the key holds the dataset's, the count and the pose rules)."""
+        key = _digest(self.file.name, conformers, CLASH_DISTANCE, EMBED_FACTOR)
+
+        def build() -> ComplexDataset:
+            poses = build_pose_variants(self.rows(), ids, self.settings, conformers, progress)
+            if poses is None:
+                raise ValueError(f"{self.file}: no conformer pose could be built for any complex")
+            return poses
+
+        return PoseVariants(_cached(self.file.with_name(f"{self.file.stem}-poses-{key}.pt"), build), ids)
 
 
 def _digest(*parts: object) -> str:
@@ -211,17 +209,14 @@ def openff_rows(
     return rows
 
 
-def load_openff(
+def openff_source(
     root: str | Path,
     settings: ComplexGraphSettings | None = None,
     targets: Sequence[str] | None = None,
     label_column: str = "pX",
     cache: str | Path | None = None,
-    progress: bool = True,
-    conformers: int = 0,
-) -> ComplexDataset:
-    """The OpenFF protein-ligand benchmark (``../shared/data/protein_ligand_openff``) as complex graphs,
-    with ``conformers`` aligned conformer poses per complex for training (0: none)."""
+) -> ComplexSource:
+    """The :class:`ComplexSource` of the OpenFF benchmark layout (see :func:`load_openff`)."""
     root = Path(root)
     settings = settings or ComplexGraphSettings()
     labels_file = root / "labels_pX.csv"
@@ -229,18 +224,25 @@ def load_openff(
         raise ValueError(f"{root}: no labels_pX.csv; not the OpenFF benchmark layout")
     digest = hashlib.sha256(labels_file.read_bytes()).hexdigest()[:12]
     key = _digest(root.resolve(), digest, sorted(targets or []), label_column, settings.key())
-    file = cache_dir(cache) / f"openff-{key}.pt"
+    meta = {"complex": asdict(settings), "source": str(root)}
+    return ComplexSource(
+        cache_dir(cache) / f"openff-{key}.pt",
+        lambda: openff_rows(root, settings, targets, label_column),
+        lambda: DatasetMeta("openff", AFFINITY_TARGET, settings=dict(meta)),
+        settings,
+    )
 
-    def rows() -> list[ComplexRow]:
-        return openff_rows(root, settings, targets, label_column)
 
-    def build() -> ComplexDataset:
-        meta = DatasetMeta(
-            "openff", AFFINITY_TARGET, settings={"complex": asdict(settings), "source": str(root)}
-        )
-        return build_complex_dataset(rows(), settings, meta, progress=progress)
-
-    return _with_poses(_cached(file, build), file, rows, settings, conformers, progress)
+def load_openff(
+    root: str | Path,
+    settings: ComplexGraphSettings | None = None,
+    targets: Sequence[str] | None = None,
+    label_column: str = "pX",
+    cache: str | Path | None = None,
+    progress: bool = True,
+) -> ComplexDataset:
+    """The OpenFF protein-ligand benchmark (``../shared/data/protein_ligand_openff``) as complex graphs."""
+    return openff_source(root, settings, targets, label_column, cache).load(progress)
 
 
 # ------------------------------------------------------------------------------------------- PDBbind
@@ -357,6 +359,31 @@ def find_index_file(root: Path) -> Path:
     raise ValueError(f"{root}: no labels given and no INDEX_* file or labels.csv found")
 
 
+def pdbbind_source(
+    root: str | Path,
+    labels: str | Path | None = None,
+    settings: ComplexGraphSettings | None = None,
+    use_pocket: bool = True,
+    id_column: str | None = None,
+    label_column: str | None = None,
+    cache: str | Path | None = None,
+) -> ComplexSource:
+    """The :class:`ComplexSource` of a PDBbind-style folder (see :func:`load_pdbbind`)."""
+    root = Path(root)
+    settings = settings or ComplexGraphSettings()
+    labels_path = Path(labels) if labels else find_index_file(root)
+    table = read_labels(labels_path, id_column, label_column)
+    digest = hashlib.sha256(labels_path.read_bytes()).hexdigest()[:12]
+    key = _digest(root.resolve(), digest, use_pocket, id_column, label_column, settings.key())
+    meta = {"complex": asdict(settings), "source": str(root)}
+    return ComplexSource(
+        cache_dir(cache) / f"pdbbind-{key}.pt",
+        lambda: pdbbind_rows(root, table, settings, use_pocket),
+        lambda: DatasetMeta(root.name or "pdbbind", AFFINITY_TARGET, settings=dict(meta)),
+        settings,
+    )
+
+
 def load_pdbbind(
     root: str | Path,
     labels: str | Path | None = None,
@@ -366,30 +393,29 @@ def load_pdbbind(
     label_column: str | None = None,
     cache: str | Path | None = None,
     progress: bool = True,
-    conformers: int = 0,
 ) -> ComplexDataset:
-    """A PDBbind-style folder as complex graphs (layout in the module docstring), with ``conformers``
-    aligned conformer poses per complex for training (0: none)."""
-    root = Path(root)
-    settings = settings or ComplexGraphSettings()
-    labels_path = Path(labels) if labels else find_index_file(root)
-    table = read_labels(labels_path, id_column, label_column)
-    digest = hashlib.sha256(labels_path.read_bytes()).hexdigest()[:12]
-    key = _digest(root.resolve(), digest, use_pocket, id_column, label_column, settings.key())
-    file = cache_dir(cache) / f"pdbbind-{key}.pt"
+    """A PDBbind-style folder as complex graphs (layout in the module docstring)."""
+    return pdbbind_source(root, labels, settings, use_pocket, id_column, label_column, cache).load(progress)
 
-    def rows() -> list[ComplexRow]:
-        return pdbbind_rows(root, table, settings, use_pocket)
 
-    def build() -> ComplexDataset:
-        meta = DatasetMeta(
-            root.name or "pdbbind",
-            AFFINITY_TARGET,
-            settings={"complex": asdict(settings), "source": str(root)},
-        )
-        return build_complex_dataset(rows(), settings, meta, progress=progress)
-
-    return _with_poses(_cached(file, build), file, rows, settings, conformers, progress)
+def complex_source(
+    path: str | Path,
+    settings: ComplexGraphSettings | None = None,
+    layout: str = "auto",
+    targets: Sequence[str] | None = None,
+    labels: str | Path | None = None,
+    cache: str | Path | None = None,
+) -> ComplexSource:
+    """The :class:`ComplexSource` of a folder: ``layout`` "openff", "pdbbind" or "auto" (OpenFF when the
+    folder has ``labels_pX.csv`` and ``data/``, else PDBbind). ``targets`` selects OpenFF targets."""
+    path = Path(path)
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    if layout == "auto":
+        layout = "openff" if (path / "labels_pX.csv").is_file() and (path / "data").is_dir() else "pdbbind"
+    if layout == "openff":
+        return openff_source(path, settings, targets, cache=cache)
+    return pdbbind_source(path, labels, settings, cache=cache)
 
 
 def load_complexes(
@@ -400,16 +426,6 @@ def load_complexes(
     labels: str | Path | None = None,
     cache: str | Path | None = None,
     progress: bool = True,
-    conformers: int = 0,
 ) -> ComplexDataset:
-    """A complex dataset from a folder: ``layout`` "openff", "pdbbind" or "auto" (OpenFF when the folder
-    has ``labels_pX.csv`` and ``data/``, else PDBbind). ``targets`` selects OpenFF targets;
-    ``conformers`` the aligned conformer poses per complex for training."""
-    path = Path(path)
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    if layout == "auto":
-        layout = "openff" if (path / "labels_pX.csv").is_file() and (path / "data").is_dir() else "pdbbind"
-    if layout == "openff":
-        return load_openff(path, settings, targets, cache=cache, progress=progress, conformers=conformers)
-    return load_pdbbind(path, labels, settings, cache=cache, progress=progress, conformers=conformers)
+    """A complex dataset from a folder (layouts: :func:`complex_source`)."""
+    return complex_source(path, settings, layout, targets, labels, cache).load(progress)

@@ -70,6 +70,9 @@ from atomgraph.apps.complexes.typing import AtomTyping
 from atomgraph.features import DEFAULT_ATOM_FEATURIZER, DEFAULT_BOND_FEATURIZER, DEFAULT_ELEMENTS
 from atomgraph.features.layout import one_hot_index
 
+FEATURES_VERSION = 2
+"""Version of the node and edge features (part of every cache key): 2 computes the ligand's heavy-atom
+features without its hydrogens, as molecule graphs do, with chiral tags on stereocentres only."""
 HYDROGEN_MODES = ("none", "polar", "all")
 PROTEIN_EDGE_MODES = ("bonds", "radius")
 _ELEMENT_NUMBERS = tuple(Chem.GetPeriodicTable().GetAtomicNumber(e) for e in DEFAULT_ELEMENTS)
@@ -129,9 +132,9 @@ class ComplexGraphSettings:
         return InteractionThresholds(cutoff=self.cutoff)
 
     def key(self) -> str:
-        """Short stable hash for cache file names (settings added later count only when set, so the
-        caches of settings without them keep their names)."""
-        values = asdict(self)
+        """Short stable hash for cache file names: the settings (those added later count only when set)
+        and :data:`FEATURES_VERSION`."""
+        values = {**asdict(self), "features": FEATURES_VERSION}
         if not values["residue_structure"]:
             values.pop("residue_structure")
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
@@ -176,10 +179,28 @@ def _common_features(numbers, typing: AtomTyping, role: int) -> np.ndarray:
 
 
 def ligand_node_features(mol: Chem.Mol, typing: AtomTyping) -> np.ndarray:
-    """[L, 90] joint-layout features of every ligand atom."""
+    """[L, 90] joint-layout features of every ligand atom.
+
+    The ``ligand.*`` columns of heavy atoms are those of the ligand without its hydrogens, as atomgraph's
+    molecule graphs featurise a molecule (hydrogens folded into their heavy atoms: Gasteiger charges
+    computed with implicit hydrogens), so a model trained on molecules reads the same values here;
+    hydrogen atoms get those of the ligand with its hydrogens. Chiral tags are those of the pose, on
+    stereocentres only (a file read with explicit hydrogens tags every CH2 from its 3D coordinates).
+    """
     numbers = np.array([a.GetAtomicNum() for a in mol.GetAtoms()])
     x = _common_features(numbers, typing, 0)
-    x[:, ATOM_LAYOUT.slices["ligand"]] = DEFAULT_ATOM_FEATURIZER(mol).double().numpy()
+    block = ATOM_LAYOUT.slices["ligand"]
+    mol = Chem.Mol(mol)
+    Chem.AssignStereochemistryFrom3D(mol)
+    x[:, block] = DEFAULT_ATOM_FEATURIZER(mol).double().numpy()
+    heavy = numbers > 1
+    if heavy.any() and not heavy.all():
+        try:
+            bare = Chem.RemoveAllHs(mol)
+        except (ValueError, RuntimeError):  # RDKit cannot strip them: keep the explicit-hydrogen values
+            bare = None
+        if bare is not None and bare.GetNumAtoms() == int(heavy.sum()):
+            x[np.flatnonzero(heavy), block] = DEFAULT_ATOM_FEATURIZER(bare).double().numpy()
     return x
 
 

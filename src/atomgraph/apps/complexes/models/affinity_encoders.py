@@ -18,7 +18,8 @@ Ligand inputs (the models' ``ligand_inputs``): ``"complex"`` gives the ligand en
 layout (:data:`~atomgraph.apps.complexes.features.ATOM_LAYOUT`, every edge column and distance RBFs);
 ``"molecule"`` gives it only the columns atomgraph's molecule graphs have (:data:`MOLECULE_GRAPH`: the
 standard atom features and the bond features, no distances), so a model trained on molecules (a
-MoleculeNet run) can initialise it (``init.into``; :func:`ligand_encoder_parts`).
+MoleculeNet run) can initialise it (``init.into``; :func:`ligand_encoder_parts`). Only heavy-atom ligands
+(``data.complex.hydrogens: none``) can be read this way.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from atomgraph.apps.complexes.graph import ComplexGraphSettings
 from atomgraph.features import DEFAULT_ATOM_FEATURIZER, DEFAULT_BOND_FEATURIZER, GaussianRBF
 from atomgraph.graphs.fields import batch_vector
 from atomgraph.graphs.spec import GraphSpec
+from atomgraph.models.card import ModelPart
 from atomgraph.nn.mlp import MLP
 from atomgraph.nn.scatter import scatter_sum
 
@@ -127,24 +129,45 @@ def ligand_view(graph: Data, inputs: str = "complex") -> NodeSet:
     return replace(view, x=view.x[:, atoms], edge_attr=view.edge_attr[:, bonds])
 
 
-def ligand_encoder(kind: str, atom_dim: int, edge_dim: int, inputs: str = "complex", **options) -> nn.Module:
+def ligand_encoder(
+    kind: str,
+    atom_dim: int,
+    edge_dim: int,
+    inputs: str = "complex",
+    graph: GraphSpec | None = None,
+    **options,
+) -> nn.Module:
     """The ligand's encoder (:func:`build_encoder`) for ``inputs`` "complex" (``atom_dim``/``edge_dim``
-    columns and distance RBFs) or "molecule" (the :data:`MOLECULE_GRAPH` columns, no distances)."""
+    columns and distance RBFs) or "molecule" (the :data:`MOLECULE_GRAPH` columns, no distances; only on
+    complex graphs whose ligands are heavy atoms, ``graph``'s ``hydrogens: none``)."""
     if inputs not in LIGAND_INPUTS:
         raise ValueError(f"ligand_inputs must be one of {LIGAND_INPUTS}, got {inputs!r}")
     if inputs == "molecule":
+        hydrogens = (graph.options if graph is not None else {}).get("hydrogens", "none")
+        if hydrogens != "none":
+            raise ValueError(
+                f"ligand_inputs 'molecule' reads heavy-atom ligands, as molecule graphs hold them; this "
+                f"complex graph has hydrogens {hydrogens!r} as nodes (set data.complex.hydrogens: none)"
+            )
         atom_dim, edge_dim = DEFAULT_ATOM_FEATURIZER.layout.dim, DEFAULT_BOND_FEATURIZER.layout.dim
         options = {**options, "use_distance": False}
     return build_encoder(kind, atom_dim, edge_dim, **options)
 
 
-def ligand_encoder_parts(name: str, encoder: str, inputs: str) -> dict[str, GraphSpec]:
-    """The model's parts that a molecule model can initialise (``init.into``): {module name: the graph
-    the source must have been trained on}; empty unless the ligand encoder is a registered (``zoo:``)
-    model reading molecule inputs."""
-    if inputs != "molecule" or not encoder.startswith("zoo:"):
+ENCODER_FREE_ARGUMENTS = ("atom_dim", "edge_dim", "reductions", "dropout", "pool", "set2set_steps")
+"""Arguments of a ``zoo:`` encoder's model that may differ from the run it is initialised from: the input
+widths (the weights' shapes check them), dropout, and the readout and head an encoder never runs."""
+
+
+def ligand_encoder_parts(name: str, encoder: nn.Module, inputs: str) -> dict[str, ModelPart]:
+    """The parts of a model that a molecule model can initialise (``init.into``; a model's
+    ``init_parts``): its ligand encoder ``name``'s registered model when it is a ``zoo:`` encoder reading
+    molecule inputs, else none."""
+    if inputs != "molecule" or not isinstance(encoder, ZooEncoder):
         return {}
-    return {f"{name}.model": MOLECULE_GRAPH}
+    return {
+        f"{name}.model": ModelPart(MOLECULE_GRAPH, encoder.arguments, ENCODER_FREE_ARGUMENTS, node_role=0)
+    }
 
 
 def protein_view(graph: Data, level: str = "atom") -> NodeSet:
@@ -313,6 +336,7 @@ class ZooEncoder(nn.Module):
         super().__init__()
         from atomgraph.models.registry import build_model
 
+        self.arguments = {"hidden": hidden, "layers": layers, **options}  # what the model is built with
         self.edge_inputs = EdgeInputs(edge_dim, num_rbf, rbf_stop, use_distance)
         self.model = build_model(
             name,

@@ -75,10 +75,10 @@ class LateFusionAffinity(nn.Module):
         self.radial_stops = stops = radial_stops(graph)
         common = {"hidden": hidden, "layers": layers, "num_rbf": num_rbf, "dropout": dropout}
         self.ligand_encoder = ligand_encoder(
-            encoder, atom_dim, edge_dim, ligand_inputs, rbf_stop=stops["ligand"], **common
+            encoder, atom_dim, edge_dim, ligand_inputs, graph, rbf_stop=stops["ligand"], **common
         )
         self.ligand_inputs = ligand_inputs
-        self.init_parts = ligand_encoder_parts("ligand_encoder", encoder, ligand_inputs)
+        self.init_parts = ligand_encoder_parts("ligand_encoder", self.ligand_encoder, ligand_inputs)
         residue = protein_level == "residue"
         self.protein_encoder = build_encoder(
             protein_encoder or encoder,

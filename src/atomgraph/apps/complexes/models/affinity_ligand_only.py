@@ -67,10 +67,10 @@ class LigandOnlyAffinity(nn.Module):
         self.radial_stops = stops = radial_stops(graph)
         common = {"hidden": hidden, "layers": layers, "num_rbf": num_rbf, "dropout": dropout}
         self.encoder = ligand_encoder(
-            encoder, atom_dim, edge_dim, ligand_inputs, rbf_stop=stops["ligand"], **common
+            encoder, atom_dim, edge_dim, ligand_inputs, graph, rbf_stop=stops["ligand"], **common
         )
         self.ligand_inputs = ligand_inputs
-        self.init_parts = ligand_encoder_parts("encoder", encoder, ligand_inputs)
+        self.init_parts = ligand_encoder_parts("encoder", self.encoder, ligand_inputs)
         self.readout = GraphReadout(pool, self.encoder.out_dim)
         self.head = MLP([self.readout.out_dim, hidden, len(reductions)], act="silu", dropout=dropout)
 
