@@ -27,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -49,6 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pretrain-epochs", type=int, default=60)
     parser.add_argument("--epochs", type=int, default=12, help="affinity training epochs per fold")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="affinity training seeds")
     parser.add_argument("--targets", nargs="*", default=None, help="load only these targets (smoke runs)")
     parser.add_argument("--test-targets", nargs="*", default=None, help="hold out only these targets")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "pretrained_ligand")
@@ -97,6 +99,25 @@ def pretrain(args: argparse.Namespace) -> tuple[Path, dict]:
     }
 
 
+VARIANTS = ("scratch", "fine-tuned", "frozen")
+"""The ligand encoder from scratch, initialised from the pre-trained GCN and trained on, or kept fixed."""
+
+
+def variant_flags(variant: str, source: Path) -> list[str]:
+    if variant == "scratch":
+        return []
+    return ["--init-from", str(source), *(["--freeze-encoder"] if variant == "frozen" else [])]
+
+
+def summary_of(found: dict) -> dict:
+    """Per model: the headline metrics of one protein_ligand.py run, and the model's parameter count."""
+    return {
+        name: {k: v for k, v in entry.items() if k not in ("metrics", "training")}
+        | {"parameters": entry["training"][0]["parameters"] if entry.get("training") else None}
+        for name, entry in found["models"].items()
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not (args.data_root / "protein_ligand_openff" / "labels_pX.csv").exists():
@@ -111,26 +132,41 @@ def main(argv: list[str] | None = None) -> int:
     common += ["--data-root", str(args.data_root)]
     for flag, values in (("--targets", args.targets), ("--test-targets", args.test_targets)):
         common += [flag, *values] if values else []
-    results = {"pretraining": summary, "variants": {}}
-    for variant, extra in (("scratch", []), ("pretrained", ["--init-from", str(source)])):
-        output = args.output.with_name(f"{args.output.stem}_{variant}.json")
-        protein_ligand.main([*common, *extra, "--runs", str(args.runs / variant), "--output", str(output)])
-        found = json.loads(output.read_text())
-        results["variants"][variant] = {
-            name: {k: v for k, v in entry.items() if k not in ("metrics", "training")} | {
-                "parameters": entry["training"][0]["parameters"] if entry.get("training") else None}
-            for name, entry in found["models"].items()
-        }  # fmt: skip
-        results["variants"][variant]["wall_seconds"] = found["wall_seconds"]
+    results = {"pretraining": summary, "seeds": args.seeds, "runs": {}}
+    for seed in args.seeds:  # seeds outermost: the variants of one seed run side by side
+        for variant in VARIANTS:
+            name = f"{variant}_seed{seed}"
+            output = args.runs / f"{name}.json"
+            flags = [*common, *variant_flags(variant, source), "--seed", str(seed)]
+            protein_ligand.main([*flags, "--runs", str(args.runs / name), "--output", str(output)])
+            results["runs"][name] = summary_of(json.loads(output.read_text()))
+    results["mean_std"] = {
+        variant: {
+            model: {
+                metric: [float(np.mean(values)), float(np.std(values))]
+                for metric in ("pearson_r", "mean_target_spearman", "rmse")
+                for values in [[results["runs"][f"{variant}_seed{s}"][model][metric] for s in args.seeds]]
+            }
+            for model in [*args.models, "ligand_size"]
+        }
+        for variant in VARIANTS
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2, default=float))
-    lines = ["| model | variant | pooled r | mean per-target Spearman | RMSE (pK) |", "|---|---|---|---|---|"]
-    for name in [*args.models, "ligand_size"]:
-        for variant in ("scratch", "pretrained"):
-            entry = results["variants"][variant][name]
-            lines.append(
-                f"| {name} | {variant} | {entry['pearson_r']:.2f} | {entry['mean_target_spearman']:.2f} | "
-                f"{entry['rmse']:.2f} |"
+    lines = [
+        f"Leave one target out, mean ± std over seeds {args.seeds}:",
+        "",
+        "| model | ligand encoder | pooled r | mean per-target Spearman | RMSE (pK) |",
+        "|---|---|---|---|---|",
+    ]
+    for model in [*args.models, "ligand_size"]:
+        for variant in VARIANTS if model != "ligand_size" else VARIANTS[:1]:
+            entry = results["mean_std"][variant][model]
+            cells = " | ".join(
+                f"{entry[m][0]:.2f} ± {entry[m][1]:.2f}"
+                for m in ("pearson_r", "mean_target_spearman", "rmse")
             )
+            lines.append(f"| {model} | {variant if model != 'ligand_size' else '–'} | {cells} |")
     args.output.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -107,6 +107,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="a molecule run whose encoder initialises the ligand encoder",
     )
+    parser.add_argument(
+        "--freeze-encoder", action="store_true", help="with --init-from: keep the loaded ligand encoder fixed"
+    )
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--runs", type=Path, default=REPO_ROOT / "runs" / "protein_ligand")
     parser.add_argument(
@@ -188,7 +191,7 @@ def run_config(name: str, fold: str, fold_settings: dict, root: Path, args: argp
             "from": str(args.init_from),
             "load": "encoder",
             "into": LIGAND_PARTS.get(name),
-            "allow_new_elements": True,
+            "freeze": [LIGAND_PARTS[name]] if args.freeze_encoder else [],
         }
         if args.init_from
         else {},
