@@ -92,7 +92,8 @@ def pretrain(args: argparse.Namespace) -> tuple[Path, dict]:
     test = metrics["test"]["lipo"]
     return run_dir, {
         "run_dir": str(run_dir),
-        "seconds": time.perf_counter() - started,
+        "seconds": time.perf_counter() - started,  # ~0 when an existing run was reused
+        "epochs": metrics["epochs"],
         "parameters": metrics["parameters"],
         "test_rmse_logD": test["model"]["rmse"],
         "test_rmse_mean_baseline": test["mean_baseline"]["rmse"],
