@@ -119,6 +119,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--output", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "protein_ligand.json"
     )
     args = parser.parse_args(argv)
+    if args.freeze_encoder and args.init_from is None:
+        parser.error("--freeze-encoder keeps a loaded encoder fixed: it needs --init-from")
     if args.init_from is not None:
         others = sorted(set(args.models) & set(GNN_MODELS) - set(LIGAND_PARTS))
         if args.ligand_inputs != "molecule" or not (args.encoder or "").startswith("zoo:") or others:

@@ -60,7 +60,9 @@ def test_training_rows_visit_conformer_poses_and_evaluation_rows_never(flexible_
     data = {"path": str(flexible_complexes), "cache": str(tmp_path)}
     split = {"train": np.array([1, 2]), "val": np.array([0]), "test": np.array([3])}
     training = {"batch_size": 1, "eval_batch_size": 1, "num_workers": 0}
-    out = loaders(dataset, split, training, seed=0, augment=lambda subset: options.augment(subset, data))
+    out = loaders(
+        dataset, split, training, seed=0, augment=lambda subset: options.augment(subset, data, False)
+    )
     assert dataset.conformer_poses is None  # only the training subset holds the poses
     assert len(list(tmp_path.glob("*-poses-*.pt"))) == 1  # built once, cached beside the dataset
     poses = out["train"].dataset.conformer_poses

@@ -189,3 +189,48 @@ def test_a_split_without_test_rows_is_refused_before_training(tmp_path):
     config["data"]["split"]["sizes"] = [0.8, 0.2, 0.0]
     with pytest.raises(ConfigError, match=r"data\.split \(random\): no test rows of 24"):
         train_and_evaluate(config, progress=False)
+
+
+def test_a_source_differing_only_in_training_time_settings_is_accepted(flexible_complexes, tmp_path):
+    csv = write_csv(tmp_path / "mols.csv", SMILES, prop=[len(s) * 0.1 for s in SMILES])
+    config = _molecule_config(tmp_path, csv, "gat", explicit_hydrogens=False)
+    config["model"]["attention_dropout"] = 0.2  # acts in training only: the encoder need not match it
+    source = train_and_evaluate(config, progress=False)
+    tuned = _affinity_config(
+        tmp_path, flexible_complexes, source, encoder="zoo:gat", freeze=["encoder.model"]
+    )
+    model = TrainedRun.load(train_and_evaluate(tuned, progress=False), "last").module.model
+    loaded = TrainedRun.load(source).module.model.state_dict()
+    torch.testing.assert_close(model.encoder.model.embed.weight, loaded["embed.weight"], rtol=0, atol=0)
+
+
+def test_runs_of_other_complex_feature_versions_are_refused(flexible_complexes, tmp_path):
+    from atomgraph.apps.complexes.graph import FEATURES_VERSION, check_features_version
+    from atomgraph.graphs.spec import GraphSpec
+    from atomgraph.training.datasets import load_dataset, resolve_run
+
+    config = _affinity_config(tmp_path, flexible_complexes, tmp_path, inputs="complex")
+    config["init"] = {**config["init"], "from": None, "into": None}
+    spec = resolve_run(config)
+    assert spec.options["features"] == FEATURES_VERSION
+    check_features_version(spec)
+    before = GraphSpec(
+        "complex", spec.cutoff, options={k: v for k, v in spec.options.items() if k != "features"}
+    )
+    with pytest.raises(ValueError, match="features version 1, today's are 2"):
+        load_dataset(config, before, progress=False)
+
+
+def test_a_failed_augmentation_leaves_no_run_record(monkeypatch, tmp_path):
+    import atomgraph.training.run as run
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("no pose")
+
+    monkeypatch.setattr(run, "augment_training", fail)
+    csv = write_csv(tmp_path / "mols.csv", SMILES, prop=[len(s) * 0.1 for s in SMILES])
+    config = _molecule_config(tmp_path, csv, "gcn", explicit_hydrogens=False)
+    with pytest.raises(RuntimeError, match="no pose"):
+        train_and_evaluate(config, progress=False)
+    run_dir = tmp_path / "mol_gcn_False"
+    assert not any((run_dir / name).exists() for name in ("config.yaml", "split.json", "run.json"))

@@ -30,9 +30,10 @@ StoreLoader = Callable[[dict, GraphSpec, bool], GraphStore]
 SplitMaker = Callable[[dict, GraphDataset], dict[str, np.ndarray]]
 """(the config's ``data`` section, the dataset) -> {"train", "val", "test"} row indices."""
 
-Augment = Callable[[dict, GraphDataset], None]
-"""(the config's ``data`` section, the training subset) -> None: prepares the training subset in place
-(its ``transform``, other sources of augmented samples); validation and test subsets are left alone."""
+Augment = Callable[[dict, GraphDataset, bool], None]
+"""(the config's ``data`` section, the training subset, progress bars) -> None: prepares the training
+subset in place (its ``transform``, other sources of augmented samples); validation and test subsets are
+left alone."""
 
 OwnGraph = Callable[[dict], GraphSpec]
 """(the config's ``data`` section) -> the spec, for datasets whose builder settings live in their own

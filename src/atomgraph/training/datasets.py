@@ -203,8 +203,8 @@ def make_split(config: dict, dataset: GraphDataset) -> dict[str, np.ndarray]:
     return result
 
 
-def augment_training(config: dict, train_subset: GraphDataset) -> None:
+def augment_training(config: dict, train_subset: GraphDataset, progress: bool = True) -> None:
     """Apply the dataset's training-time augmentation to its training subset (most datasets have none)."""
     entry = dataset_entry(config["data"]["dataset"])
     if entry.augment is not None:
-        entry.augment(config["data"], train_subset)
+        entry.augment(config["data"], train_subset, progress)

@@ -216,11 +216,12 @@ def train(
         check_elements(initial, seen, init["allow_new_elements"])
         head = model_card(config["model"]["name"]).head
         load_initial_weights(module.model, initial, init["load"], head, init["into"])
-    if first:  # the run's record, once the model and its initial weights are known to fit
+    augment = partial(augment_training, config, progress=progress)
+    data = loaders(dataset, split, config["training"], config["seed"], augment)
+    if first:  # the run's record, once the model, its initial weights and the loaders are known to work
         dump_config(config, run_dir / "config.yaml")
         save_split(saved_split, run_dir / "split.json")
         write_run_record(run_dir, config, spec, module.model, dataset.targets.to_list(), split)
-    data = loaders(dataset, split, config["training"], config["seed"], partial(augment_training, config))
     if module.task.normalizes:
         module.normalizer.fit(train_rows.targets_array(), train_numbers, config["task"]["atomref"])
     offset = (EnergyOffsetRefit(train_rows, eval_batch),) if module.kind == "potential" else ()

@@ -51,7 +51,13 @@ from atomgraph.apps.complexes.dataset import (
 )
 from atomgraph.apps.complexes.errors import ComplexError
 from atomgraph.apps.complexes.explain import atom_importance, explain_complex, interaction_decomposition
-from atomgraph.apps.complexes.graph import ComplexData, ComplexGraphSettings, complex_graph
+from atomgraph.apps.complexes.graph import (
+    FEATURES_VERSION,
+    ComplexData,
+    ComplexGraphSettings,
+    check_features_version,
+    complex_graph,
+)
 from atomgraph.apps.complexes.interactions import (
     INTERACTION_TYPES,
     Interaction,
@@ -123,11 +129,13 @@ __all__ = [
 
 def _complex_dataset(data: dict, spec: GraphSpec, progress: bool) -> ComplexDataset:
     existing_path(data)
+    if spec.kind == "complex":
+        check_features_version(spec)
     return load_complex_dataset({"data": data}, progress)
 
 
-def _augment(data: dict, train_subset) -> None:
-    complex_config({"data": data}).augment(train_subset, data)
+def _augment(data: dict, train_subset, progress: bool) -> None:
+    complex_config({"data": data}).augment(train_subset, data, progress)
 
 
 def _group_split(data: dict, dataset):
@@ -139,8 +147,9 @@ def _complex_graph(data: dict) -> GraphSpec:
     settings (pocket radius, hydrogens, protein edges, residue cutoff, waters) in ``options``."""
     settings = asdict(complex_config({"data": data}).settings)
     cutoff = settings.pop("cutoff")
-    if not settings["residue_structure"]:  # recorded only when on: specs of earlier runs stay equal
+    if not settings["residue_structure"]:  # recorded only when on
         settings.pop("residue_structure")
+    settings["features"] = FEATURES_VERSION  # runs of other feature versions are refused
     return GraphSpec("complex", cutoff, options=settings, preset="complex")
 
 

@@ -72,7 +72,7 @@ class ComplexConfig:
             return None
         return RandomRotationNoise(self.augment_rotate, self.augment_noise)
 
-    def augment(self, train_subset, data: dict) -> None:
+    def augment(self, train_subset, data: dict, progress: bool = True) -> None:
         """Prepare the training subset of the dataset ``data`` (the config's section) names: its transform,
         and its conformer poses when ``conformers`` > 0 (built or read from the cache, training only)."""
         train_subset.transform = self.augmentation()
@@ -81,7 +81,7 @@ class ComplexConfig:
 
             source = complex_source(data["path"], self.settings, self.layout, self.targets, self.labels,
                                     data.get("cache"))  # fmt: skip
-            train_subset.conformer_poses = source.poses(train_subset.meta.ids, self.conformers)
+            train_subset.conformer_poses = source.poses(train_subset.meta.ids, self.conformers, progress)
 
 
 def complex_settings() -> dict[str, Any]:

@@ -74,6 +74,20 @@ FEATURES_VERSION = 2
 """Version of the node and edge features (part of every cache key): 2 computes the ligand's heavy-atom
 features without its hydrogens, as molecule graphs do, with chiral tags on stereocentres only."""
 HYDROGEN_MODES = ("none", "polar", "all")
+
+
+def check_features_version(graph) -> None:
+    """Raise unless the complex :class:`~atomgraph.graphs.spec.GraphSpec` ``graph`` (a run's) was built
+    with today's :data:`FEATURES_VERSION` (specs recorded before the version was kept are version 1)."""
+    version = graph.options.get("features", 1)
+    if version != FEATURES_VERSION:
+        raise ValueError(
+            f"the run's complex graphs have features version {version}, today's are {FEATURES_VERSION} "
+            "(ligand heavy-atom features now computed without hydrogens, chiral tags on stereocentres "
+            "only): its model would read other inputs than it was trained on; retrain it"
+        )
+
+
 PROTEIN_EDGE_MODES = ("bonds", "radius")
 _ELEMENT_NUMBERS = tuple(Chem.GetPeriodicTable().GetAtomicNumber(e) for e in DEFAULT_ELEMENTS)
 _RESIDUE_TYPES = (*AMINO_ACIDS,)
@@ -193,7 +207,7 @@ def ligand_node_features(mol: Chem.Mol, typing: AtomTyping) -> np.ndarray:
     mol = Chem.Mol(mol)
     Chem.AssignStereochemistryFrom3D(mol)
     x[:, block] = DEFAULT_ATOM_FEATURIZER(mol).double().numpy()
-    heavy = numbers > 1
+    heavy = numbers != 1  # what RemoveAllHs keeps (dummy atoms too)
     if heavy.any() and not heavy.all():
         try:
             bare = Chem.RemoveAllHs(mol)

@@ -28,7 +28,7 @@ from torch_geometric.data import Batch, Data
 from tqdm.auto import tqdm
 
 from atomgraph.apps.complexes.complex import make_complex
-from atomgraph.apps.complexes.graph import ComplexGraphSettings, complex_graph
+from atomgraph.apps.complexes.graph import ComplexGraphSettings, check_features_version, complex_graph
 from atomgraph.apps.complexes.ligand import LigandRecord, iter_ligands
 from atomgraph.apps.complexes.protein import Protein, read_protein
 from atomgraph.apps.complexes.sequence import protein_sequence, sequence_graph
@@ -104,6 +104,8 @@ def scoring_model(
     module = run.module
     options = complex_config(run.config or {})
     kind = run.graph.kind
+    if kind == "complex":
+        check_features_version(run.graph)
     return ScoringModel(
         module, kind, settings or options.settings, list(module.info.names), options.max_length,
         run_calibration(run),

@@ -154,9 +154,13 @@ def ligand_encoder(
     return build_encoder(kind, atom_dim, edge_dim, **options)
 
 
-ENCODER_FREE_ARGUMENTS = ("atom_dim", "edge_dim", "reductions", "dropout", "pool", "set2set_steps")
+ENCODER_FREE_ARGUMENTS = (
+    "atom_dim", "edge_dim", "reductions", "dropout", "attention_dropout", "neighbor_samples", "pool",
+    "set2set_steps",
+)  # fmt: skip
 """Arguments of a ``zoo:`` encoder's model that may differ from the run it is initialised from: the input
-widths (the weights' shapes check them), dropout, and the readout and head an encoder never runs."""
+widths (the weights' shapes check them), what acts only in training (dropouts, GraphSAGE's neighbour
+sampling), and the readout and head an encoder never runs."""
 
 
 def ligand_encoder_parts(name: str, encoder: nn.Module, inputs: str) -> dict[str, ModelPart]:
