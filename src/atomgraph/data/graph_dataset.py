@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -150,6 +150,11 @@ class GraphDataset(InMemoryDataset):
                 f"{path}: corrupt or unreadable dataset file ({type(error).__name__}: {error})"
             ) from error
         return dataset
+
+
+def present_elements(atomic_numbers: Iterable[np.ndarray]) -> list[int]:
+    """The atomic numbers found in per-graph arrays (a dataset's or store's ``atomic_numbers()``), sorted."""
+    return sorted({int(z) for numbers in atomic_numbers for z in numbers})
 
 
 def apply_reductions(dataset: GraphDataset, reductions: Mapping[str, str] | None) -> GraphDataset:

@@ -54,7 +54,7 @@ class InitialWeights:
 
 def check_source(initial: InitialWeights, model: str, graph: GraphSpec, into: str | None = None) -> None:
     """A ConfigError when the source is another model or was trained on another graph (with ``into``,
-    the part is checked when the weights are loaded: :func:`load_initial_weights`)."""
+    the part is checked once the model is built: :func:`init_part`)."""
     if into:
         return
     if initial.model != model:
@@ -126,19 +126,13 @@ def init_part(model: nn.Module, initial: InitialWeights, into: str):
 
 
 def load_initial_weights(
-    model: nn.Module, initial: InitialWeights, load: str, head: Sequence[str], into: str | None = None
+    model: nn.Module, initial: InitialWeights, load: str, head: Sequence[str]
 ) -> list[str]:
-    """Copy the source weights into ``model`` (or its part ``into``, whose head is the source model's
-    card's): every tensor (``all``) or all but those under the ``head`` prefixes (``encoder``). Returns
-    the names loaded; refuses, naming them, tensors the source lacks or holds with another shape."""
+    """Copy the source weights into ``model`` (a whole model, or the module of a part from
+    :func:`init_part`): every tensor (``all``) or all but those under the ``head`` prefixes (``encoder``).
+    Returns the names loaded; refuses, naming them, tensors the source lacks or holds with another shape."""
     if load not in LOADS:
         raise ConfigError(f"init.load must be one of {LOADS}, got {load!r}")
-    if into:
-        from atomgraph.models import model_card
-
-        _, module = init_part(model, initial, into)
-        loaded = load_initial_weights(module, initial, load, model_card(initial.model).head)
-        return [f"{into}.{name}" for name in loaded]
     target = model.state_dict()
     chosen = [k for k in target if load == "all" or not _under(k, head)]
     missing = [k for k in chosen if k not in initial.state]

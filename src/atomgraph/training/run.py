@@ -22,6 +22,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 
 from atomgraph.data import GraphDataset, save_split
+from atomgraph.data.graph_dataset import present_elements
 from atomgraph.data.row_batches import row_loader
 from atomgraph.data.safe_load import safe_torch_load
 from atomgraph.data.splits import seeded_subset
@@ -64,7 +65,7 @@ def model_arguments(
         model["avg_num_neighbors"] = given if given is not None else mean_neighbors(rows)
     if "elements" in params and model.get("elements") is None:
         # every row's elements, so that no validation or test row is refused
-        found = sorted({int(z) for numbers in dataset.atomic_numbers() for z in numbers})
+        found = present_elements(dataset.atomic_numbers())
         given = (inherited or {}).get("elements")
         missing = sorted(set(found) - set(given or found))
         if missing:  # per-element weight tables of a resumed or fine-tuned model cannot grow
@@ -187,7 +188,7 @@ def train(
     if total_steps is None or total_steps < 0:
         total_steps = steps_per_epoch * config["training"]["epochs"]
 
-    elements = sorted({int(z) for numbers in split_rows.atomic_numbers() for z in numbers})
+    elements = present_elements(split_rows.atomic_numbers())
     shortest = split_rows.shortest_distance() if is_potential(config["task"]) else None
     eval_batch = config["training"]["eval_batch_size"]
     train_numbers = train_rows.atomic_numbers()
@@ -209,13 +210,15 @@ def train(
         tuning=tuning if any(tuning.values()) else None,
     )
     if init["from"] and not resume:
-        seen = elements
-        if init["into"]:  # the elements of the nodes the part reads
-            role = init_part(module.model, initial, init["into"])[0].node_role
-            seen = sorted({int(z) for numbers in split_rows.atomic_numbers(role) for z in numbers})
+        target, head, seen = module.model, model_card(config["model"]["name"]).head, elements
+        if init["into"]:  # a part of the model: the source's model, its head, the elements of its nodes
+            part, target = init_part(module.model, initial, init["into"])
+            head, seen = (
+                model_card(initial.model).head,
+                present_elements(split_rows.atomic_numbers(part.node_role)),
+            )
         check_elements(initial, seen, init["allow_new_elements"])
-        head = model_card(config["model"]["name"]).head
-        load_initial_weights(module.model, initial, init["load"], head, init["into"])
+        load_initial_weights(target, initial, init["load"], head)
     augment = partial(augment_training, config, progress=progress)
     data = loaders(dataset, split, config["training"], config["seed"], augment)
     if first:  # the run's record, once the model, its initial weights and the loaders are known to work

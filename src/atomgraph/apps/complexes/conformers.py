@@ -70,12 +70,11 @@ def aligned_conformers(
     ids = list(AllChem.EmbedMultipleConfs(probe, numConfs=EMBED_FACTOR * count, params=params))
     if not ids:
         return []
-    reference = Chem.Mol(ligand)
     atom_map = [(i, i) for i in heavy]
     tree = cKDTree(pocket_positions) if pocket_positions is not None and len(pocket_positions) else None
     found = []
     for conformer_id in ids:
-        rmsd = rdMolAlign.AlignMol(probe, reference, prbCid=conformer_id, atomMap=atom_map)
+        rmsd = rdMolAlign.AlignMol(probe, ligand, prbCid=conformer_id, atomMap=atom_map)
         positions = probe.GetConformer(conformer_id).GetPositions()
         if not np.isfinite(positions).all():
             continue

@@ -55,7 +55,7 @@ class ComplexDataset(GraphDataset):
     """A :class:`GraphDataset` of :class:`ComplexData` samples that reloads them as ComplexData.
 
     A subset given ``conformer_poses`` (the training subset, by the ``data.complex.conformers``
-    augmentation: :func:`load_conformer_poses`) gives each visit of a row its crystal pose or one of its
+    augmentation: :meth:`ComplexSource.poses`) gives each visit of a row its crystal pose or one of its
     conformer poses at random (:mod:`atomgraph.apps.complexes.conformers`).
     """
 

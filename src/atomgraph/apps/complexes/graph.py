@@ -74,6 +74,9 @@ FEATURES_VERSION = 2
 """Version of the node and edge features (part of every cache key): 2 computes the ligand's heavy-atom
 features without its hydrogens, as molecule graphs do, with chiral tags on stereocentres only."""
 HYDROGEN_MODES = ("none", "polar", "all")
+PROTEIN_EDGE_MODES = ("bonds", "radius")
+_ELEMENT_NUMBERS = tuple(Chem.GetPeriodicTable().GetAtomicNumber(e) for e in DEFAULT_ELEMENTS)
+_RESIDUE_TYPES = (*AMINO_ACIDS,)
 
 
 def check_features_version(graph) -> None:
@@ -86,11 +89,6 @@ def check_features_version(graph) -> None:
             "(ligand heavy-atom features now computed without hydrogens, chiral tags on stereocentres "
             "only): its model would read other inputs than it was trained on; retrain it"
         )
-
-
-PROTEIN_EDGE_MODES = ("bonds", "radius")
-_ELEMENT_NUMBERS = tuple(Chem.GetPeriodicTable().GetAtomicNumber(e) for e in DEFAULT_ELEMENTS)
-_RESIDUE_TYPES = (*AMINO_ACIDS,)
 
 
 class ComplexData(Data):
