@@ -36,13 +36,13 @@ from atomgraph.apps.complexes.features import ATOM_LAYOUT, EDGE_LAYOUT, EDGE_TYP
 from atomgraph.apps.complexes.graph import ComplexGraphSettings
 from atomgraph.features import DEFAULT_ATOM_FEATURIZER, DEFAULT_BOND_FEATURIZER, GaussianRBF
 from atomgraph.graphs.fields import batch_vector
-from atomgraph.graphs.spec import GraphSpec
+from atomgraph.graphs.spec import GraphSpec, preset
 from atomgraph.models.card import ModelPart
 from atomgraph.nn.mlp import MLP
 from atomgraph.nn.scatter import scatter_sum
 
 LIGAND_INPUTS = ("complex", "molecule")
-MOLECULE_GRAPH = GraphSpec("bond", explicit_hydrogens=False)
+MOLECULE_GRAPH = preset("bond_heavy_atoms")
 """The molecule graphs whose inputs a ligand encoder reads with ``ligand_inputs="molecule"``: heavy atoms,
 the standard atom features, the bond features, no distance features."""
 LIGAND_EDGE_TYPES = (EDGE_TYPE_INDEX["ligand_bond"],)
