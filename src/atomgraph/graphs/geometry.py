@@ -37,7 +37,9 @@ def edge_vectors(
     j, i = edge_index
     vectors = pos.index_select(0, j) - pos.index_select(0, i)
     shift = getattr(graph, "edge_shift", None)
-    if shift is not None and shift.numel() > 0 and bool(graph.pbc.any()):
+    # the image term is zero unless the graph is periodic; a compiled forward adds it anyway (a branch on
+    # the data would split the compiled graph)
+    if shift is not None and shift.numel() > 0 and (torch.compiler.is_compiling() or bool(graph.pbc.any())):
         cell = graph.cell if cell is None else cell
         graph_of_edge = edge_graph_index(graph)
         if edges is not None:

@@ -100,6 +100,8 @@ DEFAULTS: dict[str, Any] = {
         "tensorboard": False,
         "progress": True,
         "deterministic": False,
+        # property models: forward through torch.compile while training (atomgraph.training.compile)
+        "compile": False,
     },
 }
 

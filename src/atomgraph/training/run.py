@@ -28,6 +28,7 @@ from atomgraph.data.safe_load import safe_torch_load
 from atomgraph.data.splits import seeded_subset
 from atomgraph.models import model_card, model_class
 from atomgraph.nn.target_readout import readout_mismatches
+from atomgraph.training.compile import compile_for_training, eager_forward
 from atomgraph.training.config import ConfigError, dump_config, read_run_config
 from atomgraph.training.datasets import augment_training, is_potential, load_dataset, make_split, resolve_run
 from atomgraph.training.energy_offset import EnergyOffsetRefit, refit_checkpoints
@@ -230,9 +231,15 @@ def train(
     offset = (EnergyOffsetRefit(train_rows, eval_batch),) if module.kind == "potential" else ()
     callbacks = (*offset, *extra_callbacks)
     trainer = make_trainer(config["training"], run_dir, not module.task.needs_grad, callbacks)
+    if config["training"]["compile"]:
+        notice = compile_for_training(module.model, module.kind)
+        log.info(notice)
+        if progress and first:
+            print(notice, flush=True)
     trainer.fit(
         module, data["train"], data["val"], ckpt_path=str(last) if resume else None, weights_only=True
     )
+    eager_forward(module.model)
     if offset and first:  # the offset the run is evaluated and deployed with
         refit_checkpoints(
             module, [run_dir / "checkpoints" / n for n in ("best.ckpt", "last.ckpt")], train_rows, eval_batch
