@@ -36,6 +36,66 @@ def energies(module, rows, batch_size: int = 50) -> tuple[np.ndarray, np.ndarray
     return torch.cat(true).numpy(), torch.cat(pred).numpy()
 
 
+def frames(module, rows, batch_size: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Positions [F, n, 3] Å and force errors (predicted - true) [F, n, 3] eV/Å of same-size frames."""
+    positions, errors = [], []
+    for batch in DataLoader(rows, batch_size=batch_size):
+        forces = module.compute(batch, forces=True)["forces"].detach().double()
+        n = batch.num_nodes // batch.num_graphs
+        positions.append(batch.pos.double().view(-1, n, 3))
+        errors.append((forces - batch.forces.double()).view(-1, n, 3))
+    return torch.cat(positions).numpy(), torch.cat(errors).numpy()
+
+
+def aligned(moving: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Kabsch: rotations [R, 3, 3] and RMSDs [R] (Å) putting the centred frame ``moving`` [n, 3] best onto
+    each centred frame of ``reference`` [R, n, 3] (atoms in the same order)."""
+    covariance = np.einsum("ni,rnj->rij", moving, reference)
+    u, _, vt = np.linalg.svd(covariance)
+    sign = np.sign(np.linalg.det(u @ vt))
+    u[:, :, -1] *= sign[:, None]
+    rotations = u @ vt  # moving @ rotation ~ reference
+    rmsd = np.sqrt(((moving @ rotations - reference) ** 2).sum(axis=(1, 2)) / moving.shape[0])
+    return rotations, rmsd
+
+
+def path_integral(module, train_rows, test_rows, train_residual, test_residual) -> dict:
+    """The held-out residual predicted from the nearest training frame and the force errors alone.
+
+    A potential's energy residual r = E_pred - E_true has gradient -(F_pred - F_true), so along the straight
+    path from a training frame x_n to a test frame x_t (aligned onto it), r(x_t) = r(x_n) - integral of
+    the force error. The trapezoid rule with the force errors at both ends (both frames are labelled):
+    r(x_t) ~ r(x_n) - (dF(x_t) + dF(x_n)) . (x_t - x_n) / 2. If this reproduces the held-out mean signed
+    error, the shift is in the learned forces (the surface's shape between the frames), not in the constant.
+    """
+    train_pos, train_err = frames(module, train_rows)
+    test_pos, test_err = frames(module, test_rows)
+    train_pos = train_pos - train_pos.mean(axis=1, keepdims=True)
+    test_pos = test_pos - test_pos.mean(axis=1, keepdims=True)
+    predicted, distance = np.empty(len(test_pos)), np.empty(len(test_pos))
+    for t, (pos, err) in enumerate(zip(test_pos, test_err, strict=True)):
+        rotations, rmsd = aligned(pos, train_pos)
+        n = int(rmsd.argmin())
+        step = pos @ rotations[n] - train_pos[n]
+        predicted[t] = train_residual[n] - 0.5 * float(((err @ rotations[n] + train_err[n]) * step).sum())
+        distance[t] = rmsd[n]
+    quartile = np.searchsorted(np.quantile(distance, [0.25, 0.5, 0.75]), distance)
+    return {
+        "observed_mean_signed_error": 1000 * float(test_residual.mean()),
+        "predicted_mean_signed_error": 1000 * float(predicted.mean()),
+        "correlation_observed_predicted": float(np.corrcoef(predicted, test_residual)[0, 1]),
+        "by_nearest_rmsd_quartile": [
+            {
+                "rmsd_angstrom": [float(distance[quartile == q].min()), float(distance[quartile == q].max())],
+                "observed_mean_signed_error": 1000 * float(test_residual[quartile == q].mean()),
+                "observed_mae": 1000 * float(np.abs(test_residual[quartile == q]).mean()),
+                "predicted_mean_signed_error": 1000 * float(predicted[quartile == q].mean()),
+            }
+            for q in range(4)
+        ],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path)
@@ -73,6 +133,22 @@ def main() -> None:
         test["residual_slope_per_energy"] * test["mean_energy_minus_training_mean"]
     )
     print(f"test MSE explained by regression to the mean: {test['mse_explained_by_slope']:+.3f} meV")
+    residuals = {name: true_pred[1] - true_pred[0] for name, true_pred in values.items()}
+    rows = {name: dataset[torch.as_tensor(split[name])] for name in ("train", "test")}
+    path = path_integral(module, rows["train"], rows["test"], residuals["train"], residuals["test"])
+    out["path_integral"] = path
+    print(
+        "test MSE from the nearest training frame and the force errors: "
+        f"{path['predicted_mean_signed_error']:+.3f} meV "
+        f"(observed {path['observed_mean_signed_error']:+.3f}; per-frame correlation "
+        f"{path['correlation_observed_predicted']:.2f}); by distance to the nearest training frame:"
+    )
+    for q in path["by_nearest_rmsd_quartile"]:
+        low, high = q["rmsd_angstrom"]
+        print(
+            f"  RMSD {low:.3f}-{high:.3f} Å: MSE {q['observed_mean_signed_error']:+.3f} meV of MAE "
+            f"{q['observed_mae']:.2f} (path integral {q['predicted_mean_signed_error']:+.3f})"
+        )
     if args.out:
         args.out.write_text(json.dumps(out, indent=2))
         print(f"-> {args.out}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from ase.build import bulk
 from conftest import random_molecule, write_config, write_xyz
@@ -28,12 +29,15 @@ from atomgraph.training.config import load_config
 CUTOFF = 4.0
 
 
-def small_schnet() -> torch.nn.Module:
+SMALL = {
+    "schnet": {"hidden": 16, "filters": 16, "interactions": 2, "num_rbf": 8},
+    "painn": {"hidden": 16, "interactions": 2, "num_rbf": 8},  # vector features, edges in chunks on CPU
+}
+
+
+def small_model(name: str = "schnet") -> torch.nn.Module:
     torch.manual_seed(0)
-    return build_model(
-        "schnet", graph=GraphSpec(cutoff=CUTOFF), reductions=["sum", "mean"], hidden=16, filters=16,
-        interactions=2, num_rbf=8,
-    )  # fmt: skip
+    return build_model(name, graph=GraphSpec(cutoff=CUTOFF), reductions=["sum", "mean"], **SMALL[name])
 
 
 def batches() -> list[Batch]:
@@ -53,8 +57,9 @@ def outputs_and_gradients(model: torch.nn.Module, batch: Batch) -> tuple[torch.T
     return out.detach(), [p.grad.clone() for p in model.parameters()]
 
 
-def test_compiled_forward_equals_eager_and_keeps_the_state_dict():
-    model = small_schnet()
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_compiled_forward_equals_eager_and_keeps_the_state_dict(name):
+    model = small_model(name)
     keys = list(model.state_dict())
     data = batches()
     eager = [outputs_and_gradients(model, b) for b in data]
@@ -74,7 +79,7 @@ def test_compiled_forward_equals_eager_and_keeps_the_state_dict():
 
 
 def test_potentials_train_eagerly_with_a_notice():
-    model = small_schnet()
+    model = small_model()
     notice = compile_for_training(model, "potential")
     assert "double backward" in notice and "eagerly" in notice
     assert "forward" not in vars(model)
@@ -90,7 +95,7 @@ def test_a_failed_compile_falls_back_to_eager_once(monkeypatch, capsys):
     monkeypatch.setattr(
         compile_module.torch, "compile", lambda fn, **kwargs: real_compile(fn, backend=failing_backend)
     )
-    model = small_schnet()
+    model = small_model()
     batch = batches()[0]
     expected = model(batch)
     compiled = compile_forward(model)
@@ -100,6 +105,52 @@ def test_a_failed_compile_falls_back_to_eager_once(monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert printed.count("torch.compile failed") == 1 and "no backend here" in printed
     assert "eagerly" in printed
+
+
+def test_a_backward_that_fails_to_compile_falls_back_before_any_backward(monkeypatch, capsys):
+    from torch._dynamo.backends.common import aot_autograd
+
+    def failing_backward(graph_module, example_inputs):
+        raise RuntimeError("no backward here")
+
+    backend = aot_autograd(fw_compiler=lambda gm, inputs: gm.forward, bw_compiler=failing_backward)
+    real_compile = torch.compile
+    monkeypatch.setattr(
+        compile_module.torch, "compile", lambda fn, **kwargs: real_compile(fn, backend=backend)
+    )
+    model = small_model()
+    batch = batches()[0]
+    eager_out, eager_grads = outputs_and_gradients(model, batch)
+    compiled = compile_forward(model)
+    out, grads = outputs_and_gradients(model, batch)  # the backward runs: the eager one
+    assert compiled.failed and "no backward here" in capsys.readouterr().out
+    torch.testing.assert_close(out, eager_out)
+    for g, ref in zip(grads, eager_grads, strict=True):
+        torch.testing.assert_close(g, ref)
+
+
+class Normalised(torch.nn.Module):
+    """A layer with batch-norm statistics (buffers a probe forward must not move)."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear, self.norm = torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8)
+
+    def forward(self, x):
+        return self.norm(self.linear(x)).sum(dim=1, keepdim=True)
+
+
+def test_the_backward_probe_leaves_no_trace():
+    torch.manual_seed(0)
+    eager, x = Normalised(), torch.randn(16, 4)
+    model = Normalised()
+    model.load_state_dict(eager.state_dict())
+    compiled = compile_forward(model)
+    torch.testing.assert_close(model(x), eager(x), rtol=1e-5, atol=1e-5)
+    assert compiled.backward_compiled and not compiled.failed
+    assert all(p.grad is None for p in model.parameters())  # the probe accumulated nothing
+    for name, buffer in eager.named_buffers():  # the statistics moved once, as in the eager call
+        torch.testing.assert_close(dict(model.named_buffers())[name], buffer, rtol=1e-5, atol=1e-6)
 
 
 def test_a_compiled_training_run_trains_and_loads_eagerly(tmp_path, capsys):

@@ -16,5 +16,9 @@ EDGE_CHUNK = 1024
 
 
 def edge_chunk(device: torch.device, edges: int) -> int:
-    """Chunk size for ``edges`` edges on ``device``: :data:`EDGE_CHUNK` on CPUs, all of them elsewhere."""
-    return EDGE_CHUNK if device.type == "cpu" else max(edges, 1)
+    """Chunk size for ``edges`` edges on ``device``: :data:`EDGE_CHUNK` on CPUs, all of them elsewhere and
+    in a compiled forward (whose graph would otherwise depend on the number of chunks, and whose fused
+    kernels build no full-size temporaries)."""
+    if device.type == "cpu" and not torch.compiler.is_compiling():
+        return EDGE_CHUNK
+    return max(edges, 1)

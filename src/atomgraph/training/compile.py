@@ -8,56 +8,69 @@ eager model, and evaluation, ``predict`` and a resumed run load them as usual (t
 What is not: potentials. Their force loss differentiates the forces again (a double backward), which
 ``torch.compile`` does not support, so they train eagerly and the run says so in one line.
 
-If compiling fails (inductor on CPU needs a C++ compiler; an operation dynamo cannot trace), the batch
-that hit the failure says so in one line, is computed eagerly, and so is every later batch: the run goes
-on, nothing is lost.
+If compiling fails (inductor on CPU needs a C++ compiler; an operation it cannot generate code for), the
+run says so in one line and goes on eagerly; nothing is lost. Inductor compiles a backward pass lazily, at
+the first ``backward()``, where no fallback is possible any more; so the first call with gradients
+compiles the backward as well, on a probe forward that leaves no trace (no gradients accumulated; buffers
+such as batch-norm statistics and the random state restored).
 
-Measured (``benchmarks/qm9_schnet_vs_pyg.py --compile``): see the README's SchNet section.
+Measured: ``benchmarks/compile_speed.py`` (per model) and ``benchmarks/qm9_schnet_vs_pyg.py --compile``;
+see the README.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import torch
 from torch import nn
 
 log = logging.getLogger(__name__)
 
-#: dynamo's notice for each graph break on a data-dependent branch (``bool(tensor)``, ``.item()``): our
-#: models branch on whether a batch is periodic, and the break costs one eager region, not correctness
+#: dynamo's notice for each graph break on a data-dependent branch (``bool(tensor)``, ``.item()``): a
+#: graph break costs one more compiled region, not correctness
 GRAPH_BREAK_LOGGER = "torch._dynamo.variables.tensor"
 
 
-#: dynamo settings while compiling: trace operators whose output size depends on the data (``nonzero`` for
-#: the pair layout of radius graphs, ``bincount`` for atoms per graph) and scalars read from tensors,
-#: instead of splitting the graph at each of them
-CAPTURE = {"capture_dynamic_output_shape_ops": True, "capture_scalar_outputs": True}
-
-
 class CompiledForward:
-    """A model's forward through ``torch.compile(dynamic=True)``, falling back to the eager forward for
-    good the first time compiling fails (:class:`torch._dynamo.exc.TorchDynamoException`)."""
+    """``model``'s forward through ``torch.compile(dynamic=True)``, falling back to the eager forward for
+    good the first time compiling its forward or its backward fails."""
 
-    def __init__(self, eager: Callable):
-        self.eager = eager
-        self.compiled = torch.compile(eager, dynamic=True)
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.eager = model.forward
+        self.compiled = torch.compile(self.eager, dynamic=True)
         self.failed = False
+        self.backward_compiled = False
 
     def __call__(self, *args, **kwargs):
         if not self.failed:
             try:
-                with torch._dynamo.config.patch(CAPTURE):
-                    return self.compiled(*args, **kwargs)
-            except torch._dynamo.exc.TorchDynamoException as error:
+                if not self.backward_compiled and torch.is_grad_enabled():
+                    self.compile_backward(*args, **kwargs)
+                return self.compiled(*args, **kwargs)
+            except Exception as error:  # a genuine error of the input raises again from the eager forward
                 self.failed = True
-                message = (
-                    f"training.compile: torch.compile failed ({root_cause(error)}); training goes on eagerly"
-                )
+                cause = root_cause(error)
+                message = f"training.compile: torch.compile failed ({cause}); training goes on eagerly"
                 print(message, flush=True)
                 log.warning(message)
         return self.eager(*args, **kwargs)
+
+    def compile_backward(self, *args, **kwargs) -> None:
+        """A probe forward and backward: compiles both now; leaves parameters' gradients, buffers and the
+        random state as they were."""
+        buffers = [buffer.detach().clone() for buffer in self.model.buffers()]
+        devices = sorted({p.device.index or 0 for p in self.model.parameters() if p.device.type == "cuda"})
+        with torch.random.fork_rng(devices=devices):
+            out = self.compiled(*args, **kwargs)
+            parameters = [p for p in self.model.parameters() if p.requires_grad]
+            if torch.is_tensor(out) and out.requires_grad and parameters:
+                torch.autograd.grad(out.sum(), parameters, allow_unused=True)
+        with torch.no_grad():
+            for buffer, saved in zip(self.model.buffers(), buffers, strict=True):
+                buffer.copy_(saved)
+        self.backward_compiled = True
 
 
 def root_cause(error: BaseException) -> str:
@@ -71,7 +84,7 @@ def root_cause(error: BaseException) -> str:
 def compile_forward(model: nn.Module) -> CompiledForward:
     """Route ``model(...)`` through a :class:`CompiledForward` of its own forward; returns it."""
     logging.getLogger(GRAPH_BREAK_LOGGER).setLevel(logging.ERROR)
-    compiled = CompiledForward(model.forward)
+    compiled = CompiledForward(model)
     model.forward = compiled  # an instance attribute: nn.Module.__call__ finds it before the class's
     return compiled
 
