@@ -4,10 +4,11 @@ compiled, on the QM9 batches and with the model of each config, interleaved in o
 For each config the model is built exactly as ``atomgraph train`` builds it (the config's model section
 completed from the data), twice from the same initial weights; one copy's forward goes through
 :func:`atomgraph.training.compile.compile_forward` (what ``training.compile: true`` does). Both are warmed
-up outside the timing (the compiled one compiles there: ``compile_s``), then timed in alternating rounds
-of ``--steps`` steps over the same batches. ``speedup`` = eager median / compiled median (above 1: the
-compiled step is faster). A model whose compile fails runs eagerly (``fell_back: true``). Potentials are
-not in the list: their force loss needs a double backward, which torch.compile does not support.
+up outside the timing (the compiled one compiles there: ``compile_s`` is the difference of the two
+warm-ups), then timed in alternating rounds of ``--steps`` steps over the same batches (which variant goes
+first alternates too). ``speedup`` = eager median / compiled median (above 1: the compiled step is
+faster). A model whose compile fails runs eagerly (``fell_back: true``). Potentials are not in the list:
+their force loss needs a double backward, which torch.compile does not support.
 
     python benchmarks/compile_speed.py --threads 1
 """
@@ -42,14 +43,16 @@ CONFIGS = [
 ]
 
 
-def training_step(model, optimizer, batch) -> None:
+def training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch) -> None:
+    """One L1 step on the batch's targets (raw units: the same for both variants)."""
     loss = (model(batch) - batch.y).abs().nanmean()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
 
 
-def measure(path: str, args) -> dict:
+def measure(path: str, args: argparse.Namespace) -> dict:
+    """Eager and compiled training steps of the model of config ``path``: medians, IQRs, speed-up."""
     config = load_config(ROOT / path, [f"data.subset={args.molecules}"])
     spec = resolve_run(config)
     dataset = load_dataset(config, spec, progress=False)
@@ -74,8 +77,9 @@ def measure(path: str, args) -> dict:
             training_step(model, optimizers[name], batch)
         warm[name] = time.perf_counter() - start
     times: dict[str, list[float]] = {"eager": [], "compiled": []}
-    for _ in range(args.rounds):
-        for name, model in models.items():
+    for round_ in range(args.rounds):  # alternating which variant goes first
+        for name in sorted(models, reverse=round_ % 2 == 1):
+            model = models[name]
             start = time.perf_counter()
             for batch in batches:
                 training_step(model, optimizers[name], batch)

@@ -6,7 +6,9 @@ A non-zero MSE on held-out rows is then either a shift of the whole held-out set
 and test rows) or regression to the mean (the residual grows with the distance of a frame's energy from
 the training mean). For each split this prints MAE, MSE with its standard error, the split's mean
 energy relative to the training mean, and the slope of residual against energy; for the test rows, how
-much of the MSE the slope explains.
+much of the MSE the slope explains. Then, per test frame, the distance (aligned RMSD) to the nearest training
+frame and the residual estimated from that frame's residual and the force errors at both ends (the path
+integral of :func:`path_integral`): the MSE per quartile of that distance, observed and estimated.
 
     python benchmarks/energy_bias.py runs/bench_rmd17/ethanol_painn --out benchmarks/results/x.json
 """

@@ -101,7 +101,7 @@ def warm_up(model, normalizer, train_loader, val_loader, column) -> float:
     """One training forward/backward (gradients discarded, no step) and one validation forward,
     outside the timed budget: a compiled model compiles here. Returns the seconds taken."""
     start = time.perf_counter()
-    batch = next(iter(train_loader))
+    batch = next(iter(train_loader))  # draws one shuffle from the loader's generator, for both frameworks
     y = normalizer.normalize(batch.y[:, [column]], batch)
     (model(batch) - y).abs().mean().backward()
     model.zero_grad(set_to_none=True)

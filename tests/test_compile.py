@@ -1,8 +1,12 @@
 """``training.compile``: the compiled forward equals the eager one (values and gradients, molecules and a
-periodic cell in one batch, varying batch sizes), checkpoints keep the eager keys, potentials stay eager,
-and a failed compile falls back without losing the step."""
+periodic cell in one batch, varying batch sizes), checkpoints keep the eager keys, copies compile their own
+weights, potentials stay eager, a failed compile (forward or backward) falls back without losing the step
+or moving batch-norm statistics twice, and an input error is raised, not blamed on the compiler."""
 
 from __future__ import annotations
+
+import copy
+import pickle
 
 import numpy as np
 import pandas as pd
@@ -10,9 +14,12 @@ import pytest
 import torch
 from ase.build import bulk
 from conftest import random_molecule, write_config, write_xyz
+from torch._dynamo.backends.common import aot_autograd
+from torch._dynamo.utils import counters
 from torch_geometric.data import Batch
 
 import atomgraph.training.compile as compile_module
+import atomgraph.training.run as run_module
 from atomgraph.evaluation.experiment import train_and_evaluate
 from atomgraph.graphs import radius_graph
 from atomgraph.graphs.spec import GraphSpec
@@ -70,67 +77,65 @@ def test_compiled_forward_equals_eager_and_keeps_the_state_dict(name):
         torch.testing.assert_close(got, out, rtol=1e-4, atol=1e-5)
         for g, ref in zip(got_grads, grads, strict=True):
             torch.testing.assert_close(g, ref, rtol=1e-4, atol=1e-5)
+    assert counters["stats"]["unique_graphs"] > 0  # dynamo really compiled graphs
     with torch.no_grad():  # evaluation mode under no_grad compiles its own graph and agrees as well
         model.eval()
         torch.testing.assert_close(model(data[1]), eager[1][0], rtol=1e-4, atol=1e-5)
-    assert not compiled.failed  # it really ran compiled
+    assert not compiled.failed
     eager_forward(model)
     assert "forward" not in vars(model)
 
 
+def test_copies_of_a_compiled_model_compute_with_their_own_weights():
+    model, batch = small_model(), batches()[0]
+    compile_forward(model)
+    for duplicate in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        with torch.no_grad():
+            for parameter in duplicate.parameters():
+                parameter.mul_(0.5)
+        assert vars(duplicate)["forward"].model is duplicate
+        reference = small_model()
+        reference.load_state_dict(duplicate.state_dict())
+        torch.testing.assert_close(duplicate(batch), reference(batch), rtol=1e-4, atol=1e-5)
+        assert not torch.allclose(duplicate(batch), model(batch))
+
+
 def test_potentials_train_eagerly_with_a_notice():
-    model = small_model()
-    notice = compile_for_training(model, "potential")
-    assert "double backward" in notice and "eagerly" in notice
+    model, notices = small_model(), []
+    compile_for_training(model, "potential", notices.append)
+    assert "double backward" in notices[-1] and "eagerly" in notices[-1]
     assert "forward" not in vars(model)
-    notice = compile_for_training(model, "property")
-    assert isinstance(vars(model)["forward"], CompiledForward) and "torch.compile" in notice
+    compile_for_training(model, "property", notices.append)
+    assert isinstance(vars(model)["forward"], CompiledForward) and "torch.compile" in notices[-1]
 
 
-def test_a_failed_compile_falls_back_to_eager_once(monkeypatch, capsys):
-    def failing_backend(graph_module, example_inputs):
-        raise RuntimeError("no backend here")
-
-    real_compile = torch.compile
-    monkeypatch.setattr(
-        compile_module.torch, "compile", lambda fn, **kwargs: real_compile(fn, backend=failing_backend)
-    )
-    model = small_model()
-    batch = batches()[0]
-    expected = model(batch)
-    compiled = compile_forward(model)
-    torch.testing.assert_close(model(batch), expected)
-    torch.testing.assert_close(model(batch), expected)
-    assert compiled.failed
-    printed = capsys.readouterr().out
-    assert printed.count("torch.compile failed") == 1 and "no backend here" in printed
-    assert "eagerly" in printed
-
-
-def test_a_backward_that_fails_to_compile_falls_back_before_any_backward(monkeypatch, capsys):
-    from torch._dynamo.backends.common import aot_autograd
-
-    def failing_backward(graph_module, example_inputs):
-        raise RuntimeError("no backward here")
-
-    backend = aot_autograd(fw_compiler=lambda gm, inputs: gm.forward, bw_compiler=failing_backward)
+def compile_with(monkeypatch, backend) -> None:
+    """Make the module's torch.compile use ``backend``."""
     real_compile = torch.compile
     monkeypatch.setattr(
         compile_module.torch, "compile", lambda fn, **kwargs: real_compile(fn, backend=backend)
     )
-    model = small_model()
+
+
+def test_a_failed_compile_falls_back_to_eager_once(monkeypatch):
+    def failing_backend(graph_module, example_inputs):
+        raise RuntimeError("no backend here")
+
+    compile_with(monkeypatch, failing_backend)
+    model, notices = small_model(), []
     batch = batches()[0]
-    eager_out, eager_grads = outputs_and_gradients(model, batch)
-    compiled = compile_forward(model)
-    out, grads = outputs_and_gradients(model, batch)  # the backward runs: the eager one
-    assert compiled.failed and "no backward here" in capsys.readouterr().out
-    torch.testing.assert_close(out, eager_out)
-    for g, ref in zip(grads, eager_grads, strict=True):
-        torch.testing.assert_close(g, ref)
+    expected = model(batch)
+    compiled = compile_forward(model, notices.append)
+    torch.testing.assert_close(model(batch), expected)
+    torch.testing.assert_close(model(batch), expected)
+    assert compiled.failed and len(notices) == 1
+    assert (
+        "torch.compile failed" in notices[0] and "no backend here" in notices[0] and "eagerly" in notices[0]
+    )
 
 
 class Normalised(torch.nn.Module):
-    """A layer with batch-norm statistics (buffers a probe forward must not move)."""
+    """A layer with batch-norm statistics (buffers a failed compile must not move twice)."""
 
     def __init__(self):
         super().__init__()
@@ -140,20 +145,49 @@ class Normalised(torch.nn.Module):
         return self.norm(self.linear(x)).sum(dim=1, keepdim=True)
 
 
-def test_the_backward_probe_leaves_no_trace():
+def test_a_backward_that_fails_to_compile_falls_back_in_the_forward(monkeypatch):
+    def failing_backward(graph_module, example_inputs):
+        raise RuntimeError("no backward here")
+
+    compile_with(
+        monkeypatch, aot_autograd(fw_compiler=lambda gm, inputs: gm.forward, bw_compiler=failing_backward)
+    )
     torch.manual_seed(0)
     eager, x = Normalised(), torch.randn(16, 4)
-    model = Normalised()
+    model, notices = Normalised(), []
     model.load_state_dict(eager.state_dict())
-    compiled = compile_forward(model)
-    torch.testing.assert_close(model(x), eager(x), rtol=1e-5, atol=1e-5)
-    assert compiled.backward_compiled and not compiled.failed
-    assert all(p.grad is None for p in model.parameters())  # the probe accumulated nothing
-    for name, buffer in eager.named_buffers():  # the statistics moved once, as in the eager call
-        torch.testing.assert_close(dict(model.named_buffers())[name], buffer, rtol=1e-5, atol=1e-6)
+    compiled = compile_forward(model, notices.append)
+    out = model(x)  # the failure is raised here, inside the forward, and the eager forward runs once
+    assert compiled.failed and "no backward here" in notices[0]
+    out.sum().backward()
+    eager_out = eager(x)
+    eager_out.sum().backward()
+    torch.testing.assert_close(out, eager_out)
+    for (name, buffer), (_, reference) in zip(model.named_buffers(), eager.named_buffers(), strict=True):
+        torch.testing.assert_close(buffer, reference, msg=name)  # the statistics moved once
+    for parameter, reference in zip(model.parameters(), eager.parameters(), strict=True):
+        torch.testing.assert_close(parameter.grad, reference.grad)
 
 
-def test_a_compiled_training_run_trains_and_loads_eagerly(tmp_path, capsys):
+def test_an_input_error_is_raised_not_blamed_on_the_compiler():
+    model, notices = small_model(), []
+    compiled = compile_forward(model, notices.append)
+    batch = batches()[0]
+    batch.z = batch.z.clone()
+    batch.z[0] = 500  # no embedding row
+    with pytest.raises(IndexError):
+        model(batch)
+    assert not compiled.failed and not notices
+
+
+def test_a_compiled_training_run_trains_and_loads_eagerly(tmp_path, monkeypatch):
+    calls = []
+
+    def spy(model, kind, notify):
+        calls.append(kind)
+        compile_for_training(model, kind, notify)
+
+    monkeypatch.setattr(run_module, "compile_for_training", spy)
     xyz = tmp_path / "mols.xyz"
     molecules = write_xyz(xyz, n=24, seed=0, noise=0.02)
     config = {
@@ -166,7 +200,7 @@ def test_a_compiled_training_run_trains_and_loads_eagerly(tmp_path, capsys):
                      "early_stopping_patience": 0, "accelerator": "cpu", "progress": False, "compile": True},
     }  # fmt: skip
     run_dir = train_and_evaluate(load_config(write_config(tmp_path / "c.yaml", config)))
-    assert "torch.compile failed" not in capsys.readouterr().out
+    assert calls == ["property"]
     losses = pd.read_csv(run_dir / "logs" / "metrics.csv").dropna(subset=["train_loss"])["train_loss"]
     assert len(losses) == 3 and np.isfinite(losses).all()
     run = TrainedRun.load(run_dir)

@@ -1,18 +1,21 @@
 """``training.compile: true``: a property model's forward runs through ``torch.compile`` while it trains.
 
 What is compiled: the model's ``forward``, with dynamic shapes (every batch has its own numbers of atoms,
-edges and graphs, so one compiled graph serves them all). The compiled function is an attribute of the
-model instance, not a wrapper module: parameters, ``state_dict`` keys and checkpoints are those of the
-eager model, and evaluation, ``predict`` and a resumed run load them as usual (they run eagerly).
+edges and graphs, so one compiled graph serves them all), in training and in the validation passes of
+``fit``. The compiled function is an attribute of the model instance, not a wrapper module: parameters,
+``state_dict`` keys and checkpoints are those of the eager model; ``evaluate`` and ``predict`` load them
+into an eager model, and a resumed run compiles again (or not: ``training.compile`` does not change what
+is trained, so a run may be resumed with it switched).
 
 What is not: potentials. Their force loss differentiates the forces again (a double backward), which
 ``torch.compile`` does not support, so they train eagerly and the run says so in one line.
 
-If compiling fails (inductor on CPU needs a C++ compiler; an operation it cannot generate code for), the
-run says so in one line and goes on eagerly; nothing is lost. Inductor compiles a backward pass lazily, at
-the first ``backward()``, where no fallback is possible any more; so the first call with gradients
-compiles the backward as well, on a probe forward that leaves no trace (no gradients accumulated; buffers
-such as batch-norm statistics and the random state restored).
+If compiling fails (inductor on CPU needs a C++ compiler; an operation it cannot generate code for;
+dynamo's recompile limit), the run says so in one line and goes on eagerly; nothing is lost. AOTAutograd
+compiles each backward pass together with its forward (``force_non_lazy_backward_lowering``) instead of
+at the first ``backward()``, so a failing backward also fails inside the forward call, where the
+fallback is. An error that the eager forward raises as well (bad input) is raised, not blamed on the
+compiler.
 
 Measured: ``benchmarks/compile_speed.py`` (per model) and ``benchmarks/qm9_schnet_vs_pyg.py --compile``;
 see the README.
@@ -21,6 +24,9 @@ see the README.
 from __future__ import annotations
 
 import logging
+import types
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,43 +40,36 @@ GRAPH_BREAK_LOGGER = "torch._dynamo.variables.tensor"
 
 class CompiledForward:
     """``model``'s forward through ``torch.compile(dynamic=True)``, falling back to the eager forward for
-    good the first time compiling its forward or its backward fails."""
+    good the first time compiling fails. ``notify`` receives the one line saying so (default: the
+    module's logger). Copies (``copy.deepcopy``, pickle) compile the copied model's own forward."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, notify: Callable[[str], None] | None = None) -> None:
         self.model = model
-        self.eager = model.forward
+        self.notify = notify
+        self.eager = types.MethodType(type(model).forward, model)  # the class's forward, bound
         self.compiled = torch.compile(self.eager, dynamic=True)
         self.failed = False
-        self.backward_compiled = False
 
-    def __call__(self, *args, **kwargs):
-        if not self.failed:
-            try:
-                if not self.backward_compiled and torch.is_grad_enabled():
-                    self.compile_backward(*args, **kwargs)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.failed:
+            return self.eager(*args, **kwargs)
+        try:
+            with (
+                torch._functorch.config.patch(force_non_lazy_backward_lowering=True),
+                torch._dynamo.config.patch(fail_on_recompile_limit_hit=True),
+            ):
                 return self.compiled(*args, **kwargs)
-            except Exception as error:  # a genuine error of the input raises again from the eager forward
-                self.failed = True
-                cause = root_cause(error)
-                message = f"training.compile: torch.compile failed ({cause}); training goes on eagerly"
-                print(message, flush=True)
-                log.warning(message)
-        return self.eager(*args, **kwargs)
+        except Exception as error:
+            out = self.eager(*args, **kwargs)  # raises if the input itself is at fault
+            self.failed = True
+            message = (
+                f"training.compile: torch.compile failed ({root_cause(error)}); training goes on eagerly"
+            )
+            (self.notify or log.warning)(message)
+            return out
 
-    def compile_backward(self, *args, **kwargs) -> None:
-        """A probe forward and backward: compiles both now; leaves parameters' gradients, buffers and the
-        random state as they were."""
-        buffers = [buffer.detach().clone() for buffer in self.model.buffers()]
-        devices = sorted({p.device.index or 0 for p in self.model.parameters() if p.device.type == "cuda"})
-        with torch.random.fork_rng(devices=devices):
-            out = self.compiled(*args, **kwargs)
-            parameters = [p for p in self.model.parameters() if p.requires_grad]
-            if torch.is_tensor(out) and out.requires_grad and parameters:
-                torch.autograd.grad(out.sum(), parameters, allow_unused=True)
-        with torch.no_grad():
-            for buffer, saved in zip(self.model.buffers(), buffers, strict=True):
-                buffer.copy_(saved)
-        self.backward_compiled = True
+    def __reduce__(self) -> tuple:
+        return CompiledForward, (self.model,), {"failed": self.failed}
 
 
 def root_cause(error: BaseException) -> str:
@@ -81,10 +80,13 @@ def root_cause(error: BaseException) -> str:
     return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
-def compile_forward(model: nn.Module) -> CompiledForward:
-    """Route ``model(...)`` through a :class:`CompiledForward` of its own forward; returns it."""
+def compile_forward(model: nn.Module, notify: Callable[[str], None] | None = None) -> CompiledForward:
+    """Route ``model(...)`` through a :class:`CompiledForward` of its own forward; returns it. Clears
+    dynamo's caches first: each model (a search's trials, one after another) starts below the
+    recompile limit."""
+    torch._dynamo.reset()
     logging.getLogger(GRAPH_BREAK_LOGGER).setLevel(logging.ERROR)
-    compiled = CompiledForward(model)
+    compiled = CompiledForward(model, notify)
     model.forward = compiled  # an instance attribute: nn.Module.__call__ finds it before the class's
     return compiled
 
@@ -95,13 +97,14 @@ def eager_forward(model: nn.Module) -> None:
         del model.forward
 
 
-def compile_for_training(model: nn.Module, kind: str) -> str:
+def compile_for_training(model: nn.Module, kind: str, notify: Callable[[str], None]) -> None:
     """Apply ``training.compile`` to the model of a task of ``kind`` (``property`` or ``potential``);
-    returns the line the run prints about it."""
+    ``notify`` gets one line saying what was done (and, later, one if compiling fails)."""
     if kind == "potential":
-        return (
+        notify(
             "training.compile: not applied -- a potential's force loss needs a double backward, "
             "which torch.compile does not support; training eagerly"
         )
-    compile_forward(model)
-    return "training.compile: the model's forward runs through torch.compile (dynamic shapes)"
+        return
+    compile_forward(model, notify)
+    notify("training.compile: the model's forward runs through torch.compile (dynamic shapes)")

@@ -232,14 +232,13 @@ def train(
     callbacks = (*offset, *extra_callbacks)
     trainer = make_trainer(config["training"], run_dir, not module.task.needs_grad, callbacks)
     if config["training"]["compile"]:
-        notice = compile_for_training(module.model, module.kind)
-        log.info(notice)
-        if progress and first:
-            print(notice, flush=True)
-    trainer.fit(
-        module, data["train"], data["val"], ckpt_path=str(last) if resume else None, weights_only=True
-    )
-    eager_forward(module.model)
+        compile_for_training(module.model, module.kind, partial(notify, progress and first))
+    try:
+        trainer.fit(
+            module, data["train"], data["val"], ckpt_path=str(last) if resume else None, weights_only=True
+        )
+    finally:
+        eager_forward(module.model)
     if offset and first:  # the offset the run is evaluated and deployed with
         refit_checkpoints(
             module, [run_dir / "checkpoints" / n for n in ("best.ckpt", "last.ckpt")], train_rows, eval_batch
@@ -281,6 +280,13 @@ def clear_run_dir(run_dir: Path, overwrite: bool) -> None:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
+def notify(show: bool, message: str) -> None:
+    """Log a line about the run, and print it when ``show`` (progress on, rank zero)."""
+    log.info(message)
+    if show:
+        print(message, flush=True)
+
+
 def warn_readout_mismatches(config: dict, dataset: GraphDataset) -> None:
     """Warn (and log) when the configured readout contradicts a target's reduction (the
     mismatched-readout pitfall: a per-atom target read out with a sum learns the cell size)."""
@@ -297,11 +303,12 @@ def warn_readout_mismatches(config: dict, dataset: GraphDataset) -> None:
 
 def check_resumable(run_dir: Path, config: dict) -> None:
     """A resumed run must continue the same experiment: its recorded config (less the training
-    budget, which a resume may extend) must equal this one."""
+    budget, which a resume may extend, and settings that change speed, not what is trained) must equal
+    this one."""
     recorded_file = run_dir / "config.yaml"
     if not recorded_file.exists():
         return
-    budget = {"epochs", "max_time", "max_steps", "early_stopping_patience", "progress"}
+    budget = {"epochs", "max_time", "max_steps", "early_stopping_patience", "progress", "compile"}
     storage = {("data", "storage"), ("data", "store")}  # where the same graphs are kept, not what they are
     recorded = read_run_config(recorded_file)
     changed = [
