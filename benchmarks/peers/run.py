@@ -7,7 +7,10 @@ workers of the family build their model and their own graph of the same frames, 
 take turns: round r times ``--calls`` calls of each framework, the order alternating between rounds,
 so drifts of the machine (another job, thermal state) hit every framework alike. Reported per
 framework: parameters, median seconds per call (per MD step), interquartile range and throughput;
-``ratio`` = peer median / atomgraph median (above 1: atomgraph faster).
+``ratio`` = peer median / atomgraph median (above 1: atomgraph faster). With ``--compile`` a third worker,
+``atomgraph_compiled`` (the model's forward through torch.compile), joins the infer and md sections; its
+``ratio`` is its median over the eager one's (below 1: compiling helps), and each peer gets
+``ratio_compiled`` = peer median / compiled median.
 
 Modes: ``train`` = energy + autograd forces with the graph kept, loss mean((dE/N)^2) + mean(dF^2),
 backward, Adam step; ``infer`` = energy + forces; ``md`` = NVE velocity-Verlet steps (0.5 fs) through
@@ -19,6 +22,7 @@ batch; the 192-atom periodic water box (DeePMD example); its 2x2x2 replica (1,53
     .venv/bin/python benchmarks/peers/run.py               # everything, one thread -> results/peers.json
     .venv/bin/python benchmarks/peers/run.py --threads 2 --only nequip --out /tmp/p.json
     .venv/bin/python benchmarks/peers/run.py --smoke       # tiny models, 2 rounds: checks the wiring
+    .venv/bin/python benchmarks/peers/run.py --only painn --compile --sections infer:water192 md:water192
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ WORKER = Path(__file__).resolve().parent / "worker.py"
 #: the environment of each framework (run.py itself runs in atomgraph's)
 PYTHONS = {
     "atomgraph": ROOT / ".venv/bin/python",
+    "atomgraph_compiled": ROOT / ".venv/bin/python",
     "pyg": ROOT / ".peers/main/bin/python",
     "nequip": ROOT / ".peers/main/bin/python",
     "schnetpack": ROOT / ".peers/schnetpack/bin/python",
@@ -196,8 +201,11 @@ def run_section(family: str, mode: str, system: str, frames: Path, args, atoms: 
             "frameworks": {},
         },
     )
+    frameworks = list(spec["frameworks"])
+    if args.compile and mode != "train":  # a training step's double backward is not compilable
+        frameworks.insert(1, "atomgraph_compiled")
     try:
-        for framework in spec["frameworks"]:
+        for framework in frameworks:
             if not PYTHONS[framework].exists():
                 out["frameworks"][framework] = {"skipped": f"{PYTHONS[framework]} missing (install.sh)"}
                 continue
@@ -238,9 +246,12 @@ def run_section(family: str, mode: str, system: str, frames: Path, args, atoms: 
         for worker in workers:
             worker.close()
     ours = out["frameworks"].get("atomgraph", {}).get("median_s")
+    compiled = out["frameworks"].get("atomgraph_compiled", {}).get("median_s")
     for name, result in out["frameworks"].items():
         if name != "atomgraph" and "median_s" in result:
             result["ratio"] = result["median_s"] / ours if ours else None
+        if name not in ("atomgraph", "atomgraph_compiled") and "median_s" in result and compiled:
+            result["ratio_compiled"] = result["median_s"] / compiled
     return out
 
 
@@ -258,6 +269,11 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=sorted(FAMILIES), choices=sorted(FAMILIES))
     parser.add_argument("--sections", nargs="*", default=None, help="mode:system, e.g. train:aspirin32")
     parser.add_argument("--smoke", action="store_true", help="tiny models, 2 rounds of 1 call")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also atomgraph compiled (torch.compile) in the infer and md sections, interleaved",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.smoke:
@@ -307,6 +323,7 @@ def report(results: list[dict], args) -> dict:
             "md_steps_per_call": args.md_steps,
             "dtype": "float32",
             "cutoff_A": CUTOFF,
+            "atomgraph_compiled": "infer and md sections" if args.compile else "not run",
         },
         "ratio": "peer median seconds / atomgraph median seconds (above 1: atomgraph faster)",
         "md_step_over_bare_call": calculator_overhead(results),
@@ -316,14 +333,15 @@ def report(results: list[dict], args) -> dict:
 
 def calculator_overhead(results: list[dict]) -> dict:
     """Per family: atomgraph's MD step (ASE calculator + integrator) over its bare energy + forces call
-    on the same structure (the issue's target: at most 1.1)."""
-    median = {(r["family"], r["mode"], r["system"]): r["frameworks"].get("atomgraph", {}).get("median_s")
-              for r in results}  # fmt: skip
+    on the same structure (the issue's target: at most 1.1); the compiled model's too, where it ran."""
     out = {}
-    for family, mode, system in median:
-        bare = median.get((family, "infer", system))
-        if mode == "md" and median[(family, mode, system)] and bare:
-            out[f"{family} {system}"] = median[(family, mode, system)] / bare
+    for framework, suffix in (("atomgraph", ""), ("atomgraph_compiled", " compiled")):
+        median = {(r["family"], r["mode"], r["system"]): r["frameworks"].get(framework, {}).get("median_s")
+                  for r in results}  # fmt: skip
+        for family, mode, system in median:
+            bare = median.get((family, "infer", system))
+            if mode == "md" and median[(family, mode, system)] and bare:
+                out[f"{family} {system}{suffix}"] = median[(family, mode, system)] / bare
     return out
 
 

@@ -5,6 +5,8 @@ the same path as training and the ASE calculator (``AtomgraphModule.compute``: a
 
 from __future__ import annotations
 
+import sys
+
 import torch
 from common import Bench, MDBench, ModelBench
 from torch_geometric.data import Batch
@@ -52,8 +54,13 @@ def module(family: str, hparams: dict, cutoff: float):
     )
 
 
-def setup(family: str, hparams: dict, frames, mode: str, device: str = "cpu", steps: int = 10) -> Bench:
+def setup(
+    family: str, hparams: dict, frames, mode: str, device: str = "cpu", steps: int = 10, compile: bool = False
+) -> Bench:
+    """``compile``: the model's forward through torch.compile in the infer and md modes (a training step
+    differentiates the forces again, which torch.compile does not support)."""
     from atomgraph.graphs.radius_graph import radius_graph
+    from atomgraph.training.compile import compile_forward
 
     hparams = dict(hparams)
     cutoff = float(hparams.pop("cutoff"))
@@ -61,6 +68,8 @@ def setup(family: str, hparams: dict, frames, mode: str, device: str = "cpu", st
     if family == "mace":
         hparams = mace_arguments(hparams, frames)
     net = module(family, hparams, cutoff).to(device)
+    if compile and mode != "train":
+        compile_forward(net.model, notify=lambda message: print(message, file=sys.stderr))
     if mode == "md":
         from atomgraph.md import Calculator
 
