@@ -208,26 +208,3 @@ def test_a_compiled_training_run_trains_and_loads_eagerly(tmp_path, monkeypatch)
     batch = Batch.from_data_list([run.build_graph(a) for a in molecules[:4]])
     with torch.no_grad():
         assert torch.isfinite(run.module(batch)).all()
-
-
-def test_a_compiled_calculator_gives_the_eager_energy_forces_and_stress():
-    from atomgraph.md.calculator import Calculator
-
-    crystal = bulk("Si", "diamond", a=5.43) * (2, 1, 1)
-    crystal.rattle(0.05, seed=1)
-    model = small_model("painn")
-    calculators = [Calculator(copy.deepcopy(model), skin=0.3, compile=compile) for compile in (False, True)]
-    assert isinstance(vars(calculators[1].module.model)["forward"], CompiledForward)
-    for shift in (0.0, 0.05, 0.4):  # the last moves atoms past the skin: a new neighbour list
-        atoms = crystal.copy()
-        atoms.positions[0] += shift
-        results = []
-        for calculator in calculators:
-            atoms.calc = calculator
-            results.append((atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()))
-        (energy, forces, stress), (c_energy, c_forces, c_stress) = results
-        np.testing.assert_allclose(c_energy, energy, rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(c_forces, forces, rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(c_stress, stress, rtol=1e-4, atol=1e-6)
-    assert calculators[1].builds == calculators[0].builds == 2
-    assert not vars(calculators[1].module.model)["forward"].failed

@@ -254,7 +254,6 @@ def relax(
     cell_filter: Annotated[str, typer.Option(help="frechet | exp")] = "frechet",
     trajectory: Annotated[Path | None, typer.Option(help="ASE .traj of every step")] = None,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
-    compile: Annotated[bool, typer.Option(help="the model's forward through torch.compile")] = False,
     force_sigma_limit: Annotated[
         float | None,
         typer.Option(help="ensembles: stop when the largest per-atom force spread exceeds it, eV/Å"),
@@ -267,9 +266,7 @@ def relax(
     kwargs = {"fmax": fmax, "steps": steps, "optimizer": optimizer, "cell": cell, "cell_filter": cell_filter}
     kwargs["force_sigma_limit"] = force_sigma_limit
     kwargs["logfile"] = "-"  # the optimiser's progress on stdout
-    result = relax_file(
-        run_dir, structure, output, device=device, compile=compile, trajectory=trajectory, **kwargs
-    )
+    result = relax_file(run_dir, structure, output, device=device, trajectory=trajectory, **kwargs)
     state = "converged" if result.converged else "NOT converged"
     if result.stopped_uncertain:
         state = f"STOPPED (force spread {result.force_sigma:.3f} eV/Å above the limit)"
@@ -294,7 +291,6 @@ def md(
     seed: Annotated[int, typer.Option(help="seed of the initial velocities and the thermostat")] = 0,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="final frame (extended XYZ)")] = None,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
-    compile: Annotated[bool, typer.Option(help="the model's forward through torch.compile")] = False,
     force_sigma_limit: Annotated[
         float | None,
         typer.Option(help="ensembles: act when the largest per-atom force spread exceeds it, eV/Å"),
@@ -310,7 +306,6 @@ def md(
         structure,
         output,
         device=device,
-        compile=compile,
         ensemble=ensemble,
         temperature_K=temperature,
         timestep_fs=timestep,

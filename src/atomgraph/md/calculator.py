@@ -27,7 +27,6 @@ from atomgraph.graphs.radius_graph import radius_graph
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.outputs.potential import cast_graph, energy_forces_stress
 from atomgraph.structures.validate import unseen_elements
-from atomgraph.training.compile import compile_forward
 
 
 def load_potential(path: str | Path, which: str = "auto") -> tuple[torch.nn.Module, GraphSpec]:
@@ -73,10 +72,6 @@ class Calculator(AseCalculator):
         allow_unseen_elements: by default a structure with an element the potential never saw in
             training is refused (MD and relaxation would run on garbage forces).
         graph: bare models only: the graph they read (default: a radius graph at ``model.cutoff``).
-        compile: run the model's forward through ``torch.compile`` (:mod:`atomgraph.training.compile`:
-            dynamic shapes, so neighbour-list rebuilds do not recompile; forces are a single backward,
-            which it supports). The first call compiles (seconds to a minute); a failed compile says so
-            in one line and runs eagerly.
 
     Atoms closer than the closest pair of the training data (recorded as ``shortest_distance``) get a
     warning, the first time: the potential extrapolates there, and a collapsing structure is the usual
@@ -97,7 +92,6 @@ class Calculator(AseCalculator):
         dtype: torch.dtype | None = None,
         allow_unseen_elements: bool = False,
         graph: GraphSpec | None = None,
-        compile: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -125,8 +119,6 @@ class Calculator(AseCalculator):
         if dtype is not None:
             self.module.model.to(dtype)
         self.dtype = next(self.module.model.parameters()).dtype
-        if compile:
-            compile_forward(self.module.model, notify=lambda message: print(message, flush=True))
         self.device = torch.device(device)
         self.cutoff = float(cutoff)
         self.max_neighbors = max_neighbors

@@ -149,7 +149,6 @@ def md_file(
     output: str | Path | None = None,
     device: str = "cpu",
     skin: float = 0.5,
-    compile: bool = False,
     **options,
 ) -> MDResult:
     """``atomgraph md``: molecular dynamics of the first structure of a file with a trained run's
@@ -161,7 +160,7 @@ def md_file(
     from atomgraph.md.relax import read_structure
 
     atoms = read_structure(structure)
-    result = run_md(atoms, calculator_for(run_dir, skin=skin, device=device, compile=compile), **options)
+    result = run_md(atoms, calculator_for(run_dir, skin=skin, device=device), **options)
     if output is not None:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         ase.io.write(output, atoms)
