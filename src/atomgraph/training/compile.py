@@ -17,8 +17,12 @@ at the first ``backward()``, so a failing backward also fails inside the forward
 fallback is. An error that the eager forward raises as well (bad input) is raised, not blamed on the
 compiler.
 
-Measured: ``benchmarks/compile_speed.py`` (per model) and ``benchmarks/qm9_schnet_vs_pyg.py --compile``;
-see the README.
+A compiled forward takes all edges at once (:func:`atomgraph.nn.edge_chunks.edge_chunk`), not in
+cache-sized chunks: on a CPU, batches with very many edges can run slower compiled than eagerly.
+
+Measured: ``benchmarks/compile_speed.py`` (per model: 1.02-1.46x on QM9 batches),
+``benchmarks/qm9_schnet_vs_pyg.py --compile`` and ``benchmarks/peers/run.py --compile`` (potentials'
+inference and MD, where it does not pay on a CPU); see the README.
 """
 
 from __future__ import annotations
