@@ -57,8 +57,8 @@ def module(family: str, hparams: dict, cutoff: float):
 def setup(
     family: str, hparams: dict, frames, mode: str, device: str = "cpu", steps: int = 10, compile: bool = False
 ) -> Bench:
-    """``compile``: the model's forward through torch.compile in the infer and md modes (a training step
-    differentiates the forces again, which torch.compile does not support)."""
+    """``compile``: the model's forward through torch.compile (infer and md modes only: a training step
+    differentiates the forces again, which torch.compile does not support; ``atomgraph_compiled`` asks)."""
     from atomgraph.graphs.radius_graph import radius_graph
     from atomgraph.training.compile import compile_forward
 
@@ -68,7 +68,7 @@ def setup(
     if family == "mace":
         hparams = mace_arguments(hparams, frames)
     net = module(family, hparams, cutoff).to(device)
-    if compile and mode != "train":
+    if compile:
         compile_forward(net.model, notify=lambda message: print(message, file=sys.stderr))
     if mode == "md":
         from atomgraph.md import Calculator

@@ -49,7 +49,7 @@ class CompiledForward:
 
     def __init__(self, model: nn.Module, notify: Callable[[str], None] | None = None) -> None:
         self.model = model
-        self.notify = notify
+        self.notify = notify or log.warning
         self.eager = types.MethodType(type(model).forward, model)  # the class's forward, bound
         self.compiled = torch.compile(self.eager, dynamic=True)
         self.failed = False
@@ -69,7 +69,7 @@ class CompiledForward:
             message = (
                 f"training.compile: torch.compile failed ({root_cause(error)}); training goes on eagerly"
             )
-            (self.notify or log.warning)(message)
+            self.notify(message)
             return out
 
     def __reduce__(self) -> tuple:
