@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import select
 import subprocess
@@ -39,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 from ase.io import write
+
+from atomgraph.allocator import glibc_tunables
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
@@ -138,15 +141,21 @@ def write_systems(folder: Path) -> dict[str, Path]:
 class Worker:
     """A framework's worker process and its line protocol."""
 
-    def __init__(self, framework: str, timeout: float = 3600.0):
+    def __init__(self, framework: str, timeout: float = 3600.0, peer_malloc: bool = False):
+        """``peer_malloc``: a peer's worker runs with atomgraph's malloc settings (``import atomgraph`` sets
+        them in atomgraph's workers; :mod:`atomgraph.allocator`)."""
         self.framework = framework
         self.timeout = timeout
+        env = dict(os.environ)
+        if peer_malloc and not framework.startswith("atomgraph"):
+            env["GLIBC_TUNABLES"] = glibc_tunables()
         self.process = subprocess.Popen(
             [str(PYTHONS[framework]), str(WORKER), framework],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             bufsize=1,
+            env=env,
         )
 
     def ask(self, **command) -> dict:
@@ -209,7 +218,7 @@ def run_section(family: str, mode: str, system: str, frames: Path, args, atoms: 
             if not PYTHONS[framework].exists():
                 out["frameworks"][framework] = {"skipped": f"{PYTHONS[framework]} missing (install.sh)"}
                 continue
-            worker = Worker(framework, args.timeout)
+            worker = Worker(framework, args.timeout, args.peer_malloc)
             try:
                 reply = worker.ask(
                     op="setup",
@@ -274,6 +283,11 @@ def main() -> None:
         action="store_true",
         help="also atomgraph compiled (torch.compile) in the infer and md sections, interleaved",
     )
+    parser.add_argument(
+        "--peer-malloc",
+        action="store_true",
+        help="run the peers' workers with atomgraph's malloc settings too (GLIBC_TUNABLES; README)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.smoke:
@@ -324,6 +338,10 @@ def report(results: list[dict], args) -> dict:
             "dtype": "float32",
             "cutoff_A": CUTOFF,
             "atomgraph_compiled": "infer and md sections" if args.compile else "not run",
+            "malloc": {
+                "atomgraph": "import atomgraph raises glibc's mmap and trim thresholds (atomgraph.allocator)",
+                "peers": f"GLIBC_TUNABLES={glibc_tunables()}" if args.peer_malloc else "glibc defaults",
+            },
         },
         "ratio": "peer median seconds / atomgraph median seconds (above 1: atomgraph faster)",
         "md_step_over_bare_call": calculator_overhead(results),

@@ -11,3 +11,7 @@ Units inside the package: Å, eV, eV/Å, eV/Å^3.
 """
 
 __version__ = "0.1.0"
+
+from atomgraph.allocator import keep_freed_memory
+
+keep_freed_memory()
