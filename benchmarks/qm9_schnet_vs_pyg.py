@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 from torch_geometric.loader import DataLoader
 
+from atomgraph.allocator import OPT_OUT
 from atomgraph.data import TargetNormalizer, random_split
 from atomgraph.data.qm9 import load_qm9
 from atomgraph.data.row_batches import row_loader
@@ -196,6 +198,20 @@ def without_output(argv: list[str]) -> list[str]:
     return kept
 
 
+#: each run's label -> (the framework its worker trains, whether it keeps atomgraph's malloc settings)
+RUNS = {"atomgraph": ("atomgraph", True), "pyg": ("pyg", False), "pyg_atomgraph_malloc": ("pyg", True)}
+
+
+def worker_environment(label: str) -> dict[str, str]:
+    """The environment of run ``label``'s worker. Its ``import atomgraph`` (for the shared graphs and
+    loaders) raises glibc's malloc thresholds (:mod:`atomgraph.allocator`); PyG's users run with glibc's
+    defaults, so the ``pyg`` run opts out, and ``pyg_atomgraph_malloc`` shows PyG with atomgraph's."""
+    env = dict(os.environ)
+    if not RUNS[label][1]:
+        env[OPT_OUT[0]] = OPT_OUT[1]
+    return env
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -220,6 +236,11 @@ def main() -> None:
         default="none",
         help="whose forward runs through torch.compile (atomgraph's training.compile wrapper)",
     )
+    parser.add_argument(
+        "--peer-malloc",
+        action="store_true",
+        help="also train PyG with atomgraph's malloc settings (PyG's own run keeps glibc's, as its users do)",
+    )
     parser.add_argument("--cache", default=None, help="processed-data cache (default ~/.cache/atomgraph)")
     parser.add_argument("--worker", nargs=2, metavar=("FRAMEWORK", "TARGET"), help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, default=RESULTS)
@@ -233,23 +254,27 @@ def main() -> None:
         print(f"skipping: {error}")
         return
     passthrough = without_output(sys.argv[1:])
+    labels = [label for label in RUNS if args.peer_malloc or label != "pyg_atomgraph_malloc"]
     runs = {}
     for target in args.targets:
-        for framework in ("atomgraph", "pyg"):
-            print(f"training {framework} SchNet on {target} for {args.budget_s:.0f} s ...", flush=True)
+        for label in labels:
+            print(f"training {label} SchNet on {target} for {args.budget_s:.0f} s ...", flush=True)
             out = subprocess.run(
-                [sys.executable, __file__, *passthrough, "--worker", framework, target],
+                [sys.executable, __file__, *passthrough, "--worker", RUNS[label][0], target],
+                env=worker_environment(label),
                 check=True,
                 capture_output=True,
                 text=True,
             )
-            runs[(framework, target)] = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"  {runs[(framework, target)]}", flush=True)
+            runs[(label, target)] = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"  {runs[(label, target)]}", flush=True)
     result: dict = {
         "settings": {k: v for k, v in vars(args).items() if k not in ("worker", "output")},
+        "malloc": "atomgraph and pyg_atomgraph_malloc: glibc's mmap and trim thresholds raised by import "
+        f"atomgraph (atomgraph.allocator); pyg: glibc's defaults ({OPT_OUT[0]}={OPT_OUT[1]})",
         "command": "python benchmarks/qm9_schnet_vs_pyg.py " + " ".join(passthrough),
     }
-    for framework in ("atomgraph", "pyg"):
+    for framework in labels:
         rows = [runs[(framework, t)] for t in args.targets]
         entry = {
             "molecules_per_s": float(np.mean([r["molecules_per_s"] for r in rows])),
@@ -266,6 +291,10 @@ def main() -> None:
     result["model_throughput_ratio"] = (
         result["atomgraph"]["model_molecules_per_s"] / result["pyg"]["model_molecules_per_s"]
     )
+    if "pyg_atomgraph_malloc" in result:
+        result["throughput_ratio_same_malloc"] = (
+            result["atomgraph"]["molecules_per_s"] / result["pyg_atomgraph_malloc"]["molecules_per_s"]
+        )
     result["machine"] = {
         "cpus": torch.get_num_threads(),
         "python": platform.python_version(),
