@@ -141,14 +141,10 @@ def write_systems(folder: Path) -> dict[str, Path]:
 class Worker:
     """A framework's worker process and its line protocol."""
 
-    def __init__(self, framework: str, timeout: float = 3600.0, peer_malloc: bool = False):
-        """``peer_malloc``: a peer's worker runs with atomgraph's malloc settings (``import atomgraph`` sets
-        them in atomgraph's workers; :mod:`atomgraph.allocator`)."""
+    def __init__(self, framework: str, timeout: float = 3600.0, env: dict[str, str] | None = None):
+        """``env``: the worker's environment (default: this process's)."""
         self.framework = framework
         self.timeout = timeout
-        env = dict(os.environ)
-        if peer_malloc and not framework.startswith("atomgraph"):
-            env["GLIBC_TUNABLES"] = glibc_tunables()
         self.process = subprocess.Popen(
             [str(PYTHONS[framework]), str(WORKER), framework],
             stdin=subprocess.PIPE,
@@ -186,13 +182,24 @@ class Worker:
             self.process.kill()
 
 
-def summary(seconds: list[float], atoms: int) -> dict:
+def worker_environment(framework: str, peer_malloc: bool) -> dict[str, str]:
+    """A worker's environment: with ``peer_malloc`` a peer's worker gets atomgraph's malloc settings
+    (``import atomgraph`` sets them in atomgraph's workers; :mod:`atomgraph.allocator`)."""
+    env = dict(os.environ)
+    if peer_malloc and not framework.startswith("atomgraph"):
+        env["GLIBC_TUNABLES"] = glibc_tunables()
+    return env
+
+
+def summary(seconds: list[float], atoms: int, faults: list[float]) -> dict:
+    """Median and IQR of the seconds per call, and the median minor page faults per call."""
     q1, median, q3 = np.percentile(seconds, [25, 50, 75])
     return {
         "median_s": float(median),
         "iqr_s": float(q3 - q1),
         "calls": len(seconds),
         "atoms_per_s": atoms / float(median),
+        "minor_faults_per_call": float(np.median(faults)),
     }
 
 
@@ -218,7 +225,7 @@ def run_section(family: str, mode: str, system: str, frames: Path, args, atoms: 
             if not PYTHONS[framework].exists():
                 out["frameworks"][framework] = {"skipped": f"{PYTHONS[framework]} missing (install.sh)"}
                 continue
-            worker = Worker(framework, args.timeout, args.peer_malloc)
+            worker = Worker(framework, args.timeout, worker_environment(framework, args.peer_malloc))
             try:
                 reply = worker.ask(
                     op="setup",
@@ -239,18 +246,21 @@ def run_section(family: str, mode: str, system: str, frames: Path, args, atoms: 
             out["frameworks"][framework] = {"params": reply["params"], "versions": reply["versions"]}
             workers.append(worker)
         seconds = {w.framework: [] for w in workers}
+        faults = {w.framework: [] for w in workers}
         for round_ in range(args.rounds):
             for worker in workers if round_ % 2 == 0 else workers[::-1]:
                 if worker.framework not in seconds:
                     continue
                 try:
-                    seconds[worker.framework] += worker.ask(op="time", repeats=args.calls)["seconds"]
+                    reply = worker.ask(op="time", repeats=args.calls)
+                    seconds[worker.framework] += reply["seconds"]
+                    faults[worker.framework].append(reply["minor_faults"])
                 except RuntimeError as error:  # that framework is out of this section, the others go on
                     print(f"  {worker.framework}: failed: {str(error).strip()[:2000]}", file=sys.stderr)
                     out["frameworks"][worker.framework]["failed"] = str(error).splitlines()[0]
                     del seconds[worker.framework]
         for name, values in seconds.items():
-            out["frameworks"][name].update(summary(values, atoms))
+            out["frameworks"][name].update(summary(values, atoms, faults[name]))
     finally:
         for worker in workers:
             worker.close()

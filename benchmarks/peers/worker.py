@@ -7,7 +7,8 @@ worker's original stdout; anything the frameworks print goes to stderr):
 
     {"op": "setup", "family": ..., "hparams": {...}, "frames": PATH, "mode": "train"|"infer"|"md",
      "threads": 1, "device": "cpu", "steps": 10}        -> {"params": ..., "versions": {...}}
-    {"op": "time", "repeats": K}                        -> {"seconds": [K seconds per step]}
+    {"op": "time", "repeats": K}                        -> {"seconds": [K seconds per step],
+                                                            "minor_faults": page faults per step}
     {"op": "quit"}
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import resource
 import sys
 import traceback
 from pathlib import Path
@@ -50,8 +52,11 @@ def main() -> None:
                 )
                 reply = {"params": bench.params, "versions": adapter.versions()}
             elif command["op"] == "time":
+                faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                 seconds = time_calls(bench.call, int(command["repeats"]))
-                reply = {"seconds": [s / bench.steps_per_call for s in seconds]}
+                faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+                per_step = [s / bench.steps_per_call for s in seconds]
+                reply = {"seconds": per_step, "minor_faults": faults / len(per_step) / bench.steps_per_call}
             elif command["op"] == "quit":
                 break
             else:

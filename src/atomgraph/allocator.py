@@ -3,7 +3,8 @@
 A training step allocates and frees tensors of 0.1-30 MB thousands of times. With glibc's defaults, malloc
 serves the larger ones with fresh ``mmap`` calls and trims the top of its heap whenever a few MB there are
 free, so every step the kernel hands the same pages back, one zeroed 4 KiB page per minor fault: a PaiNN
-training step on 32 aspirin frames took ~47,000 faults and 25 % longer (``benchmarks/allocator.py``, README).
+training step on 32 aspirin frames took ~47,000 faults and 25 % longer (``benchmarks/peers/allocator.py``,
+README).
 :func:`keep_freed_memory` raises both thresholds, so freed blocks are reused: the process keeps the memory
 of its largest step (its peak, which it needed anyway) instead of returning and re-faulting it.
 
@@ -42,7 +43,8 @@ def malloc_tuned_by_environment(environ: os._Environ | dict[str, str] = os.envir
 def glibc_tunables() -> str:
     """The same settings as a ``GLIBC_TUNABLES`` value, for processes that do not import atomgraph (the
     peer frameworks' benchmark workers, given the same allocator to compare like with like)."""
-    return f"glibc.malloc.mmap_threshold={MMAP_THRESHOLD_BYTES}:glibc.malloc.trim_threshold={TRIM_THRESHOLD_BYTES}"
+    settings = {"mmap_threshold": MMAP_THRESHOLD_BYTES, "trim_threshold": TRIM_THRESHOLD_BYTES}
+    return ":".join(f"glibc.malloc.{name}={value}" for name, value in settings.items())
 
 
 def running_on_glibc() -> bool:

@@ -70,6 +70,15 @@ class RowBatcher:
             if "batch" in key or key == "face" or "index" not in key or int(inc) != nodes:
                 raise ValueError(f"field {key!r} is incremented by something other than the node count")
             self.incremented.append(key)
+        # fields cut by the same slices (the node fields, the edge fields, one row per graph) share one
+        # gather index and one slice record per batch
+        self.groups: list[tuple[torch.Tensor, list[str]]] = []
+        for key in self.keys:
+            shared = next((keys for bounds, keys in self.groups if torch.equal(bounds, slices[key])), None)
+            if shared is None:
+                self.groups.append((slices[key], [key]))
+            else:
+                shared.append(key)
 
     def __call__(self, positions: list[int] | torch.Tensor) -> Batch:
         rows = self.rows[torch.as_tensor(positions, dtype=torch.long)]
@@ -78,20 +87,25 @@ class RowBatcher:
         node_counts = node_slices[rows + 1] - node_slices[rows]
         node_offsets = torch.cumsum(node_counts, 0) - node_counts
         values, slice_dict, inc_dict = {}, {}, {}
-        for key in self.keys:
-            bounds = self.slices[key]
+        not_incremented = torch.zeros(num_graphs, dtype=torch.long)
+        for bounds, keys in self.groups:
             starts, counts = bounds[rows], bounds[rows + 1] - bounds[rows]
-            dim = self.cat_dim[key] % self.storage[key].dim()
-            value = self.storage[key].index_select(dim, _gather_index(starts, counts))
-            slice_dict[key] = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(counts, 0)])
-            if key in self.incremented:  # local node indices -> positions in the batch
-                value = value + torch.repeat_interleave(node_offsets, counts).view(
-                    *(1 if d != dim else -1 for d in range(value.dim()))
-                ).to(value.dtype)
-                inc_dict[key] = node_offsets
-            else:
-                inc_dict[key] = torch.zeros(num_graphs, dtype=torch.long)
-            values[key] = value
+            index = _gather_index(starts, counts)
+            cumulative = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(counts, 0)])
+            shifts = None
+            for key in keys:
+                dim = self.cat_dim[key] % self.storage[key].dim()
+                value = self.storage[key].index_select(dim, index)
+                slice_dict[key] = cumulative
+                inc_dict[key] = not_incremented
+                if key in self.incremented:  # local node indices -> positions in the batch
+                    if shifts is None:
+                        shifts = torch.repeat_interleave(node_offsets, counts, output_size=index.numel())
+                    shape = [1] * value.dim()
+                    shape[dim] = -1
+                    value = value + shifts.view(shape).to(value.dtype)
+                    inc_dict[key] = node_offsets
+                values[key] = value
         total = int(node_counts.sum())
         batch = Batch(**values)
         batch.batch = torch.repeat_interleave(torch.arange(num_graphs), node_counts, output_size=total)
