@@ -81,15 +81,17 @@ class RowBatcher:
                 shared.append(key)
 
     def __call__(self, positions: list[int] | torch.Tensor) -> Batch:
-        rows = self.rows[torch.as_tensor(positions, dtype=torch.long)]
+        rows = self.rows.index_select(0, torch.as_tensor(positions, dtype=torch.long))
         num_graphs = len(rows)
+        following = rows + 1
         node_slices = self.slices[self.node_key]
-        node_counts = node_slices[rows + 1] - node_slices[rows]
+        node_counts = node_slices.index_select(0, following) - node_slices.index_select(0, rows)
         node_offsets = torch.cumsum(node_counts, 0) - node_counts
         values, slice_dict, inc_dict = {}, {}, {}
         not_incremented = torch.zeros(num_graphs, dtype=torch.long)
         for bounds, keys in self.groups:
-            starts, counts = bounds[rows], bounds[rows + 1] - bounds[rows]
+            starts = bounds.index_select(0, rows)
+            counts = bounds.index_select(0, following) - starts
             index = _gather_index(starts, counts)
             cumulative = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(counts, 0)])
             shifts = None
