@@ -206,7 +206,7 @@ def worker_environment(label: str) -> dict[str, str]:
     """The environment of run ``label``'s worker. Its ``import atomgraph`` (for the shared graphs and
     loaders) raises glibc's malloc thresholds (:mod:`atomgraph.allocator`); PyG's users run with glibc's
     defaults, so the ``pyg`` run opts out, and ``pyg_atomgraph_malloc`` shows PyG with atomgraph's."""
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k != OPT_OUT[0]}
     if not RUNS[label][1]:
         env[OPT_OUT[0]] = OPT_OUT[1]
     return env

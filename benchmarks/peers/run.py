@@ -187,12 +187,13 @@ def worker_environment(framework: str, peer_malloc: bool) -> dict[str, str]:
     (``import atomgraph`` sets them in atomgraph's workers; :mod:`atomgraph.allocator`)."""
     env = dict(os.environ)
     if peer_malloc and not framework.startswith("atomgraph"):
-        env["GLIBC_TUNABLES"] = glibc_tunables()
+        env["GLIBC_TUNABLES"] = ":".join(filter(None, [env.get("GLIBC_TUNABLES"), glibc_tunables()]))
     return env
 
 
 def summary(seconds: list[float], atoms: int, faults: list[float]) -> dict:
-    """Median and IQR of the seconds per call, and the median minor page faults per call."""
+    """Median and IQR of the seconds per call, and the median minor page faults per call (both per MD step
+    in the md sections)."""
     q1, median, q3 = np.percentile(seconds, [25, 50, 75])
     return {
         "median_s": float(median),

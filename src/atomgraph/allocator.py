@@ -3,13 +3,15 @@
 A training step allocates and frees tensors of 0.1-30 MB thousands of times. With glibc's defaults, malloc
 serves the larger ones with fresh ``mmap`` calls and trims the top of its heap whenever a few MB there are
 free, so every step the kernel hands the same pages back, one zeroed 4 KiB page per minor fault: a PaiNN
-training step on 32 aspirin frames took ~47,000 faults and 25 % longer (``benchmarks/peers/allocator.py``,
+training step on 32 aspirin frames took ~47,000 faults and 25 % longer (``benchmarks/peers/variants.py``,
 README).
 :func:`keep_freed_memory` raises both thresholds, so freed blocks are reused: the process keeps the memory
-of its largest step (its peak, which it needed anyway) instead of returning and re-faulting it.
+of its largest step (its peak, which it needed anyway) instead of returning and re-faulting it. glibc applies
+the trim threshold per arena: a process whose threads allocate in several arenas may hold up to 1 GiB of
+free memory in each.
 
 ``import atomgraph`` calls it once. It leaves malloc alone when the process's environment already tunes it
-(``GLIBC_TUNABLES`` with malloc settings, ``MALLOC_*_`` variables, or an allocator in ``LD_PRELOAD`` such
+(``GLIBC_TUNABLES`` with malloc settings, ``MALLOC_*`` variables, or an allocator in ``LD_PRELOAD`` such
 as jemalloc or tcmalloc), off glibc (macOS, Windows, musl), and when ``ATOMGRAPH_MALLOC=system``.
 """
 
@@ -35,7 +37,7 @@ def malloc_tuned_by_environment(environ: os._Environ | dict[str, str] = os.envir
         return True
     if "malloc" in environ.get("GLIBC_TUNABLES", ""):
         return True
-    if any(name.startswith("MALLOC_") and name.endswith("_") for name in environ):
+    if any(name.startswith("MALLOC_") for name in environ):  # MALLOC_ARENA_MAX, MALLOC_TOP_PAD_, ...
         return True
     return bool(environ.get("LD_PRELOAD", "").strip())
 
@@ -68,4 +70,4 @@ def keep_freed_memory() -> bool:
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
     settings = ((M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES), (M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
-    return all(mallopt(parameter, value) == 1 for parameter, value in settings)
+    return [mallopt(parameter, value) for parameter, value in settings] == [1, 1]
