@@ -2,9 +2,9 @@
 
 A training step allocates and frees tensors of 0.1-30 MB thousands of times. With glibc's defaults, malloc
 serves the larger ones with fresh ``mmap`` calls and trims the top of its heap whenever a few MB there are
-free, so every step the kernel hands the same pages back, one zeroed 4 KiB page per minor fault: a PaiNN
-training step on 32 aspirin frames took ~47,000 faults and 25 % longer (``benchmarks/peers/variants.py``,
-README).
+free, so every step the kernel hands the same pages back, one zeroed 4 KiB page per minor fault: training
+steps of PaiNN and SchNet on 32 aspirin frames or 192 water molecules took 12,000-28,000 faults and 4-22 %
+longer (``benchmarks/peers/variants.py``, README).
 :func:`keep_freed_memory` raises both thresholds, so freed blocks are reused: the process keeps the memory
 of its largest step (its peak, which it needed anyway) instead of returning and re-faulting it. glibc applies
 the trim threshold per arena: a process whose threads allocate in several arenas may hold up to 1 GiB of
