@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from collections.abc import Mapping
 
 #: mallopt parameters (glibc's malloc.h)
 M_TRIM_THRESHOLD = -1
@@ -31,7 +32,7 @@ TRIM_THRESHOLD_BYTES = 1024**3
 OPT_OUT = ("ATOMGRAPH_MALLOC", "system")
 
 
-def malloc_tuned_by_environment(environ: os._Environ | dict[str, str] = os.environ) -> bool:
+def malloc_tuned_by_environment(environ: Mapping[str, str] = os.environ) -> bool:
     """Whether the environment already chooses malloc's behaviour (then atomgraph leaves it alone)."""
     if environ.get(OPT_OUT[0], "") == OPT_OUT[1]:
         return True
