@@ -204,11 +204,61 @@ def summary(seconds: list[float], atoms: int, faults: list[float]) -> dict:
     }
 
 
+def start_worker(
+    framework: str, env: dict[str, str], family: str, hparams: dict, frames: Path, mode: str, args
+) -> tuple[Worker, dict]:
+    """A worker of ``framework`` in ``env`` with its model set up on ``frames`` and warmed up; its setup
+    reply (parameters, versions). Raises RuntimeError (the worker closed) when either fails."""
+    worker = Worker(framework, args.timeout, env)
+    try:
+        reply = worker.ask(
+            op="setup",
+            family=family,
+            hparams=hparams,
+            frames=str(frames),
+            mode=mode,
+            threads=args.threads,
+            device=args.device,
+            steps=args.md_steps,
+        )
+        worker.ask(op="time", repeats=args.warmup)
+    except RuntimeError:
+        worker.close()
+        raise
+    return worker, reply
+
+
+def time_interleaved(
+    workers: dict[str, Worker], rounds: int, calls: int, atoms: int
+) -> tuple[dict[str, dict], dict[str, str]]:
+    """``rounds`` rounds of ``calls`` timed calls of each worker, the order alternating between rounds.
+    Returns the :func:`summary` of each worker that lasted, and the error line of each that failed (it is
+    out of the section; the others go on)."""
+    seconds = {label: [] for label in workers}
+    faults = {label: [] for label in workers}
+    failed = {}
+    order = list(workers)
+    for round_ in range(rounds):
+        for label in order if round_ % 2 == 0 else order[::-1]:
+            if label in failed:
+                continue
+            try:
+                reply = workers[label].ask(op="time", repeats=calls)
+            except RuntimeError as error:
+                print(f"  {label}: failed: {str(error).strip()[:2000]}", file=sys.stderr)
+                failed[label] = str(error).splitlines()[0]
+                continue
+            seconds[label] += reply["seconds"]
+            faults[label].append(reply["minor_faults"])
+    lasted = [label for label in order if label not in failed]
+    return {label: summary(seconds[label], atoms, faults[label]) for label in lasted}, failed
+
+
 def run_section(family: str, mode: str, system: str, frames: Path, args, atoms: int) -> dict:
     spec = FAMILIES[family]
     hparams = spec["smoke" if args.smoke else "hparams"]
     workers, out = (
-        [],
+        {},
         {
             "family": family,
             "mode": mode,
@@ -226,44 +276,22 @@ def run_section(family: str, mode: str, system: str, frames: Path, args, atoms: 
             if not PYTHONS[framework].exists():
                 out["frameworks"][framework] = {"skipped": f"{PYTHONS[framework]} missing (install.sh)"}
                 continue
-            worker = Worker(framework, args.timeout, worker_environment(framework, args.peer_malloc))
+            env = worker_environment(framework, args.peer_malloc)
             try:
-                reply = worker.ask(
-                    op="setup",
-                    family=family,
-                    hparams=hparams,
-                    frames=str(frames),
-                    mode=mode,
-                    threads=args.threads,
-                    device=args.device,
-                    steps=args.md_steps,
-                )
-                worker.ask(op="time", repeats=args.warmup)
+                worker, reply = start_worker(framework, env, family, hparams, frames, mode, args)
             except RuntimeError as error:
-                worker.close()
                 out["frameworks"][framework] = {"skipped": str(error).splitlines()[0]}
                 print(f"  {framework}: skipped: {str(error).strip()[:2000]}", file=sys.stderr)
                 continue
             out["frameworks"][framework] = {"params": reply["params"], "versions": reply["versions"]}
-            workers.append(worker)
-        seconds = {w.framework: [] for w in workers}
-        faults = {w.framework: [] for w in workers}
-        for round_ in range(args.rounds):
-            for worker in workers if round_ % 2 == 0 else workers[::-1]:
-                if worker.framework not in seconds:
-                    continue
-                try:
-                    reply = worker.ask(op="time", repeats=args.calls)
-                    seconds[worker.framework] += reply["seconds"]
-                    faults[worker.framework].append(reply["minor_faults"])
-                except RuntimeError as error:  # that framework is out of this section, the others go on
-                    print(f"  {worker.framework}: failed: {str(error).strip()[:2000]}", file=sys.stderr)
-                    out["frameworks"][worker.framework]["failed"] = str(error).splitlines()[0]
-                    del seconds[worker.framework]
-        for name, values in seconds.items():
-            out["frameworks"][name].update(summary(values, atoms, faults[name]))
+            workers[framework] = worker
+        timings, failed = time_interleaved(workers, args.rounds, args.calls, atoms)
+        for name, result in timings.items():
+            out["frameworks"][name].update(result)
+        for name, line in failed.items():
+            out["frameworks"][name]["failed"] = line
     finally:
-        for worker in workers:
+        for worker in workers.values():
             worker.close()
     ours = out["frameworks"].get("atomgraph", {}).get("median_s")
     compiled = out["frameworks"].get("atomgraph_compiled", {}).get("median_s")

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from run import FAMILIES, ROOT, Worker, summary, write_systems
+from run import FAMILIES, ROOT, start_worker, time_interleaved, write_systems
 
 RESULTS = ROOT / "benchmarks" / "results" / "variants.json"
 SECTIONS = ["train:aspirin32", "infer:aspirin32", "train:water192", "infer:water1536"]
@@ -42,41 +42,25 @@ def variant(text: str) -> tuple[str, dict[str, str]]:
 
 
 def run_section(family: str, mode: str, frames: Path, atoms: int, variants: dict, args) -> dict:
-    workers = {
-        label: Worker("atomgraph", args.timeout, {**os.environ, **extra}) for label, extra in variants.items()
-    }
+    workers, hparams = {}, FAMILIES[family]["hparams"]
     try:
-        for worker in workers.values():
-            setup = worker.ask(
-                op="setup",
-                family=family,
-                hparams=FAMILIES[family]["hparams"],
-                frames=str(frames),
-                mode=mode,
-                threads=args.threads,
-                steps=args.md_steps,
-            )
-            worker.ask(op="time", repeats=args.warmup)
-        seconds = {label: [] for label in workers}
-        faults = {label: [] for label in workers}
-        order = list(workers)
-        for round_ in range(args.rounds):
-            for label in order if round_ % 2 == 0 else order[::-1]:
-                reply = workers[label].ask(op="time", repeats=args.calls)
-                seconds[label] += reply["seconds"]
-                faults[label].append(reply["minor_faults"])
+        for label, extra in variants.items():
+            env = {**os.environ, **extra}
+            workers[label], setup = start_worker("atomgraph", env, family, hparams, frames, mode, args)
+        out, failed = time_interleaved(workers, args.rounds, args.calls, atoms)
     finally:
         for worker in workers.values():
             worker.close()
-    out = {label: summary(seconds[label], atoms, faults[label]) for label in workers}
-    first = out[order[0]]["median_s"]
+    if failed:
+        raise RuntimeError(f"{family} {mode}: {failed}")
+    first = out[next(iter(variants))]["median_s"]
     return {
         "family": family,
         "mode": mode,
         "atoms": atoms,
         "params": setup["params"],
         "variants": out,
-        "speedup": {label: out[label]["median_s"] / first for label in order[1:]},
+        "speedup": {label: out[label]["median_s"] / first for label in list(variants)[1:]},
     }
 
 
@@ -86,6 +70,7 @@ def main() -> None:
     )
     parser.add_argument("--variant", type=variant, action="append", required=True, help="LABEL:NAME=VAL,...")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=3)

@@ -86,7 +86,8 @@ class RowBatcher:
         following = rows + 1
         node_slices = self.slices[self.node_key]
         node_counts = node_slices.index_select(0, following) - node_slices.index_select(0, rows)
-        node_offsets = torch.cumsum(node_counts, 0) - node_counts
+        ptr = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(node_counts, 0)])
+        node_offsets = ptr[:-1]
         values, slice_dict, inc_dict = {}, {}, {}
         not_incremented = torch.zeros(num_graphs, dtype=torch.long)
         for bounds, keys in self.groups:
@@ -108,10 +109,9 @@ class RowBatcher:
                     value = value + shifts.view(shape).to(value.dtype)
                     inc_dict[key] = node_offsets
                 values[key] = value
-        total = int(node_counts.sum())
         batch = Batch(**values)
-        batch.batch = torch.repeat_interleave(torch.arange(num_graphs), node_counts, output_size=total)
-        batch.ptr = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(node_counts, 0)])
+        batch.batch = torch.repeat_interleave(torch.arange(num_graphs), node_counts, output_size=int(ptr[-1]))
+        batch.ptr = ptr
         batch._num_graphs = num_graphs
         batch._slice_dict = slice_dict
         batch._inc_dict = inc_dict
