@@ -120,6 +120,27 @@ def scaffold_csv(tmp_path) -> Path:
     return write_csv(tmp_path / "scaffolds.csv", SCAFFOLD_SMILES, value=values, active=labels)
 
 
+#: The devices every device test runs on: the CPU always, CUDA where there is one (``pytest -m cuda``
+#: selects the CUDA cases alone).
+DEVICES = [
+    pytest.param("cpu", id="cpu"),
+    pytest.param(
+        "cuda",
+        id="cuda",
+        marks=[
+            pytest.mark.cuda,
+            pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
+        ],
+    ),
+]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> torch.device:
+    """Each of :data:`DEVICES` in turn."""
+    return torch.device(request.param)
+
+
 @pytest.fixture
 def float64():
     """Build graphs and models in double precision (invariances hold to ~1e-12); the default dtype is
@@ -132,18 +153,14 @@ def float64():
         torch.set_default_dtype(previous)
 
 
-@pytest.fixture(scope="session")
-def lj_run(tmp_path_factory):
-    """SchNet trained briefly (float64) on Lennard-Jones clusters (eps = 1 eV, sigma = 1 Å); shared by
-    the MD and the check tests."""
-    from atomgraph.evaluation.experiment import train_and_evaluate
+def lj_config(run_dir: Path, accelerator: str = "cpu") -> dict:
+    """SchNet on Lennard-Jones clusters (eps = 1 eV, sigma = 1 Å), 4 short epochs in float64."""
     from atomgraph.training.config import load_config
 
-    root = tmp_path_factory.mktemp("lj")
-    config = load_config(
+    return load_config(
         None,
         [
-            f"run_dir={root / 'run'}",
+            f"run_dir={run_dir}",
             "data.dataset=lennard_jones",
             "data.targets=[energy]",
             "data.lennard_jones.count=120",
@@ -159,12 +176,19 @@ def lj_run(tmp_path_factory):
             "training.lr=0.005",
             "training.scheduler=none",
             "training.early_stopping_patience=0",
-            "training.accelerator=cpu",
+            f"training.accelerator={accelerator}",
             "training.progress=false",
             "training.precision=64-true",
         ],
     )
-    return train_and_evaluate(config, progress=False)
+
+
+@pytest.fixture(scope="session")
+def lj_run(tmp_path_factory):
+    """:func:`lj_config` trained on the CPU; shared by the MD, check and device tests."""
+    from atomgraph.evaluation.experiment import train_and_evaluate
+
+    return train_and_evaluate(lj_config(tmp_path_factory.mktemp("lj") / "run"), progress=False)
 
 
 @pytest.fixture(scope="session")

@@ -163,3 +163,14 @@ def test_exponent_floats_without_a_dot_are_numbers_in_files_and_overrides(tmp_pa
     assert (config["training"]["lr"], config["training"]["weight_decay"]) == (1e-3, 5e-5)
     assert config["training"]["gradient_clip"] == 10.0
     assert load_config(None, ["name=1e3_run"])["name"] == "1e3_run"  # not a number: stays text
+
+
+@pytest.mark.parametrize("precision", ["16-mixed", "bf16-mixed", "bf16-true"])
+def test_mixed_precision_is_refused_with_the_reason(precision):
+    from atomgraph.training.config import ConfigError, load_config
+
+    message = rf"training\.precision '{precision}': atomgraph trains in '32-true' or '64-true'"
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, ["model.name=schnet", f"training.precision={precision}"])
+    for accepted in ("32-true", "64-true", "64"):
+        load_config(None, ["model.name=schnet", f"training.precision={accepted}"])

@@ -83,8 +83,9 @@ class ModelBench(Bench):
         self.forward = forward
         self.mode = mode
         self.params = count_parameters(model)
-        self.true_energy, self.true_forces = labels(frames, torch.float64)
-        self.natoms = torch.tensor([len(a) for a in frames], dtype=torch.float64)
+        device = next(model.parameters()).device  # the labels go where the model computes
+        self.true_energy, self.true_forces = (t.to(device) for t in labels(frames, torch.float64))
+        self.natoms = torch.tensor([len(a) for a in frames], dtype=torch.float64, device=device)
         if mode == "train":
             model.train()
             self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)

@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,10 @@ SECTIONS = [
 ]
 
 
+#: the systems the sections run on (extended XYZ files of these names)
+SYSTEMS = ("aspirin32", "water192", "water1536")
+
+
 def write_systems(folder: Path) -> dict[str, Path]:
     """The frames of each system as extended XYZ with energy (eV) and forces (eV/Å)."""
     from atomgraph.apps.potentials.deepmd import find_systems, read_system
@@ -132,7 +137,7 @@ def write_systems(folder: Path) -> dict[str, Path]:
     replica = water.repeat((2, 2, 2))  # ase tiles arrays["forces"] with the atoms
     replica.info["energy"] = 8 * water.info["energy"]
     paths = {}
-    for name, frames in {"aspirin32": aspirin, "water192": [water], "water1536": [replica]}.items():
+    for name, frames in zip(SYSTEMS, (aspirin, [water], [replica]), strict=True):
         paths[name] = folder / f"{name}.extxyz"
         write(paths[name], frames, format="extxyz")
     return paths
@@ -271,14 +276,23 @@ def run_section(family: str, mode: str, system: str, frames: Path, args, atoms: 
     frameworks = list(spec["frameworks"])
     if args.compile and mode != "train":  # a training step's double backward is not compilable
         frameworks.insert(1, "atomgraph_compiled")
+    # the workers start, build and warm up side by side (nothing is timed yet); they are timed in turn
+    with ThreadPoolExecutor(len(frameworks)) as pool:
+        starting = {
+            framework: pool.submit(
+                start_worker, framework, worker_environment(framework, args.peer_malloc), family, hparams,
+                frames, mode, args,
+            )
+            for framework in frameworks
+            if PYTHONS[framework].exists()
+        }  # fmt: skip
     try:
         for framework in frameworks:
-            if not PYTHONS[framework].exists():
+            if framework not in starting:
                 out["frameworks"][framework] = {"skipped": f"{PYTHONS[framework]} missing (install.sh)"}
                 continue
-            env = worker_environment(framework, args.peer_malloc)
             try:
-                worker, reply = start_worker(framework, env, family, hparams, frames, mode, args)
+                worker, reply = starting[framework].result()
             except RuntimeError as error:
                 out["frameworks"][framework] = {"skipped": str(error).splitlines()[0]}
                 print(f"  {framework}: skipped: {str(error).strip()[:2000]}", file=sys.stderr)
@@ -327,14 +341,39 @@ def main() -> None:
         action="store_true",
         help="run the peers' workers with atomgraph's malloc settings too (GLIBC_TUNABLES; README)",
     )
+    parser.add_argument(
+        "--python",
+        action="append",
+        default=[],
+        metavar="FRAMEWORK=PATH",
+        help="the interpreter of a framework's worker, instead of PYTHONS' (e.g. pyg=/opt/venv/bin/python)",
+    )
+    parser.add_argument(
+        "--systems",
+        type=Path,
+        default=None,
+        help="read the systems' extended XYZ files (SYSTEM.extxyz, as write_systems writes them) from this "
+        "folder instead of writing them from ../shared/data (a machine without the datasets)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    for item in args.python:
+        framework, _, path = item.partition("=")
+        if framework not in PYTHONS or not path:
+            parser.error(f"--python {item!r}: expected FRAMEWORK=PATH, FRAMEWORK one of {sorted(PYTHONS)}")
+        PYTHONS[framework] = Path(path)
     if args.smoke:
         args.rounds, args.calls, args.warmup, args.md_steps = 2, 1, 1, 2
     sections = SECTIONS if args.sections is None else [tuple(s.split(":")) for s in args.sections]
     results = []
     with tempfile.TemporaryDirectory() as folder:
-        paths = write_systems(Path(folder))
+        if args.systems is None:
+            paths = write_systems(Path(folder))
+        else:
+            paths = {name: args.systems / f"{name}.extxyz" for name in SYSTEMS}
+            missing = [str(path) for path in paths.values() if not path.exists()]
+            if missing:
+                parser.error(f"--systems: no {', '.join(missing)}")
         from ase.io import read
 
         sizes = {name: sum(len(a) for a in read(path, ":")) for name, path in paths.items()}

@@ -118,6 +118,7 @@ def predict(
         bool | None,
         typer.Option("--descending/--ascending", help="largest first; default: the target's own direction"),
     ] = None,
+    device: Annotated[str, typer.Option(help="where the model runs: cpu | cuda")] = "cpu",
 ) -> None:
     """Predict the run's targets for every row of a file, streaming: memory stays flat, output grows as
     it goes, a killed job resumes; bad rows are reported and kept with an error. Ensembles and
@@ -138,6 +139,7 @@ def predict(
         top_k=top_k,
         rank_by=rank_by,
         descending=descending,
+        device=device,
     )
 
 

@@ -39,6 +39,11 @@ class TargetNormalizer(nn.Module):
         self.register_buffer("std", torch.ones(t))
         self.register_buffer("atomref", torch.zeros(max_z + 1, t))
 
+    @property
+    def max_z(self) -> int:
+        """The largest atomic number of the per-element references (the models' tables hold as many)."""
+        return int(self.atomref.shape[0]) - 1
+
     def fit(self, y: np.ndarray, numbers: Sequence[np.ndarray], atomref: bool = True) -> TargetNormalizer:
         """Fit on training targets y [M, T] (NaN = missing) and their atomic numbers (one array per
         graph); node-level targets: y [sum n, T], the atoms of the graphs in order."""

@@ -11,6 +11,7 @@ from atomgraph.runs import initial_weights
 from atomgraph.training.datasets import load_dataset, resolve_run
 from atomgraph.training.ensemble import member_dirs, train_ensemble
 from atomgraph.training.run import train
+from atomgraph.training.trainer import run_device
 
 
 def train_and_evaluate(
@@ -28,7 +29,8 @@ def train_and_evaluate(
     if rank_zero_only.rank == 0:
         # an ensemble's members and the ensemble read one dataset: it is loaded once for all of them
         dataset = load_dataset(config, resolve_run(config), progress=False) if ensemble else None
+        device = run_device(config["training"])  # the report is computed where the run trained
         for member in member_dirs(run_dir) if ensemble else []:
-            evaluate_run(member, dataset, verbose=False)
-        evaluate_run(run_dir, dataset)
+            evaluate_run(member, dataset, verbose=False, device=device)
+        evaluate_run(run_dir, dataset, device=device)
     return run_dir

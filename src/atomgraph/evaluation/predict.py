@@ -155,6 +155,19 @@ def predict_each(
 
     rows: list[np.ndarray | None] = []  # one per graph; None where the model failed on it
     errors: list[str] = []
+    # elements beyond the model's tables are refused here, on the CPU graphs: an out-of-range embedding
+    # row is an IndexError on the CPU, but on CUDA a device-side assert after which nothing else runs
+    largest = largest_atomic_number(module)
+    refused = {k: f"element Z={int(g.z.max())} is beyond the model's element tables (Z <= {largest})"
+               for k, g in enumerate(graphs) if largest is not None and _largest_z(g) > largest}  # fmt: skip
+    if refused:
+        kept = [g for k, g in enumerate(graphs) if k not in refused]
+        values, kept_errors = predict_each(module, kept, batch_size, mc_samples) if kept else ([], [])
+        values, kept_errors = iter(values), iter(kept_errors)
+        for k in range(len(graphs)):
+            rows.append(None if k in refused else next(values))
+            errors.append(refused[k] if k in refused else next(kept_errors))
+        graphs = []
     for start in range(0, len(graphs), batch_size):
         chunk = graphs[start : start + batch_size]
         try:
@@ -179,6 +192,20 @@ def predict_each(
         len(rows), width
     )
     return values, errors
+
+
+def largest_atomic_number(module: torch.nn.Module) -> int | None:
+    """The largest atomic number a trained module's element tables hold (its normaliser's per-element
+    references: ``max_z``, 100 by default); None for a module without them."""
+    normalizer = getattr(module, "normalizer", None)
+    if normalizer is None and hasattr(module, "members"):  # an ensemble: its members share the graph
+        normalizer = getattr(module.members[0], "normalizer", None)
+    return getattr(normalizer, "max_z", None)
+
+
+def _largest_z(graph: Data) -> int:
+    z = getattr(graph, "z", None)
+    return int(z.max()) if z is not None and z.numel() else 0
 
 
 @dataclass
@@ -215,6 +242,7 @@ def predict_file(
     top_k: int | None = None,
     rank_by: str | None = None,
     descending: bool | None = None,
+    device: str | torch.device = "cpu",
 ) -> PredictSummary:
     """Predict every row of a SMILES CSV or structure file (XYZ, SDF, ...) with a trained run (a run
     directory or an exported file), ``chunk_rows`` at a time: each chunk is read, turned into graphs with
@@ -241,6 +269,8 @@ def predict_file(
     ``output + ".progress"`` records the rows written after each chunk; with ``resume`` a killed job
     goes on from there (a half-written chunk is cut off first), and the record is removed when the job
     is complete.
+
+    ``device``: where the model runs (``"cuda"``: batches are moved there, results come back).
     """
     from tqdm.auto import tqdm
 
@@ -255,6 +285,7 @@ def predict_file(
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     input_path, output = Path(input_path), Path(output)
     run = TrainedRun.load(run_dir)
+    run.module.to(device)
     names = run.targets.names
     try:  # checked here: predict_each would report it on every row instead
         mc_dropout_layers(run.module, mc_samples)

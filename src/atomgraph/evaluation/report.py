@@ -40,7 +40,14 @@ def _score(y: np.ndarray, p: np.ndarray, kind: str) -> dict:
     return regression_metrics(y, p) if kind == "regression" else classification_metrics(y, p)
 
 
-def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, verbose: bool = True) -> dict:
+def evaluate_run(
+    run_dir: str | Path,
+    dataset=None,
+    split=None,
+    module=None,
+    verbose: bool = True,
+    device: torch.device | str = "cpu",
+) -> dict:
     """Write ``metrics.json``, ``predictions_test.csv`` and ``plots/`` for a run; return the metrics.
 
     For each target: the model's MAE, RMSE, R², Spearman (ROC-AUC and accuracy for classification)
@@ -48,7 +55,8 @@ def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, ver
     extensive targets, fractions for intensive ones) baselines, and MAE / chemical accuracy where the
     TargetSpec has one. Plots (regression): parity, error histogram, Q-Q of the errors, |error| vs true
     value, error vs atom and heavy-atom count per target; the data (sizes and labels per split); the
-    learning curves (loss, validation MAE and R², learning rate).
+    learning curves (loss, validation MAE and R², learning rate). ``device``: where the predictions are
+    computed (``atomgraph train`` passes the one it trained on).
     """
     from atomgraph.data import load_split
     from atomgraph.runs import TrainedRun
@@ -60,7 +68,7 @@ def evaluate_run(run_dir: str | Path, dataset=None, split=None, module=None, ver
     if dataset is None:
         dataset = load_dataset(config, run.graph, progress=False)
     split = split or load_split(run_dir / "split.json", len(dataset))
-    module = module or run.module
+    module = (module or run.module).to(device)
     if module.kind == "potential":
         return evaluate_potential(run_dir, config, dataset, split, module, verbose)
     info = dataset.targets

@@ -68,7 +68,8 @@ class Calculator(AseCalculator):
             bare model (any registered model on radius graphs, e.g. from ``build_model``, or one of your
             own mapping a graph batch to [B, 1]): its output is taken as the energy in eV.
         skin: neighbour-list skin in Å (0 rebuilds every call).
-        device: torch device; dtype: compute dtype (default: the model's, float64 for "64-true" runs).
+        device: torch device (default: where the model's parameters are; a run loads on the CPU);
+            dtype: compute dtype (default: the model's, float64 for "64-true" runs).
         allow_unseen_elements: by default a structure with an element the potential never saw in
             training is refused (MD and relaxation would run on garbage forces).
         graph: bare models only: the graph they read (default: a radius graph at ``model.cutoff``).
@@ -88,7 +89,7 @@ class Calculator(AseCalculator):
         self,
         model: str | Path | torch.nn.Module,
         skin: float = 0.5,
-        device: str | torch.device = "cpu",
+        device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
         allow_unseen_elements: bool = False,
         graph: GraphSpec | None = None,
@@ -115,6 +116,8 @@ class Calculator(AseCalculator):
         cutoff, max_neighbors = spec.cutoff, spec.max_neighbors
         if skin < 0:
             raise ValueError(f"skin must be >= 0, got {skin}")
+        if device is None:
+            device = next(module.parameters()).device
         self.module = module.to(device).eval()
         if dtype is not None:
             self.module.model.to(dtype)
@@ -184,6 +187,11 @@ class Calculator(AseCalculator):
     def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
+        if len(atoms) and int(atoms.numbers.max()) > self.module.normalizer.max_z:
+            raise ValueError(
+                f"{atoms.get_chemical_formula()}: element Z={int(atoms.numbers.max())} is beyond the "
+                f"potential's element tables (Z <= {self.module.normalizer.max_z})"
+            )
         unseen = unseen_elements(atoms.numbers, self.elements)
         if unseen:
             raise ValueError(

@@ -226,9 +226,20 @@ def load_config(
     config = complete_dataset_section(apply_overrides(config, overrides))
     if "name" not in config["model"]:
         raise ConfigError("model.name is required")
+    precision = config["training"]["precision"]
+    if str(precision) not in PRECISIONS:
+        raise ConfigError(
+            f"training.precision {precision!r}: atomgraph trains in '32-true' or '64-true'; mixed precision "
+            "breaks the scatter sums of several models (float32 sources into half-precision sums) and "
+            "e3nn's linear maps"
+        )
     if config["run_dir"] is None:
         config["run_dir"] = str(Path("runs") / config["name"])
     return config
+
+
+#: the values training.precision may take (Lightning's names for float32 and float64 training)
+PRECISIONS = ("32-true", "64-true", "32", "64")
 
 
 def _graph_as_mapping(section: dict) -> dict:

@@ -53,12 +53,18 @@ class EnergyOffsetRefit(L.Callback):
 
 
 def refit_checkpoints(
-    module: L.LightningModule, checkpoints: list[Path], rows: Dataset, batch_size: int
+    module: L.LightningModule,
+    checkpoints: list[Path],
+    rows: Dataset,
+    batch_size: int,
+    device: torch.device | str = "cpu",
 ) -> None:
     """Fit the offset of each checkpoint's weights on up to ``FINAL_ROWS`` training rows and write it
     back into that checkpoint (atomically: a temporary file renamed over it). ``module`` is reused as
-    the container the weights are loaded into."""
+    the container the weights are loaded into, on ``device`` (the one the run trained on: Lightning
+    hands the module back on the CPU)."""
     loader = spaced_rows(rows, FINAL_ROWS, batch_size)
+    module.to(device)
     for path in checkpoints:
         if not path.exists():
             continue

@@ -240,9 +240,8 @@ def train(
     finally:
         eager_forward(module.model)
     if offset and first:  # the offset the run is evaluated and deployed with
-        refit_checkpoints(
-            module, [run_dir / "checkpoints" / n for n in ("best.ckpt", "last.ckpt")], train_rows, eval_batch
-        )
+        checkpoints = [run_dir / "checkpoints" / n for n in ("best.ckpt", "last.ckpt")]
+        refit_checkpoints(module, checkpoints, train_rows, eval_batch, trainer.strategy.root_device)
     return run_dir
 
 

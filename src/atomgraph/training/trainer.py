@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
@@ -101,3 +102,13 @@ def make_trainer(
         default_root_dir=run_dir,
         inference_mode=inference_mode,
     )
+
+
+def run_device(training: dict) -> torch.device:
+    """The device a run's follow-up work (its report) uses: the one it trained on -- CUDA when
+    ``training.accelerator`` asks for it ("cuda", "gpu", or "auto" with a CUDA device present), else the
+    CPU (Lightning hands the module back on the CPU after ``fit``)."""
+    accelerator = str(training["accelerator"]).lower()
+    if accelerator in ("cuda", "gpu") or (accelerator == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")

@@ -27,6 +27,7 @@ def screen_ligands(
         int, typer.Option(help="ligand records read, scored and written at a time (memory stays flat)")
     ] = 1024,
     resume: Annotated[bool, typer.Option(help="go on from OUTPUT.progress after a kill")] = False,
+    device: Annotated[str, typer.Option(help="where the model runs: cpu | cuda")] = "cpu",
 ) -> None:
     """Rank ligand poses by predicted affinity; ligands that fail keep a row with the error. The ligand
     file is streamed (--chunk-rows at a time, resumable with --resume) and the rows ranked in bounded
@@ -36,7 +37,7 @@ def screen_ligands(
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     summary = screen(
         run_dir, protein, ligands, output, batch_size=batch_size, acquisition=acquisition, kappa=kappa,
-        chunk_rows=chunk_rows, resume=resume,
+        chunk_rows=chunk_rows, resume=resume, device=device,
     )  # fmt: skip
     typer.echo(
         f"ranked {summary.scored} of {summary.rows} ligands -> {summary.output}; {summary.failed} failed"

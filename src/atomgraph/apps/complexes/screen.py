@@ -125,6 +125,7 @@ def screen(
     kappa: float = 1.0,
     chunk_rows: int = 1024,
     resume: bool = False,
+    device: str | torch.device = "cpu",
 ) -> ScreenSummary:
     """Rank the ligands of a file by predicted affinity for ``protein_pdb``, streaming the file.
 
@@ -146,6 +147,7 @@ def screen(
         resume: go on from ``<output>.progress`` after a kill (a half-written chunk is cut off; the
             records already scored are read past, not parsed again); on a finished output, nothing is
             redone.
+        device: where the model runs ("cpu", "cuda").
 
     Returns:
         The output path and its row counts; :meth:`ScreenSummary.table` reads the table back.
@@ -155,6 +157,7 @@ def screen(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     scorer = scoring_model(model, settings)
+    scorer.module.to(device)
     sigma_wanted = has_sigma(scorer.module)
     acquisition_scores(np.zeros(1), np.zeros(1) if sigma_wanted else None, True, acquisition, kappa)
     names = scorer.names + [f"{n}_sigma" for n in scorer.names] * sigma_wanted

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from ase import Atoms
 from tqdm.auto import tqdm
 
@@ -56,6 +57,7 @@ def screen_structures(
     resume: bool = False,
     window: tuple[str, float, float] | None = None,
     max_e_hull: float | None = None,
+    device: str | torch.device = "cpu",
 ) -> ScreenSummary:
     """Predict every CIF/POSCAR in ``folder`` and write them ranked by ``target`` to ``output``.
 
@@ -81,12 +83,14 @@ def screen_structures(
         max_e_hull: only candidates at most this far (eV/atom) above the convex hull rank: column
             ``e_above_hull`` from the predicted formation energy against the hull of the run's own
             dataset (its DFT labels; :mod:`atomgraph.apps.crystals.stability`).
+        device: where the model runs ("cpu", "cuda").
     """
     from atomgraph.runs import TrainedRun
 
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     run = TrainedRun.load(run_dir)
+    run.module.to(device)
     names = list(run.targets.names)
     if run.targets.node_level:
         raise ValueError(

@@ -224,7 +224,7 @@ class CrossAttentionAffinity(nn.Module):
         weights = None
         for block in self.blocks:
             lstates, pstates, weights = block(lstates, pstates, distance, mask)
-        self.last_attention = weights
+        self.last_attention = None if weights is None else weights.detach()  # no graph kept between steps
         pooled_ligand = (lstates * lmask.unsqueeze(-1)).sum(1) / lmask.sum(1, keepdim=True).clamp(min=1)
         pooled_protein = (pstates * pmask.unsqueeze(-1)).sum(1) / pmask.sum(1, keepdim=True).clamp(min=1)
         return self.head(torch.cat([pooled_ligand, pooled_protein], dim=-1))
