@@ -6,6 +6,7 @@
 #
 #   bash benchmarks/gpu_check.sh prepare   # here, with internet: wheels + systems into .device/ (ignored)
 #   bash benchmarks/gpu_check.sh run       # there, in the repository root, carrying .device; results in $OUT
+#   bash benchmarks/gpu_check.sh compile   # there: infer and MD with atomgraph's forward compiled too
 #
 # The GPU machine has Python 3.12 with torch, PyG, e3nn and Lightning but no internet: `prepare` fetches
 # the other packages as cp312 wheels (atomgraph's and the peers' in .device/wheels, mace-torch with the
@@ -45,14 +46,35 @@ write_systems(Path('$DEV/systems'))"
     du -sh "$DEV"/*
 }
 
-run() {
-    local out=${OUT:-/tmp/gpu_check}
-    mkdir -p "$out"
+OUT=${OUT:-/tmp/gpu_check}
+
+install() {
+    mkdir -p "$OUT"
     export PYTHONUNBUFFERED=1
     local install="python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade"
     $install --target /tmp/site "$DEV"/wheels/*.whl || exit 1
     $install --target /tmp/site_mace "$DEV"/wheels_mace/*.whl || exit 1
     export PYTHONPATH=$PWD/src:/tmp/site
+    mkdir -p /tmp/py # each framework's interpreter: the same python3, mace-torch with its own e3nn first
+    printf '#!/bin/sh\nexec python3 "$@"\n' >/tmp/py/python
+    printf '#!/bin/sh\nPYTHONPATH=/tmp/site_mace:$PYTHONPATH exec python3 "$@"\n' >/tmp/py/mace
+    chmod +x /tmp/py/python /tmp/py/mace
+}
+
+peers() { # output name, run.py arguments...
+    local name=$1 py=/tmp/py/python
+    shift
+    timeout "${PEER_TIMEOUT:-300}" python3 benchmarks/peers/run.py --device cuda --threads 1 \
+        --rounds 4 --calls 3 --warmup 5 --md-steps 10 --systems "$DEV/systems" \
+        --python atomgraph=$py --python atomgraph_compiled=$py --python pyg=$py --python nequip=$py \
+        --python schnetpack=$py --python mace=/tmp/py/mace --out "$OUT/$name.json" "$@" 2>"$OUT/$name.err"
+    echo "peer harness exit $?"
+    tail -5 "$OUT/$name.err"
+}
+
+run() {
+    install
+    local out=$OUT
     {
         nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv
         python3 -c "import torch, e3nn, torch_geometric, lightning, platform
@@ -66,22 +88,18 @@ print('python', platform.python_version(), 'torch', torch.__version__, 'cuda', t
         2>&1 | tee "$out/device_tests.log" | tail -30
 
     echo "== peers on cuda"
-    mkdir -p /tmp/py # each framework's interpreter: the same python3, mace-torch with its own e3nn first
-    printf '#!/bin/sh\nexec python3 "$@"\n' >/tmp/py/python
-    printf '#!/bin/sh\nPYTHONPATH=/tmp/site_mace:$PYTHONPATH exec python3 "$@"\n' >/tmp/py/mace
-    chmod +x /tmp/py/python /tmp/py/mace
-    local py=/tmp/py/python
-    timeout "${PEER_TIMEOUT:-300}" python3 benchmarks/peers/run.py --device cuda --threads 1 \
-        --rounds 4 --calls 3 --warmup 5 --md-steps 10 --systems "$DEV/systems" \
-        --only nequip mace painn schnet --sections train:aspirin32 infer:water1536 md:water192 \
-        --python atomgraph=$py --python pyg=$py --python nequip=$py --python schnetpack=$py \
-        --python mace=/tmp/py/mace --out "$out/peers_gpu.json" 2>"$out/peers_gpu.err"
-    echo "peer harness exit $?"
-    tail -5 "$out/peers_gpu.err"
+    peers peers_gpu --only nequip mace painn schnet --sections train:aspirin32 infer:water1536 md:water192
+}
+
+compiled() { # the forward through torch.compile beside eager atomgraph and the peer (infer and MD only)
+    install
+    echo "== peers on cuda, atomgraph compiled too"
+    peers peers_gpu_compile --compile --only painn schnet nequip --sections infer:water1536 md:water192
 }
 
 case "${1:-}" in
 prepare) prepare ;;
 run) run ;;
-*) echo "usage: $0 prepare|run" >&2 && exit 2 ;;
+compile) compiled ;;
+*) echo "usage: $0 prepare|run|compile" >&2 && exit 2 ;;
 esac
