@@ -174,6 +174,27 @@ def test_the_calculator_runs_where_the_model_is_and_refuses_elements_beyond_its_
     assert atoms.get_potential_energy() == pytest.approx(energy, rel=1e-12)
 
 
+def test_a_compiled_calculator_gives_the_eager_numbers_across_neighbour_list_rebuilds(device):
+    """``Calculator(compile=True)``: energy, forces and stress equal the eager calculator's, before and
+    after the atoms move past the skin (a rebuilt list with another number of edges, the same code)."""
+    from atomgraph.training.compile import CompiledForward
+
+    module = potential_module()
+    results = {}
+    for compiled in (False, True):
+        atoms = copper((1, 1, 2))
+        atoms.calc = Calculator(copy.deepcopy(module), skin=0.2, device=device, compile=compiled)
+        found = [atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()]
+        atoms.rattle(0.3, seed=4)
+        found += [atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()]
+        assert atoms.calc.builds == 2
+        results[compiled] = found
+        forward = atoms.calc.module.model.__dict__.get("forward")
+        assert isinstance(forward, CompiledForward) == compiled and not (compiled and forward.failed)
+    for got, want in zip(results[True], results[False], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-10)
+
+
 def test_a_committee_on_the_device_gives_the_cpu_mean_and_spread(device):
     members = [potential_module(seed) for seed in range(3)]
     results = {}

@@ -256,6 +256,9 @@ def relax(
     cell_filter: Annotated[str, typer.Option(help="frechet | exp")] = "frechet",
     trajectory: Annotated[Path | None, typer.Option(help="ASE .traj of every step")] = None,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    compile: Annotated[
+        bool, typer.Option(help="the model's forward through torch.compile (pays on a GPU)")
+    ] = False,
     force_sigma_limit: Annotated[
         float | None,
         typer.Option(help="ensembles: stop when the largest per-atom force spread exceeds it, eV/Å"),
@@ -268,6 +271,7 @@ def relax(
     kwargs = {"fmax": fmax, "steps": steps, "optimizer": optimizer, "cell": cell, "cell_filter": cell_filter}
     kwargs["force_sigma_limit"] = force_sigma_limit
     kwargs["logfile"] = "-"  # the optimiser's progress on stdout
+    kwargs["compile"] = compile
     result = relax_file(run_dir, structure, output, device=device, trajectory=trajectory, **kwargs)
     state = "converged" if result.converged else "NOT converged"
     if result.stopped_uncertain:
@@ -293,6 +297,9 @@ def md(
     seed: Annotated[int, typer.Option(help="seed of the initial velocities and the thermostat")] = 0,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="final frame (extended XYZ)")] = None,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    compile: Annotated[
+        bool, typer.Option(help="the model's forward through torch.compile (pays on a GPU)")
+    ] = False,
     force_sigma_limit: Annotated[
         float | None,
         typer.Option(help="ensembles: act when the largest per-atom force spread exceeds it, eV/Å"),
@@ -308,6 +315,7 @@ def md(
         structure,
         output,
         device=device,
+        compile=compile,
         ensemble=ensemble,
         temperature_K=temperature,
         timestep_fs=timestep,

@@ -73,6 +73,10 @@ class Calculator(AseCalculator):
         allow_unseen_elements: by default a structure with an element the potential never saw in
             training is refused (MD and relaxation would run on garbage forces).
         graph: bare models only: the graph they read (default: a radius graph at ``model.cutoff``).
+        compile: the model's forward through ``torch.compile`` (dynamic shapes, so neighbour-list
+            rebuilds reuse the compiled code; eager again, with one line saying why, if compiling fails).
+            It pays where kernel launches dominate, as on a GPU (PaiNN's MD step on an H200: 12.8 -> 8.9
+            ms), not on a CPU core; the first call compiles (tens of seconds).
 
     Atoms closer than the closest pair of the training data (recorded as ``shortest_distance``) get a
     warning, the first time: the potential extrapolates there, and a collapsing structure is the usual
@@ -93,6 +97,7 @@ class Calculator(AseCalculator):
         dtype: torch.dtype | None = None,
         allow_unseen_elements: bool = False,
         graph: GraphSpec | None = None,
+        compile: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -123,6 +128,10 @@ class Calculator(AseCalculator):
             self.module.model.to(dtype)
         self.dtype = next(self.module.model.parameters()).dtype
         self.device = torch.device(device)
+        if compile:
+            from atomgraph.training.compile import compile_forward
+
+            compile_forward(self.module.model, notify=lambda line: warnings.warn(line, stacklevel=2))
         self.cutoff = float(cutoff)
         self.max_neighbors = max_neighbors
         self.skin = 0.0 if max_neighbors is not None else float(skin)  # k-nearest graphs: rebuild

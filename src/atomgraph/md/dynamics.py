@@ -149,18 +149,19 @@ def md_file(
     output: str | Path | None = None,
     device: str = "cpu",
     skin: float = 0.5,
+    compile: bool = False,
     **options,
 ) -> MDResult:
     """``atomgraph md``: molecular dynamics of the first structure of a file with a trained run's
     potential; the final frame goes to ``output`` (extended XYZ) if given; ``options`` go to
-    :func:`run_md`."""
+    :func:`run_md`; ``compile``: the model's forward through torch.compile (:class:`Calculator`)."""
     import ase.io
 
     from atomgraph.md.committee import calculator_for
     from atomgraph.md.relax import read_structure
 
     atoms = read_structure(structure)
-    result = run_md(atoms, calculator_for(run_dir, skin=skin, device=device), **options)
+    result = run_md(atoms, calculator_for(run_dir, skin=skin, device=device, compile=compile), **options)
     if output is not None:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         ase.io.write(output, atoms)

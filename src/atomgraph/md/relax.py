@@ -99,6 +99,7 @@ def relax_file(
     output: str | Path,
     device: str = "cpu",
     skin: float = 0.5,
+    compile: bool = False,
     **options,
 ) -> RelaxResult:
     """``atomgraph relax``: relax the first structure of a file with a trained run's potential and
@@ -108,7 +109,7 @@ def relax_file(
     from atomgraph.md.committee import calculator_for
 
     atoms = read_structure(structure)
-    result = relax(atoms, calculator_for(run_dir, skin=skin, device=device), **options)
+    result = relax(atoms, calculator_for(run_dir, skin=skin, device=device, compile=compile), **options)
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     ase.io.write(output, atoms)
     return result
