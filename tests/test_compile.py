@@ -117,6 +117,33 @@ def compile_with(monkeypatch, backend) -> None:
     )
 
 
+def test_a_compiled_forward_adds_the_image_term_for_periodic_batches_only(monkeypatch):
+    """Molecules and cells get their own compiled code: the molecules' has no ``edge_shift @ cell``
+    (an einsum over the edges), the cells' has it, and each equals the eager forward."""
+    traced = []
+
+    def recording_backend(graph_module, example_inputs):
+        traced.append(graph_module.code)
+        return graph_module.forward
+
+    compile_with(monkeypatch, recording_backend)
+    model = small_model()
+    molecules, with_cell = batches()
+    with torch.no_grad():
+        expected = [model(molecules), model(with_cell), model(molecules)]
+        compile_forward(model)
+        got, code = [], []  # per call: the graphs traced for it (the model's graph breaks split it)
+        for batch in (molecules, with_cell, molecules):
+            before = len(traced)
+            got.append(model(batch))
+            code.append("".join(traced[before:]))
+    for actual, reference in zip(got, expected, strict=True):
+        torch.testing.assert_close(actual, reference, rtol=1e-5, atol=1e-6)
+    assert code[0] and "einsum" not in code[0]
+    assert "einsum" in code[1]
+    assert code[2] == "", "the molecules' compiled code is reused"
+
+
 def test_a_failed_compile_falls_back_to_eager_once(monkeypatch):
     def failing_backend(graph_module, example_inputs):
         raise RuntimeError("no backend here")

@@ -16,16 +16,11 @@ It applies to datasets of plain ``Data`` graphs whose fields are all tensors, wi
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
-
-
-def _gather_index(starts: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-    """The concatenation of ``arange(start, start + count)`` for each pair, as one tensor."""
-    total = int(counts.sum())
-    offsets = torch.cumsum(counts, 0) - counts
-    return torch.arange(total) + torch.repeat_interleave(starts - offsets, counts, output_size=total)
 
 
 class RowBatcher:
@@ -71,47 +66,59 @@ class RowBatcher:
                 raise ValueError(f"field {key!r} is incremented by something other than the node count")
             self.incremented.append(key)
         # fields cut by the same slices (the node fields, the edge fields, one row per graph) share one
-        # gather index and one slice record per batch
-        self.groups: list[tuple[torch.Tensor, list[str]]] = []
+        # gather index and one slice record per batch; the bounds of every group in one [G, rows + 1]
+        # tensor, so a batch computes all its counts and gather indices in a few operations
+        groups: list[tuple[torch.Tensor, list[str]]] = []
         for key in self.keys:
-            shared = next((keys for bounds, keys in self.groups if torch.equal(bounds, slices[key])), None)
+            shared = next((keys for bounds, keys in groups if torch.equal(bounds, slices[key])), None)
             if shared is None:
-                self.groups.append((slices[key], [key]))
+                groups.append((slices[key], [key]))
             else:
                 shared.append(key)
+        self.group_keys = [keys for _, keys in groups]
+        self.bounds = torch.stack([bounds for bounds, _ in groups])
+        self.node_group = next(g for g, keys in enumerate(self.group_keys) if self.node_key in keys)
+        self.empty = Batch()  # copied for each batch: PyG's Batch(...) inspects signatures every call
 
     def __call__(self, positions: list[int] | torch.Tensor) -> Batch:
         rows = self.rows.index_select(0, torch.as_tensor(positions, dtype=torch.long))
         num_graphs = len(rows)
-        following = rows + 1
-        node_slices = self.slices[self.node_key]
-        node_counts = node_slices.index_select(0, following) - node_slices.index_select(0, rows)
-        ptr = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(node_counts, 0)])
+        starts = self.bounds.index_select(1, rows)  # [G, B]: where each row's items start, per group
+        counts = self.bounds.index_select(1, rows + 1) - starts
+        cumulative = torch.cat([counts.new_zeros(len(counts), 1), counts.cumsum(1)], dim=1)  # [G, B + 1]
+        totals = cumulative[:, -1]
+        # one gather index for every group: position k of row r's items in group g is
+        # starts[g, r] + k, laid out group after group (each group's part begins at sum(totals[:g]))
+        first = totals.cumsum(0) - totals
+        total = int(totals.sum())
+        step = (starts - cumulative[:, :-1] - first.view(-1, 1)).view(-1)
+        index = torch.arange(total) + torch.repeat_interleave(step, counts.view(-1), output_size=total)
+        indices = index.split(totals.tolist())
+        node_counts, ptr = counts[self.node_group], cumulative[self.node_group]
         node_offsets = ptr[:-1]
         values, slice_dict, inc_dict = {}, {}, {}
         not_incremented = torch.zeros(num_graphs, dtype=torch.long)
-        for bounds, keys in self.groups:
-            starts = bounds.index_select(0, rows)
-            counts = bounds.index_select(0, following) - starts
-            index = _gather_index(starts, counts)
-            cumulative = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(counts, 0)])
+        for g, keys in enumerate(self.group_keys):
             shifts = None
             for key in keys:
                 dim = self.cat_dim[key] % self.storage[key].dim()
-                value = self.storage[key].index_select(dim, index)
-                slice_dict[key] = cumulative
+                value = self.storage[key].index_select(dim, indices[g])
+                slice_dict[key] = cumulative[g]
                 inc_dict[key] = not_incremented
                 if key in self.incremented:  # local node indices -> positions in the batch
                     if shifts is None:
-                        shifts = torch.repeat_interleave(node_offsets, counts, output_size=index.numel())
+                        shifts = torch.repeat_interleave(node_offsets, counts[g], output_size=len(indices[g]))
                     shape = [1] * value.dim()
                     shape[dim] = -1
                     value = value + shifts.view(shape).to(value.dtype)
                     inc_dict[key] = node_offsets
                 values[key] = value
-        batch = Batch(**values)
-        batch.batch = torch.repeat_interleave(torch.arange(num_graphs), node_counts, output_size=int(ptr[-1]))
-        batch.ptr = ptr
+        values["batch"] = torch.repeat_interleave(
+            torch.arange(num_graphs), node_counts, output_size=int(ptr[-1])
+        )
+        values["ptr"] = ptr
+        batch = copy.copy(self.empty)
+        batch._store._mapping.update(values)  # what Batch(**values) stores, without its per-key checks
         batch._num_graphs = num_graphs
         batch._slice_dict = slice_dict
         batch._inc_dict = inc_dict

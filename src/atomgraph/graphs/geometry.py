@@ -6,8 +6,37 @@ Computing edge vectors inside the forward pass (instead of storing them) is what
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 from torch_geometric.data import Data
+
+#: whether a compiled forward adds the periodic image term (:func:`periodic_images` sets it per call)
+_COMPILED_IMAGES = True
+
+
+@contextlib.contextmanager
+def periodic_images(present: bool) -> Iterator[None]:
+    """Within the block, a compiled forward adds the image term ``edge_shift @ cell`` of
+    :func:`edge_vectors` only if ``present`` (whether any graph of the batch is periodic). Eager code
+    decides from ``graph.pbc`` itself, but a compiled one cannot branch on data without splitting its
+    graph: the caller of the compiled code says it here, and tracing reads it, so molecules and cells each
+    get their own compiled code (:class:`atomgraph.training.compile.CompiledForward` does this)."""
+    global _COMPILED_IMAGES
+    previous, _COMPILED_IMAGES = _COMPILED_IMAGES, bool(present)
+    try:
+        yield
+    finally:
+        _COMPILED_IMAGES = previous
+
+
+def has_images(graph: Data) -> bool:
+    """Whether the edge vectors of ``graph`` need the image term: any periodic graph in it (eager), or
+    what :func:`periodic_images` says (compiled; True outside it)."""
+    if torch.compiler.is_compiling():
+        return _COMPILED_IMAGES
+    return bool(graph.pbc.any())
 
 
 def edge_graph_index(graph: Data) -> torch.Tensor:
@@ -37,9 +66,7 @@ def edge_vectors(
     j, i = edge_index
     vectors = pos.index_select(0, j) - pos.index_select(0, i)
     shift = getattr(graph, "edge_shift", None)
-    # the image term is zero unless the graph is periodic; a compiled forward adds it anyway (a branch on
-    # the data would split the compiled graph)
-    if shift is not None and shift.numel() > 0 and (torch.compiler.is_compiling() or bool(graph.pbc.any())):
+    if shift is not None and shift.numel() > 0 and has_images(graph):  # zero unless periodic
         cell = graph.cell if cell is None else cell
         graph_of_edge = edge_graph_index(graph)
         if edges is not None:

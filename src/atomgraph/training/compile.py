@@ -35,6 +35,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from atomgraph.graphs.geometry import periodic_images
+
 log = logging.getLogger(__name__)
 
 #: dynamo's notice for each graph break on a data-dependent branch (``bool(tensor)``, ``.item()``): a
@@ -61,6 +63,7 @@ class CompiledForward:
             with (
                 torch._functorch.config.patch(force_non_lazy_backward_lowering=True),
                 torch._dynamo.config.patch(fail_on_recompile_limit_hit=True),
+                periodic_images(any_periodic(args[0] if args else None)),
             ):
                 return self.compiled(*args, **kwargs)
         except Exception as error:
@@ -74,6 +77,12 @@ class CompiledForward:
 
     def __reduce__(self) -> tuple:
         return CompiledForward, (self.model,), {"failed": self.failed}
+
+
+def any_periodic(graph: Any) -> bool:
+    """Whether any graph of a batch is periodic (its ``pbc``); True for inputs without one."""
+    pbc = getattr(graph, "pbc", None)
+    return True if pbc is None else bool(pbc.any())
 
 
 def root_cause(error: BaseException) -> str:
