@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks in one short call on a lent GPU machine (README "The GPU path"):
+# The GPU checks in one short call on a lent GPU machine (README "On a GPU"):
 #   1. the CUDA cases of the device tests (tests/test_device.py: every model, forces, stress and their
 #      training gradients, a training run, the calculator and MD, a committee, batched prediction);
 #   2. the peer harness (benchmarks/peers/run.py) on cuda, one thread for the Python side.

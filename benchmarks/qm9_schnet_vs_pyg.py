@@ -5,7 +5,8 @@ torch_cluster, which has no wheel here), the same target normalisation (fitted o
 the same hyperparameters, the same plain PyTorch training loop (Adam, plateau schedule, L1 loss) and
 the same wall-clock budget per target; each framework's own batching (atomgraph: the loader
 ``atomgraph train`` uses, batches gathered from the collated storage; PyG: its ``DataLoader``). Each
-(framework, target) runs in its own process so the peak memory is its own. Writes
+(framework, target) runs in its own process so the peak memory is its own; the runs of a target take
+turns of ``--slice-s`` seconds (interleaved), so the machine's drifts hit them alike. Writes
 ``benchmarks/results/qm9_schnet_vs_pyg.json``.
 
     python benchmarks/qm9_schnet_vs_pyg.py --budget-s 300
@@ -122,67 +123,111 @@ def mae(model, normalizer, loader, column) -> float:
     return float(torch.cat(errors).mean())
 
 
-def worker(framework: str, target: str, args) -> dict:
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    dataset, split = data(args)
-    names = dataset.targets.names
-    column = names.index(target)
-    reduction = dataset.targets.reductions[column]
-    train = dataset[torch.as_tensor(split["train"])]
-    normalizer = TargetNormalizer([reduction == "sum"]).fit(
-        train.targets_array()[:, [column]], train.atomic_numbers()
-    )
-    model = make_model(framework, reduction, args)
-    if framework in COMPILED[args.compile]:  # the wrapper `training.compile: true` uses, for both
-        compile_forward(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, fused=True)
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
-    generator = torch.Generator().manual_seed(0)
-    if framework == "atomgraph":  # the loader `atomgraph train` uses: batches gathered from the storage
-        train_loader = row_loader(train, args.batch_size, shuffle=True, generator=generator)
-    else:
-        train_loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, generator=generator)
-    val_loader = DataLoader(dataset[torch.as_tensor(split["val"])], batch_size=256)
-    test_loader = DataLoader(dataset[torch.as_tensor(split["test"])], batch_size=256)
+class Training:
+    """One framework's training run on one target, advanced in slices (:meth:`train_for`) so that runs of
+    several frameworks can take turns on the machine; :meth:`finish` evaluates and reports."""
 
-    compile_s = warm_up(model, normalizer, train_loader, val_loader, column)
-    trained, train_time, model_time, epochs, best = 0, 0.0, 0.0, 0, (float("inf"), None)
-    start = time.perf_counter()
-    while time.perf_counter() - start < args.budget_s:
-        epoch_start = time.perf_counter()
-        for batch in train_loader:
+    def __init__(self, framework: str, target: str, args):
+        torch.set_num_threads(args.threads)
+        torch.manual_seed(0)
+        dataset, split = data(args)
+        self.framework, self.target = framework, target
+        self.column = dataset.targets.names.index(target)
+        reduction = dataset.targets.reductions[self.column]
+        train = dataset[torch.as_tensor(split["train"])]
+        self.normalizer = TargetNormalizer([reduction == "sum"]).fit(
+            train.targets_array()[:, [self.column]], train.atomic_numbers()
+        )
+        self.model = make_model(framework, reduction, args)
+        if framework in COMPILED[args.compile]:  # the wrapper `training.compile: true` uses, for both
+            compile_forward(self.model)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=args.lr, fused=True)
+        self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=0.5, patience=3)
+        generator = torch.Generator().manual_seed(0)
+        if framework == "atomgraph":  # the loader `atomgraph train` uses: batches gathered from the storage
+            self.train_loader = row_loader(train, args.batch_size, shuffle=True, generator=generator)
+        else:
+            self.train_loader = DataLoader(
+                train, batch_size=args.batch_size, shuffle=True, generator=generator
+            )
+        self.val_loader = DataLoader(dataset[torch.as_tensor(split["val"])], batch_size=256)
+        self.test_loader = DataLoader(dataset[torch.as_tensor(split["test"])], batch_size=256)
+        self.compile_s = warm_up(self.model, self.normalizer, self.train_loader, self.val_loader, self.column)
+        self.trained, self.train_time, self.model_time, self.elapsed, self.epochs = 0, 0.0, 0.0, 0.0, 0
+        self.best: tuple[float, dict | None] = (float("inf"), None)
+        self.batches = None  # the epoch in progress
+
+    def train_for(self, seconds: float) -> None:
+        """Train for ``seconds`` of wall time (validation at each epoch's end included, as in the budget),
+        stopping after the step that crosses it; an epoch goes on in the next slice."""
+        end = self.elapsed + seconds
+        while self.elapsed < end:
+            start = time.perf_counter()
+            if self.batches is None:
+                self.batches = iter(self.train_loader)
+            batch = next(self.batches, None)
+            if batch is None:  # the epoch is done: validate (outside the training time)
+                self.train_time += time.perf_counter() - start
+                self.batches = None
+                self.end_epoch()
+                self.elapsed += time.perf_counter() - start
+                continue
             step_start = time.perf_counter()  # what follows is the model's work; batching is shared
-            y = normalizer.normalize(batch.y[:, [column]], batch)
-            loss = (model(batch) - y).abs().mean()
-            optimizer.zero_grad()
+            y = self.normalizer.normalize(batch.y[:, [self.column]], batch)
+            loss = (self.model(batch) - y).abs().mean()
+            self.optimizer.zero_grad()
             loss.backward()
-            optimizer.step()
-            model_time += time.perf_counter() - step_start
-            trained += batch.num_graphs
-            if time.perf_counter() - start > args.budget_s:
-                break
-        train_time += time.perf_counter() - epoch_start
-        epochs += 1
-        val = mae(model, normalizer, val_loader, column)
-        plateau.step(val)
-        if val < best[0]:
-            best = (val, {k: v.clone() for k, v in model.state_dict().items()})
-    model.load_state_dict(best[1])
-    return {
-        "framework": framework,
-        "target": target,
-        "epochs": epochs,
-        "molecules_trained": trained,
-        "molecules_per_s": trained / train_time,
-        "model_molecules_per_s": trained / model_time,
-        "batching_share": 1 - model_time / train_time,
-        "compile_s": compile_s,
-        "best_val_mae_ev": best[0],
-        "test_mae_ev": mae(model, normalizer, test_loader, column),
-        "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "parameters": sum(p.numel() for p in model.parameters()),
-    }
+            self.optimizer.step()
+            now = time.perf_counter()
+            self.model_time += now - step_start
+            self.train_time += now - start
+            self.elapsed += now - start
+            self.trained += batch.num_graphs
+
+    def end_epoch(self) -> None:
+        self.epochs += 1
+        val = mae(self.model, self.normalizer, self.val_loader, self.column)
+        self.plateau.step(val)
+        if val < self.best[0]:
+            self.best = (val, {k: v.clone() for k, v in self.model.state_dict().items()})
+
+    def finish(self) -> dict:
+        """Validate the epoch cut by the budget (as a whole epoch), take the best weights, test them."""
+        if self.batches is not None:
+            self.batches = None
+            self.end_epoch()
+        self.model.load_state_dict(self.best[1])
+        return {
+            "framework": self.framework,
+            "target": self.target,
+            "epochs": self.epochs,
+            "molecules_trained": self.trained,
+            "molecules_per_s": self.trained / self.train_time,
+            "model_molecules_per_s": self.trained / self.model_time,
+            "batching_share": 1 - self.model_time / self.train_time,
+            "compile_s": self.compile_s,
+            "best_val_mae_ev": self.best[0],
+            "test_mae_ev": mae(self.model, self.normalizer, self.test_loader, self.column),
+            "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+        }
+
+
+def serve(framework: str, target: str, args) -> None:
+    """A worker: set up, say ``ready``, then ``train SECONDS`` -> ``ok`` until ``finish`` -> the result
+    as one JSON line (the protocol on stdin/stdout; whatever else prints goes to stderr)."""
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    training = Training(framework, target, args)
+    protocol.write("ready\n")
+    for line in sys.stdin:
+        command, *rest = line.split()
+        if command == "train":
+            training.train_for(float(rest[0]))
+            protocol.write("ok\n")
+        elif command == "finish":
+            protocol.write(json.dumps(training.finish()) + "\n")
+            return
 
 
 def without_output(argv: list[str]) -> list[str]:
@@ -210,6 +255,52 @@ def worker_environment(label: str) -> dict[str, str]:
     if not RUNS[label][1]:
         env[OPT_OUT[0]] = OPT_OUT[1]
     return env
+
+
+def interleaved(target: str, labels: list[str], passthrough: list[str], args) -> dict:
+    """The runs of ``labels`` on ``target``, each in its own process, taking turns of ``args.slice_s``
+    seconds (the order reversed every round) until each has had ``args.budget_s``: a drift of the
+    machine's speed (another job, its thermal state) hits every framework alike. Returns
+    {(label, target): result}."""
+    workers = {
+        label: subprocess.Popen(
+            [sys.executable, __file__, *passthrough, "--worker", RUNS[label][0], target],
+            env=worker_environment(label),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        for label in labels
+    }
+    try:
+        for label, process in workers.items():  # data, model and warm-up (compiling), untimed
+            if process.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"{label}: the worker failed to start (see its stderr above)")
+        given = dict.fromkeys(labels, 0.0)
+        round_ = 0
+        while any(given[label] < args.budget_s for label in labels):
+            for label in labels if round_ % 2 == 0 else labels[::-1]:
+                seconds = min(args.slice_s, args.budget_s - given[label])
+                if seconds <= 0:
+                    continue
+                workers[label].stdin.write(f"train {seconds}\n")
+                workers[label].stdin.flush()
+                if workers[label].stdout.readline().strip() != "ok":
+                    raise RuntimeError(f"{label}: the worker died while training (see its stderr above)")
+                given[label] += seconds
+            round_ += 1
+        results = {}
+        for label, process in workers.items():
+            process.stdin.write("finish\n")
+            process.stdin.flush()
+            results[(label, target)] = json.loads(process.stdout.readline())
+            process.wait()
+        return results
+    finally:
+        for process in workers.values():
+            if process.poll() is None:
+                process.kill()
 
 
 def main() -> None:
@@ -241,12 +332,18 @@ def main() -> None:
         action="store_true",
         help="also train PyG with atomgraph's malloc settings (PyG's own run keeps glibc's, as its users do)",
     )
+    parser.add_argument(
+        "--slice-s",
+        type=float,
+        default=20.0,
+        help="seconds each framework trains before the next takes a turn",
+    )
     parser.add_argument("--cache", default=None, help="processed-data cache (default ~/.cache/atomgraph)")
     parser.add_argument("--worker", nargs=2, metavar=("FRAMEWORK", "TARGET"), help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(*args.worker, args)))
+        serve(*args.worker, args)
         return
     try:
         data(args)  # processes (and caches) the graphs once, before any timing
@@ -257,16 +354,10 @@ def main() -> None:
     labels = [label for label in RUNS if args.peer_malloc or label != "pyg_atomgraph_malloc"]
     runs = {}
     for target in args.targets:
+        print(f"training {', '.join(labels)} SchNet on {target}, {args.budget_s:.0f} s each, taking turns "
+              f"of {args.slice_s:.0f} s ...", flush=True)  # fmt: skip
+        runs.update(interleaved(target, labels, passthrough, args))
         for label in labels:
-            print(f"training {label} SchNet on {target} for {args.budget_s:.0f} s ...", flush=True)
-            out = subprocess.run(
-                [sys.executable, __file__, *passthrough, "--worker", RUNS[label][0], target],
-                env=worker_environment(label),
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            runs[(label, target)] = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"  {runs[(label, target)]}", flush=True)
     result: dict = {
         "settings": {k: v for k, v in vars(args).items() if k not in ("worker", "output")},

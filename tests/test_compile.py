@@ -110,16 +110,20 @@ def test_potentials_train_eagerly_with_a_notice():
 
 
 def compile_with(monkeypatch, backend) -> None:
-    """Make the module's torch.compile use ``backend``."""
+    """Make the module's torch.compile use ``backend`` (its other arguments, ``dynamic``, kept)."""
     real_compile = torch.compile
-    monkeypatch.setattr(
-        compile_module.torch, "compile", lambda fn, **kwargs: real_compile(fn, backend=backend)
-    )
+
+    def compile_(fn, **kwargs):
+        return real_compile(fn, **{**kwargs, "backend": backend})
+
+    monkeypatch.setattr(compile_module.torch, "compile", compile_)
 
 
 def test_a_compiled_forward_adds_the_image_term_for_periodic_batches_only(monkeypatch):
     """Molecules and cells get their own compiled code: the molecules' has no ``edge_shift @ cell``
-    (an einsum over the edges), the cells' has it, and each equals the eager forward."""
+    (an einsum over the edges), the cells' has it, and each equals the eager forward. Dynamic shapes, as
+    ``compile_forward`` compiles: only the guard on :func:`periodic_images` keeps the cell batch out of
+    the molecules' code."""
     traced = []
 
     def recording_backend(graph_module, example_inputs):

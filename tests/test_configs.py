@@ -169,8 +169,10 @@ def test_exponent_floats_without_a_dot_are_numbers_in_files_and_overrides(tmp_pa
 def test_mixed_precision_is_refused_with_the_reason(precision):
     from atomgraph.training.config import ConfigError, load_config
 
-    message = rf"training\.precision '{precision}': atomgraph trains in '32-true' or '64-true'"
+    message = rf"training\.precision '{precision}': atomgraph trains in '32-true' or '64-true' \(mixed"
     with pytest.raises(ConfigError, match=message):
         load_config(None, ["model.name=schnet", f"training.precision={precision}"])
     for accepted in ("32-true", "64-true", "64"):
         load_config(None, ["model.name=schnet", f"training.precision={accepted}"])
+    with pytest.raises(ConfigError, match=r"'64-ture': .* \(unknown value\)"):
+        load_config(None, ["model.name=schnet", "training.precision=64-ture"])

@@ -217,12 +217,12 @@ def test_batched_prediction_on_the_device_equals_the_cpu(lj_run, device, tmp_pat
     from atomgraph.evaluation.predict import predict_file, read_predictions
 
     structures = tmp_path / "clusters.xyz"
-    ase.io.write(structures, lennard_jones_clusters(40, seed=5))
+    ase.io.write(structures, lennard_jones_clusters(150, seed=5))  # two prediction batches (128 each)
     tables = {}
     for where in ("cpu", device.type):
         summary = predict_file(lj_run, structures, tmp_path / f"{where}.csv", device=where)
         tables[where] = read_predictions(summary.output)
-    assert len(tables["cpu"]) == 40 and tables["cpu"]["energy"].notna().all()
+    assert len(tables["cpu"]) == 150 and tables["cpu"]["energy"].notna().all()
     np.testing.assert_allclose(tables[device.type]["energy"], tables["cpu"]["energy"], rtol=1e-9)
 
 

@@ -102,3 +102,17 @@ def test_row_loader_falls_back_to_pyg_where_it_does_not_apply():
         graph.x = torch.zeros(graph.num_nodes + 1, 2)
     with pytest.raises(ValueError, match="differ in length"):
         RowBatcher(dataset_of(graphs))
+
+
+def test_batches_of_one_batcher_are_independent():
+    """Each batch is its own object: changing one changes neither another nor the batcher's template."""
+    batcher = RowBatcher(molecules())
+    first, second = batcher([0, 1, 2]), batcher([3, 4])
+    reference = batcher([3, 4])
+    first.pos.zero_()
+    first.extra = torch.ones(1)
+    del first.z
+    assert "extra" not in second and "z" in second and not batcher.empty.keys()
+    assert_same_batch(second, reference)
+    assert (first.num_graphs, second.num_graphs) == (3, 2)
+    assert float(batcher([0, 1, 2]).pos.abs().sum()) > 0  # the storage itself was not touched

@@ -214,7 +214,10 @@ def start_worker(
 ) -> tuple[Worker, dict]:
     """A worker of ``framework`` in ``env`` with its model set up on ``frames`` and warmed up; its setup
     reply (parameters, versions). Raises RuntimeError (the worker closed) when either fails."""
-    worker = Worker(framework, args.timeout, env)
+    try:
+        worker = Worker(framework, args.timeout, env)
+    except OSError as error:  # no such interpreter, not executable
+        raise RuntimeError(f"{framework}: cannot start {PYTHONS[framework]} ({error})") from error
     try:
         reply = worker.ask(
             op="setup",
@@ -289,7 +292,7 @@ def run_section(family: str, mode: str, system: str, frames: Path, args, atoms: 
     try:
         for framework in frameworks:
             if framework not in starting:
-                out["frameworks"][framework] = {"skipped": f"{PYTHONS[framework]} missing (install.sh)"}
+                out["frameworks"][framework] = {"skipped": f"{PYTHONS[framework]} missing"}
                 continue
             try:
                 worker, reply = starting[framework].result()
@@ -304,9 +307,10 @@ def run_section(family: str, mode: str, system: str, frames: Path, args, atoms: 
             out["frameworks"][name].update(result)
         for name, line in failed.items():
             out["frameworks"][name]["failed"] = line
-    finally:
-        for worker in workers.values():
-            worker.close()
+    finally:  # every worker that started, also those an unexpected error left uncollected
+        for future in starting.values():
+            if future.exception() is None:
+                future.result()[0].close()
     ours = out["frameworks"].get("atomgraph", {}).get("median_s")
     compiled = out["frameworks"].get("atomgraph_compiled", {}).get("median_s")
     for name, result in out["frameworks"].items():

@@ -41,7 +41,8 @@ class TargetNormalizer(nn.Module):
 
     @property
     def max_z(self) -> int:
-        """The largest atomic number of the per-element references (the models' tables hold as many)."""
+        """The largest atomic number of the per-element references: a trained module builds them as far
+        as its model's element tables go (``model.max_z``)."""
         return int(self.atomref.shape[0]) - 1
 
     def fit(self, y: np.ndarray, numbers: Sequence[np.ndarray], atomref: bool = True) -> TargetNormalizer:

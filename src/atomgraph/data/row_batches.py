@@ -45,7 +45,7 @@ class RowBatcher:
         strided = all(torch.is_tensor(storage[k]) and storage[k].layout == torch.strided for k in self.keys)
         if not strided or set(self.keys) != set(example.keys()):
             raise ValueError("fields that are not dense tensors, or fields outside the collated storage")
-        self.storage, self.slices = storage, slices
+        self.storage = storage
         self.cat_dim = {key: example.__cat_dim__(key, example[key]) for key in self.keys}
         if not all(isinstance(dim, int) for dim in self.cat_dim.values()):
             raise ValueError("a field concatenated along more than one dimension")

@@ -137,7 +137,8 @@ def predict_each(
     module: torch.nn.Module, graphs, batch_size: int = 128, mc_samples: int | None = None
 ) -> tuple[np.ndarray | list[np.ndarray | None], list[str]]:
     """Predictions [M, T] and an error message per graph ("" when fine): batches first; a batch that
-    fails is predicted graph by graph, so one bad structure costs only its own row. With
+    fails is predicted graph by graph, so one bad structure costs only its own row; a graph with an
+    element beyond the module's element tables is refused before any batch. With
     ``mc_samples`` (not None: 0 for the module's own sigma, > 0 for MC dropout) the rows are [M, 2T],
     means then sigmas (:func:`predict_distribution`). Node-level targets: a list with one [n, T] array
     per graph (its atoms in order; None where the model failed)."""

@@ -46,7 +46,7 @@ def evaluate_run(
     split=None,
     module=None,
     verbose: bool = True,
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = None,
 ) -> dict:
     """Write ``metrics.json``, ``predictions_test.csv`` and ``plots/`` for a run; return the metrics.
 
@@ -56,7 +56,8 @@ def evaluate_run(
     TargetSpec has one. Plots (regression): parity, error histogram, Q-Q of the errors, |error| vs true
     value, error vs atom and heavy-atom count per target; the data (sizes and labels per split); the
     learning curves (loss, validation MAE and R², learning rate). ``device``: where the predictions are
-    computed (``atomgraph train`` passes the one it trained on).
+    computed (``atomgraph train`` passes the one it trained on; None: where the module is, the CPU for a
+    loaded run).
     """
     from atomgraph.data import load_split
     from atomgraph.runs import TrainedRun
@@ -68,7 +69,9 @@ def evaluate_run(
     if dataset is None:
         dataset = load_dataset(config, run.graph, progress=False)
     split = split or load_split(run_dir / "split.json", len(dataset))
-    module = (module or run.module).to(device)
+    module = module or run.module
+    if device is not None:
+        module.to(device)
     if module.kind == "potential":
         return evaluate_potential(run_dir, config, dataset, split, module, verbose)
     info = dataset.targets

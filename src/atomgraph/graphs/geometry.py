@@ -22,7 +22,9 @@ def periodic_images(present: bool) -> Iterator[None]:
     :func:`edge_vectors` only if ``present`` (whether any graph of the batch is periodic). Eager code
     decides from ``graph.pbc`` itself, but a compiled one cannot branch on data without splitting its
     graph: the caller of the compiled code says it here, and tracing reads it, so molecules and cells each
-    get their own compiled code (:class:`atomgraph.training.compile.CompiledForward` does this)."""
+    get their own compiled code (:class:`atomgraph.training.compile.CompiledForward` does this). The
+    setting is the process's, not a thread's: compiled forwards running in two threads at once would
+    share it."""
     global _COMPILED_IMAGES
     previous, _COMPILED_IMAGES = _COMPILED_IMAGES, bool(present)
     try:
@@ -32,11 +34,20 @@ def periodic_images(present: bool) -> Iterator[None]:
 
 
 def has_images(graph: Data) -> bool:
-    """Whether the edge vectors of ``graph`` need the image term: any periodic graph in it (eager), or
-    what :func:`periodic_images` says (compiled; True outside it)."""
+    """Whether the edge vectors of ``graph`` need the image term: :func:`any_periodic` (eager), or what
+    :func:`periodic_images` says (compiled; True outside it)."""
     if torch.compiler.is_compiling():
         return _COMPILED_IMAGES
-    return bool(graph.pbc.any())
+    return any_periodic(graph)
+
+
+def any_periodic(graph: Data, sync: bool = True) -> bool:
+    """Whether any graph of a batch is periodic (its ``pbc``; True without one). ``sync=False``: on a
+    GPU, True without looking (reading ``pbc`` there would wait for the device)."""
+    pbc = getattr(graph, "pbc", None)
+    if pbc is None or (not sync and pbc.device.type != "cpu"):
+        return True
+    return bool(pbc.any())
 
 
 def edge_graph_index(graph: Data) -> torch.Tensor:

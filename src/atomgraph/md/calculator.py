@@ -76,7 +76,9 @@ class Calculator(AseCalculator):
         compile: the model's forward through ``torch.compile`` (dynamic shapes, so neighbour-list
             rebuilds reuse the compiled code; eager again, with one line saying why, if compiling fails).
             It pays where kernel launches dominate, as on a GPU (PaiNN's MD step on an H200: 12.8 -> 8.9
-            ms), not on a CPU core; the first call compiles (tens of seconds).
+            ms), not on a CPU core; the first call compiles (tens of seconds). It replaces the forward of
+            the model it is given (``eager_forward`` undoes that) and clears torch.compile's caches, so
+            other compiled models in the process compile again.
 
     Atoms closer than the closest pair of the training data (recorded as ``shortest_distance``) get a
     warning, the first time: the potential extrapolates there, and a collapsing structure is the usual

@@ -103,7 +103,8 @@ def relax_file(
     **options,
 ) -> RelaxResult:
     """``atomgraph relax``: relax the first structure of a file with a trained run's potential and
-    write it (extended XYZ with energy, forces and stress) to ``output``; ``options`` go to :func:`relax`."""
+    write it (extended XYZ with energy, forces and stress) to ``output``; ``options`` go to :func:`relax`;
+    ``compile``: the model's forward through torch.compile (:class:`Calculator`)."""
     import ase.io
 
     from atomgraph.md.committee import calculator_for

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from atomgraph.graphs.geometry import periodic_images
+from atomgraph.graphs.geometry import any_periodic, periodic_images
 
 log = logging.getLogger(__name__)
 
@@ -63,26 +63,18 @@ class CompiledForward:
             with (
                 torch._functorch.config.patch(force_non_lazy_backward_lowering=True),
                 torch._dynamo.config.patch(fail_on_recompile_limit_hit=True),
-                periodic_images(any_periodic(args[0] if args else None)),
+                periodic_images(any_periodic(args[0] if args else None, sync=False)),
             ):
                 return self.compiled(*args, **kwargs)
         except Exception as error:
             out = self.eager(*args, **kwargs)  # raises if the input itself is at fault
             self.failed = True
-            message = (
-                f"training.compile: torch.compile failed ({root_cause(error)}); training goes on eagerly"
-            )
+            message = f"torch.compile failed ({root_cause(error)}); the model goes on eagerly"
             self.notify(message)
             return out
 
     def __reduce__(self) -> tuple:
         return CompiledForward, (self.model,), {"failed": self.failed}
-
-
-def any_periodic(graph: Any) -> bool:
-    """Whether any graph of a batch is periodic (its ``pbc``); True for inputs without one."""
-    pbc = getattr(graph, "pbc", None)
-    return True if pbc is None else bool(pbc.any())
 
 
 def root_cause(error: BaseException) -> str:

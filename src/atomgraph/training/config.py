@@ -207,6 +207,23 @@ def apply_overrides(config: dict, overrides: Sequence[str]) -> dict:
     return _merge(config, nested, replace_free_form=False)
 
 
+#: the values training.precision may take (Lightning's names for float32 and float64 training)
+PRECISIONS = ("32-true", "64-true", "32", "64")
+
+
+def check_precision(precision) -> None:
+    """Refuse a ``training.precision`` atomgraph does not train in (ConfigError naming the value)."""
+    if str(precision) in PRECISIONS:
+        return
+    why = (
+        "mixed and half precision break the scatter sums of several models (float32 sources into "
+        "half-precision sums) and e3nn's linear maps"
+        if any(part in str(precision) for part in ("16", "mixed"))
+        else "unknown value"
+    )
+    raise ConfigError(f"training.precision {precision!r}: atomgraph trains in '32-true' or '64-true' ({why})")
+
+
 def load_config(
     path: str | Path | None = None, overrides: Sequence[str] = (), settings: dict | None = None
 ) -> dict:
@@ -226,20 +243,10 @@ def load_config(
     config = complete_dataset_section(apply_overrides(config, overrides))
     if "name" not in config["model"]:
         raise ConfigError("model.name is required")
-    precision = config["training"]["precision"]
-    if str(precision) not in PRECISIONS:
-        raise ConfigError(
-            f"training.precision {precision!r}: atomgraph trains in '32-true' or '64-true'; mixed precision "
-            "breaks the scatter sums of several models (float32 sources into half-precision sums) and "
-            "e3nn's linear maps"
-        )
+    check_precision(config["training"]["precision"])
     if config["run_dir"] is None:
         config["run_dir"] = str(Path("runs") / config["name"])
     return config
-
-
-#: the values training.precision may take (Lightning's names for float32 and float64 training)
-PRECISIONS = ("32-true", "64-true", "32", "64")
 
 
 def _graph_as_mapping(section: dict) -> dict:

@@ -78,6 +78,8 @@ class AtomgraphModule(OptimizationMixin, L.LightningModule):
             if isinstance(model.get("readout"), list | tuple):
                 model["readout"] = list(model["readout"]) * 2
         self.model, self.info, self.graph_spec = build_parts(model, targets, graph)
+        # the normaliser's per-element table spans the model's (model.max_z; else the default, 100)
+        table = {"max_z": int(model["max_z"])} if "max_z" in model else {}
         self.kind = task.get("kind", "property")
         if self.kind not in OUTPUTS:
             raise ValueError(f"unknown task.kind {self.kind!r}; choose one of {OUTPUTS}")
@@ -94,7 +96,7 @@ class AtomgraphModule(OptimizationMixin, L.LightningModule):
                     "the energy target of a potential must be extensive (sum of atomic energies)"
                 )
             self.task = PotentialTask.from_config(task)
-            self.normalizer = TargetNormalizer(self.info.extensive).double()
+            self.normalizer = TargetNormalizer(self.info.extensive, **table).double()
             if self.uncertainty is not None:
                 raise ValueError("task.uncertainty is for properties; a potential's uncertainty is an "
                                  "ensemble's spread (ensemble.members)")  # fmt: skip
@@ -104,10 +106,10 @@ class AtomgraphModule(OptimizationMixin, L.LightningModule):
                                  f"{self.info.names}")  # fmt: skip
             self.task = MeanVarianceTask(self.info.kind, task.get("loss"))
             self.task.check_model(self)
-            self.normalizer = TargetNormalizer(self.info.extensive)
+            self.normalizer = TargetNormalizer(self.info.extensive, **table)
         else:
             self.task = PropertyTask(self.info.kind, task.get("loss"))
-            self.normalizer = TargetNormalizer(self.info.extensive, node_level=self.info.node_level)
+            self.normalizer = TargetNormalizer(self.info.extensive, node_level=self.info.node_level, **table)
         self.training_settings = training
         self.total_steps = total_steps
         tuning = tuning or {}

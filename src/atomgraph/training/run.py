@@ -41,7 +41,7 @@ from atomgraph.training.finetune import (
 )
 from atomgraph.training.module import AtomgraphModule
 from atomgraph.training.record import write_run_record
-from atomgraph.training.trainer import make_trainer
+from atomgraph.training.trainer import make_trainer, run_device
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ def train(
         eager_forward(module.model)
     if offset and first:  # the offset the run is evaluated and deployed with
         checkpoints = [run_dir / "checkpoints" / n for n in ("best.ckpt", "last.ckpt")]
-        refit_checkpoints(module, checkpoints, train_rows, eval_batch, trainer.strategy.root_device)
+        refit_checkpoints(module, checkpoints, train_rows, eval_batch, run_device(config["training"]))
     return run_dir
 
 

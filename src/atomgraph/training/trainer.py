@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from atomgraph.training.config import check_precision
 from atomgraph.training.progress import EpochSummary
 
 
@@ -83,6 +84,7 @@ def make_trainer(
     loggers = [CSVLogger(run_dir, name="logs", version="")]
     if training["tensorboard"]:
         loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=""))
+    check_precision(training["precision"])  # also for configs that did not come through load_config
     return L.Trainer(
         max_epochs=training["epochs"],
         max_steps=training["max_steps"],
@@ -105,10 +107,12 @@ def make_trainer(
 
 
 def run_device(training: dict) -> torch.device:
-    """The device a run's follow-up work (its report) uses: the one it trained on -- CUDA when
-    ``training.accelerator`` asks for it ("cuda", "gpu", or "auto" with a CUDA device present), else the
-    CPU (Lightning hands the module back on the CPU after ``fit``)."""
+    """The device a run's work after ``fit`` (the energy-offset refit, the report) uses: the first one it
+    trained on -- a CUDA device when ``training.accelerator`` asks for one ("cuda", "gpu", or "auto" with
+    CUDA present; ``training.devices`` as a list names which), else the CPU. Lightning hands the module
+    back on the CPU after ``fit``."""
     accelerator = str(training["accelerator"]).lower()
     if accelerator in ("cuda", "gpu") or (accelerator == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
+        devices = training["devices"]
+        return torch.device("cuda", int(devices[0]) if isinstance(devices, list | tuple) else 0)
     return torch.device("cpu")
