@@ -85,11 +85,14 @@ def train(
 
 
 @app.command()
-def evaluate(run_dir: Annotated[Path, typer.Argument(help="a finished run directory")]) -> None:
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
+    device: Annotated[str, typer.Option(help="where the model runs: cpu | cuda")] = "cpu",
+) -> None:
     """Re-evaluate a run on its test split (metrics.json, predictions, plots)."""
     from atomgraph.evaluation.report import evaluate_run
 
-    evaluate_run(run_dir)
+    evaluate_run(run_dir, device=device)
 
 
 @app.command()
