@@ -16,6 +16,7 @@ from torch_geometric.loader import DataLoader
 
 from atomgraph.evaluation.input_rows import CSV_CHUNK, count_rows, featurised_chunks, input_rows, one_line
 from atomgraph.evaluation.progress_record import ProgressRecord
+from atomgraph.structures.validate import beyond_tables
 
 
 @torch.no_grad()
@@ -156,11 +157,9 @@ def predict_each(
 
     rows: list[np.ndarray | None] = []  # one per graph; None where the model failed on it
     errors: list[str] = []
-    # elements beyond the model's tables are refused here, on the CPU graphs: an out-of-range embedding
-    # row is an IndexError on the CPU, but on CUDA a device-side assert after which nothing else runs
-    largest = largest_atomic_number(module)
-    refused = {k: f"element Z={int(g.z.max())} is beyond the model's element tables (Z <= {largest})"
-               for k, g in enumerate(graphs) if largest is not None and _largest_z(g) > largest}  # fmt: skip
+    largest = largest_atomic_number(module)  # refused here, on the CPU graphs (beyond_tables)
+    found = ((k, beyond_tables(getattr(g, "z", []), largest)) for k, g in enumerate(graphs))
+    refused = {k: reason for k, reason in found if reason}
     if refused:
         kept = [g for k, g in enumerate(graphs) if k not in refused]
         values, kept_errors = predict_each(module, kept, batch_size, mc_samples) if kept else ([], [])
@@ -202,11 +201,6 @@ def largest_atomic_number(module: torch.nn.Module) -> int | None:
     if normalizer is None and hasattr(module, "members"):  # an ensemble: its members share the graph
         normalizer = getattr(module.members[0], "normalizer", None)
     return getattr(normalizer, "max_z", None)
-
-
-def _largest_z(graph: Data) -> int:
-    z = getattr(graph, "z", None)
-    return int(z.max()) if z is not None and z.numel() else 0
 
 
 @dataclass

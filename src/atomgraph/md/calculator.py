@@ -26,7 +26,7 @@ from atomgraph.graphs.geometry import edge_lengths, edge_vectors
 from atomgraph.graphs.radius_graph import radius_graph
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.outputs.potential import cast_graph, energy_forces_stress
-from atomgraph.structures.validate import unseen_elements
+from atomgraph.structures.validate import beyond_tables, unseen_elements
 
 
 def load_potential(path: str | Path, which: str = "auto") -> tuple[torch.nn.Module, GraphSpec]:
@@ -198,11 +198,9 @@ class Calculator(AseCalculator):
     def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
-        if len(atoms) and int(atoms.numbers.max()) > self.module.normalizer.max_z:
-            raise ValueError(
-                f"{atoms.get_chemical_formula()}: element Z={int(atoms.numbers.max())} is beyond the "
-                f"potential's element tables (Z <= {self.module.normalizer.max_z})"
-            )
+        beyond = beyond_tables(atoms.numbers, self.module.normalizer.max_z, owner="potential")
+        if beyond:
+            raise ValueError(f"{atoms.get_chemical_formula()}: {beyond}")
         unseen = unseen_elements(atoms.numbers, self.elements)
         if unseen:
             raise ValueError(

@@ -142,6 +142,18 @@ def _check_distances(
     )
 
 
+def beyond_tables(numbers, max_z: int | None, owner: str = "model") -> str:
+    """Why the atomic ``numbers`` (a tensor, array or list) cannot be evaluated by an ``owner`` whose
+    element tables end at ``max_z`` ("" when they can, or when ``max_z`` is None). An embedding row beyond
+    the table is an IndexError on a CPU but a device-side assert on CUDA, after which nothing else runs:
+    callers ask first, on the CPU."""
+    values = numbers.tolist() if hasattr(numbers, "tolist") else list(numbers)
+    largest = max(values, default=0)
+    if max_z is None or largest <= max_z:
+        return ""
+    return f"element Z={int(largest)} is beyond the {owner}'s element tables (Z <= {max_z})"
+
+
 def unseen_elements(numbers, elements) -> list[str]:
     """Symbols of the atomic ``numbers`` outside ``elements`` (a model's training elements), sorted;
     none when ``elements`` is None (a run saved before they were recorded)."""
