@@ -12,7 +12,8 @@ from conftest import write_config
 from torch_geometric.data import Batch, Data
 
 from atomgraph.models import available_models, build_model, model_card
-from atomgraph.nn.target_readout import READOUTS, check_readout, resolve_readouts
+from atomgraph.nn.scatter import segment_counts
+from atomgraph.nn.target_readout import READOUTS, SumOrMean, check_readout, resolve_readouts
 from atomgraph.runs import TrainedRun, legacy_model_arguments
 from atomgraph.targets import REDUCTIONS
 from atomgraph.training.config import ConfigError, load_config
@@ -197,3 +198,18 @@ def test_an_old_run_directory_with_old_words_in_its_config_loads(tmp_path):
     run = TrainedRun.load(run_dir)
     assert run.config["model"]["readout"] == ["auto", "atom_mean", "pooled"]
     assert run.module.hparams["model"]["readout"] == ["auto", "atom_mean", "pooled"]
+
+
+def test_mean_readout_counts_atoms_without_splitting_a_compiled_graph():
+    """The atom counts of a mean come from a sum of ones (``torch.bincount``'s output size depends on the
+    data: it split every compiled forward in two); empty graphs count as one."""
+    batch = torch.tensor([0, 0, 2, 2, 2, 3])
+    expected = torch.bincount(batch, minlength=5).double()
+    assert torch.equal(segment_counts(batch, 5, torch.float64), expected)
+    reduce = SumOrMean(["atom_mean", "sum"])
+    per_atom = torch.arange(12.0).view(6, 2)
+    out = reduce(per_atom, batch, 5)
+    assert torch.equal(out[:, 0], torch.tensor([1.0, 0.0, 6.0, 10.0, 0.0]))
+    assert torch.equal(out[:, 1], torch.tensor([4.0, 0.0, 21.0, 11.0, 0.0]))
+    explained = torch._dynamo.explain(reduce.forward)(per_atom, batch, 5)
+    assert explained.graph_break_count == 0

@@ -11,12 +11,14 @@ import torch
 from torch import nn
 from torch_geometric.nn import aggr
 
+from atomgraph.nn.scatter import segment_counts
+
 POOLS = ("sum", "mean", "max", "attention", "set2set")
 
 
 def per_graph_count(batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
     """Number of nodes in each graph: [B] (float, for dividing)."""
-    return torch.bincount(batch, minlength=num_graphs).to(torch.get_default_dtype())
+    return segment_counts(batch, num_graphs, torch.get_default_dtype())
 
 
 class GraphReadout(nn.Module):

@@ -11,8 +11,16 @@ def scatter_sum(src: torch.Tensor, index: torch.Tensor, dim_size: int) -> torch.
     return out.index_add_(0, index, src)
 
 
+def segment_counts(index: torch.Tensor, dim_size: int, dtype: torch.dtype) -> torch.Tensor:
+    """How many entries of ``index`` [E] fall in each of ``dim_size`` groups: [dim_size] in ``dtype``.
+    A sum of ones rather than ``torch.bincount``, whose output size depends on the data and so splits a
+    compiled graph."""
+    ones = torch.ones(index.shape, dtype=dtype, device=index.device)
+    return torch.zeros(dim_size, dtype=dtype, device=index.device).index_add_(0, index, ones)
+
+
 def scatter_mean(src: torch.Tensor, index: torch.Tensor, dim_size: int) -> torch.Tensor:
     """Mean of rows of ``src`` per group (empty groups give 0)."""
     total = scatter_sum(src, index, dim_size)
-    count = torch.bincount(index, minlength=dim_size).clamp(min=1).to(src.dtype)
+    count = segment_counts(index, dim_size, src.dtype).clamp(min=1)
     return total / count.view(-1, *([1] * (src.dim() - 1)))

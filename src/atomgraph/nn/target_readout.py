@@ -31,7 +31,7 @@ from torch import nn
 
 from atomgraph.nn.mlp import MLP
 from atomgraph.nn.readout import POOLS, GraphReadout
-from atomgraph.nn.scatter import scatter_sum
+from atomgraph.nn.scatter import scatter_sum, segment_counts
 from atomgraph.targets import REDUCTIONS, TargetSpec
 
 READOUTS = ("sum", "atom_mean", "pooled", "atom")
@@ -138,7 +138,7 @@ class SumOrMean(nn.Module):
         summed = scatter_sum(per_atom, batch, num_graphs)
         if not self.any_mean:
             return summed
-        counts = torch.bincount(batch, minlength=num_graphs).clamp(min=1).to(summed.dtype).unsqueeze(1)
+        counts = segment_counts(batch, num_graphs, summed.dtype).clamp(min=1).unsqueeze(1)
         return torch.where(self.mean_columns, summed / counts, summed)
 
 
