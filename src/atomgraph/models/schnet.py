@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch_geometric.data import Data
 
@@ -25,6 +26,7 @@ from atomgraph.graphs.spec import GraphSpec
 from atomgraph.models.card import ModelCard
 from atomgraph.models.registry import register_model
 from atomgraph.nn.activations import ShiftedSoftplus
+from atomgraph.nn.dense import Dense, onednn_applies, row_padding
 from atomgraph.nn.target_readout import AtomwiseHead, resolve_readouts
 
 
@@ -39,10 +41,10 @@ class CFConvInteraction(nn.Module):
     def __init__(self, hidden: int, filters: int, num_rbf: int):
         super().__init__()
         self.filter_network = nn.Sequential(
-            nn.Linear(num_rbf, filters), ShiftedSoftplus(), nn.Linear(filters, filters)
+            Dense(num_rbf, filters), ShiftedSoftplus(), Dense(filters, filters)
         )
-        self.to_filters = nn.Linear(hidden, filters, bias=False)
-        self.update = nn.Sequential(nn.Linear(filters, hidden), ShiftedSoftplus(), nn.Linear(hidden, hidden))
+        self.to_filters = Dense(hidden, filters, bias=False)
+        self.update = nn.Sequential(Dense(filters, hidden), ShiftedSoftplus(), Dense(hidden, hidden))
 
     def forward(
         self,
@@ -122,12 +124,23 @@ class SchNet(nn.Module):
     ) -> torch.Tensor:
         """Atom features [N, hidden] after all interactions, from tensors alone (TorchScript-compilable):
         atomic numbers ``z`` [N] (int64), ``distances`` [P] Å (one row per filter) and ``directions``, the
-        (source, target) atoms [P] of the edges using those rows (see :class:`CFConvInteraction`)."""
+        (source, target) atoms [P] of the edges using those rows (see :class:`CFConvInteraction`).
+
+        Where the dense layers' fast path applies (:mod:`atomgraph.nn.dense`), pairs and atoms are padded
+        to its row multiple: pairs at the cutoff (envelope 0: no message, no gradient) between atom 0 and
+        itself, atoms of element 0 that no pair reaches; the padded atoms are cut off the result."""
+        atoms = z.shape[0]
+        if not torch.jit.is_scripting():  # (an exported model keeps plain products)
+            if onednn_applies(self.embedding.weight):
+                extra = row_padding(distances.shape[0])
+                distances = F.pad(distances, (0, extra), value=self.cutoff)
+                directions = [(F.pad(s, (0, extra)), F.pad(t, (0, extra))) for s, t in directions]
+                z = F.pad(z, (0, row_padding(atoms)))
         rbf, envelope = self.rbf(distances), self.envelope(distances)
         h = self.embedding(z)
         for interaction in self.interactions:
             h = interaction(h, rbf, envelope, directions)
-        return h
+        return h[:atoms]
 
     def pair_atom_outputs(self, z: torch.Tensor, pairs: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
         """Per-atom outputs [N, T] (normalised units; a ``sum`` target is their sum over the atoms) from a

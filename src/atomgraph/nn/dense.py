@@ -1,0 +1,116 @@
+"""Dense layers on the CPU through oneDNN where that is faster than PyTorch's default matrix product.
+
+PyTorch's CPU builds multiply float32 matrices with MKL. On AMD processors MKL runs its AVX2 code even
+where the processor has AVX-512 (Zen 4 and 5): ~50 GMAC/s on one core of the benchmark machine, while
+oneDNN's inner product -- also in every x86 build of PyTorch, used by its inference paths -- runs the same
+[4,470 x 64] x [64 x 64] product ~2x faster. :func:`dense` (and :class:`Dense`, an ``nn.Linear`` whose
+parameters and ``state_dict`` are the same) sends a float32 CPU product there, the product of its input
+gradient too; the weight gradient, a product over the rows, stays with MKL (oneDNN's inner product is
+slower there).
+
+oneDNN builds and caches a kernel for every row count it sees, and building one costs more than the
+product: rows that vary from batch to batch would rebuild all the time. So oneDNN gets only row counts
+that are multiples of :data:`ROWS`; other products go to MKL as before. A model that wants the fast path
+pads its rows (pairs, atoms) by :func:`row_padding` with rows that contribute nothing (SchNet does), so a
+training run sees a few dozen row counts and builds their kernels once.
+
+Where: x86 processors with AVX-512 (``torch.backends.cpu.get_cpu_capability()``), float32, tensors on
+the CPU, not in TorchScript (an exported model keeps plain products, so engines without atomgraph load
+it). ``ATOMGRAPH_ONEDNN=0`` switches it off. The operator ``atomgraph::onednn_dense`` is opaque to
+``torch.compile`` (a fake implementation gives its shapes); its gradients are differentiable again
+(forces, then their parameter gradients).
+
+Measured: ``benchmarks/qm9_schnet_vs_pyg.py`` (README).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: oneDNN takes products whose row count is a multiple of this (its kernels are cached per row count)
+ROWS = 128
+
+
+def _onednn_usable() -> bool:
+    if os.environ.get("ATOMGRAPH_ONEDNN", "1") == "0":
+        return False
+    if not torch.backends.mkldnn.is_available() or not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        return False
+    return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+
+
+#: whether float32 CPU products may go to oneDNN on this machine (fixed at import)
+ONEDNN = _onednn_usable()
+
+
+#: the operator's home: a low-level definition, as the calls of a compiled graph pay ~1 us to reach its
+#: Python kernel through it (``torch.library.custom_op``'s wrappers cost ~9 us a call)
+_LIBRARY = torch.library.Library("atomgraph", "DEF")
+_LIBRARY.define("onednn_dense(Tensor x, Tensor weight, Tensor? bias) -> Tensor")
+
+
+def _onednn_dense_cpu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``x @ weight.T + bias`` for float32 CPU tensors: ``x`` [M, K], ``weight`` [N, K], ``bias`` [N] or
+    None -> [M, N]; through oneDNN when M is a positive multiple of :data:`ROWS`, MKL otherwise."""
+    rows = x.shape[0]
+    if rows == 0 or rows % ROWS:
+        return F.linear(x, weight, bias)
+    return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight.contiguous(), bias, "none", [], "")
+
+
+_LIBRARY.impl("onednn_dense", _onednn_dense_cpu, "CPU")
+
+
+@torch.library.register_fake("atomgraph::onednn_dense", lib=_LIBRARY)
+def _(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return x.new_empty(x.shape[0], weight.shape[0])
+
+
+class _OneDNNDense(torch.autograd.Function):
+    """The operator with its gradients: the input's again through it (so a second derivative works, as
+    force training needs), the weight's (a product over the rows) through MKL."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return torch.ops.atomgraph.onednn_dense(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple:
+        x, weight = ctx.saved_tensors
+        grad_x = _OneDNNDense.apply(grad, weight.t().contiguous(), None) if ctx.needs_input_grad[0] else None
+        grad_weight = grad.t() @ x if ctx.needs_input_grad[1] else None
+        grad_bias = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_weight, grad_bias
+
+
+def onednn_applies(x: torch.Tensor) -> bool:
+    """Whether :func:`dense` may send products of tensors like ``x`` (float32, on the CPU) to oneDNN."""
+    return ONEDNN and x.dtype == torch.float32 and x.device.type == "cpu"
+
+
+def row_padding(rows: int) -> int:
+    """How many rows to add to ``rows`` to reach the next multiple of :data:`ROWS` (a model padding its
+    rows so that :func:`dense` sends them to oneDNN, where :func:`onednn_applies`)."""
+    return (-rows) % ROWS
+
+
+def dense(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)``; for a float32 CPU ``x`` [M, K] through oneDNN where its rows allow."""
+    if torch.jit.is_scripting():
+        return F.linear(x, weight, bias)
+    if x.dim() == 2 and onednn_applies(x):
+        return _OneDNNDense.apply(x, weight, bias)
+    return F.linear(x, weight, bias)
+
+
+class Dense(nn.Linear):
+    """``nn.Linear`` computed by :func:`dense` (same parameters, initialisation and ``state_dict``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dense(x, self.weight, self.bias)
