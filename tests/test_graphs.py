@@ -20,6 +20,7 @@ from atomgraph.graphs import (
     apply_strain,
     bond_graph,
     edge_lengths,
+    edge_pairs,
     edge_vectors,
     neighbor_list,
     radius_graph,
@@ -415,3 +416,25 @@ def test_heavy_atom_graphs_sanitise_a_molecule_given_unsanitised():
     atoms.info["rdkit_mol"] = Chem.MolFromSmiles("CC(C)(C)(C)(C)C", sanitize=False)
     with pytest.raises(Exception, match="valence"):
         spec.build(atoms)
+
+
+def test_edge_pairs_match_each_forward_edge_with_its_reverse_in_a_batch_without_splitting_compiled_code():
+    """Forward edges and their reverses in matching order (P = E / 2 by the layout, so the indices have a
+    static size: ``nonzero`` split every compiled forward in two); a mask that marks other than half the
+    edges is refused."""
+    rng = np.random.default_rng(4)
+    graphs = [radius_graph(Atoms("CH4", positions=rng.normal(size=(5, 3))), 3.0) for _ in range(3)]
+    crystal = Atoms("Si2", positions=[[0, 0, 0], [1.3, 1.3, 1.3]], cell=np.eye(3) * 5.4, pbc=True)
+    batch = Batch.from_data_list([*graphs, radius_graph(crystal, 3.0)])
+    forward, reverse = edge_pairs(batch)
+    assert torch.equal(forward, batch.edge_forward.nonzero().view(-1))
+    assert torch.equal(reverse, (~batch.edge_forward).nonzero().view(-1))
+    assert torch.equal(batch.edge_index[:, forward], batch.edge_index[:, reverse].flip(0))
+    assert torch.equal(batch.edge_shift[forward], -batch.edge_shift[reverse])
+    explained = torch._dynamo.explain(lambda graph: edge_pairs(graph)[0] + 1)(batch)
+    assert explained.graph_break_count == 0
+    broken = batch.clone()
+    broken.edge_forward = broken.edge_forward.clone()
+    broken.edge_forward[-1] = True
+    with pytest.raises(ValueError, match="not half"):
+        edge_pairs(broken)

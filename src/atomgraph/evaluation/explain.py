@@ -264,11 +264,18 @@ def _attribute(model: nn.Module, graph: Data, target: int) -> tuple[torch.Tensor
 
     captured: list[torch.Tensor] = []
 
+    atoms = graph.z.shape[0]
+
     def keep_embedding(module: nn.Module, inputs: tuple, output) -> None:
         if captured or not isinstance(output, torch.Tensor) or not output.is_floating_point():
             return
-        if output.shape[:1] == graph.z.shape and any(t is graph.z for t in inputs):
-            captured.append(output)
+        if any(is_atomic_numbers(t) and output.shape[:1] == t.shape[:1] for t in inputs):
+            captured.append(output)  # (rows beyond the atoms: padding, see is_atomic_numbers)
+
+    def is_atomic_numbers(t) -> bool:  # z itself, or z with rows appended (SchNet pads for its products)
+        if not torch.is_tensor(t):
+            return False
+        return t is graph.z or (t.dim() == 1 and len(t) > atoms and torch.equal(t[:atoms], graph.z))
 
     handles = [module.register_forward_hook(keep_embedding) for module in model.modules()]
     try:
@@ -279,7 +286,7 @@ def _attribute(model: nn.Module, graph: Data, target: int) -> tuple[torch.Tensor
     if captured and captured[0].requires_grad:
         (grad,) = torch.autograd.grad(y, captured[0], allow_unused=True)
         if grad is not None:
-            return _per_atom(grad, captured[0]), "embedding"
+            return _per_atom(grad[:atoms], captured[0][:atoms]), "embedding"
 
     graph.pos = graph.pos.detach().clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(_output(model, graph, target), graph.pos, allow_unused=True)

@@ -94,7 +94,17 @@ def edge_pairs(graph: Data) -> tuple[torch.Tensor, torch.Tensor] | None:
     forward = getattr(graph, "edge_forward", None)
     if forward is None:
         return None
-    return forward.nonzero().view(-1), (~forward).nonzero().view(-1)
+    # every pair has one forward and one reverse edge, so P = E / 2 whatever the data: the indices come
+    # from a scatter of static size (``nonzero``'s data-dependent size split compiled graphs in two)
+    edges = forward.shape[0]
+    pairs = edges // 2
+    if not torch.compiler.is_compiling() and forward.device.type == "cpu" and 2 * int(forward.sum()) != edges:
+        raise ValueError(f"edge_forward marks {int(forward.sum())} of {edges} edges, not half of them")
+    forward_before = torch.cumsum(forward, 0)  # forward edges up to and including each edge
+    position = torch.arange(edges, device=forward.device)
+    slot = torch.where(forward, forward_before - 1, pairs + position - forward_before)
+    order = torch.empty_like(position).scatter_(0, slot, position)
+    return order[:pairs], order[pairs:]
 
 
 def edge_lengths(vectors: torch.Tensor) -> torch.Tensor:

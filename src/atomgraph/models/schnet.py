@@ -7,7 +7,10 @@ are differentiable w.r.t. positions and strain.
 
 Speed: the filter W(r_ij) = W(r_ji) depends on the pair only. On symmetric graphs (``edge_forward``,
 what :func:`radius_graph` builds) distances, radial basis and filter networks are computed once per
-pair and used for both directions, halving the dominant cost.
+pair and used for both directions, halving the dominant cost. The dense layers are
+:class:`~atomgraph.nn.dense.Dense`: on AVX-512 CPUs in float32 their products run through oneDNN, for which
+:meth:`SchNet.block_states` pads pairs and atoms to whole blocks of rows (padded rows add
+nothing).
 """
 
 from __future__ import annotations
@@ -110,6 +113,10 @@ class SchNet(nn.Module):
 
     def atom_states(self, graph: Data) -> torch.Tensor:
         """Atom features [N, hidden] after all interactions."""
+        return self.node_states(graph)[-1]
+
+    def node_states(self, graph: Data) -> list[torch.Tensor]:
+        """Atom features after each interaction: ``interactions`` tensors [N, hidden]."""
         pairs = edge_pairs(graph)
         if pairs is None:  # one filter row per edge
             first, directions = None, [(graph.edge_index[0], graph.edge_index[1])]
@@ -117,30 +124,40 @@ class SchNet(nn.Module):
             first = pairs[0]
             directions = [(graph.edge_index[0, edges], graph.edge_index[1, edges]) for edges in pairs]
         distances = edge_lengths(edge_vectors(graph, edges=first))
-        return self.states(graph.z, distances, directions)
+        return self.block_states(graph.z, distances, directions)
 
     def states(
         self, z: torch.Tensor, distances: torch.Tensor, directions: list[tuple[torch.Tensor, torch.Tensor]]
     ) -> torch.Tensor:
         """Atom features [N, hidden] after all interactions, from tensors alone (TorchScript-compilable):
         atomic numbers ``z`` [N] (int64), ``distances`` [P] Å (one row per filter) and ``directions``, the
-        (source, target) atoms [P] of the edges using those rows (see :class:`CFConvInteraction`).
+        (source, target) atoms [P] of the edges using those rows (see :class:`CFConvInteraction`)."""
+        return self.block_states(z, distances, directions)[-1]
+
+    def block_states(
+        self, z: torch.Tensor, distances: torch.Tensor, directions: list[tuple[torch.Tensor, torch.Tensor]]
+    ) -> list[torch.Tensor]:
+        """Atom features [N, hidden] after each interaction (arguments as :meth:`states`).
 
         Where the dense layers' fast path applies (:mod:`atomgraph.nn.dense`), pairs and atoms are padded
-        to its row multiple: pairs at the cutoff (envelope 0: no message, no gradient) between atom 0 and
-        itself, atoms of element 0 that no pair reaches; the padded atoms are cut off the result."""
+        to its row multiple: pairs at the cutoff (envelope 0: no message, no gradient) from atom 0 to
+        itself, atoms of element 0 that no pair reaches, cut off the results. (Padding the embedded states
+        instead lets the compiler fuse the embedding's lookup into the padding, where it drops the bounds
+        check of the atomic numbers.)"""
         atoms = z.shape[0]
         if not torch.jit.is_scripting():  # (an exported model keeps plain products)
-            if onednn_applies(self.embedding.weight):
+            if onednn_applies(distances):
                 extra = row_padding(distances.shape[0])
                 distances = F.pad(distances, (0, extra), value=self.cutoff)
                 directions = [(F.pad(s, (0, extra)), F.pad(t, (0, extra))) for s, t in directions]
                 z = F.pad(z, (0, row_padding(atoms)))
-        rbf, envelope = self.rbf(distances), self.envelope(distances)
         h = self.embedding(z)
+        rbf, envelope = self.rbf(distances), self.envelope(distances)
+        states: list[torch.Tensor] = []
         for interaction in self.interactions:
             h = interaction(h, rbf, envelope, directions)
-        return h[:atoms]
+            states.append(h[:atoms])
+        return states
 
     def pair_atom_outputs(self, z: torch.Tensor, pairs: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
         """Per-atom outputs [N, T] (normalised units; a ``sum`` target is their sum over the atoms) from a
