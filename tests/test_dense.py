@@ -9,20 +9,28 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from ase import Atoms
 from ase.build import bulk
 from conftest import random_molecule
 from torch.profiler import profile
 from torch_geometric.data import Batch
 
 import atomgraph.nn.dense as dense_module
+from atomgraph.evaluation.explain import attribute_atoms
 from atomgraph.graphs import radius_graph
 from atomgraph.graphs.geometry import apply_strain
 from atomgraph.graphs.spec import GraphSpec
 from atomgraph.models import build_model
-from atomgraph.nn.dense import ROWS, Dense, dense, row_padding
+from atomgraph.nn.dense import ROWS, Dense, dense, onednn_available, row_padding
 from atomgraph.training.compile import compile_forward
 
-needs_onednn = pytest.mark.skipif(not dense_module.ONEDNN, reason="oneDNN's fast path does not apply here")
+
+@pytest.fixture
+def onednn(monkeypatch):
+    """The fast path on, whatever the processor (it is chosen for AMD's, but computes the same anywhere)."""
+    if not onednn_available():
+        pytest.skip("this PyTorch build has no oneDNN")
+    monkeypatch.setattr(dense_module, "ONEDNN", True)
 
 
 def kernels(fn) -> set[str]:
@@ -32,7 +40,7 @@ def kernels(fn) -> set[str]:
 
 
 @pytest.mark.parametrize("rows", [ROWS, 3 * ROWS, 130, 1])
-def test_dense_equals_linear_with_gradients_of_both_orders(rows):
+def test_dense_equals_linear_with_gradients_of_both_orders(rows, onednn):
     torch.manual_seed(0)
     x = torch.randn(rows, 24, requires_grad=True)
     layer = Dense(24, 16)
@@ -50,8 +58,7 @@ def test_dense_equals_linear_with_gradients_of_both_orders(rows):
     assert layer.state_dict().keys() == torch.nn.Linear(24, 16).state_dict().keys()
 
 
-@needs_onednn
-def test_onednn_only_for_row_multiples_of_float32_on_the_cpu():
+def test_onednn_only_for_row_multiples_of_float32_on_the_cpu(onednn):
     weight = torch.randn(16, 24)
     assert "mkldnn::_linear_pointwise" in kernels(lambda: dense(torch.randn(2 * ROWS, 24), weight))
     assert "mkldnn::_linear_pointwise" not in kernels(lambda: dense(torch.randn(2 * ROWS + 1, 24), weight))
@@ -70,11 +77,12 @@ def schnet() -> torch.nn.Module:
 
 
 def batch() -> Batch:
-    """Molecules and a strained periodic cell in one batch: row counts that are no multiple of ROWS."""
+    """Molecules, a periodic cell and a lone atom in one batch: row counts that are no multiple of ROWS."""
     rng = np.random.default_rng(1)
     crystal = bulk("Si", "diamond", a=5.43)
     crystal.rattle(0.05, seed=3)
     graphs = [radius_graph(random_molecule(rng, 5, 9), 4.0) for _ in range(5)] + [radius_graph(crystal, 4.0)]
+    graphs.append(radius_graph(Atoms("H", positions=[[0.0, 0.0, 0.0]]), 4.0))  # an atom without edges
     return Batch.from_data_list(graphs)
 
 
@@ -91,8 +99,7 @@ def everything(model: torch.nn.Module, graph: Batch) -> list[torch.Tensor]:
     return [out, forces, stress, *grads]
 
 
-@needs_onednn
-def test_schnet_padded_rows_change_nothing(monkeypatch):
+def test_schnet_padded_rows_change_nothing(onednn, monkeypatch):
     model, graph = schnet(), batch()
     assert "mkldnn::_linear_pointwise" in kernels(lambda: model(graph))
     padded = everything(model, graph)
@@ -103,19 +110,39 @@ def test_schnet_padded_rows_change_nothing(monkeypatch):
         torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-5)
 
 
-@needs_onednn
-def test_compiled_schnet_with_padded_rows_equals_eager():
+def test_compiled_schnet_with_padded_rows_equals_eager_in_one_graph(onednn):
     model, graph = schnet(), batch()
-    out = model(graph)
-    out.square().sum().backward()
-    eager = [out.detach(), *(p.grad.clone() for p in model.parameters())]
-    model.zero_grad()
-    compile_forward(model)
-    out = model(graph)
-    out.square().sum().backward()
-    compiled = [out.detach(), *(p.grad.clone() for p in model.parameters())]
-    for a, e in zip(compiled, eager, strict=True):
-        torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-5)
+    smaller = Batch.from_data_list(graph.to_data_list()[:3])
+
+    def run(g: Batch) -> list[torch.Tensor]:
+        model.zero_grad()
+        out = model(g)
+        out.square().sum().backward()
+        return [out.detach(), *(p.grad.clone() for p in model.parameters())]
+
+    eager = [run(graph), run(smaller)]
+    explained = torch._dynamo.explain(type(model).forward)(model, graph)
+    assert explained.graph_break_count == 0
+    compiled = compile_forward(model)
+    for g, expected in zip((graph, smaller), eager, strict=True):
+        for a, e in zip(run(g), expected, strict=True):
+            torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-5)
+    assert not compiled.failed
+
+
+def test_the_operator_s_fake_implementation_matches_it(onednn):
+    x, weight, bias = torch.randn(ROWS, 8), torch.randn(4, 8), torch.randn(4)
+    torch.library.opcheck(torch.ops.atomgraph.onednn_dense.default, (x, weight, bias))
+    torch.library.opcheck(torch.ops.atomgraph.onednn_dense.default, (x[:5], weight, None))
+
+
+def test_explain_finds_schnet_s_padded_embedding_at_any_atom_count(onednn):
+    model = schnet()
+    rng = np.random.default_rng(2)
+    for atoms in (ROWS, 7):  # z padded by none (a copy) or by ROWS - 7 rows
+        molecule = Atoms("C" * atoms, positions=rng.uniform(0, 12, size=(atoms, 3)))
+        importance, kind = attribute_atoms(model, radius_graph(molecule, 4.0))
+        assert kind == "embedding" and importance.shape == (atoms,)
 
 
 def test_scripted_schnet_keeps_plain_products():

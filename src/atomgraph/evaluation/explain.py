@@ -239,8 +239,8 @@ def attribute_atoms(model: nn.Module, graph: Data, target: int = 0) -> tuple[tor
     """Gradient x input per node [N] and the input it was taken on ("x", "embedding" or "pos").
 
     1. ``x`` (atom features) when the model reads it: |sum_f x_if d y / d x_if|;
-    2. else the output of the first module called on ``z`` (an atom embedding, as in SchNet):
-       |sum_f e_if d y / d e_if|;
+    2. else the output of the first module called on ``z`` (an atom embedding, as in SchNet; ``z`` with
+       rows appended counts, its first N output rows are taken): |sum_f e_if d y / d e_if|;
     3. else positions: |d y / d pos_i| (Euclidean norm; the sensitivity of y to moving atom i).
     y is output column ``target`` of the model, summed over the graphs of a batch (each graph's
     nodes only affect their own graph). Runs in evaluation mode; the model's mode is restored.
@@ -272,10 +272,13 @@ def _attribute(model: nn.Module, graph: Data, target: int) -> tuple[torch.Tensor
         if any(is_atomic_numbers(t) and output.shape[:1] == t.shape[:1] for t in inputs):
             captured.append(output)  # (rows beyond the atoms: padding, see is_atomic_numbers)
 
-    def is_atomic_numbers(t) -> bool:  # z itself, or z with rows appended (SchNet pads for its products)
+    def is_atomic_numbers(t: object) -> bool:  # z, or a copy with rows appended (SchNet pads its atoms)
         if not torch.is_tensor(t):
             return False
-        return t is graph.z or (t.dim() == 1 and len(t) > atoms and torch.equal(t[:atoms], graph.z))
+        if t is graph.z:
+            return True
+        integer = t.dim() == 1 and not t.is_floating_point() and len(t) >= atoms
+        return integer and torch.equal(t[:atoms], graph.z)
 
     handles = [module.register_forward_hook(keep_embedding) for module in model.modules()]
     try:

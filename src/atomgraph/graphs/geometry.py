@@ -90,7 +90,10 @@ def edge_vectors(
 def edge_pairs(graph: Data) -> tuple[torch.Tensor, torch.Tensor] | None:
     """For symmetric graphs (``edge_forward`` present): the indices [P] of the forward edges and [P] of
     their reverse edges, in matching order, so a pair term (a filter of the distance) is computed once
-    and used for both directions. None for graphs without that layout."""
+    and used for both directions. None for graphs without that layout.
+
+    Raises ValueError (on the CPU, outside compiled code) when ``edge_forward`` does not mark half the
+    edges; elsewhere such a mask gives wrong indices or an index error."""
     forward = getattr(graph, "edge_forward", None)
     if forward is None:
         return None

@@ -140,19 +140,21 @@ class SchNet(nn.Module):
         """Atom features [N, hidden] after each interaction (arguments as :meth:`states`).
 
         Where the dense layers' fast path applies (:mod:`atomgraph.nn.dense`), pairs and atoms are padded
-        to its row multiple: pairs at the cutoff (envelope 0: no message, no gradient) from atom 0 to
-        itself, atoms of element 0 that no pair reaches, cut off the results. (Padding the embedded states
+        to its row multiple: pairs from atom 0 to itself with an envelope of 0 (no message, no gradient),
+        atoms of element 0 that no pair reaches, cut off the results. (Padding the embedded states
         instead lets the compiler fuse the embedding's lookup into the padding, where it drops the bounds
         check of the atomic numbers.)"""
         atoms = z.shape[0]
+        envelope = self.envelope(distances)
         if not torch.jit.is_scripting():  # (an exported model keeps plain products)
             if onednn_applies(distances):
                 extra = row_padding(distances.shape[0])
                 distances = F.pad(distances, (0, extra), value=self.cutoff)
+                envelope = F.pad(envelope, (0, extra))
                 directions = [(F.pad(s, (0, extra)), F.pad(t, (0, extra))) for s, t in directions]
                 z = F.pad(z, (0, row_padding(atoms)))
         h = self.embedding(z)
-        rbf, envelope = self.rbf(distances), self.envelope(distances)
+        rbf = self.rbf(distances)
         states: list[torch.Tensor] = []
         for interaction in self.interactions:
             h = interaction(h, rbf, envelope, directions)

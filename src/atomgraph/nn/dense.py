@@ -1,4 +1,4 @@
-"""Dense layers on the CPU through oneDNN where that is faster than PyTorch's default matrix product.
+"""Dense layers on AMD CPUs through oneDNN, which is faster there than PyTorch's default matrix product.
 
 PyTorch's CPU builds multiply float32 matrices with MKL. On AMD processors MKL runs its AVX2 code even
 where the processor has AVX-512 (Zen 4 and 5): ~50 GMAC/s on one core of the benchmark machine, while
@@ -14,11 +14,13 @@ that are multiples of :data:`ROWS`; other products go to MKL as before. A model 
 pads its rows (pairs, atoms) by :func:`row_padding` with rows that contribute nothing (SchNet does), so a
 training run sees a few dozen row counts and builds their kernels once.
 
-Where: x86 processors with AVX-512 (``torch.backends.cpu.get_cpu_capability()``), float32, tensors on
-the CPU, not in TorchScript (an exported model keeps plain products, so engines without atomgraph load
-it). ``ATOMGRAPH_ONEDNN=0`` switches it off. The operator ``atomgraph::onednn_dense`` is opaque to
-``torch.compile`` (a fake implementation gives its shapes); its gradients are differentiable again
-(forces, then their parameter gradients).
+Where: AMD processors with AVX-512 (``torch.backends.cpu.get_cpu_capability()``; on Intel's MKL runs
+AVX-512 itself, and this was not measured there), float32, tensors on the CPU, not in TorchScript (an
+exported model keeps plain products, so engines without atomgraph load it). ``ATOMGRAPH_ONEDNN=0``
+switches it off (read at import). Batches of very different sizes (crystals of a few to thousands of
+atoms) see more row counts; oneDNN keeps 1,024 kernels (``ONEDNN_PRIMITIVE_CACHE_CAPACITY``). The
+operator ``atomgraph::onednn_dense`` is opaque to ``torch.compile`` (a fake implementation gives its
+shapes); its gradients are differentiable again (forces, then their parameter gradients).
 
 Measured: ``benchmarks/qm9_schnet_vs_pyg.py`` (README).
 """
@@ -35,12 +37,32 @@ from torch import nn
 ROWS = 128
 
 
+#: ``ATOMGRAPH_ONEDNN=0`` keeps every product with MKL
+OPT_OUT = ("ATOMGRAPH_ONEDNN", "0")
+
+
+def cpu_vendor() -> str:
+    """The CPU's vendor string (``AuthenticAMD``, ``GenuineIntel``; empty where ``/proc/cpuinfo`` is not)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def onednn_available() -> bool:
+    """Whether this PyTorch build has oneDNN's inner product for dense tensors."""
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
 def _onednn_usable() -> bool:
-    if os.environ.get("ATOMGRAPH_ONEDNN", "1") == "0":
+    if os.environ.get(OPT_OUT[0]) == OPT_OUT[1] or not onednn_available():
         return False
-    if not torch.backends.mkldnn.is_available() or not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
-        return False
-    return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+    avx512 = torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+    return avx512 and cpu_vendor() == "AuthenticAMD"  # (where MKL runs AVX2; measured there only)
 
 
 #: whether float32 CPU products may go to oneDNN on this machine (fixed at import)
@@ -49,7 +71,7 @@ ONEDNN = _onednn_usable()
 
 #: the operator's home: a low-level definition, as the calls of a compiled graph pay ~1 us to reach its
 #: Python kernel through it (``torch.library.custom_op``'s wrappers cost ~9 us a call)
-_LIBRARY = torch.library.Library("atomgraph", "DEF")
+_LIBRARY = torch.library.Library("atomgraph", "FRAGMENT")
 _LIBRARY.define("onednn_dense(Tensor x, Tensor weight, Tensor? bias) -> Tensor")
 
 

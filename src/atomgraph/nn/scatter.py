@@ -15,8 +15,8 @@ def segment_counts(index: torch.Tensor, dim_size: int, dtype: torch.dtype) -> to
     """How many entries of ``index`` [E] fall in each of ``dim_size`` groups: [dim_size] in ``dtype``.
     A sum of ones rather than ``torch.bincount``, whose output size depends on the data and so splits a
     compiled graph."""
-    ones = torch.ones(index.shape, dtype=dtype, device=index.device)
-    return torch.zeros(dim_size, dtype=dtype, device=index.device).index_add_(0, index, ones)
+    ones = torch.ones(index.shape, dtype=torch.long, device=index.device)  # (exact at any count)
+    return torch.zeros(dim_size, dtype=torch.long, device=index.device).index_add_(0, index, ones).to(dtype)
 
 
 def scatter_mean(src: torch.Tensor, index: torch.Tensor, dim_size: int) -> torch.Tensor:
