@@ -101,8 +101,10 @@ def edge_pairs(graph: Data) -> tuple[torch.Tensor, torch.Tensor] | None:
     # from a scatter of static size (``nonzero``'s data-dependent size split compiled graphs in two)
     edges = forward.shape[0]
     pairs = edges // 2
-    if not torch.compiler.is_compiling() and forward.device.type == "cpu" and 2 * int(forward.sum()) != edges:
-        raise ValueError(f"edge_forward marks {int(forward.sum())} of {edges} edges, not half of them")
+    if not torch.compiler.is_compiling() and forward.device.type == "cpu":
+        marked = int(forward.sum())
+        if 2 * marked != edges:
+            raise ValueError(f"edge_forward marks {marked} of {edges} edges, not half of them")
     forward_before = torch.cumsum(forward, 0)  # forward edges up to and including each edge
     position = torch.arange(edges, device=forward.device)
     slot = torch.where(forward, forward_before - 1, pairs + position - forward_before)

@@ -8,9 +8,9 @@ are differentiable w.r.t. positions and strain.
 Speed: the filter W(r_ij) = W(r_ji) depends on the pair only. On symmetric graphs (``edge_forward``,
 what :func:`radius_graph` builds) distances, radial basis and filter networks are computed once per
 pair and used for both directions, halving the dominant cost. The dense layers are
-:class:`~atomgraph.nn.dense.Dense`: on AVX-512 CPUs in float32 their products run through oneDNN, for which
-:meth:`SchNet.block_states` pads pairs and atoms to whole blocks of rows (padded rows add
-nothing).
+:class:`~atomgraph.nn.dense.Dense`: on AMD CPUs with AVX-512, in float32, their products run through
+oneDNN, for which :meth:`SchNet.block_states` pads pairs and atoms to whole blocks of rows (padded rows
+add nothing).
 """
 
 from __future__ import annotations

@@ -36,17 +36,17 @@ from torch import nn
 #: oneDNN takes products whose row count is a multiple of this (its kernels are cached per row count)
 ROWS = 128
 
-
 #: ``ATOMGRAPH_ONEDNN=0`` keeps every product with MKL
 OPT_OUT = ("ATOMGRAPH_ONEDNN", "0")
 
 
-def cpu_vendor() -> str:
-    """The CPU's vendor string (``AuthenticAMD``, ``GenuineIntel``; empty where ``/proc/cpuinfo`` is not)."""
+def cpuinfo_field(name: str) -> str:
+    """A field of the first processor in ``/proc/cpuinfo`` (``vendor_id``: ``AuthenticAMD``,
+    ``GenuineIntel``; ``model name``); empty where the file or the field is not."""
     try:
         with open("/proc/cpuinfo") as info:
             for line in info:
-                if line.startswith("vendor_id"):
+                if line.startswith(name):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
@@ -62,7 +62,8 @@ def _onednn_usable() -> bool:
     if os.environ.get(OPT_OUT[0]) == OPT_OUT[1] or not onednn_available():
         return False
     avx512 = torch.backends.cpu.get_cpu_capability().startswith("AVX512")
-    return avx512 and cpu_vendor() == "AuthenticAMD"  # (where MKL runs AVX2; measured there only)
+    amd = cpuinfo_field("vendor_id") == "AuthenticAMD"  # (where MKL runs AVX2; measured there only)
+    return avx512 and amd
 
 
 #: whether float32 CPU products may go to oneDNN on this machine (fixed at import)
