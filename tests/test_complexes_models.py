@@ -327,6 +327,55 @@ def test_screen_with_a_committee_writes_sigma_and_ranks_by_the_upper_bound(syste
     assert not (tmp_path / "none.csv").exists()
 
 
+def test_a_complex_ensemble_trains_loads_and_screens_by_the_upper_bound(flexible_complexes, tmp_path):
+    """``ensemble.members: 2`` with bootstrap on the PDBbind-style complexes: one run directory that
+    :class:`~atomgraph.runs.TrainedRun` loads as an ensemble, and ``screen`` from it writes the
+    members' spread as ``pK_sigma`` and ranks by mean + kappa sigma."""
+    from atomgraph.evaluation.experiment import train_and_evaluate
+    from atomgraph.runs import TrainedRun
+    from atomgraph.training.config import load_config
+    from atomgraph.training.ensemble import EnsembleModule, is_ensemble
+
+    settings = {
+        "name": "affinity_ensemble",
+        "run_dir": str(tmp_path / "run"),
+        "data": {
+            "dataset": "complexes",
+            "path": str(flexible_complexes),
+            "targets": ["pK"],
+            "cache": str(tmp_path / "cache"),
+            "split": {"kind": "random", "sizes": [0.5, 0.25, 0.25], "seed": 0},
+            "complex": {"augment_noise": 0.0},
+        },
+        "model": {"name": "affinity_joint", **SMALL},
+        "ensemble": {"members": 2, "bootstrap": True},
+        "training": {"epochs": 1, "batch_size": 1, "progress": False, "accelerator": "cpu"},
+    }
+    run_dir = train_and_evaluate(load_config(settings=settings), progress=False)
+    assert is_ensemble(run_dir) and sorted(p.name for p in (run_dir / "members").iterdir()) == ["0", "1"]
+    run = TrainedRun.load(run_dir)
+    assert isinstance(run.module, EnsembleModule) and len(run.module.members) == 2
+    folder = flexible_complexes / "aaa1"
+    ligand = Chem.MolFromMolFile(str(folder / "aaa1_ligand.sdf"), removeHs=False)
+    poses = []
+    for k, shift in enumerate((0.0, 0.3, 0.6)):
+        pose = set_positions(ligand, ligand.GetConformer().GetPositions() + np.array([shift, 0.0, 0.0]))
+        pose.SetProp("_Name", f"pose{k}")
+        poses.append(Chem.MolToMolBlock(pose, kekulize=False) + "$$$$\n")
+    sdf = tmp_path / "poses.sdf"
+    sdf.write_text("".join(poses))
+    summary = screen(
+        run_dir, folder / "aaa1_protein.pdb", sdf, tmp_path / "ucb.csv", progress=False, acquisition="ucb",
+        kappa=1.5,
+    )  # fmt: skip
+    table = summary.table()
+    assert (summary.scored, summary.failed) == (3, 0)
+    assert np.isfinite(table["pK"]).all() and np.isfinite(table["pK_sigma"]).all()
+    assert (table["pK_sigma"] > 0).all()  # two seeds, two resamples: the members disagree
+    np.testing.assert_allclose(table["acquisition"], table["pK"] + 1.5 * table["pK_sigma"])
+    assert table["acquisition"].is_monotonic_decreasing and list(table["rank"]) == [1, 2, 3]
+
+
 def test_residue_structure_widens_residue_nodes_and_the_run_fills_the_width(system, tmp_path):
     """``residue_structure`` appends helix/strand/coil and relative SASA to every residue node; a run
     gives the residue-level model the wider input from the data (``residue_dim``)."""
