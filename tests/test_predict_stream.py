@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import SCAFFOLD_SMILES, write_csv
 from test_training import csv_config, load
 
@@ -73,6 +74,25 @@ def test_worker_processes_give_the_same_output(run_and_library, tmp_path):
     assert (summary.rows, summary.skipped) == (whole.rows, whole.skipped)
     with pytest.raises(ValueError, match="workers"):
         predict_file(run_dir, library, tmp_path / "bad.csv", workers=-1)
+
+
+def test_graphs_built_in_worker_processes_equal_those_built_here(run_and_library):
+    """The path of a model on another device: workers build the graphs, this process predicts."""
+    from atomgraph.evaluation.input_rows import featurised_chunks, input_rows
+    from atomgraph.runs import TrainedRun
+
+    run_dir, library, _, _ = run_and_library
+    spec = TrainedRun.load(run_dir).graph
+    here = [row for chunk in featurised_chunks(input_rows(library, "smiles"), spec, 25) for row in chunk]
+    there = [row for chunk in featurised_chunks(input_rows(library, "smiles"), spec, 25, 2) for row in chunk]
+    assert [(r.id, r.error, r.graph is None) for r in here] == [
+        (r.id, r.error, r.graph is None) for r in there
+    ]
+    for a, b in zip(here, there, strict=True):
+        if a.graph is not None:
+            assert set(a.graph.keys()) == set(b.graph.keys())
+            for key in a.graph.keys():
+                assert torch.equal(a.graph[key], b.graph[key]), key
 
 
 def test_top_k_rows_are_the_best_of_the_whole_output(run_and_library, tmp_path):

@@ -3,18 +3,20 @@
 :func:`input_rows` streams a SMILES CSV (pandas chunks: memory does not grow with the file) or a
 structure file (XYZ, SDF, CIF, ...) as :class:`InputRow` s; :func:`featurised_chunks` turns them, a chunk
 at a time, into graphs with a run's :class:`~atomgraph.graphs.spec.GraphSpec`: in this process, or (with
-``workers`` > 0) in that many spawned processes, each chunk split between them while the caller predicts
-the previous one. A row that cannot be parsed or graphed carries its error instead of a graph.
-Graphs travel back from the workers as numpy arrays, one set per worker's share of a chunk (no
-shared-memory file descriptors per tensor, no dozen arrays per graph to pickle).
+``workers`` > 0) in that many spawned processes, a chunk each, while the caller predicts earlier ones
+(:func:`in_worker_processes`, which ``predict`` also uses to run whole chunks in workers). A row that
+cannot be parsed or graphed carries its error instead of a graph. Graphs travel back from the workers as
+numpy arrays, one set per chunk (no shared-memory file descriptors per tensor, no dozen arrays per graph
+to pickle).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -145,36 +147,42 @@ def featurised_chunks(
     rows: Iterator[InputRow], spec: GraphSpec, chunk_rows: int, workers: int = 0
 ) -> Iterator[list[InputRow]]:
     """Chunks of ``chunk_rows`` featurised rows (:func:`featurise`), in input order. ``workers`` > 0:
-    built in that many spawned processes, up to two chunks ahead of the caller."""
+    each chunk built whole in one of that many spawned processes (:func:`in_worker_processes`)."""
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
     if workers == 0:
         for chunk in chunks(rows, chunk_rows):
             yield featurise(chunk, spec)
         return
+    jobs = ((_featurise_in_worker, chunk, spec) for chunk in chunks(rows, chunk_rows))
+    for built in in_worker_processes(jobs, workers, init_graph_worker, (default_dtype_name(),)):
+        yield _from_worker(*built)
+
+
+def in_worker_processes(
+    jobs: Iterator[tuple], workers: int, initializer: Callable[..., None], initargs: tuple
+) -> Iterator[Any]:
+    """``function(*args)`` of every job ``(function, *args)``, each run in one of ``workers`` spawned
+    processes (set up by ``initializer(*initargs)``), the results in the jobs' order. Jobs are read
+    lazily: at most two per worker are in flight, so memory does not grow with their number. An error a
+    job raises is raised here, at its turn."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("spawn")
-    dtype = str(torch.get_default_dtype()).removeprefix("torch.")
-    with ProcessPoolExecutor(workers, context, initializer=init_graph_worker, initargs=(dtype,)) as pool:
+    with ProcessPoolExecutor(workers, context, initializer=initializer, initargs=initargs) as pool:
         pending: deque = deque()
-        for chunk in chunks(rows, chunk_rows):
-            pieces = [chunk[k::workers] for k in range(workers)]  # interleaved: equal shares of work
-            futures = [pool.submit(_featurise_in_worker, p, spec) for p in pieces if p]
-            pending.append((len(chunk), futures))
-            while len(pending) > 2:
-                yield _merged(*pending.popleft())
+        for function, *args in jobs:
+            pending.append(pool.submit(function, *args))
+            while len(pending) > 2 * workers:
+                yield pending.popleft().result()
         while pending:
-            yield _merged(*pending.popleft())
+            yield pending.popleft().result()
 
 
-def _merged(size: int, futures: list) -> list[InputRow]:
-    parts = [_from_worker(*f.result()) for f in futures]
-    out: list[InputRow] = [None] * size  # type: ignore[list-item]
-    for k, part in enumerate(parts):
-        out[k :: len(parts)] = part
-    return out
+def default_dtype_name() -> str:
+    """torch's default dtype as a worker's set-up takes it (``"float32"``, ``"float64"``)."""
+    return str(torch.get_default_dtype()).removeprefix("torch.")
 
 
 def one_line(text: str) -> str:

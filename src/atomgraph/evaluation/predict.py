@@ -14,7 +14,17 @@ from ase.data import chemical_symbols
 from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 
-from atomgraph.evaluation.input_rows import CSV_CHUNK, count_rows, featurised_chunks, input_rows, one_line
+from atomgraph.data.chunks import chunks
+from atomgraph.evaluation.input_rows import (
+    CSV_CHUNK,
+    count_rows,
+    default_dtype_name,
+    featurise,
+    featurised_chunks,
+    in_worker_processes,
+    input_rows,
+    one_line,
+)
 from atomgraph.evaluation.progress_record import ProgressRecord
 from atomgraph.structures.validate import beyond_tables
 
@@ -254,8 +264,10 @@ def predict_file(
     validation split (``calibration.json``) when there is one, with the conformal 95 % interval
     ``<target>_low``, ``<target>_high`` -- else raw.
 
-    ``workers`` > 0 parses and graphs the rows in that many worker processes while this one predicts
-    (:mod:`atomgraph.evaluation.input_rows`); the output is the same.
+    ``workers`` > 0 runs the job in that many worker processes, a chunk each (:func:`in_worker_processes`):
+    on the CPU each worker reads, graphs and predicts its chunks with its own copy of the model and one
+    torch thread, and this process only writes them, in input order; on another ``device`` the workers
+    parse and graph the rows while this process predicts. The output is the same either way.
 
     ``top_k``: also write the best ``top_k`` rows, ranked by ``rank_by`` (a target, or any output column
     such as ``<target>_high``; default the first target) in the target's own direction unless
@@ -329,8 +341,15 @@ def predict_file(
     total = count_rows(input_path)
     bar = tqdm(total=total, initial=done, desc="predict", unit="row", disable=not progress, mininterval=1.0)
     columns: list[str] | None = None
-    for chunk in featurised_chunks(rows, run.graph, chunk_rows, workers):
-        table = _predict_chunk(run, chunk, names, refuse_unseen_elements, uncertainty)
+    job = {"names": names, "refuse_unseen_elements": refuse_unseen_elements, "uncertainty": uncertainty}
+    if workers and torch.device(device).type == "cpu":
+        setup = (default_dtype_name(), str(Path(run_dir).resolve()), job)
+        jobs = ((_predicted_in_worker, chunk) for chunk in chunks(rows, chunk_rows))
+        tables = in_worker_processes(jobs, workers, _init_predict_worker, setup)
+    else:
+        featurised = featurised_chunks(rows, run.graph, chunk_rows, workers)
+        tables = (_predict_chunk(run, chunk, **job) for chunk in featurised)
+    for table in tables:
         if columns is None:
             columns = list(table.columns)
         bad = table[table["error"] != ""]
@@ -365,6 +384,26 @@ def _write_top_k(summary: PredictSummary, top_k: int | None, rank_by: str, desce
     top_k_rows(summary.output, top_k, rank_by, descending).to_csv(path, index=False)
     order = "largest" if descending else "smallest"
     print(f"top {top_k} rows by {rank_by} ({order} first) -> {path}", file=sys.stderr)
+
+
+#: a predict worker process's trained run and job (:func:`_init_predict_worker`)
+_WORKER: dict = {}
+
+
+def _init_predict_worker(dtype: str, run_dir: str, job: dict) -> None:
+    """Set up a worker process of :func:`predict_file`: one torch thread, the parent's default dtype,
+    the trained run (loaded once per worker) and the job's options (:func:`_predict_chunk`'s)."""
+    from atomgraph.graphs.arrays import init_graph_worker
+    from atomgraph.runs import TrainedRun
+
+    init_graph_worker(dtype)
+    _WORKER.update(run=TrainedRun.load(run_dir), job=job)
+
+
+def _predicted_in_worker(chunk: list) -> pd.DataFrame:
+    """The output rows of one chunk of input rows, graphed and predicted in a worker process."""
+    run = _WORKER["run"]
+    return _predict_chunk(run, featurise(chunk, run.graph), **_WORKER["job"])
 
 
 def _predict_chunk(
