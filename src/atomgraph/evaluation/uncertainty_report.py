@@ -32,10 +32,25 @@ def report_uncertainty(
     sigma, "conformal_95": coverage and mean width of the conformal intervals on the test rows}}, the
     recalibrated test sigma [M, T], the test means [M, T] that were scored).
     """
-    info = module.info
-    mu_val, sigma_val = predict_distribution(module, val, batch_size, mc_samples)
-    mu_test, sigma_test = predict_distribution(module, test, batch_size, mc_samples)
-    y_val, y_test = val.targets_array(), test.targets_array()
+    validation = predict_distribution(module, val, batch_size, mc_samples)
+    tested = predict_distribution(module, test, batch_size, mc_samples)
+    return score_uncertainty(module.info, val.targets_array(), *validation, test.targets_array(), *tested,
+                             run_dir, title)  # fmt: skip
+
+
+def score_uncertainty(
+    info,
+    y_val: np.ndarray,
+    mu_val: np.ndarray,
+    sigma_val: np.ndarray,
+    y_test: np.ndarray,
+    mu_test: np.ndarray,
+    sigma_test: np.ndarray,
+    run_dir: Path,
+    title: str = "",
+) -> tuple[dict[str, dict], np.ndarray, np.ndarray]:
+    """:func:`report_uncertainty` from predictions made elsewhere: labels, means and raw sigmas [M, T] of
+    the validation and test rows (``info``: the targets' names and units). Same return and files."""
     calibration = fit_calibration(y_val, mu_val, sigma_val)
     calibration.save(Path(run_dir) / CALIBRATION_FILE)
     scaled = calibration.sigma(sigma_test)
