@@ -12,7 +12,9 @@ Datasets and models (every run through ``atomgraph.evaluation.experiment.train_a
   no dropout layer, so MC dropout is not applicable there (recorded as such).
 
 Methods: ``single`` = ensemble member 0 (seed 0; no sigma); ``ensemble`` = members with seeds 0..4
-(mean and spread); ``mc_dropout`` = member 0 with ``--mc-samples`` stochastic passes; ``mean_variance``
+(mean and spread); ``mc_dropout`` = member 0 with ``--mc-samples`` stochastic passes; ``latent_distance``
+= member 0 with the mean distance of a graph's latent vector to its ``--latent-k`` nearest training
+graphs' as sigma (:mod:`atomgraph.evaluation.latent_distance`; no training); ``mean_variance``
 = one model (seed 0) with a variance head trained on the Gaussian NLL (``task.uncertainty``). Every sigma
 is scored on the test split raw and after variance scaling fitted on the validation split
 (:mod:`atomgraph.evaluation.calibration`): MAE, NLL, miscalibration area, Spearman(|error|, sigma), 95 %
@@ -42,8 +44,9 @@ from moleculenet import DATA, DATASETS, MODELS, make_config
 
 from atomgraph.data import load_split
 from atomgraph.evaluation.experiment import train_and_evaluate
+from atomgraph.evaluation.latent_distance import latent_distance_sigma
 from atomgraph.evaluation.metrics import regression_metrics
-from atomgraph.evaluation.uncertainty_report import report_uncertainty
+from atomgraph.evaluation.uncertainty_report import report_uncertainty, score_uncertainty
 from atomgraph.outputs.uncertainty import dropout_modules
 from atomgraph.runs import TrainedRun
 from atomgraph.training.config import load_config, wall_clock_budget
@@ -187,6 +190,17 @@ def run_dataset(name: str, args) -> dict:
         seconds["mc_dropout_inference"] = time.perf_counter() - start
     else:
         out["mc_dropout"] = {"not_applicable": f"{config['model']['name']} has no dropout layers"}
+    # latent distance of member 0 to its training graphs
+    start = time.perf_counter()
+    train = dataset[torch.as_tensor(split["train"])]
+    (mu_val, d_val), (mu_test, d_test) = latent_distance_sigma(run.module, train, [val, test], args.latent_k)
+    entries, _, _ = score_uncertainty(
+        run.module.info, val.targets_array(), mu_val, d_val, test.targets_array(), mu_test, d_test,
+        base / "latent_distance", f"{config['model']['name']} latent distance",
+    )  # fmt: skip
+    entry = {"model": regression_metrics(test.targets_array()[:, 0], mu_test[:, 0]), **entries[target]}
+    out["latent_distance"] = {**scores(entry), "k": args.latent_k}
+    seconds["latent_distance"] = time.perf_counter() - start
     # mean-variance
     mv = json.loads(json.dumps(config))
     mv.update(run_dir=str(base / "mean_variance"), name=f"{config['name']}_mean_variance")
@@ -217,6 +231,7 @@ def main() -> None:
         help="wall clock per training run (esol, qm9_homo, mp_formation), min",
     )
     parser.add_argument("--mc-samples", type=int, default=20)
+    parser.add_argument("--latent-k", type=int, default=5, help="neighbours of the latent distance")
     parser.add_argument("--qm9-subset", type=int, default=13000)
     parser.add_argument("--mp-subset", type=int, default=10000)
     parser.add_argument("--threads", type=int, default=None)
@@ -240,6 +255,7 @@ def main() -> None:
             "epochs_cap": args.epochs,
             "budget_min_per_run": args.budget_min,
             "mc_samples": args.mc_samples,
+            "latent_k": args.latent_k,
             "qm9_subset": args.qm9_subset,
             "mp_subset": args.mp_subset,
             "torch_threads": torch.get_num_threads(),
