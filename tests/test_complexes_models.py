@@ -331,6 +331,7 @@ def test_a_complex_ensemble_trains_loads_and_screens_by_the_upper_bound(flexible
     """``ensemble.members: 2`` with bootstrap on the PDBbind-style complexes: one run directory that
     :class:`~atomgraph.runs.TrainedRun` loads as an ensemble, and ``screen`` from it writes the
     members' spread as ``pK_sigma`` and ranks by mean + kappa sigma."""
+    from atomgraph.evaluation.calibration import Calibration
     from atomgraph.evaluation.experiment import train_and_evaluate
     from atomgraph.runs import TrainedRun
     from atomgraph.training.config import load_config
@@ -374,6 +375,22 @@ def test_a_complex_ensemble_trains_loads_and_screens_by_the_upper_bound(flexible
     assert (table["pK_sigma"] > 0).all()  # two seeds, two resamples: the members disagree
     np.testing.assert_allclose(table["acquisition"], table["pK"] + 1.5 * table["pK_sigma"])
     assert table["acquisition"].is_monotonic_decreasing and list(table["rank"]) == [1, 2, 3]
+    # with the run's calibration (one validation row fits no finite 95 % q: a known one instead), the
+    # recalibrated sigma and the conformal bounds mean -+ q * raw sigma, as predict writes them
+    known = Calibration([2.0], [1.5], 0.95, [1])
+    known.save(run_dir / "calibration.json")
+    calibrated = screen(run_dir, folder / "aaa1_protein.pdb", sdf, tmp_path / "cal.csv", progress=False)
+    (run_dir / "calibration.json").unlink()  # without one: the raw sigma and no bounds
+    raw = screen(run_dir, folder / "aaa1_protein.pdb", sdf, tmp_path / "raw.csv", progress=False).table()
+    assert not {"pK_low", "pK_high"} & set(raw)
+    calibrated = calibrated.table().set_index("record").loc[raw["record"]]
+    np.testing.assert_allclose(calibrated["pK_sigma"], 2.0 * raw["pK_sigma"], rtol=1e-6)
+    low, high = known.interval(raw[["pK"]].to_numpy(), raw[["pK_sigma"]].to_numpy())
+    np.testing.assert_allclose(calibrated["pK_low"], low[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(calibrated["pK_high"], high[:, 0], rtol=1e-6)
+    assert (calibrated["pK_low"] < calibrated["pK"]).all() and (
+        calibrated["pK"] < calibrated["pK_high"]
+    ).all()
 
 
 def test_residue_structure_widens_residue_nodes_and_the_run_fills_the_width(system, tmp_path):

@@ -14,6 +14,7 @@ from test_training import csv_config, load, structures_config
 
 from atomgraph.cli.main import main
 from atomgraph.evaluation.calibration import (
+    Calibration,
     conformal_quantile,
     fit_calibration,
     uncertainty_metrics,
@@ -387,6 +388,9 @@ def test_screen_crystals_with_an_ensemble_writes_sigma_and_ranks_by_ucb(tmp_path
     folder.mkdir()
     for k, atoms in enumerate(crystals(6, seed=7)):
         (folder / f"c{k}.cif").write_bytes(cif_bytes(atoms))
+    # 3 validation rows give no finite 95 % interval: finite q's, so the bounds say something
+    fitted = Calibration.load(run_dir / "calibration.json")
+    Calibration(fitted.scale, [1.5, 2.5], fitted.coverage, fitted.n).save(run_dir / "calibration.json")
     screen_structures(run_dir, folder, tmp_path / "ranked.csv", "band_gap", workers=1, progress=False,
                       acquisition="ucb", kappa=2.0)  # fmt: skip
     table = pd.read_csv(tmp_path / "ranked.csv")
@@ -402,6 +406,15 @@ def test_screen_crystals_with_an_ensemble_writes_sigma_and_ranks_by_ucb(tmp_path
     scaled = table.set_index("id")["band_gap_sigma"]
     unscaled = raw.set_index("id")["band_gap_sigma"]
     np.testing.assert_allclose(scaled, unscaled.loc[scaled.index] * calibration["scale"][1], rtol=1e-6)
+    # the conformal bounds, as predict writes them: mean -+ q * raw sigma, from the run's calibration
+    names = ["formation_energy_per_atom", "band_gap"]
+    assert not {f"{n}_{side}" for n in names for side in ("low", "high")} & set(raw)
+    indexed, raw = table.set_index("id"), raw.set_index("id").loc[table["id"]]
+    mean, raw_sigma = indexed[names].to_numpy(), raw[[f"{n}_sigma" for n in names]].to_numpy()
+    low, high = Calibration.from_record(calibration).interval(mean, raw_sigma)
+    np.testing.assert_allclose(indexed[[f"{n}_low" for n in names]], low, rtol=1e-6)
+    np.testing.assert_allclose(indexed[[f"{n}_high" for n in names]], high, rtol=1e-6)
+    assert (low < mean).all() and (mean < high).all()
     written = pd.read_csv(tmp_path / "ranked.csv")
     assert {"band_gap_sigma", "formation_energy_per_atom_sigma", "acquisition"} <= set(written)
     plain = TrainedRun.load(run_dir / "members" / "0")

@@ -118,6 +118,17 @@ class Calibration:
         return cls(**values)
 
 
+def uncertainty_values(mean: np.ndarray, sigma: np.ndarray, calibration: Calibration | None) -> np.ndarray:
+    """The values the screens write (as ``predict`` does) for means and raw sigmas [M, T], in the order
+    of :func:`~atomgraph.evaluation.predict.value_columns`: means, sigmas (recalibrated by
+    ``calibration``) and, with a calibration, its conformal lower and upper bounds ``mean -+ q sigma``
+    (raw sigma) -- [M, 2T], or [M, 4T] with one; in the target's unit."""
+    mean, sigma = np.asarray(mean, dtype=float), np.asarray(sigma, dtype=float)
+    if calibration is None:
+        return np.concatenate([mean, sigma], axis=1)
+    return np.concatenate([mean, calibration.sigma(sigma), *calibration.interval(mean, sigma)], axis=1)
+
+
 def variance_scale(y: ArrayLike, mu: ArrayLike, sigma: ArrayLike) -> float:
     """``sqrt(mean((e / sigma)^2))``: the maximum-likelihood factor for sigma (1 with no rows)."""
     error, sigma = _valid(y, mu, sigma)

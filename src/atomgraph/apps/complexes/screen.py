@@ -34,8 +34,8 @@ from atomgraph.apps.complexes.protein import Protein, read_protein
 from atomgraph.apps.complexes.sequence import protein_sequence, sequence_graph
 from atomgraph.data.chunks import chunks
 from atomgraph.evaluation.acquisition import acquisition_scores
-from atomgraph.evaluation.calibration import Calibration, run_calibration
-from atomgraph.evaluation.predict import has_sigma
+from atomgraph.evaluation.calibration import Calibration, run_calibration, uncertainty_values
+from atomgraph.evaluation.predict import has_sigma, value_columns
 from atomgraph.evaluation.progress_record import ProgressRecord
 from atomgraph.evaluation.rank_file import rank_csv
 
@@ -137,8 +137,9 @@ def screen(
         output_csv: the ranked CSV to write: one row per ligand record, ``rank`` (1 = highest predicted
             first target, or highest acquisition; empty for failures), ``record``, ``name``, ``smiles``,
             one column per target (and ``<target>_sigma`` for an ensemble or mean-variance model,
-            recalibrated where the run's report fitted that; ``acquisition`` for "ucb"), ``error``; the
-            ranked rows first, then the failures in input order.
+            recalibrated where the run's report fitted that, then the conformal interval bounds
+            ``<target>_low`` and ``<target>_high`` as ``predict`` writes them; ``acquisition`` for
+            "ucb"), ``error``; the ranked rows first, then the failures in input order.
         settings: graph settings (default: the run's).
         batch_size: graphs per prediction batch (the graphs held in memory at once).
         acquisition, kappa: rank by the prediction ("mean") or by its upper confidence bound "ucb"
@@ -160,7 +161,7 @@ def screen(
     scorer.module.to(device)
     sigma_wanted = has_sigma(scorer.module)
     acquisition_scores(np.zeros(1), np.zeros(1) if sigma_wanted else None, True, acquisition, kappa)
-    names = scorer.names + [f"{n}_sigma" for n in scorer.names] * sigma_wanted
+    names = value_columns(scorer.names, sigma_wanted, sigma_wanted and scorer.calibration is not None)
     names += ["acquisition"] * (acquisition != "mean")
     columns = ["record", "name", "smiles", *names, "error"]
     output = Path(output_csv)
@@ -226,8 +227,9 @@ def _scored_rows(
     acquisition: str,
     kappa: float,
 ) -> pd.DataFrame:
-    """One row per record, in order: ``record``, ``name``, ``smiles``, the predictions (with sigma and
-    acquisition), ``error``. Graphs are built and predicted ``batch_size`` at a time."""
+    """One row per record, in order: ``record``, ``name``, ``smiles``, the predictions (with sigma, the
+    conformal bounds where the run has a calibration, and acquisition), ``error``. Graphs are built and
+    predicted ``batch_size`` at a time."""
     rows: list[dict] = []
     pending: list[tuple[int, Data]] = []
     slots: list[int] = []
@@ -264,9 +266,10 @@ def _scored_rows(
     targets = len(scorer.names)
     width = targets * (2 if sigma_wanted else 1)
     predicted = np.concatenate(values) if values else np.zeros((0, width))
-    if sigma_wanted and scorer.calibration is not None:
-        predicted[:, targets:] = scorer.calibration.sigma(predicted[:, targets:])
-    columns = scorer.names + [f"{n}_sigma" for n in scorer.names] * sigma_wanted
+    calibration = scorer.calibration if sigma_wanted else None
+    if sigma_wanted:
+        predicted = uncertainty_values(predicted[:, :targets], predicted[:, targets:], calibration)
+    columns = value_columns(scorer.names, sigma_wanted, calibration is not None)
     for t, name in enumerate(columns):
         table[name] = np.nan
         table.loc[slots, name] = predicted[:, t]

@@ -26,8 +26,8 @@ from atomgraph.apps.crystals.parallel_graphs import arrays_to_graph, graphs_from
 from atomgraph.apps.crystals.stability import ConvexHulls
 from atomgraph.data.chunks import chunks
 from atomgraph.evaluation.acquisition import acquisition_scores
-from atomgraph.evaluation.calibration import run_calibration
-from atomgraph.evaluation.predict import has_sigma, predict_each
+from atomgraph.evaluation.calibration import run_calibration, uncertainty_values
+from atomgraph.evaluation.predict import has_sigma, predict_each, value_columns
 from atomgraph.evaluation.progress_record import ProgressRecord
 from atomgraph.evaluation.rank_file import rank_csv
 
@@ -74,7 +74,8 @@ def screen_structures(
         acquisition, kappa: rank by the prediction ("mean") or by the optimistic bound "ucb" (mean +-
             kappa sigma, :mod:`atomgraph.evaluation.acquisition`; column ``acquisition``). A run with a sigma
             (an ensemble, a mean-variance model) adds ``<target>_sigma`` columns, recalibrated on its
-            validation split when its report fitted that.
+            validation split when its report fitted that, and then the conformal interval bounds
+            ``<target>_low`` and ``<target>_high``, as ``predict`` writes them.
         chunk_rows: structures read, graphed and predicted at a time.
         resume: go on from ``<output>.progress`` after a kill (the structures already predicted are read
             past, not parsed again).
@@ -206,7 +207,7 @@ def _predicted_rows(
     run, chunk: list, built: dict, names: list[str], batch_size: int, sigma_wanted: bool, calibration
 ) -> pd.DataFrame:
     """One output row per structure text of ``chunk`` (in order): id, formula, natoms, the predictions
-    (with sigma), warning and error."""
+    (with sigma, and the conformal bounds where the run has a calibration), warning and error."""
     graphs = {k: arrays_to_graph(result) for k, result in built.items() if not isinstance(result, str)}
     order = sorted(graphs)
     rows = [{"id": key, "formula": "", "error": ""} for key, _, _ in chunk]
@@ -215,7 +216,7 @@ def _predicted_rows(
             rows[k]["error"] = result
     table = pd.DataFrame(rows)
     table["natoms"] = pd.array([pd.NA] * len(table), dtype="Int64")
-    value_names = [*names, *(f"{n}_sigma" for n in names if sigma_wanted)]
+    value_names = value_columns(names, sigma_wanted, calibration is not None)
     for name in value_names:
         table[name] = np.nan
     table["warning"] = ""
@@ -223,9 +224,9 @@ def _predicted_rows(
         values, errors = predict_each(
             run.module, [graphs[k] for k in order], batch_size, mc_samples=0 if sigma_wanted else None
         )
-        values = values.reshape(len(order), len(value_names))
-        if calibration is not None:
-            values[:, len(names) :] = calibration.sigma(values[:, len(names) :])
+        values = np.asarray(values).reshape(len(order), -1)
+        if sigma_wanted:
+            values = uncertainty_values(values[:, : len(names)], values[:, len(names) :], calibration)
         for slot, k in enumerate(order):
             z = graphs[k].z
             table.loc[k, "formula"] = Atoms(numbers=z.numpy()).get_chemical_formula()
