@@ -4,6 +4,8 @@ source is refused with a message."""
 
 from __future__ import annotations
 
+import json
+
 import ase.io
 import pytest
 import torch
@@ -132,3 +134,55 @@ def test_fine_tuning_keeps_the_sources_avg_num_neighbors(tmp_path):
     assert TrainedRun.load(tuned_dir).module.hparams["model"]["avg_num_neighbors"] == pytest.approx(
         source_value
     )
+
+
+def _labelled_frames(path, n: int, seed: int, elements: tuple[int, ...]) -> list:
+    """``n`` random molecules of ``elements`` with EMT energies (eV) and forces (eV/Å), written as extXYZ."""
+    import numpy as np
+    from ase.calculators.emt import EMT
+
+    frames = random_molecules(n, seed=seed)
+    rng = np.random.default_rng(seed)
+    for atoms in frames:
+        atoms.numbers = rng.choice(elements, size=len(atoms))
+        atoms.calc = EMT()
+        atoms.info = {"energy": atoms.get_potential_energy()}
+        atoms.arrays["forces"] = atoms.get_forces()
+        atoms.calc = None
+    ase.io.write(path, frames, format="extxyz")
+    return frames
+
+
+def test_a_potential_is_fine_tuned_from_one_system_to_another(tmp_path):
+    """A SchNet potential trained on H/C/O molecules, fine-tuned on C/H ones (other molecules, a subset of
+    the elements) with its embedding frozen: the embedding is exactly the source's afterwards, every other
+    parameter moved, and the tuned run gives energies and forces."""
+    import numpy as np
+
+    from atomgraph.md import Calculator
+
+    source_xyz, target_xyz = tmp_path / "hco.xyz", tmp_path / "ch.xyz"
+    _labelled_frames(source_xyz, 24, seed=0, elements=(1, 6, 8))
+    target = _labelled_frames(target_xyz, 24, seed=1, elements=(1, 6))
+    potential = {"task": {"kind": "potential"}}
+    source_config = {**structures_config(tmp_path, source_xyz, run="source", epochs=1), **potential}
+    source_dir = train_and_evaluate(load(tmp_path, source_config), progress=False)
+    before = _state(source_dir)  # init.from loads the best checkpoint
+    config = {**structures_config(tmp_path, target_xyz, run="tuned", epochs=2), **potential}
+    tuned_dir = train_and_evaluate(
+        load(tmp_path, config, [f"init.from={source_dir}", "init.freeze=[embedding]"]), progress=False
+    )
+    after = _state(tuned_dir, "last")
+    run = TrainedRun.load(tuned_dir, "last")
+    metrics = json.loads((tuned_dir / "metrics.json").read_text())
+    assert run.is_potential and "forces" in metrics["test"]  # trained and scored on the forces too
+    frozen = [k for k in before if k.startswith("embedding.")]
+    trained = [n for n, p in run.module.model.named_parameters() if p.requires_grad]
+    assert frozen and trained and not set(frozen) & set(trained)
+    for k in frozen:  # loaded, then never changed
+        torch.testing.assert_close(after[k], before[k], rtol=0, atol=0)
+    assert all(not torch.equal(after[k], before[k]) for k in trained)
+    molecule = target[0].copy()
+    molecule.calc = Calculator(run.module)
+    energy, forces = molecule.get_potential_energy(), molecule.get_forces()
+    assert np.isfinite(energy) and forces.shape == (len(molecule), 3) and np.isfinite(forces).all()
