@@ -76,9 +76,10 @@ def test_the_search_file_is_checked(tmp_path):
     }
 
 
-def test_a_search_trains_scores_on_validation_and_writes_the_best_config(tmp_path, scaffold_csv):
+@pytest.mark.parametrize("pruner", ["median", "hyperband"])
+def test_a_search_trains_scores_on_validation_and_writes_the_best_config(tmp_path, scaffold_csv, pruner):
     path = tmp_path / "search.yaml"
-    path.write_text(yaml.safe_dump(SEARCH))
+    path.write_text(yaml.safe_dump({**SEARCH, "pruner": pruner}))
     config = load_config(None, _config(tmp_path, scaffold_csv))
     study = tune(config, read_search(path), trials=3, study_dir=tmp_path / "study")
     state = optuna.trial.TrialState
@@ -97,9 +98,15 @@ def test_a_search_trains_scores_on_validation_and_writes_the_best_config(tmp_pat
     assert best_config["model"]["name"] == "gcn" and best_config["data"]["path"] == str(scaffold_csv)
     summary = json.loads((tmp_path / "study" / "tune.json").read_text())
     assert summary["best_trial"] == best.number and sum(summary["trials"].values()) == 3
-    if summary["trials"].get("COMPLETE", 0) >= 2:
+    complete = summary["trials"].get("COMPLETE", 0)
+    # the median pruner never prunes its 2 startup trials: two complete, so the importances are always
+    # written; Hyperband may prune the second trial (worse than the first at its rung), leaving one
+    assert complete >= (2 if pruner == "median" else 1)
+    if complete >= 2:
         assert set(summary["importance"]) == set(SEARCH["space"])
         assert (tmp_path / "study" / "importance.png").stat().st_size > 0
+    else:
+        assert "importance" not in summary and not (tmp_path / "study" / "importance.png").exists()
     table = pd.read_csv(tmp_path / "study" / "trials.csv")
     assert len(table) == 3 and "params_model.hidden" in table
 
