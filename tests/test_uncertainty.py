@@ -204,6 +204,50 @@ def test_a_killed_ensemble_resumes_its_unfinished_members(tmp_path, regression_c
     assert isinstance(TrainedRun.load(run_dir).module, EnsembleModule)
 
 
+def test_bootstrap_rows_are_a_seeded_resample_with_replacement():
+    from atomgraph.training.run import bootstrap_rows
+
+    rows = np.random.default_rng(0).permutation(5000)[:1000]  # row ids, not positions
+    drawn = bootstrap_rows(rows, seed=3)
+    assert len(drawn) == len(rows) and set(drawn.tolist()) <= set(rows.tolist())
+    assert len(np.unique(drawn)) < len(rows)  # with replacement: about 63 % distinct
+    assert (np.diff(drawn) >= 0).all()
+    np.testing.assert_array_equal(drawn, bootstrap_rows(rows, seed=3))  # reproducible
+    assert not np.array_equal(drawn, bootstrap_rows(rows, seed=4))
+
+
+def test_bootstrap_members_each_fit_their_own_resample_of_the_training_rows(
+    tmp_path, regression_csv, monkeypatch
+):
+    """``ensemble.bootstrap``: member k fits ``bootstrap_rows(train, seed + k)`` -- the training rows of
+    the one split drawn with replacement, as many as there are -- and keeps its validation and test rows."""
+    from atomgraph.training import run as run_module
+    from atomgraph.training.run import bootstrap_rows
+
+    fitted: list[dict] = []
+    build = run_module.loaders
+
+    def recording(dataset, split, *args, **kwargs):
+        fitted.append({k: np.asarray(v).copy() for k, v in split.items()})
+        return build(dataset, split, *args, **kwargs)
+
+    monkeypatch.setattr(run_module, "loaders", recording)
+    overrides = ["ensemble.members=2", "ensemble.bootstrap=true", "training.epochs=1", "seed=5"]
+    run_dir = train_and_evaluate(load(tmp_path, _csv_run(tmp_path, regression_csv, "boot"), overrides),
+                                 progress=False)  # fmt: skip
+    split = json.loads((run_dir / "split.json").read_text())
+    train = np.asarray(split["train"])
+    assert len(fitted) == 2 and len(train) == 30
+    for k, member in enumerate(fitted):
+        np.testing.assert_array_equal(member["train"], bootstrap_rows(train, 5 + k))
+        assert len(member["train"]) == len(train) and set(member["train"].tolist()) <= set(train.tolist())
+        assert len(np.unique(member["train"])) < len(train)  # drawn with replacement
+        np.testing.assert_array_equal(member["val"], split["val"])
+        np.testing.assert_array_equal(member["test"], split["test"])
+        assert json.loads((run_dir / "members" / str(k) / "split.json").read_text()) == split
+    assert not np.array_equal(fitted[0]["train"], fitted[1]["train"])
+
+
 def test_mean_variance_model_learns_a_sigma_and_is_recalibrated(tmp_path, regression_csv):
     config = load(tmp_path, _csv_run(tmp_path, regression_csv, "mv"), ["task.uncertainty=mean_variance"])
     run_dir = train_and_evaluate(config, progress=False)
