@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -349,18 +351,19 @@ def predict_file(
     else:
         featurised = featurised_chunks(rows, run.graph, chunk_rows, workers)
         tables = (_predict_chunk(run, chunk, **job) for chunk in featurised)
-    for table in tables:
-        if columns is None:
-            columns = list(table.columns)
-        bad = table[table["error"] != ""]
-        for _, row in bad.iterrows():
-            print(f"skipped {row['id']}: {row['error']}", file=sys.stderr)
-        done += len(table)
-        counts["skipped"] += len(bad)
-        counts["predicted"] += len(table) - len(bad)
-        counts["warned"] += int((table["warning"] != "").sum())
-        record.append(output, table[columns], done, counts=counts)
-        bar.update(len(table))
+    with frozen_heap():
+        for table in tables:
+            if columns is None:
+                columns = list(table.columns)
+            bad = table[table["error"] != ""]
+            for _, row in bad.iterrows():
+                print(f"skipped {row['id']}: {row['error']}", file=sys.stderr)
+            done += len(table)
+            counts["skipped"] += len(bad)
+            counts["predicted"] += len(table) - len(bad)
+            counts["warned"] += int((table["warning"] != "").sum())
+            record.append(output, table[columns], done, counts=counts)
+            bar.update(len(table))
     bar.close()
     if not output.exists():  # an empty input: a header-only file
         atoms = ["atoms"] if run.targets.node_level else []
@@ -386,6 +389,19 @@ def _write_top_k(summary: PredictSummary, top_k: int | None, rank_by: str, desce
     print(f"top {top_k} rows by {rank_by} ({order} first) -> {path}", file=sys.stderr)
 
 
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Keep the objects that exist now (the model, the imported libraries: ~10^6 of them) out of
+    Python's cycle collector while the block runs (``gc.freeze``). A streaming job makes and drops many
+    objects per row; each full collection would otherwise walk all of these, which cost predict ~10 %
+    of its time. Objects made inside the block are collected as usual."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 #: a predict worker process's trained run and job (:func:`_init_predict_worker`)
 _WORKER: dict = {}
 
@@ -398,6 +414,7 @@ def _init_predict_worker(dtype: str, run_dir: str, job: dict) -> None:
 
     init_graph_worker(dtype)
     _WORKER.update(run=TrainedRun.load(run_dir), job=job)
+    gc.freeze()  # this process lives for the job: see frozen_heap
 
 
 def _predicted_in_worker(chunk: list) -> pd.DataFrame:
@@ -449,11 +466,9 @@ def _predict_chunk(
             run.module, graphs, mc_samples=None if uncertainty is None else uncertainty[0]
         )
         if uncertainty is not None and len(values):
-            mean, sigma = values[:, : len(names)], values[:, len(names) :]
-            calibration = uncertainty[1]
-            parts = [mean, sigma if calibration is None else calibration.sigma(sigma)]
-            parts += list(calibration.interval(mean, sigma)) if calibration is not None else []
-            values = np.concatenate(parts, axis=1)
+            from atomgraph.evaluation.calibration import uncertainty_values
+
+            values = uncertainty_values(values[:, : len(names)], values[:, len(names) :], uncertainty[1])
         for t, name in enumerate(columns):
             table.loc[slots, name] = values[:, t]
     for slot, error in zip(slots, errors, strict=True):
