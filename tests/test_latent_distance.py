@@ -31,12 +31,17 @@ def _run_and_graphs(run_dir):
 
 
 @pytest.fixture(scope="module")
-def gcn_run(tmp_path_factory):
+def gcn_run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("latent_gcn")
     csv = write_csv(root / "mols.csv", SCAFFOLD_SMILES, value=[len(s) * 0.1 for s in SCAFFOLD_SMILES])
     config = csv_config(root, csv, "value", epochs=2)
     config["model"] = {"name": "gcn", "hidden": 16, "layers": 2}
-    return _run_and_graphs(train_and_evaluate(load(root, config), progress=False))
+    return train_and_evaluate(load(root, config), progress=False), csv
+
+
+@pytest.fixture(scope="module")
+def gcn_run(gcn_run_dir):
+    return _run_and_graphs(gcn_run_dir[0])
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +124,54 @@ def test_latent_distance_scores_as_a_recalibrated_sigma(gcn_run, tmp_path):
     np.testing.assert_allclose(scaled, d_test * scale)
     assert scale == pytest.approx(np.sqrt(np.mean(((y_val - mu_val) / d_val) ** 2)))
     assert (tmp_path / "calibration.json").exists()
+
+
+def test_predict_writes_the_recalibrated_latent_distance_and_its_bounds(gcn_run_dir, tmp_path):
+    import json
+    import os
+
+    from atomgraph.evaluation.calibration import Calibration
+    from atomgraph.evaluation.predict import predict_file, read_predictions
+    from atomgraph.training.run import LATENT_REFERENCE_FILE
+
+    run_dir, csv = gcn_run_dir
+    out = predict_file(run_dir, csv, tmp_path / "p.csv", latent_distance=True).output
+    table = read_predictions(out)
+    file = run_dir / LATENT_REFERENCE_FILE
+    reference, calibration = LatentReference.load(file)
+    assert isinstance(calibration, Calibration) and reference.k == 5
+    # the reference: the run's training graphs, its scale fitted on the validation split
+    run, graphs = _run_and_graphs(run_dir)
+    split = json.loads((run_dir / "split.json").read_text())
+    train = [graphs[i] for i in split["train"]]
+    latents = graph_latents(run.module, graphs)
+    distance = reference.distances(latents)
+    rebuilt = LatentReference(graph_latents(run.module, train), k=5)  # the stored one keeps float32
+    np.testing.assert_allclose(rebuilt.distances(latents), distance, rtol=1e-5)
+    np.testing.assert_allclose(table["value_sigma"], distance * calibration.scale[0], rtol=1e-4)
+    if np.isfinite(calibration.conformal[0]):
+        np.testing.assert_allclose(table["value_high"] - table["value"], distance * calibration.conformal[0],
+                                   rtol=1e-4)  # fmt: skip
+    assert {"value_low", "value_high"} <= set(table.columns)
+    # made once: a second job reads it; worker processes give the same output
+    made = file.stat().st_mtime_ns
+    predict_file(run_dir, csv, tmp_path / "w.csv", latent_distance=True, workers=2, chunk_rows=9)
+    assert file.stat().st_mtime_ns == made
+    pd = pytest.importorskip("pandas")
+    pd.testing.assert_frame_equal(read_predictions(tmp_path / "w.csv"), table, rtol=1e-5)
+    # new weights (a resumed training rewrites the checkpoint): measured again
+    checkpoint = run.source
+    os.utime(checkpoint, ns=(made + 10**9, made + 10**9))
+    predict_file(run_dir, csv, tmp_path / "again.csv", latent_distance=True)
+    assert file.stat().st_mtime_ns != made
+
+
+def test_latent_distance_is_refused_where_it_does_not_apply(gcn_run_dir, tmp_path):
+    from atomgraph.evaluation.predict import predict_file
+
+    run_dir, csv = gcn_run_dir
+    with pytest.raises(ValueError, match="choose one sigma"):
+        predict_file(run_dir, csv, tmp_path / "a.csv", latent_distance=True, mc_samples=3)
+    exported = TrainedRun.load(run_dir).export(tmp_path / "model.pt")
+    with pytest.raises(ValueError, match="finished run directory"):
+        predict_file(exported, csv, tmp_path / "b.csv", latent_distance=True)

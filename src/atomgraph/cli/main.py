@@ -108,8 +108,11 @@ def predict(
     mc_dropout: Annotated[
         int, typer.Option(help="sigma from this many MC dropout passes (models with dropout)")
     ] = 0,
+    latent_distance: Annotated[
+        bool, typer.Option(help="sigma from the latent distance to the training graphs (models without one)")
+    ] = False,
     workers: Annotated[
-        int, typer.Option(help="processes that parse and graph the input while this one predicts")
+        int, typer.Option(help="processes that read, graph and predict chunks of the input (0: this one)")
     ] = 0,
     top_k: Annotated[
         int | None, typer.Option(help="also write the best K rows to OUTPUT.topK.csv (bounded memory)")
@@ -125,8 +128,8 @@ def predict(
 ) -> None:
     """Predict the run's targets for every row of a file, streaming: memory stays flat, output grows as
     it goes, a killed job resumes; bad rows are reported and kept with an error. Ensembles and
-    mean-variance models (or --mc-dropout N) add a sigma per target, recalibrated on the validation
-    split, and a conformal 95 % interval."""
+    mean-variance models (or --mc-dropout N, or --latent-distance) add a sigma per target, recalibrated
+    on the validation split, and a conformal 95 % interval."""
     from atomgraph.evaluation.predict import predict_file
 
     predict_file(
@@ -138,6 +141,7 @@ def predict(
         resume=resume,
         progress=True,
         mc_samples=mc_dropout,
+        latent_distance=latent_distance,
         workers=workers,
         top_k=top_k,
         rank_by=rank_by,

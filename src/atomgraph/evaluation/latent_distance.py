@@ -14,11 +14,20 @@ validation split (``sigma = s * d``) and its conformal intervals, exactly as for
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch_geometric.loader import DataLoader
+
+from atomgraph.evaluation.calibration import Calibration, fit_calibration
+
+if TYPE_CHECKING:
+    from atomgraph.runs import TrainedRun
 
 #: a distance is never smaller than this fraction of the training graphs' median (a graph equal to
 #: k training graphs would get sigma 0, and an infinite likelihood)
@@ -29,34 +38,40 @@ FLOOR = 1e-3
 def graph_latents(module: torch.nn.Module, graphs, batch_size: int = 256) -> np.ndarray:
     """The latent vectors [M, D] of a dataset or list of graphs: the input of the model's head, the
     atoms' mean for a head that reads atom states."""
-    from torch_geometric.utils import scatter
-
     head = _head_module(module.model)
     module.eval()
     device = next(module.parameters()).device
+    rows = [
+        outputs_and_latents(module, head, batch.to(device))[1].cpu().double().numpy()
+        for batch in DataLoader(graphs, batch_size=batch_size, shuffle=False)
+    ]
+    return np.concatenate(rows) if rows else np.zeros((0, 0))
+
+
+def outputs_and_latents(
+    module: torch.nn.Module, head: torch.nn.Module, batch
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``module(batch)`` [B, T] and the batch's latent vectors [B, D], read as ``head``'s input."""
+    from torch_geometric.utils import scatter
+
     found: list[torch.Tensor] = []
     hook = head.register_forward_pre_hook(lambda _, args: found.append(args[0].detach()))
-    rows = []
     try:
-        for batch in DataLoader(graphs, batch_size=batch_size, shuffle=False):
-            batch = batch.to(device)
-            found.clear()
-            module(batch)
-            if len(found) != 1:
-                name = type(module.model).__name__
-                raise ValueError(f"the head of {name} ran {len(found)} times in one pass")
-            latent = found[0]
-            if latent.shape[0] == batch.num_nodes and latent.shape[0] != batch.num_graphs:
-                latent = scatter(latent, batch.batch, dim=0, dim_size=batch.num_graphs, reduce="mean")
-            elif latent.shape[0] != batch.num_graphs:
-                raise ValueError(
-                    f"the head of {type(module.model).__name__} reads {latent.shape[0]} rows, neither the "
-                    f"batch's {batch.num_graphs} graphs nor its {batch.num_nodes} atoms"
-                )
-            rows.append(latent.reshape(latent.shape[0], -1).cpu().double().numpy())
+        out = module(batch)
     finally:
         hook.remove()
-    return np.concatenate(rows) if rows else np.zeros((0, 0))
+    name = type(module.model).__name__
+    if len(found) != 1:
+        raise ValueError(f"the head of {name} ran {len(found)} times in one pass")
+    latent = found[0]
+    if latent.shape[0] == batch.num_nodes and latent.shape[0] != batch.num_graphs:
+        latent = scatter(latent, batch.batch, dim=0, dim_size=batch.num_graphs, reduce="mean")
+    elif latent.shape[0] != batch.num_graphs:
+        raise ValueError(
+            f"the head of {name} reads {latent.shape[0]} rows, neither the batch's {batch.num_graphs} "
+            f"graphs nor its {batch.num_nodes} atoms"
+        )
+    return out, latent.reshape(latent.shape[0], -1)
 
 
 def _head_module(model: torch.nn.Module) -> torch.nn.Module:
@@ -87,11 +102,41 @@ class LatentReference:
         if not 1 <= k < len(latents):
             raise ValueError(f"k must be in [1, {len(latents) - 1}] for {len(latents)} training graphs: {k}")
         self.k = k
+        self.weights = ""  # the checkpoint the latents were measured with (checkpoint_fingerprint)
         self.mean = latents.mean(axis=0)
         self.scale = np.where(latents.std(axis=0) > 0, latents.std(axis=0), 1.0)
         self.reference = torch.from_numpy((latents - self.mean) / self.scale)
         # the training graphs' own distances, each leaving itself out: the floor's yardstick
         self.floor = FLOOR * float(np.median(self._distances(self.reference, leave_self_out=True)))
+
+    def save(self, path: str | Path, calibration: Calibration) -> None:
+        """Write the reference and the calibration of its distances to ``path`` (``.npz``, no pickles;
+        the standardised latents in float32)."""
+        record = {
+            "k": self.k,
+            "floor": self.floor,
+            "weights": self.weights,
+            "calibration": asdict(calibration),
+        }
+        record = json.dumps(record)
+        with open(path, "wb") as handle:  # a file object: numpy adds no second suffix
+            np.savez(handle, reference=self.reference.numpy().astype(np.float32), mean=self.mean,
+                     scale=self.scale, record=np.array(record))  # fmt: skip
+
+    @classmethod
+    def load(cls, path: str | Path) -> tuple[LatentReference, Calibration]:
+        """The reference and calibration :meth:`save` wrote."""
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                record = json.loads(str(stored["record"]))
+                reference = cls.__new__(cls)
+                reference.k, reference.floor = int(record["k"]), float(record["floor"])
+                reference.weights = record["weights"]
+                reference.mean, reference.scale = stored["mean"], stored["scale"]
+                reference.reference = torch.from_numpy(stored["reference"].astype(np.float64))
+        except (OSError, KeyError, ValueError) as error:
+            raise ValueError(f"{path}: not a readable latent reference ({error})") from error
+        return reference, Calibration.from_record(record["calibration"])
 
     def distances(self, latents: np.ndarray) -> np.ndarray:
         """Mean distance [M] of each latent vector to its ``k`` nearest training graphs (standardised
@@ -123,3 +168,84 @@ def latent_distance_sigma(
         distance = reference.distances(graph_latents(module, graphs, batch_size))
         out.append((mean, np.repeat(distance[:, None], mean.shape[1], axis=1)))
     return out
+
+
+#: graphs of a training split a run's latent reference keeps at most (a seeded sample of larger splits)
+MAX_REFERENCE = 20_000
+
+
+def run_latent_reference(run_dir: str | Path, run: TrainedRun, k: int = 5, batch_size: int = 256) -> Path:
+    """The latent reference of ``run``, loaded from the finished run directory ``run_dir``: built once
+    and kept there (:data:`~atomgraph.training.run.LATENT_REFERENCE_FILE`), rebuilt when the run's
+    checkpoint has changed since (a resumed training). It holds the latent vectors of the run's training
+    graphs (at most :data:`MAX_REFERENCE`, a sample seeded by the run's seed) and the recalibration of
+    their distances fitted on its validation split. Returns the file. It reads the run's data again, so
+    an exported file (which has no split) cannot have one."""
+    from atomgraph.data import load_split
+    from atomgraph.evaluation.predict import predict_graphs
+    from atomgraph.training.datasets import load_dataset
+    from atomgraph.training.run import LATENT_REFERENCE_FILE
+
+    run_dir = Path(run_dir)
+    file = run_dir / LATENT_REFERENCE_FILE
+    if not (run_dir / "split.json").is_file() or run.config is None:
+        raise ValueError(
+            f"{run_dir}: latent distance needs a finished run directory (it measures from the run's training "
+            "split and fits its scale on the validation split); an exported file or checkpoint has neither"
+        )
+    if run.is_ensemble or run.targets.kind != "regression" or run.targets.node_level:
+        raise ValueError(f"{run_dir}: latent distance is for one model of graph-level regression targets")
+    weights = checkpoint_fingerprint(run.source)
+    if file.exists() and LatentReference.load(file)[0].weights == weights:
+        return file
+    dataset = load_dataset(run.config, run.graph, progress=False)
+    split = load_split(run_dir / "split.json", len(dataset))
+    train = np.asarray(split["train"])
+    if len(train) > MAX_REFERENCE:
+        rng = np.random.default_rng(run.config.get("seed", 0))
+        train = np.sort(rng.choice(train, MAX_REFERENCE, replace=False))
+    val = dataset[torch.as_tensor(split["val"])]
+    reference = LatentReference(graph_latents(run.module, dataset[torch.as_tensor(train)], batch_size), k)
+    reference.weights = weights
+    mean = predict_graphs(run.module, val, batch_size)
+    distance = reference.distances(graph_latents(run.module, val, batch_size))
+    calibration = fit_calibration(val.targets_array(), mean, np.repeat(distance[:, None], mean.shape[1], 1))
+    partial = file.with_name(file.name + ".part")
+    reference.save(partial, calibration)
+    partial.replace(file)  # whole or absent
+    return file
+
+
+def checkpoint_fingerprint(path: Path) -> str:
+    """Which weights a reference was measured with: the checkpoint's name, size and modification time."""
+    stat = Path(path).stat()
+    return f"{Path(path).name}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+class LatentDistanceModule(torch.nn.Module):
+    """A trained module whose sigma is its latent distance: ``forward`` is the module's; ``distribution``
+    gives (means [B, T], distances [B, T] -- the same for every target), the raw sigma the reference's
+    calibration scales, as an ensemble's or a mean-variance model's ``distribution`` does."""
+
+    uncertainty = "latent_distance"
+
+    def __init__(self, module: torch.nn.Module, reference: LatentReference):
+        super().__init__()
+        self.inner = module
+        self.reference = reference
+        self.head = _head_module(module.model)
+
+    def __getattr__(self, name: str):
+        """Everything else (``info``, ``model``, ``normalizer``, ``hparams``, ...) is the module's."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("inner"), name)
+
+    def forward(self, batch) -> torch.Tensor:
+        return self.inner(batch)
+
+    def distribution(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, latent = outputs_and_latents(self.inner, self.head, batch)
+        distance = torch.from_numpy(self.reference.distances(latent.cpu().double().numpy()))
+        return mean, distance.to(mean)[:, None].expand_as(mean)

@@ -245,6 +245,7 @@ def predict_file(
     resume: bool = False,
     progress: bool = False,
     mc_samples: int = 0,
+    latent_distance: bool = False,
     workers: int = 0,
     top_k: int | None = None,
     rank_by: str | None = None,
@@ -265,6 +266,11 @@ def predict_file(
     also gets ``<target>_sigma`` per row -- recalibrated by the factor the run's report fitted on the
     validation split (``calibration.json``) when there is one, with the conformal 95 % interval
     ``<target>_low``, ``<target>_high`` -- else raw.
+
+    ``latent_distance``: the sigma of a model without one of its own is its latent distance to the run's
+    training graphs (:mod:`atomgraph.evaluation.latent_distance`; a run directory only: the first such
+    job measures the training split and fits the recalibration on the validation split, and keeps both
+    in the run directory), with conformal bounds, as above.
 
     ``workers`` > 0 runs the job in that many worker processes, a chunk each (:func:`in_worker_processes`):
     on the CPU each worker reads, graphs and predicts its chunks with its own copy of the model and one
@@ -296,6 +302,8 @@ def predict_file(
     run = TrainedRun.load(run_dir)
     run.module.to(device)
     names = run.targets.names
+    if latent_distance and mc_samples:
+        raise ValueError(f"{run_dir}: choose one sigma: MC dropout or the latent distance")
     try:  # checked here: predict_each would report it on every row instead
         mc_dropout_layers(run.module, mc_samples)
     except ValueError as error:
@@ -304,12 +312,14 @@ def predict_file(
         raise ValueError(
             f"{run_dir}: a node-level model ({names}) writes one value per atom: no MC dropout sigma or top-k"
         )
+    latent_file, latent_calibration = _latent_distance(run_dir, run) if latent_distance else (None, None)
     # a sigma per value of graph-level regression targets (node-level ones write the values alone)
     sigma = not run.targets.node_level and (
         mc_samples > 0 or (has_sigma(run.module) and run.targets.kind == "regression")
     )
     # the report's calibration is for the run's own sigma; MC dropout's is another sigma
     calibration = run_calibration(run) if sigma and not mc_samples else None
+    calibration = latent_calibration or calibration
     uncertainty = (mc_samples, calibration) if sigma else None
     rank_by = rank_by or names[0]
     rankable = value_columns(names, sigma, calibration is not None)
@@ -345,7 +355,7 @@ def predict_file(
     columns: list[str] | None = None
     job = {"names": names, "refuse_unseen_elements": refuse_unseen_elements, "uncertainty": uncertainty}
     if workers and torch.device(device).type == "cpu":
-        setup = (default_dtype_name(), str(Path(run_dir).resolve()), job)
+        setup = (default_dtype_name(), str(Path(run_dir).resolve()), job, latent_file)
         jobs = ((_predicted_in_worker, chunk) for chunk in chunks(rows, chunk_rows))
         tables = in_worker_processes(jobs, workers, _init_predict_worker, setup)
     else:
@@ -402,18 +412,43 @@ def frozen_heap() -> Iterator[None]:
         gc.unfreeze()
 
 
+def _latent_distance(run_dir: str | Path, run) -> tuple[Path, object]:
+    """``predict --latent-distance``: the run's latent reference (made on first use), its module
+    wrapped to give the latent distance as sigma, and the recalibration of that sigma."""
+    from atomgraph.evaluation.latent_distance import (
+        LatentDistanceModule,
+        LatentReference,
+        run_latent_reference,
+    )
+
+    if has_sigma(run.module):
+        raise ValueError(
+            f"{run_dir}: this model has a sigma of its own ({run.module.uncertainty}); the latent distance "
+            "is for models without one"
+        )
+    file = run_latent_reference(run_dir, run)
+    reference, calibration = LatentReference.load(file)
+    run.module = LatentDistanceModule(run.module, reference)
+    return file, calibration
+
+
 #: a predict worker process's trained run and job (:func:`_init_predict_worker`)
 _WORKER: dict = {}
 
 
-def _init_predict_worker(dtype: str, run_dir: str, job: dict) -> None:
+def _init_predict_worker(dtype: str, run_dir: str, job: dict, latent_file: Path | None) -> None:
     """Set up a worker process of :func:`predict_file`: one torch thread, the parent's default dtype,
-    the trained run (loaded once per worker) and the job's options (:func:`_predict_chunk`'s)."""
+    the trained run (loaded once per worker; with the latent reference the parent made, when its sigma
+    is the latent distance) and the job's options (:func:`_predict_chunk`'s)."""
+    from atomgraph.evaluation.latent_distance import LatentDistanceModule, LatentReference
     from atomgraph.graphs.arrays import init_graph_worker
     from atomgraph.runs import TrainedRun
 
     init_graph_worker(dtype)
-    _WORKER.update(run=TrainedRun.load(run_dir), job=job)
+    run = TrainedRun.load(run_dir)
+    if latent_file is not None:
+        run.module = LatentDistanceModule(run.module, LatentReference.load(latent_file)[0])
+    _WORKER.update(run=run, job=job)
     gc.freeze()  # this process lives for the job: see frozen_heap
 
 

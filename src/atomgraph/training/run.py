@@ -257,9 +257,12 @@ def bootstrap_rows(train_rows, seed: int) -> np.ndarray:
 CALIBRATION_FILE = "calibration.json"
 #: an ensemble's record of its members (atomgraph.training.ensemble)
 ENSEMBLE_RECORD = "ensemble.json"
+#: the training graphs' latent vectors and their distances' recalibration, made by the first
+#: ``predict --latent-distance`` (atomgraph.evaluation.latent_distance)
+LATENT_REFERENCE_FILE = "latent_reference.npz"
 RUN_FILES = (
     "config.yaml", "split.json", "run.json", "metrics.json", "predictions_test.csv", CALIBRATION_FILE,
-    ENSEMBLE_RECORD,
+    ENSEMBLE_RECORD, LATENT_REFERENCE_FILE,
 )  # fmt: skip
 RUN_FOLDERS = ("checkpoints", "logs", "plots", "members")
 
