@@ -100,12 +100,12 @@ def test_the_latent_of_an_atomwise_model_is_its_mean_atom_state(schnet_run):
 
 
 def test_a_head_of_several_modules_is_refused():
-    from atomgraph.evaluation.latent_distance import _head_module
+    from atomgraph.evaluation.latent_distance import head_module
     from atomgraph.models.registry import build_model
 
     model = build_model("mace", reductions=["sum"])
     with pytest.raises(ValueError, match="head is one module"):
-        _head_module(model)
+        head_module(model)
 
 
 def test_latent_distance_scores_as_a_recalibrated_sigma(gcn_run, tmp_path):
@@ -135,35 +135,50 @@ def test_predict_writes_the_recalibrated_latent_distance_and_its_bounds(gcn_run_
     from atomgraph.training.run import LATENT_REFERENCE_FILE
 
     run_dir, csv = gcn_run_dir
-    out = predict_file(run_dir, csv, tmp_path / "p.csv", latent_distance=True).output
-    table = read_predictions(out)
+    table = read_predictions(predict_file(run_dir, csv, tmp_path / "p.csv", latent_distance=True).output)
     file = run_dir / LATENT_REFERENCE_FILE
     reference, calibration = LatentReference.load(file)
-    assert isinstance(calibration, Calibration) and reference.k == 5
-    # the reference: the run's training graphs, its scale fitted on the validation split
+    assert reference.k == 5
+    # the reference: the run's training graphs; the scale fitted on its validation split
     run, graphs = _run_and_graphs(run_dir)
     split = json.loads((run_dir / "split.json").read_text())
-    train = [graphs[i] for i in split["train"]]
     latents = graph_latents(run.module, graphs)
     distance = reference.distances(latents)
-    rebuilt = LatentReference(graph_latents(run.module, train), k=5)  # the stored one keeps float32
-    np.testing.assert_allclose(rebuilt.distances(latents), distance, rtol=1e-5)
+    rebuilt = LatentReference(graph_latents(run.module, [graphs[i] for i in split["train"]]), k=5)
+    np.testing.assert_allclose(rebuilt.distances(latents), distance, rtol=1e-5)  # stored in float32
+    val = split["val"]
+    y_val = np.array([float(graphs[i].y[0, 0]) for i in val])
+    error = y_val - predict_graphs(run.module, [graphs[i] for i in val])[:, 0]
+    assert calibration.scale[0] == pytest.approx(np.sqrt(np.mean((error / distance[val]) ** 2)), rel=1e-4)
     np.testing.assert_allclose(table["value_sigma"], distance * calibration.scale[0], rtol=1e-4)
-    if np.isfinite(calibration.conformal[0]):
-        np.testing.assert_allclose(table["value_high"] - table["value"], distance * calibration.conformal[0],
-                                   rtol=1e-4)  # fmt: skip
-    assert {"value_low", "value_high"} <= set(table.columns)
-    # made once: a second job reads it; worker processes give the same output
+    # 12 validation rows are too few for a 95 % conformal interval: the bounds are infinite
+    assert np.isinf(calibration.conformal[0]) and np.isinf(table["value_high"]).all()
+    # with a finite one (a larger validation split), mean -+ q * distance
+    known = Calibration(scale=[2.0], conformal=[3.0], coverage=0.95, n=[100])
+    reference.save(file, known)
+    bounded = read_predictions(predict_file(run_dir, csv, tmp_path / "q.csv", latent_distance=True).output)
+    np.testing.assert_allclose(bounded["value_sigma"], 2.0 * distance, rtol=1e-4)
+    np.testing.assert_allclose(bounded["value_high"] - bounded["value"], 3.0 * distance, rtol=1e-4)
+    np.testing.assert_allclose(bounded["value"] - bounded["value_low"], 3.0 * distance, rtol=1e-4)
+    # kept: worker processes read the same file and give the same output
     made = file.stat().st_mtime_ns
     predict_file(run_dir, csv, tmp_path / "w.csv", latent_distance=True, workers=2, chunk_rows=9)
     assert file.stat().st_mtime_ns == made
-    pd = pytest.importorskip("pandas")
-    pd.testing.assert_frame_equal(read_predictions(tmp_path / "w.csv"), table, rtol=1e-5)
-    # new weights (a resumed training rewrites the checkpoint): measured again
-    checkpoint = run.source
-    os.utime(checkpoint, ns=(made + 10**9, made + 10**9))
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(read_predictions(tmp_path / "w.csv"), bounded, rtol=1e-5)
+    # measured again for new weights (a resumed training rewrites the checkpoint) ...
+    os.utime(run.source, ns=(made + 10**9, made + 10**9))
     predict_file(run_dir, csv, tmp_path / "again.csv", latent_distance=True)
-    assert file.stat().st_mtime_ns != made
+    assert LatentReference.load(file)[1].scale == calibration.scale
+    # ... and for a damaged file
+    file.write_bytes(b"not a zip")
+    predict_file(run_dir, csv, tmp_path / "again.csv", latent_distance=True)
+    assert LatentReference.load(file)[1].scale == calibration.scale
+    # ... and for another k
+    from atomgraph.evaluation.latent_distance import run_latent_reference
+
+    assert LatentReference.load(run_latent_reference(run_dir, run, k=3))[0].k == 3
 
 
 def test_latent_distance_is_refused_where_it_does_not_apply(gcn_run_dir, tmp_path):

@@ -112,7 +112,11 @@ def predict(
         bool, typer.Option(help="sigma from the latent distance to the training graphs (models without one)")
     ] = False,
     workers: Annotated[
-        int, typer.Option(help="processes that read, graph and predict chunks of the input (0: this one)")
+        int,
+        typer.Option(
+            help="worker processes: on the CPU they graph and predict chunks of the input; on "
+            "a GPU they graph them while this process predicts (0: this process alone)"
+        ),
     ] = 0,
     top_k: Annotated[
         int | None, typer.Option(help="also write the best K rows to OUTPUT.topK.csv (bounded memory)")

@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 
 from atomgraph.data.chunks import chunks
 from atomgraph.data.graph_dataset import DatasetMeta
-from atomgraph.graphs.arrays import init_graph_worker
+from atomgraph.graphs.arrays import default_dtype_name, init_graph_worker
 from atomgraph.targets import TargetSet
 
 log = logging.getLogger(__name__)
@@ -274,7 +274,7 @@ def build_store(
                 bar.update(len(batch))
         else:
             context = multiprocessing.get_context("forkserver")
-            dtype = str(torch.get_default_dtype()).removeprefix("torch.")
+            dtype = default_dtype_name()
             with ProcessPoolExecutor(workers, context, init_graph_worker, (dtype,)) as pool:
                 pending: set[Future] = set()
                 for shard, batch in enumerate(chunks(source.rows, shard_size)):

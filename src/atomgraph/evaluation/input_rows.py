@@ -4,26 +4,24 @@
 structure file (XYZ, SDF, CIF, ...) as :class:`InputRow` s; :func:`featurised_chunks` turns them, a chunk
 at a time, into graphs with a run's :class:`~atomgraph.graphs.spec.GraphSpec`: in this process, or (with
 ``workers`` > 0) in that many spawned processes, a chunk each, while the caller predicts earlier ones
-(:func:`in_worker_processes`, which ``predict`` also uses to run whole chunks in workers). A row that
-cannot be parsed or graphed carries its error instead of a graph. Graphs travel back from the workers as
-numpy arrays, one set per chunk (no shared-memory file descriptors per tensor, no dozen arrays per graph
-to pickle).
+(:func:`~atomgraph.data.process_pool.in_worker_processes`, which ``predict`` also uses to run whole
+chunks in workers). A row that cannot be parsed or graphed carries its error instead of a graph. Graphs
+travel back from the workers as numpy arrays, one set per chunk (no shared-memory file descriptors per
+tensor, no dozen arrays per graph to pickle).
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
-import torch
 from torch_geometric.data import Data
 
 from atomgraph.data.chunks import chunks
-from atomgraph.graphs.arrays import arrays_to_graphs, graphs_to_arrays, init_graph_worker
+from atomgraph.data.process_pool import in_worker_processes
+from atomgraph.graphs.arrays import arrays_to_graphs, default_dtype_name, graphs_to_arrays, init_graph_worker
 from atomgraph.graphs.spec import GraphSpec
 
 #: rows pandas reads from a CSV at a time
@@ -147,7 +145,8 @@ def featurised_chunks(
     rows: Iterator[InputRow], spec: GraphSpec, chunk_rows: int, workers: int = 0
 ) -> Iterator[list[InputRow]]:
     """Chunks of ``chunk_rows`` featurised rows (:func:`featurise`), in input order. ``workers`` > 0:
-    each chunk built whole in one of that many spawned processes (:func:`in_worker_processes`)."""
+    each chunk built whole in one of that many spawned processes
+    (:func:`~atomgraph.data.process_pool.in_worker_processes`)."""
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
     if workers == 0:
@@ -155,34 +154,10 @@ def featurised_chunks(
             yield featurise(chunk, spec)
         return
     jobs = ((_featurise_in_worker, chunk, spec) for chunk in chunks(rows, chunk_rows))
-    for built in in_worker_processes(jobs, workers, init_graph_worker, (default_dtype_name(),)):
-        yield _from_worker(*built)
-
-
-def in_worker_processes(
-    jobs: Iterator[tuple], workers: int, initializer: Callable[..., None], initargs: tuple
-) -> Iterator[Any]:
-    """``function(*args)`` of every job ``(function, *args)``, each run in one of ``workers`` spawned
-    processes (set up by ``initializer(*initargs)``), the results in the jobs' order. Jobs are read
-    lazily: at most two per worker are in flight, so memory does not grow with their number. An error a
-    job raises is raised here, at its turn."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, context, initializer=initializer, initargs=initargs) as pool:
-        pending: deque = deque()
-        for function, *args in jobs:
-            pending.append(pool.submit(function, *args))
-            while len(pending) > 2 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-
-
-def default_dtype_name() -> str:
-    """torch's default dtype as a worker's set-up takes it (``"float32"``, ``"float64"``)."""
-    return str(torch.get_default_dtype()).removeprefix("torch.")
+    # graphs wait in this process until it asks for them: one chunk ahead per worker, not two
+    built = in_worker_processes(jobs, workers, init_graph_worker, (default_dtype_name(),), workers + 1)
+    for graphs in built:
+        yield _from_worker(*graphs)
 
 
 def one_line(text: str) -> str:

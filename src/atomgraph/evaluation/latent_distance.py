@@ -15,6 +15,8 @@ validation split (``sigma = s * d``) and its conformal intervals, exactly as for
 from __future__ import annotations
 
 import json
+import tempfile
+import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -29,23 +31,41 @@ from atomgraph.evaluation.calibration import Calibration, fit_calibration
 if TYPE_CHECKING:
     from atomgraph.runs import TrainedRun
 
-#: a distance is never smaller than this fraction of the training graphs' median (a graph equal to
-#: k training graphs would get sigma 0, and an infinite likelihood)
+#: a distance is never smaller than this fraction of the training graphs' median distance to each other
+#: (a graph equal to k training graphs would get sigma 0, and an infinite likelihood)
 FLOOR = 1e-3
+#: training neighbours a distance averages
+K = 5
+#: graphs of a training split a run's latent reference keeps at most (a seeded sample of larger splits)
+MAX_REFERENCE = 20_000
+#: a latent dimension whose spread over the training graphs is below this fraction of the largest
+#: dimension's is constant up to rounding: it is left out of the distance
+CONSTANT = 1e-6
 
 
 @torch.no_grad()
-def graph_latents(module: torch.nn.Module, graphs, batch_size: int = 256) -> np.ndarray:
-    """The latent vectors [M, D] of a dataset or list of graphs: the input of the model's head, the
-    atoms' mean for a head that reads atom states."""
-    head = _head_module(module.model)
+def graph_outputs_and_latents(
+    module: torch.nn.Module, graphs, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """The predictions [M, T] (real units, as :func:`~atomgraph.evaluation.predict.predict_graphs`) and
+    latent vectors [M, D] of a dataset or list of graphs, from one pass: the latent vector is the input
+    of the model's head, the atoms' mean for a head that reads atom states."""
+    head = head_module(module.model)
     module.eval()
     device = next(module.parameters()).device
-    rows = [
-        outputs_and_latents(module, head, batch.to(device))[1].cpu().double().numpy()
-        for batch in DataLoader(graphs, batch_size=batch_size, shuffle=False)
-    ]
-    return np.concatenate(rows) if rows else np.zeros((0, 0))
+    outputs, latents = [], []
+    for batch in DataLoader(graphs, batch_size=batch_size, shuffle=False):
+        out, latent = outputs_and_latents(module, head, batch.to(device))
+        outputs.append(out.detach().cpu().double().numpy())
+        latents.append(latent.cpu().double().numpy())
+    if not outputs:
+        return np.zeros((0, len(module.info.names))), np.zeros((0, 0))
+    return np.concatenate(outputs), np.concatenate(latents)
+
+
+def graph_latents(module: torch.nn.Module, graphs, batch_size: int = 256) -> np.ndarray:
+    """The latent vectors [M, D] of :func:`graph_outputs_and_latents`."""
+    return graph_outputs_and_latents(module, graphs, batch_size)[1]
 
 
 def outputs_and_latents(
@@ -74,7 +94,7 @@ def outputs_and_latents(
     return out, latent.reshape(latent.shape[0], -1)
 
 
-def _head_module(model: torch.nn.Module) -> torch.nn.Module:
+def head_module(model: torch.nn.Module) -> torch.nn.Module:
     """The one module the model card names as the head; an error for heads that are several modules."""
     names: Sequence[str] = type(model).card.head
     modules = dict(model.named_modules())
@@ -92,22 +112,25 @@ class LatentReference:
 
     Args:
         latents: [M, D] latent vectors of the training graphs (:func:`graph_latents`).
-        k: neighbours averaged (5).
+        k: neighbours averaged.
+        checkpoint: which weights the latents were measured with (:func:`checkpoint_fingerprint`; "" when
+            not from a run's checkpoint).
     """
 
-    def __init__(self, latents: np.ndarray, k: int = 5):
+    def __init__(self, latents: np.ndarray, k: int = K, checkpoint: str = ""):
         latents = np.asarray(latents, dtype=float)
         if latents.ndim != 2 or len(latents) < 2:
             raise ValueError(f"latent distance needs [M >= 2, D] training latents, got shape {latents.shape}")
         if not 1 <= k < len(latents):
             raise ValueError(f"k must be in [1, {len(latents) - 1}] for {len(latents)} training graphs: {k}")
-        self.k = k
-        self.weights = ""  # the checkpoint the latents were measured with (checkpoint_fingerprint)
+        self.k, self.checkpoint = k, checkpoint
         self.mean = latents.mean(axis=0)
-        self.scale = np.where(latents.std(axis=0) > 0, latents.std(axis=0), 1.0)
-        self.reference = torch.from_numpy((latents - self.mean) / self.scale)
-        # the training graphs' own distances, each leaving itself out: the floor's yardstick
-        self.floor = FLOOR * float(np.median(self._distances(self.reference, leave_self_out=True)))
+        spread = latents.std(axis=0)
+        self.scale = np.where(spread > CONSTANT * spread.max(initial=0.0), spread, np.inf)  # inf: left out
+        self.standardised = torch.from_numpy((latents - self.mean) / self.scale)
+        # the training graphs' distances to each other, each leaving itself out: the floor's yardstick
+        apart = self._distances(self.standardised, leave_self_out=True)
+        self.floor = FLOOR * float(np.median(apart[apart > 0])) if (apart > 0).any() else FLOOR
 
     def save(self, path: str | Path, calibration: Calibration) -> None:
         """Write the reference and the calibration of its distances to ``path`` (``.npz``, no pickles;
@@ -115,28 +138,29 @@ class LatentReference:
         record = {
             "k": self.k,
             "floor": self.floor,
-            "weights": self.weights,
+            "checkpoint": self.checkpoint,
             "calibration": asdict(calibration),
         }
-        record = json.dumps(record)
         with open(path, "wb") as handle:  # a file object: numpy adds no second suffix
-            np.savez(handle, reference=self.reference.numpy().astype(np.float32), mean=self.mean,
-                     scale=self.scale, record=np.array(record))  # fmt: skip
+            np.savez(handle, standardised=self.standardised.numpy().astype(np.float32), mean=self.mean,
+                     scale=self.scale, record=np.array(json.dumps(record)))  # fmt: skip
 
     @classmethod
     def load(cls, path: str | Path) -> tuple[LatentReference, Calibration]:
-        """The reference and calibration :meth:`save` wrote."""
+        """The reference and calibration :meth:`save` wrote; a ValueError naming the file if it cannot be
+        read."""
         try:
             with np.load(path, allow_pickle=False) as stored:
                 record = json.loads(str(stored["record"]))
                 reference = cls.__new__(cls)
                 reference.k, reference.floor = int(record["k"]), float(record["floor"])
-                reference.weights = record["weights"]
+                reference.checkpoint = record["checkpoint"]
                 reference.mean, reference.scale = stored["mean"], stored["scale"]
-                reference.reference = torch.from_numpy(stored["reference"].astype(np.float64))
-        except (OSError, KeyError, ValueError) as error:
+                reference.standardised = torch.from_numpy(stored["standardised"].astype(np.float64))
+                calibration = Calibration.from_record(record["calibration"])
+        except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile) as error:
             raise ValueError(f"{path}: not a readable latent reference ({error})") from error
-        return reference, Calibration.from_record(record["calibration"])
+        return reference, calibration
 
     def distances(self, latents: np.ndarray) -> np.ndarray:
         """Mean distance [M] of each latent vector to its ``k`` nearest training graphs (standardised
@@ -145,75 +169,102 @@ class LatentReference:
         return np.maximum(self._distances(points), self.floor)
 
     def _distances(self, points: torch.Tensor, leave_self_out: bool = False, block: int = 1024) -> np.ndarray:
+        """Mean distance to the k nearest reference rows, ``block`` rows at a time ([block, M] float64)."""
         out = []
         for start in range(0, len(points), block):
-            pairwise = torch.cdist(points[start : start + block], self.reference)  # [b, M]
+            pairwise = torch.cdist(points[start : start + block], self.standardised)  # [b, M]
             nearest = pairwise.topk(self.k + leave_self_out, dim=1, largest=False).values
             out.append(nearest[:, int(leave_self_out) :].mean(dim=1))
         return torch.cat(out).numpy() if out else np.zeros(0)
 
 
-def latent_distance_sigma(
-    module: torch.nn.Module, train, graphs_sets: Sequence, k: int = 5, batch_size: int = 256
-) -> list[np.ndarray]:
-    """Predictions and latent distances of each dataset in ``graphs_sets`` (e.g. validation and test),
-    measured from ``train``: [(means [M, T], distances as raw sigma [M, T])], the distance repeated for
-    every target."""
-    from atomgraph.evaluation.predict import predict_graphs
+def as_sigma(distance: np.ndarray, targets: int) -> np.ndarray:
+    """Distances [M] as the raw sigma of every target [M, T]."""
+    return np.repeat(np.asarray(distance)[:, None], targets, axis=1)
 
+
+def latent_distance_sigma(
+    module: torch.nn.Module, train, graphs_sets: Sequence, k: int = K, batch_size: int = 256
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Predictions and latent distances of each dataset in ``graphs_sets`` (e.g. validation and test),
+    measured from ``train``: [(means [M, T], distances as raw sigma [M, T])]."""
     reference = LatentReference(graph_latents(module, train, batch_size), k)
     out = []
     for graphs in graphs_sets:
-        mean = predict_graphs(module, graphs, batch_size)
-        distance = reference.distances(graph_latents(module, graphs, batch_size))
-        out.append((mean, np.repeat(distance[:, None], mean.shape[1], axis=1)))
+        mean, latents = graph_outputs_and_latents(module, graphs, batch_size)
+        out.append((mean, as_sigma(reference.distances(latents), mean.shape[1])))
     return out
 
 
-#: graphs of a training split a run's latent reference keeps at most (a seeded sample of larger splits)
-MAX_REFERENCE = 20_000
-
-
-def run_latent_reference(run_dir: str | Path, run: TrainedRun, k: int = 5, batch_size: int = 256) -> Path:
+def run_latent_reference(run_dir: str | Path, run: TrainedRun, k: int = K, batch_size: int = 256) -> Path:
     """The latent reference of ``run``, loaded from the finished run directory ``run_dir``: built once
-    and kept there (:data:`~atomgraph.training.run.LATENT_REFERENCE_FILE`), rebuilt when the run's
-    checkpoint has changed since (a resumed training). It holds the latent vectors of the run's training
-    graphs (at most :data:`MAX_REFERENCE`, a sample seeded by the run's seed) and the recalibration of
-    their distances fitted on its validation split. Returns the file. It reads the run's data again, so
-    an exported file (which has no split) cannot have one."""
+    and kept there (:data:`~atomgraph.training.run.LATENT_REFERENCE_FILE`), built again when the file
+    was made with other weights (a resumed training rewrote the checkpoint) or another ``k``, or cannot
+    be read. It holds the latent vectors of the run's training graphs (at most :data:`MAX_REFERENCE`, a
+    sample seeded by the run's seed) and the recalibration of their distances fitted on its validation
+    split. Returns the file. It reads the run's data again, so an exported file (which has no split)
+    cannot have one. Jobs running at once each write a whole file (the last one stays)."""
     from atomgraph.data import load_split
-    from atomgraph.evaluation.predict import predict_graphs
     from atomgraph.training.datasets import load_dataset
     from atomgraph.training.run import LATENT_REFERENCE_FILE
 
     run_dir = Path(run_dir)
+    check_latent_distance(run_dir, run)
     file = run_dir / LATENT_REFERENCE_FILE
-    if not (run_dir / "split.json").is_file() or run.config is None:
-        raise ValueError(
-            f"{run_dir}: latent distance needs a finished run directory (it measures from the run's training "
-            "split and fits its scale on the validation split); an exported file or checkpoint has neither"
-        )
-    if run.is_ensemble or run.targets.kind != "regression" or run.targets.node_level:
-        raise ValueError(f"{run_dir}: latent distance is for one model of graph-level regression targets")
-    weights = checkpoint_fingerprint(run.source)
-    if file.exists() and LatentReference.load(file)[0].weights == weights:
-        return file
+    checkpoint = checkpoint_fingerprint(run.source)
+    if file.exists():
+        try:
+            stored = LatentReference.load(file)[0]
+            if (stored.checkpoint, stored.k) == (checkpoint, k):
+                return file
+        except ValueError:
+            pass  # a damaged file: made again
     dataset = load_dataset(run.config, run.graph, progress=False)
     split = load_split(run_dir / "split.json", len(dataset))
+    if len(split["val"]) == 0:
+        raise ValueError(
+            f"{run_dir}: latent distance fits its scale on the validation split, and it has no rows"
+        )
     train = np.asarray(split["train"])
     if len(train) > MAX_REFERENCE:
         rng = np.random.default_rng(run.config.get("seed", 0))
         train = np.sort(rng.choice(train, MAX_REFERENCE, replace=False))
     val = dataset[torch.as_tensor(split["val"])]
-    reference = LatentReference(graph_latents(run.module, dataset[torch.as_tensor(train)], batch_size), k)
-    reference.weights = weights
-    mean = predict_graphs(run.module, val, batch_size)
-    distance = reference.distances(graph_latents(run.module, val, batch_size))
-    calibration = fit_calibration(val.targets_array(), mean, np.repeat(distance[:, None], mean.shape[1], 1))
-    partial = file.with_name(file.name + ".part")
-    reference.save(partial, calibration)
-    partial.replace(file)  # whole or absent
+    reference = LatentReference(
+        graph_latents(run.module, dataset[torch.as_tensor(train)], batch_size), k, checkpoint
+    )
+    mean, latents = graph_outputs_and_latents(run.module, val, batch_size)
+    calibration = fit_calibration(
+        val.targets_array(), mean, as_sigma(reference.distances(latents), mean.shape[1])
+    )
+    with tempfile.NamedTemporaryFile(dir=run_dir, prefix=f".{file.name}.", delete=False) as handle:
+        partial = Path(handle.name)  # one per job: jobs running at once do not write into each other's
+    try:
+        reference.save(partial, calibration)
+        partial.replace(file)  # whole or absent
+    finally:
+        partial.unlink(missing_ok=True)
     return file
+
+
+def check_latent_distance(run_dir: Path, run: TrainedRun) -> None:
+    """A ValueError naming ``run_dir`` when ``run`` cannot have a latent distance: not a finished run
+    directory with a split, an ensemble or a model with a sigma of its own, or targets that are not
+    graph-level regression."""
+    if not (Path(run_dir) / "split.json").is_file() or run.config is None:
+        raise ValueError(
+            f"{run_dir}: latent distance needs a finished run directory (it measures from the run's training "
+            "split and fits its scale on the validation split); an exported file or checkpoint has neither"
+        )
+    own = getattr(run.module, "uncertainty", None)
+    if own is not None:
+        raise ValueError(
+            f"{run_dir}: this model has a sigma of its own ({own}); the latent distance is for models "
+            "without one"
+        )
+    if run.targets.kind != "regression" or run.targets.node_level:
+        raise ValueError(f"{run_dir}: latent distance is for graph-level regression targets")
+    head_module(run.module.model)
 
 
 def checkpoint_fingerprint(path: Path) -> str:
@@ -233,7 +284,7 @@ class LatentDistanceModule(torch.nn.Module):
         super().__init__()
         self.inner = module
         self.reference = reference
-        self.head = _head_module(module.model)
+        self.head = head_module(module.model)
 
     def __getattr__(self, name: str):
         """Everything else (``info``, ``model``, ``normalizer``, ``hparams``, ...) is the module's."""

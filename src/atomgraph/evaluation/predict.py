@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -17,18 +18,21 @@ from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 
 from atomgraph.data.chunks import chunks
+from atomgraph.data.process_pool import in_worker_processes
 from atomgraph.evaluation.input_rows import (
     CSV_CHUNK,
     count_rows,
-    default_dtype_name,
     featurise,
     featurised_chunks,
-    in_worker_processes,
     input_rows,
     one_line,
 )
 from atomgraph.evaluation.progress_record import ProgressRecord
+from atomgraph.graphs.arrays import default_dtype_name
 from atomgraph.structures.validate import beyond_tables
+
+if TYPE_CHECKING:
+    from atomgraph.evaluation.calibration import Calibration
 
 
 @torch.no_grad()
@@ -272,10 +276,12 @@ def predict_file(
     job measures the training split and fits the recalibration on the validation split, and keeps both
     in the run directory), with conformal bounds, as above.
 
-    ``workers`` > 0 runs the job in that many worker processes, a chunk each (:func:`in_worker_processes`):
-    on the CPU each worker reads, graphs and predicts its chunks with its own copy of the model and one
-    torch thread, and this process only writes them, in input order; on another ``device`` the workers
-    parse and graph the rows while this process predicts. The output is the same either way.
+    ``workers`` > 0 runs the job in that many worker processes, a chunk each
+    (:func:`~atomgraph.data.process_pool.in_worker_processes`):
+    on the CPU each worker parses, graphs and predicts its chunks with its own copy of the model and one
+    torch thread, and this process only reads the input and writes the results, in input order; on
+    another ``device`` the workers parse and graph the rows while this process predicts. The output is the
+    same either way (but for MC dropout's draws: each worker has its own random stream).
 
     ``top_k``: also write the best ``top_k`` rows, ranked by ``rank_by`` (a target, or any output column
     such as ``<target>_high``; default the first target) in the target's own direction unless
@@ -312,17 +318,19 @@ def predict_file(
         raise ValueError(
             f"{run_dir}: a node-level model ({names}) writes one value per atom: no MC dropout sigma or top-k"
         )
-    latent_file, latent_calibration = _latent_distance(run_dir, run) if latent_distance else (None, None)
+    if latent_distance:  # the cheap checks now; the reference is measured once nothing else can fail
+        from atomgraph.evaluation.latent_distance import check_latent_distance
+
+        check_latent_distance(run_dir, run)
     # a sigma per value of graph-level regression targets (node-level ones write the values alone)
-    sigma = not run.targets.node_level and (
-        mc_samples > 0 or (has_sigma(run.module) and run.targets.kind == "regression")
+    sigma = latent_distance or (
+        not run.targets.node_level
+        and (mc_samples > 0 or (has_sigma(run.module) and run.targets.kind == "regression"))
     )
     # the report's calibration is for the run's own sigma; MC dropout's is another sigma
-    calibration = run_calibration(run) if sigma and not mc_samples else None
-    calibration = latent_calibration or calibration
-    uncertainty = (mc_samples, calibration) if sigma else None
+    calibration = run_calibration(run) if sigma and not mc_samples and not latent_distance else None
     rank_by = rank_by or names[0]
-    rankable = value_columns(names, sigma, calibration is not None)
+    rankable = value_columns(names, sigma, calibration is not None or latent_distance)
     if top_k is not None and rank_by not in rankable:
         raise ValueError(f"--rank-by {rank_by!r} is not an output column; choose one of {rankable}")
     if descending is None:
@@ -353,9 +361,13 @@ def predict_file(
     total = count_rows(input_path)
     bar = tqdm(total=total, initial=done, desc="predict", unit="row", disable=not progress, mininterval=1.0)
     columns: list[str] | None = None
+    latent_file = None
+    if latent_distance:
+        latent_file, calibration = _with_latent_distance(run_dir, run)
+    uncertainty = (mc_samples, calibration) if sigma else None
     job = {"names": names, "refuse_unseen_elements": refuse_unseen_elements, "uncertainty": uncertainty}
     if workers and torch.device(device).type == "cpu":
-        setup = (default_dtype_name(), str(Path(run_dir).resolve()), job, latent_file)
+        setup = (default_dtype_name(), str(run.source.resolve()), job, latent_file)
         jobs = ((_predicted_in_worker, chunk) for chunk in chunks(rows, chunk_rows))
         tables = in_worker_processes(jobs, workers, _init_predict_worker, setup)
     else:
@@ -412,8 +424,8 @@ def frozen_heap() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _latent_distance(run_dir: str | Path, run) -> tuple[Path, object]:
-    """``predict --latent-distance``: the run's latent reference (made on first use), its module
+def _with_latent_distance(run_dir: str | Path, run) -> tuple[Path, Calibration]:
+    """``predict --latent-distance``: the run's latent reference (measured on first use), the run's module
     wrapped to give the latent distance as sigma, and the recalibration of that sigma."""
     from atomgraph.evaluation.latent_distance import (
         LatentDistanceModule,
@@ -421,11 +433,6 @@ def _latent_distance(run_dir: str | Path, run) -> tuple[Path, object]:
         run_latent_reference,
     )
 
-    if has_sigma(run.module):
-        raise ValueError(
-            f"{run_dir}: this model has a sigma of its own ({run.module.uncertainty}); the latent distance "
-            "is for models without one"
-        )
     file = run_latent_reference(run_dir, run)
     reference, calibration = LatentReference.load(file)
     run.module = LatentDistanceModule(run.module, reference)
@@ -436,16 +443,17 @@ def _latent_distance(run_dir: str | Path, run) -> tuple[Path, object]:
 _WORKER: dict = {}
 
 
-def _init_predict_worker(dtype: str, run_dir: str, job: dict, latent_file: Path | None) -> None:
+def _init_predict_worker(dtype: str, source: str, job: dict, latent_file: Path | None) -> None:
     """Set up a worker process of :func:`predict_file`: one torch thread, the parent's default dtype,
-    the trained run (loaded once per worker; with the latent reference the parent made, when its sigma
-    is the latent distance) and the job's options (:func:`_predict_chunk`'s)."""
+    the trained run (loaded once per worker from the file the parent loaded, ``source``; with the latent
+    reference the parent made, when its sigma is the latent distance) and the job's options
+    (:func:`_predict_chunk`'s)."""
     from atomgraph.evaluation.latent_distance import LatentDistanceModule, LatentReference
     from atomgraph.graphs.arrays import init_graph_worker
     from atomgraph.runs import TrainedRun
 
     init_graph_worker(dtype)
-    run = TrainedRun.load(run_dir)
+    run = TrainedRun.load(source)
     if latent_file is not None:
         run.module = LatentDistanceModule(run.module, LatentReference.load(latent_file)[0])
     _WORKER.update(run=run, job=job)

@@ -68,6 +68,11 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
+def default_dtype_name() -> str:
+    """torch's default dtype as :func:`init_graph_worker` takes it (``"float32"``, ``"float64"``)."""
+    return str(torch.get_default_dtype()).removeprefix("torch.")
+
+
 def init_graph_worker(dtype: str) -> None:
     """A worker process that builds graphs: one torch thread (the workers share the cores) and the
     parent's default dtype (``"float32"`` or ``"float64"``), so its graphs equal the parent's."""

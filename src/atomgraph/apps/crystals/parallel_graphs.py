@@ -13,11 +13,16 @@ import multiprocessing
 from collections.abc import Iterable, Iterator
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from atomgraph.apps.crystals.cif_archive import parse_structure
-from atomgraph.graphs.arrays import arrays_to_graph, default_workers, graph_to_arrays, init_graph_worker
+from atomgraph.graphs.arrays import (
+    arrays_to_graph,
+    default_dtype_name,
+    default_workers,
+    graph_to_arrays,
+    init_graph_worker,
+)
 from atomgraph.graphs.spec import GraphSpec
 
 __all__ = ["arrays_to_graph", "graph_to_arrays", "graphs_from_texts"]
@@ -83,7 +88,7 @@ def graphs_from_texts(
             return results
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["atomgraph.apps.crystals.parallel_graphs"])
-        dtype = str(torch.get_default_dtype()).removeprefix("torch.")
+        dtype = default_dtype_name()
         with context.Pool(workers, initializer=init_graph_worker, initargs=(dtype,)) as pool:
             for done in pool.imap(task, chunks):
                 results.update(done)
