@@ -118,9 +118,16 @@ class Calibration:
         return cls(**values)
 
 
+def value_columns(names: list[str], sigma: bool, intervals: bool) -> list[str]:
+    """The value columns ``predict`` writes: the targets, then (with a sigma) ``<target>_sigma``, then
+    (with a calibration) the conformal bounds ``<target>_low`` and ``<target>_high``."""
+    columns = [*names, *(f"{n}_sigma" for n in names if sigma)]
+    return columns + [f"{n}_{side}" for side in ("low", "high") for n in names if intervals]
+
+
 def uncertainty_values(mean: np.ndarray, sigma: np.ndarray, calibration: Calibration | None) -> np.ndarray:
     """The values the screens write (as ``predict`` does) for means and raw sigmas [M, T], in the order
-    of :func:`~atomgraph.evaluation.predict.value_columns`: means, sigmas (recalibrated by
+    of :func:`value_columns`: means, sigmas (recalibrated by
     ``calibration``) and, with a calibration, its conformal lower and upper bounds ``mean -+ q sigma``
     (raw sigma) -- [M, 2T], or [M, 4T] with one; in the target's unit."""
     mean, sigma = np.asarray(mean, dtype=float), np.asarray(sigma, dtype=float)

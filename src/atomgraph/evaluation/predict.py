@@ -19,6 +19,7 @@ from torch_geometric.loader import DataLoader
 
 from atomgraph.data.chunks import chunks
 from atomgraph.data.process_pool import in_worker_processes
+from atomgraph.evaluation.calibration import value_columns
 from atomgraph.evaluation.input_rows import (
     CSV_CHUNK,
     count_rows,
@@ -109,13 +110,6 @@ def mc_dropout_layers(module: torch.nn.Module, mc_samples: int) -> list[torch.nn
     if mc_samples and not layers:
         raise ValueError("MC dropout needs a model with dropout (model.dropout > 0); this one has none")
     return layers
-
-
-def value_columns(names: list[str], sigma: bool, intervals: bool) -> list[str]:
-    """The value columns ``predict`` writes: the targets, then (with a sigma) ``<target>_sigma``, then
-    (with a calibration) the conformal bounds ``<target>_low`` and ``<target>_high``."""
-    columns = [*names, *(f"{n}_sigma" for n in names if sigma)]
-    return columns + [f"{n}_{side}" for side in ("low", "high") for n in names if intervals]
 
 
 def predict_potential(

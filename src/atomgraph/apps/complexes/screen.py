@@ -34,8 +34,8 @@ from atomgraph.apps.complexes.protein import Protein, read_protein
 from atomgraph.apps.complexes.sequence import protein_sequence, sequence_graph
 from atomgraph.data.chunks import chunks
 from atomgraph.evaluation.acquisition import acquisition_scores
-from atomgraph.evaluation.calibration import Calibration, run_calibration, uncertainty_values
-from atomgraph.evaluation.predict import has_sigma, value_columns
+from atomgraph.evaluation.calibration import Calibration, run_calibration, uncertainty_values, value_columns
+from atomgraph.evaluation.predict import has_sigma
 from atomgraph.evaluation.progress_record import ProgressRecord
 from atomgraph.evaluation.rank_file import rank_csv
 

@@ -26,8 +26,8 @@ from atomgraph.apps.crystals.parallel_graphs import arrays_to_graph, graphs_from
 from atomgraph.apps.crystals.stability import ConvexHulls
 from atomgraph.data.chunks import chunks
 from atomgraph.evaluation.acquisition import acquisition_scores
-from atomgraph.evaluation.calibration import run_calibration, uncertainty_values
-from atomgraph.evaluation.predict import has_sigma, predict_each, value_columns
+from atomgraph.evaluation.calibration import run_calibration, uncertainty_values, value_columns
+from atomgraph.evaluation.predict import has_sigma, predict_each
 from atomgraph.evaluation.progress_record import ProgressRecord
 from atomgraph.evaluation.rank_file import rank_csv
 
