@@ -67,8 +67,10 @@ def test_chunked_output_equals_one_chunk_and_keeps_every_row_in_order(run_and_li
     assert not (tmp_path / "chunked.csv.progress").exists()
 
 
-def test_worker_processes_give_the_same_output(run_and_library, tmp_path):
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "spawned"])
+def test_worker_processes_give_the_same_output(run_and_library, tmp_path, monkeypatch, fork):
     run_dir, library, whole_path, whole = run_and_library
+    monkeypatch.setattr(predict_module, "FORK_WORKERS", fork)
     summary = predict_file(run_dir, library, tmp_path / "workers.csv", chunk_rows=25, workers=2)
     assert_same_output(tmp_path / "workers.csv", whole_path)
     assert (summary.rows, summary.skipped) == (whole.rows, whole.skipped)

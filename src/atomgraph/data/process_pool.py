@@ -14,9 +14,13 @@ def in_worker_processes(
     initializer: Callable[..., None],
     initargs: tuple,
     in_flight: int | None = None,
+    start: str = "spawn",
 ) -> Iterator[Any]:
-    """``function(*args)`` of every job ``(function, *args)``, each run in one of ``workers`` spawned
-    processes (each set up by ``initializer(*initargs)``), the results in the jobs' order. Jobs are read
+    """``function(*args)`` of every job ``(function, *args)``, each run in one of ``workers`` processes
+    (each set up by ``initializer(*initargs)``), the results in the jobs' order. ``start``: how the
+    processes start -- ``"spawn"`` (a fresh interpreter: imports and set-up again, seconds) or ``"fork"``
+    (a copy of this process, in milliseconds, ``initargs`` passed without pickling; only where nothing in
+    this process forbids it: no CUDA, Linux). Jobs are read
     lazily: at most ``in_flight`` (default two per worker) are submitted and not yet handed back, so
     memory does not grow with their number. An error a job raises is raised here, at its turn; when the
     caller stops early (or an error ends it), the jobs not started are cancelled."""
@@ -26,7 +30,7 @@ def in_worker_processes(
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     in_flight = 2 * workers if in_flight is None else in_flight
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context(start)
     with ProcessPoolExecutor(workers, context, initializer=initializer, initargs=initargs) as pool:
         pending: deque = deque()
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -361,9 +362,11 @@ def predict_file(
     uncertainty = (mc_samples, calibration) if sigma else None
     job = {"names": names, "refuse_unseen_elements": refuse_unseen_elements, "uncertainty": uncertainty}
     if workers and torch.device(device).type == "cpu":
-        setup = (default_dtype_name(), str(run.source.resolve()), job, latent_file)
+        fork = FORK_WORKERS
+        setup = (default_dtype_name(), str(run.source.resolve()), job, latent_file, run if fork else None)
         jobs = ((_predicted_in_worker, chunk) for chunk in chunks(rows, chunk_rows))
-        tables = in_worker_processes(jobs, workers, _init_predict_worker, setup)
+        start = "fork" if fork else "spawn"
+        tables = in_worker_processes(jobs, workers, _init_predict_worker, setup, start=start)
     else:
         featurised = featurised_chunks(rows, run.graph, chunk_rows, workers)
         tables = (_predict_chunk(run, chunk, **job) for chunk in featurised)
@@ -433,23 +436,28 @@ def _with_latent_distance(run_dir: str | Path, run) -> tuple[Path, Calibration]:
     return file, calibration
 
 
+#: predict's worker processes are forked (start in milliseconds with this process's run) where that is
+#: safe, on Linux, and spawned elsewhere (each imports the libraries and loads the run again)
+FORK_WORKERS = sys.platform.startswith("linux")
 #: a predict worker process's trained run and job (:func:`_init_predict_worker`)
 _WORKER: dict = {}
 
 
-def _init_predict_worker(dtype: str, source: str, job: dict, latent_file: Path | None) -> None:
+def _init_predict_worker(dtype: str, source: str, job: dict, latent_file: Path | None, run=None) -> None:
     """Set up a worker process of :func:`predict_file`: one torch thread, the parent's default dtype,
-    the trained run (loaded once per worker from the file the parent loaded, ``source``; with the latent
-    reference the parent made, when its sigma is the latent distance) and the job's options
-    (:func:`_predict_chunk`'s)."""
+    the trained run and the job's options (:func:`_predict_chunk`'s). A forked worker is given the
+    parent's ``run`` (its memory, not a pickle); a spawned one loads it from the file the parent loaded,
+    ``source``, with the latent reference the parent made when its sigma is the latent distance."""
     from atomgraph.evaluation.latent_distance import LatentDistanceModule, LatentReference
     from atomgraph.graphs.arrays import init_graph_worker
     from atomgraph.runs import TrainedRun
 
     init_graph_worker(dtype)
-    run = TrainedRun.load(source)
-    if latent_file is not None:
-        run.module = LatentDistanceModule(run.module, LatentReference.load(latent_file)[0])
+    torch.manual_seed(torch.initial_seed() + os.getpid())  # MC dropout: each worker its own draws
+    if run is None:
+        run = TrainedRun.load(source)
+        if latent_file is not None:
+            run.module = LatentDistanceModule(run.module, LatentReference.load(latent_file)[0])
     _WORKER.update(run=run, job=job)
     gc.freeze()  # this process lives for the job: see frozen_heap
 
