@@ -67,7 +67,10 @@ def test_chunked_output_equals_one_chunk_and_keeps_every_row_in_order(run_and_li
     assert not (tmp_path / "chunked.csv.progress").exists()
 
 
-@pytest.mark.parametrize("fork", [True, False], ids=["forked", "spawned"])
+LINUX = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux only")
+
+
+@pytest.mark.parametrize("fork", [pytest.param(True, marks=LINUX), False], ids=["forked", "spawned"])
 def test_worker_processes_give_the_same_output(run_and_library, tmp_path, monkeypatch, fork):
     run_dir, library, whole_path, whole = run_and_library
     monkeypatch.setattr(predict_module, "FORK_WORKERS", fork)
@@ -155,6 +158,59 @@ def test_a_killed_predict_resumes_without_lost_or_repeated_rows(run_and_library,
     assert_same_output(out, whole_path)
     assert summary.rows == 240 and summary.skipped == 2
     assert not record.exists()
+
+
+SLOW_PREDICT_IN_WORKERS = SLOW_PREDICT.replace("chunk_rows=9)", "chunk_rows=9, workers=2)")
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; the workers' kill is Linux's")
+def test_a_killed_predict_with_workers_leaves_no_worker_and_resumes(run_and_library, tmp_path):
+    run_dir, library, whole_path, _ = run_and_library
+    out = tmp_path / "killed.csv"
+    record = tmp_path / "killed.csv.progress"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    args = [sys.executable, "-c", SLOW_PREDICT_IN_WORKERS, str(run_dir), str(library), str(out)]
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (record.exists() and json.loads(record.read_text() or "{}").get("rows", 0) >= 27):
+        assert time.time() < deadline and process.poll() is None
+        time.sleep(0.05)
+    workers = _children(process.pid)
+    assert len(workers) >= 2  # the two workers (and the executor's helpers, if any)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    deadline = time.time() + 10
+    while any(_alive(pid) for pid in workers) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers), "a worker outlived the killed job"
+    written = json.loads(record.read_text())["rows"]
+    assert 27 <= written < 240
+    summary = predict_file(run_dir, library, out, chunk_rows=50, resume=True, workers=2)
+    assert_same_output(out, whole_path)
+    assert summary.rows == 240 and summary.skipped == 2
 
 
 def test_a_half_written_chunk_is_cut_off_on_resume(run_and_library, tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ tensors would each hold a shared-memory file handle), and the set-up of such a w
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -74,7 +75,27 @@ def default_dtype_name() -> str:
 
 
 def init_graph_worker(dtype: str) -> None:
-    """A worker process that builds graphs: one torch thread (the workers share the cores) and the
-    parent's default dtype (``"float32"`` or ``"float64"``), so its graphs equal the parent's."""
+    """A worker process that builds graphs: one torch thread (the workers share the cores), the
+    parent's default dtype (``"float32"`` or ``"float64"``), so its graphs equal the parent's, and (on
+    Linux) killed when its parent dies."""
     torch.set_num_threads(1)
     torch.set_default_dtype(getattr(torch, dtype))
+    die_with_parent()
+
+
+def die_with_parent() -> None:
+    """On Linux, have the kernel kill this process when the process that started it dies
+    (``PR_SET_PDEATHSIG``): a worker of a job killed with ``kill -9`` would otherwise wait forever on its
+    task queue, holding its memory. Elsewhere nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    if libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0) != 0:
+        return  # not permitted here: the worker lives on as before
+    if os.getppid() != parent:  # the parent died before the request: nobody will send the signal
+        os._exit(1)
