@@ -875,3 +875,31 @@ def test_screen_crystals_with_a_target_window_and_a_stability_cut(crystal_run, t
         screen_structures(
             run_dir, folder, tmp_path / "x.csv", workers=1, progress=False, window=("volume", 0, 1)
         )
+
+
+def test_screen_crystals_with_the_latent_distance_writes_sigma_bounds_and_ranks_by_ucb(crystal_run, tmp_path):
+    from atomgraph.apps.crystals.screening import screen_structures
+    from atomgraph.evaluation.latent_distance import LatentReference
+    from atomgraph.training.run import LATENT_REFERENCE_FILE
+
+    _, run_dir = crystal_run
+    folder = tmp_path / "library"
+    folder.mkdir()
+    for k, atoms in enumerate(crystals(6, seed=5)):
+        (folder / f"c{k}.cif").write_bytes(cif_bytes(atoms))
+    out = tmp_path / "ranked.csv"
+    screen_structures(run_dir, folder, out, workers=1, progress=False, latent_distance=True,
+                      acquisition="ucb", kappa=2.0)  # fmt: skip
+    table = pd.read_csv(out)
+    _, calibration = LatentReference.load(run_dir / LATENT_REFERENCE_FILE)
+    for t, name in enumerate(("formation_energy_per_atom", "band_gap")):
+        sigma = table[f"{name}_sigma"].to_numpy(float)
+        assert np.isfinite(sigma).all() and (sigma > 0).all()
+        # one distance for every target: the two sigmas differ by the ratio of their scales
+        np.testing.assert_allclose(sigma / calibration.scale[t], table["formation_energy_per_atom_sigma"]
+                                   / calibration.scale[0], rtol=1e-5)  # fmt: skip
+        assert {f"{name}_low", f"{name}_high"} <= set(table.columns)
+    # formation energy ranks low first: the optimistic bound is mean - kappa sigma
+    mean, sigma = table["formation_energy_per_atom"], table["formation_energy_per_atom_sigma"]
+    np.testing.assert_allclose(table["acquisition"], mean - 2.0 * sigma, rtol=1e-5, atol=1e-7)
+    assert table["acquisition"].is_monotonic_increasing

@@ -247,6 +247,16 @@ def run_latent_reference(run_dir: str | Path, run: TrainedRun, k: int = K, batch
     return file
 
 
+def with_latent_distance(run_dir: str | Path, run: TrainedRun) -> tuple[Path, Calibration]:
+    """A command's ``--latent-distance``: the run's latent reference (:func:`run_latent_reference`,
+    measured on first use), ``run.module`` replaced by a :class:`LatentDistanceModule` around it (its
+    sigma the latent distance), and the recalibration of that sigma."""
+    file = run_latent_reference(run_dir, run)
+    reference, calibration = LatentReference.load(file)
+    run.module = LatentDistanceModule(run.module, reference)
+    return file, calibration
+
+
 def check_latent_distance(run_dir: Path, run: TrainedRun) -> None:
     """A ValueError naming ``run_dir`` when ``run`` cannot have a latent distance: not a finished run
     directory with a split, an ensemble or a model with a sigma of its own, or targets that are not

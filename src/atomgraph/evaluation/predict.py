@@ -34,7 +34,7 @@ from atomgraph.graphs.arrays import default_dtype_name
 from atomgraph.structures.validate import beyond_tables
 
 if TYPE_CHECKING:
-    from atomgraph.evaluation.calibration import Calibration
+    pass
 
 
 @torch.no_grad()
@@ -358,7 +358,9 @@ def predict_file(
     columns: list[str] | None = None
     latent_file = None
     if latent_distance:
-        latent_file, calibration = _with_latent_distance(run_dir, run)
+        from atomgraph.evaluation.latent_distance import with_latent_distance
+
+        latent_file, calibration = with_latent_distance(run_dir, run)
     uncertainty = (mc_samples, calibration) if sigma else None
     job = {"names": names, "refuse_unseen_elements": refuse_unseen_elements, "uncertainty": uncertainty}
     if workers and torch.device(device).type == "cpu":
@@ -419,21 +421,6 @@ def frozen_heap() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
-
-
-def _with_latent_distance(run_dir: str | Path, run) -> tuple[Path, Calibration]:
-    """``predict --latent-distance``: the run's latent reference (measured on first use), the run's module
-    wrapped to give the latent distance as sigma, and the recalibration of that sigma."""
-    from atomgraph.evaluation.latent_distance import (
-        LatentDistanceModule,
-        LatentReference,
-        run_latent_reference,
-    )
-
-    file = run_latent_reference(run_dir, run)
-    reference, calibration = LatentReference.load(file)
-    run.module = LatentDistanceModule(run.module, reference)
-    return file, calibration
 
 
 #: predict's worker processes are forked (start in milliseconds with this process's run) where that is

@@ -35,6 +35,10 @@ def screen_crystals(
         typer.Option(help="eV/atom: only candidates this close to the convex hull of the run's data rank"),
     ] = None,
     device: Annotated[str, typer.Option(help="where the model runs: cpu | cuda")] = "cpu",
+    latent_distance: Annotated[
+        bool,
+        typer.Option(help="sigma from the latent distance to the training structures (models without one)"),
+    ] = False,
 ) -> None:
     """Predict every structure of a folder and rank them; unreadable files are reported and skipped.
     Runs with a sigma add it per target; --acquisition ucb ranks by the optimistic bound. Streams: memory
@@ -43,7 +47,7 @@ def screen_crystals(
 
     screen_structures(run_dir, folder, output, target, descending, workers, acquisition=acquisition,
                       kappa=kappa, chunk_rows=chunk_rows, resume=resume, window=window,
-                      max_e_hull=max_e_hull, device=device)  # fmt: skip
+                      max_e_hull=max_e_hull, device=device, latent_distance=latent_distance)  # fmt: skip
 
 
 register_command(screen_crystals, "screen-crystals", app="crystals")

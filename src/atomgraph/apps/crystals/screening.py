@@ -58,6 +58,7 @@ def screen_structures(
     window: tuple[str, float, float] | None = None,
     max_e_hull: float | None = None,
     device: str | torch.device = "cpu",
+    latent_distance: bool = False,
 ) -> ScreenSummary:
     """Predict every CIF/POSCAR in ``folder`` and write them ranked by ``target`` to ``output``.
 
@@ -85,7 +86,11 @@ def screen_structures(
             ``e_above_hull`` from the predicted formation energy against the hull of the run's own
             dataset (its DFT labels; :mod:`atomgraph.apps.crystals.stability`).
         device: where the model runs ("cpu", "cuda").
+        latent_distance: a model without a sigma of its own gets its latent distance to the run's
+            training structures as sigma (:mod:`atomgraph.evaluation.latent_distance`), with bounds, as
+            ``predict --latent-distance``; it can then rank by ``ucb`` too.
     """
+    from atomgraph.evaluation.latent_distance import check_latent_distance, with_latent_distance
     from atomgraph.runs import TrainedRun
 
     if chunk_rows < 1:
@@ -103,9 +108,11 @@ def screen_structures(
         raise ValueError(f"the run predicts {names}, not {target!r}")
     if descending is None:
         descending = run.targets.spec(target).ranks_first == "high"
-    sigma_wanted = has_sigma(run.module) and run.targets.kind == "regression"
+    if latent_distance:
+        check_latent_distance(run_dir, run)
+    sigma_wanted = latent_distance or (has_sigma(run.module) and run.targets.kind == "regression")
     acquisition_scores(np.zeros(1), np.zeros(1) if sigma_wanted else None, descending, acquisition, kappa)
-    calibration = run_calibration(run) if sigma_wanted else None
+    calibration = run_calibration(run) if sigma_wanted and not latent_distance else None
     if window is not None and window[0] not in names:
         raise ValueError(f"--window: the run predicts {names}, not {window[0]!r}")
     hulls = reference_hulls(run) if max_e_hull is not None else None
@@ -118,6 +125,8 @@ def screen_structures(
     else:
         output.parent.mkdir(parents=True, exist_ok=True)
         unranked.unlink(missing_ok=True)
+    if latent_distance:  # measured now that the cheap checks have passed
+        calibration = with_latent_distance(run_dir, run)[1]
     texts = itertools.islice(iter_structure_texts(folder), done, None)
     bar = tqdm(initial=done, desc=f"screen {Path(folder).name}", unit="structure", disable=not progress,
                mininterval=1.0)  # fmt: skip
