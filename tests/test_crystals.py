@@ -668,10 +668,7 @@ def test_screen_crystals_streams_in_chunks_and_a_killed_screen_resumes_to_the_sa
     import atomgraph.apps.crystals.screening as screening
 
     _, run_dir = crystal_run
-    folder = tmp_path / "library"
-    folder.mkdir()
-    for k, atoms in enumerate(crystals(9, seed=11)):
-        (folder / f"c{k}.cif").write_bytes(cif_bytes(atoms))
+    folder = _cif_library(tmp_path / "library", 9, seed=11)
     (folder / "c4b_broken.cif").write_text("data_x\nnonsense\n")
     whole = tmp_path / "whole.csv"
     summary = screening.screen_structures(run_dir, folder, whole, workers=1, progress=False)
@@ -837,10 +834,7 @@ def test_screen_crystals_with_a_target_window_and_a_stability_cut(crystal_run, t
     from atomgraph.training.datasets import load_dataset
 
     _, run_dir = crystal_run
-    folder = tmp_path / "library"
-    folder.mkdir()
-    for k, atoms in enumerate(crystals(12, seed=13)):
-        (folder / f"c{k:02d}.cif").write_bytes(cif_bytes(atoms))
+    folder = _cif_library(tmp_path / "library", 12, seed=13, width=2)
     everything = tmp_path / "all.csv"
     screen_structures(run_dir, folder, everything, workers=1, progress=False, max_e_hull=1e9)
     table = pd.read_csv(everything, keep_default_na=False)
@@ -883,10 +877,7 @@ def test_screen_crystals_with_the_latent_distance_writes_sigma_bounds_and_ranks_
     from atomgraph.training.run import LATENT_REFERENCE_FILE
 
     _, run_dir = crystal_run
-    folder = tmp_path / "library"
-    folder.mkdir()
-    for k, atoms in enumerate(crystals(6, seed=5)):
-        (folder / f"c{k}.cif").write_bytes(cif_bytes(atoms))
+    folder = _cif_library(tmp_path / "library", 6, seed=5)
     out = tmp_path / "ranked.csv"
     screen_structures(run_dir, folder, out, workers=1, progress=False, latent_distance=True,
                       acquisition="ucb", kappa=2.0)  # fmt: skip
@@ -903,3 +894,11 @@ def test_screen_crystals_with_the_latent_distance_writes_sigma_bounds_and_ranks_
     mean, sigma = table["formation_energy_per_atom"], table["formation_energy_per_atom_sigma"]
     np.testing.assert_allclose(table["acquisition"], mean - 2.0 * sigma, rtol=1e-5, atol=1e-7)
     assert table["acquisition"].is_monotonic_increasing
+
+
+def _cif_library(folder: Path, count: int, seed: int, width: int = 1) -> Path:
+    """A folder of ``count`` random crystals as CIF files ``c<k>.cif`` (``k`` zero-padded to ``width``)."""
+    folder.mkdir()
+    for k, atoms in enumerate(crystals(count, seed=seed)):
+        (folder / f"c{k:0{width}d}.cif").write_bytes(cif_bytes(atoms))
+    return folder

@@ -138,18 +138,26 @@ p.predict_file(sys.argv[1], sys.argv[2], sys.argv[3], chunk_rows=9)
 """
 
 
+def _started_until_written(script: str, run_dir, library, out: Path, rows: int) -> subprocess.Popen:
+    """``script`` started in a process predicting ``library`` into ``out``, once its progress record
+    counts at least ``rows`` rows written."""
+    record = out.with_name(out.name + ".progress")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    args = [sys.executable, "-c", script, str(run_dir), str(library), str(out)]
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (record.exists() and json.loads(record.read_text() or "{}").get("rows", 0) >= rows):
+        assert time.time() < deadline and process.poll() is None
+        time.sleep(0.05)
+    return process
+
+
 @pytest.mark.slow
 def test_a_killed_predict_resumes_without_lost_or_repeated_rows(run_and_library, tmp_path):
     run_dir, library, whole_path, _ = run_and_library
     out = tmp_path / "killed.csv"
     record = tmp_path / "killed.csv.progress"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
-    args = [sys.executable, "-c", SLOW_PREDICT, str(run_dir), str(library), str(out)]
-    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (record.exists() and json.loads(record.read_text() or "{}").get("rows", 0) >= 27):
-        assert time.time() < deadline and process.poll() is None
-        time.sleep(0.05)
+    process = _started_until_written(SLOW_PREDICT, run_dir, library, out, rows=27)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     written = json.loads(record.read_text())["rows"]
@@ -191,13 +199,7 @@ def test_a_killed_predict_with_workers_leaves_no_worker_and_resumes(run_and_libr
     run_dir, library, whole_path, _ = run_and_library
     out = tmp_path / "killed.csv"
     record = tmp_path / "killed.csv.progress"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
-    args = [sys.executable, "-c", SLOW_PREDICT_IN_WORKERS, str(run_dir), str(library), str(out)]
-    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (record.exists() and json.loads(record.read_text() or "{}").get("rows", 0) >= 27):
-        assert time.time() < deadline and process.poll() is None
-        time.sleep(0.05)
+    process = _started_until_written(SLOW_PREDICT_IN_WORKERS, run_dir, library, out, rows=27)
     workers = _children(process.pid)
     assert len(workers) >= 2  # the two workers (and the executor's helpers, if any)
     os.kill(process.pid, signal.SIGKILL)
