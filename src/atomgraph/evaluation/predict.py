@@ -9,7 +9,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,7 +19,7 @@ from torch_geometric.loader import DataLoader
 
 from atomgraph.data.chunks import chunks
 from atomgraph.data.process_pool import in_worker_processes
-from atomgraph.evaluation.calibration import value_columns
+from atomgraph.evaluation.calibration import uncertainty_values, value_columns
 from atomgraph.evaluation.input_rows import (
     CSV_CHUNK,
     count_rows,
@@ -32,9 +31,6 @@ from atomgraph.evaluation.input_rows import (
 from atomgraph.evaluation.progress_record import ProgressRecord
 from atomgraph.graphs.arrays import default_dtype_name
 from atomgraph.structures.validate import beyond_tables
-
-if TYPE_CHECKING:
-    pass
 
 
 @torch.no_grad()
@@ -364,10 +360,10 @@ def predict_file(
     uncertainty = (mc_samples, calibration) if sigma else None
     job = {"names": names, "refuse_unseen_elements": refuse_unseen_elements, "uncertainty": uncertainty}
     if workers and torch.device(device).type == "cpu":
-        fork = FORK_WORKERS
-        setup = (default_dtype_name(), str(run.source.resolve()), job, latent_file, run if fork else None)
+        inherited = run if FORK_WORKERS else None  # a forked worker is given the run, a spawned one loads it
+        setup = (default_dtype_name(), str(run.source.resolve()), job, latent_file, inherited)
         jobs = ((_predicted_in_worker, chunk) for chunk in chunks(rows, chunk_rows))
-        start = "fork" if fork else "spawn"
+        start = "fork" if FORK_WORKERS else "spawn"
         tables = in_worker_processes(jobs, workers, _init_predict_worker, setup, start=start)
     else:
         featurised = featurised_chunks(rows, run.graph, chunk_rows, workers)
@@ -498,8 +494,6 @@ def _predict_chunk(
             run.module, graphs, mc_samples=None if uncertainty is None else uncertainty[0]
         )
         if uncertainty is not None and len(values):
-            from atomgraph.evaluation.calibration import uncertainty_values
-
             values = uncertainty_values(values[:, : len(names)], values[:, len(names) :], uncertainty[1])
         for t, name in enumerate(columns):
             table.loc[slots, name] = values[:, t]
