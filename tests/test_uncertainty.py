@@ -7,6 +7,7 @@ import copy
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import SCAFFOLD_SMILES, write_csv, write_xyz
@@ -305,6 +306,11 @@ def test_mc_dropout_gives_a_spread_with_batch_norm_frozen(tmp_path, regression_c
     assert not module.training and not any(m.training for m in module.modules())
     table = read_predictions(predict_file(run_dir, regression_csv, tmp_path / "mc.csv", mc_samples=10).output)
     assert (table["value_sigma"] > 0).all() and "value_low" not in table  # no calibration for MC sigma
+    # the draws are seeded per chunk: the same with worker processes, and again
+    in_workers = predict_file(run_dir, regression_csv, tmp_path / "mcw.csv", mc_samples=10, workers=2)
+    pd.testing.assert_frame_equal(read_predictions(in_workers.output), table, rtol=1e-5)
+    again = predict_file(run_dir, regression_csv, tmp_path / "mc2.csv", mc_samples=10)
+    pd.testing.assert_frame_equal(read_predictions(again.output), table)
     plain_dir = _plain_run(tmp_path, regression_csv)
     plain = TrainedRun.load(plain_dir).module
     with pytest.raises(ValueError, match="dropout"):

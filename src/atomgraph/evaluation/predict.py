@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import gc
-import os
 import sys
+import zlib
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -272,7 +272,8 @@ def predict_file(
     on the CPU each worker parses, graphs and predicts its chunks with its own copy of the model and one
     torch thread, and this process only reads the input and writes the results, in input order; on
     another ``device`` the workers parse and graph the rows while this process predicts. The output is the
-    same either way (but for MC dropout's draws: each worker has its own random stream).
+    same either way: MC dropout seeds its draws for each chunk from the chunk's first row, wherever the
+    chunk runs.
 
     ``top_k``: also write the best ``top_k`` rows, ranked by ``rank_by`` (a target, or any output column
     such as ``<target>_high``; default the first target) in the target's own direction unless
@@ -419,6 +420,17 @@ def frozen_heap() -> Iterator[None]:
         gc.unfreeze()
 
 
+@contextmanager
+def seeded_by(text: str, device: torch.device) -> Iterator[None]:
+    """torch's random numbers (the CPU's, and ``device``'s when it is a GPU) seeded by ``text`` (its
+    CRC-32) inside the block, and as they were after it: MC dropout's draws for a chunk, the same in
+    whichever process the chunk runs."""
+    gpus = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=gpus):
+        torch.manual_seed(zlib.crc32(text.encode()))
+        yield
+
+
 #: predict's worker processes are forked (start in milliseconds with this process's run) where that is
 #: safe, on Linux, and spawned elsewhere (each imports the libraries and loads the run again)
 FORK_WORKERS = sys.platform.startswith("linux")
@@ -436,7 +448,6 @@ def _init_predict_worker(dtype: str, source: str, job: dict, latent_file: Path |
     from atomgraph.runs import TrainedRun
 
     init_graph_worker(dtype)
-    torch.manual_seed(torch.initial_seed() + os.getpid())  # MC dropout: each worker its own draws
     if run is None:
         run = TrainedRun.load(source)
         if latent_file is not None:
@@ -490,9 +501,10 @@ def _predict_chunk(
         for t, name in enumerate(names):
             table.loc[slots, name] = [_atom_values(row, t) for row in values]
     elif graphs:
-        values, errors = predict_each(
-            run.module, graphs, mc_samples=None if uncertainty is None else uncertainty[0]
-        )
+        mc_samples = None if uncertainty is None else uncertainty[0]
+        device = next(run.module.parameters()).device
+        with seeded_by(chunk[0].id, device) if mc_samples else nullcontext():  # draws of this chunk alone
+            values, errors = predict_each(run.module, graphs, mc_samples=mc_samples)
         if uncertainty is not None and len(values):
             values = uncertainty_values(values[:, : len(names)], values[:, len(names) :], uncertainty[1])
         for t, name in enumerate(columns):
