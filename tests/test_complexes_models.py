@@ -391,6 +391,28 @@ def test_a_complex_ensemble_trains_loads_and_screens_by_the_upper_bound(flexible
     assert (calibrated["pK_low"] < calibrated["pK"]).all() and (
         calibrated["pK"] < calibrated["pK_high"]
     ).all()
+    # one model of the same data: the latent distance as its sigma, ranked by mean + kappa sigma
+    from atomgraph.evaluation.latent_distance import LatentReference
+    from atomgraph.training.run import LATENT_REFERENCE_FILE
+
+    del settings["ensemble"]
+    settings.update(name="affinity_single", run_dir=str(tmp_path / "single"))
+    single = train_and_evaluate(load_config(settings=settings), progress=False)
+    latent = screen(single, folder / "aaa1_protein.pdb", sdf, tmp_path / "latent.csv", progress=False,
+                    acquisition="ucb", kappa=1.5, latent_distance=True).table()  # fmt: skip
+    _, fitted = LatentReference.load(single / LATENT_REFERENCE_FILE)
+    assert np.isfinite(latent["pK_sigma"]).all() and (latent["pK_sigma"] > 0).all()
+    assert {"pK_low", "pK_high"} <= set(latent) and fitted.scale[0] > 0
+    np.testing.assert_allclose(latent["acquisition"], latent["pK"] + 1.5 * latent["pK_sigma"])
+    with pytest.raises(ValueError, match="own"):  # the ensemble has a sigma of its own
+        screen(
+            run_dir,
+            folder / "aaa1_protein.pdb",
+            sdf,
+            tmp_path / "x.csv",
+            progress=False,
+            latent_distance=True,
+        )
 
 
 def test_residue_structure_widens_residue_nodes_and_the_run_fills_the_width(system, tmp_path):

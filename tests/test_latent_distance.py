@@ -72,8 +72,11 @@ def test_distances_are_the_k_nearest_training_points_in_standardised_units():
     np.testing.assert_allclose(one.distances(train[:5]), one.floor)
     far = np.array([[0.0, 500.0, 0.0]])
     assert reference.distances(far)[0] > 10 * expected.max()
+    # more neighbours than training graphs: the mean over all of them
+    everything = np.linalg.norm(((new - mean) / std)[:, None] - ((train - mean) / std)[None], axis=-1).mean(1)
+    np.testing.assert_allclose(LatentReference(train, k=500).distances(new), everything, rtol=1e-10)
     with pytest.raises(ValueError, match="k must be"):
-        LatentReference(train, k=200)
+        LatentReference(train, k=0)
     with pytest.raises(ValueError, match="training latents"):
         LatentReference(train[:1], k=1)
 

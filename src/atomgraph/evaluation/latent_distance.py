@@ -111,8 +111,8 @@ class LatentReference:
     """The training graphs' latent vectors, standardised, and the distance of new graphs to them.
 
     Args:
-        latents: [M, D] latent vectors of the training graphs (:func:`graph_latents`).
-        k: neighbours averaged.
+        latents: [M, D] latent vectors of the training graphs (:func:`graph_latents`), M >= 2.
+        k: neighbours averaged (all M when M is smaller; M - 1 for a training graph's own distance).
         checkpoint: which weights the latents were measured with (:func:`checkpoint_fingerprint`; "" when
             not from a run's checkpoint).
     """
@@ -121,8 +121,8 @@ class LatentReference:
         latents = np.asarray(latents, dtype=float)
         if latents.ndim != 2 or len(latents) < 2:
             raise ValueError(f"latent distance needs [M >= 2, D] training latents, got shape {latents.shape}")
-        if not 1 <= k < len(latents):
-            raise ValueError(f"k must be in [1, {len(latents) - 1}] for {len(latents)} training graphs: {k}")
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
         self.k, self.checkpoint = k, checkpoint
         self.mean = latents.mean(axis=0)
         spread = latents.std(axis=0)
@@ -169,11 +169,13 @@ class LatentReference:
         return np.maximum(self._distances(points), self.floor)
 
     def _distances(self, points: torch.Tensor, leave_self_out: bool = False, block: int = 1024) -> np.ndarray:
-        """Mean distance to the k nearest reference rows, ``block`` rows at a time ([block, M] float64)."""
+        """Mean distance to the k nearest reference rows (all of them when there are fewer), ``block``
+        rows at a time ([block, M] float64)."""
+        k = min(self.k, len(self.standardised) - int(leave_self_out))
         out = []
         for start in range(0, len(points), block):
             pairwise = torch.cdist(points[start : start + block], self.standardised)  # [b, M]
-            nearest = pairwise.topk(self.k + leave_self_out, dim=1, largest=False).values
+            nearest = pairwise.topk(k + leave_self_out, dim=1, largest=False).values
             out.append(nearest[:, int(leave_self_out) :].mean(dim=1))
         return torch.cat(out).numpy() if out else np.zeros(0)
 

@@ -28,6 +28,10 @@ def screen_ligands(
     ] = 1024,
     resume: Annotated[bool, typer.Option(help="go on from OUTPUT.progress after a kill")] = False,
     device: Annotated[str, typer.Option(help="where the model runs: cpu | cuda")] = "cpu",
+    latent_distance: Annotated[
+        bool,
+        typer.Option(help="sigma from the latent distance to the training complexes (no sigma of its own)"),
+    ] = False,
 ) -> None:
     """Rank ligand poses by predicted affinity; ligands that fail keep a row with the error. The ligand
     file is streamed (--chunk-rows at a time, resumable with --resume) and the rows ranked in bounded
@@ -37,7 +41,7 @@ def screen_ligands(
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     summary = screen(
         run_dir, protein, ligands, output, batch_size=batch_size, acquisition=acquisition, kappa=kappa,
-        chunk_rows=chunk_rows, resume=resume, device=device,
+        chunk_rows=chunk_rows, resume=resume, device=device, latent_distance=latent_distance,
     )  # fmt: skip
     typer.echo(
         f"ranked {summary.scored} of {summary.rows} ligands -> {summary.output}; {summary.failed} failed"

@@ -35,6 +35,7 @@ from atomgraph.apps.complexes.sequence import protein_sequence, sequence_graph
 from atomgraph.data.chunks import chunks
 from atomgraph.evaluation.acquisition import acquisition_scores
 from atomgraph.evaluation.calibration import Calibration, run_calibration, uncertainty_values, value_columns
+from atomgraph.evaluation.latent_distance import check_latent_distance, with_latent_distance
 from atomgraph.evaluation.predict import has_sigma
 from atomgraph.evaluation.progress_record import ProgressRecord
 from atomgraph.evaluation.rank_file import rank_csv
@@ -88,8 +89,13 @@ def scoring_model(
     model: str | os.PathLike[str] | nn.Module,
     settings: ComplexGraphSettings | None = None,
     names: list[str] | None = None,
+    latent_distance: bool = False,
 ) -> ScoringModel:
-    """A run directory (its best, else last, checkpoint and its ``data.complex`` settings) or a module."""
+    """A run directory (its best, else last, checkpoint and its ``data.complex`` settings) or a module;
+    with ``latent_distance`` (a run directory only) its sigma is the latent distance to the run's training
+    complexes (:mod:`atomgraph.evaluation.latent_distance`)."""
+    if isinstance(model, nn.Module) and latent_distance:
+        raise ValueError("the latent distance needs a run directory (its training split), not a module")
     if isinstance(model, nn.Module):
         inner = getattr(model, "model", model)
         kind = inner.card.graph_kind
@@ -101,14 +107,17 @@ def scoring_model(
     from atomgraph.runs import TrainedRun
 
     run = TrainedRun.load(model)
-    module = run.module
+    calibration = run_calibration(run)
+    if latent_distance:
+        check_latent_distance(model, run)
+        calibration = with_latent_distance(model, run)[1]
     options = complex_config(run.config or {})
     kind = run.graph.kind
     if kind == "complex":
         check_features_version(run.graph)
     return ScoringModel(
-        module, kind, settings or options.settings, list(module.info.names), options.max_length,
-        run_calibration(run),
+        run.module, kind, settings or options.settings, list(run.module.info.names), options.max_length,
+        calibration,
     )  # fmt: skip
 
 
@@ -126,6 +135,7 @@ def screen(
     chunk_rows: int = 1024,
     resume: bool = False,
     device: str | torch.device = "cpu",
+    latent_distance: bool = False,
 ) -> ScreenSummary:
     """Rank the ligands of a file by predicted affinity for ``protein_pdb``, streaming the file.
 
@@ -149,6 +159,8 @@ def screen(
             records already scored are read past, not parsed again); on a finished output, nothing is
             redone.
         device: where the model runs ("cpu", "cuda").
+        latent_distance: a run without a sigma of its own gets its latent distance to the run's training
+            complexes as sigma, with bounds (as ``predict --latent-distance``); ``ucb`` can then rank by it.
 
     Returns:
         The output path and its row counts; :meth:`ScreenSummary.table` reads the table back.
@@ -157,7 +169,7 @@ def screen(
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    scorer = scoring_model(model, settings)
+    scorer = scoring_model(model, settings, latent_distance=latent_distance)
     scorer.module.to(device)
     sigma_wanted = has_sigma(scorer.module)
     acquisition_scores(np.zeros(1), np.zeros(1) if sigma_wanted else None, True, acquisition, kappa)
