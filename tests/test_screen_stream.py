@@ -276,7 +276,9 @@ def test_the_screen_command_streams_and_prints_the_summary(library, tmp_path, mo
 
     model, pdb, sdf, whole = library
     real = screen_module.scoring_model
-    monkeypatch.setattr(screen_module, "scoring_model", lambda run, settings=None: real(model, settings))
+    monkeypatch.setattr(
+        screen_module, "scoring_model", lambda run, settings=None, **options: real(model, settings, **options)
+    )
     out = tmp_path / "cli.csv"
     arguments = [
         "screen",
