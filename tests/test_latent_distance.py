@@ -187,7 +187,8 @@ def test_predict_writes_the_recalibrated_latent_distance_and_its_bounds(gcn_run_
     # ... and for another k
     from atomgraph.evaluation.latent_distance import run_latent_reference
 
-    assert LatentReference.load(run_latent_reference(run_dir, run, k=3))[0].k == 3
+    file_again, reference_again, _ = run_latent_reference(run_dir, run, k=3)
+    assert reference_again.k == 3 and LatentReference.load(file_again)[0].k == 3
 
 
 def test_latent_distance_is_refused_where_it_does_not_apply(gcn_run_dir, tmp_path):

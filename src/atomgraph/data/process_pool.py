@@ -20,10 +20,10 @@ def in_worker_processes(
     (each set up by ``initializer(*initargs)``), the results in the jobs' order. ``start``: how the
     processes start -- ``"spawn"`` (a fresh interpreter: imports and set-up again, seconds) or ``"fork"``
     (a copy of this process, in milliseconds, ``initargs`` passed without pickling; on Linux, for children
-    that never touch CUDA). Jobs are read
-    lazily: at most ``in_flight`` (default two per worker) are submitted and not yet handed back, so
-    memory does not grow with their number. An error a job raises is raised here, at its turn; when the
-    caller stops early (or an error ends it), the jobs not started are cancelled."""
+    that never touch CUDA). Jobs are read lazily: at most ``in_flight`` (default two per worker) are
+    submitted and not yet handed back, so memory does not grow with their number. An error a job raises
+    is raised here, at its turn; when the caller stops early (or an error ends it), the jobs not started
+    are cancelled."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 

@@ -27,6 +27,7 @@ import torch
 from torch_geometric.loader import DataLoader
 
 from atomgraph.evaluation.calibration import Calibration, fit_calibration
+from atomgraph.nn.scatter import scatter_mean
 
 if TYPE_CHECKING:
     from atomgraph.runs import TrainedRun
@@ -72,8 +73,6 @@ def outputs_and_latents(
     module: torch.nn.Module, head: torch.nn.Module, batch
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``module(batch)`` [B, T] and the batch's latent vectors [B, D], read as ``head``'s input."""
-    from torch_geometric.utils import scatter
-
     found: list[torch.Tensor] = []
     hook = head.register_forward_pre_hook(lambda _, args: found.append(args[0].detach()))
     try:
@@ -85,7 +84,7 @@ def outputs_and_latents(
         raise ValueError(f"the head of {name} ran {len(found)} times in one pass")
     latent = found[0]
     if latent.shape[0] == batch.num_nodes and latent.shape[0] != batch.num_graphs:
-        latent = scatter(latent, batch.batch, dim=0, dim_size=batch.num_graphs, reduce="mean")
+        latent = scatter_mean(latent, batch.batch, batch.num_graphs)
     elif latent.shape[0] != batch.num_graphs:
         raise ValueError(
             f"the head of {name} reads {latent.shape[0]} rows, neither the batch's {batch.num_graphs} "
@@ -198,14 +197,17 @@ def latent_distance_sigma(
     return out
 
 
-def run_latent_reference(run_dir: str | Path, run: TrainedRun, k: int = K, batch_size: int = 256) -> Path:
+def run_latent_reference(
+    run_dir: str | Path, run: TrainedRun, k: int = K, batch_size: int = 256
+) -> tuple[Path, LatentReference, Calibration]:
     """The latent reference of ``run``, loaded from the finished run directory ``run_dir``: built once
     and kept there (:data:`~atomgraph.training.run.LATENT_REFERENCE_FILE`), built again when the file
     was made with other weights (a resumed training rewrote the checkpoint) or another ``k``, or cannot
     be read. It holds the latent vectors of the run's training graphs (at most :data:`MAX_REFERENCE`, a
     sample seeded by the run's seed) and the recalibration of their distances fitted on its validation
-    split. Returns the file. It reads the run's data again, so an exported file (which has no split)
-    cannot have one. Jobs running at once each write a whole file (the last one stays)."""
+    split. Returns the file and what it holds, as read from it (the latents in the float32 they are kept
+    in). It reads the run's data again, so an exported file (which has no split) cannot have one. Jobs
+    running at once each write a whole file (the last one stays)."""
     from atomgraph.data import load_split
     from atomgraph.training.datasets import load_dataset
     from atomgraph.training.run import LATENT_REFERENCE_FILE
@@ -216,9 +218,9 @@ def run_latent_reference(run_dir: str | Path, run: TrainedRun, k: int = K, batch
     checkpoint = checkpoint_fingerprint(run.source)
     if file.exists():
         try:
-            stored = LatentReference.load(file)[0]
+            stored, calibration = LatentReference.load(file)
             if (stored.checkpoint, stored.k) == (checkpoint, k):
-                return file
+                return file, stored, calibration
         except ValueError:
             pass  # a damaged file: made again
     dataset = load_dataset(run.config, run.graph, progress=False)
@@ -246,15 +248,14 @@ def run_latent_reference(run_dir: str | Path, run: TrainedRun, k: int = K, batch
         partial.replace(file)  # whole or absent
     finally:
         partial.unlink(missing_ok=True)
-    return file
+    return (file, *LatentReference.load(file))
 
 
 def with_latent_distance(run_dir: str | Path, run: TrainedRun) -> tuple[Path, Calibration]:
     """A command's ``--latent-distance``: the run's latent reference (:func:`run_latent_reference`,
     measured on first use), ``run.module`` replaced by a :class:`LatentDistanceModule` around it (its
     sigma the latent distance), and the recalibration of that sigma."""
-    file = run_latent_reference(run_dir, run)
-    reference, calibration = LatentReference.load(file)
+    file, reference, calibration = run_latent_reference(run_dir, run)
     run.module = LatentDistanceModule(run.module, reference)
     return file, calibration
 

@@ -35,7 +35,7 @@ from atomgraph.apps.complexes.sequence import protein_sequence, sequence_graph
 from atomgraph.data.chunks import chunks
 from atomgraph.evaluation.acquisition import acquisition_scores
 from atomgraph.evaluation.calibration import Calibration, run_calibration, uncertainty_values, value_columns
-from atomgraph.evaluation.latent_distance import check_latent_distance, with_latent_distance
+from atomgraph.evaluation.latent_distance import with_latent_distance
 from atomgraph.evaluation.predict import has_sigma
 from atomgraph.evaluation.progress_record import ProgressRecord
 from atomgraph.evaluation.rank_file import rank_csv
@@ -109,7 +109,6 @@ def scoring_model(
     run = TrainedRun.load(model)
     calibration = run_calibration(run)
     if latent_distance:
-        check_latent_distance(model, run)
         calibration = with_latent_distance(model, run)[1]
     options = complex_config(run.config or {})
     kind = run.graph.kind
