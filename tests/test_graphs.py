@@ -355,24 +355,27 @@ def test_graphs_from_smiles_equal_one_by_one(spec):
 
 
 def test_graphs_from_smiles_isolate_a_molecule_the_chunk_fails_on(monkeypatch):
-    """A featurisation failure (not a parse error) costs only the molecule at fault: the chunk is
-    built again one by one."""
+    """A featurisation failure (not a parse error) costs only the molecule at fault, even one that
+    fails half-way through being read (its atoms read, its bonds not): the others' graphs are the
+    graphs they get alone."""
     module = importlib.import_module("atomgraph.graphs.bond_graph")
+    read_bonds = module.bond_rows
 
-    featurise = module.bond_graphs
-
-    def failing(molecules, *args):
-        if any(mol.GetNumAtoms() == 6 and mol.GetAtomWithIdx(0).GetSymbol() == "S" for mol in molecules):
+    def failing(mol):
+        if mol.GetNumAtoms() == 7 and mol.GetAtomWithIdx(0).GetSymbol() == "S":
             raise RuntimeError("featuriser failed")
-        return featurise(molecules, *args)
+        return read_bonds(mol)
 
-    monkeypatch.setattr(module, "bond_graphs", failing)
     spec = GraphSpec("bond", 6.0, explicit_hydrogens=False)
-    graphs = spec.graphs_from_smiles(["CCO", "S(F)(F)(F)(F)F", "C1CC", "c1ccccc1"])
-    assert isinstance(graphs[0], Data) and isinstance(graphs[3], Data)
+    chunk = ["CCO", "S(F)(F)(F)(F)(F)F", "C1CC", "c1ccccc1"]
+    alone = {k: spec.graph_from_smiles(chunk[k]) for k in (0, 3)}
+    monkeypatch.setattr(module, "bond_rows", failing)
+    graphs = spec.graphs_from_smiles(chunk)
     assert isinstance(graphs[1], RuntimeError) and "featuriser failed" in str(graphs[1])
     assert isinstance(graphs[2], StructureError)
-    assert torch.equal(graphs[3].x, spec.graph_from_smiles("c1ccccc1").x)
+    for k, graph in alone.items():
+        for key in graph.keys():
+            assert torch.equal(graphs[k][key], graph[key]), (chunk[k], key)
 
 
 def test_graphs_travel_between_processes_as_one_set_of_arrays():

@@ -55,8 +55,11 @@ __all__ = [
     "AtomFeaturizer",
     "AtomRecords",
     "atom_records",
+    "atom_rows",
     "gasteiger_charges",
+    "gasteiger_charges_in_place",
     "hbond_roles",
+    "prepared",
     "prepared_copy",
 ]
 
@@ -114,10 +117,14 @@ def ensure_ring_info(mol: Chem.Mol) -> None:
 def prepared_copy(mol: Chem.Mol) -> Chem.Mol:
     """A copy with ring info and implicit valences available (works for unsanitised Mols too): what
     :func:`atom_records` and :func:`~atomgraph.features.bond_features.bond_records` read."""
-    work = Chem.Mol(mol)
-    work.UpdatePropertyCache(strict=False)
-    ensure_ring_info(work)
-    return work
+    return prepared(Chem.Mol(mol))
+
+
+def prepared(mol: Chem.Mol) -> Chem.Mol:
+    """``mol`` itself, given what :func:`prepared_copy` gives a copy: for a Mol the caller owns."""
+    mol.UpdatePropertyCache(strict=False)
+    ensure_ring_info(mol)
+    return mol
 
 
 def gasteiger_charges(mol: Chem.Mol, fold_implicit_hs: bool = True) -> np.ndarray:
@@ -129,10 +136,10 @@ def gasteiger_charges(mol: Chem.Mol, fold_implicit_hs: bool = True) -> np.ndarra
     not hydrogens are explicit. Elements without Gasteiger parameters make RDKit return NaN (for the
     whole molecule); NaN and inf are replaced by 0.
     """
-    return _gasteiger_in_place(prepared_copy(mol), fold_implicit_hs)
+    return gasteiger_charges_in_place(prepared_copy(mol), fold_implicit_hs)
 
 
-def _gasteiger_in_place(work: Chem.Mol, fold_implicit_hs: bool = True) -> np.ndarray:
+def gasteiger_charges_in_place(work: Chem.Mol, fold_implicit_hs: bool = True) -> np.ndarray:
     """:func:`gasteiger_charges` of a prepared copy (:func:`prepared_copy`), which it changes."""
     rdPartialCharges.ComputeGasteigerCharges(work)
     atoms = [work.GetAtomWithIdx(i) for i in range(work.GetNumAtoms())]  # by index: the sequence is slow
@@ -191,32 +198,46 @@ class AtomRecords:
     counts: np.ndarray
     roles: np.ndarray | None = None
 
+    @classmethod
+    def of(
+        cls, values: list[tuple], charges: list[np.ndarray], counts: list[int], roles: list[np.ndarray] | None
+    ) -> AtomRecords:
+        """The records of molecules read one by one: :func:`atom_rows` of all of them, and per molecule
+        its charges [n], atom count and (``roles`` not None) donor/acceptor flags [n, 2]."""
+        return cls(
+            np.array(values, dtype=np.float64).reshape(-1, len(RECORD_COLUMNS)),
+            np.concatenate(charges) if charges else np.zeros(0),
+            np.array(counts, dtype=np.int64),
+            None if roles is None else np.concatenate(roles) if roles else np.zeros((0, 2), dtype=bool),
+        )
+
+
+def atom_rows(work: Chem.Mol) -> list[tuple]:
+    """The :data:`RECORD_COLUMNS` of every atom of a prepared Mol (:func:`prepared_copy`), by index
+    (RDKit's atom sequence is slow)."""
+    return [
+        (
+            atom.GetAtomicNum(), atom.GetFormalCharge(), int(atom.GetHybridization()),
+            atom.GetTotalNumHs(includeNeighbors=True), int(atom.GetChiralTag()), atom.GetTotalDegree(),
+            atom.GetIsAromatic(), atom.IsInRing(), atom.GetMass(),
+        )
+        for atom in map(work.GetAtomWithIdx, range(work.GetNumAtoms()))
+    ]  # fmt: skip
+
 
 def atom_records(prepared: Sequence[Chem.Mol], hbond: bool = False) -> AtomRecords:
-    """:class:`AtomRecords` of prepared copies (:func:`prepared_copy`; their Gasteiger properties are set
-    in place): one pass over each molecule's atoms, by index (RDKit's atom sequence is slow)."""
+    """:class:`AtomRecords` of prepared Mols (:func:`prepared_copy`; their Gasteiger properties are set
+    in place): one pass over each molecule's atoms."""
     values: list[tuple] = []
     charges, counts, roles = [], [], []
     for work in prepared:
         n = work.GetNumAtoms()
         counts.append(n)
-        charges.append(_gasteiger_in_place(work) if n else np.zeros(0))
-        values += [
-            (
-                atom.GetAtomicNum(), atom.GetFormalCharge(), int(atom.GetHybridization()),
-                atom.GetTotalNumHs(includeNeighbors=True), int(atom.GetChiralTag()), atom.GetTotalDegree(),
-                atom.GetIsAromatic(), atom.IsInRing(), atom.GetMass(),
-            )
-            for atom in map(work.GetAtomWithIdx, range(n))
-        ]  # fmt: skip
+        charges.append(gasteiger_charges_in_place(work) if n else np.zeros(0))
+        values += atom_rows(work)
         if hbond:
             roles.append(np.stack(hbond_roles(work), axis=1) if n else np.zeros((0, 2), dtype=bool))
-    return AtomRecords(
-        np.array(values, dtype=np.float64).reshape(-1, len(RECORD_COLUMNS)),
-        np.concatenate(charges) if charges else np.zeros(0),
-        np.array(counts, dtype=np.int64),
-        (np.concatenate(roles) if roles else np.zeros((0, 2), dtype=bool)) if hbond else None,
-    )
+    return AtomRecords.of(values, charges, counts, roles if hbond else None)
 
 
 class AtomFeaturizer(LayoutIntrospection):

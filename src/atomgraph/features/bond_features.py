@@ -33,7 +33,9 @@ __all__ = [
     "DEFAULT_BOND_FEATURIZER",
     "NUM_BOND_TYPES",
     "BondFeaturizer",
+    "bond_array",
     "bond_records",
+    "bond_rows",
     "bond_type_codes",
     "bond_type_index",
     "bond_type_indices",
@@ -87,27 +89,34 @@ def bond_type_indices(mol: Chem.Mol) -> torch.Tensor:
 BOND_RECORD_COLUMNS: tuple[str, ...] = ("begin", "end", "bond_type", "stereo", "conjugated", "in_ring")
 
 
+def bond_rows(work: Chem.Mol) -> list[tuple]:
+    """The :data:`BOND_RECORD_COLUMNS` of every bond of a Mol with ring information
+    (:func:`~atomgraph.features.atom_features.prepared_copy`), in ``GetBonds()`` order, by index
+    (RDKit's bond sequence is slow)."""
+    return [
+        (
+            bond.GetBeginAtomIdx(), bond.GetEndAtomIdx(), int(bond.GetBondType()), int(bond.GetStereo()),
+            bond.GetIsConjugated(), bond.IsInRing(),
+        )
+        for bond in map(work.GetBondWithIdx, range(work.GetNumBonds()))
+    ]  # fmt: skip
+
+
 def bond_records(prepared: Sequence[Chem.Mol]) -> tuple[np.ndarray, np.ndarray]:
-    """What the bond featurizer reads of one or more molecules with ring information
-    (:func:`~atomgraph.features.atom_features.prepared_copy`): ``[B, 6]`` int64 rows
-    (:data:`BOND_RECORD_COLUMNS`: atom indices within the molecule, RDKit's bond type and stereo
-    codes, flags), bond after bond in ``GetBonds()`` order, molecule after molecule; and the bonds
-    per molecule ``[M]``. One pass over each molecule's bonds, by index (RDKit's sequence is slow)."""
+    """:func:`bond_rows` of one or more molecules as ``[B, 6]`` int64 (atom indices within the
+    molecule, RDKit's bond type and stereo codes, flags), molecule after molecule, and the bonds per
+    molecule ``[M]``."""
     rows: list[tuple] = []
     counts = []
     for work in prepared:
-        count = work.GetNumBonds()
-        counts.append(count)
-        rows += [
-            (
-                bond.GetBeginAtomIdx(), bond.GetEndAtomIdx(), int(bond.GetBondType()), int(bond.GetStereo()),
-                bond.GetIsConjugated(), bond.IsInRing(),
-            )
-            for bond in map(work.GetBondWithIdx, range(count))
-        ]  # fmt: skip
-    return np.array(rows, dtype=np.int64).reshape(-1, len(BOND_RECORD_COLUMNS)), np.array(
-        counts, dtype=np.int64
-    )
+        counts.append(work.GetNumBonds())
+        rows += bond_rows(work)
+    return bond_array(rows), np.array(counts, dtype=np.int64)
+
+
+def bond_array(rows: list[tuple]) -> np.ndarray:
+    """:func:`bond_rows` (of one or more molecules) as one ``[B, 6]`` int64 array."""
+    return np.array(rows, dtype=np.int64).reshape(-1, len(BOND_RECORD_COLUMNS))
 
 
 def bond_type_codes(records: np.ndarray) -> np.ndarray:

@@ -189,21 +189,27 @@ class GraphSpec:
     def graphs_from_smiles(self, smiles: Sequence[str]) -> list[Data | Exception]:
         """:meth:`graph_from_smiles` of many SMILES, in order: each entry the graph, or the error that
         SMILES raised (StructureError, or the ValueError/RuntimeError/KeyError of a failed
-        featurisation). Bond graphs of the parsed molecules are featurised together
-        (:func:`~atomgraph.graphs.bond_graph.bond_graphs`: prediction's fast path); when that fails the
-        molecules are built one by one, so only the one at fault gets the error. The graphs' tensors
-        are views into tensors the chunk shares: clone a graph before storing it on its own."""
+        featurisation). Bond graphs are prediction's fast path: each SMILES is parsed and read whole, then
+        let go, and the graphs of all of them are featurised together
+        (:class:`~atomgraph.graphs.bond_graph.BondGraphBuilder`); a molecule that cannot be read gets
+        its error and costs no other. The graphs' tensors are views into tensors the chunk shares:
+        clone a graph before storing it on its own."""
         if self.kind != "bond":
             return [_graph_or_error(self.graph_from_smiles, text) for text in smiles]
+        from atomgraph.features.atom_features import prepared
+        from atomgraph.graphs.bond_graph import BondGraphBuilder
         from atomgraph.structures.smiles import parse_smiles
 
-        molecules = [_graph_or_error(parse_smiles, text, self.explicit_hydrogens) for text in smiles]
-        parsed = [mol for mol in molecules if isinstance(mol, Chem.Mol)]
-        try:
-            graphs = iter(_bond_graphs_of(self, parsed, sanitised=True))
-        except GRAPH_ERRORS:  # the parsed molecules one by one (not parsed again)
-            graphs = (_graph_or_error(_bond_graph_of, self, mol, True) for mol in parsed)
-        return [next(graphs) if isinstance(mol, Chem.Mol) else mol for mol in molecules]
+        builder = BondGraphBuilder(ATOM_FEATURE_SETS[self.atom_features])
+        errors: list[Exception | None] = []  # per SMILES: None once its molecule is in the builder
+        for text in smiles:
+            try:  # each molecule read whole and let go at once (BondGraphBuilder)
+                builder.add(prepared(_heavy_atoms(self, parse_smiles(text, self.explicit_hydrogens), True)))
+                errors.append(None)
+            except GRAPH_ERRORS as error:
+                errors.append(error)
+        graphs = (_graph_or_error(_with_edge_extras, self, graph) for graph in builder.graphs())
+        return [next(graphs) if error is None else error for error in errors]
 
     def interaction_cutoff(self, value: float | None, model: str) -> float:
         """A model's own (smaller) interaction cutoff checked against this spec: ``value`` if it is
@@ -326,36 +332,38 @@ def _graph_or_error(build: Callable, *args: Any) -> Any:
 
 
 def _bond_graph_of(spec: GraphSpec, molecule: Chem.Mol | Atoms, sanitised: bool = False) -> Data:
-    """The bond graph of an RDKit molecule (or of ase.Atoms without one: an error naming it)."""
+    """The bond graph of an RDKit molecule, which is not changed (or of ase.Atoms without one: an
+    error naming it)."""
+    from atomgraph.graphs.bond_graph import bond_graph
+
     if not isinstance(molecule, Chem.Mol):
-        from atomgraph.graphs.bond_graph import bond_graph
-
         return bond_graph(molecule)  # raises, naming the structure
-    return _bond_graphs_of(spec, [molecule], sanitised)[0]
+    graph = bond_graph(_heavy_atoms(spec, molecule, sanitised), ATOM_FEATURE_SETS[spec.atom_features])
+    return _with_edge_extras(spec, graph)
 
 
-def _bond_graphs_of(spec: GraphSpec, molecules: Sequence[Chem.Mol], sanitised: bool = False) -> list[Data]:
-    """The bond graphs of RDKit molecules, featurised together.
-
-    Heavy-atom graphs remove the hydrogens with ``RemoveHs``, which also sanitises the molecule
-    (hybridisation, conjugation, aromaticity; an impossible valence raises); only a molecule known to
-    be ``sanitised`` and without hydrogen atoms skips it."""
-    from atomgraph.graphs.bond_graph import bond_graphs
-    from atomgraph.graphs.virtual import add_virtual_edges, with_distance_features
+def _heavy_atoms(spec: GraphSpec, molecule: Chem.Mol, sanitised: bool) -> Chem.Mol:
+    """The molecule a bond graph of ``spec`` reads: ``molecule`` itself, or for heavy-atom graphs a
+    copy without hydrogens (``RemoveHs``, which also sanitises: hybridisation, conjugation,
+    aromaticity; an impossible valence raises). Only a molecule known to be ``sanitised`` and without
+    hydrogen atoms is used as it is."""
     from atomgraph.structures.rdkit_convert import capture_rdkit_errors
 
-    if not spec.explicit_hydrogens:
-        molecules = list(molecules)
-        for k, molecule in enumerate(molecules):
-            if not sanitised or molecule.GetNumHeavyAtoms() < molecule.GetNumAtoms():
-                with capture_rdkit_errors():  # no "not removing hydrogen atom without neighbors" each time
-                    molecules[k] = Chem.RemoveHs(molecule)
-    graphs = bond_graphs(molecules, ATOM_FEATURE_SETS[spec.atom_features])
+    if spec.explicit_hydrogens or (sanitised and molecule.GetNumHeavyAtoms() == molecule.GetNumAtoms()):
+        return molecule
+    with capture_rdkit_errors():  # no "not removing hydrogen atom without neighbors" each time
+        return Chem.RemoveHs(molecule)
+
+
+def _with_edge_extras(spec: GraphSpec, graph: Data) -> Data:
+    """A bond graph with the virtual edges and distance features ``spec`` asks for."""
+    from atomgraph.graphs.virtual import add_virtual_edges, with_distance_features
+
     if spec.virtual_edges:
-        graphs = [add_virtual_edges(graph, spec.virtual_cutoff) for graph in graphs]
+        graph = add_virtual_edges(graph, spec.virtual_cutoff)
     if spec.edge_rbf:
-        graphs = [with_distance_features(graph, spec.edge_rbf, spec.cutoff) for graph in graphs]
-    return graphs
+        graph = with_distance_features(graph, spec.edge_rbf, spec.cutoff)
+    return graph
 
 
 _BUILDERS: dict[str, Builder] = {"radius": _radius, "bond": _bond}
