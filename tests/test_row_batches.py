@@ -116,3 +116,75 @@ def test_batches_of_one_batcher_are_independent():
     assert_same_batch(second, reference)
     assert (first.num_graphs, second.num_graphs) == (3, 2)
     assert float(batcher([0, 1, 2]).pos.abs().sum()) > 0  # the storage itself was not touched
+
+
+def virtual_edge_graphs() -> list:
+    """Bond graphs with Gilmer's virtual edges and H-bond features (other fields than plain bond graphs)."""
+    from atomgraph.structures import from_smiles
+
+    spec = GraphSpec("bond", 6.0, atom_features="hbond", virtual_edges=True)
+    return [spec.build(from_smiles(s, seed=0)) for s in ["CCO", "c1ccccc1O", "CC(=O)N"]]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [molecules, bond_graphs, crystals, virtual_edge_graphs],
+    ids=["radius", "bond", "crystal", "virtual"],
+)
+def test_collate_equals_pyg(make):
+    """atomgraph's collate gives PyG's batch field by field (edge indices shifted, batch, ptr, the slices
+    and increments to_data_list reads), for one graph, several, and graphs repeated."""
+    from atomgraph.graphs.batching import collate
+
+    rows = make()
+    graphs = [rows[k] for k in range(len(rows))]
+    for chosen in (graphs, graphs[:1], [graphs[2], graphs[0], graphs[2]]):
+        fast, reference = collate(chosen), Batch.from_data_list(chosen)
+        assert_same_batch(fast, reference)
+        for name in ("_slice_dict", "_inc_dict"):
+            mine, theirs = getattr(fast, name), getattr(reference, name)
+            assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in theirs), name
+
+
+def test_collate_hands_unusual_graphs_to_pyg():
+    """Graphs whose fields differ, or with a field that is not a tensor, are batched by PyG (equal
+    results, not an error or a silently dropped field)."""
+    from atomgraph.graphs.batching import collate
+
+    graphs = [bond_graphs()[k] for k in range(3)]
+    extra = [graphs[0].clone(), graphs[1].clone()]
+    extra[1].note = torch.zeros(2)  # not in the first graph, whose keys PyG batches
+    named = [graph.clone() for graph in graphs]
+    for k, graph in enumerate(named):
+        graph.name = f"molecule {k}"
+    for chosen in (extra, named):
+        fast, reference = collate(chosen), Batch.from_data_list(chosen)
+        assert fast.keys() == reference.keys() and fast.num_graphs == reference.num_graphs
+    assert collate(named).name == [f"molecule {k}" for k in range(3)]
+
+
+def test_graph_of_equals_data():
+    """graph_of(fields) is Data(**fields): the same fields, node count and batches."""
+    from atomgraph.graphs.batching import graph_of
+
+    graphs = [bond_graphs()[k] for k in range(4)]
+    made = [graph_of(graph.to_dict()) for graph in graphs]
+    for mine, theirs in zip(made, graphs, strict=True):
+        assert mine.keys() == theirs.keys() and mine.num_nodes == theirs.num_nodes
+        assert all(torch.equal(mine[key], theirs[key]) for key in theirs.keys())
+    assert_same_batch(Batch.from_data_list(made), Batch.from_data_list(graphs))
+
+
+def test_graph_batches_equal_dataloader():
+    """graph_batches yields DataLoader's batches (the last one smaller) from a list or a dataset."""
+    from atomgraph.graphs.batching import graph_batches
+
+    rows = crystals()
+    for graphs in (rows, [rows[k] for k in range(len(rows))]):
+        mine = list(graph_batches(graphs, 5))
+        theirs = list(DataLoader(graphs, batch_size=5, shuffle=False))
+        assert [b.num_graphs for b in mine] == [5, 5, 2]
+        for fast, reference in zip(mine, theirs, strict=True):
+            assert_same_batch(fast, reference)
+    with pytest.raises(ValueError, match="batch_size"):
+        next(graph_batches(rows, 0))

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch_geometric.data import Data
-from torch_geometric.loader import DataLoader
 
+from atomgraph.graphs.batching import graph_batches
 from atomgraph.training.ensemble import EnsembleModule
 
 
@@ -26,7 +26,7 @@ def force_disagreement(module: torch.nn.Module, graphs: Sequence[Data], batch_si
     module.eval()
     device = next(module.parameters()).device
     scores = []
-    for batch in DataLoader(list(graphs), batch_size=batch_size, shuffle=False):
+    for batch in graph_batches(list(graphs), batch_size):
         batch = batch.to(device)
         spread = module.compute(batch, forces=True)["forces_std"].detach()
         per_atom = spread.pow(2).sum(dim=1).sqrt()

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from torch_geometric.loader import DataLoader
 
 from atomgraph.evaluation.calibration import Calibration, fit_calibration
+from atomgraph.graphs.batching import graph_batches
 from atomgraph.nn.scatter import scatter_mean
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def graph_outputs_and_latents(
     module.eval()
     device = next(module.parameters()).device
     outputs, latents = [], []
-    for batch in DataLoader(graphs, batch_size=batch_size, shuffle=False):
+    for batch in graph_batches(graphs, batch_size):
         out, latent = outputs_and_latents(module, head, batch.to(device))
         outputs.append(out.detach().cpu().double().numpy())
         latents.append(latent.cpu().double().numpy())

@@ -15,7 +15,6 @@ import pandas as pd
 import torch
 from ase.data import chemical_symbols
 from torch_geometric.data import Data
-from torch_geometric.loader import DataLoader
 
 from atomgraph.data.chunks import chunks
 from atomgraph.data.process_pool import in_worker_processes
@@ -30,6 +29,7 @@ from atomgraph.evaluation.input_rows import (
 )
 from atomgraph.evaluation.progress_record import ProgressRecord
 from atomgraph.graphs.arrays import default_dtype_name
+from atomgraph.graphs.batching import graph_batches
 from atomgraph.structures.validate import beyond_tables
 
 
@@ -39,7 +39,7 @@ def predict_graphs(module: torch.nn.Module, graphs, batch_size: int = 128) -> np
     module.eval()
     device = next(module.parameters()).device
     rows = []
-    for batch in DataLoader(graphs, batch_size=batch_size, shuffle=False):
+    for batch in graph_batches(graphs, batch_size):
         rows.append(module(batch.to(device)).detach().cpu().double().numpy())
     return np.concatenate(rows) if rows else np.zeros((0, 0))
 
@@ -71,7 +71,7 @@ def predict_distribution(
         )
     device = next(module.parameters()).device
     means, sigmas = [], []
-    for batch in DataLoader(graphs, batch_size=batch_size, shuffle=False):
+    for batch in graph_batches(graphs, batch_size):
         batch = batch.to(device)
         if not mc_samples:
             mean, sigma = module.distribution(batch)
@@ -121,7 +121,7 @@ def predict_potential(
     module.eval()
     device = next(module.parameters()).device
     rows: dict[str, list[np.ndarray]] = {}
-    for batch in DataLoader(graphs, batch_size=batch_size, shuffle=False):
+    for batch in graph_batches(graphs, batch_size):
         batch = batch.to(device)
         has_forces, has_stress = module.task.wants(batch, evaluate=True)
         want_stress = has_stress if stress is None else stress and has_stress

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
+from atomgraph.graphs.batching import graph_of
+
 
 def graph_to_arrays(graph: Data) -> dict[str, np.ndarray]:
     """The tensors of a graph as numpy arrays (cheap to pickle between processes)."""
@@ -19,7 +21,7 @@ def graph_to_arrays(graph: Data) -> dict[str, np.ndarray]:
 
 def arrays_to_graph(arrays: Mapping[str, np.ndarray]) -> Data:
     """Inverse of :func:`graph_to_arrays`."""
-    return Data(**{key: torch.from_numpy(np.asarray(value)) for key, value in arrays.items()})
+    return graph_of({key: torch.from_numpy(np.asarray(value)) for key, value in arrays.items()})
 
 
 def graphs_to_arrays(graphs: Sequence[Data]) -> dict:
@@ -58,7 +60,7 @@ def arrays_to_graphs(arrays: Mapping) -> list[Data]:
         key: torch.split(torch.from_numpy(array), sizes, dim=dim)
         for key, (array, sizes, dim) in arrays["fields"].items()
     }
-    return [Data(**{key: pieces[k] for key, pieces in parts.items()}) for k in range(arrays["count"])]
+    return [graph_of({key: pieces[k] for key, pieces in parts.items()}) for k in range(arrays["count"])]
 
 
 def default_workers() -> int:

@@ -20,6 +20,7 @@ from atomgraph.features.atom_features import (
     prepared_copy,
 )
 from atomgraph.features.bond_features import DEFAULT_BOND_FEATURIZER, bond_array, bond_rows, bond_type_codes
+from atomgraph.graphs.batching import graph_of
 from atomgraph.structures import StructureError
 
 
@@ -167,4 +168,4 @@ class BondGraphBuilder:
             name: torch.split(tensor, sizes, dim=-1 if name == "edge_index" else 0)
             for name, (tensor, sizes) in columns.items()
         }
-        return [Data(**{name: pieces[k] for name, pieces in parts.items()}) for k in range(count)]
+        return [graph_of({name: pieces[k] for name, pieces in parts.items()}) for k in range(count)]
