@@ -6,6 +6,9 @@
   (element, formal charge, Gasteiger charge, hybridisation, H count, aromatic, chirality, mass, degree,
   ring; optionally H-bond donor/acceptor); :data:`DEFAULT_ATOM_FEATURIZER`, the named
   :data:`ATOM_FEATURE_SETS`.
+* :mod:`~atomgraph.features.gasteiger`: RDKit's Gasteiger-Marsili charges, computed for many molecules
+  at once from their atom and bond records.
+* :mod:`~atomgraph.features.prepared`: molecules made ready for the featurisers (ring info, valences).
 * :mod:`~atomgraph.features.bond_features`: :class:`BondFeaturizer`, ``rdkit Mol -> [n_bonds, 11]``
   (type, conjugated, ring, E/Z stereo) and :func:`bond_type_index` for integer edge types.
 * :mod:`~atomgraph.features.element_properties`: per-element properties from mendeleev (shipped as a CSV)

@@ -39,14 +39,17 @@ from functools import cache
 import numpy as np
 import torch
 from rdkit import Chem, RDConfig, rdBase
-from rdkit.Chem import ChemicalFeatures, rdPartialCharges
+from rdkit.Chem import ChemicalFeatures
 
+from atomgraph.features.bond_features import bond_array, bond_rows
+from atomgraph.features.gasteiger import gasteiger_charges_of
 from atomgraph.features.layout import (
     FeatureLayout,
     LayoutIntrospection,
     one_hot_block,
     scalar_block,
 )
+from atomgraph.features.prepared import prepared_copy
 
 __all__ = [
     "ATOM_FEATURE_SETS",
@@ -57,10 +60,7 @@ __all__ = [
     "atom_records",
     "atom_rows",
     "gasteiger_charges",
-    "gasteiger_charges_in_place",
     "hbond_roles",
-    "prepared",
-    "prepared_copy",
 ]
 
 DEFAULT_ELEMENTS: tuple[str, ...] = ("H", "B", "C", "N", "O", "F", "Si", "P", "S", "Cl", "Br", "I")
@@ -106,56 +106,27 @@ def _atomic_number(element: str | int) -> int:
     return z
 
 
-def ensure_ring_info(mol: Chem.Mol) -> None:
-    """Perceive rings in place with ``FastFindRings`` so ``IsInRing`` works on unsanitised Mols too.
-
-    Call it on a copy: it may replace an existing SSSR ring set (ring membership is the same).
-    """
-    Chem.FastFindRings(mol)
-
-
-def prepared_copy(mol: Chem.Mol) -> Chem.Mol:
-    """A copy with ring info and implicit valences available (works for unsanitised Mols too): what
-    :func:`atom_records` and :func:`~atomgraph.features.bond_features.bond_records` read."""
-    return prepared(Chem.Mol(mol))
-
-
-def prepared(mol: Chem.Mol) -> Chem.Mol:
-    """``mol`` itself, given what :func:`prepared_copy` gives a copy: for a Mol the caller owns."""
-    mol.UpdatePropertyCache(strict=False)
-    ensure_ring_info(mol)
-    return mol
-
-
 def gasteiger_charges(mol: Chem.Mol, fold_implicit_hs: bool = True) -> np.ndarray:
-    """Gasteiger-Marsili partial charges (units of e), shape ``[n_atoms]``, float64.
-
-    Computed with ``rdPartialCharges.ComputeGasteigerCharges`` on a copy (the input Mol is not modified).
-    With ``fold_implicit_hs`` the charge RDKit assigns to the implicit hydrogens of an atom
-    (``_GasteigerHCharge``) is added to that atom, so the charges sum to the net formal charge whether or
-    not hydrogens are explicit. Elements without Gasteiger parameters make RDKit return NaN (for the
-    whole molecule); NaN and inf are replaced by 0.
+    """Gasteiger-Marsili partial charges (units of e), shape ``[n_atoms]``, float64: RDKit's
+    (``rdPartialCharges.ComputeGasteigerCharges``), computed by
+    :func:`~atomgraph.features.gasteiger.gasteiger_charges_of` from a copy (the Mol is not changed).
+    With ``fold_implicit_hs`` the charge of an atom's implicit hydrogens is added to it, so the charges
+    sum to the net formal charge whether or not hydrogens are explicit. Elements without Gasteiger
+    parameters make the molecule's charges NaN or infinite; those are returned as 0.
     """
-    return gasteiger_charges_in_place(prepared_copy(mol), fold_implicit_hs)
+    work = prepared_copy(mol)
+    atoms = np.array(atom_rows(work), dtype=np.float64).reshape(-1, len(RECORD_COLUMNS))
+    bonds = bond_array(bond_rows(work))
+    return _charges(atoms, np.array([len(atoms)]), bonds, np.array([len(bonds)]), fold_implicit_hs)
 
 
-def gasteiger_charges_in_place(work: Chem.Mol, fold_implicit_hs: bool = True) -> np.ndarray:
-    """:func:`gasteiger_charges` of a prepared copy (:func:`prepared_copy`), which it changes."""
-    rdPartialCharges.ComputeGasteigerCharges(work)
-    atoms = [work.GetAtomWithIdx(i) for i in range(work.GetNumAtoms())]  # by index: the sequence is slow
-    try:  # RDKit sets both properties on every atom
-        charges = np.array([atom.GetDoubleProp("_GasteigerCharge") for atom in atoms], dtype=np.float64)
-        if fold_implicit_hs:
-            charges += [atom.GetDoubleProp("_GasteigerHCharge") for atom in atoms]
-    except KeyError:
-        charges = np.zeros(len(atoms), dtype=np.float64)
-        for i, atom in enumerate(atoms):
-            q = atom.GetDoubleProp("_GasteigerCharge") if atom.HasProp("_GasteigerCharge") else 0.0
-            if fold_implicit_hs and atom.HasProp("_GasteigerHCharge"):
-                q += atom.GetDoubleProp("_GasteigerHCharge")
-            charges[i] = q
-    charges[~np.isfinite(charges)] = 0.0
-    return charges
+def _charges(
+    atoms: np.ndarray, counts: np.ndarray, bonds: np.ndarray, bond_counts: np.ndarray, fold: bool = True
+) -> np.ndarray:
+    """The Gasteiger charges [N] of atom records [N, 9] and bond records [B, 6] of molecules."""
+    return gasteiger_charges_of(
+        atoms[:, 0], atoms[:, 1], atoms[:, 2], atoms[:, 3], counts, bonds, bond_counts, fold
+    )
 
 
 @cache
@@ -200,21 +171,30 @@ class AtomRecords:
 
     @classmethod
     def of(
-        cls, values: list[tuple], charges: list[np.ndarray], counts: list[int], roles: list[np.ndarray] | None
+        cls,
+        values: list[tuple],
+        counts: list[int],
+        bonds: np.ndarray,
+        bond_counts: list[int],
+        roles: list[np.ndarray] | None = None,
     ) -> AtomRecords:
-        """The records of molecules read one by one: :func:`atom_rows` of all of them, and per molecule
-        its charges [n], atom count and (``roles`` not None) donor/acceptor flags [n, 2]."""
+        """The records of molecules read one by one: :func:`atom_rows` of all of them, their atoms per
+        molecule, their bonds (:func:`~atomgraph.features.bond_features.bond_array` ``[B, 6]``; the
+        charges are computed from atoms and bonds together), bonds per molecule and (``roles`` not
+        None) per molecule its donor/acceptor flags [n, 2]."""
+        atoms = np.array(values, dtype=np.float64).reshape(-1, len(RECORD_COLUMNS))
+        counts = np.array(counts, dtype=np.int64)
         return cls(
-            np.array(values, dtype=np.float64).reshape(-1, len(RECORD_COLUMNS)),
-            np.concatenate(charges) if charges else np.zeros(0),
-            np.array(counts, dtype=np.int64),
+            atoms,
+            _charges(atoms, counts, bonds, np.array(bond_counts, dtype=np.int64)),
+            counts,
             None if roles is None else np.concatenate(roles) if roles else np.zeros((0, 2), dtype=bool),
         )
 
 
 def atom_rows(work: Chem.Mol) -> list[tuple]:
-    """The :data:`RECORD_COLUMNS` of every atom of a prepared Mol (:func:`prepared_copy`), by index
-    (RDKit's atom sequence is slow)."""
+    """The :data:`RECORD_COLUMNS` of every atom of a prepared Mol
+    (:func:`~atomgraph.features.prepared.prepared_copy`), by index (RDKit's atom sequence is slow)."""
     return [
         (
             atom.GetAtomicNum(), atom.GetFormalCharge(), int(atom.GetHybridization()),
@@ -226,18 +206,21 @@ def atom_rows(work: Chem.Mol) -> list[tuple]:
 
 
 def atom_records(prepared: Sequence[Chem.Mol], hbond: bool = False) -> AtomRecords:
-    """:class:`AtomRecords` of prepared Mols (:func:`prepared_copy`; their Gasteiger properties are set
-    in place): one pass over each molecule's atoms."""
+    """:class:`AtomRecords` of prepared Mols (:func:`~atomgraph.features.prepared.prepared_copy`): one
+    pass over each molecule's atoms and bonds."""
     values: list[tuple] = []
-    charges, counts, roles = [], [], []
+    bonds: list[tuple] = []
+    counts, bond_counts, roles = [], [], []
     for work in prepared:
         n = work.GetNumAtoms()
         counts.append(n)
-        charges.append(gasteiger_charges_in_place(work) if n else np.zeros(0))
         values += atom_rows(work)
+        rows = bond_rows(work)
+        bonds += rows
+        bond_counts.append(len(rows))
         if hbond:
             roles.append(np.stack(hbond_roles(work), axis=1) if n else np.zeros((0, 2), dtype=bool))
-    return AtomRecords.of(values, charges, counts, roles if hbond else None)
+    return AtomRecords.of(values, counts, bond_array(bonds), bond_counts, roles if hbond else None)
 
 
 class AtomFeaturizer(LayoutIntrospection):

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from rdkit import Chem
 
-from atomgraph.features.atom_features import prepared_copy
 from atomgraph.features.layout import FeatureLayout, LayoutIntrospection, one_hot_block, scalar_block
+from atomgraph.features.prepared import prepared_copy
 
 __all__ = [
     "BOND_RECORD_COLUMNS",
@@ -91,7 +91,7 @@ BOND_RECORD_COLUMNS: tuple[str, ...] = ("begin", "end", "bond_type", "stereo", "
 
 def bond_rows(work: Chem.Mol) -> list[tuple]:
     """The :data:`BOND_RECORD_COLUMNS` of every bond of a Mol with ring information
-    (:func:`~atomgraph.features.atom_features.prepared_copy`), in ``GetBonds()`` order, by index
+    (:func:`~atomgraph.features.prepared.prepared_copy`), in ``GetBonds()`` order, by index
     (RDKit's bond sequence is slow)."""
     return [
         (

@@ -11,15 +11,9 @@ from rdkit import Chem
 from torch_geometric.data import Data
 
 from atomgraph.features import AtomFeaturizer, BondFeaturizer
-from atomgraph.features.atom_features import (
-    DEFAULT_ATOM_FEATURIZER,
-    AtomRecords,
-    atom_rows,
-    gasteiger_charges_in_place,
-    hbond_roles,
-    prepared_copy,
-)
+from atomgraph.features.atom_features import DEFAULT_ATOM_FEATURIZER, AtomRecords, atom_rows, hbond_roles
 from atomgraph.features.bond_features import DEFAULT_BOND_FEATURIZER, bond_array, bond_rows, bond_type_codes
+from atomgraph.features.prepared import prepared_copy
 from atomgraph.graphs.batching import graph_of
 from atomgraph.structures import StructureError
 
@@ -78,11 +72,12 @@ def bond_graphs(
 class BondGraphBuilder:
     """The bond graphs of many molecules, read one at a time and featurised together.
 
-    :meth:`add` reads all a molecule's featurisers need (its atoms, charges and bonds) in one go, while
-    it is in the CPU cache, so the caller can let it go at once; :meth:`graphs` then encodes every
-    feature block of all of them at once (a chunk of a screening library costs little more than its
-    RDKit calls). Reading a molecule whole, then the next, is ~1/3 faster than a pass over a chunk of
-    molecules per property: RDKit molecules are large, and freeing one while it is cached is cheap.
+    :meth:`add` reads all a molecule's featurisers need (its atoms and bonds) in one go, while it is in
+    the CPU cache, so the caller can let it go at once; :meth:`graphs` then computes every feature block
+    of all of them at once, Gasteiger charges included (a chunk of a screening library costs little
+    more than its RDKit calls). Reading a molecule whole, then the next, is ~1/3 faster than a pass over
+    a chunk of molecules per property: RDKit molecules are large, and freeing one while it is cached is
+    cheap.
     """
 
     def __init__(
@@ -92,7 +87,6 @@ class BondGraphBuilder:
         self.bond_featurizer = bond_featurizer or DEFAULT_BOND_FEATURIZER
         self._atoms: list[tuple] = []
         self._bonds: list[tuple] = []
-        self._charges: list[np.ndarray] = []
         self._roles: list[np.ndarray] = []
         self._n_atoms: list[int] = []
         self._n_bonds: list[int] = []
@@ -102,20 +96,18 @@ class BondGraphBuilder:
         return len(self._n_atoms)
 
     def add(self, work: Chem.Mol) -> None:
-        """Read one prepared molecule (:func:`~atomgraph.features.atom_features.prepared`: ring info and
-        valences available; its Gasteiger properties are set in place). A molecule it cannot read
-        raises and leaves the builder as it was; one without atoms is a StructureError."""
+        """Read one prepared molecule (:func:`~atomgraph.features.prepared.prepared`: ring info and
+        valences available). A molecule it cannot read raises and leaves the builder as it was; one
+        without atoms is a StructureError."""
         n = work.GetNumAtoms()
         if n == 0:
             raise StructureError(f"{Chem.MolToSmiles(work)!r}: empty molecule")
-        charges = gasteiger_charges_in_place(work)
         atoms, bonds = atom_rows(work), bond_rows(work)
         roles = np.stack(hbond_roles(work), axis=1) if self.atom_featurizer.hbond else None
         if work.GetNumConformers() > 0 and work.GetConformer().Is3D():
             self._positions[len(self)] = work.GetConformer().GetPositions()
         self._atoms += atoms
         self._bonds += bonds
-        self._charges.append(charges)
         if roles is not None:
             self._roles.append(roles)
         self._n_atoms.append(n)
@@ -128,10 +120,10 @@ class BondGraphBuilder:
         atom_featurizer, bond_featurizer = self.atom_featurizer, self.bond_featurizer
         n_atoms = np.array(self._n_atoms, dtype=np.int64)
         n_bonds = np.array(self._n_bonds, dtype=np.int64)
-        atoms = AtomRecords.of(
-            self._atoms, self._charges, self._n_atoms, self._roles if atom_featurizer.hbond else None
-        )
         bonds = bond_array(self._bonds)
+        atoms = AtomRecords.of(
+            self._atoms, self._n_atoms, bonds, self._n_bonds, self._roles if atom_featurizer.hbond else None
+        )
         count = len(n_atoms)
         # directed edges, molecule by molecule: its bonds begin -> end, then the same bonds end -> begin
         molecule_of_edge = np.repeat(np.arange(count), 2 * n_bonds)

@@ -196,7 +196,7 @@ class GraphSpec:
         clone a graph before storing it on its own."""
         if self.kind != "bond":
             return [_graph_or_error(self.graph_from_smiles, text) for text in smiles]
-        from atomgraph.features.atom_features import prepared
+        from atomgraph.features.prepared import prepared
         from atomgraph.graphs.bond_graph import BondGraphBuilder
         from atomgraph.structures.smiles import parse_smiles
 
