@@ -32,8 +32,10 @@ from atomgraph.features import (
     one_hot_index,
     scalar_block,
 )
-from atomgraph.features.atom_features import atom_records
+from atomgraph.features.atom_features import atom_rows, record_charges
+from atomgraph.features.bond_features import bond_array, bond_rows
 from atomgraph.features.element_properties import _parse_table
+from atomgraph.features.gasteiger import gasteiger_charges_of, rdkit_gasteiger_charges
 from atomgraph.features.prepared import prepared_copy
 
 SMILES = [
@@ -249,35 +251,41 @@ GASTEIGER_CASES = [
 ]  # fmt: skip
 
 
-def _rdkit_gasteiger(m: Chem.Mol, fold: bool) -> np.ndarray:
-    """RDKit's own Gasteiger charges of a copy of ``m``, read back atom by atom (non-finite -> 0)."""
-    from rdkit.Chem import rdPartialCharges
-
-    work = Chem.Mol(m)
-    work.UpdatePropertyCache(strict=False)
-    Chem.FastFindRings(work)
-    rdPartialCharges.ComputeGasteigerCharges(work)
-    q = np.array([a.GetDoubleProp("_GasteigerCharge") for a in work.GetAtoms()])
-    if fold:
-        q += [a.GetDoubleProp("_GasteigerHCharge") for a in work.GetAtoms()]
-    return np.where(np.isfinite(q), q, 0.0)
-
-
 @pytest.mark.parametrize("hs", [False, True])
 @pytest.mark.parametrize("fold", [True, False])
-def test_gasteiger_charges_equal_rdkit(hs, fold):
-    """The vectorised charges are RDKit's to 1e-12 e, molecule by molecule and for a chunk at once, with
-    implicit or explicit hydrogens, folded or not; a molecule without parameters is all 0."""
-    molecules = [mol(s, hs) for s in GASTEIGER_CASES]
-    for m in molecules:
-        assert gasteiger_charges(m, fold) == pytest.approx(_rdkit_gasteiger(m, fold), abs=1e-12), (
-            Chem.MolToSmiles(m)
-        )
-    records = atom_records([prepared_copy(m) for m in molecules])
-    expected = np.concatenate([_rdkit_gasteiger(m, True) for m in molecules])
-    assert records.charges == pytest.approx(expected, abs=1e-12)
+def test_gasteiger_charges_of_a_chunk_equal_rdkit(hs, fold):
+    """The charges computed for a chunk at once are RDKit's to the last bit, with implicit or explicit
+    hydrogens, folded or not; a molecule without parameters is all 0."""
+    molecules = [prepared_copy(mol(s, hs)) for s in GASTEIGER_CASES]
+    atoms = np.concatenate([np.array(atom_rows(m), dtype=np.float64).reshape(-1, 9) for m in molecules])
+    bonds = bond_array([row for m in molecules for row in bond_rows(m)])
+    counts = np.array([m.GetNumAtoms() for m in molecules])
+    bond_counts = np.array([m.GetNumBonds() for m in molecules])
+    chunk = gasteiger_charges_of(
+        atoms[:, 0], atoms[:, 1], atoms[:, 2], atoms[:, 3], counts, bonds, bond_counts, fold
+    )
+    expected = np.concatenate([rdkit_gasteiger_charges(Chem.Mol(m), fold) for m in molecules])
+    assert np.array_equal(chunk, expected)
+    assert np.array_equal(
+        record_charges(atoms, counts, bonds, bond_counts),
+        np.concatenate([rdkit_gasteiger_charges(Chem.Mol(m)) for m in molecules]),
+    )
     selenium = GASTEIGER_CASES.index("C[Se]C")
-    assert np.all(gasteiger_charges(molecules[selenium]) == 0) and np.any(expected != 0)
+    first = int(counts[:selenium].sum())
+    assert np.all(chunk[first : first + counts[selenium]] == 0) and np.any(chunk != 0)
+
+
+def test_bond_graph_builder_charges_the_same_few_or_many():
+    """A builder of a few molecules reads RDKit's charges, one of many computes them together: the
+    graphs are bit-identical either way."""
+    from atomgraph.graphs.bond_graph import BondGraphBuilder, bond_graphs
+
+    molecules = [mol(s, False) for s in GASTEIGER_CASES]
+    assert len(molecules) > BondGraphBuilder.PER_MOLECULE_CHARGES
+    together = bond_graphs(molecules)
+    for m, graph in zip(molecules, together, strict=True):
+        alone = bond_graphs([m])[0]
+        assert torch.equal(alone.x, graph.x), Chem.MolToSmiles(m)
 
 
 def test_implicit_and_explicit_h_agree_on_heavy_atoms():

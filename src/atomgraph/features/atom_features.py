@@ -41,8 +41,7 @@ import torch
 from rdkit import Chem, RDConfig, rdBase
 from rdkit.Chem import ChemicalFeatures
 
-from atomgraph.features.bond_features import bond_array, bond_rows
-from atomgraph.features.gasteiger import gasteiger_charges_of
+from atomgraph.features.gasteiger import gasteiger_charges_of, rdkit_gasteiger_charges
 from atomgraph.features.layout import (
     FeatureLayout,
     LayoutIntrospection,
@@ -61,6 +60,7 @@ __all__ = [
     "atom_rows",
     "gasteiger_charges",
     "hbond_roles",
+    "record_charges",
 ]
 
 DEFAULT_ELEMENTS: tuple[str, ...] = ("H", "B", "C", "N", "O", "F", "Si", "P", "S", "Cl", "Br", "I")
@@ -108,25 +108,12 @@ def _atomic_number(element: str | int) -> int:
 
 def gasteiger_charges(mol: Chem.Mol, fold_implicit_hs: bool = True) -> np.ndarray:
     """Gasteiger-Marsili partial charges (units of e), shape ``[n_atoms]``, float64: RDKit's
-    (``rdPartialCharges.ComputeGasteigerCharges``), computed by
-    :func:`~atomgraph.features.gasteiger.gasteiger_charges_of` from a copy (the Mol is not changed).
+    (:func:`~atomgraph.features.gasteiger.rdkit_gasteiger_charges`), of a copy (the Mol is not changed).
     With ``fold_implicit_hs`` the charge of an atom's implicit hydrogens is added to it, so the charges
     sum to the net formal charge whether or not hydrogens are explicit. Elements without Gasteiger
     parameters make the molecule's charges NaN or infinite; those are returned as 0.
     """
-    work = prepared_copy(mol)
-    atoms = np.array(atom_rows(work), dtype=np.float64).reshape(-1, len(RECORD_COLUMNS))
-    bonds = bond_array(bond_rows(work))
-    return _charges(atoms, np.array([len(atoms)]), bonds, np.array([len(bonds)]), fold_implicit_hs)
-
-
-def _charges(
-    atoms: np.ndarray, counts: np.ndarray, bonds: np.ndarray, bond_counts: np.ndarray, fold: bool = True
-) -> np.ndarray:
-    """The Gasteiger charges [N] of atom records [N, 9] and bond records [B, 6] of molecules."""
-    return gasteiger_charges_of(
-        atoms[:, 0], atoms[:, 1], atoms[:, 2], atoms[:, 3], counts, bonds, bond_counts, fold
-    )
+    return rdkit_gasteiger_charges(prepared_copy(mol), fold_implicit_hs)
 
 
 @cache
@@ -172,22 +159,17 @@ class AtomRecords:
     @classmethod
     def of(
         cls,
-        values: list[tuple],
+        values: list[tuple] | np.ndarray,
+        charges: np.ndarray,
         counts: list[int],
-        bonds: np.ndarray,
-        bond_counts: list[int],
         roles: list[np.ndarray] | None = None,
     ) -> AtomRecords:
-        """The records of molecules read one by one: :func:`atom_rows` of all of them, their atoms per
-        molecule, their bonds (:func:`~atomgraph.features.bond_features.bond_array` ``[B, 6]``; the
-        charges are computed from atoms and bonds together), bonds per molecule and (``roles`` not
-        None) per molecule its donor/acceptor flags [n, 2]."""
-        atoms = np.array(values, dtype=np.float64).reshape(-1, len(RECORD_COLUMNS))
-        counts = np.array(counts, dtype=np.int64)
+        """The records of molecules read one by one: :func:`atom_rows` of all of them, their charges
+        [N], their atoms per molecule and (``roles`` not None) per molecule its donor/acceptor flags."""
         return cls(
-            atoms,
-            _charges(atoms, counts, bonds, np.array(bond_counts, dtype=np.int64)),
-            counts,
+            np.asarray(values, dtype=np.float64).reshape(-1, len(RECORD_COLUMNS)),
+            charges,
+            np.array(counts, dtype=np.int64),
             None if roles is None else np.concatenate(roles) if roles else np.zeros((0, 2), dtype=bool),
         )
 
@@ -206,21 +188,31 @@ def atom_rows(work: Chem.Mol) -> list[tuple]:
 
 
 def atom_records(prepared: Sequence[Chem.Mol], hbond: bool = False) -> AtomRecords:
-    """:class:`AtomRecords` of prepared Mols (:func:`~atomgraph.features.prepared.prepared_copy`): one
-    pass over each molecule's atoms and bonds."""
+    """:class:`AtomRecords` of prepared Mols (:func:`~atomgraph.features.prepared.prepared_copy`; RDKit
+    sets their Gasteiger properties): one pass over each molecule's atoms."""
     values: list[tuple] = []
-    bonds: list[tuple] = []
-    counts, bond_counts, roles = [], [], []
+    charges, counts, roles = [], [], []
     for work in prepared:
         n = work.GetNumAtoms()
         counts.append(n)
+        charges.append(rdkit_gasteiger_charges(work) if n else np.zeros(0))
         values += atom_rows(work)
-        rows = bond_rows(work)
-        bonds += rows
-        bond_counts.append(len(rows))
         if hbond:
             roles.append(np.stack(hbond_roles(work), axis=1) if n else np.zeros((0, 2), dtype=bool))
-    return AtomRecords.of(values, counts, bond_array(bonds), bond_counts, roles if hbond else None)
+    return AtomRecords.of(
+        values, np.concatenate(charges) if charges else np.zeros(0), counts, roles if hbond else None
+    )
+
+
+def record_charges(
+    atoms: np.ndarray, counts: np.ndarray, bonds: np.ndarray, bond_counts: np.ndarray
+) -> np.ndarray:
+    """The Gasteiger charges [N] of many molecules at once, from their atom records [N, 9]
+    (:data:`RECORD_COLUMNS`), atoms per molecule [M], bond records [B, 6]
+    (:func:`~atomgraph.features.bond_features.bond_array`) and bonds per molecule [M]."""
+    return gasteiger_charges_of(
+        atoms[:, 0], atoms[:, 1], atoms[:, 2], atoms[:, 3], counts, bonds, bond_counts
+    )
 
 
 class AtomFeaturizer(LayoutIntrospection):
