@@ -367,8 +367,11 @@ def test_graphs_from_smiles_isolate_a_molecule_the_chunk_fails_on(monkeypatch):
         return read_bonds(mol)
 
     spec = GraphSpec("bond", 6.0, explicit_hydrogens=False)
-    chunk = ["CCO", "S(F)(F)(F)(F)(F)F", "C1CC", "c1ccccc1"]
-    alone = {k: spec.graph_from_smiles(chunk[k]) for k in (0, 3)}
+    # more molecules than a builder reads RDKit's charges for one by one: the chunk's are computed at once
+    chunk = ["CCO", "S(F)(F)(F)(F)(F)F", "C1CC", "c1ccccc1", *GRAPH_FROM_SMILES_CASES[:10]]
+    assert len(chunk) > module.BondGraphBuilder.PER_MOLECULE_CHARGES + 2
+    good = [k for k in range(len(chunk)) if k not in (1, 2)]
+    alone = {k: spec.graph_from_smiles(chunk[k]) for k in good}
     monkeypatch.setattr(module, "bond_rows", failing)
     graphs = spec.graphs_from_smiles(chunk)
     assert isinstance(graphs[1], RuntimeError) and "featuriser failed" in str(graphs[1])
@@ -376,6 +379,27 @@ def test_graphs_from_smiles_isolate_a_molecule_the_chunk_fails_on(monkeypatch):
     for k, graph in alone.items():
         for key in graph.keys():
             assert torch.equal(graphs[k][key], graph[key]), (chunk[k], key)
+
+
+def test_graphs_from_smiles_build_one_by_one_when_the_chunk_fails(monkeypatch):
+    """Should encoding the chunk fail, the molecules are built one by one: each gets its graph or its
+    own error, and a SMILES that could not be parsed keeps its error."""
+    module = importlib.import_module("atomgraph.graphs.bond_graph")
+    encode = module.BondGraphBuilder.graphs
+
+    def failing(builder):
+        if len(builder) > 1:
+            raise ValueError("chunk encoding failed")
+        return encode(builder)
+
+    spec = GraphSpec("bond", 6.0, explicit_hydrogens=False)
+    chunk = ["CCO", "C1CC", "c1ccccc1O"]
+    alone = [spec.graph_from_smiles(chunk[k]) for k in (0, 2)]
+    monkeypatch.setattr(module.BondGraphBuilder, "graphs", failing)
+    graphs = spec.graphs_from_smiles(chunk)
+    assert isinstance(graphs[1], StructureError)
+    for graph, single in zip((graphs[0], graphs[2]), alone, strict=True):
+        assert all(torch.equal(graph[key], single[key]) for key in single.keys())
 
 
 def test_graphs_travel_between_processes_as_one_set_of_arrays():

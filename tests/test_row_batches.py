@@ -147,19 +147,24 @@ def test_collate_equals_pyg(make):
 
 
 def test_collate_hands_unusual_graphs_to_pyg():
-    """Graphs whose fields differ, or with a field that is not a tensor, are batched by PyG (equal
-    results, not an error or a silently dropped field)."""
+    """Graphs the fast path would batch differently from PyG go to PyG: an index field of bools (PyG
+    shifts it as int64), a 0-d field (PyG stacks it), a field that is not a tensor (PyG lists it)."""
     from atomgraph.graphs.batching import collate
 
     graphs = [bond_graphs()[k] for k in range(3)]
-    extra = [graphs[0].clone(), graphs[1].clone()]
-    extra[1].note = torch.zeros(2)  # not in the first graph, whose keys PyG batches
+    flagged = [graph.clone() for graph in graphs]
+    for graph in flagged:
+        graph.ring_index = torch.ones(graph.num_nodes, dtype=torch.bool)
+    scalar = [graph.clone() for graph in graphs]
+    for k, graph in enumerate(scalar):
+        graph.weight = torch.tensor(float(k))
     named = [graph.clone() for graph in graphs]
     for k, graph in enumerate(named):
         graph.name = f"molecule {k}"
-    for chosen in (extra, named):
+    for chosen in (flagged, scalar):
         fast, reference = collate(chosen), Batch.from_data_list(chosen)
-        assert fast.keys() == reference.keys() and fast.num_graphs == reference.num_graphs
+        assert_same_batch(fast, reference)
+    assert collate(flagged).ring_index.dtype == torch.long and collate(scalar).weight.shape == (3,)
     assert collate(named).name == [f"molecule {k}" for k in range(3)]
 
 

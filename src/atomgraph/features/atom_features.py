@@ -110,8 +110,8 @@ def gasteiger_charges(mol: Chem.Mol, fold_implicit_hs: bool = True) -> np.ndarra
     """Gasteiger-Marsili partial charges (units of e), shape ``[n_atoms]``, float64: RDKit's
     (:func:`~atomgraph.features.gasteiger.rdkit_gasteiger_charges`), of a copy (the Mol is not changed).
     With ``fold_implicit_hs`` the charge of an atom's implicit hydrogens is added to it, so the charges
-    sum to the net formal charge whether or not hydrogens are explicit. Elements without Gasteiger
-    parameters make the molecule's charges NaN or infinite; those are returned as 0.
+    sum to the net formal charge whether or not hydrogens are explicit. An element without Gasteiger
+    parameters makes its fragment's charges NaN or infinite; those are returned as 0.
     """
     return rdkit_gasteiger_charges(prepared_copy(mol), fold_implicit_hs)
 
@@ -170,8 +170,15 @@ class AtomRecords:
             np.asarray(values, dtype=np.float64).reshape(-1, len(RECORD_COLUMNS)),
             charges,
             np.array(counts, dtype=np.int64),
-            None if roles is None else np.concatenate(roles) if roles else np.zeros((0, 2), dtype=bool),
+            _stacked_roles(roles),
         )
+
+
+def _stacked_roles(roles: list[np.ndarray] | None) -> np.ndarray | None:
+    """Per-molecule donor/acceptor flags [n, 2] as one [N, 2] array (None when not read)."""
+    if roles is None:
+        return None
+    return np.concatenate(roles) if roles else np.zeros((0, 2), dtype=bool)
 
 
 def atom_rows(work: Chem.Mol) -> list[tuple]:

@@ -5,14 +5,17 @@ iterations) and reads the charges back atom by atom: ~40 µs a molecule, a tenth
 :func:`gasteiger_charges_of` computes the same charges, equal to the last bit (tested on every branch
 of the method and 15,000 MoleculeNet molecules), for a whole chunk of molecules from their atom and
 bond records with ~30 numpy operations per iteration: ~4 µs a molecule in chunks of 1,024, but ~0.2 ms
-a call, so single molecules are better left to RDKit. The method (Gasteiger & Marsili, Tetrahedron 36,
-3219 (1980)), as RDKit applies it:
+a call, so single molecules are better left to RDKit. (Bit-identity holds for RDKit builds that do not
+fuse multiply-adds, as the x86-64 wheels; a build that does may differ in the last bit.)
+
+The method (Gasteiger & Marsili, Tetrahedron 36, 3219 (1980)), as RDKit applies it:
 
 * Each atom has an orbital electronegativity ``chi(q) = a + b q + c q^2`` whose parameters depend on
   its element and its bonding mode (:data:`PARAMETERS`): the hybridisation; for hydrogen ``*``; for a
   sulfur without sp/sp2/sp3 hybridisation the number of oxygen neighbours (``so``, ``so2``). An atom
-  without parameters gets ``a = b = c = 0``: its divisions by zero make the molecule's charges NaN or
-  infinite, which :func:`gasteiger_charges_of` returns as 0 (as the featurisers always did).
+  without parameters gets ``a = b = c = 0``: its divisions by zero make the charges of its fragment NaN
+  or infinite, which both functions return as 0 (as the featurisers always did); an isolated ion
+  without parameters keeps its formal charge.
 * The charges start at the formal charges, a formal charge shared equally with the atoms of the same
   element two conjugated bonds away (the two nitrogens of an amidinium start at +1/2 each).
 * Every iteration k (damping ``0.5^k``) moves electrons along every bond from the less to the more
@@ -73,10 +76,16 @@ def _parameter_table() -> np.ndarray:
     return table
 
 
+def _mode_of_hybridisation() -> np.ndarray:
+    """``table[code]``: the mode index (:data:`_MODES`) of RDKit's hybridisation code, -1 for none."""
+    table = np.full(max(int(v) for v in Chem.HybridizationType.values) + 1, -1)
+    for hybridisation, mode in _HYBRID_MODES.items():
+        table[int(hybridisation)] = _MODES.index(mode)
+    return table
+
+
 _TABLE = _parameter_table()
-_HYBRID_MODE_OF_CODE = np.full(max(int(v) for v in Chem.HybridizationType.values) + 1, -1)
-for _hybridisation, _mode in _HYBRID_MODES.items():
-    _HYBRID_MODE_OF_CODE[int(_hybridisation)] = _MODES.index(_mode)
+_HYBRID_MODE_OF_CODE = _mode_of_hybridisation()
 
 
 def gasteiger_charges_of(
@@ -135,12 +144,12 @@ def gasteiger_charges_of(
         for _ in range(ITERATIONS):
             chi = a + charges * (b + c * charges)
             dx = chi[giver] - chi[receiver]
-            up = (dx >= 0).astype(np.float64)  # RDKit's sgn: 1 unless dx < 0 (NaN included)
+            up = 1.0 - (dx < 0)  # RDKit's sgn: 1 unless dx < 0 (so 1 for NaN)
             flow = dx / (up * (chi_plus[receiver] - chi_plus[giver]) + chi_plus[giver])
             dq = np.bincount(receiver, weights=flow, minlength=n)
             q_h = h_charge / per_h
             dx_h = ha + q_h * (hb + hc * q_h) - chi
-            up_h = (dx_h >= 0).astype(np.float64)
+            up_h = 1.0 - (dx_h < 0)
             dq_h = np.where(has_h, dx_h / (up_h * (chi_plus - HYDROGEN_CHI_PLUS) + HYDROGEN_CHI_PLUS), 0.0)
             dq = dq + implicit * dq_h
             h_charge = h_charge - implicit * dq_h * damping
@@ -153,9 +162,10 @@ def gasteiger_charges_of(
 def _starting_charges(
     z: np.ndarray, formal: np.ndarray, atom_counts: np.ndarray, bonds: np.ndarray, bond_counts: np.ndarray
 ) -> np.ndarray:
-    """The formal charges, each charged atom's shared equally with the atoms of its element two
-    conjugated bonds away (counted once per path, as RDKit does), atom by atom in index order; an atom
-    already given a share keeps it."""
+    """The starting charges ``[N]``: the formal charges ``[N]``, each charged atom's shared equally with
+    the atoms of its element two conjugated bonds away (counted once per path, as RDKit does), atom by
+    atom in index order; an atom already given a share keeps it. ``z`` [N], ``atom_counts`` and
+    ``bond_counts`` [M], ``bonds`` [B, >=5] as in :func:`gasteiger_charges_of`."""
     charges = np.zeros(len(z))
     charged = np.flatnonzero(formal)
     if not len(charged):

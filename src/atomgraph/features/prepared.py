@@ -24,7 +24,8 @@ def prepared_copy(mol: Chem.Mol) -> Chem.Mol:
 
 
 def prepared(mol: Chem.Mol) -> Chem.Mol:
-    """``mol`` itself, given what :func:`prepared_copy` gives a copy: for a Mol the caller owns."""
+    """``mol`` itself, given what :func:`prepared_copy` gives a copy: for a Mol the caller owns (its
+    ring set is replaced by ``FastFindRings``'; ring membership stays the same)."""
     mol.UpdatePropertyCache(strict=False)
     ensure_ring_info(mol)
     return mol

@@ -208,8 +208,12 @@ class GraphSpec:
                 errors.append(None)
             except GRAPH_ERRORS as error:
                 errors.append(error)
-        graphs = (_graph_or_error(_with_edge_extras, self, graph) for graph in builder.graphs())
-        return [next(graphs) if error is None else error for error in errors]
+        try:
+            built = (_graph_or_error(_with_edge_extras, self, graph) for graph in builder.graphs())
+        except GRAPH_ERRORS:  # the chunk's encoding failed: the molecules read are built one by one
+            read = [text for text, error in zip(smiles, errors, strict=True) if error is None]
+            built = (_graph_or_error(self.graph_from_smiles, text) for text in read)
+        return [next(built) if error is None else error for error in errors]
 
     def interaction_cutoff(self, value: float | None, model: str) -> float:
         """A model's own (smaller) interaction cutoff checked against this spec: ``value`` if it is
