@@ -1,4 +1,5 @@
-"""Uncertainty on real data: one model vs a 5-member deep ensemble vs a mean-variance model vs MC dropout.
+"""Uncertainty on real data: one model vs a 5-member deep ensemble vs mean-variance and evidential models
+vs MC dropout vs latent distance.
 
 Datasets and models (every run through ``atomgraph.evaluation.experiment.train_and_evaluate``):
 
@@ -15,7 +16,8 @@ Methods: ``single`` = ensemble member 0 (seed 0; no sigma); ``ensemble`` = membe
 (mean and spread); ``mc_dropout`` = member 0 with ``--mc-samples`` stochastic passes; ``latent_distance``
 = member 0 with the mean distance of a graph's latent vector to its ``--latent-k`` nearest training
 graphs' as sigma (:mod:`atomgraph.evaluation.latent_distance`; no training); ``mean_variance``
-= one model (seed 0) with a variance head trained on the Gaussian NLL (``task.uncertainty``). Every sigma
+= one model (seed 0) with a variance head trained on the Gaussian NLL (``task.uncertainty``);
+``evidential`` = one model (seed 0) with deep evidential regression's Normal-Inverse-Gamma head. Every sigma
 is scored on the test split raw and after variance scaling fitted on the validation split
 (:mod:`atomgraph.evaluation.calibration`): MAE, NLL, miscalibration area, Spearman(|error|, sigma), 95 %
 coverage (Gaussian interval) and the coverage of the split-conformal 95 % interval. Each training run has
@@ -24,6 +26,7 @@ machine's load: the epochs reached are recorded.
 
     python benchmarks/uncertainty.py --threads 1                      # the README table
     python benchmarks/uncertainty.py --smoke                          # minutes, to /tmp
+    python benchmarks/uncertainty.py --threads 1 --methods evidential # one method; the rest kept
 
 Writes ``benchmarks/results/uncertainty.json``.
 """
@@ -125,6 +128,8 @@ def _training(args, dataset: str, batch_size: int) -> dict:
 
 
 CONFIGS = {"esol": esol_config, "qm9_homo": qm9_config, "mp_formation": mp_config}
+OWN_SIGMA = ("mean_variance", "evidential")  # one model each, with task.uncertainty set
+METHOD_GROUPS = ("ensemble", *OWN_SIGMA)
 
 
 def scores(entry: dict, key: str = "uncertainty_recalibrated") -> dict:
@@ -138,9 +143,47 @@ def scores(entry: dict, key: str = "uncertainty_recalibrated") -> dict:
     return out
 
 
-def run_dataset(name: str, args) -> dict:
+def run_dataset(name: str, args, previous: dict) -> dict:
+    """The methods of ``args.methods`` on one dataset; the entries of the others kept from ``previous``
+    (this dataset's results of an earlier run)."""
     config, target = CONFIGS[name](args)
     base = args.runs_dir / name
+    out, seconds = dict(previous), dict(previous.get("seconds", {}))
+    if "ensemble" in args.methods:
+        entries, timings = ensemble_methods(config, target, base, args)
+        out.update(entries)
+        seconds.update(timings)
+    for method in OWN_SIGMA:
+        if method in args.methods:
+            out[method], seconds[method] = own_sigma(config, target, base, method)
+    out["seconds"] = {k: round(v, 1) for k, v in seconds.items()}
+    print(name, json.dumps(out, indent=1), flush=True)
+    return out
+
+
+def own_sigma(config: dict, target: str, base: Path, method: str) -> tuple[dict, float]:
+    """One model (seed 0) with a sigma of its own (``task.uncertainty`` = ``method``), scored, and its
+    training and evaluation seconds."""
+    own = json.loads(json.dumps(config))
+    own.update(run_dir=str(base / method), name=f"{config['name']}_{method}", seed=0)
+    own["ensemble"]["members"] = 1
+    own["task"].update(uncertainty=method, loss=None)
+    start = time.perf_counter()
+    train_and_evaluate(own, progress=False, overwrite=True)
+    seconds = time.perf_counter() - start
+    metrics = json.loads((base / method / "metrics.json").read_text())
+    entry = {
+        **scores(metrics["test"][target]),
+        "epochs": metrics["epochs"],
+        "measured": time.strftime("%Y-%m-%d"),
+    }
+    return entry, seconds
+
+
+def ensemble_methods(config: dict, target: str, base: Path, args) -> tuple[dict, dict]:
+    """single, ensemble, MC dropout and latent distance, all from one deep ensemble: their entries and
+    seconds."""
+    config = json.loads(json.dumps(config))
     config.update(run_dir=str(base / "ensemble"), seed=0)
     config["ensemble"]["members"] = args.members
     start = time.perf_counter()
@@ -201,19 +244,7 @@ def run_dataset(name: str, args) -> dict:
     entry = {"model": regression_metrics(test.targets_array()[:, 0], mu_test[:, 0]), **entries[target]}
     out["latent_distance"] = {**scores(entry), "k": args.latent_k}
     seconds["latent_distance"] = time.perf_counter() - start
-    # mean-variance
-    mv = json.loads(json.dumps(config))
-    mv.update(run_dir=str(base / "mean_variance"), name=f"{config['name']}_mean_variance")
-    mv["ensemble"]["members"] = 1
-    mv["task"].update(uncertainty="mean_variance", loss=None)
-    start = time.perf_counter()
-    train_and_evaluate(mv, progress=False, overwrite=True)
-    seconds["mean_variance"] = time.perf_counter() - start
-    metrics = json.loads((base / "mean_variance" / "metrics.json").read_text())
-    out["mean_variance"] = {**scores(metrics["test"][target]), "epochs": metrics["epochs"]}
-    out["seconds"] = {k: round(v, 1) for k, v in seconds.items()}
-    print(name, json.dumps(out, indent=1), flush=True)
-    return out
+    return out, seconds
 
 
 def main() -> None:
@@ -221,6 +252,14 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--datasets", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=list(METHOD_GROUPS),
+        choices=list(METHOD_GROUPS),
+        help="ensemble: single, ensemble, MC dropout and latent distance (one deep ensemble); the others "
+        "one model each; the entries of methods not run are kept from --out",
+    )
     parser.add_argument("--members", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument(
@@ -249,7 +288,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     report = {
-        "benchmark": "uncertainty: single model vs deep ensemble vs mean-variance vs MC dropout",
+        "benchmark": "uncertainty: single model vs deep ensemble vs mean-variance vs evidential vs MC "
+        "dropout vs latent distance",
         "settings": {
             "members": args.members,
             "epochs_cap": args.epochs,
@@ -270,7 +310,7 @@ def main() -> None:
     if args.out.exists() and not args.smoke:  # keep the datasets not re-run
         report["results"] = json.loads(args.out.read_text()).get("results", {})
     for name in args.datasets:
-        report["results"][name] = run_dataset(name, args)
+        report["results"][name] = run_dataset(name, args, report["results"].get(name, {}))
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2))
     print(f"-> {args.out}")

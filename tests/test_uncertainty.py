@@ -1,5 +1,5 @@
-"""Uncertainty: deep ensembles in one run directory, the mean-variance output, MC dropout, and the
-calibration metrics and recalibration (checked on synthetic data with known answers)."""
+"""Uncertainty: deep ensembles in one run directory, the mean-variance and evidential outputs, MC
+dropout, and the calibration metrics and recalibration (checked on synthetic data with known answers)."""
 
 from __future__ import annotations
 
@@ -79,6 +79,41 @@ def test_gaussian_nll_is_the_formula_and_skips_missing_labels():
     mean, variance = torch.tensor([[0.0, 1.0]]), torch.tensor([[2.0, 0.5]])
     target = torch.tensor([[1.0, float("nan")]])
     assert float(gaussian_nll(mean, variance, target)) == pytest.approx(0.5 * (np.log(2.0) + 1 / 2.0))
+
+
+def test_evidential_loss_is_the_student_t_nll_plus_the_evidence_term_and_skips_missing_labels():
+    """The NIG marginal of y is a Student t (2 alpha degrees of freedom, location gamma, scale^2
+    beta (1 + nu) / (nu alpha)): the loss is its negative log density (scipy's) plus the weighted
+    evidence term; a NaN target is left out, and no label at all gives 0 with a gradient."""
+    from scipy import stats
+
+    from atomgraph.outputs.uncertainty import EvidentialTask, evidential_loss
+
+    gamma, nu = torch.tensor([[0.2, 1.0], [-0.5, 0.0]]), torch.tensor([[0.7, 2.0], [1.5, 1.0]])
+    alpha, beta = torch.tensor([[1.8, 3.0], [2.5, 2.0]]), torch.tensor([[0.9, 0.4], [1.2, 1.0]])
+    target = torch.tensor([[1.0, float("nan")], [0.3, 2.0]])
+    expected = []
+    for i, j in ((0, 0), (1, 0), (1, 1)):
+        g, n, a, b, y = (float(x[i, j]) for x in (gamma, nu, alpha, beta, target))
+        t_nll = -stats.t.logpdf(y, df=2 * a, loc=g, scale=np.sqrt(b * (1 + n) / (n * a)))
+        expected.append(t_nll + 0.1 * abs(y - g) * (2 * n + a))
+    loss = evidential_loss(gamma, nu, alpha, beta, target, evidence_weight=0.1)
+    assert float(loss) == pytest.approx(np.mean(expected), rel=1e-5)
+    none = torch.full((2, 2), float("nan"))
+    raw = torch.zeros(2, 8, requires_grad=True)
+    empty = EvidentialTask().nll(raw, none)
+    empty.backward()
+    assert float(empty.detach()) == 0.0 and raw.grad is not None
+    # the variance: beta / (alpha - 1) * (1 + 1 / nu), from the softplus-transformed raw outputs
+    mean, variance = EvidentialTask().mean_variance(torch.tensor([[0.5, 0.0, 1.0, 2.0]]))
+    sp = torch.nn.functional.softplus
+    nu_, alpha_, beta_ = (
+        sp(torch.tensor(0.0)) + 1e-6,
+        sp(torch.tensor(1.0)) + 1 + 1e-6,
+        sp(torch.tensor(2.0)) + 1e-6,
+    )
+    assert float(mean) == 0.5
+    assert float(variance) == pytest.approx(float(beta_ / (alpha_ - 1) * (1 + 1 / nu_)), rel=1e-6)
 
 
 def test_ensemble_of_members_that_disagree_by_known_amounts():
@@ -287,6 +322,39 @@ def test_mean_variance_model_learns_a_sigma_and_is_recalibrated(tmp_path, regres
         train_and_evaluate(config, progress=False)
 
 
+def test_evidential_model_learns_a_sigma_that_predict_and_ensembles_use(tmp_path, regression_csv):
+    """task.uncertainty=evidential: four outputs per target; the sigma predict_distribution gives is
+    the NIG's, in real units; predict writes it recalibrated; an ensemble of evidential members adds
+    their spread; classification is refused."""
+    config = load(tmp_path, _csv_run(tmp_path, regression_csv, "ev"), ["task.uncertainty=evidential"])
+    run_dir = train_and_evaluate(config, progress=False)
+    run = TrainedRun.load(run_dir)
+    graphs = _graphs(run_dir, 6)
+    with torch.no_grad():
+        raw = torch.cat([run.module.model(b) for b in _batches(graphs)])
+    assert raw.shape == (6, 4)  # gamma, nu, alpha, beta
+    mean, sigma = predict_distribution(run.module, graphs)
+    np.testing.assert_allclose(mean, _predict(run.module, graphs), rtol=1e-6)
+    sp = torch.nn.functional.softplus
+    nu, alpha, beta = sp(raw[:, 1:2]) + 1e-6, sp(raw[:, 2:3]) + 1 + 1e-6, sp(raw[:, 3:4]) + 1e-6
+    expected = torch.sqrt(beta / (alpha - 1) * (1 + 1 / nu)) * run.module.normalizer.std
+    np.testing.assert_allclose(sigma, expected.numpy(), rtol=1e-5)
+    entry = json.loads((run_dir / "metrics.json").read_text())["test"]["value"]
+    assert entry["uncertainty"]["n"] == entry["model"]["n"]
+    table = read_predictions(predict_file(run_dir, regression_csv, tmp_path / "ev.csv").output)
+    assert {"value_sigma", "value_low", "value_high"} <= set(table) and (table["value_sigma"] > 0).all()
+    members = [TrainedRun.load(run_dir).module for _ in range(2)]
+    members[0].normalizer.mean += 0.2
+    members[1].normalizer.mean -= 0.2
+    ensemble_mean, ensemble_sigma = predict_distribution(EnsembleModule(members), graphs)
+    np.testing.assert_allclose(ensemble_mean, mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ensemble_sigma, np.sqrt(0.2**2 + sigma**2), rtol=1e-5)
+    with pytest.raises(ValueError, match="classification"):
+        classify = csv_config(tmp_path, regression_csv, "value", kind="classification", run="ce")
+        config = load(tmp_path, classify, ["task.uncertainty=evidential"])
+        train_and_evaluate(config, progress=False)
+
+
 def _plain_run(root, csv):
     return train_and_evaluate(load(root, _csv_run(root, csv, "plain")), progress=False)
 
@@ -474,8 +542,12 @@ def test_screen_crystals_with_an_ensemble_writes_sigma_and_ranks_by_ucb(tmp_path
 
 
 def test_uncertainty_config_is_checked(tmp_path, regression_csv):
-    with pytest.raises(ValueError, match=r"task\.uncertainty"):
-        config = load(tmp_path, _csv_run(tmp_path, regression_csv, "bad"), ["task.uncertainty=evidential"])
+    with pytest.raises(ValueError, match=r"task\.uncertainty.*evidential"):  # the choices are named
+        config = load(tmp_path, _csv_run(tmp_path, regression_csv, "bad"), ["task.uncertainty=dirichlet"])
+        train_and_evaluate(config, progress=False)
+    with pytest.raises(ValueError, match="evidence_weight"):
+        config = load(tmp_path, _csv_run(tmp_path, regression_csv, "bad_weight"),
+                      ["task.uncertainty=evidential", "task.evidence_weight=-1"])  # fmt: skip
         train_and_evaluate(config, progress=False)
 
 

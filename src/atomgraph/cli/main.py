@@ -131,9 +131,9 @@ def predict(
     device: Annotated[str, typer.Option(help="where the model runs: cpu | cuda")] = "cpu",
 ) -> None:
     """Predict the run's targets for every row of a file, streaming: memory stays flat, output grows as
-    it goes, a killed job resumes; bad rows are reported and kept with an error. Ensembles and
-    mean-variance models (or --mc-dropout N, or --latent-distance) add a sigma per target, recalibrated
-    on the validation split, and a conformal 95 % interval."""
+    it goes, a killed job resumes; bad rows are reported and kept with an error. Ensembles,
+    mean-variance and evidential models (or --mc-dropout N, or --latent-distance) add a sigma per target,
+    recalibrated on the validation split, and a conformal 95 % interval."""
     from atomgraph.evaluation.predict import predict_file
 
     predict_file(

@@ -24,8 +24,8 @@ def acquisition_scores(
         return mean
     if sigma is None:
         raise ValueError(
-            "acquisition 'ucb' needs a sigma: screen with an ensemble (train --ensemble N) or a "
-            "mean-variance model (task.uncertainty=mean_variance)"
+            "acquisition 'ucb' needs a sigma: screen with an ensemble (train --ensemble N) or a model "
+            "with its own sigma (task.uncertainty=mean_variance or evidential)"
         )
     if kappa < 0:
         raise ValueError(f"kappa must be >= 0, got {kappa}")

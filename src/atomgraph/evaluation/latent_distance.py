@@ -289,7 +289,7 @@ def checkpoint_fingerprint(path: Path) -> str:
 class LatentDistanceModule(torch.nn.Module):
     """A trained module whose sigma is its latent distance: ``forward`` is the module's; ``distribution``
     gives (means [B, T], distances [B, T] -- the same for every target), the raw sigma the reference's
-    calibration scales, as an ensemble's or a mean-variance model's ``distribution`` does."""
+    calibration scales, as an ensemble's or a mean-variance or evidential model's ``distribution`` does."""
 
     uncertainty = "latent_distance"
 

@@ -45,7 +45,7 @@ def predict_graphs(module: torch.nn.Module, graphs, batch_size: int = 128) -> np
 
 
 def has_sigma(module: torch.nn.Module) -> bool:
-    """Whether a module predicts a sigma of its own (an ensemble, or a mean-variance output)."""
+    """Whether a module predicts a sigma of its own (an ensemble, or a mean-variance or evidential output)."""
     return getattr(module, "uncertainty", None) is not None
 
 
@@ -55,10 +55,10 @@ def predict_distribution(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Means and sigmas [M, T] in real units for a dataset or list of graphs.
 
-    The sigma is the module's own (an ensemble's spread, a mean-variance output) or, with
+    The sigma is the module's own (an ensemble's spread, a mean-variance or evidential output) or, with
     ``mc_samples`` > 0, MC dropout's: the mean and standard deviation of that many stochastic passes
     with the dropout layers switched on (and everything else, batch norm included, in evaluation mode);
-    a mean-variance model's variance is added to the dropout spread.
+    the variance of a model with its own (mean-variance, evidential) is added to the dropout spread.
     """
     from atomgraph.outputs.uncertainty import combine_members
 
@@ -66,8 +66,8 @@ def predict_distribution(
     dropouts = mc_dropout_layers(module, mc_samples)
     if not mc_samples and not has_sigma(module):
         raise ValueError(
-            "this model predicts no sigma: train an ensemble (ensemble.members), a mean-variance model "
-            "(task.uncertainty=mean_variance), or use MC dropout"
+            "this model predicts no sigma: train an ensemble (ensemble.members), a model with "
+            "task.uncertainty=mean_variance or evidential, or use MC dropout"
         )
     device = next(module.parameters()).device
     means, sigmas = [], []
@@ -257,10 +257,10 @@ def predict_file(
     ``error`` (also reported on stderr) and the others go on. A CSV's other columns are kept (renamed
     ``<name>_input`` where they would clash with a prediction).
 
-    A model with a sigma (an ensemble, a mean-variance output, or MC dropout with ``mc_samples`` > 0)
-    also gets ``<target>_sigma`` per row -- recalibrated by the factor the run's report fitted on the
-    validation split (``calibration.json``) when there is one, with the conformal 95 % interval
-    ``<target>_low``, ``<target>_high`` -- else raw.
+    A model with a sigma (an ensemble, a mean-variance or evidential output, or MC dropout with
+    ``mc_samples`` > 0) also gets ``<target>_sigma`` per row -- recalibrated by the factor the run's
+    report fitted on the validation split (``calibration.json``) when there is one, with the conformal
+    95 % interval ``<target>_low``, ``<target>_high`` -- else raw.
 
     ``latent_distance``: the sigma of a model without one of its own is its latent distance to the run's
     training graphs (:mod:`atomgraph.evaluation.latent_distance`; a run directory only: the first such

@@ -66,8 +66,10 @@ DEFAULTS: dict[str, Any] = {
         "energy_weight": 1.0,  # potential: (eV/atom)^2 term
         "force_weight": 100.0,  # potential: (eV/Å)^2 per component
         "stress_weight": 0.0,  # potential: (eV/Å^3)^2 per component
-        # null | mean_variance (a variance head trained on the Gaussian NLL; atomgraph.outputs.uncertainty)
+        # null | mean_variance (a variance head trained on the Gaussian NLL) | evidential (deep evidential
+        # regression: a Normal-Inverse-Gamma head); atomgraph.outputs.uncertainty
         "uncertainty": None,
+        "evidence_weight": 0.2,  # evidential: weight of the evidence regulariser (chemprop's default)
     },
     # deep ensembles (atomgraph.training.ensemble): members trained with seeds seed, seed + 1, ... on the
     # same split (bootstrap: each on a resample of the training rows), in run_dir/members/<k>

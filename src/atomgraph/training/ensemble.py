@@ -138,7 +138,7 @@ class EnsembleModule(torch.nn.Module):
         if self.kind == "potential":
             energies = torch.stack([m(batch) for m in self.members])
             return combine_members(energies, None)
-        own = self.members[0].uncertainty == "mean_variance"
+        own = self.members[0].uncertainty is not None  # members with a sigma of their own
         parts = [m.distribution(batch) if own else (m(batch), None) for m in self.members]
         means = torch.stack([mean for mean, _ in parts])
         sigmas = torch.stack([sigma for _, sigma in parts]) if own else None

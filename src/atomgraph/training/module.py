@@ -23,7 +23,7 @@ from atomgraph.models import build_model, model_card
 from atomgraph.outputs import PotentialTask, PropertyTask
 from atomgraph.outputs.energy_offset import EnergyOffsetFit
 from atomgraph.outputs.potential import cast_graph, energy_forces_stress
-from atomgraph.outputs.uncertainty import UNCERTAINTIES, MeanVarianceTask
+from atomgraph.outputs.uncertainty import UNCERTAINTIES, UNCERTAINTY_TASKS
 from atomgraph.targets import TargetSet
 from atomgraph.training.finetune import freeze
 from atomgraph.training.optim import OptimizationMixin
@@ -73,10 +73,11 @@ class AtomgraphModule(OptimizationMixin, L.LightningModule):
         self.uncertainty = task.get("uncertainty")
         if self.uncertainty not in UNCERTAINTIES:
             raise ValueError(f"unknown task.uncertainty {self.uncertainty!r}; choose one of {UNCERTAINTIES}")
-        if self.uncertainty == "mean_variance" and "reductions" in model:  # a variance per target,
-            model = {**model, "reductions": list(model["reductions"]) * 2}  # read out as its mean is
+        blocks = UNCERTAINTY_TASKS[self.uncertainty].outputs_per_target if self.uncertainty else 1
+        if blocks > 1 and "reductions" in model:  # a variance (or the NIG's parameters) per target,
+            model = {**model, "reductions": list(model["reductions"]) * blocks}  # read out as its mean is
             if isinstance(model.get("readout"), list | tuple):
-                model["readout"] = list(model["readout"]) * 2
+                model["readout"] = list(model["readout"]) * blocks
         self.model, self.info, self.graph_spec = build_parts(model, targets, graph)
         # the normaliser's per-element table spans the model's (model.max_z; else the default, 100)
         table = {"max_z": int(model["max_z"])} if "max_z" in model else {}
@@ -100,11 +101,11 @@ class AtomgraphModule(OptimizationMixin, L.LightningModule):
             if self.uncertainty is not None:
                 raise ValueError("task.uncertainty is for properties; a potential's uncertainty is an "
                                  "ensemble's spread (ensemble.members)")  # fmt: skip
-        elif self.uncertainty == "mean_variance":
+        elif self.uncertainty is not None:
             if self.info.node_level:
-                raise ValueError("task.uncertainty: mean_variance is for graph-level targets, not node-level "
-                                 f"{self.info.names}")  # fmt: skip
-            self.task = MeanVarianceTask(self.info.kind, task.get("loss"))
+                raise ValueError(f"task.uncertainty: {self.uncertainty} is for graph-level targets, not "
+                                 f"node-level {self.info.names}")  # fmt: skip
+            self.task = UNCERTAINTY_TASKS[self.uncertainty].from_config(self.info.kind, task)
             self.task.check_model(self)
             self.normalizer = TargetNormalizer(self.info.extensive, **table)
         else:
@@ -127,9 +128,10 @@ class AtomgraphModule(OptimizationMixin, L.LightningModule):
         return self.task.predict(self, batch)
 
     def distribution(self, batch: Data) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean [B, T], sigma [B, T]) in real units, for a model with a mean-variance output."""
-        if self.uncertainty != "mean_variance":
-            raise ValueError("this model predicts no variance (task.uncertainty is not mean_variance)")
+        """(mean [B, T], sigma [B, T]) in real units, for a model with an uncertainty output
+        (mean-variance or evidential)."""
+        if self.uncertainty is None:
+            raise ValueError("this model predicts no variance (task.uncertainty is null)")
         return self.task.distribution(self, batch)
 
     def compute(

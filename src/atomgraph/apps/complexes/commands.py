@@ -20,7 +20,10 @@ def screen_ligands(
     output: Annotated[Path, typer.Option("-o", "--output", help="ranked CSV to write")] = Path("screen.csv"),
     batch_size: Annotated[int, typer.Option(help="complexes per prediction batch")] = 16,
     acquisition: Annotated[
-        str, typer.Option(help="rank by 'mean' or 'ucb' (mean + kappa sigma; ensembles, mean-variance)")
+        str,
+        typer.Option(
+            help="rank by 'mean' or 'ucb' (mean + kappa sigma; ensembles, mean-variance, evidential)"
+        ),
     ] = "mean",
     kappa: Annotated[float, typer.Option(help="sigma weight of the ucb acquisition")] = 1.0,
     chunk_rows: Annotated[

@@ -145,7 +145,7 @@ def screen(
         ligands: SDF, MOL2 or PDBQT with one record per pose.
         output_csv: the ranked CSV to write: one row per ligand record, ``rank`` (1 = highest predicted
             first target, or highest acquisition; empty for failures), ``record``, ``name``, ``smiles``,
-            one column per target (and ``<target>_sigma`` for an ensemble or mean-variance model,
+            one column per target (and ``<target>_sigma`` for an ensemble, mean-variance or evidential model,
             recalibrated where the run's report fitted that, then the conformal interval bounds
             ``<target>_low`` and ``<target>_high`` as ``predict`` writes them; ``acquisition`` for
             "ucb"), ``error``; the ranked rows first, then the failures in input order.

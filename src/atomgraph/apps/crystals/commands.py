@@ -21,7 +21,10 @@ def screen_crystals(
     ] = None,
     workers: Annotated[int | None, typer.Option(help="processes for parsing (default: every core)")] = None,
     acquisition: Annotated[
-        str, typer.Option(help="rank by 'mean' or 'ucb' (mean +- kappa sigma; ensembles, mean-variance)")
+        str,
+        typer.Option(
+            help="rank by 'mean' or 'ucb' (mean +- kappa sigma; ensembles, mean-variance, evidential)"
+        ),
     ] = "mean",
     kappa: Annotated[float, typer.Option(help="sigma weight of the ucb acquisition")] = 1.0,
     chunk_rows: Annotated[int, typer.Option(help="structures read and predicted at a time")] = 4096,

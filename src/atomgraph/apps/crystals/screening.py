@@ -74,9 +74,9 @@ def screen_structures(
         workers: processes for parsing (None: every core).
         acquisition, kappa: rank by the prediction ("mean") or by the optimistic bound "ucb" (mean +-
             kappa sigma, :mod:`atomgraph.evaluation.acquisition`; column ``acquisition``). A run with a sigma
-            (an ensemble, a mean-variance model) adds ``<target>_sigma`` columns, recalibrated on its
-            validation split when its report fitted that, and then the conformal interval bounds
-            ``<target>_low`` and ``<target>_high``, as ``predict`` writes them.
+            (an ensemble, a mean-variance or evidential model) adds ``<target>_sigma`` columns,
+            recalibrated on its validation split when its report fitted that, and then the conformal
+            interval bounds ``<target>_low`` and ``<target>_high``, as ``predict`` writes them.
         chunk_rows: structures read, graphed and predicted at a time.
         resume: go on from ``<output>.progress`` after a kill (the structures already predicted are read
             past, not parsed again).
