@@ -156,6 +156,11 @@ def run_dataset(name: str, args, previous: dict) -> dict:
     for method in OWN_SIGMA:
         if method in args.methods:
             out[method], seconds[method] = own_sigma(config, target, base, method)
+            out[method]["settings"] = {"budget_min": args.budget_min[name], "epochs_cap": args.epochs}
+            if "target" not in out:  # a dataset the file did not hold: what the ensemble would record
+                metrics = json.loads((base / method / "metrics.json").read_text())
+                out.update({"target": target, "unit": metrics["test"][target]["unit"],
+                            **{k: metrics[k] for k in ("n_train", "n_val", "n_test")}})  # fmt: skip
     out["seconds"] = {k: round(v, 1) for k, v in seconds.items()}
     print(name, json.dumps(out, indent=1), flush=True)
     return out

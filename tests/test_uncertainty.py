@@ -76,6 +76,9 @@ def test_fit_calibration_is_per_target_and_ignores_missing_labels():
 
 
 def test_gaussian_nll_is_the_formula_and_skips_missing_labels():
+    from atomgraph.outputs.uncertainty import MeanVarianceTask
+
+    assert MeanVarianceTask().loss_name == "gaussian_nll"
     mean, variance = torch.tensor([[0.0, 1.0]]), torch.tensor([[2.0, 0.5]])
     target = torch.tensor([[1.0, float("nan")]])
     assert float(gaussian_nll(mean, variance, target)) == pytest.approx(0.5 * (np.log(2.0) + 1 / 2.0))
@@ -99,6 +102,11 @@ def test_evidential_loss_is_the_student_t_nll_plus_the_evidence_term_and_skips_m
         expected.append(t_nll + 0.1 * abs(y - g) * (2 * n + a))
     loss = evidential_loss(gamma, nu, alpha, beta, target, evidence_weight=0.1)
     assert float(loss) == pytest.approx(np.mean(expected), rel=1e-5)
+    task = EvidentialTask.from_config("regression", {"evidence_weight": 0.5})
+    assert task.evidence_weight == 0.5 and task.loss_name == "evidential"
+    for bad in (-1, None, "x", True, float("inf")):
+        with pytest.raises(ValueError, match="evidence_weight"):
+            EvidentialTask(evidence_weight=bad)
     none = torch.full((2, 2), float("nan"))
     raw = torch.zeros(2, 8, requires_grad=True)
     empty = EvidentialTask().nll(raw, none)
@@ -349,7 +357,7 @@ def test_evidential_model_learns_a_sigma_that_predict_and_ensembles_use(tmp_path
     ensemble_mean, ensemble_sigma = predict_distribution(EnsembleModule(members), graphs)
     np.testing.assert_allclose(ensemble_mean, mean, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(ensemble_sigma, np.sqrt(0.2**2 + sigma**2), rtol=1e-5)
-    with pytest.raises(ValueError, match="classification"):
+    with pytest.raises(ValueError, match="needs a regression task"):
         classify = csv_config(tmp_path, regression_csv, "value", kind="classification", run="ce")
         config = load(tmp_path, classify, ["task.uncertainty=evidential"])
         train_and_evaluate(config, progress=False)

@@ -26,6 +26,8 @@ the means, so identical members give 0 spread).
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.nn import functional
 
@@ -90,7 +92,8 @@ class DistributionTask(PropertyTask):
                 f"task.uncertainty {self.name} trains on its own loss ({self.loss_name}), not task.loss "
                 f"{loss!r}: set task.loss to null (or {self.loss_name})"
             )
-        super().__init__("regression", "l1")
+        super().__init__("regression", "l1")  # PropertyTask's checks; the loss is this task's own
+        self.loss_name = type(self).loss_name
 
     @classmethod
     def from_config(cls, kind: str, task: dict) -> DistributionTask:
@@ -167,9 +170,13 @@ class EvidentialTask(DistributionTask):
 
     def __init__(self, kind: str = "regression", loss: str | None = None, evidence_weight: float = 0.2):
         super().__init__(kind, loss)
-        if not evidence_weight >= 0:
-            raise ValueError(f"task.evidence_weight must be >= 0, got {evidence_weight}")
-        self.evidence_weight = float(evidence_weight)
+        try:
+            weight = float(evidence_weight) if not isinstance(evidence_weight, bool) else float("nan")
+        except (TypeError, ValueError):
+            weight = float("nan")
+        if not (math.isfinite(weight) and weight >= 0):
+            raise ValueError(f"task.evidence_weight must be a finite number >= 0, got {evidence_weight!r}")
+        self.evidence_weight = weight
 
     @classmethod
     def from_config(cls, kind: str, task: dict) -> EvidentialTask:
