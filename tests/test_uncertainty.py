@@ -351,6 +351,9 @@ def test_evidential_model_learns_a_sigma_that_predict_and_ensembles_use(tmp_path
     assert entry["uncertainty"]["n"] == entry["model"]["n"]
     table = read_predictions(predict_file(run_dir, regression_csv, tmp_path / "ev.csv").output)
     assert {"value_sigma", "value_low", "value_high"} <= set(table) and (table["value_sigma"] > 0).all()
+    exported = TrainedRun.load(run_dir).export(tmp_path / "ev.pt")  # the file predicts the same sigmas
+    from_file = read_predictions(predict_file(exported, regression_csv, tmp_path / "ev_file.csv").output)
+    np.testing.assert_allclose(from_file["value_sigma"], table["value_sigma"], rtol=1e-6)
     members = [TrainedRun.load(run_dir).module for _ in range(2)]
     members[0].normalizer.mean += 0.2
     members[1].normalizer.mean -= 0.2
@@ -361,6 +364,29 @@ def test_evidential_model_learns_a_sigma_that_predict_and_ensembles_use(tmp_path
         classify = csv_config(tmp_path, regression_csv, "value", kind="classification", run="ce")
         config = load(tmp_path, classify, ["task.uncertainty=evidential"])
         train_and_evaluate(config, progress=False)
+
+
+def test_evidential_model_of_two_targets_keeps_each_targets_parameters_apart(tmp_path):
+    """Two targets of different scales: the 8 outputs are 4 blocks of 2 columns (gamma, nu, alpha, beta),
+    and each target's sigma is its own block's, in its own unit."""
+    values = np.array([len(s) * 0.1 for s in SCAFFOLD_SMILES])
+    csv = write_csv(tmp_path / "two.csv", SCAFFOLD_SMILES, small=values, large=100 * values[::-1] + 5)
+    config = _csv_run(tmp_path, csv, "ev2")
+    config["data"]["targets"] = ["small", "large"]
+    run_dir = train_and_evaluate(load(tmp_path, config, ["task.uncertainty=evidential"]), progress=False)
+    run = TrainedRun.load(run_dir)
+    graphs = _graphs(run_dir, 5)
+    with torch.no_grad():
+        raw = torch.cat([run.module.model(b) for b in _batches(graphs)])
+    assert raw.shape == (5, 8)
+    mean, sigma = predict_distribution(run.module, graphs)
+    np.testing.assert_allclose(mean, _predict(run.module, graphs), rtol=1e-6)
+    sp = torch.nn.functional.softplus
+    for t in range(2):
+        nu, alpha, beta = (sp(raw[:, 2 * k + t]) + (1 if k == 2 else 0) + 1e-6 for k in (1, 2, 3))
+        expected = torch.sqrt(beta / (alpha - 1) * (1 + 1 / nu)) * run.module.normalizer.std[t]
+        np.testing.assert_allclose(sigma[:, t], expected.numpy(), rtol=1e-5)
+    assert float(run.module.normalizer.std[1]) > 10 * float(run.module.normalizer.std[0])
 
 
 def _plain_run(root, csv):
