@@ -36,6 +36,9 @@ from atomgraph.outputs.property import PropertyTask
 #: variance floor in normalised units (keeps the NLL finite for a model that is sure)
 MIN_VARIANCE = 1e-6
 
+#: the default weight of deep evidential regression's evidence regulariser (chemprop's)
+EVIDENCE_WEIGHT = 0.2
+
 
 def gaussian_nll(mean: torch.Tensor, variance: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean Gaussian NLL (without the constant 0.5 log 2 pi) over the entries of ``target`` that are
@@ -168,7 +171,9 @@ class EvidentialTask(DistributionTask):
     loss_name = "evidential"
     outputs_per_target = 4
 
-    def __init__(self, kind: str = "regression", loss: str | None = None, evidence_weight: float = 0.2):
+    def __init__(
+        self, kind: str = "regression", loss: str | None = None, evidence_weight: float = EVIDENCE_WEIGHT
+    ):
         super().__init__(kind, loss)
         try:
             weight = float(evidence_weight) if not isinstance(evidence_weight, bool) else float("nan")
@@ -180,7 +185,7 @@ class EvidentialTask(DistributionTask):
 
     @classmethod
     def from_config(cls, kind: str, task: dict) -> EvidentialTask:
-        return cls(kind, task.get("loss"), task.get("evidence_weight", 0.2))
+        return cls(kind, task.get("loss"), task.get("evidence_weight", EVIDENCE_WEIGHT))
 
     def parameters_of(self, raw: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Model output [B, 4T] -> (gamma, nu, alpha, beta), each [B, T], in normalised units."""
