@@ -21,6 +21,7 @@ from test_training import csv_config, load
 import atomgraph.evaluation.predict as predict_module
 from atomgraph.evaluation.experiment import train_and_evaluate
 from atomgraph.evaluation.predict import predict_file, read_predictions
+from atomgraph.evaluation.progress_record import ProgressRecord
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +147,7 @@ def _started_until_written(script: str, run_dir, library, out: Path, rows: int) 
     args = [sys.executable, "-c", script, str(run_dir), str(library), str(out)]
     process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while not (record.exists() and json.loads(record.read_text() or "{}").get("rows", 0) >= rows):
+    while not (record.exists() and json.loads(record.read_text())["rows"] >= rows):
         assert time.time() < deadline and process.poll() is None
         time.sleep(0.05)
     return process
@@ -241,3 +242,37 @@ def test_a_half_written_chunk_is_cut_off_on_resume(run_and_library, tmp_path, mo
         (tmp_path / "broken.csv.progress").write_text(json.dumps({"input": "/elsewhere.csv", "rows": 1}))
         predict_file(run_dir, library, out, resume=True)
     pd.testing.assert_frame_equal(read_predictions(out), read_predictions(whole_path))
+
+
+def test_a_kill_while_the_progress_record_is_written_leaves_the_previous_record(tmp_path, monkeypatch):
+    """The record is rewritten after every chunk; a kill half-way through that write (here: the file
+    truncated, then the interrupt) must leave a record a resume can read, not an empty file."""
+    rows_file = tmp_path / "out.csv"
+    record = ProgressRecord.beside(rows_file, {"input": "library.csv"})
+    table = pd.DataFrame({"id": ["a", "b"], "value": [1.0, 2.0]})
+    record.append(rows_file, table, rows=2)
+    record.append(rows_file, table, rows=4)
+    size = rows_file.stat().st_size
+
+    def killed_while_writing(path, text, *args, **kwargs):
+        open(path, "w").close()  # the truncation a write begins with, and nothing after it
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", killed_while_writing)
+    with pytest.raises(KeyboardInterrupt):
+        record.append(rows_file, table, rows=6)
+    monkeypatch.undo()
+    resumed = record.resume(rows_file)
+    assert (resumed["rows"], resumed["bytes"]) == (4, size)
+    assert rows_file.stat().st_size == size  # the chunk the kill left unrecorded is cut off
+    assert pd.read_csv(rows_file)["value"].tolist() == [1.0, 2.0, 1.0, 2.0]
+
+
+@pytest.mark.parametrize("text", ["", '{"input": "library.csv"', "[1, 2]", '{"input": "library.csv"}'])
+def test_an_unreadable_progress_record_is_refused_by_name(tmp_path, text):
+    rows_file = tmp_path / "out.csv"
+    rows_file.write_text("id,value\n")
+    record = ProgressRecord.beside(rows_file, {"input": "library.csv"})
+    record.path.write_text(text)
+    with pytest.raises(ValueError, match=r"out\.csv\.progress: not a readable progress record"):
+        record.resume(rows_file)

@@ -4,12 +4,15 @@ appended to its rows file, so that a killed job resumes without losing or repeat
 ``<output>.progress`` (JSON) holds the job (its inputs, as the caller names them), the rows written and
 the size in bytes of the rows file after the last complete chunk, and any counts the job keeps. A
 resumed job checks that the record is of the same job, cuts the rows file back to that size (a chunk the
-kill left half-written is dropped) and goes on after the rows recorded; a finished job removes it.
+kill left half-written is dropped) and goes on after the rows recorded; a finished job removes it. The
+record is replaced whole (written beside, then renamed), so a kill while it is written leaves the previous
+record, never a truncated one.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,13 +39,21 @@ class ProgressRecord:
     def resume(self, rows_file: Path) -> dict[str, Any]:
         """The record of a killed job, ``rows_file`` cut back to the rows it records; a ValueError naming
         the record when it is of another job or its rows file is gone."""
-        record = json.loads(self.path.read_text())
-        for key, value in self.job.items():
-            if record.get(key) != value:
-                raise ValueError(
-                    f"{self.path}: it records a job with {key} {record.get(key)}, not {value}; run it again "
-                    "with the same inputs, or without resume"
-                )
+        try:
+            record = json.loads(self.path.read_text())
+        except ValueError as error:
+            record = error
+        if isinstance(record, dict):
+            for key, value in self.job.items():
+                if record.get(key) != value:
+                    raise ValueError(
+                        f"{self.path}: it records a job with {key} {record.get(key)}, not {value}; run it "
+                        "again with the same inputs, or without resume"
+                    )
+        if not isinstance(record, dict) or not {"rows", "bytes"} <= record.keys():
+            raise ValueError(
+                f"{self.path}: not a readable progress record ({record!r:.80}); run without resume"
+            )
         if not rows_file.exists():
             raise ValueError(f"{self.path}: the rows it records ({rows_file}) are gone; run without resume")
         with open(rows_file, "r+b") as handle:
@@ -56,7 +67,9 @@ class ProgressRecord:
             table.to_csv(handle, header=handle.tell() == 0, index=False)
             handle.flush()
             size = handle.tell()
-        self.path.write_text(json.dumps({**self.job, "rows": rows, "bytes": size, **extra}))
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps({**self.job, "rows": rows, "bytes": size, **extra}))
+        os.replace(tmp, self.path)  # a kill before this line leaves the previous record whole
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
