@@ -10,27 +10,40 @@
 Inputs are numpy arrays or torch tensors; errors are in the unit of the targets (eV, eV/Å, ...).
 """
 
-from atomgraph.evaluation.baselines import CompositionBaseline, MeanBaseline, composition_matrix
-from atomgraph.evaluation.metrics import (
-    classification_metrics,
-    kendall_tau,
-    mae,
-    pearson,
-    per_task_metrics,
-    r2,
-    regression_metrics,
-    rmse,
-    roc_auc,
-    spearman,
-    top_k_recall,
-)
-from atomgraph.evaluation.plots import (
-    comparison_bar,
-    error_histogram,
-    error_vs_size,
-    learning_curves,
-    parity_plot,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Each public name's module, imported on first use: ``predict`` and ``screen`` import this package, and
+# baselines (scikit-learn) and plots (matplotlib) would add ~1 s to every start-up they do not use.
+_HOMES = {
+    "baselines": ["CompositionBaseline", "MeanBaseline", "composition_matrix"],
+    "metrics": [
+        "classification_metrics",
+        "kendall_tau",
+        "mae",
+        "pearson",
+        "per_task_metrics",
+        "r2",
+        "regression_metrics",
+        "rmse",
+        "roc_auc",
+        "spearman",
+        "top_k_recall",
+    ],
+    "plots": ["comparison_bar", "error_histogram", "error_vs_size", "learning_curves", "parity_plot"],
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_HOME_OF[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CompositionBaseline",

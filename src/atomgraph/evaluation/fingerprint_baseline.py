@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
 RADIUS, BITS, TREES = 2, 2048, 500
 
@@ -45,6 +44,10 @@ class FingerprintForest:
     def __init__(self, kind: str = "regression", seed: int = 0, jobs: int = 1):
         if kind not in ("regression", "classification"):
             raise ValueError(f"FingerprintForest: kind must be regression or classification, got {kind!r}")
+        # here, not at the top: the fingerprints are also read where no forest is fitted (the
+        # complexes' leak check, loaded with every run), and scikit-learn costs ~0.8 s to import
+        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
         forest = RandomForestRegressor if kind == "regression" else RandomForestClassifier
         self.kind = kind
         self.forest = forest(n_estimators=TREES, max_features="sqrt", random_state=seed, n_jobs=jobs)
