@@ -29,7 +29,7 @@ from atomgraph.data.row_batches import row_loader
 from atomgraph.training.compile import compile_forward
 from atomgraph.training.config import load_config
 from atomgraph.training.datasets import load_dataset, resolve_run
-from atomgraph.training.module import build_parts
+from atomgraph.training.prediction_module import build_parts
 from atomgraph.training.run import model_arguments
 
 ROOT = Path(__file__).resolve().parents[1]

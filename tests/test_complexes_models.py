@@ -335,7 +335,7 @@ def test_a_complex_ensemble_trains_loads_and_screens_by_the_upper_bound(flexible
     from atomgraph.evaluation.experiment import train_and_evaluate
     from atomgraph.runs import TrainedRun
     from atomgraph.training.config import load_config
-    from atomgraph.training.ensemble import EnsembleModule, is_ensemble
+    from atomgraph.training.ensemble_module import EnsembleModule, is_ensemble
 
     settings = {
         "name": "affinity_ensemble",
@@ -393,7 +393,7 @@ def test_a_complex_ensemble_trains_loads_and_screens_by_the_upper_bound(flexible
     ).all()
     # one model of the same data: the latent distance as its sigma, ranked by mean + kappa sigma
     from atomgraph.evaluation.latent_distance import LatentReference
-    from atomgraph.training.run import LATENT_REFERENCE_FILE
+    from atomgraph.training.run_files import LATENT_REFERENCE_FILE
 
     del settings["ensemble"]
     settings.update(name="affinity_single", run_dir=str(tmp_path / "single"))

@@ -874,7 +874,7 @@ def test_screen_crystals_with_a_target_window_and_a_stability_cut(crystal_run, t
 def test_screen_crystals_with_the_latent_distance_writes_sigma_bounds_and_ranks_by_ucb(crystal_run, tmp_path):
     from atomgraph.apps.crystals.screening import screen_structures
     from atomgraph.evaluation.latent_distance import LatentReference
-    from atomgraph.training.run import LATENT_REFERENCE_FILE
+    from atomgraph.training.run_files import LATENT_REFERENCE_FILE
 
     _, run_dir = crystal_run
     folder = _cif_library(tmp_path / "library", 6, seed=5)

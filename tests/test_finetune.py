@@ -15,6 +15,7 @@ from test_training import load, structures_config
 from atomgraph.evaluation.experiment import train_and_evaluate
 from atomgraph.runs import TrainedRun, initial_weights
 from atomgraph.training.config import ConfigError
+from atomgraph.training.module import AtomgraphModule
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,8 @@ def test_an_encoder_is_loaded_frozen_where_asked_and_trained_elsewhere(source, t
     assert all(not torch.equal(after[k], before[k]) for k in trained if after[k].is_floating_point())
     module = TrainedRun.load(tuned).module
     assert all(not p.requires_grad for n, p in module.model.named_parameters() if n in frozen)
-    groups = module.configure_optimizers()[0][0].param_groups
+    # what a resumed run trains with: the training module of the same (stored) arguments
+    groups = AtomgraphModule(**module.hparams).configure_optimizers()[0][0].param_groups
     lrs = sorted((g["lr_factor"], len(g["params"])) for g in groups)
     n_inter = sum(1 for n, p in module.model.named_parameters() if n.startswith("interactions.1."))
     assert lrs[0] == (0.1, n_inter) and lrs[1][0] == 1.0  # interactions.0 is frozen: not in any group

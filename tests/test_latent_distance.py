@@ -137,7 +137,7 @@ def test_predict_writes_the_recalibrated_latent_distance_and_its_bounds(gcn_run_
 
     from atomgraph.evaluation.calibration import Calibration
     from atomgraph.evaluation.predict import predict_file, read_predictions
-    from atomgraph.training.run import LATENT_REFERENCE_FILE
+    from atomgraph.training.run_files import LATENT_REFERENCE_FILE
 
     run_dir, csv = gcn_run_dir
     table = read_predictions(predict_file(run_dir, csv, tmp_path / "p.csv", latent_distance=True).output)

@@ -19,7 +19,7 @@ try:  # the exporter imports metatensor with torch's own functions (PyG, importe
 except ImportError:  # metatomic-torch is the `export` extra, which scripts/setup.sh installs
     pytest.skip("metatomic-torch is not installed (pip install -e '.[export]')", allow_module_level=True)
 from atomgraph.runs import TrainedRun
-from atomgraph.training.ensemble import EnsembleModule
+from atomgraph.training.ensemble_module import EnsembleModule
 from atomgraph.training.module import AtomgraphModule
 
 with torch_without_pyg_patches():  # metatensor compiles TorchScript on import (see the exporter)

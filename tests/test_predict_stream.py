@@ -276,3 +276,20 @@ def test_an_unreadable_progress_record_is_refused_by_name(tmp_path, text):
     record.path.write_text(text)
     with pytest.raises(ValueError, match=r"out\.csv\.progress: not a readable progress record"):
         record.resume(rows_file)
+
+
+def test_predicting_imports_neither_the_trainer_nor_the_report_libraries(run_and_library, tmp_path):
+    """Lightning (~1 s), scikit-learn (~0.8 s) and matplotlib are training's and the report's: loading a
+    run and predicting with it (what every ``predict`` and ``screen`` starts with) imports none of them."""
+    run_dir, library, _, _ = run_and_library
+    script = (
+        "import sys\n"
+        "from atomgraph.evaluation.predict import predict_file\n"
+        "predict_file(sys.argv[1], sys.argv[2], sys.argv[3], chunk_rows=50)\n"
+        "heavy = ('lightning', 'pytorch_lightning', 'torchmetrics', 'sklearn', 'matplotlib')\n"
+        "print(sorted({name.split('.')[0] for name in sys.modules} & set(heavy)))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    args = [sys.executable, "-c", script, str(run_dir), str(library), str(tmp_path / "out.csv")]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -27,7 +27,7 @@ from atomgraph.outputs.uncertainty import combine_members, gaussian_nll
 from atomgraph.runs import RunLoadError, TrainedRun
 from atomgraph.training.config import ConfigError
 from atomgraph.training.datasets import load_dataset
-from atomgraph.training.ensemble import EnsembleModule
+from atomgraph.training.ensemble_module import EnsembleModule
 
 GCN = {"name": "gcn", "hidden": 16, "layers": 2}
 

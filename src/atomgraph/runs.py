@@ -30,10 +30,10 @@ from atomgraph.nn.readout import POOLS
 from atomgraph.structures.validate import unseen_elements
 from atomgraph.targets import TargetSet, targets_from_columns
 from atomgraph.training.config import read_run_config, read_yaml
-from atomgraph.training.ensemble import EnsembleModule, is_ensemble, member_dirs
+from atomgraph.training.ensemble_module import EnsembleModule, is_ensemble, member_dirs
 from atomgraph.training.finetune import InitialWeights
-from atomgraph.training.module import AtomgraphModule
-from atomgraph.training.run import CALIBRATION_FILE
+from atomgraph.training.prediction_module import PredictionModule
+from atomgraph.training.run_files import CALIBRATION_FILE
 
 EXPORT_FORMAT = "atomgraph-trained-run"
 EXPORT_VERSION = 1
@@ -190,7 +190,7 @@ class TrainedRun:
     ``calibration.json`` record (or the one an exported file carries), None without one.
     """
 
-    module: AtomgraphModule | EnsembleModule
+    module: PredictionModule | EnsembleModule
     graph: GraphSpec
     targets: TargetSet
     config: dict | None
@@ -351,11 +351,11 @@ def initial_weights(config: dict) -> InitialWeights | None:
     )
 
 
-def _build_module(hparams: dict, weights: dict) -> AtomgraphModule:
+def _build_module(hparams: dict, weights: dict) -> PredictionModule:
     names = ("model", "targets", "task", "training", "total_steps", "graph", "elements", "shortest_distance",
              "tuning")  # fmt: skip
     kwargs = {k: hparams[k] for k in names if k in hparams}
-    module = AtomgraphModule(**kwargs)
+    module = PredictionModule(**kwargs)
     if module.kind == "potential":
         dtypes = [v.dtype for k, v in weights.items() if k.startswith("model.") and v.is_floating_point()]
         module.model.to(dtypes[0] if dtypes else torch.get_default_dtype())  # "64-true" runs: float64

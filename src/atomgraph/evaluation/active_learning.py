@@ -16,7 +16,7 @@ import torch
 from torch_geometric.data import Data
 
 from atomgraph.graphs.batching import graph_batches
-from atomgraph.training.ensemble import EnsembleModule
+from atomgraph.training.ensemble_module import EnsembleModule
 
 
 def force_disagreement(module: torch.nn.Module, graphs: Sequence[Data], batch_size: int = 32) -> np.ndarray:

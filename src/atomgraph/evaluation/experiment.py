@@ -9,7 +9,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from atomgraph.evaluation.report import evaluate_run
 from atomgraph.runs import initial_weights
 from atomgraph.training.datasets import load_dataset, resolve_run
-from atomgraph.training.ensemble import member_dirs, train_ensemble
+from atomgraph.training.ensemble import train_ensemble
+from atomgraph.training.ensemble_module import member_dirs
 from atomgraph.training.run import train
 from atomgraph.training.trainer import run_device
 

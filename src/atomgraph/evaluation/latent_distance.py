@@ -210,7 +210,7 @@ def run_latent_reference(
     running at once each write a whole file (the last one stays)."""
     from atomgraph.data import load_split
     from atomgraph.training.datasets import load_dataset
-    from atomgraph.training.run import LATENT_REFERENCE_FILE
+    from atomgraph.training.run_files import LATENT_REFERENCE_FILE
 
     run_dir = Path(run_dir)
     check_latent_distance(run_dir, run)

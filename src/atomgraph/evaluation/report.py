@@ -252,7 +252,7 @@ def member_scores(run_dir: Path) -> dict:
     written): ``{"members": {target: [MAE of member k]}}``; empty for other runs."""
     import json
 
-    from atomgraph.training.ensemble import is_ensemble, member_dirs
+    from atomgraph.training.ensemble_module import is_ensemble, member_dirs
 
     if not is_ensemble(run_dir):
         return {}

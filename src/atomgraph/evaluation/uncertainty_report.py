@@ -12,7 +12,7 @@ from atomgraph.data import GraphDataset
 from atomgraph.evaluation.calibration import fit_calibration, uncertainty_metrics
 from atomgraph.evaluation.plots import uncertainty_panels
 from atomgraph.evaluation.predict import predict_distribution
-from atomgraph.training.run import CALIBRATION_FILE
+from atomgraph.training.run_files import CALIBRATION_FILE
 
 
 def report_uncertainty(

@@ -13,7 +13,7 @@ from ase.calculators.calculator import Calculator as AseCalculator
 from ase.calculators.calculator import PropertyNotImplementedError, all_changes
 
 from atomgraph.md.calculator import Calculator
-from atomgraph.training.ensemble import is_ensemble, member_dirs
+from atomgraph.training.ensemble_module import is_ensemble, member_dirs
 
 
 class CommitteeCalculator(AseCalculator):

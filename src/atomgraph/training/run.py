@@ -41,6 +41,7 @@ from atomgraph.training.finetune import (
 )
 from atomgraph.training.module import AtomgraphModule
 from atomgraph.training.record import write_run_record
+from atomgraph.training.run_files import RUN_FILES, RUN_FOLDERS
 from atomgraph.training.trainer import make_trainer, run_device
 
 log = logging.getLogger(__name__)
@@ -250,21 +251,6 @@ def bootstrap_rows(train_rows, seed: int) -> np.ndarray:
     ensemble member's training rows under ``ensemble.bootstrap``."""
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(np.asarray(train_rows), size=len(train_rows), replace=True))
-
-
-#: the recalibration of sigma a run's report fits on its validation split (written by
-#: atomgraph.evaluation.uncertainty_report, read by atomgraph.runs.TrainedRun)
-CALIBRATION_FILE = "calibration.json"
-#: an ensemble's record of its members (atomgraph.training.ensemble)
-ENSEMBLE_RECORD = "ensemble.json"
-#: the training graphs' latent vectors and their distances' recalibration, made by the first
-#: ``predict --latent-distance`` (atomgraph.evaluation.latent_distance)
-LATENT_REFERENCE_FILE = "latent_reference.npz"
-RUN_FILES = (
-    "config.yaml", "split.json", "run.json", "metrics.json", "predictions_test.csv", CALIBRATION_FILE,
-    ENSEMBLE_RECORD, LATENT_REFERENCE_FILE,
-)  # fmt: skip
-RUN_FOLDERS = ("checkpoints", "logs", "plots", "members")
 
 
 def clear_run_dir(run_dir: Path, overwrite: bool) -> None:
