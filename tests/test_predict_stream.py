@@ -293,3 +293,31 @@ def test_predicting_imports_neither_the_trainer_nor_the_report_libraries(run_and
     args = [sys.executable, "-c", script, str(run_dir), str(library), str(tmp_path / "out.csv")]
     done = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_console_script_keeps_the_exit_status_and_freezes_what_is_left(tmp_path):
+    """``atomgraph`` runs :func:`console`: the command's exit status comes through, and what is alive at
+    the end is frozen, so the interpreter's teardown does not walk it (``main`` itself freezes nothing:
+    tests and other programs call it in a process that goes on)."""
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name="atomgraph")
+    assert script.value == "atomgraph.cli.main:console"
+    code = (
+        "import gc, sys\n"
+        "from atomgraph.cli.main import console, main\n"
+        "try:\n"
+        "    main(['predict', sys.argv[1], sys.argv[2]])\n"
+        "except SystemExit as done:\n"
+        "    print(done.code, gc.get_freeze_count())\n"
+        "sys.argv = ['atomgraph', 'predict', sys.argv[1], sys.argv[2]]\n"
+        "try:\n"
+        "    console()\n"
+        "except SystemExit as done:\n"
+        "    print(done.code, gc.get_freeze_count() > 0)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    args = [sys.executable, "-c", code, str(tmp_path / "no_run"), str(tmp_path / "no.csv")]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.split("\n")[:2] == ["2 0", "2 True"]
+    assert "no_run" in done.stderr
