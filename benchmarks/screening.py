@@ -17,8 +17,10 @@ exists) trains a chemprop D-MPNN on ESOL once (``chemprop train``, scaffold-bala
 CPU, stored under ``--work`` and reused) and, for every size, runs ``chemprop predict`` on the same
 library right after atomgraph (``--repeats`` alternates them), in a fresh process with the same torch
 thread count (``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` and ``torch.set_num_threads``, through
-``benchmarks/peers/chemprop_screening.py``). Each side gets two times: ``seconds``, inside its process,
-around the prediction call (loading the model, reading, featurising, predicting, writing), and
+``benchmarks/peers/chemprop_screening.py``). Each side runs its command-line tool's function in its
+process (``atomgraph predict``: ``atomgraph.cli.main.console``; ``chemprop predict``:
+``chemprop.cli.main.main``) and gets two times: ``seconds``, inside the process, around that call
+(parsing the arguments, loading the model, reading, featurising, predicting, writing), and
 ``process_seconds``, the wall clock from starting the process to its end (Python start-up and imports
 included). ``ratio_vs_chemprop`` is atomgraph's rate over chemprop's on ``process_seconds``;
 ``ratio_vs_chemprop_in_process`` the same on ``seconds``. Peak memory is each process's ``ru_maxrss``.
@@ -34,6 +36,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -57,14 +60,18 @@ ATOMGRAPH_BATCH = 128  # predict_each's batch size inside predict_file
 MEASURE = """
 import resource, sys, time, torch
 torch.set_num_threads(int(sys.argv[4]))
-from atomgraph.evaluation.predict import predict_file
+from atomgraph.cli.main import console
+run, library, out, workers = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[5]
+sys.argv = ["atomgraph", "predict", run, library, "-o", out, "--chunk-rows", "1024", "--workers", workers]
 start = time.perf_counter()
-summary = predict_file(sys.argv[1], sys.argv[2], sys.argv[3], chunk_rows=1024, workers=int(sys.argv[5]))
+console()
 seconds = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print("RESULT", summary.rows, summary.predicted, seconds, peak, workers_peak)
+print("RESULT", seconds, peak, workers_peak)
 """
+#: the line ``atomgraph predict`` ends with on stderr
+DONE = re.compile(r"predicted (\d+) of (\d+) rows")
 
 
 def library(size: int, path: Path, seed: int = 0) -> Path:
@@ -163,13 +170,15 @@ def train_chemprop(
 
 
 def measure_atomgraph(run: Path, path: Path, out: Path, threads: int, workers: int) -> dict:
-    """One ``predict_file`` in a fresh process: its in-process and process wall seconds, peak RSS."""
+    """One ``atomgraph predict`` (the console script's function, in a fresh process, as chemprop's
+    side runs chemprop's): its in-process and process wall seconds, peak RSS, rows predicted."""
     command = [sys.executable, "-c", MEASURE, str(run), str(path), str(out), str(threads), str(workers)]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=True, env=thread_env(threads))
     wall = time.perf_counter() - started
     line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT"))
-    _, total, predicted, seconds, peak_kb, workers_kb = line.split()
+    _, seconds, peak_kb, workers_kb = line.split()
+    predicted, total = DONE.findall(done.stderr)[-1]
     return {
         "rows": int(total),
         "predicted": int(predicted),
@@ -337,9 +346,10 @@ def main() -> None:
             "start": [round(x, 2) for x in load_start],
             "end": [round(x, 2) for x in os.getloadavg()],
         },
-        "timing": "seconds: inside the process, around the prediction call (model loading, reading, "
-        "featurising, predicting, writing); process_seconds: process start to end, Python start-up and "
-        "imports included; molecules_per_s = rows / seconds, process_molecules_per_s = rows / "
+        "timing": "seconds: inside the process, around the command-line tool's function (atomgraph: "
+        "atomgraph.cli.main.console, chemprop: chemprop.cli.main.main; argument parsing, model loading, "
+        "reading, featurising, predicting, writing); process_seconds: process start to end, Python "
+        "start-up and imports included; molecules_per_s = rows / seconds, process_molecules_per_s = rows / "
         "process_seconds; peak_rss_mb: the process's ru_maxrss; medians over repeats (peaks: maxima)",
         "models": models,
         "results": rows,
