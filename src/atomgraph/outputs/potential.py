@@ -149,9 +149,9 @@ class PotentialTask:
     @classmethod
     def from_config(cls, task: dict) -> PotentialTask:
         return cls(
-            float(task.get("energy_weight", 1.0)),
-            float(task.get("force_weight", 100.0)),
-            float(task.get("stress_weight", 0.0)),
+            float(task.get("energy_weight", cls.energy_weight)),
+            float(task.get("force_weight", cls.force_weight)),
+            float(task.get("stress_weight", cls.stress_weight)),
         )
 
     def wants(self, batch: Data, evaluate: bool = False) -> tuple[bool, bool]:

@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 
 from atomgraph.data.registry import dataset_entry, dataset_sections
+from atomgraph.outputs.potential import PotentialTask
+from atomgraph.outputs.uncertainty import EVIDENCE_WEIGHT
 
 DEFAULTS: dict[str, Any] = {
     "name": "run",
@@ -63,13 +65,15 @@ DEFAULTS: dict[str, Any] = {
         "loss": None,
         "atomref": True,
         "kind": "property",  # property | potential (energy + autograd forces/stress)
-        "energy_weight": 1.0,  # potential: (eV/atom)^2 term
-        "force_weight": 100.0,  # potential: (eV/Å)^2 per component
-        "stress_weight": 0.0,  # potential: (eV/Å^3)^2 per component
+        # potential: the weights of the (eV/atom)^2 term and of the (eV/Å)^2 and (eV/Å^3)^2 terms per
+        # component (PotentialTask's defaults: 1, 100, 0)
+        "energy_weight": PotentialTask.energy_weight,
+        "force_weight": PotentialTask.force_weight,
+        "stress_weight": PotentialTask.stress_weight,
         # null | mean_variance (a variance head trained on the Gaussian NLL) | evidential (deep evidential
         # regression: a Normal-Inverse-Gamma head); atomgraph.outputs.uncertainty
         "uncertainty": None,
-        "evidence_weight": 0.2,  # evidential: weight of the evidence regulariser (chemprop's default)
+        "evidence_weight": EVIDENCE_WEIGHT,  # evidential: weight of the evidence regulariser (chemprop's)
     },
     # deep ensembles (atomgraph.training.ensemble): members trained with seeds seed, seed + 1, ... on the
     # same split (bootstrap: each on a resample of the training rows), in run_dir/members/<k>
