@@ -88,9 +88,14 @@ def _onednn_dense_cpu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
 _LIBRARY.impl("onednn_dense", _onednn_dense_cpu, "CPU")
 
 
-@torch.library.register_fake("atomgraph::onednn_dense", lib=_LIBRARY)
-def _(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+def _onednn_dense_shape(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """The operator's output, uncomputed: its Meta kernel, which fake tensors (torch.compile's tracing)
+    run too. (``torch.library.register_fake`` would read this file's source at import: ~0.1 s of every
+    start-up once torch and PyG are loaded.)"""
     return x.new_empty(x.shape[0], weight.shape[0])
+
+
+_LIBRARY.impl("onednn_dense", _onednn_dense_shape, "Meta")
 
 
 class _OneDNNDense(torch.autograd.Function):
