@@ -92,6 +92,31 @@ def test_exported_file_predicts_like_the_run_and_loads_weights_only(cgcnn_run, t
     torch.testing.assert_close(again.module(graph), run.module(graph))
 
 
+def test_a_loaded_run_is_the_plain_prediction_module_with_the_checkpoint_s_arguments(cgcnn_run):
+    """A loaded run's module is the Lightning-free PredictionModule; its hparams are the checkpoint's,
+    read as keys or attributes, and the training module built from them holds Lightning's own
+    AttributeDict with the same arguments (what its checkpoints and hparams.yaml are written from)."""
+    from lightning.fabric.utilities.data import AttributeDict
+
+    from atomgraph.training.module import AtomgraphModule
+    from atomgraph.training.prediction_module import PredictionModule
+
+    _, run_dir = cgcnn_run
+    module = TrainedRun.load(run_dir).module
+    assert type(module) is PredictionModule
+    stored = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]
+    assert dict(module.hparams) == stored
+    assert module.hparams.model == stored["model"] and module.hparams.elements == stored["elements"]
+    with pytest.raises(AttributeError):
+        module.hparams.not_an_argument  # noqa: B018
+    training = AtomgraphModule(**module.hparams)
+    assert type(training.hparams) is AttributeDict and training.hparams.model == stored["model"]
+    assert dict(training.hparams) == stored == dict(training.hparams_initial)
+    training.load_state_dict(module.state_dict())
+    graph = TrainedRun.load(run_dir).build_graph(bulk("NaCl", "rocksalt", a=5.64))
+    torch.testing.assert_close(training.eval()(graph), module(graph))
+
+
 def test_weights_of_an_older_model_layout_are_refused_with_the_reason(cgcnn_run, tmp_path):
     _, run_dir = cgcnn_run
     exported = TrainedRun.load(run_dir).export(tmp_path / "model.pt")

@@ -1,2 +1,3 @@
-"""Training: typed config, the Lightning modules (property and potential), optimisers, the trainer and
-the run record. It trains; evaluation is called after it (:mod:`atomgraph.evaluation`)."""
+"""Training: typed config, the prediction module (plain torch: what a loaded run is) and the Lightning
+module that trains it (properties and potentials), optimisers, the trainer and the run record. It
+trains; evaluation is called after it (:mod:`atomgraph.evaluation`)."""

@@ -11,7 +11,7 @@ import torch
 from torch_geometric.data import Data
 
 from atomgraph.outputs.uncertainty import combine_members
-from atomgraph.training.prediction_module import PredictionModule
+from atomgraph.training.prediction_module import Arguments, PredictionModule
 from atomgraph.training.run_files import ENSEMBLE_RECORD
 
 
@@ -66,10 +66,9 @@ class EnsembleModule(torch.nn.Module):
             self.column = first.column
         elements = [set(m.hparams.get("elements") or []) for m in members]
         known = all(m.hparams.get("elements") is not None for m in members)
-        self.hparams = {
-            **dict(first.hparams),
-            "elements": sorted(set.intersection(*elements)) if known else None,
-        }
+        self.hparams = Arguments(
+            first.hparams, elements=sorted(set.intersection(*elements)) if known else None
+        )
 
     def forward(self, batch: Data) -> torch.Tensor:
         """The members' mean prediction [B, T] (real units)."""

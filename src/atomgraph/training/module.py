@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.data import AttributeDict
 from torch_geometric.data import Batch
 
 from atomgraph.training.optim import OptimizationMixin
@@ -35,7 +36,8 @@ class AtomgraphModule(OptimizationMixin, PredictionModule, L.LightningModule):
         super().__init__(
             model, targets, task, training, total_steps, graph, elements, shortest_distance, tuning
         )
-        self.save_hyperparameters()  # the same arguments, for Lightning's loggers
+        self._hparams = AttributeDict()  # Lightning's own, which save_hyperparameters fills, as it would
+        self.save_hyperparameters()  # the same arguments, for Lightning's checkpoints and loggers
         self.training_settings = training
         self.total_steps = total_steps
         self.lr_factors = dict((tuning or {}).get("lr_factors", {}))

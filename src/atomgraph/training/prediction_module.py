@@ -31,6 +31,20 @@ from atomgraph.training.finetune import freeze
 OUTPUTS = ("property", "potential")
 
 
+class Arguments(dict):
+    """A module's arguments, read as keys or as attributes (``hparams["model"]``, ``hparams.model``), as
+    Lightning's ``AttributeDict`` reads them."""
+
+    def __getattr__(self, name: str):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value) -> None:
+        self[name] = value
+
+
 def build_parts(
     model: dict, targets: list[dict], graph: dict | None
 ) -> tuple[torch.nn.Module, TargetSet, GraphSpec]:
@@ -70,13 +84,12 @@ class PredictionModule(torch.nn.Module):
         tuning: dict | None = None,
     ):
         super().__init__()
-        # the arguments, as checkpoints and exports store them (Lightning's save_hyperparameters keeps
-        # the same ones under the same name in the training subclass)
-        self._hparams = {
-            "model": model, "targets": targets, "task": task, "training": training,
-            "total_steps": total_steps, "graph": graph, "elements": elements,
-            "shortest_distance": shortest_distance, "tuning": tuning,
-        }  # fmt: skip
+        # the arguments, as checkpoints and exports store them (the training subclass has Lightning's
+        # save_hyperparameters put the same ones under the same name)
+        self._hparams = Arguments(
+            model=model, targets=targets, task=task, training=training, total_steps=total_steps, graph=graph,
+            elements=elements, shortest_distance=shortest_distance, tuning=tuning,
+        )  # fmt: skip
         self.uncertainty = task.get("uncertainty")
         if self.uncertainty not in UNCERTAINTIES:
             raise ValueError(f"unknown task.uncertainty {self.uncertainty!r}; choose one of {UNCERTAINTIES}")
@@ -122,7 +135,8 @@ class PredictionModule(torch.nn.Module):
 
     @property
     def hparams(self) -> dict:
-        """The arguments the module was built from (what checkpoints and exports store)."""
+        """The arguments the module was built from (what checkpoints and exports store), as keys or
+        attributes."""
         return self._hparams
 
     @property
