@@ -53,7 +53,7 @@ def test_an_encoder_is_loaded_frozen_where_asked_and_trained_elsewhere(source, t
     assert all(not torch.equal(after[k], before[k]) for k in trained if after[k].is_floating_point())
     module = TrainedRun.load(tuned).module
     assert all(not p.requires_grad for n, p in module.model.named_parameters() if n in frozen)
-    # what a resumed run trains with: the training module of the same (stored) arguments
+    # the training module of the stored arguments: the frozen parts in no group, the lr factors applied
     groups = AtomgraphModule(**module.hparams).configure_optimizers()[0][0].param_groups
     lrs = sorted((g["lr_factor"], len(g["params"])) for g in groups)
     n_inter = sum(1 for n, p in module.model.named_parameters() if n.startswith("interactions.1."))

@@ -266,26 +266,42 @@ def test_a_kill_while_the_progress_record_is_written_leaves_the_previous_record(
     assert (resumed["rows"], resumed["bytes"]) == (4, size)
     assert rows_file.stat().st_size == size  # the chunk the kill left unrecorded is cut off
     assert pd.read_csv(rows_file)["value"].tolist() == [1.0, 2.0, 1.0, 2.0]
+    record.remove()  # the finished job leaves neither the record nor what the kill left beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
 
 
-@pytest.mark.parametrize("text", ["", '{"input": "library.csv"', "[1, 2]", '{"input": "library.csv"}'])
+UNREADABLE = [
+    "",
+    '{"input": "library.csv"',
+    "[1, 2]",
+    '{"input": "library.csv"}',
+    '{"input": "library.csv", "rows": 2, "bytes": 9}',  # no counts, which predict's records hold
+    None,  # a folder where the record should be
+]
+
+
+@pytest.mark.parametrize("text", UNREADABLE)
 def test_an_unreadable_progress_record_is_refused_by_name(tmp_path, text):
     rows_file = tmp_path / "out.csv"
     rows_file.write_text("id,value\n")
     record = ProgressRecord.beside(rows_file, {"input": "library.csv"})
-    record.path.write_text(text)
+    if text is None:
+        record.path.mkdir()
+    else:
+        record.path.write_text(text)
     with pytest.raises(ValueError, match=r"out\.csv\.progress: not a readable progress record"):
-        record.resume(rows_file)
+        record.resume(rows_file, extra=("counts",))
 
 
 def test_predicting_imports_neither_the_trainer_nor_the_report_libraries(run_and_library, tmp_path):
-    """Lightning (~1 s), scikit-learn (~0.8 s) and matplotlib are training's and the report's: loading a
-    run and predicting with it (what every ``predict`` and ``screen`` starts with) imports none of them."""
+    """Lightning (~1 s), scikit-learn (~0.8 s) and matplotlib are training's and the report's: the
+    ``predict`` command (the CLI with every application's commands, loading the run, predicting)
+    imports none of them."""
     run_dir, library, _, _ = run_and_library
     script = (
         "import sys\n"
-        "from atomgraph.evaluation.predict import predict_file\n"
-        "predict_file(sys.argv[1], sys.argv[2], sys.argv[3], chunk_rows=50)\n"
+        "from atomgraph.cli.main import main\n"
+        "main(['predict', sys.argv[1], sys.argv[2], '-o', sys.argv[3], '--chunk-rows', '50'])\n"
         "heavy = ('lightning', 'pytorch_lightning', 'torchmetrics', 'sklearn', 'matplotlib')\n"
         "print(sorted({name.split('.')[0] for name in sys.modules} & set(heavy)))\n"
     )

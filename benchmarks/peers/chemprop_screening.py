@@ -8,8 +8,8 @@ made by ``benchmarks/peers/install.sh``), never with the project's (chemprop is 
 
 ``seconds`` is the time ``chemprop.cli.main.main()`` takes (model loading, reading and featurising the
 input, predicting, writing), measured after chemprop is imported, as screening.py measures
-``atomgraph.evaluation.predict.predict_file``; the peaks are this process's ``ru_maxrss`` (and its
-children's, for ``--num-workers`` > 0).
+``atomgraph.cli.main.console`` (what the ``atomgraph`` command runs); the peaks are this process's
+``ru_maxrss`` (and its children's, for ``--num-workers`` > 0).
 """
 
 from __future__ import annotations

@@ -183,8 +183,9 @@ def _parameters(name: str) -> set[str]:
 class TrainedRun:
     """A trained model ready for inference (see the module docstring).
 
-    module: the Lightning module (``.model``, ``.normalizer``) in eval mode (an ensemble's run: an
-    :class:`~atomgraph.training.ensemble.EnsembleModule` of its members); graph: the spec of the
+    module: the :class:`~atomgraph.training.prediction_module.PredictionModule` (plain torch:
+    ``.model``, ``.normalizer``, ``.task``) in eval mode (an ensemble's run: an
+    :class:`~atomgraph.training.ensemble_module.EnsembleModule` of its members); graph: the spec of the
     graphs it reads; targets: what its output columns are; config: the run's resolved config (None
     for a bare checkpoint without one); source: the file it was read from; calibration: the run's
     ``calibration.json`` record (or the one an exported file carries), None without one.

@@ -423,4 +423,4 @@ def _add_application_commands() -> None:
 _add_application_commands()
 
 if __name__ == "__main__":
-    main()
+    console()

@@ -356,7 +356,7 @@ def explain(
 ) -> dict:
     """Draw why a model predicts what it does for one molecule; returns what was drawn.
 
-    run: a run directory (its best checkpoint and config), a trained ``AtomgraphModule`` or a bare
+    run: a run directory (its best checkpoint and config), a loaded run's ``PredictionModule`` or a bare
     network; ``settings``: the :class:`~atomgraph.data.GraphSpec` to build the graph with
     (default: the run's spec; for a bare model its card's preset).
     Models with ``attention_weights`` (GAT, GATv2, the practical's GAT) get the attention map

@@ -201,7 +201,7 @@ def run_latent_reference(
     run_dir: str | Path, run: TrainedRun, k: int = K, batch_size: int = 256
 ) -> tuple[Path, LatentReference, Calibration]:
     """The latent reference of ``run``, loaded from the finished run directory ``run_dir``: built once
-    and kept there (:data:`~atomgraph.training.run.LATENT_REFERENCE_FILE`), built again when the file
+    and kept there (:data:`~atomgraph.training.run_files.LATENT_REFERENCE_FILE`), built again when the file
     was made with other weights (a resumed training rewrote the checkpoint) or another ``k``, or cannot
     be read. It holds the latent vectors of the run's training graphs (at most :data:`MAX_REFERENCE`, a
     sample seeded by the run's seed) and the recalibration of their distances fitted on its validation

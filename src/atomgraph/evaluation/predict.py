@@ -334,7 +334,7 @@ def predict_file(
     record = ProgressRecord.beside(output, {"input": str(input_path.resolve())})
     done, counts = 0, {"predicted": 0, "skipped": 0, "warned": 0}
     if resume and record.exists():
-        recorded = record.resume(output)
+        recorded = record.resume(output, extra=("counts",))
         done, counts = recorded["rows"], recorded["counts"]
     elif resume and output.exists():
         print(f"{output} is complete (no {record.path.name}); nothing to resume", file=sys.stderr)

@@ -36,12 +36,18 @@ class ProgressRecord:
     def exists(self) -> bool:
         return self.path.exists()
 
-    def resume(self, rows_file: Path) -> dict[str, Any]:
+    @property
+    def _beside(self) -> Path:
+        """Where the next record is written before it replaces this one."""
+        return self.path.with_name(self.path.name + ".tmp")
+
+    def resume(self, rows_file: Path, extra: tuple[str, ...] = ()) -> dict[str, Any]:
         """The record of a killed job, ``rows_file`` cut back to the rows it records; a ValueError naming
-        the record when it is of another job or its rows file is gone."""
+        the record when it cannot be read, lacks one of the ``extra`` keys the job appends (e.g. its
+        counts), is of another job, or its rows file is gone."""
         try:
             record = json.loads(self.path.read_text())
-        except ValueError as error:
+        except (OSError, ValueError) as error:
             record = error
         if isinstance(record, dict):
             for key, value in self.job.items():
@@ -50,7 +56,7 @@ class ProgressRecord:
                         f"{self.path}: it records a job with {key} {record.get(key)}, not {value}; run it "
                         "again with the same inputs, or without resume"
                     )
-        if not isinstance(record, dict) or not {"rows", "bytes"} <= record.keys():
+        if not isinstance(record, dict) or not {"rows", "bytes", *extra} <= record.keys():
             raise ValueError(
                 f"{self.path}: not a readable progress record ({record!r:.80}); run without resume"
             )
@@ -67,9 +73,9 @@ class ProgressRecord:
             table.to_csv(handle, header=handle.tell() == 0, index=False)
             handle.flush()
             size = handle.tell()
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps({**self.job, "rows": rows, "bytes": size, **extra}))
-        os.replace(tmp, self.path)  # a kill before this line leaves the previous record whole
+        self._beside.write_text(json.dumps({**self.job, "rows": rows, "bytes": size, **extra}))
+        os.replace(self._beside, self.path)  # a kill before this line leaves the previous record whole
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+        self._beside.unlink(missing_ok=True)  # what a kill while it was written left

@@ -63,10 +63,11 @@ class Calculator(AseCalculator):
 
     Args:
         model: a run directory or exported file (its best checkpoint), a
-            :class:`~atomgraph.runs.TrainedRun` or a potential AtomgraphModule. The graph is the one the model
-            was trained on (its :class:`~atomgraph.graphs.spec.GraphSpec`: cutoff and neighbour cap). Or a
-            bare model (any registered model on radius graphs, e.g. from ``build_model``, or one of your
-            own mapping a graph batch to [B, 1]): its output is taken as the energy in eV.
+            :class:`~atomgraph.runs.TrainedRun` or a potential PredictionModule (or the AtomgraphModule
+            that trains it). The graph is the one the model was trained on (its
+            :class:`~atomgraph.graphs.spec.GraphSpec`: cutoff and neighbour cap). Or a bare model (any
+            registered model on radius graphs, e.g. from ``build_model``, or one of your own mapping a
+            graph batch to [B, 1]): its output is taken as the energy in eV.
         skin: neighbour-list skin in Å (0 rebuilds every call).
         device: torch device (default: where the model's parameters are; a run loads on the CPU);
             dtype: compute dtype (default: the model's, float64 for "64-true" runs).
@@ -109,7 +110,7 @@ class Calculator(AseCalculator):
             if not model.is_potential:
                 raise ValueError(f"{model.source} is not a potential run (task.kind: potential)")
             module, spec = model.module, model.graph
-        elif hasattr(model, "compute"):  # an AtomgraphModule
+        elif hasattr(model, "compute"):  # a PredictionModule (or AtomgraphModule)
             module, spec = model, model.graph_spec
         else:  # a bare model: its output is the energy in eV
             module = BareModel(model)

@@ -19,7 +19,7 @@ from atomgraph.training.ensemble_module import is_ensemble, member_dirs
 class CommitteeCalculator(AseCalculator):
     """Mean energy, forces and stress of several potentials, with their standard deviation.
 
-    members: run directories, potential AtomgraphModules or atomgraph :class:`Calculator` s (e.g. models
+    members: run directories, potential PredictionModules or atomgraph :class:`Calculator` s (e.g. models
     trained with different seeds), or one ensemble's run directory (``atomgraph train --ensemble N``:
     its members); ``calculator_kwargs`` (skin, device, ...) go to those it builds.
 

@@ -46,7 +46,7 @@ def as_batch(graph: Data) -> Batch:
 
 @torch.no_grad()
 def predict_batch(model: torch.nn.Module, batch: Data) -> torch.Tensor:
-    """``model(batch)`` in eval mode: [B, T] (a trained ``AtomgraphModule`` gives real units)."""
+    """``model(batch)`` in eval mode: [B, T] (a loaded run's ``PredictionModule`` gives real units)."""
     model.eval()
     return model(batch)
 

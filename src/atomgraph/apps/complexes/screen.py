@@ -139,8 +139,8 @@ def screen(
     """Rank the ligands of a file by predicted affinity for ``protein_pdb``, streaming the file.
 
     Args:
-        model: a run directory or a module mapping batches to [B, T] (a trained ``AtomgraphModule`` gives
-            real units, e.g. pK).
+        model: a run directory or a module mapping batches to [B, T] (a loaded run's
+            ``PredictionModule`` gives real units, e.g. pK).
         protein_pdb: the protein (PDB/mmCIF), in the ligands' frame.
         ligands: SDF, MOL2 or PDBQT with one record per pose.
         output_csv: the ranked CSV to write: one row per ligand record, ``rank`` (1 = highest predicted

@@ -77,7 +77,7 @@ def shortcut_diagnostic(
     """R² and MAE of ``module`` on ``graphs`` before and after scrambling, per target.
 
     Args:
-        module: maps a batch to predictions [B, T] in real units (a trained ``AtomgraphModule``).
+        module: maps a batch to predictions [B, T] in real units (a loaded run's ``PredictionModule``).
         graphs: a dataset view or list of graphs with labels ``y`` [1, T].
         names: the T target names.
         y: labels [M, T] (default: read from the graphs); predictions: unscrambled ones, if known.
