@@ -337,3 +337,33 @@ def test_the_console_script_keeps_the_exit_status_and_freezes_what_is_left(tmp_p
     done = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
     assert done.stdout.split("\n")[:2] == ["2 0", "2 True"]
     assert "no_run" in done.stderr
+
+
+@LINUX
+def test_the_predict_command_runs_one_worker_per_core_unless_told(run_and_library, tmp_path, monkeypatch):
+    """``atomgraph predict`` without ``--workers``: one forked worker per usable core on the CPU, the
+    same output as one process; none on one core, on another device or where workers would be spawned."""
+    from atomgraph.cli.main import main
+
+    run_dir, library, whole_path, _ = run_and_library
+    monkeypatch.setattr(predict_module, "FORK_WORKERS", True)
+    monkeypatch.setattr(predict_module, "default_workers", lambda: 2)
+    assert predict_module.automatic_workers("cpu") == 2
+    assert predict_module.automatic_workers("cuda") == 0  # there, workers would be spawned
+    started, original = [], predict_module.in_worker_processes
+
+    def spy(jobs, workers, *args, **kwargs):
+        started.append(workers)
+        return original(jobs, workers, *args, **kwargs)
+
+    monkeypatch.setattr(predict_module, "in_worker_processes", spy)
+    main(["predict", str(run_dir), str(library), "-o", str(tmp_path / "auto.csv"), "--chunk-rows", "50"])
+    assert started == [2]
+    assert_same_output(tmp_path / "auto.csv", whole_path)
+    main(["predict", str(run_dir), str(library), "-o", str(tmp_path / "one.csv"), "--workers", "0"])
+    assert started == [2]  # told: this process alone
+    monkeypatch.setattr(predict_module, "default_workers", lambda: 1)
+    assert predict_module.automatic_workers("cpu") == 0
+    monkeypatch.setattr(predict_module, "default_workers", lambda: 8)
+    monkeypatch.setattr(predict_module, "FORK_WORKERS", False)
+    assert predict_module.automatic_workers("cpu") == 0

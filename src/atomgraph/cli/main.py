@@ -125,12 +125,14 @@ def predict(
         bool, typer.Option(help="sigma from the latent distance to the training graphs (models without one)")
     ] = False,
     workers: Annotated[
-        int,
+        int | None,
         typer.Option(
             help="worker processes: on the CPU they graph and predict chunks of the input; on "
-            "a GPU they graph them while this process predicts (0: this process alone)"
+            "a GPU they graph them while this process predicts (0: this process alone; default: one per "
+            "core on a Linux CPU, else 0)",
+            show_default=False,
         ),
-    ] = 0,
+    ] = None,
     top_k: Annotated[
         int | None, typer.Option(help="also write the best K rows to OUTPUT.topK.csv (bounded memory)")
     ] = None,

@@ -28,7 +28,7 @@ from atomgraph.evaluation.input_rows import (
     one_line,
 )
 from atomgraph.evaluation.progress_record import ProgressRecord
-from atomgraph.graphs.arrays import default_dtype_name
+from atomgraph.graphs.arrays import default_dtype_name, default_workers
 from atomgraph.graphs.batching import graph_batches
 from atomgraph.structures.validate import beyond_tables
 
@@ -241,7 +241,7 @@ def predict_file(
     progress: bool = False,
     mc_samples: int = 0,
     latent_distance: bool = False,
-    workers: int = 0,
+    workers: int | None = 0,
     top_k: int | None = None,
     rank_by: str | None = None,
     descending: bool | None = None,
@@ -273,7 +273,7 @@ def predict_file(
     torch thread, and this process only reads the input and writes the results, in input order; on
     another ``device`` the workers parse and graph the rows while this process predicts. The output is the
     same either way: MC dropout seeds its draws for each chunk from the chunk's first row, wherever the
-    chunk runs.
+    chunk runs. ``workers=None``: :func:`automatic_workers` (the ``predict`` command's default).
 
     ``top_k``: also write the best ``top_k`` rows, ranked by ``rank_by`` (a target, or any output column
     such as ``<target>_high``; default the first target) in the target's own direction unless
@@ -292,6 +292,8 @@ def predict_file(
 
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+    if workers is None:
+        workers = automatic_workers(device)
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
     if top_k is not None and top_k < 1:
@@ -434,6 +436,17 @@ def seeded_by(text: str, device: torch.device) -> Iterator[None]:
 #: predict's worker processes are forked (start in milliseconds with this process's run) where that is
 #: safe, on Linux, and spawned elsewhere (each imports the libraries and loads the run again)
 FORK_WORKERS = sys.platform.startswith("linux")
+
+
+def automatic_workers(device: str | torch.device = "cpu") -> int:
+    """How many worker processes ``predict`` runs when not told: one per core this process may use, on
+    the CPU where they are forked (they start in milliseconds, sharing the loaded run's pages); none on
+    one core, on another device, or where they would be spawned (each would import the libraries and
+    load the run again: seconds)."""
+    cores = default_workers()
+    return cores if FORK_WORKERS and cores > 1 and torch.device(device).type == "cpu" else 0
+
+
 #: a predict worker process's trained run and job (:func:`_init_predict_worker`)
 _WORKER: dict = {}
 
