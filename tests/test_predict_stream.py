@@ -367,3 +367,30 @@ def test_the_predict_command_runs_one_worker_per_core_unless_told(run_and_librar
     monkeypatch.setattr(predict_module, "default_workers", lambda: 8)
     monkeypatch.setattr(predict_module, "FORK_WORKERS", False)
     assert predict_module.automatic_workers("cpu") == 0
+
+
+def _dies_on_row_30(chunk: list) -> pd.DataFrame:
+    """A worker's job that kills its process when the chunk holds row 30 (what the out-of-memory killer,
+    or a crash in native code on one molecule, does); otherwise the real one."""
+    if any(row.id == "library.csv:32" for row in chunk):  # the 31st data row (ids count file lines)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _REAL_JOB(chunk)
+
+
+_REAL_JOB = predict_module._predicted_in_worker
+
+
+@LINUX
+def test_a_row_that_kills_its_worker_costs_only_that_row(run_and_library, tmp_path, monkeypatch):
+    run_dir, library, whole_path, whole = run_and_library
+    monkeypatch.setattr(predict_module, "FORK_WORKERS", True)
+    monkeypatch.setattr(predict_module, "_predicted_in_worker", _dies_on_row_30)  # forked: the workers see it
+    out = tmp_path / "died.csv"
+    summary = predict_file(run_dir, library, out, chunk_rows=25, workers=2)
+    assert (summary.rows, summary.skipped) == (whole.rows, whole.skipped + 1)
+    got, want = read_predictions(out), read_predictions(whole_path)
+    assert got["id"].tolist() == want["id"].tolist()
+    died = got["id"] == "library.csv:32"
+    assert got.loc[died, "error"].tolist() == [f"library.csv:32: {predict_module.WORKER_DIED}"]
+    assert got.loc[died, "value"].isna().all()
+    pd.testing.assert_frame_equal(got[~died], want[~died], rtol=1e-5)

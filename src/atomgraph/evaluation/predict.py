@@ -5,9 +5,10 @@ from __future__ import annotations
 import gc
 import sys
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -367,7 +368,9 @@ def predict_file(
         setup = (default_dtype_name(), str(run.source.resolve()), job, latent_file, inherited)
         jobs = ((_predicted_in_worker, chunk) for chunk in chunks(rows, chunk_rows))
         start = "fork" if FORK_WORKERS else "spawn"
-        tables = in_worker_processes(jobs, workers, _init_predict_worker, setup, start=start)
+        pool = partial(in_worker_processes, workers=workers, initializer=_init_predict_worker, initargs=setup,
+                       start=start)  # fmt: skip
+        tables = pool(jobs, died=partial(_rows_one_by_one, run, job, pool))
     else:
         featurised = featurised_chunks(rows, run.graph, chunk_rows, workers)
         tables = (_predict_chunk(run, chunk, **job) for chunk in featurised)
@@ -467,6 +470,25 @@ def _init_predict_worker(dtype: str, source: str, job: dict, latent_file: Path |
             run.module = LatentDistanceModule(run.module, LatentReference.load(latent_file)[0])
     _WORKER.update(run=run, job=job)
     gc.freeze()  # this process lives for the job: see frozen_heap
+
+
+#: the error of a row whose worker process died on it, alone (see in_worker_processes)
+WORKER_DIED = (
+    "its worker process died on this row alone (killed by the system, e.g. for memory, or a crash in "
+    "native code); the other rows are unaffected"
+)
+
+
+def _rows_one_by_one(run, job: dict, pool: Callable, died: tuple) -> pd.DataFrame:
+    """The output rows of a chunk whose worker process died on it twice (``died``: the job): each row
+    run again in a process of its own, so that only a row that kills its process is lost -- that row
+    gets :data:`WORKER_DIED` as its error."""
+    function, chunk = died
+    if len(chunk) == 1:
+        (row,) = chunk
+        return _predict_chunk(run, [replace(row, record=None, error=f"{row.id}: {WORKER_DIED}")], **job)
+    rows = ((function, [row]) for row in chunk)
+    return pd.concat(list(pool(rows, died=partial(_rows_one_by_one, run, job, pool))), ignore_index=True)
 
 
 def _predicted_in_worker(chunk: list) -> pd.DataFrame:
