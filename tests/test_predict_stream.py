@@ -342,14 +342,17 @@ def test_the_console_script_keeps_the_exit_status_and_freezes_what_is_left(tmp_p
 @LINUX
 def test_the_predict_command_runs_one_worker_per_core_unless_told(run_and_library, tmp_path, monkeypatch):
     """``atomgraph predict`` without ``--workers``: one forked worker per usable core on the CPU, the
-    same output as one process; none on one core, on another device or where workers would be spawned."""
+    same output as one process; none on one core, for one chunk, on another device or where workers
+    would be spawned."""
     from atomgraph.cli.main import main
 
     run_dir, library, whole_path, _ = run_and_library
     monkeypatch.setattr(predict_module, "FORK_WORKERS", True)
     monkeypatch.setattr(predict_module, "default_workers", lambda: 2)
     assert predict_module.automatic_workers("cpu") == 2
-    assert predict_module.automatic_workers("cuda") == 0  # there, workers would be spawned
+    assert predict_module.automatic_workers("cuda") == 0  # not the CPU: this process predicts
+    assert predict_module.automatic_workers("cpu", chunks=1) == 0  # one chunk: no worker to share it with
+    assert predict_module.automatic_workers("cpu", chunks=3) == 2
     started, original = [], predict_module.in_worker_processes
 
     def spy(jobs, workers, *args, **kwargs):

@@ -63,3 +63,68 @@ def test_a_job_whose_process_died_once_is_run_again_alone(tmp_path):
         in_worker_processes(iter(_jobs(3, flag)), 2, _nothing, (), start="fork", died=lambda job: "died")
     )
     assert out == [k * k for k in range(12)] and os.path.exists(flag)
+
+
+def _quick(k: int, deadly: int, broken: int) -> int:
+    """k², except that job ``deadly`` kills its process and job ``broken`` raises."""
+    if k == deadly:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if k == broken:
+        raise ValueError(f"job {k} is broken")
+    return k * k
+
+
+def test_a_worker_that_dies_while_the_caller_writes_costs_only_its_job():
+    """The death happens between two results (the caller busy with the first): the pool is broken when
+    the next job comes, and that job is not a death."""
+    import time
+
+    out = []
+    jobs = iter([(_quick, k, 2, -1) for k in range(12)])
+    for result in in_worker_processes(jobs, 2, _nothing, (), start="fork", died=lambda job: "died"):
+        out.append(result)
+        if len(out) == 1:
+            time.sleep(0.5)  # job 2 runs and kills its worker meanwhile
+    assert out == ["died" if k == 2 else k * k for k in range(12)]
+
+
+def test_an_error_after_a_death_is_raised_at_its_turn():
+    """Job 2 raises while job 1's death breaks the pool: job 1's fallback still comes first."""
+    out = []
+    jobs = iter([(_quick, k, 1, 2) for k in range(6)])
+    with pytest.raises(ValueError, match="job 2 is broken"):
+        for result in in_worker_processes(jobs, 2, _nothing, (), start="fork", died=lambda job: "died"):
+            out.append(result)
+    assert out == [0, "died"]
+
+
+def _failing_set_up() -> None:
+    raise RuntimeError("the set-up failed")
+
+
+def test_a_failing_set_up_is_an_error_not_a_death_of_every_job():
+    jobs = iter([(_quick, k, -1, -1) for k in range(4)])
+    with pytest.raises(RuntimeError, match="the set-up failed"):
+        list(in_worker_processes(jobs, 2, _failing_set_up, (), start="fork", died=lambda job: "died"))
+
+
+@pytest.mark.parametrize(
+    "files, quota",
+    [
+        ({"cpu.max": "200000 100000\n"}, 2),
+        ({"cpu.max": "150000 100000\n"}, 2),  # 1.5 cores: two processes
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu/cpu.cfs_quota_us": "50000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({}, None),
+    ],
+)
+def test_the_worker_count_keeps_to_the_container_s_cpu_quota(tmp_path, files, quota):
+    from atomgraph.graphs.arrays import cpu_quota, default_workers
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert cpu_quota(tmp_path) == quota
+    cores = len(os.sched_getaffinity(0))
+    assert default_workers(tmp_path) == (cores if quota is None else min(cores, quota))

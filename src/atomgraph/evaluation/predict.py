@@ -293,9 +293,7 @@ def predict_file(
 
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
-    if workers is None:
-        workers = automatic_workers(device)
-    if workers < 0:
+    if workers is not None and workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
@@ -354,6 +352,8 @@ def predict_file(
         output.unlink(missing_ok=True)
     rows = input_rows(input_path, smiles_column, skip=done)
     total = count_rows(input_path)
+    if workers is None:
+        workers = automatic_workers(device, chunks=-(-(total - done) // chunk_rows))
     bar = tqdm(total=total, initial=done, desc="predict", unit="row", disable=not progress, mininterval=1.0)
     columns: list[str] | None = None
     latent_file = None
@@ -441,13 +441,14 @@ def seeded_by(text: str, device: torch.device) -> Iterator[None]:
 FORK_WORKERS = sys.platform.startswith("linux")
 
 
-def automatic_workers(device: str | torch.device = "cpu") -> int:
-    """How many worker processes ``predict`` runs when not told: one per core this process may use, on
-    the CPU where they are forked (they start in milliseconds, sharing the loaded run's pages); none on
-    one core, on another device, or where they would be spawned (each would import the libraries and
-    load the run again: seconds)."""
-    cores = default_workers()
-    return cores if FORK_WORKERS and cores > 1 and torch.device(device).type == "cpu" else 0
+def automatic_workers(device: str | torch.device = "cpu", chunks: int | None = None) -> int:
+    """How many worker processes ``predict`` runs when not told: one per core this process may use
+    (:func:`~atomgraph.graphs.arrays.default_workers`: its affinity and its container's CPU quota), at
+    most one per chunk left to do, on the CPU where they are forked (they start in milliseconds, sharing
+    the loaded run's pages); none where that leaves fewer than two, on another device, or where they
+    would be spawned (each would import the libraries and load the run again: seconds)."""
+    count = min(default_workers(), chunks) if chunks is not None else default_workers()
+    return count if FORK_WORKERS and count > 1 and torch.device(device).type == "cpu" else 0
 
 
 #: a predict worker process's trained run and job (:func:`_init_predict_worker`)
@@ -475,14 +476,16 @@ def _init_predict_worker(dtype: str, source: str, job: dict, latent_file: Path |
 #: the error of a row whose worker process died on it, alone (see in_worker_processes)
 WORKER_DIED = (
     "its worker process died on this row alone (killed by the system, e.g. for memory, or a crash in "
-    "native code); the other rows are unaffected"
+    "native code); the other rows are predicted"
 )
 
 
 def _rows_one_by_one(run, job: dict, pool: Callable, died: tuple) -> pd.DataFrame:
     """The output rows of a chunk whose worker process died on it twice (``died``: the job): each row
     run again in a process of its own, so that only a row that kills its process is lost -- that row
-    gets :data:`WORKER_DIED` as its error."""
+    gets :data:`WORKER_DIED` as its error. (With MC dropout, the rows of such a chunk get the draws of
+    a chunk of one: their sigmas differ from an uninterrupted run's, as another ``chunk_rows`` would
+    make them.)"""
     function, chunk = died
     if len(chunk) == 1:
         (row,) = chunk

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -63,12 +64,35 @@ def arrays_to_graphs(arrays: Mapping) -> list[Data]:
     return [graph_of({key: pieces[k] for key, pieces in parts.items()}) for k in range(arrays["count"])]
 
 
-def default_workers() -> int:
-    """Cores this process may use (the default number of graph-building processes)."""
+def default_workers(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """Cores this process may use (the default number of worker processes): those it may run on, at most
+    its container's CPU quota (``cgroup``: the cgroup file system, v2 or v1; a quota of 1.5 cores counts
+    as 2)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cpu_quota(cgroup)
+    return max(1, min(cores, quota)) if quota is not None else cores
+
+
+def cpu_quota(cgroup: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """The CPU quota of this process's container in cores, rounded up (``docker --cpus``, Kubernetes
+    limits), or None when it has none or it cannot be read: cgroup v2's ``cpu.max`` ("QUOTA PERIOD" or
+    "max PERIOD"), else v1's ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` (-1: none)."""
+    try:
+        text = (cgroup / "cpu.max").read_text().split()
+        quota, period = (None if text[0] == "max" else int(text[0])), int(text[1])
+    except (OSError, ValueError, IndexError):
+        try:
+            quota = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
+            period = int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
+        except (OSError, ValueError):
+            return None
+        quota = None if quota < 0 else quota
+    if quota is None or period <= 0:
+        return None
+    return max(1, -(-quota // period))
 
 
 def default_dtype_name() -> str:
