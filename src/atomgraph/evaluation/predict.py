@@ -353,7 +353,8 @@ def predict_file(
     rows = input_rows(input_path, smiles_column, skip=done)
     total = count_rows(input_path)
     if workers is None:
-        workers = automatic_workers(device, chunks=-(-(total - done) // chunk_rows))
+        left = None if total is None else -(-(total - done) // chunk_rows)  # chunks (None: not counted)
+        workers = automatic_workers(device, chunks=left)
     bar = tqdm(total=total, initial=done, desc="predict", unit="row", disable=not progress, mininterval=1.0)
     columns: list[str] | None = None
     latent_file = None
