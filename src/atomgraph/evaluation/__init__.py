@@ -12,12 +12,11 @@ Inputs are numpy arrays or torch tensors; errors are in the unit of the targets 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from atomgraph.lazy_names import lazy_names
 
 # Each public name's module, imported on first use: ``predict`` and ``screen`` import this package, and
 # baselines (scikit-learn) and plots (matplotlib) would add ~1 s to every start-up they do not use.
-_HOMES = {
+_MODULES = {
     "baselines": ["CompositionBaseline", "MeanBaseline", "composition_matrix"],
     "metrics": [
         "classification_metrics",
@@ -34,42 +33,7 @@ _HOMES = {
     ],
     "plots": ["comparison_bar", "error_histogram", "error_vs_size", "learning_curves", "parity_plot"],
 }
-_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    """A public name (or one of its modules: ``evaluation.metrics``), imported on first use."""
-    if name in _HOMES:
-        return importlib.import_module(f"{__name__}.{name}")
-    if name not in _HOME_OF:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_HOME_OF[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__, *_HOMES})
-
-
-__all__ = [
-    "CompositionBaseline",
-    "MeanBaseline",
-    "classification_metrics",
-    "comparison_bar",
-    "composition_matrix",
-    "error_histogram",
-    "error_vs_size",
-    "kendall_tau",
-    "learning_curves",
-    "mae",
-    "parity_plot",
-    "pearson",
-    "per_task_metrics",
-    "r2",
-    "regression_metrics",
-    "rmse",
-    "roc_auc",
-    "spearman",
-    "top_k_recall",
-]
+__all__ = sorted(name for names in _MODULES.values() for name in names)
+__getattr__, __dir__ = lazy_names(
+    __name__, {name: module for module, names in _MODULES.items() for name in names}, _MODULES
+)

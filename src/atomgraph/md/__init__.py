@@ -4,13 +4,14 @@ calculator with uncertainties, geometry/cell relaxation and NVE/NVT molecular dy
 Units are ASE's: Å, eV, eV/Å, eV/Å^3 (stress, ASE sign), fs for time steps, K for temperatures.
 
 The calculators are imported on first use (``from atomgraph.md import Calculator`` loads the calculator
-only; loading a trained run also loads the training stack it was saved from).
+only; loading a trained run loads its model, never the trainer).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from atomgraph.lazy_names import lazy_names
 
 # dynamics and relaxation need only ASE and numpy: bound here, so that the function ``relax`` is never
 # shadowed by its submodule of the same name (a lazy attribute would be, once the submodule is imported)
@@ -32,15 +33,4 @@ __all__ = [
     "relax",
     "run_md",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'atomgraph.md' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"atomgraph.md.{_LAZY[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
