@@ -128,3 +128,21 @@ def test_the_worker_count_keeps_to_the_container_s_cpu_quota(tmp_path, files, qu
     assert cpu_quota(tmp_path) == quota
     cores = len(os.sched_getaffinity(0))
     assert default_workers(tmp_path) == (cores if quota is None else min(cores, quota))
+
+
+def test_a_death_no_job_explains_leaves_one_worker_less(tmp_path, caplog):
+    """Job 3's process dies once (as the system kills a process when the workers together run out of
+    memory) and its job runs alone fine: the pool goes on with one worker less. A job that kills its
+    process every time explains its death: the pool keeps its size."""
+    import logging
+
+    flag = str(tmp_path / "died_once")
+    with caplog.at_level(logging.WARNING, logger="atomgraph.data.process_pool"):
+        out = list(in_worker_processes(iter(_jobs(3, flag)), 2, _nothing, (), start="fork", died=lambda j: 0))
+    assert out == [k * k for k in range(12)]
+    assert "1 worker(s) from now on" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="atomgraph.data.process_pool"):
+        out = list(in_worker_processes(iter(_jobs(3)), 2, _nothing, (), start="fork", died=lambda j: "died"))
+    assert out == ["died" if k == 3 else k * k for k in range(12)]
+    assert "a worker process died" in caplog.text and "from now on" not in caplog.text

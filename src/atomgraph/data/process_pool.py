@@ -34,8 +34,9 @@ def in_worker_processes(
     the pool: every job it had not handed back loses its result. Without ``died`` that is raised
     (``BrokenProcessPool``). With it, a warning is logged and each of those jobs is run again alone, in a
     process of its own (``workers`` at a time); a job whose process dies again gets ``died(job)`` as its
-    result, and the jobs after them go on in a new pool. A set-up that fails is then every job's error,
-    raised at the first one's turn, not a death."""
+    result, and the jobs after them go on in a new pool -- with one worker less when no job died alone (a
+    process the system killed, e.g. when the workers together ran out of memory). A set-up that fails
+    is then every job's error, raised at the first one's turn, not a death."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
@@ -59,11 +60,14 @@ def in_worker_processes(
                 raise
             return None
 
+    size = workers  # the pool's, one less after each death no job explains
+    guilty: list[tuple] = []  # the jobs whose process died again, alone
+
     def each_alone(lost: list[tuple]) -> Iterator[Any]:
-        """The results of ``lost``, in order, each job run in a process of its own, ``workers`` at a
+        """The results of ``lost``, in order, each job run in a process of its own, ``size`` at a
         time; ``died(job)`` for a job whose process dies again (called once its process is gone)."""
-        for first in range(0, len(lost), workers):
-            group = lost[first : first + workers]
+        for first in range(0, len(lost), size):
+            group = lost[first : first + size]
             singles = [pool_of(1) for _ in group]
             futures = [submit(single, job) for single, job in zip(singles, group, strict=True)]
             for single in singles:
@@ -71,13 +75,14 @@ def in_worker_processes(
             for job, future in zip(group, futures, strict=True):
                 error = future.exception() if future is not None else BrokenProcessPool()
                 if isinstance(error, BrokenProcessPool):
+                    guilty.append(job)
                     yield died(job)
                 elif error is not None:
                     raise error
                 else:
                     yield future.result()
 
-    pool = pool_of(workers)
+    pool = pool_of(size)
     pending: deque = deque()  # (job, its future, or None: the pool had broken when it came), in order
     try:
         source = iter(jobs)
@@ -110,8 +115,12 @@ def in_worker_processes(
                 "its %d job(s) in flight run again, each alone",
                 len(lost),
             )
+            before = len(guilty)
             yield from each_alone(lost)
-            pool = pool_of(workers)
+            if len(guilty) == before and size > 1:  # no job killed its process alone: the system did
+                size -= 1
+                log.warning("no job killed its worker alone (memory?): %d worker(s) from now on", size)
+            pool = pool_of(size)
             pending = deque((job, f if _completed(f) else submit(pool, job)) for job, f in pending)
     finally:
         for _, future in pending:
