@@ -177,7 +177,7 @@ def plot_error_vs_depth(result: dict, target: str, path: str | Path, metric: str
     ax.set_xlabel(f"depth ({result['depth_key']})")
     ax.set_ylabel(f"test {metric.upper()}" + (f" [{unit}]" if unit else ""))
     ax.set_title(f"{result['model']}: {target}")
-    ax.legend(title="cutoff")
+    ax.legend(title="cutoff", loc="best")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=150)

@@ -138,7 +138,7 @@ def _panel(ax: Any, x: str, title: str, ylabel: str) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend()
+    ax.legend(loc="best")
     ax.grid(alpha=0.3)
 
 
@@ -277,7 +277,7 @@ def error_vs_size(
     ax.plot(uniq, per_size, marker="o", ms=3, color="C0")
     ax.axhline(abs_err.mean(), color="k", lw=0.8, ls="--", label=f"overall MAE {abs_err.mean():.3g}")
     ax.set_ylabel(_with_unit("MAE", unit))
-    ax.legend()
+    ax.legend(loc="best")
     ax.grid(alpha=0.3)
     ax_n.bar(uniq, counts, width=0.8, color="C7")
     ax_n.set_ylabel("count")
@@ -302,7 +302,7 @@ def error_qq_plot(y_true: Any, y_pred: Any, path: PathLike, unit: str = "") -> P
     ax.set_xlabel(_with_unit("normal quantile", unit))
     ax.set_ylabel(_with_unit("error quantile (predicted − true)", unit))
     ax.set_title("Q–Q plot of the errors")
-    ax.legend()
+    ax.legend(loc="upper left")  # a Q-Q plot rises: that corner is empty
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
@@ -323,7 +323,7 @@ def error_vs_true(y_true: Any, y_pred: Any, path: PathLike, unit: str = "", bins
     ax.plot(centres[counts > 0], means[counts > 0], "o-", color="C3", ms=3, label="mean |error| per bin")
     ax.set_xlabel(_with_unit("true value", unit))
     ax.set_ylabel(_with_unit("|error|", unit))
-    ax.legend()
+    ax.legend(loc="upper right", framealpha=0.9)  # not "best": it tests every point
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
@@ -340,7 +340,7 @@ def dataset_plot(sizes: dict[str, Any], targets: dict[str, dict[str, Any]], path
         axes[0].hist(to_numpy(values).reshape(-1), bins=edges, alpha=0.6, label=f"{split} ({len(values)})")
     axes[0].set_xlabel("atoms per structure")
     axes[0].set_ylabel("count")
-    axes[0].legend()
+    axes[0].legend(loc="best")
     for ax, (name, per_split) in zip(axes[1:], targets.items(), strict=True):
         for split, values in per_split.items():
             finite = to_numpy(values).reshape(-1)
@@ -348,7 +348,7 @@ def dataset_plot(sizes: dict[str, Any], targets: dict[str, dict[str, Any]], path
             ax.hist(finite, bins=40, alpha=0.6, density=True, label=split)
         ax.set_xlabel(name)
         ax.set_ylabel("density")
-        ax.legend()
+        ax.legend(loc="best")
     return _save(fig, path)
 
 
@@ -424,7 +424,7 @@ def volume_response_plot(scales: Any, curves: Any, path: PathLike, unit: str = "
     ax.set_xlabel("V / V_DFT")
     ax.set_ylabel(_with_unit("prediction - prediction at V_DFT", unit))
     ax.set_title(title or "fixed chemistry, scaled cell")
-    ax.legend()
+    ax.legend(loc="best")
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
@@ -513,7 +513,7 @@ def uncertainty_panels(
     ax3.set(
         xlabel="fraction of rows kept", ylabel=_with_unit("MAE of kept rows", unit), title="confidence curve"
     )
-    ax3.legend(frameon=False)
+    ax3.legend(frameon=False, loc="best")
     if title:
         fig.suptitle(title)
     return _save(fig, path)
